@@ -1,0 +1,168 @@
+"""Primitives and none: int, float, str, bool, datetime, timedelta and None.
+
+What a connector receives, the way the flyte SDK reads the same literal:
+int -> ``int``, float -> ``float`` (an integer literal is accepted for a float), str -> ``str``,
+bool -> ``bool``, datetime -> a timezone-aware ``datetime`` in UTC, duration -> ``timedelta``,
+none -> ``None``. On the way out, an ``int`` fits a float type (not a ``bool``: it is no number
+here), a naive ``datetime`` is taken as UTC, a ``date`` as its midnight.
+"""
+
+from __future__ import annotations
+
+import datetime
+import numbers
+from typing import Any
+
+from flyteidl2.core.literals_pb2 import Literal, Primitive, Scalar, Void
+from flyteidl2.core.types_pb2 import SimpleType
+
+__all__ = [
+    "PRIMITIVE_SIMPLE_TYPES",
+    "from_msgpack_value",
+    "literal_of_none",
+    "native_to_primitive",
+    "primitive_to_native",
+]
+
+PRIMITIVE_SIMPLE_TYPES = frozenset(
+    {
+        SimpleType.INTEGER,
+        SimpleType.FLOAT,
+        SimpleType.STRING,
+        SimpleType.BOOLEAN,
+        SimpleType.DATETIME,
+        SimpleType.DURATION,
+    }
+)
+
+_UTC = datetime.timezone.utc
+
+
+def literal_of_none() -> Literal:
+    return Literal(scalar=Scalar(none_type=Void()))
+
+
+def primitive_to_native(primitive: Primitive, simple: SimpleType.ValueType | None) -> Any:
+    """The native value of a primitive; ``simple`` is the declared type, None to take it as it is.
+
+    Raises ``TypeError`` (with a short problem description) when the primitive does not fit.
+    """
+    kind = primitive.WhichOneof("value")
+    if simple is None:
+        if kind is None:
+            raise TypeError("the primitive holds no value")
+        return _read_primitive(primitive, kind)
+    if simple == SimpleType.FLOAT and kind == "integer":
+        return float(primitive.integer)
+    if _PRIMITIVE_FIELD.get(simple) != kind:
+        raise TypeError("the literal holds another primitive")
+    return _read_primitive(primitive, kind)
+
+
+def _read_primitive(primitive: Primitive, kind: str) -> Any:
+    if kind == "datetime":
+        return primitive.datetime.ToDatetime(tzinfo=_UTC)
+    if kind == "duration":
+        return primitive.duration.ToTimedelta()
+    return getattr(primitive, kind)
+
+
+_PRIMITIVE_FIELD = {
+    SimpleType.INTEGER: "integer",
+    SimpleType.FLOAT: "float_value",
+    SimpleType.STRING: "string_value",
+    SimpleType.BOOLEAN: "boolean",
+    SimpleType.DATETIME: "datetime",
+    SimpleType.DURATION: "duration",
+}
+
+
+def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Literal:
+    """The literal of a native primitive; ``simple`` is the declared type, None to infer it.
+
+    Raises ``TypeError`` (with a short problem description) when the value does not fit.
+    """
+    if simple is None:
+        simple = infer_simple_type(value)
+        if simple is None:
+            raise TypeError(f"a {type(value).__name__} is not a primitive")
+    if simple == SimpleType.INTEGER:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(_wrong(value))
+        return Literal(scalar=Scalar(primitive=Primitive(integer=int(value))))
+    if simple == SimpleType.FLOAT:
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real)):
+            raise TypeError(_wrong(value))
+        return Literal(scalar=Scalar(primitive=Primitive(float_value=float(value))))
+    if simple == SimpleType.STRING:
+        if not isinstance(value, str):
+            raise TypeError(_wrong(value))
+        return Literal(scalar=Scalar(primitive=Primitive(string_value=value)))
+    if simple == SimpleType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise TypeError(_wrong(value))
+        return Literal(scalar=Scalar(primitive=Primitive(boolean=value)))
+    if simple == SimpleType.DATETIME:
+        if isinstance(value, datetime.datetime):
+            moment = value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+        elif isinstance(value, datetime.date):
+            moment = datetime.datetime.combine(value, datetime.time.min, tzinfo=_UTC)
+        else:
+            raise TypeError(_wrong(value))
+        primitive = Primitive()
+        primitive.datetime.FromDatetime(moment)
+        return Literal(scalar=Scalar(primitive=primitive))
+    if simple == SimpleType.DURATION:
+        if not isinstance(value, datetime.timedelta):
+            raise TypeError(_wrong(value))
+        primitive = Primitive()
+        primitive.duration.FromTimedelta(value)
+        return Literal(scalar=Scalar(primitive=primitive))
+    raise TypeError("not a primitive type")
+
+
+def infer_simple_type(value: Any) -> SimpleType.ValueType | None:
+    """The simple type the flyte SDK gives a Python value's type, or None if it is no primitive."""
+    if isinstance(value, bool):
+        return SimpleType.BOOLEAN
+    if isinstance(value, numbers.Integral):
+        return SimpleType.INTEGER
+    if isinstance(value, numbers.Real):
+        return SimpleType.FLOAT
+    if isinstance(value, str):
+        return SimpleType.STRING
+    if isinstance(value, datetime.datetime):
+        return SimpleType.DATETIME
+    if isinstance(value, datetime.timedelta):
+        return SimpleType.DURATION
+    return None
+
+
+def from_msgpack_value(value: Any, simple: SimpleType.ValueType) -> Any:
+    """A primitive the SDK sent as a msgpack binary (a dataclass attribute passed on, ``dc.a``).
+
+    mashumaro writes a datetime as its ISO string and a timedelta as its seconds.
+    """
+    if simple == SimpleType.DATETIME and isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError as err:
+            raise TypeError(f"{value!r} is not an ISO datetime") from err
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC)
+    if simple == SimpleType.DURATION and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.timedelta(seconds=value)
+    if simple == SimpleType.FLOAT and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = {
+        SimpleType.INTEGER: int,
+        SimpleType.FLOAT: float,
+        SimpleType.STRING: str,
+        SimpleType.BOOLEAN: bool,
+    }.get(simple)
+    if expected is None or type(value) is not expected:
+        raise TypeError(f"the msgpack binary holds a {type(value).__name__}")
+    return value
+
+
+def _wrong(value: Any) -> str:
+    return f"got a {type(value).__name__}"

@@ -1,0 +1,92 @@
+"""Readable names for Flyte literal types and literals, for error messages."""
+
+from __future__ import annotations
+
+from flyteidl2.core.literals_pb2 import Literal
+from flyteidl2.core.types_pb2 import BlobType, LiteralType, SimpleType
+
+__all__ = ["describe_literal", "describe_type"]
+
+_SIMPLE_NAMES = {
+    SimpleType.NONE: "none",
+    SimpleType.INTEGER: "int",
+    SimpleType.FLOAT: "float",
+    SimpleType.STRING: "str",
+    SimpleType.BOOLEAN: "bool",
+    SimpleType.DATETIME: "datetime",
+    SimpleType.DURATION: "timedelta",
+    SimpleType.BINARY: "binary",
+    SimpleType.ERROR: "error",
+    SimpleType.STRUCT: "struct",
+}
+
+
+def describe_type(literal_type: LiteralType | None) -> str:
+    """``list[int]``, ``dict[str, float]``, ``int | none``, ``enum{RED,GREEN}``, ``file(csv)``..."""
+    if literal_type is None:
+        return "inferred"
+    kind = literal_type.WhichOneof("type")
+    if kind == "simple":
+        if literal_type.simple == SimpleType.STRUCT:
+            title = _struct_title(literal_type)
+            return f"struct {title}" if title else "struct"
+        return _SIMPLE_NAMES.get(literal_type.simple, f"simple type {literal_type.simple}")
+    if kind == "collection_type":
+        return f"list[{describe_type(literal_type.collection_type)}]"
+    if kind == "map_value_type":
+        return f"dict[str, {describe_type(literal_type.map_value_type)}]"
+    if kind == "union_type":
+        return " | ".join(describe_type(variant) for variant in literal_type.union_type.variants)
+    if kind == "enum_type":
+        return "enum{" + ",".join(literal_type.enum_type.values) + "}"
+    if kind == "blob":
+        noun = "directory" if literal_type.blob.dimensionality == BlobType.MULTIPART else "file"
+        return f"{noun}({literal_type.blob.format})" if literal_type.blob.format else noun
+    if kind == "structured_dataset_type":
+        fmt = literal_type.structured_dataset_type.format
+        return f"dataframe({fmt})" if fmt else "dataframe"
+    if kind == "schema":
+        return "schema"
+    return "unknown type"
+
+
+def describe_literal(literal: Literal) -> str:
+    """What a literal holds, in a few words: ``a str literal``, ``a collection``, ``a msgpack binary``..."""
+    kind = literal.WhichOneof("value")
+    if kind == "scalar":
+        scalar_kind = literal.scalar.WhichOneof("value")
+        if scalar_kind == "primitive":
+            primitive_kind = literal.scalar.primitive.WhichOneof("value")
+            return {
+                "integer": "an int literal",
+                "float_value": "a float literal",
+                "string_value": "a str literal",
+                "boolean": "a bool literal",
+                "datetime": "a datetime literal",
+                "duration": "a timedelta literal",
+            }.get(primitive_kind, "an empty primitive")
+        if scalar_kind == "binary":
+            tag = literal.scalar.binary.tag
+            return f"a {tag} binary" if tag else "an untagged binary (pickle?)"
+        if scalar_kind == "none_type":
+            return "a none literal"
+        if scalar_kind == "structured_dataset":
+            return "a dataframe literal"
+        if scalar_kind == "generic":
+            return "a struct literal"
+        return f"a {scalar_kind} literal" if scalar_kind else "an empty scalar"
+    if kind == "collection":
+        return "a collection literal"
+    if kind == "map":
+        return "a map literal"
+    if kind == "offloaded_metadata":
+        return "an offloaded literal"
+    return "an empty literal"
+
+
+def _struct_title(literal_type: LiteralType) -> str:
+    if literal_type.HasField("metadata"):
+        title = literal_type.metadata.fields.get("title")
+        if title is not None and title.WhichOneof("kind") == "string_value":
+            return title.string_value
+    return ""
