@@ -1,0 +1,44 @@
+"""The `connectors` command: `serve` the API locally, `invoke` a function with an event, `list` connectors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="connectors", description="Flyte connector service tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the whole API on 127.0.0.1 with an embedded DynamoDB")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    serve.add_argument("--dynamodb-port", type=int, default=int(os.environ.get("DYNAMODB_PORT", "8000")))
+
+    invoke = commands.add_parser("invoke", help="run an event through a function's handler, as `sam local invoke`")
+    invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. CreateTaskFunction")
+    invoke.add_argument("event", help="an API Gateway event file, e.g. events/create_task.json")
+    invoke.add_argument("--template", default="template.yaml")
+
+    commands.add_parser("list", help="list the connectors this deployment serves (built-ins and CONNECTOR_MODULES)")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from .dev.serve import serve as run
+
+        run(args.port, args.dynamodb_port)
+        return 0
+    if args.command == "invoke":
+        from .dev.invoke import main as invoke_main
+
+        return invoke_main([args.function, args.event, "--template", args.template])
+    from .registry import load_default_connectors
+
+    for connector in load_default_connectors().list_connectors():
+        for category in connector.supported_task_categories:
+            print(f"{category.name}\t{category.version}\t{connector.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`connectors serve`: the whole API on loopback, on the embedded DynamoDB unless told otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from ..runtime import build_service, configure_logging
+from ..settings import Settings
+from ..store import new_client
+from .local_dynamodb import LOCAL_ENV, LocalDynamoDB
+
+
+@contextlib.contextmanager
+def task_table(dynamodb_port: int) -> Iterator[str]:
+    """Use the DynamoDB the environment names, or start the embedded one; yield a description."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if endpoint:
+        yield f"DynamoDB at {endpoint}"
+        return
+    if os.environ.get("TASKS_TABLE") and _has_aws_credentials():
+        yield f"DynamoDB table {os.environ['TASKS_TABLE']} in your AWS account"
+        return
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    with LocalDynamoDB(dynamodb_port) as local:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = local.endpoint_url
+        try:
+            yield f"embedded DynamoDB (moto) at {local.endpoint_url}"
+        finally:
+            del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+
+
+def _has_aws_credentials() -> bool:
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def serve(port: int, dynamodb_port: int) -> None:
+    import uvicorn
+
+    from ..transport import create_app
+
+    configure_logging()
+    with task_table(dynamodb_port) as where:
+        settings = Settings.from_env()
+        service = build_service(settings, new_client())
+        if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+            service.store.create_table()
+        categories = ", ".join(
+            f"{c.name} (version {c.version})" for m in service.registry.list_connectors() for c in m.supported_task_categories
+        )
+        base = f"http://127.0.0.1:{port}"
+        print(f"Flyte connector service on {base}  (tasks in {where}, table {settings.tasks_table})")
+        print(f"Connectors: {categories}")
+        print("Try:")
+        print(
+            f"  curl -s -X POST {base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors "
+            "-H 'content-type: application/json' -d '{}'"
+        )
+        uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning")

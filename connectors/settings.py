@@ -1,0 +1,48 @@
+"""Service settings, read once per process from the environment (template.yaml sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"environment variable {name} must not be negative, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks_table: str = "connector-tasks"
+    # Every connector call runs under this deadline: below the executor's 10 s CreateTask deadline.
+    connector_timeout_seconds: float = 8.0
+    # A CreateTask claim older than this is taken to belong to a dead invocation and is resumed.
+    create_claim_seconds: float = 60.0
+    # How long a finished task's record is kept (DynamoDB TTL on expires_at).
+    terminal_retention_days: float = 30.0
+    # How long an active task's record is kept after its last poll.
+    active_retention_days: float = 30.0
+    # A task no executor has polled for this long is cancelled by the reaper.
+    abandoned_after_minutes: float = 60.0
+    # Larger request bodies answer resource_exhausted (Lambda's own limit is 6 MB).
+    max_request_bytes: int = 4 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            tasks_table=os.environ.get("TASKS_TABLE", "").strip() or cls.tasks_table,
+            connector_timeout_seconds=_number("CONNECTOR_TIMEOUT_SECONDS", cls.connector_timeout_seconds),
+            create_claim_seconds=_number("CREATE_CLAIM_SECONDS", cls.create_claim_seconds),
+            terminal_retention_days=_number("TERMINAL_RETENTION_DAYS", cls.terminal_retention_days),
+            active_retention_days=_number("ACTIVE_RETENTION_DAYS", cls.active_retention_days),
+            abandoned_after_minutes=_number("ABANDONED_AFTER_MINUTES", cls.abandoned_after_minutes),
+            max_request_bytes=int(_number("MAX_REQUEST_BYTES", cls.max_request_bytes)),
+        )

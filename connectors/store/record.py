@@ -1,0 +1,141 @@
+"""The task record: one DynamoDB item per attempt of an action.
+
+Key: ``action_id`` (a digest of org/project/domain/run/action) and ``attempt`` (the retry
+attempt), so every attempt of one action is one Query away. ``active_shard``/``polled_at`` are
+set only while the task is not terminal: the sparse index ``active-by-poll`` lists the active
+tasks by when an executor last polled them. Connection secrets are never part of a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
+
+from .handle import TaskHandle
+
+CREATING = "creating"  # claimed: connector.create is running or its invocation died
+CREATED = "created"  # connector.create answered; resource_meta is set
+
+ACTIVE_SHARDS = 8
+
+
+@dataclass(frozen=True)
+class TaskExecutionKey:
+    """Who a task runs for: the executor's task execution id, flattened."""
+
+    org: str = ""
+    project: str = ""
+    domain: str = ""
+    run: str = ""
+    action: str = ""
+    attempt: int = 0
+
+    @classmethod
+    def from_metadata(cls, metadata: TaskExecutionMetadata) -> "TaskExecutionKey | None":
+        """The key of a request's task execution id, or None when the request carries none."""
+        task_execution_id = metadata.task_execution_id
+        node = task_execution_id.node_execution_id
+        execution = node.execution_id
+        if not (execution.name or node.node_id):
+            return None
+        return cls(
+            org=execution.org,
+            project=execution.project,
+            domain=execution.domain,
+            run=execution.name,
+            action=node.node_id,
+            attempt=task_execution_id.retry_attempt,
+        )
+
+    def action_digest(self) -> bytes:
+        parts = [self.org, self.project, self.domain, self.run, self.action]
+        return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16).digest()
+
+    def idempotency_token(self) -> str:
+        """Deterministic per attempt: the same on every retry of one CreateTask, 32 hex chars."""
+        parts = [self.org, self.project, self.domain, self.run, self.action, self.attempt]
+        return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16, person=b"flyte-idem").hexdigest()
+
+
+@dataclass
+class TaskRecord:
+    action_id: str
+    attempt: int
+    secret: bytes
+    task_type: str
+    task_version: int
+    state: str = CREATING
+    phase: int = 0
+    message: str = ""
+    resource_meta: bytes | None = None
+    output_prefix: str = ""
+    outputs_interface: bytes = b""
+    execution: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    polled_at: float | None = None
+    claim_expires_at: float | None = None
+    expires_at: int | None = None
+    version: int = 1
+    active_shard: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def handle(self) -> TaskHandle:
+        return TaskHandle(bytes.fromhex(self.action_id), self.attempt, self.secret)
+
+    @property
+    def category(self) -> tuple[str, int]:
+        return (self.task_type, self.task_version)
+
+    def to_item(self) -> dict[str, dict[str, Any]]:
+        item: dict[str, dict[str, Any]] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            item[f.name] = _to_attribute(f.name, value)
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, dict[str, Any]]) -> "TaskRecord":
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in item:
+                kwargs[f.name] = _from_attribute(f.name, item[f.name])
+        return cls(**kwargs)
+
+
+_INT_FIELDS = {"attempt", "task_version", "phase", "version", "expires_at"}
+_FLOAT_FIELDS = {"created_at", "updated_at", "polled_at", "claim_expires_at"}
+
+
+def _to_attribute(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bytes):
+        return {"B": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {k: {"S": v} for k, v in value.items()}}
+    if isinstance(value, list):
+        return {"L": [{"S": v} for v in value]}
+    raise TypeError(f"cannot store {name}={value!r}")
+
+
+def _from_attribute(name: str, attribute: dict[str, Any]) -> Any:
+    ((kind, value),) = attribute.items()
+    if kind == "N":
+        return int(value) if name in _INT_FIELDS else float(value)
+    if kind == "M":
+        return {k: v["S"] for k, v in value.items()}
+    if kind == "L":
+        return [v["S"] for v in value]
+    return value

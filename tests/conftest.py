@@ -1,0 +1,108 @@
+"""Fixtures shared by every test: a real moto DynamoDB server, tables, the service, a served app.
+
+The DynamoDB server is a child process on 127.0.0.1 (a free port), started once per session.
+Each test module gets its own table, so tests can count records without seeing each other's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from typing import Any, Iterator
+
+import boto3
+import pytest
+
+from connectors.dev.local_dynamodb import LOCAL_ENV, HOST, LocalDynamoDB, free_port
+from connectors.registry import ConnectorRegistry, load_default_connectors
+from connectors.service import ConnectorService
+from connectors.settings import Settings
+from connectors.store import TaskStore, new_client
+
+for _key, _value in LOCAL_ENV.items():
+    os.environ[_key] = _value  # never reach for real AWS credentials from a test
+
+
+@pytest.fixture(scope="session")
+def dynamodb() -> Iterator[LocalDynamoDB]:
+    with LocalDynamoDB() as server:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.endpoint_url
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dynamodb_client(dynamodb: LocalDynamoDB) -> Any:
+    return new_client(dynamodb.endpoint_url)
+
+
+def make_table(client: Any, prefix: str = "tasks") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    TaskStore(name, client).create_table()
+    return name
+
+
+@pytest.fixture(scope="module")
+def table_name(dynamodb_client: Any) -> str:
+    return make_table(dynamodb_client)
+
+
+@pytest.fixture(scope="module")
+def settings(table_name: str) -> Settings:
+    return Settings(tasks_table=table_name, connector_timeout_seconds=2.0)
+
+
+def make_service(settings: Settings, client: Any, registry: ConnectorRegistry | None = None) -> ConnectorService:
+    store = TaskStore(settings.tasks_table, client, terminal_retention_days=settings.terminal_retention_days)
+    return ConnectorService(registry or load_default_connectors(), store, settings)
+
+
+@pytest.fixture(scope="module")
+def service(settings: Settings, dynamodb_client: Any) -> ConnectorService:
+    return make_service(settings, dynamodb_client)
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        config = uvicorn.Config(app, host=HOST, port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> "ServedApp":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(service: ConnectorService) -> Iterator[ServedApp]:
+    from connectors.transport import create_app
+
+    with ServedApp(create_app(service)) as server:
+        yield server
+
+
+def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
