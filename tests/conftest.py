@@ -106,3 +106,28 @@ def scan_table(client: Any, table: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.fixture(scope="session")
+def lambda_environment(dynamodb: LocalDynamoDB, dynamodb_client: Any) -> str:
+    """Environment for importing handlers/: one table for the process (handlers build once)."""
+    table = os.environ.get("TASKS_TABLE_FOR_HANDLERS") or make_table(dynamodb_client, "lambda-tasks")
+    os.environ["TASKS_TABLE_FOR_HANDLERS"] = table
+    os.environ["TASKS_TABLE"] = table
+    return table
+
+
+class LambdaContext:
+    """The attributes of a Lambda context object that handlers may read."""
+
+    function_name = "connectors-test"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:connectors-test"
+    memory_limit_in_mb = 512
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name = "/aws/lambda/connectors-test"
+    log_stream_name = "2026/11/25/[$LATEST]abcdef"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 15000

@@ -4,16 +4,28 @@ For smoke tests and demos. ``template.custom`` may hold ``delay_seconds`` (a num
 ``fail`` (a message). GetTask answers RUNNING until the delay has passed since create, then
 SUCCEEDED with outputs equal to the inputs of the same names (the names declared in
 ``template.interface.outputs``), or FAILED with the ``fail`` message. Delete is always accepted.
+It also serves GetTaskMetrics (``elapsed_seconds``) and GetTaskLogs (a few lines of its story),
+so that every operation of the service can be tried end to end.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, AsyncIterator, Optional
 
+from flyteidl2.connector.connector_pb2 import (
+    GetTaskLogsResponse,
+    GetTaskLogsResponseBody,
+    GetTaskLogsResponseHeader,
+    GetTaskMetricsResponse,
+)
 from flyteidl2.core.execution_pb2 import TaskExecution
+from flyteidl2.core.metrics_pb2 import ExecutionMetricResult
+from flyteidl2.logs.dataplane.payload_pb2 import LogLine, LogLineOriginator
 from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from .. import literals
 from ..connector import AsyncConnector, Resource, ResourceMeta
@@ -60,3 +72,20 @@ class EchoConnector(AsyncConnector[EchoMetadata]):
 
     async def delete(self, resource_meta: EchoMetadata, **kwargs) -> None:
         return None
+
+    async def get_metrics(self, resource_meta: EchoMetadata, **kwargs) -> GetTaskMetricsResponse:
+        data = Struct()
+        data.update({"value": round(time.time() - resource_meta.created_at, 3), "unit": "seconds"})
+        return GetTaskMetricsResponse(results=[ExecutionMetricResult(metric="elapsed_seconds", data=data)])
+
+    async def get_logs(self, resource_meta: EchoMetadata, **kwargs) -> AsyncIterator[GetTaskLogsResponse]:
+        yield GetTaskLogsResponse(header=GetTaskLogsResponseHeader(token=""))
+        created = Timestamp()
+        created.FromNanoseconds(int(resource_meta.created_at * 1e9))
+        story = [
+            f"echo: created with a delay of {resource_meta.delay_seconds:g} s",
+            f"echo: will echo {sorted(resource_meta.outputs)}",
+            f"echo: will fail with {resource_meta.fail!r}" if resource_meta.fail is not None else "echo: will succeed",
+        ]
+        lines = [LogLine(timestamp=created, message=text, originator=LogLineOriginator.SYSTEM) for text in story]
+        yield GetTaskLogsResponse(body=GetTaskLogsResponseBody(lines=lines))

@@ -1,0 +1,193 @@
+"""Build the API Gateway events in events/ from real flyteidl2 requests.
+
+``python -m connectors.dev.events`` rewrites events/*.json: one HTTP API (payload 2.0) event
+per function, binary proto bodies base64-encoded as API Gateway sends them. GetTask, DeleteTask,
+GetTaskMetrics and GetTaskLogs name an example echo task whose record :func:`seed_example_task`
+writes (its handle is fixed here, so the events can name it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from flyteidl2.connector import connector_pb2 as pb
+from flyteidl2.core import identifier_pb2, interface_pb2, literals_pb2, tasks_pb2, types_pb2
+from flyteidl2.core.execution_pb2 import TaskExecution
+from flyteidl2.task import common_pb2
+from google.protobuf.message import Message
+
+from ..builtin.echo import EchoMetadata
+from ..store import TaskExecutionKey, TaskRecord, TaskStore
+
+API_ID = "a1b2c3d4e5"
+ASYNC = "/flyteidl2.connector.AsyncConnectorService"
+METADATA = "/flyteidl2.connector.ConnectorMetadataService"
+ECHO = pb.TaskCategory(name="echo", version=0)
+
+EXAMPLE_KEY = TaskExecutionKey(project="flytesnacks", domain="development", run="example-run", action="a0")
+# Fixed only for the example task the events name; real handles carry 128 random bits.
+EXAMPLE_SECRET = hashlib.sha256(b"connectors example task").digest()[:16]
+
+
+def example_record() -> TaskRecord:
+    return TaskRecord(
+        action_id=EXAMPLE_KEY.action_digest().hex(), attempt=0, secret=EXAMPLE_SECRET,
+        task_type="echo", task_version=0, output_prefix="s3://my-bucket/example-run/a0",
+        execution={"org": "", "project": "flytesnacks", "domain": "development", "run": "example-run", "action": "a0"},
+    )
+
+
+def example_handle() -> bytes:
+    return example_record().handle.encode()
+
+
+def seed_example_task(store: TaskStore) -> bytes:
+    """Write the example echo task the events name (idempotent); return its handle."""
+    record = example_record()
+    claim = store.claim(record, claim_seconds=60)
+    if claim.claimed:
+        import time
+
+        meta = EchoMetadata(created_at=time.time(), delay_seconds=0.0, outputs={"x": 42})
+        store.finish_create(record, meta.encode(), TaskExecution.QUEUED)
+    return example_handle()
+
+
+def create_task_request() -> pb.CreateTaskRequest:
+    x = interface_pb2.VariableEntry(
+        key="x", value=interface_pb2.Variable(type=types_pb2.LiteralType(simple=types_pb2.INTEGER))
+    )
+    return pb.CreateTaskRequest(
+        inputs=common_pb2.Inputs(literals=[common_pb2.NamedLiteral(
+            name="x", value=literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=42))),
+        )]),
+        template=tasks_pb2.TaskTemplate(
+            id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK, project="flytesnacks",
+                                         domain="development", name="examples.echo_task", version="v1"),
+            type="echo",
+            interface=interface_pb2.TypedInterface(inputs=interface_pb2.VariableMap(variables=[x]),
+                                                   outputs=interface_pb2.VariableMap(variables=[x])),
+        ),
+        output_prefix="s3://my-bucket/events-run/a0",
+        task_execution_metadata=pb.TaskExecutionMetadata(
+            task_execution_id=identifier_pb2.TaskExecutionIdentifier(
+                node_execution_id=identifier_pb2.NodeExecutionIdentifier(
+                    node_id="a0",
+                    execution_id=identifier_pb2.WorkflowExecutionIdentifier(
+                        project="flytesnacks", domain="development", name="events-run"),
+                ),
+                retry_attempt=0,
+            ),
+            namespace="flytesnacks-development",
+        ),
+    )
+
+
+def http_api_event(method: str, path: str, body: bytes | None = None, content_type: str = "application/proto",
+                   query: str = "") -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, IAM-authorised, as Lambda receives it."""
+    route = f"{method} {path}"
+    headers = {
+        "accept": content_type if body is not None else "application/json",
+        "host": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "flyte-executor/2.0",
+        "x-amzn-trace-id": "Root=1-67891233-abcdef012345678912345678",
+        "x-forwarded-for": "198.51.100.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    if body is not None:
+        headers |= {"content-type": content_type, "content-length": str(len(body)), "connect-protocol-version": "1"}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": API_ID,
+            "authorizer": {"iam": {
+                "accessKey": "ASIAEXAMPLEKEY", "accountId": "123456789012", "callerId": "AROAEXAMPLE:flyte-executor",
+                "cognitoIdentity": None, "principalOrgId": None,
+                "userArn": "arn:aws:sts::123456789012:assumed-role/flyte-executor/flyte-executor",
+                "userId": "AROAEXAMPLE:flyte-executor",
+            }},
+            "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": API_ID,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7",
+                     "userAgent": "flyte-executor/2.0"},
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "25/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795600800000,
+        },
+        "isBase64Encoded": body is not None,
+    }
+    if body is not None:
+        event["body"] = base64.b64encode(body).decode()
+    return event
+
+
+def _connect(path: str, message: Message) -> dict[str, Any]:
+    return http_api_event("POST", path, message.SerializeToString())
+
+
+def all_events() -> dict[str, dict[str, Any]]:
+    handle = example_handle()
+    return {
+        "create_task": _connect(f"{ASYNC}/CreateTask", create_task_request()),
+        "get_task": _connect(f"{ASYNC}/GetTask", pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)),
+        "delete_task": _connect(f"{ASYNC}/DeleteTask", pb.DeleteTaskRequest(resource_meta=handle, task_category=ECHO)),
+        "get_task_metrics": _connect(f"{ASYNC}/GetTaskMetrics",
+                                     pb.GetTaskMetricsRequest(resource_meta=handle, task_category=ECHO)),
+        "get_task_logs": http_api_event(
+            "POST", f"{ASYNC}/GetTaskLogs",
+            _envelope(pb.GetTaskLogsRequest(resource_meta=handle, task_category=ECHO, lines=100)),
+            content_type="application/connect+proto"),
+        "list_connectors": _connect(f"{METADATA}/ListConnectors", pb.ListConnectorsRequest()),
+        "get_connector": _connect(f"{METADATA}/GetConnector", pb.GetConnectorRequest(name="Echo Connector")),
+        "healthz": http_api_event("GET", "/healthz"),
+        "get_task_rest": http_api_event(
+            "GET", f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(handle).decode().rstrip('=')}"),
+    }
+
+
+def _envelope(message: Message) -> bytes:
+    """A Connect streaming request: one enveloped message (flags 0, big-endian length)."""
+    data = message.SerializeToString()
+    return b"\0" + len(data).to_bytes(4, "big") + data
+
+
+# The function each event is for (template.yaml logical ids).
+EVENT_FUNCTIONS = {
+    "create_task": "CreateTaskFunction",
+    "get_task": "GetTaskFunction",
+    "get_task_rest": "GetTaskFunction",
+    "delete_task": "DeleteTaskFunction",
+    "get_task_metrics": "GetTaskMetricsFunction",
+    "get_task_logs": "GetTaskLogsFunction",
+    "list_connectors": "ConnectorMetadataFunction",
+    "get_connector": "ConnectorMetadataFunction",
+    "healthz": "ConnectorMetadataFunction",
+}
+
+
+def write_events(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, event in all_events().items():
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(event, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_events(Path(__file__).resolve().parents[2] / "events"):
+        print(path)
