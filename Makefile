@@ -45,3 +45,49 @@ test: $(STAMP) lint-template
 
 clean:
 	rm -rf $(VENV) .aws-sam
+
+# ---------------------------------------------------------------------------------------------
+# SAM build (template.yaml, BuildMethod: makefile). `sam build` calls build-<LogicalId> with
+# ARTIFACTS_DIR set; samconfig.toml builds in source so SAM does not copy .venv to a scratch dir.
+# - build-DependenciesLayer: the runtime dependencies, pyproject.toml [project].dependencies read
+#   with tomllib, as arm64 manylinux wheels for CPython 3.12, into the layer's python/ directory.
+#   SAM builds a layer once; every function uses it.
+# - build-<Function>: only connectors/ and handlers/, less the dev tools in connectors/dev/.
+#   SAM builds each makefile function on its own (it never shares a makefile build between
+#   functions), so this is a copy of a few hundred KB, not a pip install.
+# Bytecode is compiled with --invalidation-mode unchecked-hash when the build Python is 3.12:
+# Lambda's code directory is read-only, so without shipped .pyc files every cold start would
+# compile every module, and hash-checked .pyc stay valid whatever mtimes the zip records.
+# ---------------------------------------------------------------------------------------------
+SAM_FUNCTIONS := CreateTaskFunction GetTaskFunction DeleteTaskFunction GetTaskMetricsFunction \
+	GetTaskLogsFunction ConnectorMetadataFunction AbandonedTaskReaperFunction
+LAMBDA_PYTHON_VERSION := 3.12
+# A Python with pip for the build: the dev venv when present, else the one found above.
+BUILD_PY = $(firstword $(wildcard $(BIN)/python) $(PYTHON))
+# Compile .pyc only with the Lambda runtime's minor version (its magic number must match).
+define compile_pyc
+	@if $(BUILD_PY) -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(LAMBDA_PYTHON_VERSION)".split("."))))'; then \
+	  $(BUILD_PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(1)" >/dev/null; \
+	else echo "build Python is not $(LAMBDA_PYTHON_VERSION): shipping no .pyc (slower cold starts)"; fi
+endef
+
+.PHONY: build-DependenciesLayer $(addprefix build-,$(SAM_FUNCTIONS))
+
+build-DependenciesLayer:
+	$(BUILD_PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+	  > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(BUILD_PY) -m pip install -q --disable-pip-version-check --no-compile \
+	  --platform manylinux2014_aarch64 --only-binary=:all: \
+	  --python-version $(LAMBDA_PYTHON_VERSION) --implementation cp \
+	  --target "$(ARTIFACTS_DIR)/python" -r "$(ARTIFACTS_DIR)/requirements.txt"
+	rm -rf "$(ARTIFACTS_DIR)/requirements.txt" "$(ARTIFACTS_DIR)/python/bin"
+	$(call compile_pyc,$(ARTIFACTS_DIR)/python)
+
+$(addprefix build-,$(SAM_FUNCTIONS)):
+	tar -cf - --exclude=__pycache__ --exclude="*.pyc" --exclude=connectors/dev connectors handlers | tar -xf - -C "$(ARTIFACTS_DIR)"
+	$(call compile_pyc,$(ARTIFACTS_DIR))
+
+# `sam build` with python3.12 on PATH (the runtime's Python; the makefile builds above use it).
+sam-build: $(SAM_VENV)/bin/sam $(STAMP)
+	PATH="$$($(PYTHON) -c 'import os, sys; print(os.path.dirname(os.path.realpath(sys.executable)))'):$$PATH" \
+	  SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --build-in-source
