@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from . import literals
+from .cleanup import cancel_earlier_attempts
 from .connector import AsyncConnector, Resource
 from .errors import ConnectError, Code, deadline_exceeded, failed_precondition, internal, invalid_argument, unimplemented
 from .phase import is_terminal_phase, phase_name
@@ -71,7 +72,7 @@ class ConnectorService:
             outputs_interface=template.interface.outputs.SerializeToString(),
             execution=_execution_fields(key),
         )
-        claim = await self._store(self.store.claim, record, self.settings.create_claim_seconds)
+        claim = await self.run_store(self.store.claim, record, self.settings.create_claim_seconds)
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
 
@@ -79,7 +80,7 @@ class ConnectorService:
         if key is not None:
             kwargs["idempotency_token"] = key.idempotency_token()
         try:
-            meta = await self._call_connector(
+            meta = await self.call_connector(
                 connector,
                 "create",
                 connector.create(
@@ -90,15 +91,21 @@ class ConnectorService:
                     **kwargs,
                 ),
             )
+            if not hasattr(meta, "encode"):
+                raise internal(f"connector {connector.name} returned {type(meta).__name__} from create, not a ResourceMeta")
             encoded = meta.encode()
         except BaseException:
-            await self._store(self.store.release_claim, record)
+            await self.run_store(self.store.release_claim, record)
             raise
         try:
-            created = await self._store(self.store.finish_create, record, encoded, TaskExecution.QUEUED)
+            created = await self.run_store(self.store.finish_create, record, encoded, TaskExecution.QUEUED)
         except RecordChanged:
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
         logger.info("created %s task %s/%s", template.type, created.action_id, created.attempt)
+        if key is not None and key.attempt > 0:
+            report = await cancel_earlier_attempts(self, created, connection_kwargs(request.connection))
+            if report.cancelled or report.failed:
+                logger.info("earlier attempts of %s: %s", created.action_id, report.as_dict())
         return pb.CreateTaskResponse(resource_meta=created.handle.encode())
 
     def _answer_duplicate_create(self, existing: TaskRecord, wanted: TaskRecord) -> pb.CreateTaskResponse:
@@ -113,11 +120,11 @@ class ConnectorService:
 
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        meta = connector.metadata_type.decode(record.resource_meta)
+        meta = self.decode_meta(connector, record)
         if is_terminal_phase(record.phase) and record.phase != TaskExecution.SUCCEEDED:
-            await self._store(self.store.record_poll, record, record.phase, record.message)
+            await self.run_store(self.store.record_poll, record, record.phase, record.message)
             return pb.GetTaskResponse(resource=pb.Resource(phase=record.phase, message=record.message))
-        resource = await self._call_connector(
+        resource = await self.call_connector(
             connector, "get", connector.get(resource_meta=meta, **connection_kwargs(request.connection))
         )
         if not isinstance(resource, Resource):
@@ -126,7 +133,7 @@ class ConnectorService:
         if is_terminal_phase(record.phase) and phase != record.phase:
             phase, message = record.phase, record.message  # a finished task never changes its phase
         try:
-            await self._store(self.store.record_poll, record, phase, message)
+            await self.run_store(self.store.record_poll, record, phase, message)
         except RecordChanged as changed:
             current = changed.current
             if current is not None and is_terminal_phase(current.phase):
@@ -137,12 +144,12 @@ class ConnectorService:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if is_terminal_phase(record.phase):
             return pb.DeleteTaskResponse()  # finished or already cancelled: nothing to stop
-        meta = connector.metadata_type.decode(record.resource_meta)
-        await self._call_connector(
+        meta = self.decode_meta(connector, record)
+        await self.call_connector(
             connector, "delete", connector.delete(resource_meta=meta, **connection_kwargs(request.connection))
         )
         try:
-            await self._store(self.store.record_poll, record, TaskExecution.ABORTED, "deleted by DeleteTask", "deleted")
+            await self.run_store(self.store.record_poll, record, TaskExecution.ABORTED, "deleted by DeleteTask", "deleted")
         except RecordChanged:
             pass  # it finished or was cancelled meanwhile: the connector call stands either way
         return pb.DeleteTaskResponse()
@@ -151,16 +158,16 @@ class ConnectorService:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if not _overrides(connector, "get_metrics"):
             raise unimplemented(f"connector {connector.name} does not serve metrics")
-        meta = connector.metadata_type.decode(record.resource_meta)
+        meta = self.decode_meta(connector, record)
         kwargs = {"queries": list(request.queries), "start_time": request.start_time, "end_time": request.end_time,
                   "step": request.step}
-        return await self._call_connector(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
+        return await self.call_connector(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
 
     async def get_task_logs(self, request: pb.GetTaskLogsRequest) -> AsyncIterator[pb.GetTaskLogsResponse]:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if not _overrides(connector, "get_logs"):
             raise unimplemented(f"connector {connector.name} does not serve logs")
-        meta = connector.metadata_type.decode(record.resource_meta)
+        meta = self.decode_meta(connector, record)
         result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines)
         if inspect.isasyncgen(result):
             try:
@@ -172,7 +179,7 @@ class ConnectorService:
                 logger.exception("connector %s get_logs failed", connector.name)
                 raise internal(f"connector {connector.name} failed to get_logs: {error}") from None
             return
-        yield await self._call_connector(connector, "get_logs", result)
+        yield await self.call_connector(connector, "get_logs", result)
 
     # -- ConnectorMetadataService ------------------------------------------------------------
 
@@ -190,7 +197,7 @@ class ConnectorService:
         handle = TaskHandle.decode(resource_meta)
         if not category.name:
             raise invalid_argument("task_category.name is required")
-        record = await self._store(self.store.load, handle)
+        record = await self.run_store(self.store.load, handle)
         if record.category != (category.name, category.version):
             raise invalid_argument(
                 f"task_category {category.name} (version {category.version}) does not match this task's "
@@ -198,11 +205,11 @@ class ConnectorService:
             )
         return record, self.registry.get_connector(record.task_type, record.task_version)
 
-    async def _store(self, method: Callable[..., T], *args: Any) -> T:
+    async def run_store(self, method: Callable[..., T], *args: Any) -> T:
         """Run a (blocking) store call off the event loop."""
         return await asyncio.to_thread(method, *args)
 
-    async def _call_connector(self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T]) -> T:
+    async def call_connector(self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T]) -> T:
         """Await a connector call under the deadline; its failures become clear Connect errors."""
         timeout = self.settings.connector_timeout_seconds
         started = time.perf_counter()
@@ -220,6 +227,14 @@ class ConnectorService:
             raise internal(f"connector {connector.name} failed to {operation}: {error}") from None
         finally:
             logger.debug("connector %s %s took %.3f s", connector.name, operation, time.perf_counter() - started)
+
+    def decode_meta(self, connector: AsyncConnector[Any], record: TaskRecord) -> Any:
+        """The connector's ResourceMeta from its stored encoding; ``internal`` if it no longer decodes."""
+        try:
+            return connector.metadata_type.decode(record.resource_meta or b"")
+        except Exception as error:
+            logger.exception("stored resource meta of %s/%s does not decode", record.action_id, record.attempt)
+            raise internal(f"connector {connector.name} cannot read this task's stored metadata: {error}") from None
 
     def _resource_proto(self, record: TaskRecord, resource: Resource, phase: int, message: str) -> pb.Resource:
         proto = pb.Resource(phase=phase, message=message, log_links=resource.log_links or [])

@@ -81,3 +81,50 @@ class StallingConnector(AsyncConnector[JobMeta]):
 
     async def delete(self, resource_meta, **kwargs):
         return None
+
+
+class LedgerConnector(AsyncConnector[JobMeta]):
+    """A remote API that honours idempotency tokens, like Athena's ClientRequestToken.
+
+    The "remote" is a JSON file (``LEDGER_PATH``): create starts a job unless one exists for
+    the token, and answers that job. With ``LEDGER_DIE_AFTER_START=1`` the process dies right
+    after the remote job started, before the service could finish its record: a Lambda timeout.
+    """
+
+    name = "Ledger Connector"
+    task_type_name = "ledger"
+    metadata_type = JobMeta
+
+    def __init__(self, path: str | None = None) -> None:
+        import os
+
+        self.path = path or os.environ["LEDGER_PATH"]
+
+    def jobs(self) -> dict[str, str]:
+        import json
+        import os
+
+        if not os.path.exists(self.path):
+            return {}
+        with open(self.path) as f:
+            return json.load(f)
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
+        import json
+        import os
+
+        token = kwargs["idempotency_token"]
+        jobs = self.jobs()
+        if token not in jobs:
+            jobs[token] = f"job-{len(jobs) + 1}"
+            with open(self.path, "w") as f:
+                json.dump(jobs, f)
+        if os.environ.get("LEDGER_DIE_AFTER_START") == "1":
+            os._exit(17)
+        return JobMeta(job_id=jobs[token])
+
+    async def get(self, resource_meta, **kwargs):
+        return Resource(phase=TaskExecution.RUNNING)
+
+    async def delete(self, resource_meta, **kwargs):
+        return None

@@ -78,7 +78,7 @@ class TaskStore:
         self._client = client
         self._active_retention = active_retention_days * _DAY
         self._terminal_retention = terminal_retention_days * _DAY
-        self._clock = clock
+        self.clock = clock
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ class TaskStore:
 
     def claim(self, record: TaskRecord, claim_seconds: float) -> ClaimResult:
         """Write a new claim for ``record``'s key, or take over an expired one; else return the holder's."""
-        now = self._clock()
+        now = self.clock()
         record.state = CREATING
         record.created_at = record.updated_at = now
         record.claim_expires_at = now + claim_seconds
@@ -132,7 +132,7 @@ class TaskStore:
 
     def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
         """Turn this caller's claim into a created task; RecordChanged if the claim was lost."""
-        now = self._clock()
+        now = self.clock()
         shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
         result = self._call(
             "update_item",
@@ -220,7 +220,7 @@ class TaskStore:
         A phase change is conditional on the version read, and a terminal record never changes
         phase again: RecordChanged carries the current record when another call got there first.
         """
-        now = self._clock()
+        now = self.clock()
         names = {"#phase": "phase", "#message": "message"}
         values: dict[str, Any] = {":now": {"N": repr(now)}}
         sets = ["polled_at = :now"]

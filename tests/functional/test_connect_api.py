@@ -111,7 +111,10 @@ def test_second_create_of_one_attempt_answers_the_same_handle(served, counting, 
     # Another attempt of the same action is another task.
     third = client.create_task(echo_request(task_type="counting", run="same-run", action="a1", attempt=3)).resource_meta
     assert third != first
-    assert counting.kwargs[-1]["idempotency_token"] != counting.kwargs[-2]["idempotency_token"]
+    tokens = [call["idempotency_token"] for call in counting.kwargs if call["operation"] == "create"]
+    assert tokens[-1] != tokens[-2] and len(tokens[-1]) == 32
+    # ...and the executor gave up on attempt 2 when it started attempt 3: its job is cancelled.
+    assert counting.kwargs[-1]["operation"] == "delete"
 
 
 def test_connection_secrets_reach_the_connector_but_never_the_table(served, counting, settings, dynamodb_client):
