@@ -1,19 +1,23 @@
 """One literal to one native value and back, guided by a literal type (or inferring one).
 
-The dispatch on the kind of literal type lives here, with the containers (lists and maps) that
-recurse through it; each leaf kind has a module of its own.
+The dispatch on the kind of literal type lives here, with the containers (lists, maps and
+unions) that recurse through it; each leaf kind has a module of its own.
 """
 
 from __future__ import annotations
 
+import datetime
+import enum
 from collections.abc import Mapping
 from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, LiteralMap
-from flyteidl2.core.types_pb2 import LiteralType, SimpleType
+from flyteidl2.core.types_pb2 import BlobType, EnumType, LiteralType, SimpleType
 
-from connectors.literals import scalars
+from connectors.literals import enums, references, scalars, structs, unions
 from connectors.literals.errors import LiteralConversionError
+from connectors.literals.references import DataFrameRef, DirRef, FileRef
+from connectors.literals.struct_schema import DATACLASS, PYDANTIC, SchemaMismatch, plain_data
 from connectors.literals.type_names import describe_literal, describe_type
 
 __all__ = ["literal_to_native", "native_to_literal"]
@@ -22,31 +26,44 @@ __all__ = ["literal_to_native", "native_to_literal"]
 def literal_to_native(literal: Literal, literal_type: LiteralType | None, where: str) -> Any:
     """The native value of ``literal``, checked against ``literal_type`` (None: take it as it is)."""
     if literal.HasField("offloaded_metadata"):
-        raise LiteralConversionError(
-            where, describe_type(literal_type), "the literal is offloaded to blob storage; not supported"
-        )
+        raise _refused(where, literal_type, "the literal is offloaded to blob storage, which is not supported")
     if literal_type is None:
         return _infer_native(literal, where)
     kind = literal_type.WhichOneof("type")
-    if kind == "simple":
-        return _simple_to_native(literal, literal_type, where)
-    if kind == "collection_type":
-        if not literal.HasField("collection"):
-            raise _mismatch(literal, literal_type, where)
-        item_type = literal_type.collection_type
-        return [
-            literal_to_native(item, item_type, f"{where}[{index}]")
-            for index, item in enumerate(literal.collection.literals)
-        ]
-    if kind == "map_value_type":
-        if not literal.HasField("map"):
-            raise _mismatch(literal, literal_type, where)
-        value_type = literal_type.map_value_type
-        return {
-            key: literal_to_native(item, value_type, f"{where}[{key!r}]")
-            for key, item in literal.map.literals.items()
-        }
-    raise LiteralConversionError(where, describe_type(literal_type), "this type is not supported")
+    try:
+        if kind == "simple":
+            return _simple_to_native(literal, literal_type, where)
+        if kind == "collection_type":
+            if literal.HasField("collection"):
+                item_type = literal_type.collection_type
+                return [
+                    literal_to_native(item, item_type, f"{where}[{index}]")
+                    for index, item in enumerate(literal.collection.literals)
+                ]
+            return _msgpack_passed_on(literal, list)
+        if kind == "map_value_type":
+            if literal.HasField("map"):
+                value_type = literal_type.map_value_type
+                return {
+                    key: literal_to_native(item, value_type, f"{where}[{key!r}]")
+                    for key, item in literal.map.literals.items()
+                }
+            return _msgpack_passed_on(literal, dict)
+        if kind == "union_type":
+            return _union_to_native(literal, literal_type, where)
+        if kind == "enum_type":
+            if _is_binary(literal):
+                return _msgpack_passed_on(literal, str)
+            return enums.enum_to_native(literal, literal_type.enum_type)
+        if kind == "blob":
+            return _blob_to_native(literal, literal_type)
+        if kind == "structured_dataset_type":
+            if not _scalar_kind(literal) == "structured_dataset":
+                raise TypeError(f"got {describe_literal(literal)}")
+            return references.dataframe_to_ref(literal)
+    except TypeError as err:
+        raise _refused(where, literal_type, f"{err}; it does not match the declared type") from None
+    raise _refused(where, literal_type, "this type is not supported")
 
 
 def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) -> Literal:
@@ -54,62 +71,135 @@ def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) 
     if literal_type is None:
         return _infer_literal(value, where)
     kind = literal_type.WhichOneof("type")
-    if kind == "simple":
-        return _simple_to_literal(value, literal_type, where)
-    if kind == "collection_type":
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
-            raise _not_fitting(value, literal_type, where)
-        item_type = literal_type.collection_type
-        return Literal(
-            collection=LiteralCollection(
-                literals=[
-                    native_to_literal(item, item_type, f"{where}[{index}]") for index, item in enumerate(value)
-                ]
+    try:
+        if kind == "simple":
+            return _simple_to_literal(value, literal_type, where)
+        if kind == "collection_type":
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
+                raise TypeError(f"got a {type(value).__name__}, not a list")
+            item_type = literal_type.collection_type
+            return Literal(
+                collection=LiteralCollection(
+                    literals=[native_to_literal(item, item_type, f"{where}[{index}]") for index, item in enumerate(value)]
+                )
             )
-        )
-    if kind == "map_value_type":
-        if not isinstance(value, Mapping):
-            raise _not_fitting(value, literal_type, where)
-        value_type = literal_type.map_value_type
-        return Literal(map=_literal_map(value, lambda item, at: native_to_literal(item, value_type, at), where, literal_type))
-    raise LiteralConversionError(where, describe_type(literal_type), "this type is not supported")
+        if kind == "map_value_type":
+            if not isinstance(value, Mapping):
+                raise TypeError(f"got a {type(value).__name__}, not a dict")
+            value_type = literal_type.map_value_type
+            return Literal(map=_literal_map(value, lambda item, at: native_to_literal(item, value_type, at), where))
+        if kind == "union_type":
+            return _union_literal(value, literal_type, where)
+        if kind == "enum_type":
+            return enums.enum_literal(value, literal_type.enum_type)
+        if kind == "blob":
+            return _blob_literal(value, literal_type)
+        if kind == "structured_dataset_type":
+            if not isinstance(value, DataFrameRef):
+                raise TypeError(f"got a {type(value).__name__}, not a DataFrameRef")
+            return references.dataframe_literal(value, literal_type.structured_dataset_type)
+    except SchemaMismatch as mismatch:
+        raise LiteralConversionError(f"{where}{mismatch.at}", describe_type(literal_type), mismatch.problem) from None
+    except TypeError as err:
+        raise _refused(where, literal_type, f"{err}; it does not fit the declared type") from None
+    raise _refused(where, literal_type, "this type is not supported")
 
 
-# -- simple types -----------------------------------------------------------------------------
+# -- simple types: primitives, none, structs ---------------------------------------------------
 
 
 def _simple_to_native(literal: Literal, literal_type: LiteralType, where: str) -> Any:
     simple = literal_type.simple
-    scalar = literal.scalar if literal.HasField("scalar") else None
+    scalar_kind = _scalar_kind(literal)
     if simple == SimpleType.NONE:
-        if scalar is None or not scalar.HasField("none_type"):
-            raise _mismatch(literal, literal_type, where)
+        if scalar_kind != "none_type":
+            raise TypeError(f"got {describe_literal(literal)}")
         return None
     if simple in scalars.PRIMITIVE_SIMPLE_TYPES:
-        if scalar is None or not scalar.HasField("primitive"):
-            raise _mismatch(literal, literal_type, where)
+        if scalar_kind == "binary":
+            return scalars.from_msgpack_value(structs.msgpack_to_native(literal.scalar.binary), simple)
+        if scalar_kind != "primitive":
+            raise TypeError(f"got {describe_literal(literal)}")
         try:
-            return scalars.primitive_to_native(scalar.primitive, simple)
+            return scalars.primitive_to_native(literal.scalar.primitive, simple)
         except TypeError:
-            raise _mismatch(literal, literal_type, where) from None
-    raise LiteralConversionError(where, describe_type(literal_type), "this type is not supported")
+            raise TypeError(f"got {describe_literal(literal)}") from None
+    if simple == SimpleType.STRUCT:
+        return structs.struct_to_native(literal, literal_type)
+    raise _refused(where, literal_type, "this type is not supported")
 
 
 def _simple_to_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
     simple = literal_type.simple
     if simple == SimpleType.NONE:
         if value is not None:
-            raise _not_fitting(value, literal_type, where)
+            raise TypeError(f"got a {type(value).__name__}, not None")
         return scalars.literal_of_none()
     if simple in scalars.PRIMITIVE_SIMPLE_TYPES:
+        return scalars.native_to_primitive(value, simple)
+    if simple == SimpleType.STRUCT:
+        return structs.struct_literal(value, literal_type)
+    raise _refused(where, literal_type, "this type is not supported")
+
+
+# -- unions, blobs -------------------------------------------------------------------------------
+
+
+def _union_to_native(literal: Literal, literal_type: LiteralType, where: str) -> Any:
+    if unions.is_pickle_type(literal_type):
+        raise _refused(where, literal_type, _PICKLE_PROBLEM)
+    variants = list(literal_type.union_type.variants)
+    if _scalar_kind(literal) == "union":
+        variant = unions.stored_variant(literal.scalar.union.type, variants)
+        if variant is not None:
+            return literal_to_native(literal.scalar.union.value, variant, where)
+        literal = literal.scalar.union.value
+    for variant in variants:  # no (matching) stored type: the first variant the value reads as
         try:
-            return scalars.native_to_primitive(value, simple)
-        except TypeError:
-            raise _not_fitting(value, literal_type, where) from None
-    raise LiteralConversionError(where, describe_type(literal_type), "this type is not supported")
+            return literal_to_native(literal, variant, where)
+        except LiteralConversionError:
+            continue
+    raise TypeError(f"got {describe_literal(literal)}, which is none of the variants")
 
 
-# -- inference --------------------------------------------------------------------------------
+def _union_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
+    if unions.is_pickle_type(literal_type):
+        raise _refused(where, literal_type, _PICKLE_PROBLEM)
+    variants = list(literal_type.union_type.variants)
+    fitting = unions.first_fitting_variant(value, variants, lambda item, variant: native_to_literal(item, variant, where))
+    if fitting is None:
+        raise TypeError(f"got a {type(value).__name__}, which fits none of the variants")
+    return unions.union_literal(*fitting)
+
+
+def _blob_to_native(literal: Literal, literal_type: LiteralType) -> FileRef | DirRef:
+    if literal_type.blob.format == references.PICKLE_FORMAT:
+        raise TypeError(_PICKLE_PROBLEM)
+    scalar_kind = _scalar_kind(literal)
+    if scalar_kind == "binary":  # a File or Dir field of a dataclass, passed on by itself
+        data = _msgpack_passed_on(literal, dict)
+        ref_class = DirRef if literal_type.blob.dimensionality == BlobType.MULTIPART else FileRef
+        if not isinstance(data.get("path"), str):
+            raise TypeError("the msgpack binary holds no path")
+        return ref_class(uri=data["path"], format=data.get("format") or "", hash=data.get("hash"))
+    if scalar_kind != "blob":
+        raise TypeError(f"got {describe_literal(literal)}")
+    return references.blob_to_ref(literal, literal_type.blob.dimensionality)
+
+
+def _blob_literal(value: Any, literal_type: LiteralType) -> Literal:
+    if literal_type.blob.format == references.PICKLE_FORMAT:
+        raise TypeError(_PICKLE_PROBLEM)
+    wanted = DirRef if literal_type.blob.dimensionality == BlobType.MULTIPART else FileRef
+    if not isinstance(value, wanted):
+        raise TypeError(f"got a {type(value).__name__}, not a {wanted.__name__}")
+    return references.blob_literal(value)
+
+
+_PICKLE_PROBLEM = "the flyte SDK pickles this Python type, and a pickle cannot be read here; use a type flyte knows"
+
+
+# -- inference ------------------------------------------------------------------------------------
 
 
 def _infer_native(literal: Literal, where: str) -> Any:
@@ -118,56 +208,99 @@ def _infer_native(literal: Literal, where: str) -> Any:
         return [_infer_native(item, f"{where}[{index}]") for index, item in enumerate(literal.collection.literals)]
     if kind == "map":
         return {key: _infer_native(item, f"{where}[{key!r}]") for key, item in literal.map.literals.items()}
-    if kind == "scalar":
-        scalar = literal.scalar
-        scalar_kind = scalar.WhichOneof("value")
+    if kind == "offloaded_metadata":
+        raise _refused(where, None, "the literal is offloaded to blob storage, which is not supported")
+    scalar_kind = _scalar_kind(literal)
+    try:
         if scalar_kind == "none_type":
             return None
         if scalar_kind == "primitive":
-            try:
-                return scalars.primitive_to_native(scalar.primitive, None)
-            except TypeError as err:
-                raise LiteralConversionError(where, "inferred", str(err)) from None
-    raise LiteralConversionError(where, "inferred", f"cannot read {describe_literal(literal)} without a declared type")
+            return scalars.primitive_to_native(literal.scalar.primitive, None)
+        if scalar_kind in ("binary", "generic"):
+            return structs.struct_to_native(literal, None)
+        if scalar_kind == "blob":
+            return references.blob_to_ref(literal, None)
+        if scalar_kind == "structured_dataset":
+            return references.dataframe_to_ref(literal)
+        if scalar_kind == "union":
+            return literal_to_native(literal.scalar.union.value, literal.scalar.union.type, where)
+    except TypeError as err:
+        raise _refused(where, None, str(err)) from None
+    raise _refused(where, None, f"{describe_literal(literal)} cannot be read")
 
 
 def _infer_literal(value: Any, where: str) -> Literal:
     if value is None:
         return scalars.literal_of_none()
+    if isinstance(value, enum.Enum):
+        return enums.enum_literal(value, _enum_type_of(value))
     if scalars.infer_simple_type(value) is not None:
         return scalars.native_to_primitive(value, None)
+    if isinstance(value, datetime.date):
+        return scalars.native_to_primitive(value, SimpleType.DATETIME)
+    if isinstance(value, (FileRef, DirRef)):
+        return references.blob_literal(value)
+    if isinstance(value, DataFrameRef):
+        return references.dataframe_literal(value, None)
     if isinstance(value, Mapping):
-        return Literal(map=_literal_map(value, _infer_literal, where, None))
-    if isinstance(value, (list, tuple)):
+        if all(isinstance(key, str) for key in value):
+            return Literal(map=_literal_map(value, _infer_literal, where))
+        return _plain_msgpack(value, DATACLASS, where)
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_asdict"):
         return Literal(
             collection=LiteralCollection(
                 literals=[_infer_literal(item, f"{where}[{index}]") for index, item in enumerate(value)]
             )
         )
-    raise LiteralConversionError(where, "inferred", f"cannot infer a Flyte type for a {type(value).__name__}")
+    if hasattr(value, "model_dump") and not isinstance(value, type):
+        return _plain_msgpack(value, PYDANTIC, where)
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type) or hasattr(value, "_asdict"):
+        return _plain_msgpack(value, DATACLASS, where)
+    raise _refused(where, None, f"cannot infer a Flyte type for a {type(value).__name__}")
 
 
-# -- helpers ----------------------------------------------------------------------------------
+def _plain_msgpack(value: Any, flavor: str, where: str) -> Literal:
+    try:
+        return structs.msgpack_literal(plain_data(value, flavor))
+    except SchemaMismatch as mismatch:
+        raise LiteralConversionError(f"{where}{mismatch.at}", "inferred", mismatch.problem) from None
+    except TypeError as err:
+        raise _refused(where, None, str(err)) from None
 
 
-def _literal_map(value: Mapping, convert, where: str, literal_type: LiteralType | None) -> LiteralMap:
+def _enum_type_of(value: enum.Enum) -> EnumType:
+    return EnumType(values=[member.name for member in type(value)])
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _scalar_kind(literal: Literal) -> str | None:
+    return literal.scalar.WhichOneof("value") if literal.HasField("scalar") else None
+
+
+def _is_binary(literal: Literal) -> bool:
+    return _scalar_kind(literal) == "binary"
+
+
+def _msgpack_passed_on(literal: Literal, expected: type) -> Any:
+    """A value the SDK sent as msgpack rather than its own literal (``dc.field`` passed on)."""
+    if not _is_binary(literal):
+        raise TypeError(f"got {describe_literal(literal)}")
+    value = structs.msgpack_to_native(literal.scalar.binary)
+    if not isinstance(value, expected):
+        raise TypeError(f"the msgpack binary holds a {type(value).__name__}")
+    return value
+
+
+def _literal_map(value: Mapping, convert, where: str) -> LiteralMap:
     literals = {}
     for key, item in value.items():
         if not isinstance(key, str):
-            raise LiteralConversionError(
-                where, describe_type(literal_type), f"map keys must be str, got a {type(key).__name__} key"
-            )
+            raise TypeError(f"map keys must be str, got a {type(key).__name__} key")
         literals[key] = convert(item, f"{where}[{key!r}]")
     return LiteralMap(literals=literals)
 
 
-def _mismatch(literal: Literal, literal_type: LiteralType, where: str) -> LiteralConversionError:
-    return LiteralConversionError(
-        where, describe_type(literal_type), f"got {describe_literal(literal)}, which does not match the declared type"
-    )
-
-
-def _not_fitting(value: Any, literal_type: LiteralType, where: str) -> LiteralConversionError:
-    return LiteralConversionError(
-        where, describe_type(literal_type), f"got a {type(value).__name__}, which does not fit the declared type"
-    )
+def _refused(where: str, literal_type: LiteralType | None, problem: str) -> LiteralConversionError:
+    return LiteralConversionError(where, describe_type(literal_type), problem)

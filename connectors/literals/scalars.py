@@ -36,6 +36,7 @@ PRIMITIVE_SIMPLE_TYPES = frozenset(
 )
 
 _UTC = datetime.timezone.utc
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def literal_of_none() -> Literal:
@@ -89,6 +90,8 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
     if simple == SimpleType.INTEGER:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(_wrong(value))
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise TypeError(f"{value} does not fit in 64 bits")
         return Literal(scalar=Scalar(primitive=Primitive(integer=int(value))))
     if simple == SimpleType.FLOAT:
         if isinstance(value, bool) or not isinstance(value, (numbers.Real)):

@@ -197,6 +197,7 @@ def test_a_mismatch_deep_inside_names_the_position():
         ({1: 1}, map_of(INT), "dict[str, int]"),
         (datetime.date(2024, 1, 1).isoformat(), DATETIME, "datetime"),
         (5, DURATION, "timedelta"),
+        (2**63, INT, "int"),
     ],
 )
 def test_unfitting_output_is_refused_naming_output_and_type(value, literal_type, type_name):
@@ -212,3 +213,22 @@ def test_an_uninferable_output_is_refused():
     assert caught.value.where == "output 'o'"
     assert "object" in caught.value.problem
     assert isinstance(caught.value, ValueError)
+
+
+def test_the_runtime_does_not_import_the_flyte_sdk():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, connectors.literals; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('flyte', 'pydantic', 'mashumaro', 'fsspec')); "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_undeclared_dict_too_big_for_msgpack_is_refused():
+    with pytest.raises(LiteralConversionError) as caught:
+        native_to_outputs({"o": {1: 2**70}}, None)
+    assert caught.value.where == "output 'o'" and "msgpack" in caught.value.problem
