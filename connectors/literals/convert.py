@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, LiteralMap
-from flyteidl2.core.types_pb2 import BlobType, EnumType, LiteralType, SimpleType
+from flyteidl2.core.types_pb2 import BlobType, EnumType, LiteralType
 
 from connectors.literals import enums, references, scalars, structs, unions
 from connectors.literals.errors import LiteralConversionError
 from connectors.literals.references import DataFrameRef, DirRef, FileRef
+from connectors.literals.simple_types import Simple
 from connectors.literals.struct_schema import DATACLASS, PYDANTIC, SchemaMismatch, plain_data
 from connectors.literals.type_names import describe_literal, describe_type
 
@@ -36,6 +37,10 @@ def literal_to_native(literal: Literal, literal_type: LiteralType | None, where:
         if kind == "collection_type":
             if literal.HasField("collection"):
                 item_type = literal_type.collection_type
+                if item_type.WhichOneof("type") == "simple":
+                    fast = scalars.read_primitive_list(literal.collection.literals, item_type.simple)
+                    if fast is not None:
+                        return fast
                 return [
                     literal_to_native(item, item_type, f"{where}[{index}]")
                     for index, item in enumerate(literal.collection.literals)
@@ -78,6 +83,10 @@ def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) 
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
                 raise TypeError(f"got a {type(value).__name__}, not a list")
             item_type = literal_type.collection_type
+            if item_type.WhichOneof("type") == "simple":
+                collection = LiteralCollection()
+                if scalars.write_primitive_list(value, item_type.simple, collection):
+                    return Literal(collection=collection)
             return Literal(
                 collection=LiteralCollection(
                     literals=[native_to_literal(item, item_type, f"{where}[{index}]") for index, item in enumerate(value)]
@@ -111,7 +120,7 @@ def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) 
 def _simple_to_native(literal: Literal, literal_type: LiteralType, where: str) -> Any:
     simple = literal_type.simple
     scalar_kind = _scalar_kind(literal)
-    if simple == SimpleType.NONE:
+    if simple == Simple.NONE:
         if scalar_kind != "none_type":
             raise TypeError(f"got {describe_literal(literal)}")
         return None
@@ -124,20 +133,20 @@ def _simple_to_native(literal: Literal, literal_type: LiteralType, where: str) -
             return scalars.primitive_to_native(literal.scalar.primitive, simple)
         except TypeError:
             raise TypeError(f"got {describe_literal(literal)}") from None
-    if simple == SimpleType.STRUCT:
+    if simple == Simple.STRUCT:
         return structs.struct_to_native(literal, literal_type)
     raise _refused(where, literal_type, "this type is not supported")
 
 
 def _simple_to_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
     simple = literal_type.simple
-    if simple == SimpleType.NONE:
+    if simple == Simple.NONE:
         if value is not None:
             raise TypeError(f"got a {type(value).__name__}, not None")
         return scalars.literal_of_none()
     if simple in scalars.PRIMITIVE_SIMPLE_TYPES:
         return scalars.native_to_primitive(value, simple)
-    if simple == SimpleType.STRUCT:
+    if simple == Simple.STRUCT:
         return structs.struct_literal(value, literal_type)
     raise _refused(where, literal_type, "this type is not supported")
 
@@ -237,7 +246,7 @@ def _infer_literal(value: Any, where: str) -> Literal:
     if scalars.infer_simple_type(value) is not None:
         return scalars.native_to_primitive(value, None)
     if isinstance(value, datetime.date):
-        return scalars.native_to_primitive(value, SimpleType.DATETIME)
+        return scalars.native_to_primitive(value, Simple.DATETIME)
     if isinstance(value, (FileRef, DirRef)):
         return references.blob_literal(value)
     if isinstance(value, DataFrameRef):

@@ -13,11 +13,14 @@ import datetime
 import numbers
 from typing import Any
 
-from flyteidl2.core.literals_pb2 import Literal, Primitive, Scalar, Void
+from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, Primitive, Scalar, Void
 from flyteidl2.core.types_pb2 import SimpleType
+from connectors.literals.simple_types import Simple
 
 __all__ = [
     "PRIMITIVE_SIMPLE_TYPES",
+    "read_primitive_list",
+    "write_primitive_list",
     "from_msgpack_value",
     "literal_of_none",
     "native_to_primitive",
@@ -26,12 +29,12 @@ __all__ = [
 
 PRIMITIVE_SIMPLE_TYPES = frozenset(
     {
-        SimpleType.INTEGER,
-        SimpleType.FLOAT,
-        SimpleType.STRING,
-        SimpleType.BOOLEAN,
-        SimpleType.DATETIME,
-        SimpleType.DURATION,
+        Simple.INTEGER,
+        Simple.FLOAT,
+        Simple.STRING,
+        Simple.BOOLEAN,
+        Simple.DATETIME,
+        Simple.DURATION,
     }
 )
 
@@ -53,7 +56,7 @@ def primitive_to_native(primitive: Primitive, simple: SimpleType.ValueType | Non
         if kind is None:
             raise TypeError("the primitive holds no value")
         return _read_primitive(primitive, kind)
-    if simple == SimpleType.FLOAT and kind == "integer":
+    if simple == Simple.FLOAT and kind == "integer":
         return float(primitive.integer)
     if _PRIMITIVE_FIELD.get(simple) != kind:
         raise TypeError("the literal holds another primitive")
@@ -69,12 +72,12 @@ def _read_primitive(primitive: Primitive, kind: str) -> Any:
 
 
 _PRIMITIVE_FIELD = {
-    SimpleType.INTEGER: "integer",
-    SimpleType.FLOAT: "float_value",
-    SimpleType.STRING: "string_value",
-    SimpleType.BOOLEAN: "boolean",
-    SimpleType.DATETIME: "datetime",
-    SimpleType.DURATION: "duration",
+    Simple.INTEGER: "integer",
+    Simple.FLOAT: "float_value",
+    Simple.STRING: "string_value",
+    Simple.BOOLEAN: "boolean",
+    Simple.DATETIME: "datetime",
+    Simple.DURATION: "duration",
 }
 
 
@@ -87,25 +90,25 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
         simple = infer_simple_type(value)
         if simple is None:
             raise TypeError(f"a {type(value).__name__} is not a primitive")
-    if simple == SimpleType.INTEGER:
+    if simple == Simple.INTEGER:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(_wrong(value))
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise TypeError(f"{value} does not fit in 64 bits")
         return Literal(scalar=Scalar(primitive=Primitive(integer=int(value))))
-    if simple == SimpleType.FLOAT:
+    if simple == Simple.FLOAT:
         if isinstance(value, bool) or not isinstance(value, (numbers.Real)):
             raise TypeError(_wrong(value))
         return Literal(scalar=Scalar(primitive=Primitive(float_value=float(value))))
-    if simple == SimpleType.STRING:
+    if simple == Simple.STRING:
         if not isinstance(value, str):
             raise TypeError(_wrong(value))
         return Literal(scalar=Scalar(primitive=Primitive(string_value=value)))
-    if simple == SimpleType.BOOLEAN:
+    if simple == Simple.BOOLEAN:
         if not isinstance(value, bool):
             raise TypeError(_wrong(value))
         return Literal(scalar=Scalar(primitive=Primitive(boolean=value)))
-    if simple == SimpleType.DATETIME:
+    if simple == Simple.DATETIME:
         if isinstance(value, datetime.datetime):
             moment = value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
         elif isinstance(value, datetime.date):
@@ -115,7 +118,7 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
         primitive = Primitive()
         primitive.datetime.FromDatetime(moment)
         return Literal(scalar=Scalar(primitive=primitive))
-    if simple == SimpleType.DURATION:
+    if simple == Simple.DURATION:
         if not isinstance(value, datetime.timedelta):
             raise TypeError(_wrong(value))
         primitive = Primitive()
@@ -127,17 +130,17 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
 def infer_simple_type(value: Any) -> SimpleType.ValueType | None:
     """The simple type the flyte SDK gives a Python value's type, or None if it is no primitive."""
     if isinstance(value, bool):
-        return SimpleType.BOOLEAN
+        return Simple.BOOLEAN
     if isinstance(value, numbers.Integral):
-        return SimpleType.INTEGER
+        return Simple.INTEGER
     if isinstance(value, numbers.Real):
-        return SimpleType.FLOAT
+        return Simple.FLOAT
     if isinstance(value, str):
-        return SimpleType.STRING
+        return Simple.STRING
     if isinstance(value, datetime.datetime):
-        return SimpleType.DATETIME
+        return Simple.DATETIME
     if isinstance(value, datetime.timedelta):
-        return SimpleType.DURATION
+        return Simple.DURATION
     return None
 
 
@@ -146,21 +149,21 @@ def from_msgpack_value(value: Any, simple: SimpleType.ValueType) -> Any:
 
     mashumaro writes a datetime as its ISO string and a timedelta as its seconds.
     """
-    if simple == SimpleType.DATETIME and isinstance(value, str):
+    if simple == Simple.DATETIME and isinstance(value, str):
         try:
             moment = datetime.datetime.fromisoformat(value)
         except ValueError as err:
             raise TypeError(f"{value!r} is not an ISO datetime") from err
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC)
-    if simple == SimpleType.DURATION and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if simple == Simple.DURATION and isinstance(value, (int, float)) and not isinstance(value, bool):
         return datetime.timedelta(seconds=value)
-    if simple == SimpleType.FLOAT and isinstance(value, int) and not isinstance(value, bool):
+    if simple == Simple.FLOAT and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     expected = {
-        SimpleType.INTEGER: int,
-        SimpleType.FLOAT: float,
-        SimpleType.STRING: str,
-        SimpleType.BOOLEAN: bool,
+        Simple.INTEGER: int,
+        Simple.FLOAT: float,
+        Simple.STRING: str,
+        Simple.BOOLEAN: bool,
     }.get(simple)
     if expected is None or type(value) is not expected:
         raise TypeError(f"the msgpack binary holds a {type(value).__name__}")
@@ -169,3 +172,52 @@ def from_msgpack_value(value: Any, simple: SimpleType.ValueType) -> Any:
 
 def _wrong(value: Any) -> str:
     return f"got a {type(value).__name__}"
+
+
+# -- fast paths for lists of one primitive type (a list of 1,000 ints is a common input) -------
+
+_LIST_FIELDS = {
+    Simple.INTEGER: ("integer", int),
+    Simple.FLOAT: ("float_value", float),
+    Simple.STRING: ("string_value", str),
+    Simple.BOOLEAN: ("boolean", bool),
+}
+
+
+def read_primitive_list(literals, simple: int) -> list | None:
+    """The values of literals that all hold the ``simple`` primitive; None if any does not.
+
+    None sends the caller down the general path, which reads or refuses item by item.
+    """
+    spec = _LIST_FIELDS.get(simple)
+    if spec is None:
+        return None
+    field = spec[0]
+    values = []
+    append = values.append
+    for literal in literals:
+        primitive = literal.scalar.primitive
+        if primitive.WhichOneof("value") != field:
+            return None
+        append(getattr(primitive, field))
+    return values
+
+
+def write_primitive_list(values, simple: int, collection: LiteralCollection) -> bool:
+    """Fill ``collection`` when every value is exactly the ``simple`` primitive's Python type.
+
+    False (``collection`` untouched) sends the caller down the general path.
+    """
+    spec = _LIST_FIELDS.get(simple)
+    if spec is None:
+        return False
+    field, python_type = spec
+    for value in values:
+        if type(value) is not python_type:
+            return False
+        if python_type is int and not _INT64_MIN <= value <= _INT64_MAX:
+            return False
+    add = collection.literals.add
+    for value in values:
+        setattr(add().scalar.primitive, field, value)
+    return True

@@ -101,7 +101,7 @@ def _as_dict(value: Any, flavor: str) -> dict | None:
 
 
 def _fit(value: Any, schema: Any, defs: Mapping, flavor: str, at: str) -> Any:
-    if not isinstance(schema, Mapping):
+    if not isinstance(schema, dict):  # schemas come from MessageToDict: plain dicts
         return plain_data(value, flavor, at)
     ref = schema.get("$ref")
     if isinstance(ref, str):
@@ -161,6 +161,8 @@ def _fit_string(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str
 
 
 def _fit_number(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str) -> Any:
+    if type(value) is float and "format" not in schema:
+        return value
     if schema.get("format") == "time-delta" and isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
@@ -169,6 +171,8 @@ def _fit_number(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str
 
 
 def _fit_integer(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str) -> Any:
+    if type(value) is int:
+        return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     raise SchemaMismatch(at, f"expected an integer, got a {type(value).__name__}")
@@ -187,7 +191,9 @@ def _fit_null(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str) 
 
 
 def _fit_array(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str) -> Any:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
+    if type(value) is not list and (
+        isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset))
+    ):
         raise SchemaMismatch(at, f"expected a list, got a {type(value).__name__}")
     items = schema.get("items")
     prefix = schema.get("prefixItems")
@@ -200,7 +206,7 @@ def _fit_array(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str)
 
 def _fit_object(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str) -> Any:
     properties = schema.get("properties") or {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         as_dict = _tuple_as_items(value, properties) if isinstance(value, (list, tuple)) else None
         if as_dict is None:
             as_dict = _as_dict(value, flavor)

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from flyteidl2.core.literals_pb2 import Literal
-from flyteidl2.core.types_pb2 import BlobType, LiteralType, SimpleType
+from flyteidl2.core.types_pb2 import BlobType, LiteralType
+from connectors.literals.simple_types import Simple
 
 __all__ = ["describe_literal", "describe_type"]
 
 _SIMPLE_NAMES = {
-    SimpleType.NONE: "none",
-    SimpleType.INTEGER: "int",
-    SimpleType.FLOAT: "float",
-    SimpleType.STRING: "str",
-    SimpleType.BOOLEAN: "bool",
-    SimpleType.DATETIME: "datetime",
-    SimpleType.DURATION: "timedelta",
-    SimpleType.BINARY: "binary",
-    SimpleType.ERROR: "error",
-    SimpleType.STRUCT: "struct",
+    Simple.NONE: "none",
+    Simple.INTEGER: "int",
+    Simple.FLOAT: "float",
+    Simple.STRING: "str",
+    Simple.BOOLEAN: "bool",
+    Simple.DATETIME: "datetime",
+    Simple.DURATION: "timedelta",
+    Simple.BINARY: "binary",
+    Simple.ERROR: "error",
+    Simple.STRUCT: "struct",
 }
 
 
@@ -27,7 +28,7 @@ def describe_type(literal_type: LiteralType | None) -> str:
         return "inferred"
     kind = literal_type.WhichOneof("type")
     if kind == "simple":
-        if literal_type.simple == SimpleType.STRUCT:
+        if literal_type.simple == Simple.STRUCT:
             title = _struct_title(literal_type)
             return f"struct {title}" if title else "struct"
         return _SIMPLE_NAMES.get(literal_type.simple, f"simple type {literal_type.simple}")

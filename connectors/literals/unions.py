@@ -19,9 +19,10 @@ from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal, Scalar
 from flyteidl2.core.literals_pb2 import Union as UnionLiteral
-from flyteidl2.core.types_pb2 import LiteralType, SimpleType
+from flyteidl2.core.types_pb2 import LiteralType
 
 from connectors.literals.references import DataFrameRef, DirRef, FileRef
+from connectors.literals.simple_types import Simple
 
 __all__ = ["PICKLE_TAG", "is_pickle_type", "stored_variant", "union_literal", "variant_order"]
 
@@ -79,7 +80,7 @@ def _specificity(value: Any, literal_type: LiteralType) -> int:
     kind = literal_type.WhichOneof("type")
     if kind == "simple":
         return _EXACT if _SIMPLE_PYTHON_TYPES.get(literal_type.simple, _Nothing) in _python_types(value) else (
-            _EXACT if literal_type.simple == SimpleType.STRUCT and literal_type.HasField("metadata") else _COERCED
+            _EXACT if literal_type.simple == Simple.STRUCT and literal_type.HasField("metadata") else _COERCED
         )
     if kind == "enum_type":
         return _EXACT if isinstance(value, enum.Enum) else _COERCED
@@ -103,13 +104,13 @@ class _Nothing:
 
 
 _SIMPLE_PYTHON_TYPES = {
-    SimpleType.NONE: type(None),
-    SimpleType.INTEGER: int,
-    SimpleType.FLOAT: float,
-    SimpleType.STRING: str,
-    SimpleType.BOOLEAN: bool,
-    SimpleType.DATETIME: datetime.datetime,
-    SimpleType.DURATION: datetime.timedelta,
+    Simple.NONE: type(None),
+    Simple.INTEGER: int,
+    Simple.FLOAT: float,
+    Simple.STRING: str,
+    Simple.BOOLEAN: bool,
+    Simple.DATETIME: datetime.datetime,
+    Simple.DURATION: datetime.timedelta,
 }
 
 
