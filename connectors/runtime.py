@@ -23,8 +23,8 @@ def configure_logging() -> None:
     if not root.handlers:  # Lambda installs its own handler; locally we add one
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    # botocore logs request parameters at DEBUG; keep it quieter than the service.
-    logging.getLogger("botocore").setLevel(max(root.level, logging.INFO))
+    # botocore logs request parameters at DEBUG and credential lookups at INFO: keep it quieter.
+    logging.getLogger("botocore").setLevel(max(root.level, logging.WARNING))
 
 
 def build_service(settings: Settings | None = None, client: Any = None) -> ConnectorService:
