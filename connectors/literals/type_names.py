@@ -37,6 +37,8 @@ def describe_type(literal_type: LiteralType | None) -> str:
     if kind == "map_value_type":
         return f"dict[str, {describe_type(literal_type.map_value_type)}]"
     if kind == "union_type":
+        if any(variant.structure.tag == "FlytePickle" for variant in literal_type.union_type.variants):
+            return f"pickle of {_metadata_string(literal_type, 'python_class_name') or 'a Python object'}"
         return " | ".join(describe_type(variant) for variant in literal_type.union_type.variants)
     if kind == "enum_type":
         return "enum{" + ",".join(literal_type.enum_type.values) + "}"
@@ -86,8 +88,12 @@ def describe_literal(literal: Literal) -> str:
 
 
 def _struct_title(literal_type: LiteralType) -> str:
+    return _metadata_string(literal_type, "title")
+
+
+def _metadata_string(literal_type: LiteralType, key: str) -> str:
     if literal_type.HasField("metadata"):
-        title = literal_type.metadata.fields.get("title")
-        if title is not None and title.WhichOneof("kind") == "string_value":
-            return title.string_value
+        value = literal_type.metadata.fields.get(key)
+        if value is not None and value.WhichOneof("kind") == "string_value":
+            return value.string_value
     return ""

@@ -495,7 +495,7 @@ def test_an_input_that_does_not_match_its_declared_type_is_refused(value, writte
 def test_a_pickled_input_is_refused():
     literal, _ = sdk_literal(b"bytes are pickled by flyte", bytes)
     error = refused_input(literal, bytes)
-    assert "pickle" in error.problem
+    assert "pickle" in error.problem and error.type_name == "pickle of <class 'bytes'>"
 
 
 def test_an_offloaded_input_is_refused():
