@@ -7,6 +7,8 @@ operation is a bug and is answered as ``internal`` with the stack trace kept in 
 
 from __future__ import annotations
 
+from typing import Callable
+
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
@@ -24,33 +26,20 @@ __all__ = [
 ]
 
 
-def invalid_argument(message: str) -> ConnectError:
-    return ConnectError(Code.INVALID_ARGUMENT, message)
+def _error(code: Code) -> Callable[[str], ConnectError]:
+    def error(message: str) -> ConnectError:
+        return ConnectError(code, message)
+
+    error.__name__ = error.__qualname__ = code.value
+    error.__doc__ = f"A ConnectError with code {code.value}."
+    return error
 
 
-def not_found(message: str) -> ConnectError:
-    return ConnectError(Code.NOT_FOUND, message)
-
-
-def failed_precondition(message: str) -> ConnectError:
-    return ConnectError(Code.FAILED_PRECONDITION, message)
-
-
-def unavailable(message: str) -> ConnectError:
-    return ConnectError(Code.UNAVAILABLE, message)
-
-
-def deadline_exceeded(message: str) -> ConnectError:
-    return ConnectError(Code.DEADLINE_EXCEEDED, message)
-
-
-def resource_exhausted(message: str) -> ConnectError:
-    return ConnectError(Code.RESOURCE_EXHAUSTED, message)
-
-
-def unimplemented(message: str) -> ConnectError:
-    return ConnectError(Code.UNIMPLEMENTED, message)
-
-
-def internal(message: str) -> ConnectError:
-    return ConnectError(Code.INTERNAL, message)
+invalid_argument = _error(Code.INVALID_ARGUMENT)
+not_found = _error(Code.NOT_FOUND)
+failed_precondition = _error(Code.FAILED_PRECONDITION)
+unavailable = _error(Code.UNAVAILABLE)
+deadline_exceeded = _error(Code.DEADLINE_EXCEEDED)
+resource_exhausted = _error(Code.RESOURCE_EXHAUSTED)
+unimplemented = _error(Code.UNIMPLEMENTED)
+internal = _error(Code.INTERNAL)

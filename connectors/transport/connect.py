@@ -8,9 +8,10 @@ and an unexpected exception is ``internal`` with its stack trace only in the log
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 from connectrpc.codec import Codec, proto_binary_codec, proto_json_codec
 from connectrpc.request import RequestContext
@@ -54,16 +55,22 @@ def _strict_codecs() -> dict[str, Any]:
     return {codec.name(): codec for codec in codecs}
 
 
+@contextlib.contextmanager
+def _unexpected_errors_are_internal(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except ConnectError:
+        raise
+    except Exception:
+        logger.exception("%s failed", operation)
+        raise internal(f"{operation} failed unexpectedly; the service logs have the details") from None
+
+
 def _unary(call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, RequestContext], Awaitable[Any]]:
     @functools.wraps(call)
     async def endpoint(request: Any, ctx: RequestContext) -> Any:
-        try:
+        with _unexpected_errors_are_internal(call.__name__):
             return await call(request)
-        except ConnectError:
-            raise
-        except Exception:
-            logger.exception("%s failed", call.__name__)
-            raise internal(f"{call.__name__} failed unexpectedly; the service logs have the details") from None
 
     return endpoint
 
@@ -71,14 +78,9 @@ def _unary(call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, RequestConte
 def _stream(call: Callable[[Any], AsyncIterator[Any]]) -> Callable[[Any, RequestContext], AsyncIterator[Any]]:
     @functools.wraps(call)
     async def endpoint(request: Any, ctx: RequestContext) -> AsyncIterator[Any]:
-        try:
+        with _unexpected_errors_are_internal(call.__name__):
             async for message in call(request):
                 yield message
-        except ConnectError:
-            raise
-        except Exception:
-            logger.exception("%s failed", call.__name__)
-            raise internal(f"{call.__name__} failed unexpectedly; the service logs have the details") from None
 
     return endpoint
 
