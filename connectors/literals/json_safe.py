@@ -3,7 +3,7 @@
 ``to_json_safe`` turns a native value (as :func:`inputs_to_native` produces, or a connector
 returns) into data ``json.dumps`` accepts; ``from_json_safe`` turns that back into an equal value
 of the same type. Lists, str-keyed dicts, str, int, bool and None are written as themselves; every
-other value becomes a one-key object ``{"$type": [...payload]}``-style tag:
+other value becomes a one-key object whose key, starting with ``$``, names its type:
 
     {"$datetime": "2024-01-01T00:00:00+00:00"}   {"$timedelta": [days, seconds, microseconds]}
     {"$bytes": "<base64>"}                        {"$float": "nan"}  (only non-finite floats)
