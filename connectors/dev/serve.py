@@ -1,10 +1,16 @@
-"""`connectors serve`: the whole API on loopback, on the embedded DynamoDB unless told otherwise."""
+"""`connectors serve`: the whole API on loopback, on the embedded DynamoDB unless told otherwise.
+
+Served by hypercorn: Connect and REST over HTTP/1.1, and gRPC over HTTP/2 (h2c) on the same
+port, since connectrpc's ASGI applications also speak the gRPC protocol when the server offers
+HTTP/2 trailers. A stock Flyte executor can therefore use this local server directly.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from typing import Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 from ..runtime import build_service, configure_logging
 from ..settings import Settings
@@ -38,9 +44,20 @@ def _has_aws_credentials() -> bool:
     return boto3.Session().get_credentials() is not None
 
 
-def serve(port: int, dynamodb_port: int) -> None:
-    import uvicorn
+async def run_hypercorn(app: Any, host: str, port: int, shutdown: Callable[[], Awaitable[Any]] | None = None) -> None:
+    """Serve ``app`` with hypercorn on host:port (HTTP/1.1 and h2c) until ``shutdown`` returns."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
 
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    kwargs = {"shutdown_trigger": shutdown} if shutdown is not None else {}
+    await hypercorn_serve(app, config, **kwargs)
+
+
+def serve(port: int, dynamodb_port: int) -> None:
     from ..transport import create_app
 
     configure_logging()
@@ -54,10 +71,12 @@ def serve(port: int, dynamodb_port: int) -> None:
         )
         base = f"http://127.0.0.1:{port}"
         print(f"Flyte connector service on {base}  (tasks in {where}, table {settings.tasks_table})")
+        print(f"Connect and REST on {base}; gRPC (h2c) on 127.0.0.1:{port} for a Flyte executor")
         print(f"Connectors: {categories}")
         print("Try:")
         print(
             f"  curl -s -X POST {base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors "
             "-H 'content-type: application/json' -d '{}'"
         )
-        uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_hypercorn(create_app(service), "127.0.0.1", port))
