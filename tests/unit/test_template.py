@@ -1,0 +1,333 @@
+"""template.yaml (and samconfig.toml, the Makefile's SAM build targets) say what the service needs.
+
+Routes and their functions, IAM auth on every route (also after the SAM transform, when the SAM
+CLI's venv is there to run it), least-privilege DynamoDB actions per function, the table's
+safety settings, the environment, and handlers that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.dev.invoke import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+SAM_PYTHON = ROOT / ".venv" / "sam" / "bin" / "python"
+
+CONNECT = "/flyteidl2.connector.AsyncConnectorService"
+METADATA = "/flyteidl2.connector.ConnectorMetadataService"
+TASK_PATH = "{name}/{version}/{resource_meta}"
+
+ROUTES = {
+    "CreateTaskFunction": {("POST", f"{CONNECT}/CreateTask"), ("POST", "/api/v1/connector/task")},
+    "GetTaskFunction": {("POST", f"{CONNECT}/GetTask"), ("GET", f"/api/v1/connector/task/{TASK_PATH}")},
+    "DeleteTaskFunction": {("POST", f"{CONNECT}/DeleteTask"),
+                           ("DELETE", f"/api/v1/connector/task_executions/{TASK_PATH}")},
+    "GetTaskMetricsFunction": {("POST", f"{CONNECT}/GetTaskMetrics"),
+                               ("GET", f"/api/v1/connector/task/metrics/{TASK_PATH}")},
+    "GetTaskLogsFunction": {("POST", f"{CONNECT}/GetTaskLogs"), ("GET", f"/api/v1/connector/task/logs/{TASK_PATH}")},
+    "ConnectorMetadataFunction": {("POST", f"{METADATA}/GetConnector"), ("POST", f"{METADATA}/ListConnectors"),
+                                  ("GET", "/healthz"), ("GET", "/api/v1/connector/{name}"),
+                                  ("GET", "/api/v1/connectors")},
+    "AbandonedTaskReaperFunction": set(),
+}
+
+HANDLERS = {
+    "CreateTaskFunction": "handlers.create_task.handler",
+    "GetTaskFunction": "handlers.get_task.handler",
+    "DeleteTaskFunction": "handlers.delete_task.handler",
+    "GetTaskMetricsFunction": "handlers.get_task_metrics.handler",
+    "GetTaskLogsFunction": "handlers.get_task_logs.handler",
+    "ConnectorMetadataFunction": "handlers.connector_metadata.handler",
+    "AbandonedTaskReaperFunction": "handlers.reap_abandoned.handler",
+}
+
+TABLE = {"Fn::GetAtt": ["TasksTable", "Arn"]}
+TABLE_INDEXES = {"Fn::Sub": "${TasksTable.Arn}/index/*"}
+# (action, resource) pairs each function may use, and nothing else.
+DYNAMODB_GRANTS = {
+    "CreateTaskFunction": {(a, json.dumps(TABLE)) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query")},
+    "GetTaskFunction": {(a, json.dumps(TABLE)) for a in ("GetItem", "UpdateItem")},
+    "DeleteTaskFunction": {(a, json.dumps(TABLE)) for a in ("GetItem", "UpdateItem")},
+    "GetTaskMetricsFunction": {("GetItem", json.dumps(TABLE))},
+    "GetTaskLogsFunction": {("GetItem", json.dumps(TABLE))},
+    "ConnectorMetadataFunction": set(),
+    "AbandonedTaskReaperFunction": {("Query", json.dumps(TABLE)), ("Query", json.dumps(TABLE_INDEXES)),
+                                    ("GetItem", json.dumps(TABLE)), ("UpdateItem", json.dumps(TABLE))},
+}
+
+ENVIRONMENT = {
+    "TASKS_TABLE": {"Ref": "TasksTable"},
+    "CONNECTOR_MODULES": {"Ref": "ConnectorModules"},
+    "LOG_LEVEL": {"Ref": "LogLevel"},
+    "CONNECTOR_TIMEOUT_SECONDS": {"Ref": "ConnectorTimeoutSeconds"},
+    "CREATE_CLAIM_SECONDS": {"Ref": "CreateClaimSeconds"},
+    "TERMINAL_RETENTION_DAYS": {"Ref": "TerminalRetentionDays"},
+    "ABANDONED_AFTER_MINUTES": {"Ref": "AbandonedAfterMinutes"},
+    "MAX_REQUEST_BYTES": {"Ref": "MaxRequestBytes"},
+}
+PARAMETER_DEFAULTS = {
+    "ConnectorModules": "",
+    "LogLevel": "INFO",
+    "ConnectorTimeoutSeconds": 8,
+    "CreateClaimSeconds": 60,
+    "TerminalRetentionDays": 30,
+    "AbandonedAfterMinutes": 60,
+    "MaxRequestBytes": 4194304,
+    "MemorySize": 512,
+    "ReaperSchedule": "rate(5 minutes)",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def http_events(function: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["Properties"] for e in (function["Properties"].get("Events") or {}).values() if e["Type"] == "HttpApi"]
+
+
+def test_one_function_per_operation_with_its_handler(template: dict[str, Any]) -> None:
+    found = {name: f["Properties"]["Handler"] for name, f in functions(template).items()}
+    assert found == HANDLERS
+
+
+def test_every_handler_named_exists(template: dict[str, Any]) -> None:
+    for logical_id, function in functions(template).items():
+        module, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+        assert path.is_file(), f"{logical_id}'s handler module {module} has no {path.relative_to(ROOT)}"
+        assert re.search(rf"^{attribute}\s*[:=]|^def {attribute}\(", path.read_text(), re.M), (
+            f"{path.relative_to(ROOT)} defines no {attribute}")
+
+
+def test_each_function_serves_its_own_routes_only(template: dict[str, Any]) -> None:
+    for name, function in functions(template).items():
+        events = http_events(function)
+        assert {(e["Method"].upper(), e["Path"]) for e in events} == ROUTES[name], name
+        for event in events:
+            assert event["ApiId"] == {"Ref": "HttpApi"}, f"{name} {event['Path']} is not on the HttpApi"
+            assert event.get("PayloadFormatVersion", "2.0") == "2.0"
+
+
+def test_every_route_requires_iam_auth(template: dict[str, Any]) -> None:
+    apis = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::HttpApi"}
+    assert list(apis) == ["HttpApi"]
+    auth = apis["HttpApi"]["Properties"]["Auth"]
+    assert auth["EnableIamAuthorizer"] is True  # without it SAM does not treat AWS_IAM as SigV4
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    for name, function in functions(template).items():
+        for event in http_events(function):
+            # A route may only restate the default, never switch auth off or to another authorizer.
+            assert event.get("Auth", {}).get("Authorizer", "AWS_IAM") == "AWS_IAM", f"{name} {event['Path']}"
+    # No other way in: no function URLs, no REST Api, no other API resource.
+    types = {v["Type"] for v in template["Resources"].values()}
+    assert not types & {"AWS::Serverless::Api", "AWS::Lambda::Url", "AWS::ApiGatewayV2::Route"}
+    for function in functions(template).values():
+        assert "FunctionUrlConfig" not in function["Properties"]
+
+
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
+def test_every_route_is_aws_iam_after_the_sam_transform() -> None:
+    """Run SAM's own translator and read the HTTP API definition it generates."""
+    script = r"""
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+# SAM validates CodeUri/ContentUri as S3 locations once built and packaged.
+template["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
+for resource in template["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::LayerVersion":
+        resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
+print(json.dumps(transform(template, {}, NoManagedPolicies())))
+"""
+    result = subprocess.run([str(SAM_PYTHON), "-c", script, str(TEMPLATE_PATH)], capture_output=True, text=True,
+                            timeout=120, env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    resources = json.loads(result.stdout)["Resources"]
+    apis = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    assert len(apis) == 1
+    body = apis[0]["Properties"]["Body"]
+    schemes = body["components"]["securitySchemes"]
+    assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    routes = {(method.upper(), path): operation for path, methods in body["paths"].items()
+              for method, operation in methods.items()}
+    assert set(routes) == set().union(*ROUTES.values())
+    for route, operation in routes.items():
+        assert operation.get("security") == [{"AWS_IAM": []}], route
+        assert operation["x-amazon-apigateway-integration"]["payloadFormatVersion"] == "2.0"
+    # Nothing else routes to the functions: no $default route, no stray API Gateway routes.
+    assert not [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"]
+
+
+def dynamodb_grants(function: dict[str, Any]) -> set[tuple[str, str]]:
+    grants: set[tuple[str, str]] = set()
+    for policy in function["Properties"].get("Policies") or []:
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"only explicit statements, got {policy}"
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for action in actions:
+                service, _, verb = action.partition(":")
+                assert service == "dynamodb" and "*" not in verb, action
+                grants |= {(verb, json.dumps(r)) for r in resources}
+    return grants
+
+
+@pytest.mark.parametrize("logical_id", sorted(DYNAMODB_GRANTS))
+def test_each_function_has_only_its_operations_dynamodb_actions(template: dict[str, Any], logical_id: str) -> None:
+    function = template["Resources"][logical_id]
+    assert "Role" not in function["Properties"]
+    assert dynamodb_grants(function) == DYNAMODB_GRANTS[logical_id]
+    globals_ = template["Globals"]["Function"]
+    assert "Policies" not in globals_ and "Role" not in globals_
+
+
+def test_table_keys_index_and_safety_settings(template: dict[str, Any]) -> None:
+    table = template["Resources"]["TasksTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    properties = table["Properties"]
+    assert "TableName" not in properties  # CloudFormation names it: several stacks can coexist
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["KeySchema"] == [{"AttributeName": "action_id", "KeyType": "HASH"},
+                                       {"AttributeName": "attempt", "KeyType": "RANGE"}]
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+    assert attributes == {"action_id": "S", "attempt": "N", "active_shard": "S", "polled_at": "N"}
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "active-by-poll"
+    assert index["KeySchema"] == [{"AttributeName": "active_shard", "KeyType": "HASH"},
+                                  {"AttributeName": "polled_at", "KeyType": "RANGE"}]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["MemorySize"] == {"Ref": "MemorySize"}
+    assert globals_["Environment"]["Variables"] == ENVIRONMENT
+    parameters = template["Parameters"]
+    assert {name: p["Default"] for name, p in parameters.items()} == PARAMETER_DEFAULTS
+    # A connector call must end before the executor's 10 s CreateTask deadline and the function's timeout.
+    assert PARAMETER_DEFAULTS["ConnectorTimeoutSeconds"] < 10
+    assert parameters["ConnectorTimeoutSeconds"]["MaxValue"] < globals_["Timeout"]
+    for name, function in functions(template).items():
+        properties = function["Properties"]
+        assert "Environment" not in properties, f"{name} should take the environment from Globals"
+        assert function["Metadata"]["BuildMethod"] == "makefile"
+        timeout = properties.get("Timeout", globals_["Timeout"])
+        assert timeout == (300 if name == "AbandonedTaskReaperFunction" else 15), name
+    reaper_events = template["Resources"]["AbandonedTaskReaperFunction"]["Properties"]["Events"]
+    assert [e["Properties"]["Schedule"] for e in reaper_events.values() if e["Type"] == "Schedule"] == [
+        {"Ref": "ReaperSchedule"}]
+
+
+def test_dependencies_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["DependenciesLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["CompatibleRuntimes"] == [template["Globals"]["Function"]["Runtime"]]
+    assert layer["Properties"]["CompatibleArchitectures"] == template["Globals"]["Function"]["Architectures"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "DependenciesLayer"}]
+
+
+def test_makefile_has_a_build_target_for_every_function_and_the_layer(template: dict[str, Any]) -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    match = re.search(r"^SAM_FUNCTIONS\s*:=\s*((?:.*\\\n)*.*)$", makefile, re.M)
+    assert match, "Makefile has no SAM_FUNCTIONS list"
+    listed = set(match.group(1).replace("\\\n", " ").split())
+    assert listed == set(functions(template))
+    assert re.search(r"^build-DependenciesLayer:", makefile, re.M)
+    assert re.search(r"^\$\(addprefix build-,\$\(SAM_FUNCTIONS\)\):", makefile, re.M)
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert outputs["TasksTableName"]["Value"] == {"Ref": "TasksTable"}
+    assert outputs["ApiInvokePolicyArn"]["Value"] == {"Ref": "ApiInvokePolicy"}
+    for name in functions(template):
+        assert outputs[f"{name}Arn"]["Value"] == {"Fn::GetAtt": [name, "Arn"]}
+
+
+def test_invoke_policy_grants_only_invoking_this_api(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["ApiInvokePolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    assert "ManagedPolicyName" not in policy["Properties"]  # CAPABILITY_IAM suffices
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Action": "execute-api:Invoke",
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"},
+    }
+
+
+def test_samconfig_makes_sam_deploy_need_no_flags() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    default = config["default"]
+    assert default["global"]["parameters"]["stack_name"]
+    deploy = default["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is True
+    assert "region" not in deploy and "region" not in default["global"]["parameters"]  # `--guided` asks
+    assert default["build"]["parameters"]["build_in_source"] is True
+
+
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
+def test_sam_build_packages_only_the_runtime(tmp_path: Path) -> None:
+    """`sam build` (about 10 s): each function holds connectors/ and handlers/, the layer the dependencies."""
+    python = Path(subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c",
+                                  "import os, sys; print(os.path.realpath(sys.executable))"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{python.parent}:{os.environ.get('PATH', '')}"}
+    build_dir = tmp_path / "build"
+    result = subprocess.run([str(SAM_PYTHON.parent / "sam"), "build", "--build-in-source", "--build-dir", str(build_dir),
+                             "--template-file", str(TEMPLATE_PATH)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    template = load_template(TEMPLATE_PATH)
+    for name, function in functions(template).items():
+        package = build_dir / name
+        assert sorted(p.name for p in package.iterdir()) == ["connectors", "handlers"], name
+        module = function["Properties"]["Handler"].rpartition(".")[0]
+        assert (package / (module.replace(".", "/") + ".py")).is_file()
+        assert not (package / "connectors" / "dev").exists()
+        pycs = list(package.rglob("*.pyc"))
+        assert pycs and all(p.name.endswith(".cpython-312.pyc") for p in pycs)
+    layer = build_dir / "DependenciesLayer" / "python"
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    installed = {re.sub(r"[-_.]+", "-", p.name.split("-")[0]).lower() for p in layer.glob("*.dist-info")}
+    for requirement in dependencies:
+        assert re.split(r"[<>=!~\[; ]", requirement)[0].replace("_", "-").lower() in installed, requirement
+    native = [p.name for p in layer.rglob("*.so")]
+    assert native and all("x86_64" not in n for n in native), "the layer must hold arm64 (aarch64) wheels"
+    assert any("aarch64" in n for n in native)
+    assert not [p for p in layer.iterdir() if p.name in ("pytest", "moto", "flyte", "uvicorn", "hypothesis")]
