@@ -74,7 +74,9 @@ def _query(request: Request, message: Message, skip: set[str]) -> None:
         field = message.DESCRIPTOR.fields_by_name.get(key.split(".")[0])
         if field is None:
             raise invalid_argument(f"unknown query parameter {key!r}")
-        params[key] = values if field.label == field.LABEL_REPEATED else values[-1]
+        # protobuf 7's upb descriptors have no ``label``; older runtimes may lack ``is_repeated``.
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        params[key] = values if repeated else values[-1]
     if params:
         try:
             json_format.ParseDict(params, message)
