@@ -94,6 +94,7 @@ class ConnectorService:
             if not hasattr(meta, "encode"):
                 raise internal(f"connector {connector.name} returned {type(meta).__name__} from create, not a ResourceMeta")
             encoded = meta.encode()
+            self.store.check_fits(record, encoded)  # before the write: a refused write is no half-record
         except BaseException:
             await self.run_store(self.store.release_claim, record)
             raise

@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ConnectError, internal, not_found, unavailable
+from ..errors import ConnectError, internal, not_found, resource_exhausted, unavailable
 from ..phase import is_terminal_phase
 from .handle import TaskHandle
 from .record import ACTIVE_SHARDS, CREATED, CREATING, TaskRecord
@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 
 ACTIVE_INDEX = "active-by-poll"
 _DAY = 86400.0
+
+# DynamoDB refuses an item over 400 KB, and a refused update can leave nothing usable behind:
+# a record is checked to fit before its first write, with room kept for what later updates add
+# (a message and notes, which are cut to these sizes when stored; answers keep them whole).
+MAX_ITEM_BYTES = 400 * 1024
+MESSAGE_BYTES = 16 * 1024
+NOTE_BYTES = 1024
+_LATER_UPDATES_BYTES = MESSAGE_BYTES + 16 * 1024
 
 # Fail fast: the executor gives CreateTask 10 s in all, and an unreachable table should answer
 # `unavailable` well within that, after botocore's standard retries (which back off on throttling).
@@ -108,6 +116,15 @@ class TaskStore:
 
     # -- create ----------------------------------------------------------------------------
 
+    def check_fits(self, record: TaskRecord, resource_meta: bytes = b"") -> None:
+        """``resource_exhausted`` unless the record, with this connector metadata, fits in one item."""
+        size = _item_bytes(record.to_item()) + len("resource_meta") + len(resource_meta) + _LATER_UPDATES_BYTES
+        if size > MAX_ITEM_BYTES:
+            raise resource_exhausted(
+                f"this task's record would need {size} bytes (its output_prefix, interface, ids and the "
+                f"connector's {len(resource_meta)} bytes of metadata); the task store holds {MAX_ITEM_BYTES}"
+            )
+
     def claim(self, record: TaskRecord, claim_seconds: float) -> ClaimResult:
         """Write a new claim for ``record``'s key, or take over an expired one; else return the holder's."""
         now = self.clock()
@@ -115,6 +132,7 @@ class TaskStore:
         record.created_at = record.updated_at = now
         record.claim_expires_at = now + claim_seconds
         record.expires_at = self._expiry(record, now)
+        self.check_fits(record)
         try:
             self._call(
                 "put_item",
@@ -132,6 +150,7 @@ class TaskStore:
 
     def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
         """Turn this caller's claim into a created task; RecordChanged if the claim was lost."""
+        self.check_fits(record, resource_meta)
         now = self.clock()
         shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
         result = self._call(
@@ -221,6 +240,7 @@ class TaskStore:
         phase again: RecordChanged carries the current record when another call got there first.
         """
         now = self.clock()
+        message, note = _clip(message, MESSAGE_BYTES), _clip(note, NOTE_BYTES) if note else note
         names = {"#phase": "phase", "#message": "message"}
         values: dict[str, Any] = {":now": {"N": repr(now)}}
         sets = ["polled_at = :now"]
@@ -297,6 +317,29 @@ class TaskStore:
         self._client.update_time_to_live(
             TableName=self.table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
+
+
+def _clip(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """An upper bound of an item's size as DynamoDB counts it: names and values."""
+    return sum(len(name.encode("utf-8")) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode("utf-8"))
+    if kind in ("B", "N"):
+        return len(inner)
+    if kind == "M":
+        return 3 + len(inner) + _item_bytes(inner)
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(item) for item in inner)
+    return 1
 
 
 __all__ = ["ClaimResult", "ConnectError", "RecordChanged", "TaskStore", "new_client"]
