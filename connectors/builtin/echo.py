@@ -59,6 +59,10 @@ class EchoConnector(AsyncConnector[EchoMetadata]):
         missing = [name for name in names if name not in inputs]
         if missing:
             raise invalid_argument(f"echo: outputs {missing} have no input of the same name to echo")
+        try:  # an input that cannot be its output's declared type would fail every GetTask later
+            literals.native_to_outputs({name: inputs[name] for name in names}, task_template.interface.outputs)
+        except literals.LiteralConversionError as error:
+            raise invalid_argument(f"echo: an input cannot be echoed as its output: {error}") from None
         outputs = {name: literals.to_json_safe(inputs[name]) for name in names}
         return EchoMetadata(created_at=time.time(), delay_seconds=float(delay), fail=fail, outputs=outputs)
 
