@@ -37,10 +37,13 @@ _LATER_UPDATES_BYTES = MESSAGE_BYTES + 16 * 1024
 
 # Fail fast: the executor gives CreateTask 10 s in all, and an unreachable table should answer
 # `unavailable` well within that, after botocore's standard retries (which back off on throttling).
+# A table that accepts connections but never answers costs attempts x read_timeout plus the
+# backoffs (up to 1 + 2 s): 4 x 4 s took 20 s; 3 x 1.5 s answers within about 7.5 s
+# (tests/functional/test_outage.py). DynamoDB answers single-item calls in milliseconds.
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=2,
-    read_timeout=4,
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=1,
+    read_timeout=1.5,
 )
 
 _RETRYABLE_ERRORS = {
@@ -145,6 +148,9 @@ class TaskStore:
         except RecordChanged as changed:
             if changed.current is None:  # pragma: no cover - DynamoDB always returns the old item
                 raise unavailable("a CreateTask for this task execution is in progress; retry") from None
+            if changed.current.secret == record.secret:
+                # botocore retried this very put after its answer was lost: the claim is ours.
+                return ClaimResult(record, claimed=True)
             return ClaimResult(changed.current, claimed=False)
         return ClaimResult(record, claimed=True)
 
@@ -153,7 +159,17 @@ class TaskStore:
         self.check_fits(record, resource_meta)
         now = self.clock()
         shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
-        result = self._call(
+        try:
+            result = self._finish(record, resource_meta, phase, now, shard)
+        except RecordChanged as changed:
+            current = changed.current
+            if current is not None and current.secret == record.secret and current.state == CREATED:
+                return current  # botocore retried this very update after its answer was lost
+            raise
+        return TaskRecord.from_item(result["Attributes"])
+
+    def _finish(self, record: TaskRecord, resource_meta: bytes, phase: int, now: float, shard: str) -> dict[str, Any]:
+        return self._call(
             "update_item",
             Key=self._key(record.action_id, record.attempt),
             UpdateExpression=(
@@ -175,7 +191,6 @@ class TaskStore:
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-        return TaskRecord.from_item(result["Attributes"])
 
     def release_claim(self, record: TaskRecord) -> None:
         """Remove this caller's claim after connector.create failed, so that a retry starts clean."""
