@@ -6,10 +6,11 @@ DynamoDB client, the task store and the service core. Handlers call :func:`lambd
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .registry import load_default_connectors
 from .service import ConnectorService
@@ -44,10 +45,27 @@ def default_service() -> ConnectorService:
     return build_service()
 
 
-def lambda_handler(operations: Iterable[str], *, health: bool = False) -> Any:
+def _ensure_event_loop() -> None:
+    """Mangum runs each event on the thread's current event loop; an ``asyncio.run`` elsewhere in
+    the process (the reaper, a test) leaves none behind, so make one when it is missing."""
+    try:
+        if not asyncio.get_event_loop_policy().get_event_loop().is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def lambda_handler(operations: Iterable[str], *, health: bool = False) -> Callable[[dict, Any], dict]:
     """A Lambda handler (API Gateway HTTP API events) serving ``operations`` only."""
     from mangum import Mangum
 
     from .transport import create_app
 
-    return Mangum(create_app(default_service(), operations, health=health), lifespan="off")
+    adapter = Mangum(create_app(default_service(), operations, health=health), lifespan="off")
+
+    def handler(event: dict, context: Any) -> dict:
+        _ensure_event_loop()
+        return adapter(event, context)
+
+    return handler

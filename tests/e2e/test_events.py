@@ -92,3 +92,10 @@ def test_a_function_serves_only_its_own_operation(seeded):
     module = importlib.import_module(HANDLER_MODULES["CreateTaskFunction"])
     response = module.handler(event, LambdaContext())
     assert response["statusCode"] == 404
+
+
+def test_handlers_work_after_an_asyncio_run_in_the_same_process(seeded):
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))  # leaves the main thread with no current event loop
+    assert invoke("list_connectors")["statusCode"] == 200
