@@ -33,6 +33,7 @@ _DAY = 86400.0
 MAX_ITEM_BYTES = 400 * 1024
 MESSAGE_BYTES = 16 * 1024
 NOTE_BYTES = 1024
+MAX_NOTES = 20
 _LATER_UPDATES_BYTES = MESSAGE_BYTES + 16 * 1024
 
 # Fail fast: the executor gives CreateTask 10 s in all, and an unreachable table should answer
@@ -273,7 +274,7 @@ class TaskStore:
             if terminal:
                 removes += ["active_shard", "polled_at"]
                 sets.remove("polled_at = :now")
-            if note:
+            if note and len(record.notes) < MAX_NOTES:  # a reaper retrying for weeks must not fill the item
                 sets.append("notes = list_append(if_not_exists(notes, :empty), :note)")
                 values.update({":note": {"L": [{"S": note}]}, ":empty": {"L": []}})
         elif is_terminal_phase(record.phase):

@@ -159,3 +159,26 @@ def test_concurrent_polls_never_move_a_finished_task_back(dynamodb_client):
     [item] = scan_table(dynamodb_client, table)
     assert item["phase"]["N"] == str(TaskExecution.SUCCEEDED) and "active_shard" not in item
     assert int(item["expires_at"]["N"]) > time.time() + 29 * 86400
+
+
+def test_notes_stop_growing_when_cancelling_keeps_failing(dynamodb_client):
+    from connectors.store.dynamodb import MAX_NOTES
+    from tests.sample_connectors import FailingConnector
+
+    table = make_table(dynamodb_client)
+    service = make_service(Settings(tasks_table=table, abandoned_after_minutes=1), dynamodb_client,
+                           ConnectorRegistry([FailingConnector(), CountingConnector()]))
+    asyncio.run(service.create_task(echo_request(task_type="counting", run="stuck")))
+    # Make the stuck task's connector one whose delete always fails.
+    record = service.store.attempts(scan_table(dynamodb_client, table)[0]["action_id"]["S"])[0]
+    dynamodb_client.update_item(TableName=table, Key={"action_id": {"S": record.action_id}, "attempt": {"N": "0"}},
+                                UpdateExpression="SET task_type = :t", ExpressionAttributeValues={":t": {"S": "failing"}})
+    later = time.time()
+    for _ in range(MAX_NOTES + 5):
+        later += 120
+        service.store.clock = lambda: later
+        report = asyncio.run(reap_abandoned(service, now=later + 120))
+        assert report.failed and not report.cancelled
+    [item] = scan_table(dynamodb_client, table)
+    assert len(item["notes"]["L"]) == MAX_NOTES and "active_shard" in item
+    assert item["notes"]["L"][0]["S"].startswith("abandoned failed: connector Failing Connector failed to delete")
