@@ -104,9 +104,12 @@ class ConnectorService:
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
         logger.info("created %s task %s/%s", template.type, created.action_id, created.attempt)
         if key is not None and key.attempt > 0:
-            report = await cancel_earlier_attempts(self, created, connection_kwargs(request.connection))
-            if report.cancelled or report.failed:
-                logger.info("earlier attempts of %s: %s", created.action_id, report.as_dict())
+            try:
+                report = await cancel_earlier_attempts(self, created, connection_kwargs(request.connection))
+                if report.cancelled or report.failed:
+                    logger.info("earlier attempts of %s: %s", created.action_id, report.as_dict())
+            except ConnectError as error:  # the task is created: answer it; the reaper catches what is left
+                logger.warning("could not look for earlier attempts of %s: %s", created.action_id, error.message)
         return pb.CreateTaskResponse(resource_meta=created.handle.encode())
 
     def _answer_duplicate_create(self, existing: TaskRecord, wanted: TaskRecord) -> pb.CreateTaskResponse:
