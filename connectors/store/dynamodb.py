@@ -259,18 +259,18 @@ class TaskStore:
         message, note = _clip(message, MESSAGE_BYTES), _clip(note, NOTE_BYTES) if note else note
         names = {"#phase": "phase", "#message": "message"}
         values: dict[str, Any] = {":now": {"N": repr(now)}}
-        sets = ["polled_at = :now"]
+        # Every poll pushes expiry on: a task that runs for months keeps its record.
+        terminal = is_terminal_phase(phase)
+        expires = now + (self._terminal_retention if terminal else self._active_retention)
+        values[":expires"] = {"N": str(int(expires))}
+        sets = ["polled_at = :now", "expires_at = :expires"]
         removes: list[str] = []
         condition = "attribute_exists(action_id)"
         if phase != record.phase or message != record.message or note:
-            terminal = is_terminal_phase(phase)
             sets += ["#phase = :phase", "#message = :message", "updated_at = :now", "version = version + :one"]
             values.update({":phase": {"N": str(phase)}, ":message": {"S": message}, ":one": {"N": "1"}})
             values[":version"] = {"N": str(record.version)}
             condition = "version = :version"
-            expires = now + (self._terminal_retention if terminal else self._active_retention)
-            values[":expires"] = {"N": str(int(expires))}
-            sets.append("expires_at = :expires")
             if terminal:
                 removes += ["active_shard", "polled_at"]
                 sets.remove("polled_at = :now")
