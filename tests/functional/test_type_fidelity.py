@@ -1,8 +1,8 @@
 """Type fidelity end to end: SDK-made inputs through the running service to the echo connector.
 
-Every case of the unit matrix (``tests/unit/test_literals_fidelity.py``) becomes one input of a
-single CreateTask for the echo connector, over the Connect API of the served app, in both the
-binary and the JSON codec. The echo connector keeps the native values in its JSON ResourceMeta
+Every case of the matrix (``tests/literal_cases.py``) becomes one input of a single CreateTask
+for the echo connector, over the Connect API of the served app, in both the binary and the
+JSON codec. The echo connector keeps the native values in its JSON ResourceMeta
 (in DynamoDB) and returns them as outputs; the flyte SDK reads each output back and it must
 equal the value the SDK sent.
 """
@@ -23,7 +23,7 @@ from flyteidl2.task import common_pb2
 
 from connectors.errors import Code
 from tests.flyte_requests import ECHO, execution_metadata
-from tests.unit.test_literals_fidelity import ROUND_TRIPS, same, sdk_literal, sdk_value
+from tests.literal_cases import ROUND_TRIPS, assert_same, sdk_literal, sdk_value
 
 CODECS = {"proto": None, "json": proto_json_codec()}
 CASES = {param.id: param.values for param in ROUND_TRIPS}
@@ -72,11 +72,7 @@ def echoed(request, served) -> dict[str, Any]:
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_an_sdk_value_comes_back_equal_through_the_service(echoed, case_id):
     value, _ = CASES[case_id]
-    back = echoed[case_id]
-    if isinstance(value, list):
-        assert len(back) == len(value) and all(same(a, b) for a, b in zip(value, back))
-    else:
-        assert same(back, value), f"{back!r} != {value!r}"
+    assert_same(echoed[case_id], value)
 
 
 @pytest.mark.parametrize("codec", sorted(CODECS))
