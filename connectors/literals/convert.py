@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, LiteralMap
-from flyteidl2.core.types_pb2 import BlobType, EnumType, LiteralType
+from flyteidl2.core.types_pb2 import EnumType, LiteralType
 
 from connectors.literals import enums, references, scalars, structs, unions
 from connectors.literals.errors import LiteralConversionError
@@ -30,88 +30,72 @@ def literal_to_native(literal: Literal, literal_type: LiteralType | None, where:
         raise _refused(where, literal_type, "the literal is offloaded to blob storage, which is not supported")
     if literal_type is None:
         return _infer_native(literal, where)
-    kind = literal_type.WhichOneof("type")
-    try:
-        if kind == "simple":
-            return _simple_to_native(literal, literal_type, where)
-        if kind == "collection_type":
-            if literal.HasField("collection"):
-                item_type = literal_type.collection_type
-                if item_type.WhichOneof("type") == "simple":
-                    fast = scalars.read_primitive_list(literal.collection.literals, item_type.simple)
-                    if fast is not None:
-                        return fast
-                return [
-                    literal_to_native(item, item_type, f"{where}[{index}]")
-                    for index, item in enumerate(literal.collection.literals)
-                ]
-            return _msgpack_passed_on(literal, list)
-        if kind == "map_value_type":
-            if literal.HasField("map"):
-                value_type = literal_type.map_value_type
-                return {
-                    key: literal_to_native(item, value_type, f"{where}[{key!r}]")
-                    for key, item in literal.map.literals.items()
-                }
-            return _msgpack_passed_on(literal, dict)
-        if kind == "union_type":
-            return _union_to_native(literal, literal_type, where)
-        if kind == "enum_type":
-            if _is_binary(literal):
-                return _msgpack_passed_on(literal, str)
-            return enums.enum_to_native(literal, literal_type.enum_type)
-        if kind == "blob":
-            return _blob_to_native(literal, literal_type)
-        if kind == "structured_dataset_type":
-            if not _scalar_kind(literal) == "structured_dataset":
-                raise TypeError(f"got {describe_literal(literal)}")
-            return references.dataframe_to_ref(literal)
-    except TypeError as err:
-        raise _refused(where, literal_type, f"{err}; it does not match the declared type") from None
-    raise _refused(where, literal_type, "this type is not supported")
+    return _by_kind(_TO_NATIVE, literal, literal_type, where, "it does not match the declared type")
 
 
 def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) -> Literal:
     """The literal of ``value``, checked against ``literal_type`` (None: infer the type)."""
     if literal_type is None:
         return _infer_literal(value, where)
-    kind = literal_type.WhichOneof("type")
+    return _by_kind(_TO_LITERAL, value, literal_type, where, "it does not fit the declared type")
+
+
+def _by_kind(converters: Mapping[str | None, Callable[[Any, LiteralType, str], Any]], subject: Any,
+             literal_type: LiteralType, where: str, misfit: str) -> Any:
+    """``subject`` converted by the converter for the kind of ``literal_type``. A ``TypeError``
+    (``misfit`` says which way) or a struct's schema mismatch is refused, saying where."""
+    convert = converters.get(literal_type.WhichOneof("type"))
+    if convert is None:
+        raise _refused(where, literal_type, "this type is not supported")
     try:
-        if kind == "simple":
-            return _simple_to_literal(value, literal_type, where)
-        if kind == "collection_type":
-            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
-                raise TypeError(f"got a {type(value).__name__}, not a list")
-            item_type = literal_type.collection_type
-            if item_type.WhichOneof("type") == "simple":
-                collection = LiteralCollection()
-                if scalars.write_primitive_list(value, item_type.simple, collection):
-                    return Literal(collection=collection)
-            return Literal(
-                collection=LiteralCollection(
-                    literals=[native_to_literal(item, item_type, f"{where}[{index}]") for index, item in enumerate(value)]
-                )
-            )
-        if kind == "map_value_type":
-            if not isinstance(value, Mapping):
-                raise TypeError(f"got a {type(value).__name__}, not a dict")
-            value_type = literal_type.map_value_type
-            return Literal(map=_literal_map(value, lambda item, at: native_to_literal(item, value_type, at), where))
-        if kind == "union_type":
-            return _union_literal(value, literal_type, where)
-        if kind == "enum_type":
-            return enums.enum_literal(value, literal_type.enum_type)
-        if kind == "blob":
-            return _blob_literal(value, literal_type)
-        if kind == "structured_dataset_type":
-            if not isinstance(value, DataFrameRef):
-                raise TypeError(f"got a {type(value).__name__}, not a DataFrameRef")
-            return references.dataframe_literal(value, literal_type.structured_dataset_type)
+        return convert(subject, literal_type, where)
     except SchemaMismatch as mismatch:
         raise LiteralConversionError(f"{where}{mismatch.at}", describe_type(literal_type), mismatch.problem) from None
     except TypeError as err:
-        raise _refused(where, literal_type, f"{err}; it does not fit the declared type") from None
-    raise _refused(where, literal_type, "this type is not supported")
+        raise _refused(where, literal_type, f"{err}; {misfit}") from None
+
+
+# -- lists and maps ------------------------------------------------------------------------------
+
+
+def _collection_to_native(literal: Literal, literal_type: LiteralType, where: str) -> list:
+    if not literal.HasField("collection"):
+        return _msgpack_passed_on(literal, list)
+    item_type = literal_type.collection_type
+    if item_type.WhichOneof("type") == "simple":
+        fast = scalars.read_primitive_list(literal.collection.literals, item_type.simple)
+        if fast is not None:
+            return fast
+    return [literal_to_native(item, item_type, f"{where}[{index}]") for index, item in enumerate(literal.collection.literals)]
+
+
+def _collection_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise TypeError(f"got a {type(value).__name__}, not a list")
+    item_type = literal_type.collection_type
+    if item_type.WhichOneof("type") == "simple":
+        collection = LiteralCollection()
+        if scalars.write_primitive_list(value, item_type.simple, collection):
+            return Literal(collection=collection)
+    return Literal(
+        collection=LiteralCollection(
+            literals=[native_to_literal(item, item_type, f"{where}[{index}]") for index, item in enumerate(value)]
+        )
+    )
+
+
+def _map_to_native(literal: Literal, literal_type: LiteralType, where: str) -> dict:
+    if not literal.HasField("map"):
+        return _msgpack_passed_on(literal, dict)
+    value_type = literal_type.map_value_type
+    return {key: literal_to_native(item, value_type, f"{where}[{key!r}]") for key, item in literal.map.literals.items()}
+
+
+def _map_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"got a {type(value).__name__}, not a dict")
+    value_type = literal_type.map_value_type
+    return Literal(map=_literal_map(value, lambda item, at: native_to_literal(item, value_type, at), where))
 
 
 # -- simple types: primitives, none, structs ---------------------------------------------------
@@ -151,7 +135,7 @@ def _simple_to_literal(value: Any, literal_type: LiteralType, where: str) -> Lit
     raise _refused(where, literal_type, "this type is not supported")
 
 
-# -- unions, blobs -------------------------------------------------------------------------------
+# -- unions, blobs, enums, dataframes ------------------------------------------------------------
 
 
 def _union_to_native(literal: Literal, literal_type: LiteralType, where: str) -> Any:
@@ -181,31 +165,73 @@ def _union_literal(value: Any, literal_type: LiteralType, where: str) -> Literal
     return unions.union_literal(*fitting)
 
 
-def _blob_to_native(literal: Literal, literal_type: LiteralType) -> FileRef | DirRef:
+def _blob_to_native(literal: Literal, literal_type: LiteralType, where: str) -> FileRef | DirRef:
     if literal_type.blob.format == references.PICKLE_FORMAT:
         raise TypeError(_PICKLE_PROBLEM)
     scalar_kind = _scalar_kind(literal)
     if scalar_kind == "binary":  # a File or Dir field of a dataclass, passed on by itself
         data = _msgpack_passed_on(literal, dict)
-        ref_class = DirRef if literal_type.blob.dimensionality == BlobType.MULTIPART else FileRef
         if not isinstance(data.get("path"), str):
             raise TypeError("the msgpack binary holds no path")
+        ref_class = references.ref_class(literal_type.blob.dimensionality)
         return ref_class(uri=data["path"], format=data.get("format") or "", hash=data.get("hash"))
     if scalar_kind != "blob":
         raise TypeError(f"got {describe_literal(literal)}")
     return references.blob_to_ref(literal, literal_type.blob.dimensionality)
 
 
-def _blob_literal(value: Any, literal_type: LiteralType) -> Literal:
+def _blob_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
     if literal_type.blob.format == references.PICKLE_FORMAT:
         raise TypeError(_PICKLE_PROBLEM)
-    wanted = DirRef if literal_type.blob.dimensionality == BlobType.MULTIPART else FileRef
+    wanted = references.ref_class(literal_type.blob.dimensionality)
     if not isinstance(value, wanted):
         raise TypeError(f"got a {type(value).__name__}, not a {wanted.__name__}")
     return references.blob_literal(value)
 
 
+def _enum_to_native(literal: Literal, literal_type: LiteralType, where: str) -> str:
+    if _is_binary(literal):
+        return _msgpack_passed_on(literal, str)
+    return enums.enum_to_native(literal, literal_type.enum_type)
+
+
+def _enum_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
+    return enums.enum_literal(value, literal_type.enum_type)
+
+
+def _dataframe_to_native(literal: Literal, literal_type: LiteralType, where: str) -> DataFrameRef:
+    if _scalar_kind(literal) != "structured_dataset":
+        raise TypeError(f"got {describe_literal(literal)}")
+    return references.dataframe_to_ref(literal)
+
+
+def _dataframe_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
+    if not isinstance(value, DataFrameRef):
+        raise TypeError(f"got a {type(value).__name__}, not a DataFrameRef")
+    return references.dataframe_literal(value, literal_type.structured_dataset_type)
+
+
 _PICKLE_PROBLEM = "the flyte SDK pickles this Python type, and a pickle cannot be read here; use a type flyte knows"
+
+# The converters by the kind of literal type (its "type" oneof); any other kind is not supported.
+_TO_NATIVE = {
+    "simple": _simple_to_native,
+    "collection_type": _collection_to_native,
+    "map_value_type": _map_to_native,
+    "union_type": _union_to_native,
+    "enum_type": _enum_to_native,
+    "blob": _blob_to_native,
+    "structured_dataset_type": _dataframe_to_native,
+}
+_TO_LITERAL = {
+    "simple": _simple_to_literal,
+    "collection_type": _collection_literal,
+    "map_value_type": _map_literal,
+    "union_type": _union_literal,
+    "enum_type": _enum_literal,
+    "blob": _blob_literal,
+    "structured_dataset_type": _dataframe_literal,
+}
 
 
 # -- inference ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "blob_to_ref",
     "dataframe_literal",
     "dataframe_to_ref",
+    "ref_class",
 ]
 
 # The blob format of the flyte SDK's pickle fallback: Python objects the service cannot read.
@@ -39,8 +40,8 @@ PICKLE_FORMAT = "PythonPickle"
 
 
 @dataclass(frozen=True)
-class FileRef:
-    """A file in blob storage, as ``flyte.io.File`` refers to one."""
+class _BlobRef:
+    """What a file and a directory reference share: a Blob literal's uri, format and hash."""
 
     uri: str
     format: str = ""
@@ -48,32 +49,23 @@ class FileRef:
 
     @property
     def path(self) -> str:
-        """The uri, under the name ``flyte.io.File`` gives it."""
+        """The uri, under the name ``flyte.io.File`` and ``flyte.io.Dir`` give it."""
         return self.uri
 
     @property
     def name(self) -> str:
-        """The last part of the uri, as ``flyte.io.File.name`` has it."""
+        """The last part of the uri, as ``flyte.io.File.name`` and ``flyte.io.Dir.name`` have it."""
         return posixpath.basename(self.uri.rstrip("/"))
 
 
 @dataclass(frozen=True)
-class DirRef:
+class FileRef(_BlobRef):
+    """A file in blob storage, as ``flyte.io.File`` refers to one."""
+
+
+@dataclass(frozen=True)
+class DirRef(_BlobRef):
     """A directory (a prefix) in blob storage, as ``flyte.io.Dir`` refers to one."""
-
-    uri: str
-    format: str = ""
-    hash: Optional[str] = None
-
-    @property
-    def path(self) -> str:
-        """The uri, under the name ``flyte.io.Dir`` gives it."""
-        return self.uri
-
-    @property
-    def name(self) -> str:
-        """The last part of the uri, as ``flyte.io.Dir.name`` has it."""
-        return posixpath.basename(self.uri.rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -83,6 +75,11 @@ class DataFrameRef:
     uri: str
     format: str = ""
     hash: Optional[str] = None
+
+
+def ref_class(dimensionality: "BlobType.BlobDimensionality.ValueType") -> type[FileRef] | type[DirRef]:
+    """The reference for a blob of this dimensionality: multipart is a directory, single a file."""
+    return DirRef if dimensionality == BlobType.MULTIPART else FileRef
 
 
 def blob_to_ref(literal: Literal, dimensionality: "BlobType.BlobDimensionality.ValueType | None") -> FileRef | DirRef:
@@ -96,8 +93,7 @@ def blob_to_ref(literal: Literal, dimensionality: "BlobType.BlobDimensionality.V
         raise TypeError("the blob is a pickled Python object, which connectors cannot read")
     if dimensionality is not None and blob_type.dimensionality != dimensionality:
         raise TypeError("the blob is a directory" if blob_type.dimensionality == BlobType.MULTIPART else "the blob is a file")
-    ref_class = DirRef if blob_type.dimensionality == BlobType.MULTIPART else FileRef
-    return ref_class(uri=blob.uri, format=blob_type.format, hash=literal.hash or None)
+    return ref_class(blob_type.dimensionality)(uri=blob.uri, format=blob_type.format, hash=literal.hash or None)
 
 
 def blob_literal(ref: FileRef | DirRef) -> Literal:

@@ -129,19 +129,18 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
 
 def infer_simple_type(value: Any) -> SimpleType.ValueType | None:
     """The simple type the flyte SDK gives a Python value's type, or None if it is no primitive."""
-    if isinstance(value, bool):
-        return Simple.BOOLEAN
-    if isinstance(value, numbers.Integral):
-        return Simple.INTEGER
-    if isinstance(value, numbers.Real):
-        return Simple.FLOAT
-    if isinstance(value, str):
-        return Simple.STRING
-    if isinstance(value, datetime.datetime):
-        return Simple.DATETIME
-    if isinstance(value, datetime.timedelta):
-        return Simple.DURATION
-    return None
+    return next((simple for python_type, simple in _INFERRED_SIMPLE_TYPES if isinstance(value, python_type)), None)
+
+
+# Python types and their simple types, in the order they are tried (a bool is an Integral too).
+_INFERRED_SIMPLE_TYPES = (
+    (bool, Simple.BOOLEAN),
+    (numbers.Integral, Simple.INTEGER),
+    (numbers.Real, Simple.FLOAT),
+    (str, Simple.STRING),
+    (datetime.datetime, Simple.DATETIME),
+    (datetime.timedelta, Simple.DURATION),
+)
 
 
 def from_msgpack_value(value: Any, simple: SimpleType.ValueType) -> Any:

@@ -56,35 +56,38 @@ def describe_type(literal_type: LiteralType | None) -> str:
 def describe_literal(literal: Literal) -> str:
     """What a literal holds, in a few words: ``a str literal``, ``a collection``, ``a msgpack binary``..."""
     kind = literal.WhichOneof("value")
-    if kind == "scalar":
-        scalar_kind = literal.scalar.WhichOneof("value")
-        if scalar_kind == "primitive":
-            primitive_kind = literal.scalar.primitive.WhichOneof("value")
-            return {
-                "integer": "an int literal",
-                "float_value": "a float literal",
-                "string_value": "a str literal",
-                "boolean": "a bool literal",
-                "datetime": "a datetime literal",
-                "duration": "a timedelta literal",
-            }.get(primitive_kind, "an empty primitive")
-        if scalar_kind == "binary":
-            tag = literal.scalar.binary.tag
-            return f"a {tag} binary" if tag else "an untagged binary (pickle?)"
-        if scalar_kind == "none_type":
-            return "a none literal"
-        if scalar_kind == "structured_dataset":
-            return "a dataframe literal"
-        if scalar_kind == "generic":
-            return "a struct literal"
-        return f"a {scalar_kind} literal" if scalar_kind else "an empty scalar"
-    if kind == "collection":
-        return "a collection literal"
-    if kind == "map":
-        return "a map literal"
-    if kind == "offloaded_metadata":
-        return "an offloaded literal"
-    return "an empty literal"
+    if kind != "scalar":
+        return _LITERAL_WORDS.get(kind, "an empty literal")
+    scalar_kind = literal.scalar.WhichOneof("value")
+    if scalar_kind == "primitive":
+        return _PRIMITIVE_WORDS.get(literal.scalar.primitive.WhichOneof("value"), "an empty primitive")
+    if scalar_kind == "binary":
+        tag = literal.scalar.binary.tag
+        return f"a {tag} binary" if tag else "an untagged binary (pickle?)"
+    if scalar_kind in _SCALAR_WORDS:
+        return _SCALAR_WORDS[scalar_kind]
+    return f"a {scalar_kind} literal" if scalar_kind else "an empty scalar"
+
+
+# The words for a literal by its kind, a scalar's kind and a primitive's kind (their "value" oneofs).
+_LITERAL_WORDS = {
+    "collection": "a collection literal",
+    "map": "a map literal",
+    "offloaded_metadata": "an offloaded literal",
+}
+_SCALAR_WORDS = {
+    "none_type": "a none literal",
+    "structured_dataset": "a dataframe literal",
+    "generic": "a struct literal",
+}
+_PRIMITIVE_WORDS = {
+    "integer": "an int literal",
+    "float_value": "a float literal",
+    "string_value": "a str literal",
+    "boolean": "a bool literal",
+    "datetime": "a datetime literal",
+    "duration": "a timedelta literal",
+}
 
 
 def _struct_title(literal_type: LiteralType) -> str:

@@ -10,7 +10,7 @@ from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, LiteralMap, 
 from flyteidl2.core.types_pb2 import LiteralType, SimpleType
 from flyteidl2.task.common_pb2 import Inputs, NamedLiteral
 
-from connectors.literals import LiteralConversionError, inputs_to_native, native_to_outputs
+from connectors.literals import DirRef, FileRef, LiteralConversionError, inputs_to_native, native_to_outputs
 
 INT = LiteralType(simple=SimpleType.INTEGER)
 FLOAT = LiteralType(simple=SimpleType.FLOAT)
@@ -232,3 +232,10 @@ def test_an_undeclared_dict_too_big_for_msgpack_is_refused():
     with pytest.raises(LiteralConversionError) as caught:
         native_to_outputs({"o": {1: 2**70}}, None)
     assert caught.value.where == "output 'o'" and "msgpack" in caught.value.problem
+
+
+def test_file_and_dir_refs_are_distinct_types_with_the_same_fields():
+    file, directory = FileRef("s3://b/d/", "csv", "h"), DirRef("s3://b/d/", "csv", "h")
+    assert file != directory and not isinstance(file, DirRef) and not isinstance(directory, FileRef)
+    assert (file.path, file.name) == (directory.path, directory.name) == ("s3://b/d/", "d")
+    assert repr(directory) == "DirRef(uri='s3://b/d/', format='csv', hash='h')"
