@@ -32,7 +32,6 @@ import argparse
 import logging
 import os
 import random
-import statistics
 import sys
 import threading
 import time
@@ -68,40 +67,20 @@ class CreateCounter:
 
 
 def counted_connectors(counter: CreateCounter) -> list[Any]:
-    import asyncio
-    from dataclasses import dataclass as meta_dataclass
-
-    from flyteidl2.core.execution_pb2 import TaskExecution
-
-    from connectors import AsyncConnector, Resource, ResourceMeta
+    """The echo connector and the tests' counting one (a 20 ms remote call per create), both
+    counting ``connector.create`` in ``counter``."""
     from connectors.builtin import EchoConnector
+    from tests.sample_connectors import CountingConnector
 
-    class CountedEcho(EchoConnector):
-        async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-            counter.count(kwargs)
-            return await super().create(task_template, output_prefix, inputs, task_execution_metadata, **kwargs)
+    def counted(connector_class: type) -> type:
+        class Counted(connector_class):
+            async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
+                counter.count(kwargs)
+                return await super().create(task_template, output_prefix, inputs, task_execution_metadata, **kwargs)
 
-    @meta_dataclass
-    class Job(ResourceMeta):
-        job_id: str
+        return Counted
 
-    class Counting(AsyncConnector[Job]):
-        name = "Counting Connector"
-        task_type_name = "counting"
-        metadata_type = Job
-
-        async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-            counter.count(kwargs)
-            await asyncio.sleep(0.02)  # a remote API call
-            return Job(job_id=f"job-{kwargs.get('idempotency_token')}")
-
-        async def get(self, resource_meta: Job, **kwargs) -> Resource:
-            return Resource(phase=TaskExecution.RUNNING, message=f"{resource_meta.job_id} running")
-
-        async def delete(self, resource_meta: Job, **kwargs) -> None:
-            return None
-
-    return [CountedEcho(), Counting()]
+    return [counted(EchoConnector)(), counted(CountingConnector)(create_seconds=0.02)]
 
 
 # -- the served app ----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import importlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import httpx
@@ -27,7 +26,7 @@ from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf import json_format
 
-from connectors import AsyncConnector, Resource, ResourceMeta
+from connectors import Resource
 from connectors.builtin import EchoConnector
 from connectors.dev.events import http_api_event
 from connectors.errors import Code
@@ -36,37 +35,27 @@ from connectors.runtime import configure_logging
 from connectors.transport import create_app
 from tests.conftest import LambdaContext, ServedApp, make_service, scan_table
 from tests.flyte_requests import ECHO, echo_request
-from tests.sample_connectors import CountingConnector, FailingConnector
+from tests.sample_connectors import CountingConnector, FailingConnector, JobMeta
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
 LOGGERS = ["", "botocore", "boto3", "urllib3", "connectors", "mangum", "uvicorn", "uvicorn.error", "httpx", "httpcore"]
 
 
-@dataclass
-class RemoteJob(ResourceMeta):
-    job_id: str
+class BrokenRemoteConnector(CountingConnector):
+    """Starts jobs, then fails every get and delete with a message of its own (no secret in it).
 
-
-class BrokenRemoteConnector(AsyncConnector[RemoteJob]):
-    """Starts jobs, then fails every get and delete with a message of its own (no secret in it)."""
+    As the counting connector it is, it keeps the keyword arguments of every call.
+    """
 
     name = "Broken Remote Connector"
     task_type_name = "broken_remote"
-    metadata_type = RemoteJob
 
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-        self.received.append(kwargs)
-        return RemoteJob(job_id=f"job-{uuid.uuid4().hex[:8]}")
-
-    async def get(self, resource_meta: RemoteJob, **kwargs) -> Resource:
-        self.received.append(kwargs)
+    async def get(self, resource_meta: JobMeta, **kwargs) -> Resource:
+        await super().get(resource_meta, **kwargs)
         raise RuntimeError(f"the remote API answered 503 for {resource_meta.job_id}")
 
-    async def delete(self, resource_meta: RemoteJob, **kwargs) -> None:
-        self.received.append(kwargs)
+    async def delete(self, resource_meta: JobMeta, **kwargs) -> None:
+        await super().delete(resource_meta, **kwargs)
         raise ConnectionError("the remote API closed the connection")
 
 
@@ -209,7 +198,7 @@ def test_secrets_reach_connectors_but_no_table_and_no_log_line(
     assert response.status_code == 400
 
     # The connectors did receive the secrets, as keyword arguments.
-    received = json.dumps(broken.received + counting.kwargs)
+    received = json.dumps(broken.kwargs + counting.kwargs)
     assert len(secrets.found_in(received)) >= 8, "the secrets never reached the connectors"
 
     # ... and nothing else kept them.
