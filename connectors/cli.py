@@ -22,7 +22,17 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("list", help="list the connectors this deployment serves (built-ins and CONNECTOR_MODULES)")
 
+    relay = commands.add_parser("relay", help="serve gRPC for a stock Flyte executor, forwarding each call SigV4-signed to the API")
+    relay.add_argument("--endpoint", required=True, help="the API URL, e.g. https://<api-id>.execute-api.<region>.amazonaws.com")
+    relay.add_argument("--listen", default="0.0.0.0:8000", help="host:port the executor dials (default 0.0.0.0:8000)")
+    relay.add_argument("--region", help="region to sign for (default: from the endpoint's host, else AWS_REGION)")
+    relay.add_argument("--unsigned", action="store_true", help="send requests unsigned (a local endpoint such as `make serve`)")
+
     args = parser.parse_args(argv)
+    if args.command == "relay":
+        from .relay import main as relay_main
+
+        return relay_main(args.listen, args.endpoint, region=args.region, unsigned=args.unsigned)
     if args.command == "serve":
         from .dev.serve import serve as run
 
