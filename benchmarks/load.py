@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.simplefilter("ignore", DeprecationWarning)
 
-from connectors.dev.local_dynamodb import HOST, LOCAL_ENV, LocalDynamoDB, free_port  # noqa: E402
+from connectors.dev.background_server import BackgroundServer  # noqa: E402
+from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
 
 MIX = (("CreateTask", 40), ("GetTask", 30), ("DeleteTask", 10), ("ListConnectors", 20))
 RETRYABLE = {"unavailable", "aborted"}
@@ -84,31 +85,6 @@ def counted_connectors(counter: CreateCounter) -> list[Any]:
 
 
 # -- the served app ----------------------------------------------------------------------------------
-
-
-class Served:
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        config = uvicorn.Config(app, host=HOST, port=self.port, log_level="error", lifespan="off",
-                                backlog=2048, timeout_keep_alive=60)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "Served":
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 # -- the workload ------------------------------------------------------------------------------------
@@ -268,7 +244,7 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
     workload = Workload(args.calls, time.monotonic() + args.max_seconds, random.Random(seed))
     print(f"load: {args.calls} mixed calls from {args.clients} concurrent clients (generated sync Connect client), "
           f"uvicorn + the app in one process, moto DynamoDB on loopback; seed {seed}")
-    with Served(create_app(service)) as served:
+    with BackgroundServer(create_app(service), log_level="error", backlog=2048, timeout_keep_alive=60) as served:
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             futures = [pool.submit(client_loop, served.url, workload, int(args.timeout * 1000)) for _ in range(args.clients)]

@@ -7,15 +7,14 @@ Each test module gets its own table, so tests can count records without seeing e
 from __future__ import annotations
 
 import os
-import threading
-import time
 import uuid
 from typing import Any, Iterator
 
 import boto3
 import pytest
 
-from connectors.dev.local_dynamodb import LOCAL_ENV, HOST, LocalDynamoDB, free_port
+from connectors.dev.background_server import BackgroundServer
+from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB
 from connectors.registry import ConnectorRegistry, load_default_connectors
 from connectors.service import ConnectorService
 from connectors.settings import Settings
@@ -63,30 +62,7 @@ def service(settings: Settings, dynamodb_client: Any) -> ConnectorService:
     return make_service(settings, dynamodb_client)
 
 
-class ServedApp:
-    """An ASGI app served by uvicorn on a loopback port, in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        config = uvicorn.Config(app, host=HOST, port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> "ServedApp":
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+ServedApp = BackgroundServer  # the app on a loopback port, in a thread (connectors.dev)
 
 
 @pytest.fixture(scope="module")
