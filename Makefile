@@ -54,7 +54,8 @@ clean:
 #   SAM builds a layer once; every function uses it.
 # - build-<Function>: only connectors/ and handlers/, less the dev tools in connectors/dev/.
 #   SAM builds each makefile function on its own (it never shares a makefile build between
-#   functions), so this is a copy of a few hundred KB, not a pip install.
+#   functions), so this is a copy of a few hundred KB, not a pip install. connectors/relay/ runs
+#   next to the executor, not in Lambda, and is left out too.
 # Bytecode is compiled with --invalidation-mode unchecked-hash when the build Python is 3.12:
 # Lambda's code directory is read-only, so without shipped .pyc files every cold start would
 # compile every module, and hash-checked .pyc stay valid whatever mtimes the zip records.
@@ -84,7 +85,7 @@ build-DependenciesLayer:
 	$(call compile_pyc,$(ARTIFACTS_DIR)/python)
 
 $(addprefix build-,$(SAM_FUNCTIONS)):
-	tar -cf - --exclude=__pycache__ --exclude="*.pyc" --exclude=connectors/dev connectors handlers | tar -xf - -C "$(ARTIFACTS_DIR)"
+	tar -cf - --exclude=__pycache__ --exclude="*.pyc" --exclude=connectors/dev --exclude=connectors/relay connectors handlers | tar -xf - -C "$(ARTIFACTS_DIR)"
 	$(call compile_pyc,$(ARTIFACTS_DIR))
 
 # `sam build` with python3.12 on PATH (the runtime's Python; the makefile builds above use it).

@@ -320,6 +320,7 @@ def test_sam_build_packages_only_the_runtime(tmp_path: Path) -> None:
         module = function["Properties"]["Handler"].rpartition(".")[0]
         assert (package / (module.replace(".", "/") + ".py")).is_file()
         assert not (package / "connectors" / "dev").exists()
+        assert not (package / "connectors" / "relay").exists()  # it runs next to the executor
         pycs = list(package.rglob("*.pyc"))
         assert pycs and all(p.name.endswith(".cpython-312.pyc") for p in pycs)
     layer = build_dir / "DependenciesLayer" / "python"
