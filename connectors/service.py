@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from flyteidl2.connector import connector_pb2 as pb
@@ -34,6 +35,12 @@ from .store import RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, Task
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# When the caller's deadline ends (time.monotonic()), if it sent one: Connect's
+# connect-timeout-ms or gRPC's grpc-timeout, set per request by the transport.
+request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+# Time kept back from the caller's deadline for the store writes that follow a connector call.
+STORE_RESERVE_SECONDS = 1.0
 
 
 def connection_kwargs(connection: Connection) -> dict[str, str]:
@@ -214,8 +221,15 @@ class ConnectorService:
         return await asyncio.to_thread(method, *args)
 
     async def call_connector(self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T]) -> T:
-        """Await a connector call under the deadline; its failures become clear Connect errors."""
+        """Await a connector call under the deadline; its failures become clear Connect errors.
+
+        The deadline is CONNECTOR_TIMEOUT_SECONDS, or less when the caller's own deadline ends
+        sooner: the answer (deadline_exceeded, and a released claim) then reaches it in time.
+        """
         timeout = self.settings.connector_timeout_seconds
+        deadline = request_deadline.get()
+        if deadline is not None:
+            timeout = min(timeout, max(0.05, deadline - time.monotonic() - STORE_RESERVE_SECONDS))
         started = time.perf_counter()
         try:
             return await asyncio.wait_for(call, timeout=timeout)
@@ -266,4 +280,4 @@ def _execution_fields(key: TaskExecutionKey | None) -> dict[str, str]:
     return {"org": key.org, "project": key.project, "domain": key.domain, "run": key.run, "action": key.action}
 
 
-__all__ = ["ConnectorService", "connection_kwargs", "phase_name"]
+__all__ = ["ConnectorService", "connection_kwargs", "phase_name", "request_deadline"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 from connectrpc.request import RequestContext
@@ -21,7 +22,7 @@ from flyteidl2.connector.service_connect import (
 )
 
 from ..errors import ConnectError, internal
-from ..service import ConnectorService
+from ..service import ConnectorService, request_deadline
 from .connect_hardening import BoundedGzip, StreamEnvelopeCheck, strict_codecs
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,16 @@ def _unexpected_errors_are_internal(operation: str) -> Iterator[None]:
         raise internal(f"{operation} failed unexpectedly; the service logs have the details") from None
 
 
+def _set_request_deadline(ctx: RequestContext) -> None:
+    """Each request runs in its own task, so the context variable is this request's alone."""
+    remaining_ms = ctx.timeout_ms()
+    request_deadline.set(None if remaining_ms is None else time.monotonic() + remaining_ms / 1000)
+
+
 def _unary(call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, RequestContext], Awaitable[Any]]:
     @functools.wraps(call)
     async def endpoint(request: Any, ctx: RequestContext) -> Any:
+        _set_request_deadline(ctx)
         with _unexpected_errors_are_internal(call.__name__):
             return await call(request)
 
@@ -53,6 +61,7 @@ def _unary(call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, RequestConte
 def _stream(call: Callable[[Any], AsyncIterator[Any]]) -> Callable[[Any, RequestContext], AsyncIterator[Any]]:
     @functools.wraps(call)
     async def endpoint(request: Any, ctx: RequestContext) -> AsyncIterator[Any]:
+        _set_request_deadline(ctx)
         with _unexpected_errors_are_internal(call.__name__):
             async for message in call(request):
                 yield message

@@ -234,3 +234,21 @@ def test_unreachable_dynamodb_is_unavailable(settings):
 def test_healthz(served):
     response = httpx.get(f"{served.url}/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_the_callers_deadline_shortens_the_connector_deadline(settings, dynamodb_client):
+    """CONNECTOR_TIMEOUT_SECONDS is 8 s, the client's connect-timeout-ms 2.5 s: the server answers
+    deadline_exceeded itself, before the client gives up, keeping time back to release its claim."""
+    from dataclasses import replace
+
+    registry = ConnectorRegistry([StallingConnector()])
+    patient = make_service(replace(settings, connector_timeout_seconds=8.0), dynamodb_client, registry)
+    before = len(scan_table(dynamodb_client, settings.tasks_table))
+    with ServedApp(create_app(patient)) as server:
+        client = AsyncConnectorServiceClientSync(server.url, timeout_ms=2500)
+        started = time.monotonic()
+        error = expect_error(Code.DEADLINE_EXCEEDED, client.create_task, echo_request(task_type="stalling"))
+        elapsed = time.monotonic() - started
+    assert "connector Stalling Connector did not finish create" in error.message  # the server's own answer
+    assert elapsed < 2.4
+    assert len(scan_table(dynamodb_client, settings.tasks_table)) == before
