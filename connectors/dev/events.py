@@ -155,6 +155,22 @@ def all_events() -> dict[str, dict[str, Any]]:
         "healthz": http_api_event("GET", "/healthz"),
         "get_task_rest": http_api_event(
             "GET", f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(handle).decode().rstrip('=')}"),
+        "reap_abandoned": scheduled_event(),
+    }
+
+
+def scheduled_event() -> dict[str, Any]:
+    """The EventBridge Scheduler event the reaper receives on ReaperSchedule."""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-25T10:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/flyte-connectors-AbandonedTaskReaper"],
+        "detail": {},
     }
 
 
@@ -175,6 +191,7 @@ EVENT_FUNCTIONS = {
     "list_connectors": "ConnectorMetadataFunction",
     "get_connector": "ConnectorMetadataFunction",
     "healthz": "ConnectorMetadataFunction",
+    "reap_abandoned": "AbandonedTaskReaperFunction",
 }
 
 

@@ -22,6 +22,7 @@ HANDLER_MODULES = {
     "GetTaskMetricsFunction": "handlers.get_task_metrics",
     "GetTaskLogsFunction": "handlers.get_task_logs",
     "ConnectorMetadataFunction": "handlers.connector_metadata",
+    "AbandonedTaskReaperFunction": "handlers.reap_abandoned",
 }
 RESPONSES = {
     "create_task": pb.CreateTaskResponse, "get_task": pb.GetTaskResponse, "delete_task": pb.DeleteTaskResponse,
@@ -99,3 +100,8 @@ def test_handlers_work_after_an_asyncio_run_in_the_same_process(seeded):
 
     asyncio.run(asyncio.sleep(0))  # leaves the main thread with no current event loop
     assert invoke("list_connectors")["statusCode"] == 200
+
+
+def test_the_scheduled_event_runs_the_reaper(seeded):
+    report = invoke("reap_abandoned")
+    assert report["cancelled"] == 0 and report["failed"] == 0  # the example task was polled just now
