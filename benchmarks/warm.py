@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.simplefilter("ignore", DeprecationWarning)  # Mangum asks for an event loop on 3.12
 
+from connectors.connect_envelope import encode  # noqa: E402
 from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
@@ -57,10 +58,6 @@ class Context:
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-def envelope(data: bytes) -> bytes:
-    return b"\0" + len(data).to_bytes(4, "big") + data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                            lambda: connect(f"{ASYNC}/GetTaskMetrics", pb.GetTaskMetricsRequest(resource_meta=running, task_category=ECHO))),
         "GetTaskLogs": (handlers["get_task_logs"],
                         lambda: http_api_event("POST", f"{ASYNC}/GetTaskLogs",
-                                               envelope(pb.GetTaskLogsRequest(resource_meta=running, task_category=ECHO).SerializeToString()),
+                                               encode(pb.GetTaskLogsRequest(resource_meta=running, task_category=ECHO).SerializeToString()),
                                                content_type="application/connect+proto")),
         "ListConnectors": (handlers["connector_metadata"],
                            lambda: connect(f"{METADATA}/ListConnectors", pb.ListConnectorsRequest())),

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any, Callable, Iterable
 
-from .registry import load_default_connectors
+from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
 from .settings import Settings
 from .store import TaskStore, new_client
@@ -28,7 +28,10 @@ def configure_logging() -> None:
     logging.getLogger("botocore").setLevel(max(root.level, logging.WARNING))
 
 
-def build_service(settings: Settings | None = None, client: Any = None) -> ConnectorService:
+def build_service(settings: Settings | None = None, client: Any = None,
+                  registry: ConnectorRegistry | None = None) -> ConnectorService:
+    """The service core: the store on ``client`` (default: a new one), ``registry`` (default: the
+    process-wide one, built-ins plus CONNECTOR_MODULES)."""
     settings = settings or Settings.from_env()
     store = TaskStore(
         settings.tasks_table,
@@ -36,7 +39,7 @@ def build_service(settings: Settings | None = None, client: Any = None) -> Conne
         active_retention_days=settings.active_retention_days,
         terminal_retention_days=settings.terminal_retention_days,
     )
-    return ConnectorService(load_default_connectors(), store, settings)
+    return ConnectorService(registry if registry is not None else load_default_connectors(), store, settings)
 
 
 @functools.cache

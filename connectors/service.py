@@ -83,9 +83,8 @@ class ConnectorService:
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
 
-        kwargs = connection_kwargs(request.connection)
-        if key is not None:
-            kwargs["idempotency_token"] = key.idempotency_token()
+        connection = connection_kwargs(request.connection)
+        token = {"idempotency_token": key.idempotency_token()} if key is not None else {}
         try:
             meta = await self.call_connector(
                 connector,
@@ -95,7 +94,8 @@ class ConnectorService:
                     output_prefix=request.output_prefix,
                     inputs=inputs,
                     task_execution_metadata=request.task_execution_metadata,
-                    **kwargs,
+                    **connection,
+                    **token,
                 ),
             )
             if not hasattr(meta, "encode"):
@@ -112,7 +112,7 @@ class ConnectorService:
         logger.info("created %s task %s/%s", template.type, created.action_id, created.attempt)
         if key is not None and key.attempt > 0:
             try:
-                report = await cancel_earlier_attempts(self, created, connection_kwargs(request.connection))
+                report = await cancel_earlier_attempts(self, created, connection)
                 if report.cancelled or report.failed:
                     logger.info("earlier attempts of %s: %s", created.action_id, report.as_dict())
             except ConnectError as error:  # the task is created: answer it; the reaper catches what is left
@@ -131,10 +131,10 @@ class ConnectorService:
 
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        meta = self.decode_meta(connector, record)
         if is_terminal_phase(record.phase) and record.phase != TaskExecution.SUCCEEDED:
             await self.run_store(self.store.record_poll, record, record.phase, record.message)
             return pb.GetTaskResponse(resource=pb.Resource(phase=record.phase, message=record.message))
+        meta = self.decode_meta(connector, record)
         resource = await self.call_connector(
             connector, "get", connector.get(resource_meta=meta, **connection_kwargs(request.connection))
         )

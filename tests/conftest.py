@@ -15,7 +15,7 @@ import pytest
 
 from connectors.dev.background_server import BackgroundServer
 from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB
-from connectors.registry import ConnectorRegistry, load_default_connectors
+from connectors.runtime import build_service
 from connectors.service import ConnectorService
 from connectors.settings import Settings
 from connectors.store import TaskStore, new_client
@@ -52,9 +52,7 @@ def settings(table_name: str) -> Settings:
     return Settings(tasks_table=table_name, connector_timeout_seconds=2.0)
 
 
-def make_service(settings: Settings, client: Any, registry: ConnectorRegistry | None = None) -> ConnectorService:
-    store = TaskStore(settings.tasks_table, client, terminal_retention_days=settings.terminal_retention_days)
-    return ConnectorService(registry or load_default_connectors(), store, settings)
+make_service = build_service  # (settings, client, registry=None): the service as handlers build it
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.connect_envelope import END_STREAM, encode, read_all
 from connectors.builtin import EchoConnector
 from connectors.builtin.echo import EchoMetadata
 from connectors.registry import ConnectorRegistry
@@ -65,8 +66,7 @@ def fuzz_property(test: Callable[..., None]) -> Any:
     return pytest.mark.timeout(120)(FUZZ(given(data=st.data())(test)))
 
 
-def envelope(data: bytes, flags: int = 0) -> bytes:
-    return bytes([flags]) + len(data).to_bytes(4, "big") + data
+envelope = encode  # one Connect stream message: flags, length, data
 
 
 def _protocol_mandated(response: httpx.Response) -> bool:
@@ -124,12 +124,9 @@ class FuzzClient:
                                   headers={"content-type": f"application/connect+{codec}", **(headers or {})})
         if response.status_code != 200:
             return self._answered("GetTaskLogs", check_connect_error(response, what))
-        data, code = response.content, "ok"
-        while data:
-            assert len(data) >= 5, f"{what}: truncated envelope in the answer"
-            flags, length = data[0], int.from_bytes(data[1:5], "big")
-            payload, data = data[5 : 5 + length], data[5 + length :]
-            if flags & 0x02:
+        code = "ok"
+        for flags, payload in read_all(response.content):  # EnvelopeError: a truncated answer
+            if flags & END_STREAM:
                 end = json.loads(payload or b"{}")
                 if "error" in end:
                     code = end["error"].get("code", "unknown")

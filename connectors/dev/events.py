@@ -21,6 +21,7 @@ from flyteidl2.task import common_pb2
 from google.protobuf.message import Message
 
 from ..builtin.echo import EchoMetadata
+from ..connect_envelope import encode
 from ..store import TaskExecutionKey, TaskRecord, TaskStore
 
 API_ID = "a1b2c3d4e5"
@@ -148,7 +149,7 @@ def all_events() -> dict[str, dict[str, Any]]:
                                      pb.GetTaskMetricsRequest(resource_meta=handle, task_category=ECHO)),
         "get_task_logs": http_api_event(
             "POST", f"{ASYNC}/GetTaskLogs",
-            _envelope(pb.GetTaskLogsRequest(resource_meta=handle, task_category=ECHO, lines=100)),
+            encode(pb.GetTaskLogsRequest(resource_meta=handle, task_category=ECHO, lines=100).SerializeToString()),
             content_type="application/connect+proto"),
         "list_connectors": _connect(f"{METADATA}/ListConnectors", pb.ListConnectorsRequest()),
         "get_connector": _connect(f"{METADATA}/GetConnector", pb.GetConnectorRequest(name="Echo Connector")),
@@ -172,12 +173,6 @@ def scheduled_event() -> dict[str, Any]:
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/flyte-connectors-AbandonedTaskReaper"],
         "detail": {},
     }
-
-
-def _envelope(message: Message) -> bytes:
-    """A Connect streaming request: one enveloped message (flags 0, big-endian length)."""
-    data = message.SerializeToString()
-    return b"\0" + len(data).to_bytes(4, "big") + data
 
 
 # The function each event is for (template.yaml logical ids).

@@ -25,7 +25,6 @@ import importlib
 import json
 import os
 import re
-import struct
 import sys
 import time
 import uuid
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+
+from ..connect_envelope import END_STREAM, read_all
 
 DEFAULT_TABLE_NAME = "connector-tasks"
 DEFAULT_REGION = "us-east-1"
@@ -266,15 +267,6 @@ def _output_type(path: str) -> Any:
         return None
 
 
-def _envelopes(body: bytes) -> Iterator[tuple[int, bytes]]:
-    """Connect streaming envelopes: (flags, payload)."""
-    offset = 0
-    while offset + 5 <= len(body):
-        flags, length = struct.unpack(">BI", body[offset:offset + 5])
-        yield flags, body[offset + 5:offset + 5 + length]
-        offset += 5 + length
-
-
 def decode_body(response: dict, event: dict | None = None) -> Any:
     """A readable form of a binary (base64) proto body, or None when there is nothing to decode."""
     if not response.get("isBase64Encoded") or not isinstance(response.get("body"), str):
@@ -297,8 +289,8 @@ def decode_body(response: dict, event: dict | None = None) -> Any:
     try:
         if content_type.startswith("application/connect+proto"):
             parts = []
-            for flags, payload in _envelopes(raw):
-                parts.append(json.loads(payload) if flags & 0x02 else as_dict(payload))
+            for flags, payload in read_all(raw, headers.get("connect-content-encoding", "identity")):
+                parts.append(json.loads(payload) if flags & END_STREAM else as_dict(payload))
             return parts
         if content_type.startswith("application/proto") or content_type.startswith("application/grpc"):
             return as_dict(raw)

@@ -22,7 +22,7 @@ import grpc
 import httpx
 from google.protobuf.message import DecodeError, Message
 
-from .envelope import END_STREAM, EnvelopeError, EnvelopeReader, encode, end_stream_error
+from ..connect_envelope import END_STREAM, EnvelopeError, EnvelopeReader, encode, end_stream_error
 from .errors import RelayError, error_from_response, grpc_code_for_connect
 from .signing import Signer
 

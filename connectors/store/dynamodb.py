@@ -156,8 +156,11 @@ class TaskStore:
         return ClaimResult(record, claimed=True)
 
     def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
-        """Turn this caller's claim into a created task; RecordChanged if the claim was lost."""
-        self.check_fits(record, resource_meta)
+        """Turn this caller's claim into a created task; RecordChanged if the claim was lost.
+
+        The caller checks ``check_fits(record, resource_meta)`` first, while it can still release
+        its claim (CreateTask does, before this write).
+        """
         now = self.clock()
         shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
         try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from connectrpc.codec import Codec, proto_binary_codec, proto_json_codec
 
+from ..connect_envelope import COMPRESSED
 from ..errors import Code, ConnectError, invalid_argument, resource_exhausted
 
 __all__ = ["BoundedGzip", "StreamEnvelopeCheck", "strict_codecs"]
@@ -103,7 +104,7 @@ class StreamEnvelopeCheck:
                     skip -= dropped
                     if skip or len(pending) < 5:
                         break
-                    if pending[0] & 0x01:
+                    if pending[0] & COMPRESSED:
                         if encoding == "identity":
                             raise invalid_argument("a message is flagged compressed but connect-content-encoding names none")
                         raise ConnectError(Code.UNIMPLEMENTED, f"unknown compression: {encoding!r}: supported encodings "

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flyteidl2.connector import connector_pb2 as pb
 
+from connectors.connect_envelope import END_STREAM, end_stream_error, read_all
 from connectors.dev.events import EVENT_FUNCTIONS, all_events, seed_example_task
 from connectors.store import TaskHandle, TaskStore
 from tests.conftest import LambdaContext
@@ -70,12 +71,10 @@ def test_connect_event_answers_200_with_a_decodable_body(name, seeded):
 def test_log_stream_event_answers_enveloped_messages(seeded):
     response = invoke("get_task_logs")
     assert response["statusCode"] == 200
-    data, messages = body_bytes(response), []
-    while data:
-        flags, length = data[0], int.from_bytes(data[1:5], "big")
-        payload, data = data[5 : 5 + length], data[5 + length :]
-        if flags & 0x02:  # end-of-stream: JSON, no error
-            assert "error" not in json.loads(payload or b"{}")
+    messages = []
+    for flags, payload in read_all(body_bytes(response)):
+        if flags & END_STREAM:
+            assert end_stream_error(payload) is None
         else:
             messages.append(pb.GetTaskLogsResponse.FromString(payload))
     assert messages[0].HasField("header") and messages[1].body.lines

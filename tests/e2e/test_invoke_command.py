@@ -195,11 +195,10 @@ Resources:
 def test_decode_body_reads_a_connect_stream() -> None:
     from flyteidl2.connector import connector_pb2
 
+    from connectors.connect_envelope import END_STREAM, encode
+
     header = connector_pb2.GetTaskLogsResponse(header=connector_pb2.GetTaskLogsResponseHeader(token="t1"))
-    framed = b"".join([
-        bytes([0]) + len(header.SerializeToString()).to_bytes(4, "big") + header.SerializeToString(),
-        bytes([2]) + len(b"{}").to_bytes(4, "big") + b"{}",
-    ])
+    framed = encode(header.SerializeToString()) + encode(b"{}", END_STREAM)
     response = {"statusCode": 200, "isBase64Encoded": True, "body": base64.b64encode(framed).decode(),
                 "headers": {"content-type": "application/connect+proto"}}
     decoded = decode_body(response, {"rawPath": "/flyteidl2.connector.AsyncConnectorService/GetTaskLogs"})

@@ -17,7 +17,7 @@ from botocore.credentials import Credentials, RefreshableCredentials
 from flyteidl2.connector import connector_pb2 as pb
 
 from connectors.relay import Forwarder, RelayError, Signer, error_from_response, resolve_region
-from connectors.relay.envelope import COMPRESSED, END_STREAM, EnvelopeError, EnvelopeReader, encode
+from connectors.connect_envelope import COMPRESSED, END_STREAM, EnvelopeError, EnvelopeReader, encode
 from tests.sigv4_check import SigV4Check
 
 LIST = "/flyteidl2.connector.ConnectorMetadataService/ListConnectors"

@@ -1,7 +1,9 @@
 """Connect streaming envelopes: ``flags (1 byte) | length (4 bytes, big endian) | message``.
 
 Flag 0x01 marks a compressed message, 0x02 the end-of-stream message (JSON, with the stream's
-error if it failed). The reader takes the response body in whatever chunks HTTP delivers.
+error if it failed). The reader takes the body in whatever chunks HTTP delivers. Used by the
+relay, the event builder, `connectors invoke`, the benchmarks and the tests: the one place that
+writes and reads the format. Standard library only, so any of them can import it cheaply.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import zlib
 from typing import Any, Iterator
 
-__all__ = ["COMPRESSED", "END_STREAM", "EnvelopeReader", "encode", "end_stream_error"]
+__all__ = ["COMPRESSED", "END_STREAM", "EnvelopeError", "EnvelopeReader", "encode", "end_stream_error", "read_all"]
 
 COMPRESSED = 0x01
 END_STREAM = 0x02
@@ -61,6 +63,15 @@ class EnvelopeReader:
             return gzip.decompress(message)
         except (OSError, EOFError, zlib.error) as error:
             raise EnvelopeError(f"a stream message does not inflate: {error}") from None
+
+
+def read_all(body: bytes, encoding: str = "identity") -> list[tuple[int, bytes]]:
+    """Every ``(flags, message)`` of a whole stream body; EnvelopeError if it ends mid-message."""
+    reader = EnvelopeReader(encoding)
+    messages = list(reader.feed(body))
+    if reader.pending:
+        raise EnvelopeError(f"the stream ends {reader.pending} bytes into a message")
+    return messages
 
 
 def end_stream_error(message: bytes) -> dict[str, Any] | None:
