@@ -4,7 +4,8 @@ A Flyte executor dials plain gRPC and signs nothing; API Gateway carries HTTPS o
 requires SigV4 on every route. The relay runs next to the executor, serves
 ``flyteidl2.connector.AsyncConnectorService`` and ``ConnectorMetadataService`` over gRPC, and
 sends each call to the API as a signed Connect request (binary proto), passing the call's
-deadline on and answering the API's errors as gRPC status codes. It keeps no state.
+deadline on and answering the API's errors as gRPC status codes. It keeps no state. It signs
+only for an https endpoint; an http one (a local ``make serve``) needs ``--unsigned``.
 
     connectors relay --listen 0.0.0.0:8000 --endpoint https://<api-id>.execute-api.<region>.amazonaws.com
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import AsyncIterator, Type, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,20 +39,31 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 USER_AGENT = "flyte-connectors-relay/0.1"
 
 
-def check_endpoint(endpoint: str) -> str:
-    """``endpoint`` if it is an http(s) URL with a host (and no query), else ValueError."""
+def check_endpoint(endpoint: str, *, signed: bool) -> str:
+    """``endpoint`` if it is an http(s) URL with a host (and no query), else ValueError.
+
+    ``signed`` requests need an https one: over plain http the signature and the session token
+    would travel in clear, for anyone on the path to replay (API Gateway accepts a signature for
+    about 5 minutes)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
         raise ValueError(f"the endpoint must be the API's http(s) URL, like "
                          f"https://<api-id>.execute-api.<region>.amazonaws.com, not {endpoint!r}")
+    if signed and parts.scheme != "https":
+        raise ValueError(f"will not sign requests to {endpoint}: over plain http the SigV4 signature and the session "
+                         f"token would travel in clear, and anyone who saw them could replay the requests. Use the "
+                         f"API's https URL (https://<api-id>.execute-api.<region>.amazonaws.com), or --unsigned for "
+                         f"a local endpoint that needs no signature, such as `make serve`")
     return endpoint
 
 
 class Forwarder:
     """Forwards calls to ``endpoint`` over one pooled httpx client (HTTP/1.1 keep-alive).
 
-    ``signer`` None sends requests unsigned (a local endpoint such as ``connectors serve``).
-    Create it inside the event loop that will use it; close it with ``aclose()``.
+    ``signer`` None sends requests unsigned (a local endpoint such as ``connectors serve``); with
+    a signer the endpoint must be https (ValueError otherwise). ``ssl_context`` verifies the API's
+    certificate (default: httpx's, certifi's CAs or ``SSL_CERT_FILE``). Create it inside the event
+    loop that will use it; close it with ``aclose()``.
     """
 
     def __init__(
@@ -62,8 +74,9 @@ class Forwarder:
         max_connections: int = 200,
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.endpoint = check_endpoint(endpoint).rstrip("/")
+        self.endpoint = check_endpoint(endpoint, signed=signer is not None).rstrip("/")
         self.signer = signer
         self.default_timeout = default_timeout
         self._client = httpx.AsyncClient(
@@ -72,6 +85,7 @@ class Forwarder:
                                 keepalive_expiry=30.0),
             follow_redirects=False,
             transport=transport,
+            verify=True if ssl_context is None else ssl_context,
         )
 
     async def __aenter__(self) -> "Forwarder":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from typing import Any, Callable, Type, TypeVar
 
@@ -133,17 +134,20 @@ async def serve(
     stop: asyncio.Event | None = None,
     ready: Callable[[int], None] | None = None,
     grace_seconds: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Relay gRPC calls on ``listen`` (``host:port``; port 0 picks one) to ``endpoint`` until
     ``stop`` is set (or forever), then let calls in flight finish for ``grace_seconds``.
 
     Requests are SigV4-signed for ``execute-api`` in ``region`` (default: from the endpoint's
     host, else AWS_REGION) with the credentials of ``session`` (default: a new boto3 Session),
-    unless ``unsigned``. ``ready`` is called with the bound port once the server accepts calls.
+    unless ``unsigned``. Signed requests go only to an https ``endpoint`` (ValueError for an
+    http one); ``ssl_context`` verifies its certificate (default: httpx's). ``ready`` is called
+    with the bound port once the server accepts calls.
     """
-    check_endpoint(endpoint)
+    check_endpoint(endpoint, signed=not unsigned)
     signer = None if unsigned else Signer(resolve_region(endpoint, region, session), session)
-    async with Forwarder(endpoint, signer) as forwarder:
+    async with Forwarder(endpoint, signer, ssl_context=ssl_context) as forwarder:
         server = create_server(forwarder)
         port = server.add_insecure_port(listen)
         if not port:

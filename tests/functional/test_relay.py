@@ -1,21 +1,33 @@
 """`connectors relay` between a stock Flyte executor's gRPC client and the signed HTTP API.
 
 The API is the app served by uvicorn behind a middleware that checks SigV4 signatures as API
-Gateway does (tests/sigv4_check.py). The relay runs as it does next to an executor, on a
-loopback port, signing with the test credentials; flyteidl2's generated gRPC stubs, the client
-the executor uses, drive it and must see the answers and the gRPC status codes the executor
-acts on.
+Gateway does (tests/sigv4_check.py), over HTTPS with a certificate from a CA made for the test
+run, and over plain http as `make serve` is. The relay runs as it does next to an executor, on a
+loopback port, signing with the test credentials (it signs only for https); flyteidl2's generated
+gRPC stubs, the client the executor uses, drive it and must see the answers and the gRPC status
+codes the executor acts on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import signal
+import ssl
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.connector import service_pb2_grpc
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -36,9 +48,10 @@ REGION = "us-east-1"  # the checker's region; the test credentials come from con
 class RunningRelay:
     """``serve()`` on a free loopback port, in its own event loop in a background thread."""
 
-    def __init__(self, endpoint: str, *, unsigned: bool = False) -> None:
+    def __init__(self, endpoint: str, *, unsigned: bool = False, ssl_context: ssl.SSLContext | None = None) -> None:
         self.endpoint = endpoint
         self.unsigned = unsigned
+        self.ssl_context = ssl_context
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -50,7 +63,7 @@ class RunningRelay:
         async def main() -> None:
             self._stop = asyncio.Event()
             await serve(self.endpoint, f"{HOST}:0", region=REGION, unsigned=self.unsigned,
-                        stop=self._stop, ready=self._started, grace_seconds=1)
+                        stop=self._stop, ready=self._started, grace_seconds=1, ssl_context=self.ssl_context)
 
         try:
             self._loop.run_until_complete(main())
@@ -78,8 +91,43 @@ class RunningRelay:
         self._thread.join(timeout=10)
 
 
+def loopback_certificate(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA made for this run and a certificate it issued for 127.0.0.1: (CA, certificate, key) PEM files."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey,
+              *extensions: tuple[x509.ExtensionType, bool]) -> x509.Certificate:
+        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connectors relay test CA")])
+    ca = issue("connectors relay test CA", ca_key, ca_name, ca_key,
+               (x509.BasicConstraints(ca=True, path_length=0), True),
+               (x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                              encipher_only=False, decipher_only=False), True))
+    certificate = issue(HOST, key, ca_name, ca_key,
+                        (x509.BasicConstraints(ca=False, path_length=None), True),
+                        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]), False),
+                        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+                        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False))
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
 @pytest.fixture(scope="module")
 def api(settings, dynamodb_client) -> Iterator[tuple[ServedApp, SigV4Check]]:
+    """The checked app over plain http, as `make serve` serves it: for unsigned relays."""
     registry = ConnectorRegistry([EchoConnector(), StallingConnector()])
     checked = SigV4Check(create_app(make_service(settings, dynamodb_client, registry)), region=REGION)
     with ServedApp(checked) as server:
@@ -87,8 +135,18 @@ def api(settings, dynamodb_client) -> Iterator[tuple[ServedApp, SigV4Check]]:
 
 
 @pytest.fixture(scope="module")
-def channel(api) -> Iterator[grpc.Channel]:
-    with RunningRelay(api[0].url) as channel:
+def https_api(api, tmp_path_factory) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """The same checked app (and its record of requests) over HTTPS, as API Gateway serves it:
+    its URL, and an SSL context that trusts its certificate."""
+    ca, certificate, key = loopback_certificate(tmp_path_factory.mktemp("tls"))
+    with ServedApp(api[1], ssl_certfile=str(certificate), ssl_keyfile=str(key)) as server:
+        yield f"https://{HOST}:{server.port}", ssl.create_default_context(cafile=str(ca))
+
+
+@pytest.fixture(scope="module")
+def channel(https_api) -> Iterator[grpc.Channel]:
+    url, trusted = https_api
+    with RunningRelay(url, ssl_context=trusted) as channel:
         yield channel
 
 
@@ -192,8 +250,77 @@ def test_an_unsigned_relay_is_refused_by_the_signature_check(api):
     assert all("authorization" not in headers for headers in checked.rejected[before:])
 
 
+def test_a_signing_relay_refuses_a_plain_http_endpoint(api):
+    server, checked = api  # server.url is http://127.0.0.1:<port>
+    before = len(checked.accepted)
+    relay = RunningRelay(server.url)
+    with pytest.raises(RuntimeError, match="did not start"):
+        with relay as channel:
+            service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors(pb.ListConnectorsRequest(), timeout=5)
+            sent = checked.accepted[before:][-1]
+            pytest.fail(f"the relay signed a request over plain http: Authorization {sent.get('authorization')!r} "
+                        f"and X-Amz-Security-Token {sent.get('x-amz-security-token')!r} went in clear")
+    assert isinstance(relay._error, ValueError)
+    said = str(relay._error)
+    assert server.url in said and "in clear" in said and "replay" in said and "https" in said and "--unsigned" in said
+    assert len(checked.accepted) == before
+
+
+def test_a_relay_sends_nothing_to_an_https_server_it_does_not_trust(api, https_api):
+    checked = api[1]
+    before = len(checked.accepted) + len(checked.rejected)
+    with RunningRelay(https_api[0]) as channel:  # the default trust store, without the test CA
+        error = grpc_error(service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors,
+                           pb.ListConnectorsRequest(), timeout=5)
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert "CERTIFICATE_VERIFY_FAILED" in error.details()
+    assert len(checked.accepted) + len(checked.rejected) == before
+
+
+def relay_command(*args: str) -> subprocess.Popen[str]:
+    """`connectors relay` as an operator runs it, in a child process."""
+    return subprocess.Popen([sys.executable, "-m", "connectors.cli", "relay", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_connectors_relay_will_not_sign_over_plain_http(api):
+    server, checked = api
+    before = len(checked.accepted) + len(checked.rejected)
+    process = relay_command("--endpoint", server.url, "--listen", f"{HOST}:{free_port()}", "--region", REGION)
+    try:
+        _, stderr = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"connectors relay started, signing for a plain http endpoint:\n{stderr}")
+    assert process.returncode == 2, stderr
+    assert stderr.startswith("connectors relay: ") and "Traceback" not in stderr
+    assert server.url in stderr and "in clear" in stderr and "replay" in stderr
+    assert "https://" in stderr and "--unsigned" in stderr and "make serve" in stderr
+    assert len(checked.accepted) + len(checked.rejected) == before  # nothing was sent
+
+
+def test_connectors_relay_unsigned_relays_to_a_plain_http_endpoint(api):
+    server, checked = api
+    before = len(checked.rejected)
+    port = free_port()
+    process = relay_command("--unsigned", "--endpoint", server.url, "--listen", f"{HOST}:{port}")
+    try:
+        with grpc.insecure_channel(f"{HOST}:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
+            metadata = service_pb2_grpc.ConnectorMetadataServiceStub(channel)
+            error = grpc_error(metadata.ListConnectors, pb.ListConnectorsRequest(), timeout=5)
+            assert error.code() == grpc.StatusCode.PERMISSION_DENIED  # it reached the API, unsigned
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert "unsigned" in stderr and "Traceback" not in stderr
+    assert len(checked.rejected) == before + 1 and "authorization" not in checked.rejected[-1]
+
+
 def test_a_relay_whose_api_is_down_answers_unavailable():
-    with RunningRelay(f"http://{HOST}:{free_port()}") as channel:
+    with RunningRelay(f"https://{HOST}:{free_port()}") as channel:
         started = time.monotonic()
         error = grpc_error(tasks_stub(channel).CreateTask, echo_request(), timeout=5)
         assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()

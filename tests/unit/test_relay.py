@@ -158,6 +158,17 @@ def test_the_signature_check_rejects_what_api_gateway_would():
     assert checker.rejected[-1].get("authorization")
 
 
+def test_a_signing_forwarder_needs_an_https_endpoint():
+    signer = Signer("us-east-1", session=_Session(Credentials("testing", "testing", "testing")))
+    for endpoint in ("http://api.example.com", "http://127.0.0.1:8080", "HTTP://a1b2c3.execute-api.eu-west-1.amazonaws.com"):
+        with pytest.raises(ValueError) as caught:
+            Forwarder(endpoint, signer)
+        said = str(caught.value)
+        assert endpoint in said and "https" in said and "in clear" in said and "replay" in said and "--unsigned" in said
+    _run(Forwarder("https://api.example.com", signer).aclose())
+    _run(Forwarder("http://127.0.0.1:8080", None).aclose())  # unsigned: a local endpoint such as `make serve`
+
+
 def _forwarder(handler) -> Forwarder:
     return Forwarder("https://api.example.com", None, transport=httpx.MockTransport(handler))
 
