@@ -59,13 +59,17 @@ def _ensure_event_loop() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-def lambda_handler(operations: Iterable[str], *, health: bool = False) -> Callable[[dict, Any], dict]:
-    """A Lambda handler (API Gateway HTTP API events) serving ``operations`` only."""
+def lambda_handler(operations: Iterable[str], *, health: bool = False,
+                   service: ConnectorService | None = None) -> Callable[[dict, Any], dict]:
+    """A Lambda handler (API Gateway HTTP API events) serving ``operations`` only, on ``service``
+    (default: :func:`default_service`)."""
     from mangum import Mangum
 
     from .transport import create_app
+    from .transport.answer_limit import limit_answers
 
-    adapter = Mangum(create_app(default_service(), operations, health=health), lifespan="off")
+    app = create_app(service if service is not None else default_service(), operations, health=health)
+    adapter = limit_answers(Mangum(app, lifespan="off"))  # an answer Lambda cannot return: resource_exhausted
 
     def handler(event: dict, context: Any) -> dict:
         _ensure_event_loop()

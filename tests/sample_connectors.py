@@ -128,3 +128,50 @@ class LedgerConnector(AsyncConnector[JobMeta]):
 
     async def delete(self, resource_meta, **kwargs):
         return None
+
+
+@dataclass
+class BulkyMeta(ResourceMeta):
+    answer_bytes: int
+
+
+class BulkyConnector(AsyncConnector[BulkyMeta]):
+    """Answers metrics and logs of about ``template.custom.answer_bytes`` bytes: as large as asked."""
+
+    name = "Bulky Connector"
+    task_type_name = "bulky"
+    metadata_type = BulkyMeta
+    LOG_LINE_CHARS = 1000
+    LINES_PER_MESSAGE = 1000
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
+        return BulkyMeta(answer_bytes=int(task_template.custom["answer_bytes"]))
+
+    async def get(self, resource_meta, **kwargs):
+        return Resource(phase=TaskExecution.RUNNING)
+
+    async def delete(self, resource_meta, **kwargs):
+        return None
+
+    async def get_metrics(self, resource_meta: BulkyMeta, **kwargs):
+        from flyteidl2.connector.connector_pb2 import GetTaskMetricsResponse
+        from flyteidl2.core.metrics_pb2 import ExecutionMetricResult
+        from google.protobuf.struct_pb2 import Struct
+
+        data = Struct()
+        data.update({"samples": "7" * resource_meta.answer_bytes})
+        return GetTaskMetricsResponse(results=[ExecutionMetricResult(metric="bulk", data=data)])
+
+    async def get_logs(self, resource_meta: BulkyMeta, **kwargs):
+        from flyteidl2.connector.connector_pb2 import (
+            GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskLogsResponseHeader,
+        )
+        from flyteidl2.logs.dataplane.payload_pb2 import LogLine
+
+        yield GetTaskLogsResponse(header=GetTaskLogsResponseHeader(token=""))
+        remaining = resource_meta.answer_bytes
+        while remaining > 0:
+            count = min(self.LINES_PER_MESSAGE, -(-remaining // self.LOG_LINE_CHARS))
+            lines = [LogLine(message="l" * self.LOG_LINE_CHARS) for _ in range(count)]
+            yield GetTaskLogsResponse(body=GetTaskLogsResponseBody(lines=lines))
+            remaining -= count * self.LOG_LINE_CHARS
