@@ -7,11 +7,14 @@ DynamoDB client, the task store and the service core. Handlers call :func:`lambd
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
-from typing import Any, Callable, Iterable
+import time
+from typing import Any, Callable, Iterable, Iterator
 
+from .connector_calls import invocation_deadline
 from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
 from .settings import Settings
@@ -59,6 +62,18 @@ def _ensure_event_loop() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
+@contextlib.contextmanager
+def invocation(context: Any) -> Iterator[None]:
+    """Within this block connector calls end before Lambda kills the invocation (``context``
+    tells its time left); outside it the deadline is gone again (tests invoke in-process)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    token = invocation_deadline.set(time.monotonic() + remaining() / 1000 if callable(remaining) else None)
+    try:
+        yield
+    finally:
+        invocation_deadline.reset(token)
+
+
 def lambda_handler(operations: Iterable[str], *, health: bool = False,
                    service: ConnectorService | None = None) -> Callable[[dict, Any], dict]:
     """A Lambda handler (API Gateway HTTP API events) serving ``operations`` only, on ``service``
@@ -73,6 +88,7 @@ def lambda_handler(operations: Iterable[str], *, health: bool = False,
 
     def handler(event: dict, context: Any) -> dict:
         _ensure_event_loop()
-        return adapter(event, context)
+        with invocation(context):
+            return adapter(event, context)
 
     return handler

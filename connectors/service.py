@@ -3,49 +3,38 @@
 handler -> transport -> ConnectorService.<operation> -> registry -> connector, with the task
 store beside it. Methods take and return flyteidl2 messages and raise ConnectError with the
 right code; nothing else escapes (an unexpected error is logged with its stack trace and
-answered as ``internal`` with the connector's message only).
+answered as ``internal`` with the connector's message only). A record's states and the writes
+between them are in :mod:`connectors.store.lifecycle`; connector calls run through
+:mod:`connectors.connector_calls`; cancelling older attempts through :mod:`connectors.cancel`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import logging
-import time
-from contextvars import ContextVar
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
-from flyteidl2.core.interface_pb2 import VariableMap
-from flyteidl2.core.security_pb2 import Connection
-from google.protobuf import json_format
-from google.protobuf.struct_pb2 import Struct
 
 from . import literals
-from .cleanup import cancel_earlier_attempts
+from .answers import answer_resource, stored_resource
+from .cancel import Canceller, pack_create_request
 from .connector import AsyncConnector, Resource
-from .errors import ConnectError, Code, deadline_exceeded, failed_precondition, internal, invalid_argument, unimplemented
-from .phase import is_terminal_phase, phase_name
+from .connector_calls import ConnectorCalls, connection_kwargs, request_deadline
+from .errors import Code, ConnectError, failed_precondition, internal, invalid_argument, unavailable, unimplemented
+from .phase import phase_name
 from .registry import ConnectorRegistry
 from .settings import Settings
-from .store import RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_secret
+from .store import ACTIVE, CLAIMED, RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_secret
+from .store.budget import MESSAGE_BYTES, clip
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# When the caller's deadline ends (time.monotonic()), if it sent one: Connect's
-# connect-timeout-ms or gRPC's grpc-timeout, set per request by the transport.
-request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
-# Time kept back from the caller's deadline for the store writes that follow a connector call.
-STORE_RESERVE_SECONDS = 1.0
-
-
-def connection_kwargs(connection: Connection) -> dict[str, str]:
-    """``connection.secrets`` and ``configs`` as keyword arguments, as the flyte SDK passes them."""
-    return {**dict(connection.secrets), **dict(connection.configs)}
+# A poll's write that loses to another writer is decided again on the record it found.
+POLL_WRITE_TRIES = 4
 
 
 class ConnectorService:
@@ -53,6 +42,8 @@ class ConnectorService:
         self.registry = registry
         self.store = store
         self.settings = settings or Settings()
+        self.calls = ConnectorCalls(self.settings)
+        self.canceller = Canceller(registry, store, self.calls, self.settings)
 
     # -- AsyncConnectorService ---------------------------------------------------------------
 
@@ -62,62 +53,88 @@ class ConnectorService:
         template = request.template
         if not template.type:
             raise invalid_argument("CreateTaskRequest.template.type is required: it names the connector")
+        key = TaskExecutionKey.from_metadata(request.task_execution_metadata)
+        if key is None:  # without it there is no key to de-duplicate on, and no idempotency token
+            raise invalid_argument("CreateTaskRequest.task_execution_metadata.task_execution_id is required: "
+                                   "it names the run, action and attempt this task starts once for")
+        connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
         try:
             inputs = literals.inputs_to_native(request.inputs, template.interface)
         except literals.LiteralConversionError as error:
             raise invalid_argument(str(error)) from None
 
-        key = TaskExecutionKey.from_metadata(request.task_execution_metadata)
         record = TaskRecord(
-            action_id=(key.action_digest() if key else new_secret()).hex(),
-            attempt=key.attempt if key else 0,
-            secret=new_secret(),
-            task_type=template.type,
-            task_version=template.task_type_version,
-            output_prefix=request.output_prefix,
-            outputs_interface=template.interface.outputs.SerializeToString(),
-            execution=_execution_fields(key),
+            action_id=key.action_digest().hex(), attempt=key.attempt, secret=new_secret(), task_type=template.type,
+            task_version=template.task_type_version, output_prefix=request.output_prefix,
+            outputs_interface=template.interface.outputs.SerializeToString(), execution=_execution_fields(key),
+            create_request=pack_create_request(request),
         )
         claim = await self.run_store(self.store.claim, record, self.settings.create_claim_seconds)
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
-
-        connection = connection_kwargs(request.connection)
-        token = {"idempotency_token": key.idempotency_token()} if key is not None else {}
+        # From here the record stays until its job is known finished or cancelled.
         try:
-            meta = await self.call_connector(
-                connector,
-                "create",
-                connector.create(
-                    task_template=template,
-                    output_prefix=request.output_prefix,
-                    inputs=inputs,
-                    task_execution_metadata=request.task_execution_metadata,
-                    **connection,
-                    **token,
-                ),
-            )
-            if not hasattr(meta, "encode"):
-                raise internal(f"connector {connector.name} returned {type(meta).__name__} from create, not a ResourceMeta")
-            encoded = meta.encode()
-            self.store.check_fits(record, encoded)  # before the write: a refused write is no half-record
-        except BaseException:
-            await self.run_store(self.store.release_claim, record)
+            meta = await self.calls.call(connector, "create", connector.create(
+                task_template=template, output_prefix=request.output_prefix, inputs=inputs,
+                task_execution_metadata=request.task_execution_metadata,
+                **connection, idempotency_token=key.idempotency_token(),
+            ))
+        except ConnectError as error:
+            await self._release(record, f"create failed ({error.code.value}): {error.message}")
+            raise
+        try:
+            encoded = self._encode_meta(connector, record, meta)
+        except ConnectError as problem:
+            await self._cancel_unkept_job(connector, record, meta, connection, problem)
             raise
         try:
             created = await self.run_store(self.store.finish_create, record, encoded, TaskExecution.QUEUED)
         except RecordChanged:
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
-        logger.info("created %s task %s/%s", template.type, created.action_id, created.attempt)
-        if key is not None and key.attempt > 0:
+        logger.info("created %s task %s", template.type, created.name)
+        if key.attempt > 0:
             try:
-                report = await cancel_earlier_attempts(self, created, connection)
-                if report.cancelled or report.failed:
-                    logger.info("earlier attempts of %s: %s", created.action_id, report.as_dict())
+                report = await self.canceller.supersede(created, connection)
+                if report.cancelled or report.failed or report.skipped:
+                    logger.info("earlier attempts of %s: %s", created.name, report.as_dict())
             except ConnectError as error:  # the task is created: answer it; the reaper catches what is left
-                logger.warning("could not look for earlier attempts of %s: %s", created.action_id, error.message)
+                logger.warning("could not look for earlier attempts of %s: %s", created.name, error.message)
         return pb.CreateTaskResponse(resource_meta=created.handle.encode())
+
+    def _encode_meta(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any) -> bytes:
+        if not hasattr(meta, "encode"):
+            raise internal(f"connector {connector.name} returned {type(meta).__name__} from create, not a ResourceMeta")
+        try:
+            encoded = meta.encode()
+        except Exception as error:
+            logger.exception("connector %s metadata does not encode", connector.name)
+            raise internal(f"connector {connector.name} returned metadata that does not encode: {error}") from None
+        if not isinstance(encoded, bytes):
+            raise internal(f"connector {connector.name} encoded its metadata as {type(encoded).__name__}, not bytes")
+        self.store.check_metadata_fits(record, encoded)
+        return encoded
+
+    async def _cancel_unkept_job(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any,
+                                 connection: dict[str, str], problem: ConnectError) -> None:
+        """create started a job whose metadata cannot be kept: stop it before answering the error."""
+        try:
+            await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
+        except ConnectError as error:
+            await self._release(record, f"{problem.message}; cancelling its job failed ({error.message}), "
+                                        "a newer attempt or the reaper will retry")
+            return
+        try:
+            await self.run_store(self.store.end_create, record, TaskExecution.ABORTED,
+                                 f"{problem.message}; its job was cancelled")
+        except (ConnectError, RecordChanged) as error:  # the lease expires; a canceller finds the job again
+            logger.warning("could not record that %s's job was cancelled: %s", record.name, error)
+
+    async def _release(self, record: TaskRecord, message: str) -> None:
+        try:
+            await self.run_store(self.store.release_claim, record, message)
+        except ConnectError as error:  # the lease then expires on its own
+            logger.warning("could not release the claim on %s: %s", record.name, error.message)
 
     def _answer_duplicate_create(self, existing: TaskRecord, wanted: TaskRecord) -> pb.CreateTaskResponse:
         if existing.category != wanted.category:
@@ -125,72 +142,91 @@ class ConnectorService:
                 f"this task execution was created as task type {existing.task_type} "
                 f"(version {existing.task_version}), not {wanted.task_type} (version {wanted.task_version})"
             )
-        if existing.state != "created":
-            raise ConnectError(Code.UNAVAILABLE, "a CreateTask for this task execution is in progress; retry")
+        if existing.state == CLAIMED:
+            raise unavailable("a CreateTask for this task execution is in progress; retry")
+        if existing.resource_meta is None:
+            raise failed_precondition(f"this task execution ended before its job could be tracked: {existing.message}")
         return pb.CreateTaskResponse(resource_meta=existing.handle.encode())
 
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        if is_terminal_phase(record.phase) and record.phase != TaskExecution.SUCCEEDED:
-            await self.run_store(self.store.record_poll, record, record.phase, record.message)
-            return pb.GetTaskResponse(resource=pb.Resource(phase=record.phase, message=record.message))
-        meta = self.decode_meta(connector, record)
-        resource = await self.call_connector(
-            connector, "get", connector.get(resource_meta=meta, **connection_kwargs(request.connection))
-        )
+        connection = connection_kwargs(request.connection)
+        fresh: pb.Resource | None = None
+        if record.state == ACTIVE:
+            fresh = await self._poll_connector(connector, record, connection)
+            for _ in range(POLL_WRITE_TRIES):
+                if record.state != ACTIVE:
+                    break
+                try:
+                    record = await self.run_store(self._store_poll, record, fresh.phase, fresh.message)
+                    return pb.GetTaskResponse(resource=fresh)
+                except RecordChanged as changed:  # another writer came first: decide again on what it wrote
+                    if changed.current is None:
+                        raise unavailable("this task's record changed while it was polled; retry") from None
+                    record = changed.current
+            else:
+                raise unavailable("this task's record kept changing while it was polled; retry")
+        if record.phase == TaskExecution.SUCCEEDED and (fresh is None or fresh.phase != TaskExecution.SUCCEEDED):
+            fresh = await self._poll_connector(connector, record, connection)  # for the outputs
+        return pb.GetTaskResponse(resource=stored_resource(record, fresh))
+
+    async def _poll_connector(self, connector: AsyncConnector[Any], record: TaskRecord,
+                              connection: dict[str, str]) -> pb.Resource:
+        meta = self.calls.decode_meta(connector, record)
+        resource = await self.calls.call(connector, "get", connector.get(resource_meta=meta, **connection))
         if not isinstance(resource, Resource):
             raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
-        phase, message = int(resource.phase), resource.message or ""
-        if is_terminal_phase(record.phase) and phase != record.phase:
-            phase, message = record.phase, record.message  # a finished task never changes its phase
-        try:
-            await self.run_store(self.store.record_poll, record, phase, message)
-        except RecordChanged as changed:
-            current = changed.current
-            if current is not None and is_terminal_phase(current.phase):
-                phase, message = current.phase, current.message
-        return pb.GetTaskResponse(resource=self._resource_proto(record, resource, phase, message))
+        answer = answer_resource(record, resource)
+        answer.message = clip(answer.message, MESSAGE_BYTES)  # what is answered is what is stored
+        return answer
+
+    def _store_poll(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
+        """The write a poll needs: none when nothing changed and the heartbeat is recent."""
+        if phase != record.phase or message != record.message:
+            if phase != record.phase:
+                logger.info("task %s: %s -> %s", record.name, phase_name(record.phase), phase_name(phase))
+            return self.store.record_phase(record, phase, message)
+        heartbeat_seconds = self.settings.abandoned_after_minutes * 60 / 4
+        if record.heartbeat_at is not None and record.heartbeat_at > self.store.clock() - heartbeat_seconds:
+            return record
+        return self.store.heartbeat(record)
 
     async def delete_task(self, request: pb.DeleteTaskRequest) -> pb.DeleteTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        if is_terminal_phase(record.phase):
-            return pb.DeleteTaskResponse()  # finished or already cancelled: nothing to stop
-        meta = self.decode_meta(connector, record)
-        await self.call_connector(
-            connector, "delete", connector.delete(resource_meta=meta, **connection_kwargs(request.connection))
-        )
+        if record.state != ACTIVE:
+            return pb.DeleteTaskResponse()  # ended, or a canceller is already stopping it
+        connection = connection_kwargs(request.connection)
+        meta = self.calls.decode_meta(connector, record)
+        await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
         try:
-            await self.run_store(self.store.record_poll, record, TaskExecution.ABORTED, "deleted by DeleteTask", "deleted")
+            await self.run_store(self.store.delete_task, record, TaskExecution.ABORTED, "deleted by DeleteTask")
         except RecordChanged:
-            pass  # it finished or was cancelled meanwhile: the connector call stands either way
+            pass  # it ended or a canceller took it meanwhile: the job is stopped either way
         return pb.DeleteTaskResponse()
 
     async def get_task_metrics(self, request: pb.GetTaskMetricsRequest) -> pb.GetTaskMetricsResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if not _overrides(connector, "get_metrics"):
             raise unimplemented(f"connector {connector.name} does not serve metrics")
-        meta = self.decode_meta(connector, record)
+        meta = self.calls.decode_meta(connector, record)
         kwargs = {"queries": list(request.queries), "start_time": request.start_time, "end_time": request.end_time,
                   "step": request.step}
-        return await self.call_connector(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
+        return await self.calls.call(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
 
     async def get_task_logs(self, request: pb.GetTaskLogsRequest) -> AsyncIterator[pb.GetTaskLogsResponse]:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if not _overrides(connector, "get_logs"):
             raise unimplemented(f"connector {connector.name} does not serve logs")
-        meta = self.decode_meta(connector, record)
-        result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines)
-        if inspect.isasyncgen(result):
-            try:
-                async for message in result:
-                    yield message
-            except ConnectError:
-                raise
-            except Exception as error:
-                logger.exception("connector %s get_logs failed", connector.name)
-                raise internal(f"connector {connector.name} failed to get_logs: {error}") from None
-            return
-        yield await self.call_connector(connector, "get_logs", result)
+        meta = self.calls.decode_meta(connector, record)
+        try:
+            result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines)
+        except NotImplementedError:
+            raise unimplemented(f"connector {connector.name} does not implement get_logs") from None
+        except Exception as error:
+            logger.exception("connector %s get_logs failed", connector.name)
+            raise internal(f"connector {connector.name} failed to get_logs: {error}") from None
+        async for message in self.calls.stream(connector, "get_logs", result):
+            yield message
 
     # -- ConnectorMetadataService ------------------------------------------------------------
 
@@ -220,63 +256,12 @@ class ConnectorService:
         """Run a (blocking) store call off the event loop."""
         return await asyncio.to_thread(method, *args)
 
-    async def call_connector(self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T]) -> T:
-        """Await a connector call under the deadline; its failures become clear Connect errors.
-
-        The deadline is CONNECTOR_TIMEOUT_SECONDS, or less when the caller's own deadline ends
-        sooner: the answer (deadline_exceeded, and a released claim) then reaches it in time.
-        """
-        timeout = self.settings.connector_timeout_seconds
-        deadline = request_deadline.get()
-        if deadline is not None:
-            timeout = min(timeout, max(0.05, deadline - time.monotonic() - STORE_RESERVE_SECONDS))
-        started = time.perf_counter()
-        try:
-            return await asyncio.wait_for(call, timeout=timeout)
-        except ConnectError:
-            raise
-        except asyncio.TimeoutError:
-            logger.error("connector %s %s took longer than %.1f s", connector.name, operation, timeout)
-            raise deadline_exceeded(f"connector {connector.name} did not finish {operation} within {timeout:g} s") from None
-        except NotImplementedError:
-            raise unimplemented(f"connector {connector.name} does not implement {operation}") from None
-        except Exception as error:
-            logger.exception("connector %s %s failed", connector.name, operation)
-            raise internal(f"connector {connector.name} failed to {operation}: {error}") from None
-        finally:
-            logger.debug("connector %s %s took %.3f s", connector.name, operation, time.perf_counter() - started)
-
-    def decode_meta(self, connector: AsyncConnector[Any], record: TaskRecord) -> Any:
-        """The connector's ResourceMeta from its stored encoding; ``internal`` if it no longer decodes."""
-        try:
-            return connector.metadata_type.decode(record.resource_meta or b"")
-        except Exception as error:
-            logger.exception("stored resource meta of %s/%s does not decode", record.action_id, record.attempt)
-            raise internal(f"connector {connector.name} cannot read this task's stored metadata: {error}") from None
-
-    def _resource_proto(self, record: TaskRecord, resource: Resource, phase: int, message: str) -> pb.Resource:
-        proto = pb.Resource(phase=phase, message=message, log_links=resource.log_links or [])
-        if resource.outputs and phase == TaskExecution.SUCCEEDED:
-            declared = VariableMap.FromString(record.outputs_interface) if record.outputs_interface else None
-            try:
-                proto.outputs.CopyFrom(literals.native_to_outputs(resource.outputs, declared))
-            except literals.LiteralConversionError as error:
-                raise internal(f"connector returned outputs that do not fit the task's interface: {error}") from None
-        if resource.custom_info:
-            try:
-                proto.custom_info.CopyFrom(json_format.Parse(json.dumps(resource.custom_info, default=str), Struct()))
-            except (TypeError, ValueError, json_format.ParseError) as error:
-                raise internal(f"connector returned custom_info that is not JSON: {error}") from None
-        return proto
-
 
 def _overrides(connector: AsyncConnector[Any], method: str) -> bool:
     return getattr(type(connector), method) is not getattr(AsyncConnector, method)
 
 
-def _execution_fields(key: TaskExecutionKey | None) -> dict[str, str]:
-    if key is None:
-        return {}
+def _execution_fields(key: TaskExecutionKey) -> dict[str, str]:
     return {"org": key.org, "project": key.project, "domain": key.domain, "run": key.run, "action": key.action}
 
 

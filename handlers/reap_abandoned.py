@@ -2,9 +2,10 @@
 
 import asyncio
 
-from connectors.cleanup import reap_abandoned
-from connectors.runtime import default_service
+from connectors.reaper import reap_abandoned
+from connectors.runtime import default_service, invocation
 
 
 def handler(event, context):
-    return asyncio.run(reap_abandoned(default_service())).as_dict()
+    with invocation(context):
+        return asyncio.run(reap_abandoned(default_service().canceller)).as_dict()

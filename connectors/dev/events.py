@@ -49,7 +49,7 @@ def example_handle() -> bytes:
 def seed_example_task(store: TaskStore) -> bytes:
     """Write the example echo task the events name (idempotent); return its handle."""
     record = example_record()
-    claim = store.claim(record, claim_seconds=60)
+    claim = store.claim(record, lease_seconds=60)
     if claim.claimed:
         import time
 

@@ -1,19 +1,27 @@
-"""The DynamoDB task store: records, handles, and the conditional writes that keep them whole."""
+"""The DynamoDB task store: records, handles, and the lifecycle's conditional writes."""
 
-from .dynamodb import ACTIVE_INDEX, ClaimResult, RecordChanged, TaskStore, new_client
+from .budget import MAX_NOTES, check_fits
+from .dynamodb import ACTIVE_INDEX, RecordChanged, StaleTask, TaskTable, new_client
 from .handle import TaskHandle, new_secret
-from .record import CREATED, CREATING, TaskExecutionKey, TaskRecord
+from .lifecycle import ClaimResult, TaskStore
+from .record import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskExecutionKey, TaskRecord
 
 __all__ = [
+    "ACTIVE",
     "ACTIVE_INDEX",
-    "CREATED",
-    "CREATING",
+    "CANCELLING",
+    "CLAIMED",
     "ClaimResult",
+    "ENDED",
+    "MAX_NOTES",
     "RecordChanged",
+    "StaleTask",
     "TaskExecutionKey",
     "TaskHandle",
     "TaskRecord",
     "TaskStore",
+    "TaskTable",
+    "check_fits",
     "new_client",
     "new_secret",
 ]

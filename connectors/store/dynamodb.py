@@ -1,14 +1,13 @@
-"""The task store: task records in one DynamoDB table, written only by conditional writes.
+"""The task table: DynamoDB calls, their errors as Connect codes, the reads, and the schema.
 
-Every write states what it expects the record to be (absent, claimed by this caller, at this
-version), so two invocations racing on one task can never both win, and a crash between two
-writes leaves a record that the next call recognises and resumes. Botocore's standard retry
+Writes are the lifecycle's (:mod:`.lifecycle`), each one conditional. Botocore's standard retry
 mode retries throttling with backoff; what still fails answers ``unavailable``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -17,24 +16,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ConnectError, internal, not_found, resource_exhausted, unavailable
-from ..phase import is_terminal_phase
+from ..errors import ConnectError, internal, not_found, unavailable
 from .handle import TaskHandle
-from .record import ACTIVE_SHARDS, CREATED, CREATING, TaskRecord
+from .record import ACTIVE_SHARDS, CLAIMED, TaskRecord
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_INDEX = "active-by-poll"
-_DAY = 86400.0
-
-# DynamoDB refuses an item over 400 KB, and a refused update can leave nothing usable behind:
-# a record is checked to fit before its first write, with room kept for what later updates add
-# (a message and notes, which are cut to these sizes when stored; answers keep them whole).
-MAX_ITEM_BYTES = 400 * 1024
-MESSAGE_BYTES = 16 * 1024
-NOTE_BYTES = 1024
-MAX_NOTES = 20
-_LATER_UPDATES_BYTES = MESSAGE_BYTES + 16 * 1024
+# Sparse: only records that are not ended carry active_shard and heartbeat_at. It projects the
+# keys only: the reaper reads a task's key and heartbeat there, then claims it with a
+# conditional write that answers the whole record.
+ACTIVE_INDEX = "active-by-heartbeat"
 
 # Fail fast: the executor gives CreateTask 10 s in all, and an unreachable table should answer
 # `unavailable` well within that, after botocore's standard retries (which back off on throttling).
@@ -65,10 +56,13 @@ class RecordChanged(Exception):
         self.current = current
 
 
-@dataclass
-class ClaimResult:
-    record: TaskRecord
-    claimed: bool  # False: someone else holds (or finished) the claim; record is theirs
+@dataclass(frozen=True)
+class StaleTask:
+    """An index entry: a task not ended whose heartbeat is older than the reaper's cutoff."""
+
+    action_id: str
+    attempt: int
+    heartbeat_at: float
 
 
 def new_client(endpoint_url: str | None = None) -> Any:
@@ -76,20 +70,10 @@ def new_client(endpoint_url: str | None = None) -> Any:
     return boto3.client("dynamodb", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
 
 
-class TaskStore:
-    def __init__(
-        self,
-        table_name: str,
-        client: Any,
-        *,
-        active_retention_days: float = 30.0,
-        terminal_retention_days: float = 30.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+class TaskTable:
+    def __init__(self, table_name: str, client: Any, *, clock: Callable[[], float] = time.time) -> None:
         self.table_name = table_name
         self._client = client
-        self._active_retention = active_retention_days * _DAY
-        self._terminal_retention = terminal_retention_days * _DAY
         self.clock = clock
 
     # -- calls -----------------------------------------------------------------------------
@@ -114,102 +98,31 @@ class TaskStore:
             logger.warning("DynamoDB %s unreachable: %s", operation, type(error).__name__)
             raise unavailable("the task store is unreachable; retry") from None
 
-    def _expiry(self, record: TaskRecord, now: float) -> int:
-        retention = self._terminal_retention if is_terminal_phase(record.phase) else self._active_retention
-        return int(now + retention)
-
-    # -- create ----------------------------------------------------------------------------
-
-    def check_fits(self, record: TaskRecord, resource_meta: bytes = b"") -> None:
-        """``resource_exhausted`` unless the record, with this connector metadata, fits in one item."""
-        size = _item_bytes(record.to_item()) + len("resource_meta") + len(resource_meta) + _LATER_UPDATES_BYTES
-        if size > MAX_ITEM_BYTES:
-            raise resource_exhausted(
-                f"this task's record would need {size} bytes (its output_prefix, interface, ids and the "
-                f"connector's {len(resource_meta)} bytes of metadata); the task store holds {MAX_ITEM_BYTES}"
-            )
-
-    def claim(self, record: TaskRecord, claim_seconds: float) -> ClaimResult:
-        """Write a new claim for ``record``'s key, or take over an expired one; else return the holder's."""
-        now = self.clock()
-        record.state = CREATING
-        record.created_at = record.updated_at = now
-        record.claim_expires_at = now + claim_seconds
-        record.expires_at = self._expiry(record, now)
-        self.check_fits(record)
-        try:
-            self._call(
-                "put_item",
-                Item=record.to_item(),
-                ConditionExpression="attribute_not_exists(action_id) OR (#state = :creating AND claim_expires_at < :now)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":creating": {"S": CREATING}, ":now": {"N": repr(now)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except RecordChanged as changed:
-            if changed.current is None:  # pragma: no cover - DynamoDB always returns the old item
-                raise unavailable("a CreateTask for this task execution is in progress; retry") from None
-            if changed.current.secret == record.secret:
-                # botocore retried this very put after its answer was lost: the claim is ours.
-                return ClaimResult(record, claimed=True)
-            return ClaimResult(changed.current, claimed=False)
-        return ClaimResult(record, claimed=True)
-
-    def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
-        """Turn this caller's claim into a created task; RecordChanged if the claim was lost.
-
-        The caller checks ``check_fits(record, resource_meta)`` first, while it can still release
-        its claim (CreateTask does, before this write).
-        """
-        now = self.clock()
-        shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
-        try:
-            result = self._finish(record, resource_meta, phase, now, shard)
-        except RecordChanged as changed:
-            current = changed.current
-            if current is not None and current.secret == record.secret and current.state == CREATED:
-                return current  # botocore retried this very update after its answer was lost
-            raise
-        return TaskRecord.from_item(result["Attributes"])
-
-    def _finish(self, record: TaskRecord, resource_meta: bytes, phase: int, now: float, shard: str) -> dict[str, Any]:
-        return self._call(
+    def _update(self, record: TaskRecord, update: str, condition: str, values: dict[str, Any]) -> TaskRecord:
+        """One conditional UpdateItem on ``record``'s key; the new record, or RecordChanged with
+        the current one."""
+        expressions = update + " " + condition
+        names = {name: name[1:] for name in ("#state", "#phase", "#message") if name in expressions}
+        # Transitions build their values from shared parts; DynamoDB refuses a value left unused.
+        values = {name: value for name, value in values.items()
+                  if re.search(re.escape(name) + r"(?![A-Za-z0-9_])", expressions)}
+        result = self._call(
             "update_item",
             Key=self._key(record.action_id, record.attempt),
-            UpdateExpression=(
-                "SET #state = :created, resource_meta = :meta, phase = :phase, updated_at = :now, "
-                "polled_at = :now, active_shard = :shard, version = version + :one REMOVE claim_expires_at"
-            ),
-            ConditionExpression="#state = :creating AND secret = :secret",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":created": {"S": CREATED},
-                ":creating": {"S": CREATING},
-                ":secret": {"B": record.secret},
-                ":meta": {"B": resource_meta},
-                ":phase": {"N": str(phase)},
-                ":now": {"N": repr(now)},
-                ":shard": {"S": shard},
-                ":one": {"N": "1"},
-            },
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            **({"ExpressionAttributeNames": names} if names else {}),
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+        return TaskRecord.from_item(result["Attributes"])
 
-    def release_claim(self, record: TaskRecord) -> None:
-        """Remove this caller's claim after connector.create failed, so that a retry starts clean."""
-        try:
-            self._call(
-                "delete_item",
-                Key=self._key(record.action_id, record.attempt),
-                ConditionExpression="#state = :creating AND secret = :secret",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":creating": {"S": CREATING}, ":secret": {"B": record.secret}},
-            )
-        except RecordChanged:
-            logger.warning("claim on %s/%s was taken over before it could be released", record.action_id, record.attempt)
+    @staticmethod
+    def _key(action_id: str, attempt: int) -> dict[str, Any]:
+        return {"action_id": {"S": action_id}, "attempt": {"N": str(attempt)}}
 
-    # -- read ------------------------------------------------------------------------------
+    # -- reads -----------------------------------------------------------------------------
 
     def load(self, handle: TaskHandle) -> TaskRecord:
         """The record a handle names (strongly consistent); ``not_found`` if absent or forged."""
@@ -220,84 +133,44 @@ class TaskStore:
         record = TaskRecord.from_item(item)
         if not handle.matches(record.secret):
             raise not_found("no task with this resource_meta: it never existed or its record has expired")
-        if record.state != CREATED:
+        if record.state == CLAIMED:  # pragma: no cover - a handle is issued only once the claim is finished
             raise unavailable("this task is still being created; retry")
         return record
 
     def attempts(self, action_id: str) -> list[TaskRecord]:
-        """Every attempt of one action, oldest first."""
-        result = self._call(
-            "query",
-            KeyConditionExpression="action_id = :a",
-            ExpressionAttributeValues={":a": {"S": action_id}},
-            ConsistentRead=True,
-        )
-        return [TaskRecord.from_item(item) for item in result.get("Items", [])]
+        """Every attempt of one action, oldest first (one strongly consistent Query)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "action_id = :a",
+            "ExpressionAttributeValues": {":a": {"S": action_id}},
+            "ConsistentRead": True,
+        }
+        records: list[TaskRecord] = []
+        while True:
+            page = self._call("query", **kwargs)
+            records += [TaskRecord.from_item(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def active_polled_before(self, cutoff: float) -> Iterator[TaskRecord]:
-        """Active tasks whose last poll is older than ``cutoff``, from the sparse index."""
+    def stale_tasks(self, cutoff: float, page_size: int = 100) -> Iterator[list[StaleTask]]:
+        """Pages of tasks not ended whose heartbeat is older than ``cutoff``, oldest first in each
+        shard, read lazily from the keys-only sparse index (one Query per page)."""
         for shard in range(ACTIVE_SHARDS):
             kwargs: dict[str, Any] = {
                 "IndexName": ACTIVE_INDEX,
-                "KeyConditionExpression": "active_shard = :s AND polled_at < :cutoff",
+                "KeyConditionExpression": "active_shard = :s AND heartbeat_at < :cutoff",
                 "ExpressionAttributeValues": {":s": {"S": f"active#{shard}"}, ":cutoff": {"N": repr(cutoff)}},
+                "Limit": page_size,
             }
             while True:
                 page = self._call("query", **kwargs)
-                for item in page.get("Items", []):
-                    yield TaskRecord.from_item(item)
+                found = [StaleTask(item["action_id"]["S"], int(item["attempt"]["N"]), float(item["heartbeat_at"]["N"]))
+                         for item in page.get("Items", [])]
+                if found:
+                    yield found
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    # -- update ----------------------------------------------------------------------------
-
-    def record_poll(self, record: TaskRecord, phase: int, message: str, note: str | None = None) -> TaskRecord:
-        """Note an executor's poll, and the phase/message when they changed.
-
-        A phase change is conditional on the version read, and a terminal record never changes
-        phase again: RecordChanged carries the current record when another call got there first.
-        """
-        now = self.clock()
-        message, note = _clip(message, MESSAGE_BYTES), _clip(note, NOTE_BYTES) if note else note
-        names = {"#phase": "phase", "#message": "message"}
-        values: dict[str, Any] = {":now": {"N": repr(now)}}
-        # Every poll pushes expiry on: a task that runs for months keeps its record.
-        terminal = is_terminal_phase(phase)
-        expires = now + (self._terminal_retention if terminal else self._active_retention)
-        values[":expires"] = {"N": str(int(expires))}
-        sets = ["polled_at = :now", "expires_at = :expires"]
-        removes: list[str] = []
-        condition = "attribute_exists(action_id)"
-        if phase != record.phase or message != record.message or note:
-            sets += ["#phase = :phase", "#message = :message", "updated_at = :now", "version = version + :one"]
-            values.update({":phase": {"N": str(phase)}, ":message": {"S": message}, ":one": {"N": "1"}})
-            values[":version"] = {"N": str(record.version)}
-            condition = "version = :version"
-            if terminal:
-                removes += ["active_shard", "polled_at"]
-                sets.remove("polled_at = :now")
-            if note and len(record.notes) < MAX_NOTES:  # a reaper retrying for weeks must not fill the item
-                sets.append("notes = list_append(if_not_exists(notes, :empty), :note)")
-                values.update({":note": {"L": [{"S": note}]}, ":empty": {"L": []}})
-        elif is_terminal_phase(record.phase):
-            return record
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        result = self._call(
-            "update_item",
-            Key=self._key(record.action_id, record.attempt),
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={k: v for k, v in names.items() if k in expression},
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        return TaskRecord.from_item(result["Attributes"])
-
-    @staticmethod
-    def _key(action_id: str, attempt: int) -> dict[str, Any]:
-        return {"action_id": {"S": action_id}, "attempt": {"N": str(attempt)}}
 
     # -- schema (local development and tests; template.yaml defines the deployed table) ---------
 
@@ -311,7 +184,7 @@ class TaskStore:
                     {"AttributeName": "action_id", "AttributeType": "S"},
                     {"AttributeName": "attempt", "AttributeType": "N"},
                     {"AttributeName": "active_shard", "AttributeType": "S"},
-                    {"AttributeName": "polled_at", "AttributeType": "N"},
+                    {"AttributeName": "heartbeat_at", "AttributeType": "N"},
                 ],
                 KeySchema=[
                     {"AttributeName": "action_id", "KeyType": "HASH"},
@@ -322,9 +195,9 @@ class TaskStore:
                         "IndexName": ACTIVE_INDEX,
                         "KeySchema": [
                             {"AttributeName": "active_shard", "KeyType": "HASH"},
-                            {"AttributeName": "polled_at", "KeyType": "RANGE"},
+                            {"AttributeName": "heartbeat_at", "KeyType": "RANGE"},
                         ],
-                        "Projection": {"ProjectionType": "ALL"},
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
                     }
                 ],
             )
@@ -338,27 +211,4 @@ class TaskStore:
         )
 
 
-def _clip(text: str, limit: int) -> str:
-    data = text.encode("utf-8")
-    return text if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."
-
-
-def _item_bytes(item: dict[str, Any]) -> int:
-    """An upper bound of an item's size as DynamoDB counts it: names and values."""
-    return sum(len(name.encode("utf-8")) + _value_bytes(value) for name, value in item.items())
-
-
-def _value_bytes(value: dict[str, Any]) -> int:
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(inner.encode("utf-8"))
-    if kind in ("B", "N"):
-        return len(inner)
-    if kind == "M":
-        return 3 + len(inner) + _item_bytes(inner)
-    if kind == "L":
-        return 3 + sum(1 + _value_bytes(item) for item in inner)
-    return 1
-
-
-__all__ = ["ClaimResult", "ConnectError", "RecordChanged", "TaskStore", "new_client"]
+__all__ = ["ACTIVE_INDEX", "RecordChanged", "StaleTask", "TaskTable", "new_client"]

@@ -1,9 +1,10 @@
 """The task record: one DynamoDB item per attempt of an action.
 
 Key: ``action_id`` (a digest of org/project/domain/run/action) and ``attempt`` (the retry
-attempt), so every attempt of one action is one Query away. ``active_shard``/``polled_at`` are
-set only while the task is not terminal: the sparse index ``active-by-poll`` lists the active
-tasks by when an executor last polled them. Connection secrets are never part of a record.
+attempt), so every attempt of one action is one Query away. ``active_shard``/``heartbeat_at``
+are set only while the task is not ended: the sparse index ``active-by-heartbeat`` lists those
+tasks by when an executor last showed it was watching them. Its states and the writes between
+them are in :mod:`.lifecycle`. Connection secrets are never part of a record.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
 
 from .handle import TaskHandle
 
-CREATING = "creating"  # claimed: connector.create is running or its invocation died
-CREATED = "created"  # connector.create answered; resource_meta is set
+# The states of a record (lifecycle.py has the transitions between them).
+CLAIMED = "claimed"  # a CreateTask holds the lease: connector.create may have been called
+ACTIVE = "active"  # connector.create answered; resource_meta is set; polls move its phase
+CANCELLING = "cancelling"  # a canceller (reaper, newer attempt) holds the lease and is stopping the job
+ENDED = "ended"  # the job is known finished or cancelled: the phase never changes again
 
 ACTIVE_SHARDS = 8
 
@@ -68,7 +72,7 @@ class TaskRecord:
     secret: bytes
     task_type: str
     task_version: int
-    state: str = CREATING
+    state: str = CLAIMED
     phase: int = 0
     message: str = ""
     resource_meta: bytes | None = None
@@ -77,8 +81,12 @@ class TaskRecord:
     execution: dict[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
-    polled_at: float | None = None
-    claim_expires_at: float | None = None
+    heartbeat_at: float | None = None
+    lease_owner: bytes | None = None
+    lease_expires_at: float | None = None
+    # While claimed: the CreateTaskRequest (less its connection), zlib-compressed, so that a
+    # canceller can replay connector.create with this attempt's idempotency token to find the job.
+    create_request: bytes | None = None
     expires_at: int | None = None
     version: int = 1
     active_shard: str | None = None
@@ -91,6 +99,21 @@ class TaskRecord:
     @property
     def category(self) -> tuple[str, int]:
         return (self.task_type, self.task_version)
+
+    @property
+    def name(self) -> str:
+        """How logs and notes name this task: run/action/attempt, or the key when it has none."""
+        if self.execution.get("run") or self.execution.get("action"):
+            return f"{self.execution.get('run', '')}/{self.execution.get('action', '')}/{self.attempt}"
+        return f"{self.action_id}/{self.attempt}"
+
+    @property
+    def key(self) -> "TaskExecutionKey":
+        return TaskExecutionKey(**{k: self.execution.get(k, "") for k in ("org", "project", "domain", "run", "action")},
+                                attempt=self.attempt)
+
+    def lease_expired(self, now: float) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at < now
 
     def to_item(self) -> dict[str, dict[str, Any]]:
         item: dict[str, dict[str, Any]] = {}
@@ -111,7 +134,7 @@ class TaskRecord:
 
 
 _INT_FIELDS = {"attempt", "task_version", "phase", "version", "expires_at"}
-_FLOAT_FIELDS = {"created_at", "updated_at", "polled_at", "claim_expires_at"}
+_FLOAT_FIELDS = {"created_at", "updated_at", "heartbeat_at", "lease_expires_at"}
 
 
 def _to_attribute(name: str, value: Any) -> dict[str, Any]:

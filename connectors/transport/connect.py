@@ -22,7 +22,8 @@ from flyteidl2.connector.service_connect import (
 )
 
 from ..errors import ConnectError, internal
-from ..service import ConnectorService, request_deadline
+from ..connector_calls import request_deadline
+from ..service import ConnectorService
 from .connect_hardening import BoundedGzip, StreamEnvelopeCheck, strict_codecs
 
 logger = logging.getLogger(__name__)

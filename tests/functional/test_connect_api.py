@@ -16,7 +16,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from connectors.builtin import EchoConnector
 from connectors.errors import Code
 from connectors.registry import ConnectorRegistry
-from connectors.store import TaskHandle
+from connectors.store import CLAIMED, TaskHandle, TaskRecord
 from connectors.transport import create_app
 from tests.conftest import ServedApp, make_service, scan_table
 from tests.flyte_requests import ECHO, echo_request
@@ -183,19 +183,25 @@ def test_unknown_malformed_forged_and_mismatched_handles(client):
     expect_error(Code.INVALID_ARGUMENT, client.get_task, pb.GetTaskRequest(resource_meta=handle))
 
 
-def test_connector_exception_is_internal_with_its_message_and_leaves_no_record(client, settings, dynamodb_client):
-    before = len(scan_table(dynamodb_client, settings.tasks_table))
-    error = expect_error(Code.INTERNAL, client.create_task, echo_request(task_type="failing"))
+def released_claim(dynamodb_client: Any, table: str, run: str) -> TaskRecord:
+    """The record a failed create leaves: claimed, its lease released, the request kept to replay."""
+    [record] = [r for r in map(TaskRecord.from_item, scan_table(dynamodb_client, table)) if r.execution["run"] == run]
+    assert record.state == CLAIMED and record.lease_expires_at <= time.time() and record.create_request
+    return record
+
+
+def test_connector_exception_is_internal_with_its_message_and_keeps_a_released_claim(client, settings, dynamodb_client):
+    error = expect_error(Code.INTERNAL, client.create_task, echo_request(task_type="failing", run="failing-run"))
     assert "quota exceeded" in error.message and "Traceback" not in error.message
-    assert len(scan_table(dynamodb_client, settings.tasks_table)) == before
+    record = released_claim(dynamodb_client, settings.tasks_table, "failing-run")
+    assert "create failed (internal)" in record.message and "quota exceeded" in record.message
 
 
-def test_connector_past_its_deadline_is_deadline_exceeded_and_leaves_no_record(client, settings, dynamodb_client):
-    before = len(scan_table(dynamodb_client, settings.tasks_table))
+def test_connector_past_its_deadline_is_deadline_exceeded_and_keeps_a_released_claim(client, settings, dynamodb_client):
     started = time.monotonic()
-    expect_error(Code.DEADLINE_EXCEEDED, client.create_task, echo_request(task_type="stalling"))
+    expect_error(Code.DEADLINE_EXCEEDED, client.create_task, echo_request(task_type="stalling", run="stalling-run"))
     assert time.monotonic() - started < settings.connector_timeout_seconds + 2
-    assert len(scan_table(dynamodb_client, settings.tasks_table)) == before
+    assert "deadline_exceeded" in released_claim(dynamodb_client, settings.tasks_table, "stalling-run").message
 
 
 def test_metrics_and_log_stream(client):
@@ -243,12 +249,12 @@ def test_the_callers_deadline_shortens_the_connector_deadline(settings, dynamodb
 
     registry = ConnectorRegistry([StallingConnector()])
     patient = make_service(replace(settings, connector_timeout_seconds=8.0), dynamodb_client, registry)
-    before = len(scan_table(dynamodb_client, settings.tasks_table))
     with ServedApp(create_app(patient)) as server:
         client = AsyncConnectorServiceClientSync(server.url, timeout_ms=2500)
         started = time.monotonic()
-        error = expect_error(Code.DEADLINE_EXCEEDED, client.create_task, echo_request(task_type="stalling"))
+        error = expect_error(Code.DEADLINE_EXCEEDED, client.create_task,
+                             echo_request(task_type="stalling", run="impatient-run"))
         elapsed = time.monotonic() - started
     assert "connector Stalling Connector did not finish create" in error.message  # the server's own answer
     assert elapsed < 2.4
-    assert len(scan_table(dynamodb_client, settings.tasks_table)) == before
+    released_claim(dynamodb_client, settings.tasks_table, "impatient-run")

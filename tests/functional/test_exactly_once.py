@@ -19,7 +19,7 @@ from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin import EchoConnector
-from connectors.cleanup import reap_abandoned
+from connectors.reaper import reap_abandoned
 from connectors.errors import Code
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
@@ -55,7 +55,7 @@ def test_twenty_concurrent_creates_start_one_job(dynamodb_client):
     assert len(handles) == 1 and handles == {retried}
     assert set(errors) <= {Code.UNAVAILABLE, Code.ABORTED}
     items = scan_table(dynamodb_client, table)
-    assert len(items) == 1 and items[0]["state"]["S"] == "created"
+    assert len(items) == 1 and items[0]["state"]["S"] == "active"
 
 
 def test_a_create_killed_between_claim_and_finish_resumes_without_a_second_remote_job(dynamodb_client, tmp_path):
@@ -82,7 +82,7 @@ def test_a_create_killed_between_claim_and_finish_resumes_without_a_second_remot
     assert died.returncode == 17, died.stderr.decode()[-2000:]
     assert len(json.loads(ledger.read_text())) == 1  # the remote job started; the record was not finished
     [claim] = scan_table(dynamodb_client, table)
-    assert claim["state"]["S"] == "creating" and "resource_meta" not in claim
+    assert claim["state"]["S"] == "claimed" and "resource_meta" not in claim
 
     service = make_service(Settings(tasks_table=table, create_claim_seconds=1.0), dynamodb_client,
                            ConnectorRegistry([LedgerConnector(str(ledger))]))
@@ -93,9 +93,9 @@ def test_a_create_killed_between_claim_and_finish_resumes_without_a_second_remot
     handle = asyncio.run(service.create_task(request)).resource_meta
     assert asyncio.run(service.create_task(request)).resource_meta == handle
     assert list(json.loads(ledger.read_text()).values()) == ["job-1"]  # one remote job, ever
-    assert service.store.load(TaskHandle.decode(handle)).state == "created"
+    assert service.store.load(TaskHandle.decode(handle)).state == "active"
     [record] = scan_table(dynamodb_client, table)
-    assert record["state"]["S"] == "created" and b"job-1" in record["resource_meta"]["B"]
+    assert record["state"]["S"] == "active" and b"job-1" in record["resource_meta"]["B"]
 
 
 def test_a_new_attempt_cancels_the_running_job_of_the_previous_one(dynamodb_client):
@@ -129,13 +129,13 @@ def test_the_reaper_cancels_tasks_no_executor_polls(dynamodb_client):
     in_eleven_minutes = time.time() + 11 * 60
     service.store.clock = lambda: in_eleven_minutes - 60  # the executor polls `watched` ten minutes on
     asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=watched.resource_meta, task_category=COUNTING)))
-    report = asyncio.run(reap_abandoned(service, now=in_eleven_minutes))
+    report = asyncio.run(reap_abandoned(service.canceller, now=in_eleven_minutes))
     assert len(report.cancelled) == 1 and not report.failed
     assert counting.calls["delete"] == 1
     reaped = asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=abandoned.resource_meta,
                                                             task_category=COUNTING)))
     assert reaped.resource.phase == TaskExecution.ABORTED and "no executor polled" in reaped.resource.message
-    assert asyncio.run(reap_abandoned(service, now=in_eleven_minutes)).cancelled == []
+    assert asyncio.run(reap_abandoned(service.canceller, now=in_eleven_minutes)).cancelled == []
 
 
 def test_concurrent_polls_never_move_a_finished_task_back(dynamodb_client):
@@ -162,7 +162,7 @@ def test_concurrent_polls_never_move_a_finished_task_back(dynamodb_client):
 
 
 def test_notes_stop_growing_when_cancelling_keeps_failing(dynamodb_client):
-    from connectors.store.dynamodb import MAX_NOTES
+    from connectors.store import MAX_NOTES
     from tests.sample_connectors import FailingConnector
 
     table = make_table(dynamodb_client)
@@ -177,7 +177,7 @@ def test_notes_stop_growing_when_cancelling_keeps_failing(dynamodb_client):
     for _ in range(MAX_NOTES + 5):
         later += 120
         service.store.clock = lambda: later
-        report = asyncio.run(reap_abandoned(service, now=later + 120))
+        report = asyncio.run(reap_abandoned(service.canceller, now=later + 120))
         assert report.failed and not report.cancelled
     [item] = scan_table(dynamodb_client, table)
     assert len(item["notes"]["L"]) == MAX_NOTES and "active_shard" in item

@@ -32,7 +32,7 @@ from connectors.dev.local_dynamodb import HOST, LocalDynamoDB, free_port
 from connectors.errors import Code
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
-from connectors.store import CREATED, CREATING, TaskRecord, TaskStore, new_client
+from connectors.store import ACTIVE, CLAIMED, TaskRecord, TaskStore, new_client
 from connectors.transport import create_app
 from tests.conftest import ServedApp, make_service, scan_table
 from tests.flyte_requests import ECHO, echo_request
@@ -221,10 +221,10 @@ def assert_whole(direct: Any, settings: Settings) -> None:
     """Every record is created with its metadata, or a claim that has not yet expired."""
     now = time.time()
     for key, record in records(direct, settings).items():
-        if record.state == CREATED:
-            assert record.resource_meta and record.claim_expires_at is None, key
+        if record.state == ACTIVE:
+            assert record.resource_meta and record.lease_expires_at is None, key
         else:
-            assert record.state == CREATING and record.claim_expires_at and record.claim_expires_at > now - 60, key
+            assert record.state == CLAIMED and record.lease_expires_at and record.lease_expires_at > now - 60, key
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -287,20 +287,20 @@ def test_outage_between_claim_and_finish_resumes_after_the_claim_expires(client,
     proxy.restore()
 
     (record,) = [r for r in records(direct, outage_settings).values() if r.execution.get("run") == "cut-mid-create"]
-    assert record.state == CREATING and record.resource_meta is None, "the unfinished create must stay a claim"
-    assert record.claim_expires_at > time.time(), "the claim must not have expired yet"
+    assert record.state == CLAIMED and record.resource_meta is None, "the unfinished create must stay a claim"
+    assert record.lease_expires_at > time.time(), "the claim must not have expired yet"
     # Until the claim expires, a retry is told to come back, and starts nothing.
     code, _ = timed_error(client.create_task, request)
     assert code == Code.UNAVAILABLE
     assert counting.calls["create"] == creates_before + 1
 
-    time.sleep(max(0.0, record.claim_expires_at - time.time()) + 0.2)
+    time.sleep(max(0.0, record.lease_expires_at - time.time()) + 0.2)
     handle = client.create_task(request).resource_meta
     assert counting.calls["create"] == creates_before + 2, "the resumed create calls the connector once"
     tokens = [call["idempotency_token"] for call in counting.kwargs if call["operation"] == "create"][-2:]
     assert tokens[0] == tokens[1], "the resumed create must hand the connector the same idempotency token"
     (record,) = [r for r in records(direct, outage_settings).values() if r.execution.get("run") == "cut-mid-create"]
-    assert record.state == CREATED and record.handle.encode() == handle
+    assert record.state == ACTIVE and record.handle.encode() == handle
     assert client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=COUNTING)).resource.phase == TaskExecution.RUNNING
     assert_whole(direct, outage_settings)
 
@@ -319,7 +319,7 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(client, proxy, direct, outa
         handle = pending.result(timeout=30)
     assert counting.calls["create"] == creates_before + 1
     (record,) = [r for r in records(direct, outage_settings).values() if r.execution.get("run") == "lost-claim-answer"]
-    assert record.state == CREATED and record.handle.encode() == handle
+    assert record.state == ACTIVE and record.handle.encode() == handle
     assert_whole(direct, outage_settings)
 
 
@@ -333,11 +333,11 @@ def test_a_finish_whose_answer_was_lost_is_still_ours(client, proxy, direct, out
         pending = pool.submit(lambda: client.create_task(request).resource_meta)
         wait_for(lambda: counting.calls["create"] == creates_before + 1, what="connector.create to start")
         proxy.cut("drop_responses")
-        wait_for(lambda: any(r.execution.get("run") == "lost-finish-answer" and r.state == CREATED
+        wait_for(lambda: any(r.execution.get("run") == "lost-finish-answer" and r.state == ACTIVE
                              for r in records(direct, outage_settings).values()), what="the record to be finished")
         proxy.restore()
         handle = pending.result(timeout=30)
     assert counting.calls["create"] == creates_before + 1
     (record,) = [r for r in records(direct, outage_settings).values() if r.execution.get("run") == "lost-finish-answer"]
-    assert record.state == CREATED and record.handle.encode() == handle
+    assert record.state == ACTIVE and record.handle.encode() == handle
     assert_whole(direct, outage_settings)

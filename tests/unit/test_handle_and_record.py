@@ -49,11 +49,14 @@ def test_execution_key_is_per_attempt_and_the_action_digest_per_action():
 
 def test_record_items_round_trip():
     record = TaskRecord(action_id="ab" * 16, attempt=3, secret=b"s" * 16, task_type="echo", task_version=1,
-                        state="created", phase=2, message="running", resource_meta=b"{}", output_prefix="s3://b/p",
+                        state="active", phase=2, message="running", resource_meta=b"{}", output_prefix="s3://b/p",
                         outputs_interface=b"\n\x01", execution={"run": "r"}, created_at=1.5, updated_at=2.5,
-                        polled_at=3.25, expires_at=99, version=4, active_shard="active#1", notes=["superseded"])
+                        heartbeat_at=3.25, expires_at=99, version=4, active_shard="active#1", notes=["superseded"])
     assert TaskRecord.from_item(record.to_item()) == record
-    assert "claim_expires_at" not in record.to_item()
+    assert "lease_expires_at" not in record.to_item() and "create_request" not in record.to_item()
+    claimed = TaskRecord(action_id="ab" * 16, attempt=0, secret=b"s" * 16, task_type="echo", task_version=0,
+                         lease_owner=b"s" * 16, lease_expires_at=7.5, create_request=b"x\x9c")
+    assert TaskRecord.from_item(claimed.to_item()) == claimed
 
 
 def test_settings_come_from_the_environment(monkeypatch):

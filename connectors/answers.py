@@ -1,0 +1,81 @@
+"""What GetTask answers: a connector's Resource made into a flyteidl2 Resource that can be told.
+
+Outputs are converted before the phase is stored: a SUCCEEDED whose outputs do not fit the
+declared interface, or whose answer is too large to carry, becomes FAILED with a message naming
+why, so the executor fails the task at once and clearly (the job has finished either way). Other
+parts that cannot be carried (custom_info that is not JSON, or too large) are left out and
+logged: the phase is what matters to the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flyteidl2.connector import connector_pb2 as pb
+from flyteidl2.core.execution_pb2 import TaskExecution
+from flyteidl2.core.interface_pb2 import VariableMap
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
+
+from . import literals
+from .connector import Resource
+from .store import TaskRecord
+
+logger = logging.getLogger(__name__)
+
+# Lambda answers API Gateway with at most 6 MB (6,291,456 bytes) of JSON, and a binary proto
+# body travels base64-encoded in it (4/3 larger): 4 MiB of proto is 5.59 MB, leaving room for
+# the headers and the Connect envelope. A JSON codec answer is checked again by the transport.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
+    """The connector's report as it will be stored and told."""
+    phase, message = int(resource.phase), resource.message or ""
+    answer = pb.Resource(phase=phase, message=message, log_links=resource.log_links or [])
+    if resource.custom_info:
+        try:
+            answer.custom_info.CopyFrom(json_format.Parse(json.dumps(resource.custom_info, default=str), Struct()))
+        except (TypeError, ValueError, json_format.ParseError) as error:
+            logger.warning("task %s: custom_info left out, it is not JSON: %s", record.name, error)
+    if phase == TaskExecution.SUCCEEDED and resource.outputs:
+        declared = VariableMap.FromString(record.outputs_interface) if record.outputs_interface else None
+        try:
+            answer.outputs.CopyFrom(literals.native_to_outputs(resource.outputs, declared))
+        except literals.LiteralConversionError as error:
+            return _failed(answer, f"the job succeeded but its outputs do not fit the task's interface: {error}")
+    size = answer.ByteSize()
+    if size > MAX_ANSWER_BYTES and answer.HasField("custom_info"):
+        logger.warning("task %s: custom_info left out, the answer would be %d bytes", record.name, size)
+        answer.ClearField("custom_info")
+        size = answer.ByteSize()
+    if size > MAX_ANSWER_BYTES and phase == TaskExecution.SUCCEEDED:
+        return _failed(answer, f"the job succeeded but its outputs take {size} bytes, more than the {MAX_ANSWER_BYTES} "
+                               "an answer through API Gateway and Lambda can carry: return large values as files "
+                               "(FileRef, DirRef, DataFrameRef) instead")
+    if size > MAX_ANSWER_BYTES:
+        logger.warning("task %s: log links left out, the answer would be %d bytes", record.name, size)
+        del answer.log_links[:]
+        answer.message = answer.message[:1024]
+    return answer
+
+
+def _failed(answer: pb.Resource, message: str) -> pb.Resource:
+    return pb.Resource(phase=TaskExecution.FAILED, message=message, log_links=answer.log_links[:100])
+
+
+def stored_resource(record: TaskRecord, fresh: pb.Resource | None) -> pb.Resource:
+    """The answer for a record no poll may move: its stored phase and message, with the outputs
+    (and links) of this poll's report when both say SUCCEEDED."""
+    answer = pb.Resource(phase=record.phase, message=record.message)
+    if fresh is not None and fresh.phase == record.phase:
+        answer.log_links.extend(fresh.log_links)
+        if fresh.HasField("outputs"):
+            answer.outputs.CopyFrom(fresh.outputs)
+        if fresh.HasField("custom_info"):
+            answer.custom_info.CopyFrom(fresh.custom_info)
+    return answer
+
+
+__all__ = ["MAX_ANSWER_BYTES", "answer_resource", "stored_resource"]

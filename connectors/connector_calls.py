@@ -1,0 +1,141 @@
+"""Calling a connector: under a deadline, with its failures as Connect errors.
+
+The one place where the service and the cancellers (newer attempts, the reaper) call into a
+connector. A call's deadline is the least of ``CONNECTOR_TIMEOUT_SECONDS``, the caller's own
+deadline (Connect's connect-timeout-ms, gRPC's grpc-timeout) and the Lambda invocation's
+remaining time, each less the time the store writes after the call need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from contextvars import ContextVar
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+from flyteidl2.core.security_pb2 import Connection
+
+from .connector import AsyncConnector
+from .errors import ConnectError, deadline_exceeded, internal, invalid_argument, unimplemented
+from .settings import Settings
+from .store import TaskRecord
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# When the caller's deadline ends (time.monotonic()), if it sent one: set per request by the transport.
+request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+# When this Lambda invocation is killed (time.monotonic()): set per event by the Lambda handler.
+invocation_deadline: ContextVar[float | None] = ContextVar("invocation_deadline", default=None)
+# Kept back from those deadlines for the store writes that follow a connector call (one
+# conditional write answers in milliseconds; this leaves room for a botocore retry).
+STORE_RESERVE_SECONDS = 1.0
+# The least a call is given, so that a deadline already spent still answers deadline_exceeded.
+MIN_CALL_SECONDS = 0.05
+
+# The keyword arguments the service passes itself: a connection secret or config of the same
+# name would collide with them (a TypeError in the connector) or silently replace them.
+RESERVED_KWARGS = frozenset({
+    "self", "task_template", "output_prefix", "inputs", "task_execution_metadata", "idempotency_token",
+    "resource_meta", "queries", "start_time", "end_time", "step", "token", "lines",
+})
+
+
+def connection_kwargs(connection: Connection) -> dict[str, str]:
+    """``connection.secrets`` and ``configs`` as keyword arguments, as the flyte SDK passes them;
+    ``invalid_argument`` naming a key that collides with the service's own arguments or is both
+    a secret and a config."""
+    secrets, configs = dict(connection.secrets), dict(connection.configs)
+    for name in sorted(set(secrets) | set(configs)):
+        if name in RESERVED_KWARGS:
+            where = "secret" if name in secrets else "config"
+            raise invalid_argument(f"connection {where} {name!r} has the name of an argument the service passes "
+                                   f"to the connector; rename it (reserved: {', '.join(sorted(RESERVED_KWARGS))})")
+        if not name.isidentifier():
+            raise invalid_argument(f"connection key {name!r} is not a valid keyword argument name")
+    both = sorted(set(secrets) & set(configs))
+    if both:
+        raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
+    return {**secrets, **configs}
+
+
+def seconds_left(settings: Settings, reserve: float = STORE_RESERVE_SECONDS) -> float:
+    """How long the next connector call may take."""
+    timeout = settings.connector_timeout_seconds
+    now = time.monotonic()
+    for deadline in (request_deadline.get(), invocation_deadline.get()):
+        if deadline is not None:
+            timeout = min(timeout, deadline - now - reserve)
+    return max(MIN_CALL_SECONDS, timeout)
+
+
+def invocation_seconds_left() -> float | None:
+    """Seconds before this Lambda invocation is killed, or None outside Lambda."""
+    deadline = invocation_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+class ConnectorCalls:
+    """Runs connector calls under the deadline and maps their failures to Connect codes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def call(self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T],
+                   timeout: float | None = None) -> T:
+        timeout = seconds_left(self.settings) if timeout is None else timeout
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(call, timeout=timeout)
+        except BaseException as error:
+            raise _as_connect_error(connector, operation, error, timeout) from None
+        finally:
+            logger.debug("connector %s %s took %.3f s", connector.name, operation, time.perf_counter() - started)
+
+    async def stream(self, connector: AsyncConnector[Any], operation: str, result: Any) -> AsyncIterator[Any]:
+        """The messages of a coroutine (one) or an async generator (each), all under one deadline."""
+        if not inspect.isasyncgen(result):
+            yield await self.call(connector, operation, result)
+            return
+        ends = time.monotonic() + seconds_left(self.settings, reserve=0.0)
+        try:
+            while True:
+                remaining = max(MIN_CALL_SECONDS, ends - time.monotonic())
+                try:
+                    message = await asyncio.wait_for(result.__anext__(), timeout=remaining)
+                except StopAsyncIteration:
+                    return
+                except BaseException as error:
+                    raise _as_connect_error(connector, operation, error, remaining) from None
+                yield message
+        finally:
+            await result.aclose()
+
+    def decode_meta(self, connector: AsyncConnector[Any], record: TaskRecord) -> Any:
+        """The connector's ResourceMeta from its stored encoding; ``internal`` if it no longer decodes."""
+        try:
+            return connector.metadata_type.decode(record.resource_meta or b"")
+        except Exception as error:
+            logger.exception("stored resource meta of %s does not decode", record.name)
+            raise internal(f"connector {connector.name} cannot read this task's stored metadata: {error}") from None
+
+
+def _as_connect_error(connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float) -> BaseException:
+    if isinstance(error, ConnectError):
+        return error
+    if isinstance(error, asyncio.TimeoutError):
+        logger.error("connector %s %s took longer than %.1f s", connector.name, operation, timeout)
+        return deadline_exceeded(f"connector {connector.name} did not finish {operation} within {timeout:.3g} s")
+    if isinstance(error, NotImplementedError):
+        return unimplemented(f"connector {connector.name} does not implement {operation}")
+    if isinstance(error, Exception):
+        logger.error("connector %s %s failed", connector.name, operation, exc_info=error)
+        return internal(f"connector {connector.name} failed to {operation}: {error}")
+    return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
+
+
+__all__ = ["ConnectorCalls", "RESERVED_KWARGS", "connection_kwargs", "invocation_deadline",
+           "invocation_seconds_left", "request_deadline", "seconds_left"]

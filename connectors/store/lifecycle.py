@@ -1,0 +1,268 @@
+"""The lifecycle of a task record: its states, and one conditional write per transition.
+
+States (``record.state``)::
+
+    claimed ──finish──▶ active ──end_phase / delete──▶ ended
+       │  ▲               │ ▲ record_phase, heartbeat
+       │  └─release       │ │
+       │                  ▼ │
+       ├──claim_cancel / reap_claim (lease expired)──▶ cancelling ──cancelled──▶ ended
+       │                  active ──claim_cancel / reap_claim──▶ cancelling ──cancel_failed─┐
+       └──end_create──▶ ended                                      ▲ (lease expired)      │
+                                                                   └──────────────────────┘
+
+Every transition is one conditional write, with its condition beside it below; a write that
+loses raises :class:`RecordChanged` carrying the current record, so the caller decides again on
+what is really stored. The promises this keeps:
+
+- Once connector.create may have been called for an attempt, its record stays until the job is
+  known finished or cancelled: a failed create only ``release``\\ s its lease (the record keeps
+  the request, so a canceller can replay create with the attempt's idempotency token).
+- The reaper cancels a task only if its heartbeat is still the stale one it listed
+  (``reap_claim``); an executor's poll that writes first wins, and one that comes later finds
+  the record ``cancelling`` and is told so.
+- Only an ``active`` record takes a poll's write, and a phase change only at the version read:
+  nothing but a canceller's own ``cancelled`` ever writes a record after it left ``active``.
+- A heartbeat (``heartbeat_at``, the reaper's clock, and the TTL pushed with it) is written at
+  most once per ``heartbeat_seconds`` by a poll whose phase and message did not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..phase import is_terminal_phase
+from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
+from .dynamodb import RecordChanged, StaleTask, TaskTable
+from .record import ACTIVE, ACTIVE_SHARDS, CANCELLING, CLAIMED, ENDED, TaskRecord
+
+logger = logging.getLogger(__name__)
+
+_DAY = 86400.0
+# Conditions that several transitions share.
+_OWNS_CLAIM = "#state = :claimed AND lease_owner = :owner"
+_OWNS_CANCEL = "#state = :cancelling AND lease_owner = :owner"
+_IS_ACTIVE_AT_VERSION = "#state = :active AND version = :version"
+# Leaving the index and taking the long retention: what every move to `ended` also does.
+_ENDS = "#state = :ended, #phase = :phase, #message = :message, updated_at = :now, expires_at = :expires, version = version + :one"
+_LEAVES_INDEX = "active_shard, heartbeat_at, lease_owner, lease_expires_at, create_request"
+
+
+@dataclass
+class ClaimResult:
+    record: TaskRecord
+    claimed: bool  # False: someone else holds the claim, or the attempt moved on; record is theirs
+
+
+class TaskStore(TaskTable):
+    def __init__(self, table_name: str, client: Any, *, active_retention_days: float = 30.0,
+                 terminal_retention_days: float = 30.0, clock: Callable[[], float] | None = None) -> None:
+        super().__init__(table_name, client, **({"clock": clock} if clock else {}))
+        self._active_retention = active_retention_days * _DAY
+        self._terminal_retention = terminal_retention_days * _DAY
+
+    # -- creating -------------------------------------------------------------------------
+
+    def claim(self, record: TaskRecord, lease_seconds: float) -> ClaimResult:
+        """absent, or claimed with its lease expired  ──▶  claimed (ours).
+
+        A PutItem of the whole record (create_request included), so a takeover resumes with a
+        clean record; the caller keeps the same idempotency token, derived from the key."""
+        now = self.clock()
+        record.state, record.lease_owner = CLAIMED, record.secret
+        record.created_at = record.updated_at = record.heartbeat_at = now
+        record.lease_expires_at = now + lease_seconds
+        record.expires_at = int(now + self._active_retention)
+        record.active_shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
+        check_fits(record.to_item())
+        try:
+            self._call(
+                "put_item",
+                Item=record.to_item(),
+                ConditionExpression="attribute_not_exists(action_id) OR (#state = :claimed AND lease_expires_at < :now)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":now": {"N": repr(now)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except RecordChanged as changed:
+            current = changed.current
+            if current is not None and current.secret == record.secret:
+                return ClaimResult(record, claimed=True)  # botocore retried this put after its answer was lost
+            if current is None:  # pragma: no cover - DynamoDB returns the old item
+                raise
+            return ClaimResult(current, claimed=False)
+        return ClaimResult(record, claimed=True)
+
+    @staticmethod
+    def check_metadata_fits(record: TaskRecord, resource_meta: bytes) -> None:
+        """``resource_exhausted`` unless the record, with the connector's metadata in place of
+        the create request, still fits with room for its later writes."""
+        item = record.to_item()
+        item.pop("create_request", None)
+        check_fits(item, {"resource_meta": resource_meta})
+
+    def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
+        """claimed (ours)  ──▶  active, with the connector's metadata; the create request goes."""
+        now = self.clock()
+        try:
+            return self._update(
+                record,
+                "SET #state = :active, resource_meta = :meta, #phase = :phase, updated_at = :now, heartbeat_at = :now, "
+                "version = version + :one REMOVE lease_owner, lease_expires_at, create_request",
+                _OWNS_CLAIM,
+                {**self._states(), ":owner": {"B": record.secret}, ":meta": {"B": resource_meta},
+                 ":phase": {"N": str(phase)}, ":now": {"N": repr(now)}, ":one": {"N": "1"}},
+            )
+        except RecordChanged as changed:
+            current = changed.current
+            if current is not None and current.secret == record.secret and current.state == ACTIVE:
+                return current  # botocore retried this very update after its answer was lost
+            raise
+
+    def release_claim(self, record: TaskRecord, message: str) -> None:
+        """claimed (ours)  ──▶  claimed, lease expired now: a retry of this attempt may resume at
+        once, and a newer attempt or the reaper may cancel what create may have started."""
+        now = self.clock()
+        try:
+            self._update(
+                record,
+                "SET lease_expires_at = :now, #message = :message, updated_at = :now, version = version + :one"
+                + self._note_set(record, message),
+                _OWNS_CLAIM,
+                {**self._states(), ":owner": {"B": record.secret}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
+                 ":message": {"S": clip(message, MESSAGE_BYTES)}, **self._note_values(message)},
+            )
+        except RecordChanged:
+            logger.warning("claim on %s was taken over before it could be released", record.name)
+
+    def end_create(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
+        """claimed (ours)  ──▶  ended: create's job is already cancelled (its metadata could not
+        be kept); no handle was ever given for it."""
+        return self._update(
+            record, "SET " + _ENDS + self._note_set(record, message) + " REMOVE " + _LEAVES_INDEX, _OWNS_CLAIM,
+            {**self._ended_values(phase, message), ":owner": {"B": record.secret}, **self._note_values(message)},
+        )
+
+    # -- polling --------------------------------------------------------------------------
+
+    def heartbeat(self, record: TaskRecord) -> TaskRecord:
+        """active  ──▶  active, heartbeat and TTL pushed on. Not on a version: it moves nothing the
+        executor is told, and the reaper's claim is conditional on the heartbeat it read."""
+        now = self.clock()
+        return self._update(
+            record, "SET heartbeat_at = :now, expires_at = :expires", "#state = :active",
+            {":active": {"S": ACTIVE}, ":now": {"N": repr(now)},
+             ":expires": {"N": str(int(now + self._active_retention))}},
+        )
+
+    def record_phase(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
+        """active (at the version read)  ──▶  active with a new phase or message, and a heartbeat;
+        or ──▶ ended when the phase is terminal."""
+        if is_terminal_phase(phase):
+            return self.end_phase(record, phase, message)
+        now = self.clock()
+        return self._update(
+            record,
+            "SET #phase = :phase, #message = :message, updated_at = :now, heartbeat_at = :now, "
+            "expires_at = :expires, version = version + :one",
+            _IS_ACTIVE_AT_VERSION,
+            {**self._states(), ":version": {"N": str(record.version)}, ":phase": {"N": str(phase)},
+             ":message": {"S": clip(message, MESSAGE_BYTES)}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
+             ":expires": {"N": str(int(now + self._active_retention))}},
+        )
+
+    def end_phase(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
+        """active (at the version read)  ──▶  ended: the connector reported a terminal phase."""
+        return self._update(
+            record, "SET " + _ENDS + " REMOVE " + _LEAVES_INDEX, _IS_ACTIVE_AT_VERSION,
+            {**self._ended_values(phase, message), ":version": {"N": str(record.version)}},
+        )
+
+    def delete_task(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
+        """active (any version)  ──▶  ended ABORTED: DeleteTask stopped the job. A record that
+        ended or is being cancelled meanwhile is left as it is."""
+        return self._update(
+            record, "SET " + _ENDS + self._note_set(record, "deleted") + " REMOVE " + _LEAVES_INDEX,
+            "#state = :active", {**self._ended_values(phase, message), **self._note_values("deleted")},
+        )
+
+    # -- cancelling -----------------------------------------------------------------------
+
+    def claim_cancel(self, record: TaskRecord, owner: bytes, lease_seconds: float, reason: str) -> TaskRecord:
+        """active, or claimed / cancelling with the lease expired (at the version read)  ──▶
+        cancelling (ours). A newer attempt's claim on an older one: no executor watches it."""
+        return self._update(
+            record, self._cancelling_set(),
+            "version = :version AND (#state = :active OR (#state IN (:claimed, :cancelling) AND lease_expires_at < :now))",
+            {**self._cancelling_values(owner, lease_seconds, reason), ":version": {"N": str(record.version)}},
+        )
+
+    def reap_claim(self, stale: StaleTask, owner: bytes, lease_seconds: float, reason: str) -> TaskRecord:
+        """not ended, heartbeat still the stale one listed (no executor polled since), and no live
+        lease  ──▶  cancelling (ours). The reaper's claim: a poll that wrote first makes it lose."""
+        key = TaskRecord(action_id=stale.action_id, attempt=stale.attempt, secret=b"", task_type="", task_version=0)
+        return self._update(
+            key, self._cancelling_set(),
+            "heartbeat_at = :heartbeat AND (#state = :active OR (#state IN (:claimed, :cancelling) AND lease_expires_at < :now))",
+            {**self._cancelling_values(owner, lease_seconds, reason), ":heartbeat": {"N": repr(stale.heartbeat_at)}},
+        )
+
+    def cancelled(self, record: TaskRecord, phase: int, message: str, note: str) -> TaskRecord:
+        """cancelling (ours)  ──▶  ended: the job is stopped (or was never started)."""
+        return self._update(
+            record, "SET " + _ENDS + self._note_set(record, note) + " REMOVE " + _LEAVES_INDEX, _OWNS_CANCEL,
+            {**self._ended_values(phase, message), ":owner": {"B": record.lease_owner or b""}, **self._note_values(note)},
+        )
+
+    def cancel_failed(self, record: TaskRecord, note: str) -> None:
+        """cancelling (ours)  ──▶  cancelling, lease expired and heartbeat zeroed: the reaper's next
+        pass tries again. The note says why (notes stop at MAX_NOTES)."""
+        now = self.clock()
+        try:
+            self._update(
+                record, "SET lease_expires_at = :now, heartbeat_at = :zero, updated_at = :now, version = version + :one"
+                + self._note_set(record, note), _OWNS_CANCEL,
+                {**self._states(), ":owner": {"B": record.lease_owner or b""}, ":now": {"N": repr(now)},
+                 ":zero": {"N": "0"}, ":one": {"N": "1"}, **self._note_values(note)},
+            )
+        except RecordChanged:
+            logger.warning("cancel lease on %s was taken over before it could be released", record.name)
+
+    # -- expression parts -----------------------------------------------------------------
+
+    @staticmethod
+    def _states() -> dict[str, Any]:
+        return {":claimed": {"S": CLAIMED}, ":active": {"S": ACTIVE}, ":cancelling": {"S": CANCELLING},
+                ":ended": {"S": ENDED}}
+
+    def _ended_values(self, phase: int, message: str) -> dict[str, Any]:
+        now = self.clock()
+        return {**self._states(), ":phase": {"N": str(phase)}, ":message": {"S": clip(message, MESSAGE_BYTES)},
+                ":now": {"N": repr(now)}, ":one": {"N": "1"},
+                ":expires": {"N": str(int(now + self._terminal_retention))}}
+
+    @staticmethod
+    def _cancelling_set() -> str:
+        return ("SET #state = :cancelling, lease_owner = :owner, lease_expires_at = :lease, #message = :message, "
+                "updated_at = :now, version = version + :one")
+
+    def _cancelling_values(self, owner: bytes, lease_seconds: float, reason: str) -> dict[str, Any]:
+        now = self.clock()
+        return {**self._states(), ":owner": {"B": owner}, ":lease": {"N": repr(now + lease_seconds)},
+                ":message": {"S": clip(f"being cancelled: {reason}", MESSAGE_BYTES)}, ":now": {"N": repr(now)},
+                ":one": {"N": "1"}}
+
+    @staticmethod
+    def _note_set(record: TaskRecord, note: str) -> str:
+        """Append a note, unless the record read has MAX_NOTES already (every write that notes is
+        conditional on the lease or state it read, so the count read is the count written)."""
+        return ", notes = list_append(if_not_exists(notes, :empty), :note)" if len(record.notes) < MAX_NOTES else ""
+
+    @staticmethod
+    def _note_values(note: str) -> dict[str, Any]:
+        return {":note": {"L": [{"S": clip(note, NOTE_BYTES)}]}, ":empty": {"L": []}}
+
+
+__all__ = ["ClaimResult", "TaskStore"]
