@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from connectors import store
 from connectors.dev.invoke import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,17 +53,17 @@ HANDLERS = {
 }
 
 TABLE = {"Fn::GetAtt": ["TasksTable", "Arn"]}
-TABLE_INDEXES = {"Fn::Sub": "${TasksTable.Arn}/index/*"}
-# (action, resource) pairs each function may use, and nothing else.
+ACTIVE_INDEX = {"Fn::Sub": f"${{TasksTable.Arn}}/index/{store.ACTIVE_INDEX}"}
+# (action, resource) pairs each function may use, and nothing else: exactly the calls its code
+# makes (tests/functional/test_iam_matches_calls.py records them).
 DYNAMODB_GRANTS = {
-    "CreateTaskFunction": {(a, json.dumps(TABLE)) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query")},
+    "CreateTaskFunction": {(a, json.dumps(TABLE)) for a in ("PutItem", "UpdateItem", "Query")},
     "GetTaskFunction": {(a, json.dumps(TABLE)) for a in ("GetItem", "UpdateItem")},
     "DeleteTaskFunction": {(a, json.dumps(TABLE)) for a in ("GetItem", "UpdateItem")},
     "GetTaskMetricsFunction": {("GetItem", json.dumps(TABLE))},
     "GetTaskLogsFunction": {("GetItem", json.dumps(TABLE))},
     "ConnectorMetadataFunction": set(),
-    "AbandonedTaskReaperFunction": {("Query", json.dumps(TABLE)), ("Query", json.dumps(TABLE_INDEXES)),
-                                    ("GetItem", json.dumps(TABLE)), ("UpdateItem", json.dumps(TABLE))},
+    "AbandonedTaskReaperFunction": {("Query", json.dumps(ACTIVE_INDEX)), ("UpdateItem", json.dumps(TABLE))},
 }
 
 ENVIRONMENT = {
@@ -218,12 +219,52 @@ def test_table_keys_index_and_safety_settings(template: dict[str, Any]) -> None:
     assert properties["KeySchema"] == [{"AttributeName": "action_id", "KeyType": "HASH"},
                                        {"AttributeName": "attempt", "KeyType": "RANGE"}]
     attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
-    assert attributes == {"action_id": "S", "attempt": "N", "active_shard": "S", "polled_at": "N"}
+    assert attributes == {"action_id": "S", "attempt": "N", "active_shard": "S", "heartbeat_at": "N"}
     (index,) = properties["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "active-by-poll"
+    assert index["IndexName"] == "active-by-heartbeat" == store.ACTIVE_INDEX
     assert index["KeySchema"] == [{"AttributeName": "active_shard", "KeyType": "HASH"},
-                                  {"AttributeName": "polled_at", "KeyType": "RANGE"}]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+                                  {"AttributeName": "heartbeat_at", "KeyType": "RANGE"}]
+    # The reaper reads keys and the heartbeat only; a heartbeat write then touches a small index item.
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+class _SchemaRecorder:
+    """Stands in for the DynamoDB client: keeps what TaskTable.create_table asks for."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, dict[str, Any]] = {}
+
+    def create_table(self, **kwargs: Any) -> None:
+        self.calls["create_table"] = kwargs
+
+    def update_time_to_live(self, **kwargs: Any) -> None:
+        self.calls["update_time_to_live"] = kwargs
+
+    def get_waiter(self, name: str) -> Any:
+        class Waiter:
+            def wait(self, **kwargs: Any) -> None:
+                pass
+        return Waiter()
+
+
+def test_table_matches_the_schema_the_store_creates(template: dict[str, Any]) -> None:
+    """template.yaml and TaskTable.create_table (local runs and tests) define one table."""
+    recorder = _SchemaRecorder()
+    store.TaskTable("tasks", recorder).create_table()
+    created = recorder.calls["create_table"]
+    properties = template["Resources"]["TasksTable"]["Properties"]
+
+    def by_name(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        return {item[key]: item for item in items}
+
+    assert created["BillingMode"] == properties["BillingMode"]
+    assert by_name(created["AttributeDefinitions"], "AttributeName") == by_name(
+        properties["AttributeDefinitions"], "AttributeName")
+    assert created["KeySchema"] == properties["KeySchema"]
+    assert by_name(created["GlobalSecondaryIndexes"], "IndexName") == by_name(
+        properties["GlobalSecondaryIndexes"], "IndexName")
+    ttl = recorder.calls["update_time_to_live"]["TimeToLiveSpecification"]
+    assert {"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]} == properties["TimeToLiveSpecification"]
 
 
 def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
@@ -246,6 +287,24 @@ def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
     reaper_events = template["Resources"]["AbandonedTaskReaperFunction"]["Properties"]["Events"]
     assert [e["Properties"]["Schedule"] for e in reaper_events.values() if e["Type"] == "Schedule"] == [
         {"Ref": "ReaperSchedule"}]
+
+
+def test_reaper_runs_never_overlap(template: dict[str, Any]) -> None:
+    """One reaper run at a time: reserved concurrency 1, and no other function is limited."""
+    for name, function in functions(template).items():
+        reserved = function["Properties"].get("ReservedConcurrentExecutions")
+        assert reserved == (1 if name == "AbandonedTaskReaperFunction" else None), name
+    assert "ReservedConcurrentExecutions" not in template["Globals"]["Function"]
+
+
+def test_a_create_claim_outlives_the_create_task_function(template: dict[str, Any]) -> None:
+    """A claim's lease must outlast the invocation holding it, or a retry could take the claim over
+    (and call create again) while the first CreateTask still runs: no value of the parameter allows it."""
+    create_task = template["Resources"]["CreateTaskFunction"]["Properties"]
+    timeout = create_task.get("Timeout", template["Globals"]["Function"]["Timeout"])
+    claim = template["Parameters"]["CreateClaimSeconds"]
+    assert claim["MinValue"] > timeout
+    assert claim["Default"] >= claim["MinValue"]
 
 
 def test_dependencies_layer_is_built_for_the_runtime(template: dict[str, Any]) -> None:
