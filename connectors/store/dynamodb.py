@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ConnectError, internal, not_found, unavailable
+from ..errors import internal, not_found, unavailable
 from .handle import TaskHandle
 from .record import ACTIVE_SHARDS, CLAIMED, TaskRecord
 

@@ -14,9 +14,6 @@ The tests read the table directly from moto, past the proxy.
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
@@ -28,7 +25,7 @@ from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync,
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin import EchoConnector
-from connectors.dev.local_dynamodb import HOST, LocalDynamoDB, free_port
+from connectors.dev.local_dynamodb import LocalDynamoDB
 from connectors.errors import Code
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
@@ -37,6 +34,7 @@ from connectors.transport import create_app
 from tests.conftest import ServedApp, make_service, scan_table
 from tests.flyte_requests import ECHO, echo_request
 from tests.sample_connectors import CountingConnector
+from tests.tcp_proxy import TcpProxy
 
 COUNTING = pb.TaskCategory(name="counting", version=0)
 CLAIM_SECONDS = 3.0
@@ -44,107 +42,7 @@ CLAIM_SECONDS = 3.0
 EXECUTOR_DEADLINE = 10.0
 
 
-class TcpProxy:
-    """Forwards 127.0.0.1:port to a target port; :meth:`cut` and :meth:`restore` the link."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.mode = "forward"
-        self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> "TcpProxy":
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((HOST, self.port))
-        listener.listen(128)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        return self
-
-    def cut(self, mode: str = "refuse") -> None:
-        assert mode in ("refuse", "hang", "drop_responses")
-        self.mode = mode
-        if mode == "refuse":
-            self._close_listener()
-            self._reset_all()
-        elif mode == "hang":
-            self._reset_all()  # pooled connections would still work otherwise; new ones are held mute
-
-    def restore(self) -> None:
-        """Forward again; connections open during the outage are reset (their HTTP framing is lost)."""
-        self.mode = "forward"
-        self._reset_all()
-        if self._listener is None:
-            self.start()
-
-    def stop(self) -> None:
-        self._close_listener()
-        self._reset_all()
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _close_listener(self) -> None:
-        if self._listener is not None:
-            try:  # wakes the thread blocked in accept(); close() alone would leave it accepting
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
-            self._listener = None
-
-    def _reset_all(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
-        for sock in sockets:
-            try:  # RST, not FIN: the peer sees a reset connection at once
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
-            except OSError:
-                pass
-
-    def _track(self, *sockets: socket.socket) -> None:
-        with self._lock:
-            self._sockets.update(sockets)
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # the listener was closed
-            self._track(client)
-            if self.mode == "hang":
-                continue  # held open, never answered
-            try:
-                upstream = socket.create_connection((HOST, self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            self._track(upstream)
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket, is_response: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if self.mode == "hang" or (is_response and self.mode == "drop_responses"):
-                    continue
-                target.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, target):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 # -- fixtures -------------------------------------------------------------------------------------
