@@ -15,6 +15,8 @@ it from the file. A task's ``template.custom`` makes it misbehave on purpose:
   ``big_output``: a string output ``name`` of that many bytes instead.
 - ``delete_seconds``: sleep in ``delete`` before cancelling.
 - ``chatty``: every ``get`` answers a new message (it counts the polls).
+- ``logs_hang``: ``get_logs`` streams one part, then hangs; ``not_implemented``: the calls
+  (create, get, delete, get_logs) that raise NotImplementedError.
 
 Tests move a job along with :meth:`Ledger.set_state` and queue per-call ``get`` delays with
 :meth:`Ledger.delay_next_get`.
@@ -29,8 +31,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
+from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseHeader
 from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf.json_format import MessageToDict
 
@@ -112,6 +115,8 @@ class LedgerMeta(ResourceMeta):
     delete_seconds: float = 0.0
     chatty: bool = False  # the message counts polls, so that every poll changes it
     big_output: int = 0
+    logs_hang: bool = False
+    not_implemented: list | None = None
     padding: str = ""
 
 
@@ -130,6 +135,8 @@ class LedgerConnector(AsyncConnector[LedgerMeta]):
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
         custom = MessageToDict(task_template.custom)
+        if "create" in custom.get("not_implemented", []):
+            raise NotImplementedError("create")
         job_id, first = await asyncio.to_thread(self.ledger.start, kwargs["idempotency_token"],
                                                 bool(custom.get("ignore_token")))
         if first and custom.get("die_after_start"):
@@ -138,9 +145,12 @@ class LedgerConnector(AsyncConnector[LedgerMeta]):
             await asyncio.sleep(float(custom.get("create_seconds", 0)))
         meta_type = UnencodableMeta if custom.get("unencodable_meta") else LedgerMeta
         return meta_type(job_id=job_id, outputs=custom.get("outputs"), delete_seconds=float(custom.get("delete_seconds", 0)),
+                         logs_hang=bool(custom.get("logs_hang")), not_implemented=custom.get("not_implemented"),
                          chatty=bool(custom.get("chatty")), big_output=int(custom.get("big_output", 0)), padding="p" * int(custom.get("meta_padding", 0)))
 
     async def get(self, resource_meta: LedgerMeta, **kwargs) -> Resource:
+        if "get" in (resource_meta.not_implemented or []):
+            raise NotImplementedError("get")
         await asyncio.sleep(await asyncio.to_thread(self.ledger.take_get_delay))
         job = await asyncio.to_thread(self.ledger.poll, resource_meta.job_id)
         phase = PHASES[job["state"]]
@@ -150,7 +160,16 @@ class LedgerConnector(AsyncConnector[LedgerMeta]):
         message = f"{resource_meta.job_id} {job['state']}" + (f" (poll {job['polls']})" if resource_meta.chatty else "")
         return Resource(phase=phase, message=message, outputs=outputs)
 
+    async def get_logs(self, resource_meta: LedgerMeta, **kwargs) -> AsyncIterator[GetTaskLogsResponse]:
+        if "get_logs" in (resource_meta.not_implemented or []):
+            raise NotImplementedError("get_logs")
+        yield GetTaskLogsResponse(header=GetTaskLogsResponseHeader(token="t1"))
+        if resource_meta.logs_hang:
+            await asyncio.sleep(3600)
+
     async def delete(self, resource_meta: LedgerMeta, **kwargs) -> None:
+        if "delete" in (resource_meta.not_implemented or []):
+            raise NotImplementedError("delete")
         await asyncio.to_thread(self.ledger.deleting, +1)
         try:
             await asyncio.sleep(resource_meta.delete_seconds)

@@ -109,7 +109,8 @@ class TaskStore(TaskTable):
         try:
             return self._update(
                 record,
-                "SET #state = :active, resource_meta = :meta, #phase = :phase, updated_at = :now, heartbeat_at = :now, "
+                # The claim's heartbeat stays: seconds old, and moving it would rewrite the index entry.
+                "SET #state = :active, resource_meta = :meta, #phase = :phase, updated_at = :now, "
                 "version = version + :one REMOVE lease_owner, lease_expires_at, create_request",
                 _OWNS_CLAIM,
                 {**self._states(), ":owner": {"B": record.secret}, ":meta": {"B": resource_meta},

@@ -7,6 +7,7 @@ started and what was cancelled, also across a process that died mid-create.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -23,13 +24,15 @@ from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 
+from connectors.dev.events import http_api_event
 from connectors.errors import Code
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
+from connectors.runtime import lambda_handler
 from connectors.settings import Settings
 from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskRecord
 from connectors.transport import create_app
-from tests.conftest import ServedApp, make_service, make_table, scan_table
+from tests.conftest import LambdaContext, ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import echo_request
 from tests.remote_ledger import Ledger, LedgerConnector
 
@@ -240,6 +243,56 @@ def test_connection_keys_that_collide_are_invalid_argument(world, secrets, confi
     error = world.error(world.client.create_task, request)
     assert error.code == Code.INVALID_ARGUMENT and named in error.message and "s3cr3t-value" not in error.message
     assert world.ledger.jobs() == {}
+
+
+# -- edge 7: deadlines follow the Lambda, streams too; NotImplementedError is unimplemented ----------
+
+
+def test_the_lambdas_remaining_time_shortens_the_connector_deadline(world):
+    world.service.settings = world.service.calls.settings = replace(world.settings, connector_timeout_seconds=8.0)
+    handler = lambda_handler(["CreateTask"], service=world.service)
+    body = world.request("lambda-run", 0, create_seconds=30).SerializeToString()
+    event = http_api_event("POST", "/flyteidl2.connector.AsyncConnectorService/CreateTask", body)
+    started = time.monotonic()
+    response = handler(event, ShortContext())
+    elapsed = time.monotonic() - started
+    assert response["statusCode"] == 504 and b"deadline_exceeded" in _body(response)
+    assert elapsed < ShortContext.remaining_ms / 1000, "answered before Lambda would have killed it"
+    assert world.records("lambda-run")[0].state == CLAIMED  # released, for the next attempt to find
+
+
+def test_a_log_stream_that_hangs_ends_with_deadline_exceeded(world):
+    handle = world.create("hang-run", 0, logs_hang=True)
+    started = time.monotonic()
+    parts = []
+    with pytest.raises(ConnectError) as caught:
+        for part in world.client.get_task_logs(pb.GetTaskLogsRequest(resource_meta=handle, task_category=LEDGER)):
+            parts.append(part)
+    assert caught.value.code == Code.DEADLINE_EXCEEDED and len(parts) == 1
+    assert time.monotonic() - started < world.settings.connector_timeout_seconds + 1
+
+
+def test_not_implemented_in_any_call_is_unimplemented(world):
+    error = world.error(world.create, "ni-run-0", 0, not_implemented=["create"])
+    assert error.code == Code.UNIMPLEMENTED
+    handle = world.create("ni-run-1", 0, not_implemented=["get", "delete", "get_logs"])
+    assert world.error(world.poll, handle).code == Code.UNIMPLEMENTED
+    assert world.error(world.client.delete_task, pb.DeleteTaskRequest(resource_meta=handle, task_category=LEDGER)
+                       ).code == Code.UNIMPLEMENTED
+    logs = pb.GetTaskLogsRequest(resource_meta=handle, task_category=LEDGER)
+    assert world.error(lambda: list(world.client.get_task_logs(logs))).code == Code.UNIMPLEMENTED
+
+
+class ShortContext(LambdaContext):
+    remaining_ms = 2500
+
+    @classmethod
+    def get_remaining_time_in_millis(cls) -> int:
+        return cls.remaining_ms
+
+
+def _body(response: dict) -> bytes:
+    return base64.b64decode(response["body"]) if response.get("isBase64Encoded") else response["body"].encode()
 
 
 # -- edge 8: nothing writes an ended record but what is meant to -------------------------------------------
