@@ -54,8 +54,6 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
             where = "secret" if name in secrets else "config"
             raise invalid_argument(f"connection {where} {name!r} has the name of an argument the service passes "
                                    f"to the connector; rename it (reserved: {', '.join(sorted(RESERVED_KWARGS))})")
-        if not name.isidentifier():
-            raise invalid_argument(f"connection key {name!r} is not a valid keyword argument name")
     both = sorted(set(secrets) & set(configs))
     if both:
         raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
