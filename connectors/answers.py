@@ -20,7 +20,9 @@ from google.protobuf.struct_pb2 import Struct
 
 from . import literals
 from .connector import Resource
+from .connector_calls import redact
 from .store import TaskRecord
+from .store.budget import MESSAGE_BYTES, clip
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +30,15 @@ logger = logging.getLogger(__name__)
 # body travels base64-encoded in it (4/3 larger): 4 MiB of proto is 5.59 MB, leaving room for
 # the headers and the Connect envelope. A JSON codec answer is checked again by the transport.
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+# The outputs alone, leaving the rest of the answer (message, links, custom_info) its room.
+MAX_OUTPUTS_BYTES = MAX_ANSWER_BYTES - 64 * 1024
 
 
 def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
-    """The connector's report as it will be stored and told."""
-    phase, message = int(resource.phase), resource.message or ""
-    answer = pb.Resource(phase=phase, message=message, log_links=resource.log_links or [])
+    """The connector's report as it will be stored and told: its message whole text (a lone
+    surrogate replaced), without the request's secrets, cut to what the record keeps."""
+    phase = int(resource.phase)
+    answer = pb.Resource(phase=phase, message=_text(resource.message or ""), log_links=resource.log_links or [])
     if resource.custom_info:
         try:
             answer.custom_info.CopyFrom(json_format.Parse(json.dumps(resource.custom_info, default=str), Struct()))
@@ -43,22 +48,25 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
         declared = VariableMap.FromString(record.outputs_interface) if record.outputs_interface else None
         try:
             answer.outputs.CopyFrom(literals.native_to_outputs(resource.outputs, declared))
-        except literals.LiteralConversionError as error:
-            return _failed(answer, f"the job succeeded but its outputs do not fit the task's interface: {error}")
-    size = answer.ByteSize()
-    if size > MAX_ANSWER_BYTES and answer.HasField("custom_info"):
-        logger.warning("task %s: custom_info left out, the answer would be %d bytes", record.name, size)
+            outputs_bytes = answer.outputs.ByteSize()
+        except Exception as error:  # LiteralConversionError, or a value no literal can hold
+            return _failed(answer, _text(f"the job succeeded but its outputs do not fit the task's interface: {error}"))
+        if outputs_bytes > MAX_OUTPUTS_BYTES:
+            return _failed(answer, f"the job succeeded but its outputs take {outputs_bytes} bytes, more than the "
+                                   f"{MAX_OUTPUTS_BYTES} an answer through API Gateway and Lambda can carry: return "
+                                   "large values as files (FileRef, DirRef, DataFrameRef) instead")
+    if answer.ByteSize() > MAX_ANSWER_BYTES and answer.HasField("custom_info"):
+        logger.warning("task %s: custom_info left out, the answer would be %d bytes", record.name, answer.ByteSize())
         answer.ClearField("custom_info")
-        size = answer.ByteSize()
-    if size > MAX_ANSWER_BYTES and phase == TaskExecution.SUCCEEDED:
-        return _failed(answer, f"the job succeeded but its outputs take {size} bytes, more than the {MAX_ANSWER_BYTES} "
-                               "an answer through API Gateway and Lambda can carry: return large values as files "
-                               "(FileRef, DirRef, DataFrameRef) instead")
-    if size > MAX_ANSWER_BYTES:
-        logger.warning("task %s: log links left out, the answer would be %d bytes", record.name, size)
+    if answer.ByteSize() > MAX_ANSWER_BYTES:
+        logger.warning("task %s: log links left out, the answer would be %d bytes", record.name, answer.ByteSize())
         del answer.log_links[:]
-        answer.message = answer.message[:1024]
     return answer
+
+
+def _text(text: str) -> str:
+    """What a record and an answer can hold: valid UTF-8, no secrets, cut to the stored size."""
+    return clip(redact(text.encode("utf-8", "replace").decode("utf-8")), MESSAGE_BYTES)
 
 
 def _failed(answer: pb.Resource, message: str) -> pb.Resource:
@@ -78,4 +86,4 @@ def stored_resource(record: TaskRecord, fresh: pb.Resource | None) -> pb.Resourc
     return answer
 
 
-__all__ = ["MAX_ANSWER_BYTES", "answer_resource", "stored_resource"]
+__all__ = ["MAX_ANSWER_BYTES", "MAX_OUTPUTS_BYTES", "answer_resource", "stored_resource"]

@@ -4,9 +4,12 @@ A canceller first takes the record's lease (``cancelling``, a conditional write 
 :mod:`.store.lifecycle`), then stops the job and ends the record ABORTED. A record that never
 got the connector's metadata (its create failed or its Lambda died) is found by replaying
 connector.create with the attempt's request and idempotency token: a remote that honours the
-token answers the job it already started, which is then deleted. A replayed create that is
-refused outright started nothing, and the record ends with a note saying so. A failure that may
-pass (a deadline, an unavailable remote) releases the lease for the reaper's next pass.
+token answers the job it already started, which is then deleted. A replayed create that the
+connector refuses outright (``invalid_argument``, ``failed_precondition``, ``unimplemented``,
+``out_of_range``) started nothing, and the record ends with a note saying so. Any other failure
+(a deadline, a network error answered ``internal``, a permission the reaper lacks) may hide a
+running job: the lease is released and the reaper tries again, backing off from one minute to
+the whole abandonment window.
 """
 
 from __future__ import annotations
@@ -27,19 +30,22 @@ from .connector_calls import ConnectorCalls
 from .errors import Code, ConnectError
 from .registry import ConnectorRegistry
 from .settings import Settings
-from .store import ENDED, RecordChanged, TaskRecord, TaskStore
+from .store import CLAIMED, ENDED, RecordChanged, TaskRecord, TaskStore
 
 logger = logging.getLogger(__name__)
 
-# Codes of a replayed create that may pass: the job may exist, so the record is kept for a retry.
-_MAY_PASS = frozenset({Code.DEADLINE_EXCEEDED, Code.UNAVAILABLE, Code.ABORTED, Code.RESOURCE_EXHAUSTED})
+# Codes of a replayed create that say the connector refused it: it started no job.
+_REFUSED = frozenset({Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED, Code.OUT_OF_RANGE})
+# A failed cancel is tried again after this, doubling per failure, up to the abandonment window.
+FIRST_RETRY_SECONDS = 60.0
 
 
 def pack_create_request(request: pb.CreateTaskRequest) -> bytes:
-    """What a claim keeps to replay create: the request less its connection (no secrets), zlib'd."""
+    """What a claim keeps to replay create: the request with its connection's configs but never
+    its secrets, zlib'd."""
     kept = pb.CreateTaskRequest()
     kept.CopyFrom(request)
-    kept.ClearField("connection")
+    kept.connection.ClearField("secrets")
     return zlib.compress(kept.SerializeToString(), 6)
 
 
@@ -81,15 +87,21 @@ class Canceller:
     async def supersede(self, newer: TaskRecord, connection: dict[str, str]) -> CleanupReport:
         """Cancel the jobs of the attempts of ``newer``'s action older than it that have not ended.
 
-        One Query; an older attempt whose create is still running (a live lease) is left to the
-        reaper. Runs in CreateTask after the newer attempt is recorded."""
+        One Query. An older attempt whose create is still running (a live lease) is marked: when
+        its create finishes it deletes its own job (and if it died, the reaper takes it at once
+        the lease ends). Runs in CreateTask after the newer attempt is recorded."""
         report = CleanupReport()
         reason = f"superseded by attempt {newer.attempt}"
         claimed = []
+        now = self.store.clock()
         for other in await asyncio.to_thread(self.store.attempts, newer.action_id):
             if other.attempt >= newer.attempt or other.state == ENDED:
                 continue
             try:
+                if other.state == CLAIMED and not other.lease_expired(now):  # its create still runs: mark it
+                    await asyncio.to_thread(self.store.mark_superseded, other, newer.attempt)
+                    report.skipped.append(other.name)
+                    continue
                 claimed.append(await asyncio.to_thread(self.store.claim_cancel, other, self.new_owner(),
                                                        self.lease_seconds, reason))
             except RecordChanged:
@@ -112,8 +124,9 @@ class Canceller:
             else:
                 await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
         except ConnectError as error:
-            logger.warning("could not cancel %s (%s): %s", record.name, note, error.message)
-            await self._store(self.store.cancel_failed, record, f"{note} failed: {error.message}")
+            logger.error("could not cancel %s (%s), its job may still run: %s", record.name, note, error.message)
+            await self._store(self.store.cancel_failed, record, f"{note} failed: {error.message}",
+                              self._retry_heartbeat(record))
             return False
         try:
             await self._store(self.store.cancelled, record, TaskExecution.ABORTED, reason, note)
@@ -121,6 +134,13 @@ class Canceller:
             logger.info("cancelled %s, but its lease was taken over meanwhile", record.name)
         logger.info("cancelled %s: %s", record.name, reason)
         return True
+
+    def _retry_heartbeat(self, record: TaskRecord) -> float:
+        """The heartbeat that makes the reaper try again after a back-off: one minute, doubling
+        with each failure noted, up to the abandonment window."""
+        window = self.settings.abandoned_after_minutes * 60
+        failures = sum(" failed: " in note for note in record.notes)
+        return self.store.clock() - window + min(window, FIRST_RETRY_SECONDS * 2 ** failures)
 
     async def _find_job(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> Any:
         """The job's ResourceMeta: stored, or found by replaying create with the attempt's token.
@@ -130,19 +150,20 @@ class Canceller:
         if not record.create_request:
             return None
         request = unpack_create_request(record.create_request)
+        kwargs = {**dict(request.connection.configs), **connection}  # the caller's secrets, the task's configs
         try:
             inputs = literals.inputs_to_native(request.inputs, request.template.interface)
             return await self.calls.call(connector, "create", connector.create(
                 task_template=request.template, output_prefix=request.output_prefix, inputs=inputs,
                 task_execution_metadata=request.task_execution_metadata,
-                **connection, idempotency_token=record.key.idempotency_token(),
+                **kwargs, idempotency_token=record.key.idempotency_token(),
             ))
         except literals.LiteralConversionError:
             return None  # its inputs never converted, so create was never called with them
         except ConnectError as error:
-            if error.code in _MAY_PASS:
-                raise
-            return None
+            if error.code in _REFUSED:
+                return None
+            raise
 
     @staticmethod
     async def _store(method: Any, *args: Any) -> Any:

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import logging
 import time
+import traceback
 from contextvars import ContextVar
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
@@ -30,6 +31,14 @@ T = TypeVar("T")
 request_deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 # When this Lambda invocation is killed (time.monotonic()): set per event by the Lambda handler.
 invocation_deadline: ContextVar[float | None] = ContextVar("invocation_deadline", default=None)
+# When API Gateway took the request (time.time()), so that a caller's timeout counts from there
+# (a cold start's init is not the caller's time to give): set per event by the Lambda handler.
+request_arrived_at: ContextVar[float | None] = ContextVar("request_arrived_at", default=None)
+# The request's connection secret values: cut from every message a connector's failure or report
+# puts in a log line, a record or an answer.
+_secret_values: ContextVar[tuple[str, ...]] = ContextVar("secret_values", default=())
+REDACTED = "***"
+_MIN_REDACTED_LENGTH = 4  # shorter values would cut ordinary words out of messages
 # Kept back from those deadlines for the store writes that follow a connector call (one
 # conditional write answers in milliseconds; this leaves room for a botocore retry).
 STORE_RESERVE_SECONDS = 1.0
@@ -57,7 +66,16 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
     both = sorted(set(secrets) & set(configs))
     if both:
         raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
+    _secret_values.set(tuple(sorted((v for v in secrets.values() if len(v) >= _MIN_REDACTED_LENGTH), key=len,
+                                    reverse=True)))
     return {**secrets, **configs}
+
+
+def redact(text: str) -> str:
+    """``text`` with this request's connection secret values replaced by ``***``."""
+    for value in _secret_values.get():
+        text = text.replace(value, REDACTED)
+    return text
 
 
 def seconds_left(settings: Settings, reserve: float = STORE_RESERVE_SECONDS) -> float:
@@ -123,17 +141,19 @@ class ConnectorCalls:
 
 def _as_connect_error(connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float) -> BaseException:
     if isinstance(error, ConnectError):
-        return error
+        message = redact(error.message)
+        return error if message == error.message else ConnectError(error.code, message)
     if isinstance(error, asyncio.TimeoutError):
         logger.error("connector %s %s took longer than %.1f s", connector.name, operation, timeout)
         return deadline_exceeded(f"connector {connector.name} did not finish {operation} within {timeout:.3g} s")
     if isinstance(error, NotImplementedError):
         return unimplemented(f"connector {connector.name} does not implement {operation}")
     if isinstance(error, Exception):
-        logger.error("connector %s %s failed", connector.name, operation, exc_info=error)
-        return internal(f"connector {connector.name} failed to {operation}: {error}")
+        trace = redact("".join(traceback.format_exception(error)))
+        logger.error("connector %s %s failed:\n%s", connector.name, operation, trace.rstrip())
+        return internal(redact(f"connector {connector.name} failed to {operation}: {error}"))
     return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
 
 
 __all__ = ["ConnectorCalls", "RESERVED_KWARGS", "connection_kwargs", "invocation_deadline",
-           "invocation_seconds_left", "request_deadline", "seconds_left"]
+           "invocation_seconds_left", "redact", "request_arrived_at", "request_deadline", "seconds_left"]

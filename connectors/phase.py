@@ -13,6 +13,8 @@ _PHASE_BY_WORD = {
 }
 
 TERMINAL_PHASES = frozenset({TaskExecution.SUCCEEDED, TaskExecution.ABORTED, TaskExecution.FAILED})
+# RETRYABLE_FAILED ends the attempt too: the executor starts a new one, and this job is over.
+ENDING_PHASES = TERMINAL_PHASES | {TaskExecution.RETRYABLE_FAILED}
 
 
 def convert_to_flyte_phase(state: str) -> int:
@@ -26,6 +28,11 @@ def convert_to_flyte_phase(state: str) -> int:
 def is_terminal_phase(phase: int) -> bool:
     """True for SUCCEEDED, ABORTED and FAILED: the phases a task never leaves."""
     return phase in TERMINAL_PHASES
+
+
+def ends_attempt(phase: int) -> bool:
+    """True for a terminal phase and RETRYABLE_FAILED: the job of this attempt is over."""
+    return phase in ENDING_PHASES
 
 
 def phase_name(phase: int) -> str:

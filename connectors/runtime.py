@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from .connector_calls import invocation_deadline
+from .connector_calls import invocation_deadline, request_arrived_at
 from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
 from .settings import Settings
@@ -63,15 +63,19 @@ def _ensure_event_loop() -> None:
 
 
 @contextlib.contextmanager
-def invocation(context: Any) -> Iterator[None]:
+def invocation(context: Any, event: dict | None = None) -> Iterator[None]:
     """Within this block connector calls end before Lambda kills the invocation (``context``
-    tells its time left); outside it the deadline is gone again (tests invoke in-process)."""
+    tells its time left), and a caller's timeout counts from when API Gateway took the request
+    (``requestContext.timeEpoch``); outside it both are gone again (tests invoke in-process)."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    token = invocation_deadline.set(time.monotonic() + remaining() / 1000 if callable(remaining) else None)
+    deadline = invocation_deadline.set(time.monotonic() + remaining() / 1000 if callable(remaining) else None)
+    epoch_ms = ((event or {}).get("requestContext") or {}).get("timeEpoch")
+    arrived = request_arrived_at.set(epoch_ms / 1000 if isinstance(epoch_ms, (int, float)) else None)
     try:
         yield
     finally:
-        invocation_deadline.reset(token)
+        invocation_deadline.reset(deadline)
+        request_arrived_at.reset(arrived)
 
 
 def lambda_handler(operations: Iterable[str], *, health: bool = False,
@@ -88,7 +92,7 @@ def lambda_handler(operations: Iterable[str], *, health: bool = False,
 
     def handler(event: dict, context: Any) -> dict:
         _ensure_event_loop()
-        with invocation(context):
+        with invocation(context, event):
             return adapter(event, context)
 
     return handler

@@ -27,7 +27,6 @@ from .phase import phase_name
 from .registry import ConnectorRegistry
 from .settings import Settings
 from .store import ACTIVE, CLAIMED, RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_secret
-from .store.budget import MESSAGE_BYTES, clip
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +73,7 @@ class ConnectorService:
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
         # From here the record stays until its job is known finished or cancelled.
+        await self._refuse_if_superseded(record)
         try:
             meta = await self.calls.call(connector, "create", connector.create(
                 task_template=template, output_prefix=request.output_prefix, inputs=inputs,
@@ -90,7 +90,13 @@ class ConnectorService:
             raise
         try:
             created = await self.run_store(self.store.finish_create, record, encoded, TaskExecution.QUEUED)
-        except RecordChanged:
+        except RecordChanged as changed:
+            current = changed.current
+            if current is not None and current.lease_owner == record.secret and current.superseded_by is not None:
+                problem = failed_precondition(f"attempt {current.superseded_by} of this action started while this "
+                                              f"attempt was being created; this attempt's job is not kept")
+                await self._cancel_unkept_job(connector, current, meta, connection, problem)
+                raise problem from None
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
         logger.info("created %s task %s", template.type, created.name)
         if key.attempt > 0:
@@ -101,6 +107,19 @@ class ConnectorService:
             except ConnectError as error:  # the task is created: answer it; the reaper catches what is left
                 logger.warning("could not look for earlier attempts of %s: %s", created.name, error.message)
         return pb.CreateTaskResponse(resource_meta=created.handle.encode())
+
+    async def _refuse_if_superseded(self, record: TaskRecord) -> None:
+        """A CreateTask of an attempt older than one that exists (late, or re-sent) starts nothing:
+        no executor would watch its job."""
+        newer = [other.attempt for other in await self.run_store(self.store.attempts, record.action_id)
+                 if other.attempt > record.attempt]
+        if newer:
+            message = f"attempt {max(newer)} of this action exists; attempt {record.attempt} is not started"
+            try:
+                await self.run_store(self.store.end_create, record, TaskExecution.ABORTED, message)
+            except (ConnectError, RecordChanged) as error:  # its lease expires; a canceller finds nothing to stop
+                logger.warning("could not end the claim on %s: %s", record.name, error)
+            raise failed_precondition(message)
 
     def _encode_meta(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any) -> bytes:
         if not hasattr(meta, "encode"):
@@ -142,6 +161,8 @@ class ConnectorService:
                 f"this task execution was created as task type {existing.task_type} "
                 f"(version {existing.task_version}), not {wanted.task_type} (version {wanted.task_version})"
             )
+        if existing.state == CLAIMED and existing.superseded_by is not None:
+            raise failed_precondition(f"attempt {existing.superseded_by} of this action superseded this one")
         if existing.state == CLAIMED:
             raise unavailable("a CreateTask for this task execution is in progress; retry")
         if existing.resource_meta is None:
@@ -176,20 +197,18 @@ class ConnectorService:
         resource = await self.calls.call(connector, "get", connector.get(resource_meta=meta, **connection))
         if not isinstance(resource, Resource):
             raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
-        answer = answer_resource(record, resource)
-        answer.message = clip(answer.message, MESSAGE_BYTES)  # what is answered is what is stored
-        return answer
+        return answer_resource(record, resource)  # what is answered is what is stored
 
     def _store_poll(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
-        """The write a poll needs: none when nothing changed and the heartbeat is recent."""
+        """The write a poll needs: none when nothing changed and the heartbeat is recent; a
+        heartbeat (which moves the index entry) at most once per quarter of the reaper's window."""
+        heartbeat_seconds = self.settings.abandoned_after_minutes * 60 / 4
+        due = record.heartbeat_at is None or record.heartbeat_at <= self.store.clock() - heartbeat_seconds
         if phase != record.phase or message != record.message:
             if phase != record.phase:
                 logger.info("task %s: %s -> %s", record.name, phase_name(record.phase), phase_name(phase))
-            return self.store.record_phase(record, phase, message)
-        heartbeat_seconds = self.settings.abandoned_after_minutes * 60 / 4
-        if record.heartbeat_at is not None and record.heartbeat_at > self.store.clock() - heartbeat_seconds:
-            return record
-        return self.store.heartbeat(record)
+            return self.store.record_phase(record, phase, message, heartbeat=due)
+        return self.store.heartbeat(record) if due else record
 
     async def delete_task(self, request: pb.DeleteTaskRequest) -> pb.DeleteTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)

@@ -47,7 +47,10 @@ class EchoConnector(AsyncConnector[EchoMetadata]):
     metadata_type = EchoMetadata
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-        custom = json_format.MessageToDict(task_template.custom) if task_template.HasField("custom") else {}
+        try:
+            custom = json_format.MessageToDict(task_template.custom) if task_template.HasField("custom") else {}
+        except ValueError as error:  # an infinite or NaN number does not serialize
+            raise invalid_argument(f"echo: template.custom is not JSON: {error}") from None
         delay = custom.get("delay_seconds", 0)
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
             raise invalid_argument(f"echo: template.custom.delay_seconds must be a number >= 0, got {delay!r}")

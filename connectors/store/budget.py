@@ -36,8 +36,10 @@ LATER_GROWTH_BYTES = len("message") + MESSAGE_BYTES + _NOTES_BYTES + TRANSITION_
 
 def clip(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` UTF-8 bytes, marked with an ellipsis when cut."""
-    data = text.encode("utf-8")
-    return text if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."
+    data = text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+    if len(data) <= limit:
+        return data.decode("utf-8")
+    return data[: limit - 3].decode("utf-8", "ignore") + "..."
 
 
 def item_bytes(item: dict[str, Any]) -> int:

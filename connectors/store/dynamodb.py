@@ -7,6 +7,7 @@ mode retries throttling with backoff; what still fails answers ``unavailable``.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -154,8 +155,9 @@ class TaskTable:
 
     def stale_tasks(self, cutoff: float, page_size: int = 100) -> Iterator[list[StaleTask]]:
         """Pages of tasks not ended whose heartbeat is older than ``cutoff``, oldest first in each
-        shard, read lazily from the keys-only sparse index (one Query per page)."""
-        for shard in range(ACTIVE_SHARDS):
+        shard (starting at a random shard), read lazily from the keys-only sparse index (one Query per page)."""
+        first = random.randrange(ACTIVE_SHARDS)  # each pass starts elsewhere: no shard waits behind another
+        for shard in [(first + n) % ACTIVE_SHARDS for n in range(ACTIVE_SHARDS)]:
             kwargs: dict[str, Any] = {
                 "IndexName": ACTIVE_INDEX,
                 "KeyConditionExpression": "active_shard = :s AND heartbeat_at < :cutoff",

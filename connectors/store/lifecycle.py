@@ -33,7 +33,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..phase import is_terminal_phase
+from ..phase import ends_attempt
 from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
 from .dynamodb import RecordChanged, StaleTask, TaskTable
 from .record import ACTIVE, ACTIVE_SHARDS, CANCELLING, CLAIMED, ENDED, TaskRecord
@@ -66,7 +66,7 @@ class TaskStore(TaskTable):
     # -- creating -------------------------------------------------------------------------
 
     def claim(self, record: TaskRecord, lease_seconds: float) -> ClaimResult:
-        """absent, or claimed with its lease expired  ──▶  claimed (ours).
+        """absent, or claimed with its lease expired and not superseded  ──▶  claimed (ours).
 
         A PutItem of the whole record (create_request included), so a takeover resumes with a
         clean record; the caller keeps the same idempotency token, derived from the key."""
@@ -81,7 +81,8 @@ class TaskStore(TaskTable):
             self._call(
                 "put_item",
                 Item=record.to_item(),
-                ConditionExpression="attribute_not_exists(action_id) OR (#state = :claimed AND lease_expires_at < :now)",
+                ConditionExpression="attribute_not_exists(action_id) OR "
+                                    "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by))",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":now": {"N": repr(now)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -104,7 +105,8 @@ class TaskStore(TaskTable):
         check_fits(item, {"resource_meta": resource_meta})
 
     def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
-        """claimed (ours)  ──▶  active, with the connector's metadata; the create request goes."""
+        """claimed (ours), not superseded  ──▶  active, with the connector's metadata; the create
+        request goes. A claim a newer attempt marked meanwhile loses: its owner deletes the job."""
         now = self.clock()
         try:
             return self._update(
@@ -112,7 +114,7 @@ class TaskStore(TaskTable):
                 # The claim's heartbeat stays: seconds old, and moving it would rewrite the index entry.
                 "SET #state = :active, resource_meta = :meta, #phase = :phase, updated_at = :now, "
                 "version = version + :one REMOVE lease_owner, lease_expires_at, create_request",
-                _OWNS_CLAIM,
+                _OWNS_CLAIM + " AND attribute_not_exists(superseded_by)",
                 {**self._states(), ":owner": {"B": record.secret}, ":meta": {"B": resource_meta},
                  ":phase": {"N": str(phase)}, ":now": {"N": repr(now)}, ":one": {"N": "1"}},
             )
@@ -158,16 +160,16 @@ class TaskStore(TaskTable):
              ":expires": {"N": str(int(now + self._active_retention))}},
         )
 
-    def record_phase(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
-        """active (at the version read)  ──▶  active with a new phase or message, and a heartbeat;
-        or ──▶ ended when the phase is terminal."""
-        if is_terminal_phase(phase):
+    def record_phase(self, record: TaskRecord, phase: int, message: str, heartbeat: bool = False) -> TaskRecord:
+        """active (at the version read)  ──▶  active with a new phase or message (and a heartbeat
+        when one is due: it moves the index entry); or ──▶ ended when the phase ends the attempt."""
+        if ends_attempt(phase):
             return self.end_phase(record, phase, message)
         now = self.clock()
         return self._update(
             record,
-            "SET #phase = :phase, #message = :message, updated_at = :now, heartbeat_at = :now, "
-            "expires_at = :expires, version = version + :one",
+            "SET #phase = :phase, #message = :message, updated_at = :now, version = version + :one"
+            + (", heartbeat_at = :now, expires_at = :expires" if heartbeat else ""),
             _IS_ACTIVE_AT_VERSION,
             {**self._states(), ":version": {"N": str(record.version)}, ":phase": {"N": str(phase)},
              ":message": {"S": clip(message, MESSAGE_BYTES)}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
@@ -200,6 +202,17 @@ class TaskStore(TaskTable):
             {**self._cancelling_values(owner, lease_seconds, reason), ":version": {"N": str(record.version)}},
         )
 
+    def mark_superseded(self, record: TaskRecord, newer_attempt: int) -> TaskRecord:
+        """claimed with a live lease (at the version read)  ──▶  claimed, marked superseded and its
+        heartbeat zeroed: its create may still run, so its owner will find the mark when it
+        finishes and delete the job; if the owner died, the reaper takes it once the lease ends."""
+        return self._update(
+            record, "SET superseded_by = :newer, heartbeat_at = :zero, version = version + :one",
+            "#state = :claimed AND version = :version AND attribute_not_exists(superseded_by)",
+            {**self._states(), ":newer": {"N": str(newer_attempt)}, ":zero": {"N": "0"}, ":one": {"N": "1"},
+             ":version": {"N": str(record.version)}},
+        )
+
     def reap_claim(self, stale: StaleTask, owner: bytes, lease_seconds: float, reason: str) -> TaskRecord:
         """not ended, heartbeat still the stale one listed (no executor polled since), and no live
         lease  ──▶  cancelling (ours). The reaper's claim: a poll that wrote first makes it lose."""
@@ -217,16 +230,18 @@ class TaskStore(TaskTable):
             {**self._ended_values(phase, message), ":owner": {"B": record.lease_owner or b""}, **self._note_values(note)},
         )
 
-    def cancel_failed(self, record: TaskRecord, note: str) -> None:
-        """cancelling (ours)  ──▶  cancelling, lease expired and heartbeat zeroed: the reaper's next
-        pass tries again. The note says why (notes stop at MAX_NOTES)."""
+    def cancel_failed(self, record: TaskRecord, note: str, retry_heartbeat: float) -> None:
+        """cancelling (ours)  ──▶  cancelling, lease expired, heartbeat set so that the reaper tries
+        again when it is stale (the canceller backs off), TTL pushed on: the job may still run.
+        The note says why (notes stop at MAX_NOTES)."""
         now = self.clock()
         try:
             self._update(
-                record, "SET lease_expires_at = :now, heartbeat_at = :zero, updated_at = :now, version = version + :one"
-                + self._note_set(record, note), _OWNS_CANCEL,
+                record, "SET lease_expires_at = :now, heartbeat_at = :retry, updated_at = :now, expires_at = :expires, "
+                "version = version + :one" + self._note_set(record, note), _OWNS_CANCEL,
                 {**self._states(), ":owner": {"B": record.lease_owner or b""}, ":now": {"N": repr(now)},
-                 ":zero": {"N": "0"}, ":one": {"N": "1"}, **self._note_values(note)},
+                 ":retry": {"N": repr(retry_heartbeat)}, ":one": {"N": "1"}, **self._note_values(note),
+                 ":expires": {"N": str(int(now + self._active_retention))}},
             )
         except RecordChanged:
             logger.warning("cancel lease on %s was taken over before it could be released", record.name)

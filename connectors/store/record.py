@@ -87,6 +87,7 @@ class TaskRecord:
     # While claimed: the CreateTaskRequest (less its connection), zlib-compressed, so that a
     # canceller can replay connector.create with this attempt's idempotency token to find the job.
     create_request: bytes | None = None
+    superseded_by: int | None = None  # a newer attempt marked this claim while its create ran
     expires_at: int | None = None
     version: int = 1
     active_shard: str | None = None
@@ -133,7 +134,7 @@ class TaskRecord:
         return cls(**kwargs)
 
 
-_INT_FIELDS = {"attempt", "task_version", "phase", "version", "expires_at"}
+_INT_FIELDS = {"attempt", "task_version", "phase", "version", "expires_at", "superseded_by"}
 _FLOAT_FIELDS = {"created_at", "updated_at", "heartbeat_at", "lease_expires_at"}
 
 

@@ -22,12 +22,14 @@ from flyteidl2.connector.service_connect import (
 )
 
 from ..errors import ConnectError, internal
-from ..connector_calls import request_deadline
+from ..connector_calls import request_arrived_at, request_deadline
 from ..service import ConnectorService
 from .connect_hardening import BoundedGzip, StreamEnvelopeCheck, strict_codecs
 
 logger = logging.getLogger(__name__)
 
+# API Gateway gives up on an integration after 30 s: a request "older" than that is a replay.
+API_GATEWAY_MAX_SECONDS = 30.0
 ASYNC_SERVICE = "flyteidl2.connector.AsyncConnectorService"
 METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
 
@@ -46,7 +48,14 @@ def _unexpected_errors_are_internal(operation: str) -> Iterator[None]:
 def _set_request_deadline(ctx: RequestContext) -> None:
     """Each request runs in its own task, so the context variable is this request's alone."""
     remaining_ms = ctx.timeout_ms()
-    request_deadline.set(None if remaining_ms is None else time.monotonic() + remaining_ms / 1000)
+    if remaining_ms is None:
+        request_deadline.set(None)
+        return
+    arrived = request_arrived_at.get()  # in Lambda: the caller's time ran from API Gateway's arrival
+    spent = max(0.0, time.time() - arrived) if arrived is not None else 0.0
+    if spent > API_GATEWAY_MAX_SECONDS:  # not a live request (an event replayed by `connectors invoke`)
+        spent = 0.0
+    request_deadline.set(time.monotonic() + remaining_ms / 1000 - spent)
 
 
 def _unary(call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, RequestContext], Awaitable[Any]]:

@@ -29,7 +29,7 @@ from google.protobuf import json_format
 from connectors import AsyncConnector, Resource, ResourceMeta
 from connectors.builtin import EchoConnector
 from connectors.dev.invoke import load_template
-from connectors.errors import Code
+from connectors.errors import Code, invalid_argument
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.service import ConnectorService
@@ -129,7 +129,7 @@ class TroubleConnector(AsyncConnector[TroubleMeta]):
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
         custom = json_format.MessageToDict(task_template.custom)
         if custom.get("create_fails"):
-            raise RuntimeError("the remote API refused the job")
+            raise invalid_argument("the remote API refused the job")  # refused outright: it started nothing
         return TroubleMeta(job_id=f"job-{kwargs['idempotency_token']}", padding="p" * int(custom.get("meta_bytes", 0)),
                            delete_fails=bool(custom.get("delete_fails")))
 
@@ -225,7 +225,7 @@ def test_create_task_calls_exactly_its_grants(dynamodb, dynamodb_client, table) 
         client.create_task(echo_request(task_type="trouble", run="c7", attempt=0, custom={"delete_fails": True}))
         client.create_task(echo_request(task_type="trouble", run="c7", attempt=1))
         assert code_of(lambda: client.create_task(echo_request(task_type="trouble", run="c8", attempt=0,
-                                                               custom={"create_fails": True}))) == Code.INTERNAL
+                                                               custom={"create_fails": True}))) == Code.INVALID_ARGUMENT
         client.create_task(echo_request(task_type="trouble", run="c8", attempt=1))
 
     assert_calls_are_grants("CreateTaskFunction", recorder)
@@ -327,7 +327,7 @@ def test_reaper_calls_exactly_its_grants(dynamodb, dynamodb_client, table, seed)
     create(seed, task_type="counting", run="r1")  # stale and active: cancelled
     create(seed, task_type="trouble", run="r2", custom={"delete_fails": True})  # its cancel fails
     # A released claim: create is replayed with its token, and refused.
-    assert code_of(lambda: create(seed, task_type="trouble", run="r3", custom={"create_fails": True})) == Code.INTERNAL
+    assert code_of(lambda: create(seed, task_type="trouble", run="r3", custom={"create_fails": True})) == Code.INVALID_ARGUMENT
 
     service, recorder = function_service(dynamodb, table)
     in_eleven_minutes = time.time() + 11 * 60

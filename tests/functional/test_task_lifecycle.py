@@ -24,6 +24,7 @@ from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 
+from connectors.answers import MAX_OUTPUTS_BYTES
 from connectors.dev.events import http_api_event
 from connectors.errors import Code
 from connectors.reaper import reap_abandoned
@@ -34,7 +35,7 @@ from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskRecord
 from connectors.transport import create_app
 from tests.conftest import LambdaContext, ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import echo_request
-from tests.remote_ledger import Ledger, LedgerConnector
+from tests.remote_ledger import Ledger, LedgerConnector, LedgerMeta
 
 LEDGER = pb.TaskCategory(name="ledger", version=0)
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,23 +164,28 @@ def test_a_create_killed_after_its_job_started_is_cancelled_by_the_reaper(world,
 def test_a_poll_while_the_reaper_works_saves_its_task_and_a_poll_after_the_claim_is_told(world):
     world.settings = replace(world.settings, abandoned_after_minutes=1 / 60)  # a second
     world.service.canceller.settings = world.service.settings = world.settings
-    slow = world.create("reap-run-a", 0, delete_seconds=1.5)
-    watched = world.create("reap-run-b", 0)
+    handles = {run: world.create(run, 0, delete_seconds=1.5) for run in ("reap-run-a", "reap-run-b")}
     time.sleep(1.2)  # both are stale now
     outcome: dict[str, Any] = {}
     reaper = threading.Thread(target=lambda: outcome.update(report=world.reap(concurrency=1)))
     reaper.start()
     deadline = time.monotonic() + 5
-    while world.records("reap-run-a")[0].state != CANCELLING and time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # the reaper lists both, and cancels one at a time (slowly)
+        cancelling = [run for run in handles if world.records(run)[0].state == CANCELLING]
+        if cancelling:
+            break
         time.sleep(0.02)
-    told = world.poll(slow)  # the reaper holds it: told so, with what is stored
+    [slow_run] = cancelling
+    [watched_run] = [run for run in handles if run != slow_run]
+    told = world.poll(handles[slow_run])  # the reaper holds it: told so, with what is stored
     assert told.phase == TaskExecution.QUEUED and told.message.startswith("being cancelled: no executor polled")
-    assert world.poll(watched).phase == TaskExecution.RUNNING  # the executor is back: a heartbeat
+    assert world.poll(handles[watched_run]).phase == TaskExecution.RUNNING  # the executor is back: a heartbeat
     reaper.join(10)
-    assert job_states(world) == {"job-1": "cancelled", "job-2": "running"}
+    slow_job = LedgerMeta.decode(world.records(slow_run)[0].resource_meta).job_id
+    assert job_states(world) == {job: ("cancelled" if job == slow_job else "running") for job in ("job-1", "job-2")}
     assert len(outcome["report"].cancelled) == 1 and len(outcome["report"].skipped) == 1
-    assert world.poll(slow).phase == TaskExecution.ABORTED
-    assert world.records("reap-run-b")[0].state == ACTIVE
+    assert world.poll(handles[slow_run]).phase == TaskExecution.ABORTED
+    assert world.records(watched_run)[0].state == ACTIVE
 
 
 # -- edge 3: a phase is answered only once it is stored ----------------------------------------------------
@@ -217,7 +223,7 @@ def test_outputs_too_large_to_answer_settle_the_task_failed(world):
     handle = world.create("huge-run", 0, big_output=4_300_000)
     world.ledger.set_state("job-1", "succeeded")
     answer = world.poll(handle)
-    assert answer.phase == TaskExecution.FAILED and "more than the 4194304" in answer.message
+    assert answer.phase == TaskExecution.FAILED and f"more than the {MAX_OUTPUTS_BYTES}" in answer.message
     assert world.records("huge-run")[0].phase == TaskExecution.FAILED
 
 

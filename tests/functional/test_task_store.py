@@ -119,7 +119,7 @@ def test_a_live_lease_is_not_reaped_and_a_failed_cancel_comes_back_to_the_reaper
     store.clock = lambda: T0 + 61
     reaped = store.reap_claim(stale, b"o" * 16, 60, "abandoned")
     assert reaped.state == CANCELLING and reaped.create_request == b"request"
-    store.cancel_failed(reaped, "abandoned failed: remote down")
+    store.cancel_failed(reaped, "abandoned failed: remote down", 0.0)
     [[again]] = list(store.stale_tasks(T0 + 62))
     assert again.heartbeat_at == 0
     store.clock = lambda: T0 + 62
@@ -131,7 +131,7 @@ def test_notes_stop_at_the_cap(store):
     for n in range(MAX_NOTES + 3):
         store.clock = lambda: T0 + 100 + n
         record = store.reap_claim(StaleTask(record.action_id, 0, record.heartbeat_at), bytes([n]) * 16, 0, "x")
-        store.cancel_failed(record, f"note {n}")
+        store.cancel_failed(record, f"note {n}", 0.0)
         record = store.attempts(record.action_id)[0]
     assert len(record.notes) == MAX_NOTES
 
@@ -153,7 +153,7 @@ def test_the_size_budget_holds_at_its_boundary(store):
     for n in range(MAX_NOTES):
         store.clock = lambda: T0 + 100 + n
         record = store.reap_claim(StaleTask(record.action_id, 0, record.heartbeat_at), bytes([n]) * 16, 0, big)
-        store.cancel_failed(record, "n" * (NOTE_BYTES * 2))
+        store.cancel_failed(record, "n" * (NOTE_BYTES * 2), 0.0)
         record = store.attempts(record.action_id)[0]
     store.clock = lambda: T0 + 200
     ended = store.cancelled(store.reap_claim(StaleTask(record.action_id, 0, 0), b"z" * 16, 0, big),
