@@ -3,7 +3,7 @@
 States (``record.state``)::
 
     claimed ──finish──▶ active ──end_phase / delete──▶ ended
-       │  ▲               │ ▲ record_phase, heartbeat
+       │  ▲  mark_superseded │ ▲ record_phase, heartbeat
        │  └─release       │ │
        │                  ▼ │
        ├──claim_cancel / reap_claim (lease expired)──▶ cancelling ──cancelled──▶ ended
@@ -17,7 +17,8 @@ what is really stored. The promises this keeps:
 
 - Once connector.create may have been called for an attempt, its record stays until the job is
   known finished or cancelled: a failed create only ``release``\\ s its lease (the record keeps
-  the request, so a canceller can replay create with the attempt's idempotency token).
+  the request, so a canceller can replay create with the attempt's idempotency token), and a
+  create that finishes after a newer attempt marked it (``mark_superseded``) loses its finish.
 - The reaper cancels a task only if its heartbeat is still the stale one it listed
   (``reap_claim``); an executor's poll that writes first wins, and one that comes later finds
   the record ``cancelling`` and is told so.
