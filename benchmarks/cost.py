@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     once = measured_units(Usage(measured["CreateTask"].calls + measured["DeleteTask"].calls))
     print(f"a task's CreateTask and DeleteTask, once each: {once.read:g} RRU + {once.write:g} WRU = "
           f"{money(once.dollars)} in DynamoDB, {money(2 * PRICES['apigw_http_request'])} in API Gateway")
-    print("not in the task-hour: a phase change writes as a heartbeat does (and restarts its 15 min); "
+    print("not in the task-hour: a phase change writes the item (moving the heartbeat only when one is due); "
           "a task has a few in its life")
     whole_item_indexes = frozenset(index.name for index in meter.indexes if index.projection == "ALL")
     sizes = [None] + [round(kb * 1024) for kb in args.item_kb]
