@@ -115,10 +115,9 @@ class ConnectorService:
                  if other.attempt > record.attempt]
         if newer:
             message = f"attempt {max(newer)} of this action exists; attempt {record.attempt} is not started"
-            try:
-                await self.run_store(self.store.end_create, record, TaskExecution.ABORTED, message)
-            except (ConnectError, RecordChanged) as error:  # its lease expires; a canceller finds nothing to stop
-                logger.warning("could not end the claim on %s: %s", record.name, error)
+            # Released, not ended: an earlier try of this attempt may have started a job (this claim
+            # took over its released one), which the newer attempt or the reaper then cancels.
+            await self._release(record, message)
             raise failed_precondition(message)
 
     def _encode_meta(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any) -> bytes:
