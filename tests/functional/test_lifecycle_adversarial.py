@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 import zlib
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,17 +33,12 @@ from google.protobuf.json_format import MessageToDict
 from connectors import Resource
 from connectors.dev.events import http_api_event
 from connectors.errors import Code
-from connectors.reaper import reap_abandoned
-from connectors.registry import ConnectorRegistry
 from connectors.runtime import lambda_handler
-from connectors.settings import Settings
-from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskHandle, TaskRecord
-from connectors.transport import create_app
-from tests.conftest import LambdaContext, ServedApp, make_service, make_table, scan_table
-from tests.flyte_requests import echo_request
-from tests.remote_ledger import Ledger, LedgerConnector, LedgerMeta
+from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskHandle
+from tests.conftest import LambdaContext, scan_table
+from tests.ledger_world import LEDGER, LedgerWorld
+from tests.remote_ledger import LedgerConnector, LedgerMeta
 
-LEDGER = pb.TaskCategory(name="ledger", version=0)
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "SeCrEt-adversary-7f3a9c0d51e2"
 
@@ -79,55 +73,11 @@ class AdversarialLedger(LedgerConnector):
         return await super().get(resource_meta, **kwargs)
 
 
-class World:
-    """A table, a ledger, the service on them served on loopback, a Connect client."""
+class World(LedgerWorld):
+    """The ledger world with the adversarial connector, its remote reached at 1 s deadlines."""
 
     def __init__(self, dynamodb_client: Any, path: Path, **settings: Any) -> None:
-        self.dynamodb_client = dynamodb_client
-        self.ledger = Ledger(path)
-        self.connector = AdversarialLedger(path)
-        self.settings = Settings(tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 1.0, **settings})
-        self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry([self.connector]))
-        self.server = ServedApp(create_app(self.service))
-
-    def __enter__(self) -> "World":
-        self.server.__enter__()
-        self.client = AsyncConnectorServiceClientSync(self.server.url)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.__exit__(*exc)
-
-    def set(self, **settings: Any) -> None:
-        self.settings = replace(self.settings, **settings)
-        self.service.settings = self.service.calls.settings = self.service.canceller.settings = self.settings
-
-    def request(self, run: str, attempt: int = 0, **kwargs: Any) -> pb.CreateTaskRequest:
-        return echo_request(task_type="ledger", run=run, attempt=attempt, **kwargs)
-
-    def create(self, run: str, attempt: int = 0, **custom: Any) -> bytes:
-        return self.client.create_task(self.request(run, attempt, custom=custom)).resource_meta
-
-    def poll(self, handle: bytes) -> pb.Resource:
-        return self.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=LEDGER)).resource
-
-    def records(self, run: str | None = None) -> dict[int, TaskRecord]:
-        found = [TaskRecord.from_item(item) for item in scan_table(self.dynamodb_client, self.settings.tasks_table)]
-        return {r.attempt: r for r in found if run is None or r.execution.get("run") == run}
-
-    def record(self, handle: bytes) -> TaskRecord:
-        return self.service.store.load(TaskHandle.decode(handle))
-
-    def jobs(self) -> dict[str, str]:
-        return {job_id: job["state"] for job_id, job in self.ledger.jobs().items()}
-
-    def error(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> ConnectError:
-        with pytest.raises(ConnectError) as caught:
-            call(*args, **kwargs)
-        return caught.value
-
-    def reap(self, **kwargs: Any) -> Any:
-        return asyncio.run(reap_abandoned(self.service.canceller, **kwargs))
+        super().__init__(dynamodb_client, path, AdversarialLedger(path), **{"connector_timeout_seconds": 1.0, **settings})
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ started and what was cancelled, also across a process that died mid-create.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import subprocess
@@ -14,71 +13,26 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 from connectrpc.errors import ConnectError
 from flyteidl2.connector import connector_pb2 as pb
-from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.answers import MAX_OUTPUTS_BYTES
 from connectors.dev.events import http_api_event
 from connectors.errors import Code
-from connectors.reaper import reap_abandoned
-from connectors.registry import ConnectorRegistry
 from connectors.runtime import lambda_handler
-from connectors.settings import Settings
-from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskRecord
-from connectors.transport import create_app
-from tests.conftest import LambdaContext, ServedApp, make_service, make_table, scan_table
+from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED
+from tests.conftest import LambdaContext
 from tests.flyte_requests import echo_request
-from tests.remote_ledger import Ledger, LedgerConnector, LedgerMeta
+from tests.ledger_world import LEDGER, LedgerWorld
+from tests.remote_ledger import LedgerMeta
 
-LEDGER = pb.TaskCategory(name="ledger", version=0)
+World = LedgerWorld
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class World:
-    """A table, a ledger, a service on it and the app served on loopback, with a Connect client."""
-
-    def __init__(self, dynamodb_client: Any, path: Path, **settings: Any) -> None:
-        self.dynamodb_client = dynamodb_client
-        self.ledger = Ledger(path)
-        self.settings = Settings(tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 2.0, **settings})
-        self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry([LedgerConnector(path)]))
-        self.server = ServedApp(create_app(self.service))
-
-    def __enter__(self) -> "World":
-        self.server.__enter__()
-        self.client = AsyncConnectorServiceClientSync(self.server.url)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.__exit__(*exc)
-
-    def create(self, run: str, attempt: int = 0, **custom: Any) -> bytes:
-        return self.client.create_task(self.request(run, attempt, **custom)).resource_meta
-
-    def request(self, run: str, attempt: int = 0, **custom: Any) -> pb.CreateTaskRequest:
-        return echo_request(task_type="ledger", run=run, attempt=attempt, custom=custom)
-
-    def poll(self, handle: bytes) -> pb.Resource:
-        return self.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=LEDGER)).resource
-
-    def records(self, run: str | None = None) -> dict[int, TaskRecord]:
-        found = [TaskRecord.from_item(item) for item in scan_table(self.dynamodb_client, self.settings.tasks_table)]
-        return {r.attempt: r for r in found if run is None or r.execution.get("run") == run}
-
-    def error(self, call: Any, *args: Any, **kwargs: Any) -> ConnectError:
-        with pytest.raises(ConnectError) as caught:
-            call(*args, **kwargs)
-        return caught.value
-
-    def reap(self, **kwargs: Any) -> Any:
-        return asyncio.run(reap_abandoned(self.service.canceller, **kwargs))
 
 
 @pytest.fixture
@@ -88,7 +42,7 @@ def world(dynamodb_client, tmp_path) -> Iterator[World]:
 
 
 def job_states(world: World) -> dict[str, str]:
-    return {job_id: job["state"] for job_id, job in world.ledger.jobs().items()}
+    return world.jobs()
 
 
 # -- edge 1: a create that fails after its job exists keeps a record until the job is cancelled ------
@@ -131,7 +85,7 @@ def test_metadata_that_does_not_encode_cancels_the_job(world):
 
 
 def test_a_create_killed_after_its_job_started_is_cancelled_by_the_reaper(world, tmp_path):
-    request = world.request("killed-run", 0, die_after_start=True)
+    request = world.request("killed-run", 0, custom={"die_after_start": True})
     (tmp_path / "request.pb").write_bytes(request.SerializeToString())
     script = textwrap.dedent(f"""
         import asyncio, sys
@@ -162,8 +116,7 @@ def test_a_create_killed_after_its_job_started_is_cancelled_by_the_reaper(world,
 
 
 def test_a_poll_while_the_reaper_works_saves_its_task_and_a_poll_after_the_claim_is_told(world):
-    world.settings = replace(world.settings, abandoned_after_minutes=1 / 60)  # a second
-    world.service.canceller.settings = world.service.settings = world.settings
+    world.set(abandoned_after_minutes=1 / 60)  # a second
     handles = {run: world.create(run, 0, delete_seconds=1.5) for run in ("reap-run-a", "reap-run-b")}
     time.sleep(1.2)  # both are stale now
     outcome: dict[str, Any] = {}
@@ -255,9 +208,9 @@ def test_connection_keys_that_collide_are_invalid_argument(world, secrets, confi
 
 
 def test_the_lambdas_remaining_time_shortens_the_connector_deadline(world):
-    world.service.settings = world.service.calls.settings = replace(world.settings, connector_timeout_seconds=8.0)
+    world.set(connector_timeout_seconds=8.0)
     handler = lambda_handler(["CreateTask"], service=world.service)
-    body = world.request("lambda-run", 0, create_seconds=30).SerializeToString()
+    body = world.request("lambda-run", 0, custom={"create_seconds": 30}).SerializeToString()
     event = http_api_event("POST", "/flyteidl2.connector.AsyncConnectorService/CreateTask", body)
     started = time.monotonic()
     response = handler(event, ShortContext())
