@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -47,16 +45,15 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from warm import (  # noqa: E402
-    LOCAL_ENV,
     READ_UNIT_BYTES,
     WRITE_UNIT_BYTES,
     Bench,
     DdbCall,
-    LocalDynamoDB,
     Usage,
     clock_ahead,
     percentile,
     print_table,
+    with_local_table,
     print_units_note,
     read_units,
     write_units,
@@ -154,16 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--item-kb", type=float, nargs="*", default=[], help="also show these item sizes")
     args = parser.parse_args(argv)
 
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    with LocalDynamoDB() as server:
-        os.environ.update({
-            "AWS_ENDPOINT_URL_DYNAMODB": server.endpoint_url,
-            "TASKS_TABLE": f"cost-benchmark-{uuid.uuid4().hex[:6]}",
-            "LOG_LEVEL": "WARNING",
-            "CONNECTOR_MODULES": "",
-        })
-        return run(args)
+    return with_local_table("cost-benchmark", lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> int:

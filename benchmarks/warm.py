@@ -425,16 +425,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="untimed calls per operation first")
     args = parser.parse_args(argv)
 
+    return with_local_table("warm-benchmark", lambda: run(args))
+
+
+def with_local_table(prefix: str, body: Callable[[], int]) -> int:
+    """Run ``body`` with the handlers' environment pointing at a new table on a local moto server."""
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
     with LocalDynamoDB() as server:
         os.environ.update({
             "AWS_ENDPOINT_URL_DYNAMODB": server.endpoint_url,
-            "TASKS_TABLE": f"warm-benchmark-{uuid.uuid4().hex[:6]}",
+            "TASKS_TABLE": f"{prefix}-{uuid.uuid4().hex[:6]}",
             "LOG_LEVEL": "WARNING",
             "CONNECTOR_MODULES": "",
         })
-        return run(args)
+        return body()
 
 
 class Bench:
