@@ -4,11 +4,12 @@ Each test either reproduces a finding (``xfail(strict=True)`` with the finding's
 suite stays green until a fix lands, then turns red until the mark is removed), or pins down an
 attack on a fix that held, as a regression test.
 
-The harness is the first review's ``World`` (a table, the file-backed ledger, the service on
-loopback); ``World2`` swaps in ``Ledger2``, which adds what these attacks need: a connector that
-checks its connection secret before anything else (as real ones do), one whose exception text
-quotes the secret URL-encoded (as HTTP clients quote a request URL), one that fails after a
-delay quoting it raw, and a delete that raises a chosen error.
+The harness is ``tests/ledger_world.py`` (a table, the file-backed ledger, the service on
+loopback); ``World2`` runs it with ``Ledger2``, the first review's ``AdversarialLedger`` plus
+what these attacks need: a connector that checks its connection secret before anything else
+(as real ones do), one whose exception text quotes the secret URL-encoded (as an HTTP client
+reports a request URL), one that fails after a delay quoting it raw, and a delete that raises a
+chosen error.
 """
 
 from __future__ import annotations
@@ -33,16 +34,13 @@ from connectors import Resource
 from connectors.cancel import FIRST_RETRY_SECONDS, pack_create_request
 from connectors.dev.events import http_api_event
 from connectors.errors import Code, invalid_argument
-from connectors.registry import ConnectorRegistry
 from connectors.runtime import lambda_handler
 from connectors.service import _execution_fields
-from connectors.settings import Settings
 from connectors.store import (ACTIVE, CANCELLING, CLAIMED, ENDED, MAX_NOTES, TaskExecutionKey, TaskRecord,
                               new_secret)
-from connectors.transport import create_app
-from tests.conftest import LambdaContext, ServedApp, make_service, make_table, scan_table
-from tests.functional.test_lifecycle_adversarial import LEDGER, SECRET, AdversarialLedger, World, wait_for
-from tests.remote_ledger import Ledger
+from tests.conftest import LambdaContext, scan_table
+from tests.functional.test_lifecycle_adversarial import SECRET, AdversarialLedger, wait_for
+from tests.ledger_world import LEDGER, LedgerWorld
 
 # An AWS-style secret key: '/' and '+' are what URL-quoting changes.
 SLASHED_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -59,7 +57,8 @@ class Ledger2(AdversarialLedger):
             # What a connector does first: check its credentials. It started nothing.
             raise invalid_argument("ledger: the connection secret api_key is required")
         if custom.get("leak_quoted"):
-            # requests/httpx/urllib3 quote the URL they report: a key with '/' or '+' comes out %2F, %2B.
+            # A key sent as a query parameter (requests' params=) is form-encoded in the URL the HTTP
+            # client's error reports: '/' and '+' come out %2F and %2B.
             raise RuntimeError("401 Client Error: Unauthorized for url: https://api.example.com/v1/jobs"
                                f"?api_key={quote(kwargs['api_key'], safe='')}")
         if "leak_after" in custom:
@@ -73,15 +72,11 @@ class Ledger2(AdversarialLedger):
         await super().delete(resource_meta, **kwargs)
 
 
-class World2(World):
-    def __init__(self, dynamodb_client: Any, path: Path, **settings: Any) -> None:  # World's, with Ledger2
-        self.dynamodb_client = dynamodb_client
-        self.ledger = Ledger(path)
-        self.connector = Ledger2(path)
-        self.settings = Settings(tasks_table=make_table(dynamodb_client),
-                                 **{"connector_timeout_seconds": 1.0, **settings})
-        self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry([self.connector]))
-        self.server = ServedApp(create_app(self.service))
+class World2(LedgerWorld):
+    """The first review's world (1 s connector deadlines), with Ledger2 as its connector."""
+
+    def __init__(self, dynamodb_client: Any, path: Path, **settings: Any) -> None:
+        super().__init__(dynamodb_client, path, Ledger2(path), **{"connector_timeout_seconds": 1.0, **settings})
 
     def poll_with(self, handle: bytes, secrets: dict[str, str]) -> pb.Resource:
         request = pb.GetTaskRequest(resource_meta=handle, task_category=LEDGER, connection={"secrets": secrets})
