@@ -39,11 +39,13 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
     surrogate replaced), without the request's secrets, cut to what the record keeps."""
     phase = int(resource.phase)
     answer = pb.Resource(phase=phase, message=_text(resource.message or ""), log_links=resource.log_links or [])
+    for link in answer.log_links:  # a console link may carry a token
+        link.uri, link.name = redact(link.uri), redact(link.name)
     if resource.custom_info:
         try:
-            answer.custom_info.CopyFrom(json_format.Parse(json.dumps(resource.custom_info, default=str), Struct()))
-        except (TypeError, ValueError, json_format.ParseError) as error:
-            logger.warning("task %s: custom_info left out, it is not JSON: %s", record.name, error)
+            answer.custom_info.CopyFrom(json_format.Parse(redact(json.dumps(resource.custom_info, default=str)), Struct()))
+        except Exception as error:  # not JSON, too deep, not a mapping
+            logger.warning("task %s: custom_info left out, it cannot be carried: %s", record.name, type(error).__name__)
     if phase == TaskExecution.SUCCEEDED and resource.outputs:
         declared = VariableMap.FromString(record.outputs_interface) if record.outputs_interface else None
         try:

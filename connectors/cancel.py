@@ -30,7 +30,7 @@ from .connector_calls import ConnectorCalls
 from .errors import Code, ConnectError
 from .registry import ConnectorRegistry
 from .settings import Settings
-from .store import CLAIMED, ENDED, RecordChanged, TaskRecord, TaskStore
+from .store import CANCELLING, CLAIMED, ENDED, RecordChanged, TaskRecord, TaskStore
 
 logger = logging.getLogger(__name__)
 
@@ -93,24 +93,39 @@ class Canceller:
         report = CleanupReport()
         reason = f"superseded by attempt {newer.attempt}"
         claimed = []
-        now = self.store.clock()
         for other in await asyncio.to_thread(self.store.attempts, newer.action_id):
-            if other.attempt >= newer.attempt or other.state == ENDED:
-                continue
-            try:
-                if other.state == CLAIMED and not other.lease_expired(now):  # its create still runs: mark it
-                    await asyncio.to_thread(self.store.mark_superseded, other, newer.attempt)
+            if other.attempt < newer.attempt:
+                taken = await self._take_older(other, newer.attempt, reason)
+                if taken is not None:
+                    claimed.append(taken)
+                elif other.state != ENDED:
                     report.skipped.append(other.name)
-                    continue
-                claimed.append(await asyncio.to_thread(self.store.claim_cancel, other, self.new_owner(),
-                                                       self.lease_seconds, reason))
-            except RecordChanged:
-                report.skipped.append(other.name)
         results = await asyncio.gather(*(self.cancel(r, connection, f"cancelled: {reason}", "superseded")
                                          for r in claimed))
         for record, ok in zip(claimed, results):
             report.add(record.name, ok)
         return report
+
+    async def _take_older(self, other: TaskRecord, newer_attempt: int, reason: str) -> TaskRecord | None:
+        """Take an older attempt's record for cancelling, deciding again on what is stored when a
+        write loses (its create finished or failed meanwhile); None when there is nothing to take:
+        ended, marked for its own create to clean up, or held by another canceller."""
+        for _ in range(4):
+            if other.state == ENDED or other.superseded_by is not None:
+                return None
+            try:
+                if other.state == CLAIMED and not other.lease_expired(self.store.clock()):  # its create still runs
+                    await asyncio.to_thread(self.store.mark_superseded, other, newer_attempt)
+                    return None
+                if other.state == CANCELLING and not other.lease_expired(self.store.clock()):
+                    return None
+                return await asyncio.to_thread(self.store.claim_cancel, other, self.new_owner(), self.lease_seconds,
+                                               reason)
+            except RecordChanged as changed:
+                if changed.current is None:
+                    return None
+                other = changed.current
+        return None
 
     async def cancel(self, record: TaskRecord, connection: dict[str, str], reason: str, note: str) -> bool:
         """Stop the job of a record this canceller holds (``cancelling``) and end it ABORTED.
@@ -161,7 +176,9 @@ class Canceller:
         except literals.LiteralConversionError:
             return None  # its inputs never converted, so create was never called with them
         except ConnectError as error:
-            if error.code in _REFUSED:
+            # A refusal proves no job only when the first create was refused too: a replay can be
+            # refused for reasons of its own (no secrets in the reaper, "already exists" by name).
+            if error.code in _REFUSED and record.create_error in {code.value for code in _REFUSED}:
                 return None
             raise
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import time
 import traceback
 from contextvars import ContextVar
 from typing import Any, AsyncIterator, Awaitable, TypeVar
+from urllib.parse import quote, quote_plus
 
 from flyteidl2.core.security_pb2 import Connection
 
@@ -66,16 +68,49 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
     both = sorted(set(secrets) & set(configs))
     if both:
         raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
-    _secret_values.set(tuple(sorted((v for v in secrets.values() if len(v) >= _MIN_REDACTED_LENGTH), key=len,
-                                    reverse=True)))
+    forms = {form for value in secrets.values() if len(value) >= _MIN_REDACTED_LENGTH
+             for form in (value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1])}
+    _secret_values.set(tuple(sorted(forms, key=len, reverse=True)))
     return {**secrets, **configs}
 
 
 def redact(text: str) -> str:
-    """``text`` with this request's connection secret values replaced by ``***``."""
+    """``text`` with this request's connection secret values (as they are, URL-quoted or JSON-
+    escaped) replaced by ``***``."""
     for value in _secret_values.get():
         text = text.replace(value, REDACTED)
     return text
+
+
+# API Gateway gives up on an integration after 30 s: a request "older" than that is a replay.
+API_GATEWAY_MAX_SECONDS = 30.0
+_GRPC_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def set_request_deadline(timeout_seconds: float | None) -> None:
+    """Set this request's deadline from the caller's timeout. In Lambda it counts from when API
+    Gateway took the request (a cold start's init is not the caller's time to give)."""
+    if timeout_seconds is None:
+        request_deadline.set(None)
+        return
+    arrived = request_arrived_at.get()
+    spent = max(0.0, time.time() - arrived) if arrived is not None else 0.0
+    if spent > API_GATEWAY_MAX_SECONDS:  # not a live request (an event replayed by `connectors invoke`)
+        spent = 0.0
+    request_deadline.set(time.monotonic() + timeout_seconds - spent)
+
+
+def grpc_timeout_seconds(header: str | None) -> float | None:
+    """A ``grpc-timeout`` header's value (``500m``, ``10S``…) in seconds; None if absent or malformed."""
+    if not header or len(header) < 2 or not header[:-1].isdigit() or header[-1] not in _GRPC_TIMEOUT_UNITS:
+        return None
+    return int(header[:-1]) * _GRPC_TIMEOUT_UNITS[header[-1]]
+
+
+def deadline_passed() -> bool:
+    """True when the caller's deadline (less the store's reserve) has already passed."""
+    deadline = request_deadline.get()
+    return deadline is not None and deadline - time.monotonic() - STORE_RESERVE_SECONDS <= MIN_CALL_SECONDS
 
 
 def seconds_left(settings: Settings, reserve: float = STORE_RESERVE_SECONDS) -> float:

@@ -21,8 +21,9 @@ from . import literals
 from .answers import answer_resource, stored_resource
 from .cancel import Canceller, pack_create_request
 from .connector import AsyncConnector, Resource
-from .connector_calls import ConnectorCalls, connection_kwargs, request_deadline
-from .errors import Code, ConnectError, failed_precondition, internal, invalid_argument, unavailable, unimplemented
+from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
+from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable,
+                     unimplemented)
 from .phase import phase_name
 from .registry import ConnectorRegistry
 from .settings import Settings
@@ -58,6 +59,8 @@ class ConnectorService:
                                    "it names the run, action and attempt this task starts once for")
         connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
+        if deadline_passed():  # no time to start a job and record it: start nothing
+            raise deadline_exceeded("the caller's deadline passed before this CreateTask could start its job")
         try:
             inputs = literals.inputs_to_native(request.inputs, template.interface)
         except literals.LiteralConversionError as error:
@@ -73,7 +76,7 @@ class ConnectorService:
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
         # From here the record stays until its job is known finished or cancelled.
-        await self._refuse_if_superseded(record)
+        await self._refuse_if_superseded(record, claim.took_over)
         try:
             meta = await self.calls.call(connector, "create", connector.create(
                 task_template=template, output_prefix=request.output_prefix, inputs=inputs,
@@ -81,7 +84,7 @@ class ConnectorService:
                 **connection, idempotency_token=key.idempotency_token(),
             ))
         except ConnectError as error:
-            await self._release(record, f"create failed ({error.code.value}): {error.message}")
+            await self._release(record, f"create failed ({error.code.value}): {error.message}", error.code.value)
             raise
         try:
             encoded = self._encode_meta(connector, record, meta)
@@ -108,17 +111,22 @@ class ConnectorService:
                 logger.warning("could not look for earlier attempts of %s: %s", created.name, error.message)
         return pb.CreateTaskResponse(resource_meta=created.handle.encode())
 
-    async def _refuse_if_superseded(self, record: TaskRecord) -> None:
+    async def _refuse_if_superseded(self, record: TaskRecord, took_over: bool) -> None:
         """A CreateTask of an attempt older than one that exists (late, or re-sent) starts nothing:
         no executor would watch its job."""
         newer = [other.attempt for other in await self.run_store(self.store.attempts, record.action_id)
                  if other.attempt > record.attempt]
-        if newer:
-            message = f"attempt {max(newer)} of this action exists; attempt {record.attempt} is not started"
-            # Released, not ended: an earlier try of this attempt may have started a job (this claim
-            # took over its released one), which the newer attempt or the reaper then cancels.
+        if not newer:
+            return
+        message = f"attempt {max(newer)} of this action exists; attempt {record.attempt} is not started"
+        if took_over:  # an earlier try of this attempt may have started a job: leave it for a canceller
             await self._release(record, message)
-            raise failed_precondition(message)
+        else:  # a fresh claim: connector.create was never called for this attempt
+            try:
+                await self.run_store(self.store.end_create, record, TaskExecution.ABORTED, message)
+            except (ConnectError, RecordChanged) as error:  # its lease expires; a canceller replays create
+                logger.warning("could not end the claim on %s: %s", record.name, error)
+        raise failed_precondition(message)
 
     def _encode_meta(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any) -> bytes:
         if not hasattr(meta, "encode"):
@@ -148,9 +156,9 @@ class ConnectorService:
         except (ConnectError, RecordChanged) as error:  # the lease expires; a canceller finds the job again
             logger.warning("could not record that %s's job was cancelled: %s", record.name, error)
 
-    async def _release(self, record: TaskRecord, message: str) -> None:
+    async def _release(self, record: TaskRecord, message: str, create_error: str = "") -> None:
         try:
-            await self.run_store(self.store.release_claim, record, message)
+            await self.run_store(self.store.release_claim, record, message, create_error)
         except ConnectError as error:  # the lease then expires on its own
             logger.warning("could not release the claim on %s: %s", record.name, error.message)
 

@@ -55,6 +55,7 @@ _LEAVES_INDEX = "active_shard, heartbeat_at, lease_owner, lease_expires_at, crea
 class ClaimResult:
     record: TaskRecord
     claimed: bool  # False: someone else holds the claim, or the attempt moved on; record is theirs
+    took_over: bool = False  # the claim replaced a released or expired one: create may have run before
 
 
 class TaskStore(TaskTable):
@@ -79,9 +80,10 @@ class TaskStore(TaskTable):
         record.active_shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
         check_fits(record.to_item())
         try:
-            self._call(
+            replaced = self._call(
                 "put_item",
                 Item=record.to_item(),
+                ReturnValues="ALL_OLD",
                 ConditionExpression="attribute_not_exists(action_id) OR "
                                     "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by))",
                 ExpressionAttributeNames={"#state": "state"},
@@ -90,12 +92,12 @@ class TaskStore(TaskTable):
             )
         except RecordChanged as changed:
             current = changed.current
-            if current is not None and current.secret == record.secret:
-                return ClaimResult(record, claimed=True)  # botocore retried this put after its answer was lost
+            if current is not None and current.secret == record.secret:  # botocore retried this put after its
+                return ClaimResult(record, claimed=True, took_over=True)  # answer was lost: what it replaced is unknown
             if current is None:  # pragma: no cover - DynamoDB returns the old item
                 raise
             return ClaimResult(current, claimed=False)
-        return ClaimResult(record, claimed=True)
+        return ClaimResult(record, claimed=True, took_over="Attributes" in replaced)
 
     @staticmethod
     def check_metadata_fits(record: TaskRecord, resource_meta: bytes) -> None:
@@ -125,18 +127,21 @@ class TaskStore(TaskTable):
                 return current  # botocore retried this very update after its answer was lost
             raise
 
-    def release_claim(self, record: TaskRecord, message: str) -> None:
+    def release_claim(self, record: TaskRecord, message: str, create_error: str = "") -> None:
         """claimed (ours)  ──▶  claimed, lease expired now: a retry of this attempt may resume at
-        once, and a newer attempt or the reaper may cancel what create may have started."""
+        once, and a newer attempt or the reaper may cancel what create may have started.
+        ``create_error`` is the code connector.create failed with ("" when it was not called or
+        its outcome is unknown): a canceller trusts a refused replay only after a refused create."""
         now = self.clock()
         try:
             self._update(
                 record,
-                "SET lease_expires_at = :now, #message = :message, updated_at = :now, version = version + :one"
-                + self._note_set(record, message),
+                "SET lease_expires_at = :now, #message = :message, updated_at = :now, version = version + :one, "
+                "create_error = :error" + self._note_set(record, message),
                 _OWNS_CLAIM,
                 {**self._states(), ":owner": {"B": record.secret}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
-                 ":message": {"S": clip(message, MESSAGE_BYTES)}, **self._note_values(message)},
+                 ":message": {"S": clip(message, MESSAGE_BYTES)}, ":error": {"S": create_error},
+                 **self._note_values(message)},
             )
         except RecordChanged:
             logger.warning("claim on %s was taken over before it could be released", record.name)

@@ -88,6 +88,7 @@ class TaskRecord:
     # canceller can replay connector.create with this attempt's idempotency token to find the job.
     create_request: bytes | None = None
     superseded_by: int | None = None  # a newer attempt marked this claim while its create ran
+    create_error: str | None = None  # the code connector.create failed with, when it failed
     expires_at: int | None = None
     version: int = 1
     active_shard: str | None = None

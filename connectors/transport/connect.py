@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 from connectrpc.request import RequestContext
@@ -22,14 +21,12 @@ from flyteidl2.connector.service_connect import (
 )
 
 from ..errors import ConnectError, internal
-from ..connector_calls import request_arrived_at, request_deadline
+from ..connector_calls import set_request_deadline
 from ..service import ConnectorService
 from .connect_hardening import BoundedGzip, StreamEnvelopeCheck, strict_codecs
 
 logger = logging.getLogger(__name__)
 
-# API Gateway gives up on an integration after 30 s: a request "older" than that is a replay.
-API_GATEWAY_MAX_SECONDS = 30.0
 ASYNC_SERVICE = "flyteidl2.connector.AsyncConnectorService"
 METADATA_SERVICE = "flyteidl2.connector.ConnectorMetadataService"
 
@@ -48,14 +45,7 @@ def _unexpected_errors_are_internal(operation: str) -> Iterator[None]:
 def _set_request_deadline(ctx: RequestContext) -> None:
     """Each request runs in its own task, so the context variable is this request's alone."""
     remaining_ms = ctx.timeout_ms()
-    if remaining_ms is None:
-        request_deadline.set(None)
-        return
-    arrived = request_arrived_at.get()  # in Lambda: the caller's time ran from API Gateway's arrival
-    spent = max(0.0, time.time() - arrived) if arrived is not None else 0.0
-    if spent > API_GATEWAY_MAX_SECONDS:  # not a live request (an event replayed by `connectors invoke`)
-        spent = 0.0
-    request_deadline.set(time.monotonic() + remaining_ms / 1000 - spent)
+    set_request_deadline(None if remaining_ms is None else remaining_ms / 1000)
 
 
 def _unary(call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, RequestContext], Awaitable[Any]]:

@@ -19,6 +19,7 @@ from flyteidl2.connector import connector_pb2 as pb
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from ..connector_calls import grpc_timeout_seconds, set_request_deadline
 from ..errors import Code, ConnectError, internal, invalid_argument
 from ..service import ConnectorService
 
@@ -90,7 +91,9 @@ def _query(request: Request, message: Message, skip: set[str]) -> None:
             raise invalid_argument(f"bad query parameters: {error}") from None
 
 
-async def _answer(call: Callable[[], Awaitable[Response]], operation: str) -> Response:
+async def _answer(call: Callable[[], Awaitable[Response]], operation: str, request: Request) -> Response:
+    # grpc-gateway passes the caller's deadline on as Grpc-Timeout; honour it as Connect's.
+    set_request_deadline(grpc_timeout_seconds(request.headers.get("grpc-timeout")))
     try:
         return await call()
     except ConnectError as error:
@@ -113,7 +116,7 @@ def rest_router(service: ConnectorService, operations: set[str]) -> APIRouter:
                 raise invalid_argument(f"malformed CreateTaskRequest (json): {error}") from None
             return _message_response(await service.create_task(message))
 
-        return await _answer(run, "CreateTask")
+        return await _answer(run, "CreateTask", request)
 
     # Routes take only `request` and read path parameters from it: typed path parameters make
     # FastAPI import pydantic.v1 at app build time, about 20 ms of every cold start.
@@ -124,7 +127,7 @@ def rest_router(service: ConnectorService, operations: set[str]) -> APIRouter:
                 _query(request, message, skip=set())
                 return _message_response(await call(message))
 
-            return await _answer(run, operation)
+            return await _answer(run, operation, request)
 
         return route
 
@@ -147,14 +150,15 @@ def rest_router(service: ConnectorService, operations: set[str]) -> APIRouter:
 
             return StreamingResponse(lines(), media_type="application/x-ndjson")
 
-        return await _answer(run, "GetTaskLogs")
+        return await _answer(run, "GetTaskLogs", request)
 
     async def get_connector(request: Request) -> Response:
         message = pb.GetConnectorRequest(name=request.path_params["name"])
-        return await _answer(lambda: _as_response(service.get_connector(message)), "GetConnector")
+        return await _answer(lambda: _as_response(service.get_connector(message)), "GetConnector", request)
 
-    async def list_connectors() -> Response:
-        return await _answer(lambda: _as_response(service.list_connectors(pb.ListConnectorsRequest())), "ListConnectors")
+    async def list_connectors(request: Request) -> Response:
+        return await _answer(lambda: _as_response(service.list_connectors(pb.ListConnectorsRequest())), "ListConnectors",
+                             request)
 
     endpoints = {
         "CreateTask": create_task,

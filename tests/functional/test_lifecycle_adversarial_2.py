@@ -118,8 +118,6 @@ def logged_text(caplog: Any) -> str:
 # then runs, watched by nobody, until the reaper's window passes from its claim (60 min).
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: supersede does not decide again when mark_superseded loses to "
-                                       "the older attempt's finish/release; its job runs until the reaper's window")
 @pytest.mark.parametrize("older_ends_by", ["finish", "release"])
 def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its_read_and_its_mark(world,
                                                                                                   older_ends_by):
@@ -165,8 +163,6 @@ def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its
 # attempt's token to find "its" job: the replay starts a job nobody asked for, then deletes it.
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: a fresh claim refused by _refuse_if_superseded is released, so "
-                                       "a canceller replays create and starts the job the refusal promised not to")
 def test_a_refused_late_create_never_gets_a_job_started_for_it(world):
     world.create("refused-run", 1)  # job-1
     assert world.error(world.create, "refused-run", 0).code == Code.FAILED_PRECONDITION  # late attempt 0
@@ -186,9 +182,6 @@ def test_a_refused_late_create_never_gets_a_job_started_for_it(world):
 # ValidationException for SageMaker/Glue names: invalid_argument in a code-family mapping).
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a replayed create answered invalid_argument is taken as 'no job', "
-                                       "though the original create started one (secrets withheld by the reaper, or a "
-                                       "name-idempotent remote's 'already exists')")
 @pytest.mark.parametrize("canceller", ["reaper-without-secrets", "supersede-already-exists"])
 def test_a_replay_refused_for_a_reason_of_the_replay_does_not_forget_the_running_job(world, canceller):
     run = f"refused-replay-{canceller}"
@@ -209,8 +202,6 @@ def test_a_replay_refused_for_a_reason_of_the_replay_does_not_forget_the_running
 # == Finding 4: redaction matches the secret's exact text only =============================================
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: redact() cuts the literal secret only; an HTTP client's "
-                                       "URL-quoted form (%2F, %2B) reaches the answer, the table and the logs")
 def test_a_url_quoted_secret_in_a_connector_error_is_not_stored_answered_or_logged(world, caplog):
     caplog.set_level(logging.DEBUG)
     request = world.request("quoted-leak-run", 0, custom={"leak_quoted": True}, secrets={"api_key": SLASHED_SECRET})
@@ -226,9 +217,6 @@ def test_a_url_quoted_secret_in_a_connector_error_is_not_stored_answered_or_logg
 # == Finding 5: a secret in a report's custom_info or log links is answered (and shown in the UI) ===========
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: redaction covers Resource.message only; custom_info and log_links "
-                                       "(a describe-job answer echoing the job's environment, a console URL with a "
-                                       "token) are answered with the request's secret")
 @pytest.mark.parametrize("where", ["custom_info", "log_links"])
 def test_a_secret_in_a_reports_custom_info_or_log_links_is_not_answered(world, where):
     handle = world.create("report-leak-run", 0)
@@ -253,8 +241,6 @@ class FifteenSeconds(LambdaContext):
         return 15000
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: seconds_left gives a spent deadline MIN_CALL_SECONDS, so create "
-                                       "is called (and starts a job) for a caller that has already given up")
 def test_a_create_whose_callers_deadline_passed_before_it_arrived_starts_nothing(world):
     handler = lambda_handler(["CreateTask"], service=world.service)
     body = world.request("late-arrival-run", 0, custom={"create_seconds": 0.5}).SerializeToString()
@@ -270,8 +256,6 @@ def test_a_create_whose_callers_deadline_passed_before_it_arrived_starts_nothing
 # == Finding 7: the REST transport ignores the caller's deadline ===========================================
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: the REST routes set no request deadline (grpc-gateway's "
-                                       "Grpc-Timeout header is ignored): a create runs the whole connector timeout")
 def test_the_rest_transport_keeps_to_the_callers_grpc_timeout(world):
     world.set(connector_timeout_seconds=2.0)
     request = world.request("rest-deadline-run", 0, custom={"create_seconds": 5})
@@ -286,8 +270,6 @@ def test_the_rest_transport_keeps_to_the_callers_grpc_timeout(world):
 # == Finding 8: custom_info that cannot be carried makes every poll `internal` ==============================
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: answer_resource catches TypeError/ValueError/ParseError only; "
-                                       "json.dumps' RecursionError escapes, and every poll answers internal")
 def test_custom_info_too_deep_to_encode_is_left_out_and_the_phase_answered(world):
     handle = world.create("deep-info-run", 0)
     deep: dict[str, Any] = {}
