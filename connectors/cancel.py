@@ -15,6 +15,7 @@ the whole abandonment window.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import zlib
@@ -47,6 +48,14 @@ def pack_create_request(request: pb.CreateTaskRequest) -> bytes:
     kept.CopyFrom(request)
     kept.connection.ClearField("secrets")
     return zlib.compress(kept.SerializeToString(), 6)
+
+
+def request_digest(request: pb.CreateTaskRequest) -> bytes:
+    """What makes two CreateTasks of one task execution the same request: its template, inputs and
+    output prefix, serialized deterministically (not the connection, whose secrets may rotate, nor
+    the execution metadata, which names the task execution the record is keyed by)."""
+    kept = pb.CreateTaskRequest(template=request.template, inputs=request.inputs, output_prefix=request.output_prefix)
+    return hashlib.blake2b(kept.SerializeToString(deterministic=True), digest_size=16).digest()
 
 
 def unpack_create_request(blob: bytes) -> pb.CreateTaskRequest:
@@ -193,4 +202,4 @@ class Canceller:
             return None
 
 
-__all__ = ["Canceller", "CleanupReport", "pack_create_request", "unpack_create_request"]
+__all__ = ["Canceller", "CleanupReport", "pack_create_request", "request_digest", "unpack_create_request"]

@@ -19,7 +19,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from . import literals
 from .answers import answer_resource, stored_resource
-from .cancel import Canceller, pack_create_request
+from .cancel import Canceller, pack_create_request, request_digest
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
 from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable,
@@ -70,7 +70,7 @@ class ConnectorService:
             action_id=key.action_digest().hex(), attempt=key.attempt, secret=new_secret(), task_type=template.type,
             task_version=template.task_type_version, output_prefix=request.output_prefix,
             outputs_interface=template.interface.outputs.SerializeToString(), execution=_execution_fields(key),
-            create_request=pack_create_request(request),
+            create_request=pack_create_request(request), request_digest=request_digest(request),
         )
         claim = await self.run_store(self.store.claim, record, self.settings.create_claim_seconds)
         if not claim.claimed:
@@ -168,6 +168,9 @@ class ConnectorService:
                 f"this task execution was created as task type {existing.task_type} "
                 f"(version {existing.task_version}), not {wanted.task_type} (version {wanted.task_version})"
             )
+        if existing.request_digest is not None and existing.request_digest != wanted.request_digest:
+            raise failed_precondition("this task execution was created with another request (template, inputs or "
+                                      "output prefix); a retry must send the same one")
         if existing.state == CLAIMED and existing.superseded_by is not None:
             raise failed_precondition(f"attempt {existing.superseded_by} of this action superseded this one")
         if existing.state == CLAIMED:

@@ -68,7 +68,8 @@ class TaskStore(TaskTable):
     # -- creating -------------------------------------------------------------------------
 
     def claim(self, record: TaskRecord, lease_seconds: float) -> ClaimResult:
-        """absent, or claimed with its lease expired and not superseded  ──▶  claimed (ours).
+        """absent, or claimed with its lease expired, not superseded, for the same request  ──▶
+        claimed (ours).
 
         A PutItem of the whole record (create_request included), so a takeover resumes with a
         clean record; the caller keeps the same idempotency token, derived from the key."""
@@ -85,9 +86,11 @@ class TaskStore(TaskTable):
                 Item=record.to_item(),
                 ReturnValues="ALL_OLD",
                 ConditionExpression="attribute_not_exists(action_id) OR "
-                                    "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by))",
+                                    "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by) "
+                                    "AND (attribute_not_exists(request_digest) OR request_digest = :digest))",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":now": {"N": repr(now)}},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":now": {"N": repr(now)},
+                                           ":digest": {"B": record.request_digest or b""}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except RecordChanged as changed:

@@ -89,6 +89,7 @@ class TaskRecord:
     create_request: bytes | None = None
     superseded_by: int | None = None  # a newer attempt marked this claim while its create ran
     create_error: str | None = None  # the code connector.create failed with, when it failed
+    request_digest: bytes | None = None  # of the CreateTaskRequest less its connection: retries must match
     expires_at: int | None = None
     version: int = 1
     active_shard: str | None = None

@@ -247,8 +247,6 @@ def test_a_message_only_change_does_not_rewrite_the_recent_heartbeat(world):
 # == Finding 9: a different request for a known task execution id is answered the existing task's handle ====
 
 
-@pytest.mark.xfail(strict=True, reason="finding 9: a duplicate CreateTask is matched on the id and task type only; "
-                                       "different inputs get the first task's handle (its bearer secret)")
 def test_a_different_request_for_a_known_task_execution_id_does_not_get_its_handle(world):
     first = world.client.create_task(world.request("shared-id-run", 0, x=1)).resource_meta
     other = world.request("shared-id-run", 0, x=2)

@@ -63,7 +63,7 @@ def test_create_past_its_deadline_keeps_the_attempt_and_the_next_attempt_cancels
 
 def test_a_retry_of_the_same_attempt_resumes_with_the_same_token(world):
     assert world.error(world.create, "retry-run", 0, create_seconds=5).code == Code.DEADLINE_EXCEEDED
-    handle = world.create("retry-run", 0)  # the released claim is taken over at once
+    handle = world.create("retry-run", 0, create_seconds=5)  # the same request: taken over at once, job found
     assert list(job_states(world)) == ["job-1"]
     assert world.poll(handle).message == "job-1 running"
 
