@@ -20,7 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from . import literals
 from .connector import Resource
-from .connector_calls import redact
+from .connector_calls import redact, redact_data
 from .store import TaskRecord
 from .store.budget import MESSAGE_BYTES, clip
 
@@ -43,7 +43,8 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
         link.uri, link.name = redact(link.uri), redact(link.name)
     if resource.custom_info:
         try:
-            answer.custom_info.CopyFrom(json_format.Parse(redact(json.dumps(resource.custom_info, default=str)), Struct()))
+            data = json.loads(json.dumps(resource.custom_info, default=str))  # JSON-safe, then cut secrets
+            answer.custom_info.CopyFrom(json_format.ParseDict(redact_data(data), Struct()))
         except Exception as error:  # not JSON, too deep, not a mapping
             logger.warning("task %s: custom_info left out, it cannot be carried: %s", record.name, type(error).__name__)
     if phase == TaskExecution.SUCCEEDED and resource.outputs:

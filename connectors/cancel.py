@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Codes of a replayed create that say the connector refused it: it started no job.
 _REFUSED = frozenset({Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED, Code.OUT_OF_RANGE})
+REFUSED_CODES = frozenset(code.value for code in _REFUSED)
 # A failed cancel is tried again after this, doubling per failure, up to the abandonment window.
 FIRST_RETRY_SECONDS = 60.0
 
@@ -187,7 +188,7 @@ class Canceller:
         except ConnectError as error:
             # A refusal proves no job only when the first create was refused too: a replay can be
             # refused for reasons of its own (no secrets in the reaper, "already exists" by name).
-            if error.code in _REFUSED and record.create_error in {code.value for code in _REFUSED}:
+            if error.code in _REFUSED and record.create_error in REFUSED_CODES:
                 return None
             raise
 
@@ -202,4 +203,4 @@ class Canceller:
             return None
 
 
-__all__ = ["Canceller", "CleanupReport", "pack_create_request", "request_digest", "unpack_create_request"]
+__all__ = ["REFUSED_CODES", "Canceller", "CleanupReport", "pack_create_request", "request_digest", "unpack_create_request"]

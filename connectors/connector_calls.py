@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import logging
 import time
 import traceback
@@ -69,9 +70,25 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
     if both:
         raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
     forms = {form for value in secrets.values() if len(value) >= _MIN_REDACTED_LENGTH
-             for form in (value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1])}
+             for form in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1])}
     _secret_values.set(tuple(sorted(forms, key=len, reverse=True)))
     return {**secrets, **configs}
+
+
+def redact_data(value: Any) -> Any:
+    """JSON-like data with this request's secrets cut from every string (keys included), and any
+    number or boolean that is a secret replaced by ``***``: the structure stays valid."""
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    if value is not None and not isinstance(value, (dict, list)) and str(value) in _secret_values.get():
+        return REDACTED
+    if isinstance(value, bool) and json.dumps(value) in _secret_values.get():
+        return REDACTED
+    return value
 
 
 def redact(text: str) -> str:
@@ -85,6 +102,7 @@ def redact(text: str) -> str:
 # API Gateway gives up on an integration after 30 s: a request "older" than that is a replay.
 API_GATEWAY_MAX_SECONDS = 30.0
 _GRPC_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_GRPC_TIMEOUT = re.compile(r"[0-9]{1,8}[HMSmun]")
 
 
 def set_request_deadline(timeout_seconds: float | None) -> None:
@@ -101,8 +119,9 @@ def set_request_deadline(timeout_seconds: float | None) -> None:
 
 
 def grpc_timeout_seconds(header: str | None) -> float | None:
-    """A ``grpc-timeout`` header's value (``500m``, ``10S``…) in seconds; None if absent or malformed."""
-    if not header or len(header) < 2 or not header[:-1].isdigit() or header[-1] not in _GRPC_TIMEOUT_UNITS:
+    """A ``grpc-timeout`` header's value (``500m``, ``10S``: at most 8 ASCII digits and a unit, as
+    the gRPC spec says) in seconds; None if absent or malformed."""
+    if not header or not _GRPC_TIMEOUT.fullmatch(header):
         return None
     return int(header[:-1]) * _GRPC_TIMEOUT_UNITS[header[-1]]
 

@@ -19,7 +19,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from . import literals
 from .answers import answer_resource, stored_resource
-from .cancel import Canceller, pack_create_request, request_digest
+from .cancel import REFUSED_CODES, Canceller, pack_create_request, request_digest
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
 from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable,
@@ -84,7 +84,10 @@ class ConnectorService:
                 **connection, idempotency_token=key.idempotency_token(),
             ))
         except ConnectError as error:
-            await self._release(record, f"create failed ({error.code.value}): {error.message}", error.code.value)
+            # An earlier try of this attempt whose outcome is unknown keeps the outcome unknown.
+            known = not claim.took_over or claim.prior_create_error in REFUSED_CODES
+            await self._release(record, f"create failed ({error.code.value}): {error.message}",
+                                error.code.value if known else "")
             raise
         try:
             encoded = self._encode_meta(connector, record, meta)

@@ -56,6 +56,9 @@ class ClaimResult:
     record: TaskRecord
     claimed: bool  # False: someone else holds the claim, or the attempt moved on; record is theirs
     took_over: bool = False  # the claim replaced a released or expired one: create may have run before
+    # What the replaced claim's create failed with ("" when not known): a refusal now proves no job
+    # only if every earlier try of the attempt was refused too.
+    prior_create_error: str = ""
 
 
 class TaskStore(TaskTable):
@@ -100,7 +103,10 @@ class TaskStore(TaskTable):
             if current is None:  # pragma: no cover - DynamoDB returns the old item
                 raise
             return ClaimResult(current, claimed=False)
-        return ClaimResult(record, claimed=True, took_over="Attributes" in replaced)
+        if "Attributes" not in replaced:
+            return ClaimResult(record, claimed=True)
+        prior = TaskRecord.from_item(replaced["Attributes"])
+        return ClaimResult(record, claimed=True, took_over=True, prior_create_error=prior.create_error or "")
 
     @staticmethod
     def check_metadata_fits(record: TaskRecord, resource_meta: bytes) -> None:

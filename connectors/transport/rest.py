@@ -92,9 +92,9 @@ def _query(request: Request, message: Message, skip: set[str]) -> None:
 
 
 async def _answer(call: Callable[[], Awaitable[Response]], operation: str, request: Request) -> Response:
-    # grpc-gateway passes the caller's deadline on as Grpc-Timeout; honour it as Connect's.
-    set_request_deadline(grpc_timeout_seconds(request.headers.get("grpc-timeout")))
     try:
+        # grpc-gateway passes the caller's deadline on as Grpc-Timeout; honour it as Connect's.
+        set_request_deadline(grpc_timeout_seconds(request.headers.get("grpc-timeout")))
         return await call()
     except ConnectError as error:
         return error_response(error)
