@@ -36,6 +36,7 @@ from connectors.service import ConnectorService
 from connectors.settings import Settings
 from connectors.store import TaskHandle, new_client
 from connectors.transport import create_app
+from tests.unit.test_template import dynamodb_grants
 from tests.conftest import ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import echo_request
 from tests.sample_connectors import BulkyConnector, CountingConnector, FailingConnector
@@ -69,17 +70,8 @@ def _resource(resource: Any) -> str:
 
 
 def granted(logical_id: str) -> set[tuple[str, str]]:
-    grants: set[tuple[str, str]] = set()
-    for policy in functions()[logical_id]["Properties"].get("Policies") or []:
-        for statement in policy["Statement"]:
-            assert statement["Effect"] == "Allow"
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            for action in actions:
-                service, _, verb = action.partition(":")
-                assert service == "dynamodb", action
-                grants |= {(verb, _resource(r)) for r in resources}
-    return grants
+    """The function's DynamoDB grants (parsed as the template test does), resources named here."""
+    return {(verb, _resource(json.loads(resource))) for verb, resource in dynamodb_grants(functions()[logical_id])}
 
 
 def served_operations(logical_id: str) -> tuple[list[str], bool]:
