@@ -94,22 +94,23 @@ class Canceller:
     def new_owner() -> bytes:
         return secrets.token_bytes(16)
 
-    async def supersede(self, newer: TaskRecord, connection: dict[str, str]) -> CleanupReport:
-        """Cancel the jobs of the attempts of ``newer``'s action older than it that have not ended.
+    async def supersede(self, newer: TaskRecord, older: list[TaskRecord], connection: dict[str, str]) -> CleanupReport:
+        """Cancel the jobs of ``older`` attempts of ``newer``'s action that have not ended.
 
-        One Query. An older attempt whose create is still running (a live lease) is marked: when
-        its create finishes it deletes its own job (and if it died, the reaper takes it at once
-        the lease ends). Runs in CreateTask after the newer attempt is recorded."""
+        ``older`` may have been read before ``newer``'s create ran: every write here is
+        conditional and decides again on what is stored when it loses. An older attempt whose
+        create is still running (a live lease) is marked: when its create finishes it deletes its
+        own job (and if it died, the reaper takes it once the lease ends). Runs in CreateTask
+        after the newer attempt is recorded."""
         report = CleanupReport()
         reason = f"superseded by attempt {newer.attempt}"
         claimed = []
-        for other in await asyncio.to_thread(self.store.attempts, newer.action_id):
-            if other.attempt < newer.attempt:
-                taken = await self._take_older(other, newer.attempt, reason)
-                if taken is not None:
-                    claimed.append(taken)
-                elif other.state != ENDED:
-                    report.skipped.append(other.name)
+        for other in older:
+            taken = await self._take_older(other, newer.attempt, reason)
+            if taken is not None:
+                claimed.append(taken)
+            elif other.state != ENDED:
+                report.skipped.append(other.name)
         results = await asyncio.gather(*(self.cancel(r, connection, f"cancelled: {reason}", "superseded")
                                          for r in claimed))
         for record, ok in zip(claimed, results):

@@ -84,9 +84,7 @@ def redact_data(value: Any) -> Any:
         return [redact_data(v) for v in value]
     if isinstance(value, str):
         return redact(value)
-    if value is not None and not isinstance(value, (dict, list)) and str(value) in _secret_values.get():
-        return REDACTED
-    if isinstance(value, bool) and json.dumps(value) in _secret_values.get():
+    if isinstance(value, (bool, int, float)) and {str(value), json.dumps(value)} & set(_secret_values.get()):
         return REDACTED
     return value
 

@@ -76,7 +76,7 @@ class ConnectorService:
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
         # From here the record stays until its job is known finished or cancelled.
-        await self._refuse_if_superseded(record, claim.took_over)
+        older = await self._older_attempts(record, claim.took_over)
         try:
             meta = await self.calls.call(connector, "create", connector.create(
                 task_template=template, output_prefix=request.output_prefix, inputs=inputs,
@@ -107,20 +107,21 @@ class ConnectorService:
         logger.info("created %s task %s", template.type, created.name)
         if key.attempt > 0:
             try:
-                report = await self.canceller.supersede(created, connection)
+                report = await self.canceller.supersede(created, older, connection)
                 if report.cancelled or report.failed or report.skipped:
                     logger.info("earlier attempts of %s: %s", created.name, report.as_dict())
             except ConnectError as error:  # the task is created: answer it; the reaper catches what is left
                 logger.warning("could not look for earlier attempts of %s: %s", created.name, error.message)
         return pb.CreateTaskResponse(resource_meta=created.handle.encode())
 
-    async def _refuse_if_superseded(self, record: TaskRecord, took_over: bool) -> None:
-        """A CreateTask of an attempt older than one that exists (late, or re-sent) starts nothing:
-        no executor would watch its job."""
-        newer = [other.attempt for other in await self.run_store(self.store.attempts, record.action_id)
-                 if other.attempt > record.attempt]
+    async def _older_attempts(self, record: TaskRecord, took_over: bool) -> list[TaskRecord]:
+        """The action's attempts older than this one (one Query), for superseding once this one is
+        created. A CreateTask of an attempt older than one that exists (late, or re-sent) starts
+        nothing: no executor would watch its job."""
+        attempts = await self.run_store(self.store.attempts, record.action_id)
+        newer = [other.attempt for other in attempts if other.attempt > record.attempt]
         if not newer:
-            return
+            return [other for other in attempts if other.attempt < record.attempt]
         message = f"attempt {max(newer)} of this action exists; attempt {record.attempt} is not started"
         if took_over:  # an earlier try of this attempt may have started a job: leave it for a canceller
             await self._release(record, message)
