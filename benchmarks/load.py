@@ -17,7 +17,7 @@ Then it checks, reading the table directly:
 - duplicated records: one task execution id answered with two different handles;
 - duplicated jobs: more than one ``connector.create`` for one task execution id;
 - jobs without a record: a ``connector.create`` whose task execution id has no created record;
-- half-written records: records left in ``creating``.
+- half-written records: records left ``claimed`` or ``cancelling``.
 
 Targets: 0 for each. Every run stops by itself: ``--max-seconds`` bounds the calls, and each
 call has a client timeout. Exit status 1 when a target is missed or a call answered
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
     from connectors.registry import ConnectorRegistry
     from connectors.service import ConnectorService
     from connectors.settings import Settings
-    from connectors.store import CREATED, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_client
+    from connectors.store import CANCELLING, CLAIMED, TaskHandle, TaskRecord, TaskStore, new_client
     from connectors.transport import create_app
 
     settings = Settings(tasks_table=f"load-{uuid.uuid4().hex[:8]}")
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
 
     def loads(handle: bytes) -> bool:
         try:
-            return checker.load(TaskHandle.decode(handle)).state == CREATED
+            return checker.load(TaskHandle.decode(handle)).resource_meta is not None
         except Exception:
             return False
 
@@ -290,14 +290,11 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
 
     pages = patient.get_paginator("scan").paginate(TableName=settings.tasks_table, ConsistentRead=True)
     records = [TaskRecord.from_item(item) for page in pages for item in page["Items"]]
-    created_tokens = {
-        TaskExecutionKey(run=r.execution.get("run", ""), action=r.execution.get("action", ""),
-                         project=r.execution.get("project", ""), domain=r.execution.get("domain", ""),
-                         org=r.execution.get("org", ""), attempt=r.attempt).idempotency_token()
-        for r in records if r.state == CREATED
-    }
+    created_tokens = {r.key.idempotency_token() for r in records if r.resource_meta is not None}
     jobs_without_record = sum(token not in created_tokens for token in counter.by_token)
-    half_written = sum(r.state != CREATED for r in records)
+    # A record is whole once it holds its job, or ended without one (a CreateTask for an attempt
+    # older than one that exists is refused before it starts anything).
+    half_written = sum(r.state in (CLAIMED, CANCELLING) for r in records)
     creates = by_operation.get("CreateTask", [])
     duplicates_sent = len(creates) - len({o.task.key for o in creates})
     forbidden = sum(o.code in ("internal", "unknown") for o in outcomes)
@@ -310,7 +307,7 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
         "duplicated records (one id, two handles)": split,
         "duplicated jobs (connector.create > 1 per id)": duplicated_jobs,
         "jobs without a created record": jobs_without_record,
-        "half-written records (left in creating)": half_written,
+        "half-written records (left claimed or cancelling)": half_written,
         "internal/unknown answers": forbidden,
     }
     for name, value in targets.items():
