@@ -59,7 +59,7 @@ class LocalDynamoDB:
         out = subprocess.DEVNULL if self._quiet else None
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+            [sys.executable, "-m", "connectors.dev.fake_aws", "-H", HOST, "-p", str(self.port)],
             stdout=out, stderr=out, env=env,
         )
         _wait_for_port(self.port, self._process, timeout)

@@ -1,0 +1,126 @@
+"""``athena_query``: an Amazon Athena query; its result file is the task's DataFrame output.
+
+| | |
+|---|---|
+| create | StartQueryExecution: ``query`` (``?`` placeholders take the inputs named in ``parameters``, by default every input in declared order, as typed SQL literals), ``work_group``, ``catalog``/``database``, ``output_location``; ClientRequestToken = the idempotency token |
+| get | GetQueryExecution |
+| delete | StopQueryExecution (a finished query stays as it ended) |
+| outputs | the first declared DataFrame output refers to the result CSV in S3 |
+| custom_info | query execution id, state, work group, statistics |
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ... import literals
+from ...connector import Resource, ResourceMeta
+from ...errors import invalid_argument
+from .base import AwsConnector, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
+
+PHASES = PhaseTable("athena", {
+    "QUEUED": TaskExecution.QUEUED,
+    "RUNNING": TaskExecution.RUNNING,
+    "SUCCEEDED": TaskExecution.SUCCEEDED,
+    "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when AthenaError.Retryable says so
+    "CANCELLED": TaskExecution.ABORTED,
+})
+
+
+@dataclass
+class AthenaQueryMeta(ResourceMeta):
+    query_execution_id: str
+    work_group: str = "primary"
+    dataframe_output: Optional[str] = None  # the output that gets the result file
+
+
+class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
+    name = "Amazon Athena Connector"
+    task_type_name = "athena_query"
+    task_type_version = 0
+    metadata_type = AthenaQueryMeta
+    service = "athena"
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> AthenaQueryMeta:
+        fields = self.fields(task_template)
+        query = fields.required("query")
+        work_group = fields.optional("work_group", default="primary")
+        inputs = inputs or {}
+        names = fields.optional("parameters", list, default=None)
+        if names is None:
+            names = [entry.key for entry in task_template.interface.inputs.variables]
+        missing = [name for name in names if not isinstance(name, str) or name not in inputs]
+        if missing:
+            raise invalid_argument(f"athena_query: template.custom.parameters names {missing[0]!r}, "
+                                   f"which is not an input of this task")
+        if query.count("?") < len(names):
+            raise invalid_argument(f"athena_query: template.custom.query has {query.count('?')} '?' placeholders "
+                                   f"for {len(names)} parameters ({', '.join(names)})")
+        params: dict[str, Any] = {"QueryString": query, "WorkGroup": work_group}
+        if names:
+            params["ExecutionParameters"] = [sql_literal(inputs[name], name) for name in names]
+        context = {key: value for key, value in (("Catalog", fields.optional("catalog")),
+                                                  ("Database", fields.optional("database"))) if value}
+        if context:
+            params["QueryExecutionContext"] = context
+        location = fields.s3_uri("output_location")
+        if location:
+            params["ResultConfiguration"] = {"OutputLocation": location}
+        if idempotency_token:
+            params["ClientRequestToken"] = idempotency_token
+        started = await self.aws("start_query_execution", **params)
+        frames = output_names(task_template, is_dataframe)
+        return AthenaQueryMeta(query_execution_id=started["QueryExecutionId"], work_group=work_group,
+                               dataframe_output=frames[0] if frames else None)
+
+    async def get(self, resource_meta: AthenaQueryMeta, **kwargs: Any) -> Resource:
+        found = (await self.aws("get_query_execution", QueryExecutionId=resource_meta.query_execution_id))["QueryExecution"]
+        status = found.get("Status", {})
+        state = status.get("State", "")
+        phase = PHASES.phase(state)
+        error = status.get("AthenaError") or {}
+        if phase == TaskExecution.FAILED and error.get("Retryable"):
+            phase = TaskExecution.RETRYABLE_FAILED
+        message = status.get("StateChangeReason") or error.get("ErrorMessage") or f"Athena query {state.lower()}"
+        outputs = None
+        location = found.get("ResultConfiguration", {}).get("OutputLocation")
+        if phase == TaskExecution.SUCCEEDED and resource_meta.dataframe_output and location:
+            outputs = {resource_meta.dataframe_output: literals.DataFrameRef(uri=location, format="csv")}
+        info = {"query_execution_id": resource_meta.query_execution_id, "state": state,
+                "work_group": found.get("WorkGroup") or resource_meta.work_group,
+                "statistics": json_data(found.get("Statistics", {}))}
+        if location:
+            info["output_location"] = location
+        link = console_url(f"athena/home?region={{region}}#/query-editor/history/{resource_meta.query_execution_id}")
+        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
+                        log_links=[log_link("Athena query", link)])
+
+    async def delete(self, resource_meta: AthenaQueryMeta, **kwargs: Any) -> None:
+        await self.aws("stop_query_execution", QueryExecutionId=resource_meta.query_execution_id)
+
+
+def sql_literal(value: Any, name: str) -> str:
+    """An input as the SQL literal text Athena's execution parameters take (strings quoted)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, datetime.datetime):
+        text = value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
+        return f"timestamp '{text}'"
+    if isinstance(value, datetime.date):
+        return f"date '{value.isoformat()}'"
+    if isinstance(value, (literals.FileRef, literals.DirRef, literals.DataFrameRef)):
+        return "'" + value.uri.replace("'", "''") + "'"
+    raise invalid_argument(f"athena_query: input {name!r} is a {type(value).__name__}, which is not a SQL "
+                           f"parameter (use a string, number, boolean, date or datetime)")
+

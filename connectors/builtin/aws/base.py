@@ -1,0 +1,382 @@
+"""What the AWS connectors share: clients, the template's fields, phase tables, names, errors.
+
+Each AWS connector is one short module that reads like its row in docs/aws-connectors.md: it
+subclasses :class:`AwsConnector`, reads its template with :class:`Fields`, calls AWS through
+:meth:`AwsConnector.aws` and maps AWS's status words with a :class:`PhaseTable`.
+
+- Clients are built once per process (per service), with the service's retry and timeout
+  settings; boto3 finds the endpoint the usual way (``AWS_ENDPOINT_URL``, or
+  ``AWS_ENDPOINT_URL_<SERVICE>``: ``make serve`` points them at its embedded moto server).
+- Every AWS call runs in a worker thread (boto3 blocks) and its failure becomes a Connect error by
+  kind: validation -> invalid_argument, access denied -> permission_denied, throttling ->
+  resource_exhausted, not found -> not_found, conflict -> failed_precondition, AWS's own
+  failures and the network -> unavailable; AWS's message is kept.
+- :func:`token_name` derives a remote job's name from the attempt's idempotency token, for APIs
+  that take no client token: the same attempt always gets the same name, so a create retried
+  after a crash finds the job it started instead of starting another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, TypeVar
+
+from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
+from flyteidl2.core.tasks_pb2 import TaskTemplate
+from google.protobuf import json_format
+
+from ...connector import AsyncConnector, M
+from ...errors import Code, ConnectError, internal, invalid_argument
+
+__all__ = [
+    "AwsConnector", "Fields", "PhaseTable", "aws_error", "client", "cloudwatch_log_url", "console_url", "error_code",
+    "input_text", "inputs_json", "json_data", "is_blob", "is_dataframe", "log_link", "output_names", "region", "stem_of",
+    "token_name",
+]
+
+T = TypeVar("T")
+
+# -- clients -----------------------------------------------------------------------------------
+
+# Botocore's own retries stay within a connector call's deadline (CONNECTOR_TIMEOUT_SECONDS, 8 s by
+# default): "standard" mode retries throttling and transient errors with jittered back-off.
+_RETRY_ATTEMPTS_ENV = "AWS_CONNECTOR_MAX_ATTEMPTS"
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_config() -> Any:
+    from botocore.config import Config
+
+    timeout = float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "") or 8.0)
+    attempts = int(os.environ.get(_RETRY_ATTEMPTS_ENV, "") or 3)
+    return Config(
+        retries={"mode": "standard", "max_attempts": attempts},
+        connect_timeout=min(3.0, timeout), read_timeout=timeout,
+        user_agent_extra="flyte-aws-connectors",
+    )
+
+
+def client(service: str) -> Any:
+    """The process's boto3 client for ``service``, built on first use."""
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    with _clients_lock:
+        if service not in _clients:
+            import boto3
+
+            _clients[service] = boto3.session.Session().client(service, config=_client_config())
+        return _clients[service]
+
+
+def region() -> str:
+    """The region the clients call (the Lambda's own)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+_VALIDATION = re.compile(r"Validation|Invalid|Malformed|MissingParameter|MissingRequired|ClientException|"
+                         r"SerializationException|UnsupportedOperation|IncompatibleVersion")
+_DENIED = re.compile(r"AccessDenied|Unauthorized|NotAuthorized|Forbidden|UnrecognizedClient|InvalidClientTokenId|"
+                     r"ExpiredToken|SignatureDoesNotMatch|MissingAuthenticationToken|InvalidSignature")
+_THROTTLED = re.compile(r"Throttl|TooManyRequests|RequestLimitExceeded|LimitExceeded|SlowDown|QuotaExceeded|"
+                        r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity")
+_NOT_FOUND = re.compile(r"NotFound|DoesNotExist|NoSuch|UnknownResource")
+_CONFLICT = re.compile(r"Conflict|AlreadyExists|ResourceInUse|IdempotentParameterMismatch|ConcurrentModification|"
+                       r"ConcurrentRuns|IllegalState|InvalidState")
+
+
+def aws_error(error: BaseException, what: str) -> ConnectError:
+    """A Connect error for an AWS failure, by kind, with AWS's own code and message.
+
+    ``what`` names the call (``athena StartQueryExecution``). Order matters: a code such as
+    ``InvalidClientTokenId`` is a credentials problem before it is a validation one.
+    """
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionError as BotoConnectionError,
+        NoCredentialsError,
+        ParamValidationError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(error, ConnectError):
+        return error
+    if isinstance(error, ClientError):
+        body = error.response.get("Error", {})
+        code = str(body.get("Code", "") or "")
+        message = str(body.get("Message", "") or error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = f"{what}: {code}: {message}" if code else f"{what}: {message}"
+        if _DENIED.search(code) or status == 403:
+            return ConnectError(Code.PERMISSION_DENIED, text)
+        if _THROTTLED.search(code) or status == 429:
+            return ConnectError(Code.RESOURCE_EXHAUSTED, text)
+        if _CONFLICT.search(code) or status == 409:
+            return ConnectError(Code.FAILED_PRECONDITION, text)
+        if _NOT_FOUND.search(code) or status == 404:
+            return ConnectError(Code.NOT_FOUND, text)
+        if status >= 500 or "InternalServer" in code or "ServiceUnavailable" in code or "InternalFailure" in code:
+            return ConnectError(Code.UNAVAILABLE, text)
+        if _VALIDATION.search(code) or status == 400:
+            return ConnectError(Code.INVALID_ARGUMENT, text)
+        return ConnectError(Code.FAILED_PRECONDITION, text)
+    if isinstance(error, ParamValidationError):
+        return ConnectError(Code.INVALID_ARGUMENT, f"{what}: {error}")
+    if isinstance(error, NoCredentialsError):
+        return ConnectError(Code.UNAUTHENTICATED, f"{what}: no AWS credentials: {error}")
+    if isinstance(error, (BotoConnectionError, ReadTimeoutError)):
+        return ConnectError(Code.UNAVAILABLE, f"{what}: AWS did not answer: {error}")
+    if isinstance(error, BotoCoreError):
+        return ConnectError(Code.UNAVAILABLE, f"{what}: {error}")
+    raise error  # not an AWS failure: the service's call wrapper reports it as internal
+
+
+def error_code(error: BaseException) -> str:
+    """AWS's error code of a ClientError (``""`` for anything else)."""
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+# -- the template ------------------------------------------------------------------------------
+
+
+class Fields:
+    """``template.custom`` of one task type, read with errors that name the missing or bad field."""
+
+    def __init__(self, task_type: str, template: TaskTemplate) -> None:
+        self.task_type = task_type
+        try:
+            self.data: dict[str, Any] = json_format.MessageToDict(template.custom) if template.HasField("custom") else {}
+        except ValueError as error:  # an infinite or NaN number does not serialize
+            raise invalid_argument(f"{task_type}: template.custom is not JSON: {error}") from None
+
+    def _bad(self, name: str, expected: str, value: Any) -> ConnectError:
+        return invalid_argument(f"{self.task_type}: template.custom.{name} must be {expected}, got {value!r}")
+
+    def required(self, name: str, kind: type = str) -> Any:
+        """A field that must be present and not empty."""
+        value = self.data.get(name)
+        if value is None or value == "" or value == [] or value == {}:
+            raise invalid_argument(f"{self.task_type}: template.custom.{name} is required")
+        return self._typed(name, value, kind)
+
+    def optional(self, name: str, kind: type = str, default: Any = None) -> Any:
+        value = self.data.get(name)
+        if value is None or value == "":
+            return default
+        return self._typed(name, value, kind)
+
+    def one_of(self, *names: str) -> tuple[str, str]:
+        """Exactly one of ``names`` is given (as a string): which, and its value."""
+        given = [name for name in names if self.data.get(name) not in (None, "")]
+        if len(given) != 1:
+            raise invalid_argument(f"{self.task_type}: template.custom needs exactly one of {', '.join(names)}"
+                                   + (f" (got {', '.join(given)})" if given else ""))
+        return given[0], self._typed(given[0], self.data[given[0]], str)
+
+    def _typed(self, name: str, value: Any, kind: type) -> Any:
+        if kind is int:
+            # JSON numbers come back from a Struct as floats: accept whole ones.
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise self._bad(name, "a whole number", value)
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self._bad(name, "a number", value)
+            return float(value)
+        if kind is str and not isinstance(value, str):
+            raise self._bad(name, "a string", value)
+        if kind is dict and not isinstance(value, dict):
+            raise self._bad(name, "an object", value)
+        if kind is list and not isinstance(value, list):
+            raise self._bad(name, "a list", value)
+        if kind is bool and not isinstance(value, bool):
+            raise self._bad(name, "true or false", value)
+        return value
+
+    def string_map(self, name: str) -> dict[str, str]:
+        """An optional object of strings (environment variables, arguments, tags)."""
+        value = self.optional(name, dict, {})
+        bad = [key for key, item in value.items() if not isinstance(item, str)]
+        if bad:
+            raise invalid_argument(f"{self.task_type}: template.custom.{name}.{bad[0]} must be a string, "
+                                   f"got {value[bad[0]]!r}")
+        return dict(value)
+
+    def s3_uri(self, name: str, required: bool = False) -> Optional[str]:
+        value = self.required(name) if required else self.optional(name)
+        if value is not None and not value.startswith("s3://"):
+            raise self._bad(name, "an s3:// URI", value)
+        return value
+
+
+# -- phases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhaseTable:
+    """AWS's status words of one job kind, each to a Flyte phase."""
+
+    service: str
+    phases: Mapping[str, "TaskExecution.Phase.ValueType"]
+
+    def phase(self, status: str) -> "TaskExecution.Phase.ValueType":
+        """The phase for a status; an unknown word is ``internal`` (a poll error the executor counts),
+        never a guess that could end a running job's task."""
+        try:
+            return self.phases[status]
+        except KeyError:
+            raise internal(f"{self.service} reported status {status!r}, which this connector does not know") from None
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        ended = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.ABORTED, TaskExecution.RETRYABLE_FAILED}
+        return frozenset(word for word, phase in self.phases.items() if phase in ended)
+
+
+# -- names and links ---------------------------------------------------------------------------
+
+
+def token_name(token: str, limit: int, *, stem: str = "flyte", allowed: str = "A-Za-z0-9-") -> str:
+    """A remote job's name for an attempt: ``<stem>-<token>``, the stem cut to fit ``limit`` and its
+    characters outside ``allowed`` (a regex character class) replaced by ``-``. The token (32
+    hex characters, one per attempt) is always whole, so the name is one attempt's and only its."""
+    if not token or not re.fullmatch(r"[0-9a-f]{16,64}", token):
+        raise internal(f"idempotency token {token!r} is not the service's hex form")
+    room = limit - len(token) - 1
+    clean = re.sub(rf"[^{allowed}]+", "-", stem).strip("-_")[:max(0, room)].rstrip("-_")
+    return f"{clean}-{token}" if clean else token
+
+
+def stem_of(task_execution_metadata: Any, default: str = "flyte") -> str:
+    """A readable stem for remote names: the run's name and the action's, when the executor sent them."""
+    try:
+        node = task_execution_metadata.task_execution_id.node_execution_id
+        parts = [node.execution_id.name, node.node_id]
+    except AttributeError:
+        return default
+    text = "-".join(part for part in parts if part)
+    return text or default
+
+
+def console_url(path: str) -> str:
+    """An AWS console link in the service's region (``path`` after ``console.aws.amazon.com/``)."""
+    where = region()
+    return f"https://{where}.console.aws.amazon.com/{path.replace('{region}', where)}"
+
+
+def cloudwatch_log_url(group: str, stream: str = "") -> str:
+    """The CloudWatch console page of a log group, or of one stream in it."""
+
+    def escape(text: str) -> str:  # the console's own escaping of slashes and the like in its fragment
+        from urllib.parse import quote
+
+        return quote(quote(text, safe=""), safe="").replace("%", "$")
+
+    fragment = f"logsV2:log-groups/log-group/{escape(group)}"
+    if stream:
+        fragment += f"/log-events/{escape(stream)}"
+    return console_url(f"cloudwatch/home?region={{region}}#{fragment}")
+
+
+def log_link(name: str, uri: str) -> TaskLog:
+    return TaskLog(name=name, uri=uri)
+
+
+def input_text(value: Any) -> str:
+    """An input as the text AWS APIs take for parameters and arguments: numbers and strings as
+    written, booleans as ``true``/``false``, times in ISO 8601, files and DataFrames by their
+    URI, lists and objects as JSON."""
+    import datetime
+    import json
+
+    from ... import literals
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return str(value.total_seconds())
+    if isinstance(value, (literals.FileRef, literals.DirRef, literals.DataFrameRef)):
+        return value.uri
+    if value is None:
+        return ""
+    return json.dumps(json_data(value), separators=(",", ":"), sort_keys=True)
+
+
+def json_data(value: Any) -> Any:
+    """Inputs, or an AWS answer, as plain JSON data (references by URI, times in ISO 8601)."""
+    if isinstance(value, dict):
+        return {str(key): json_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_data(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return input_text(value)
+
+
+def inputs_json(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The inputs as one JSON object (Step Functions input, and the like)."""
+    return {name: json_data(value) for name, value in (inputs or {}).items()}
+
+
+# -- the connector base ------------------------------------------------------------------------
+
+
+class AwsConnector(AsyncConnector[M]):
+    """An AWS connector: ``service`` names its boto3 client; :meth:`aws` makes its calls."""
+
+    service: str  # the boto3 service name ("athena", "batch", ...)
+
+    @property
+    def client(self) -> Any:
+        return client(self.service)
+
+    async def aws(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Call ``operation`` (the client's snake_case method) in a worker thread; AWS's failures
+        come back as Connect errors by kind (see :func:`aws_error`)."""
+        return await self.aws_call(self.service, operation, **params)
+
+    async def aws_call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """:meth:`aws` on another service's client (CloudWatch Logs, IAM...)."""
+        method = getattr(client(service), operation)
+        what = f"{service} {_api_name(operation)}"
+        try:
+            return await asyncio.to_thread(functools.partial(method, **params))
+        except Exception as error:
+            raise aws_error(error, what) from None
+
+    def fields(self, template: TaskTemplate) -> Fields:
+        return Fields(self.task_type_name, template)
+
+
+def _api_name(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def output_names(template: TaskTemplate, predicate: Callable[[Any], bool] | None = None) -> list[str]:
+    """The declared outputs' names, in order; with ``predicate``, those whose LiteralType it accepts."""
+    return [entry.key for entry in template.interface.outputs.variables
+            if predicate is None or predicate(entry.value.type)]
+
+
+def is_dataframe(literal_type: Any) -> bool:
+    return literal_type.HasField("structured_dataset_type")
+
+
+def is_blob(literal_type: Any, multipart: bool | None = None) -> bool:
+    if not literal_type.HasField("blob"):
+        return False
+    return multipart is None or (literal_type.blob.dimensionality == 1) == multipart

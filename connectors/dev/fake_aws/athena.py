@@ -1,0 +1,82 @@
+"""Athena: ClientRequestToken honoured, an unknown query id refused as AWS does, fates applied.
+
+- StartQueryExecution with a ClientRequestToken already used answers the same QueryExecutionId
+  ("a unique case-sensitive string used to ensure the request to create the query is idempotent
+  (executes only once)", Athena API reference); moto starts a new query each time.
+- GetQueryExecution/StopQueryExecution of an unknown id: AWS answers InvalidRequestException,
+  moto a bare 500.
+- A query given no result location writes where its work group's configuration says.
+- A fate of FAILED sets State, StateChangeReason and AthenaError (``retryable`` in the fate
+  sets AthenaError.Retryable).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.athena.exceptions import AthenaClientError
+from moto.athena.models import AthenaBackend
+from moto.athena.responses import AthenaResponse
+
+from . import fate_of
+from ._support import wraps_method
+
+_TOKENS = "_fake_aws_tokens"
+
+
+@wraps_method(AthenaResponse, "start_query_execution")
+def _start(original: Any, self: AthenaResponse) -> Any:
+    token = self._get_param("ClientRequestToken")
+    tokens: dict[str, str] = self.athena_backend.__dict__.setdefault(_TOKENS, {})
+    if token and token in tokens:
+        return json.dumps({"QueryExecutionId": tokens[token]})
+    answer = original(self)
+    if isinstance(answer, str):
+        exec_id = json.loads(answer)["QueryExecutionId"]
+        _result_location_from_work_group(self.athena_backend, exec_id)
+        if token:
+            tokens[token] = exec_id
+    return answer
+
+
+def _result_location_from_work_group(backend: AthenaBackend, exec_id: str) -> None:
+    """A query given no OutputLocation writes where its work group says (moto leaves it empty)."""
+    execution = backend.executions[exec_id]
+    if execution.config and execution.config.get("OutputLocation"):
+        return
+    group = execution.workgroup
+    configured = ((getattr(group, "configuration", None) or {}).get("ResultConfiguration") or {}).get("OutputLocation")
+    if configured:
+        execution.config = {**(execution.config or {}), "OutputLocation": configured.rstrip("/") + f"/{exec_id}.csv"}
+
+
+def _known(backend: AthenaBackend, exec_id: str) -> None:
+    if exec_id not in backend.executions:
+        raise AthenaClientError(code="InvalidRequestException", message=f"QueryExecution {exec_id} was not found")
+
+
+@wraps_method(AthenaResponse, "get_query_execution")
+def _get(original: Any, self: AthenaResponse) -> Any:
+    exec_id = self._get_param("QueryExecutionId")
+    _known(self.athena_backend, exec_id)
+    fate = fate_of("athena", exec_id)
+    execution = self.athena_backend.executions[exec_id]
+    if fate and execution.status not in ("CANCELLED",):
+        execution.status = fate["status"]
+    answer = json.loads(original(self))
+    if fate and answer["QueryExecution"]["Status"]["State"] == fate["status"] and fate["status"] == "FAILED":
+        answer["QueryExecution"]["Status"]["StateChangeReason"] = fate["reason"]
+        answer["QueryExecution"]["Status"]["AthenaError"] = {
+            "ErrorCategory": 2, "ErrorType": 1000, "Retryable": fate.get("retryable") == "true",
+            "ErrorMessage": fate["reason"],
+        }
+    return json.dumps(answer)
+
+
+@wraps_method(AthenaBackend, "stop_query_execution")
+def _stop(original: Any, self: AthenaBackend, exec_id: str) -> None:
+    _known(self, exec_id)
+    if self.executions[exec_id].status in ("SUCCEEDED", "FAILED"):
+        return  # AWS leaves a finished query as it ended
+    original(self, exec_id)
