@@ -126,7 +126,8 @@ _loaded = False
 
 
 def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
-    """Fill the default registry once per process: built-ins, then ``CONNECTOR_MODULES``.
+    """Fill the default registry once per process: built-ins (less ``DISABLED_CONNECTORS``), then
+    ``CONNECTOR_MODULES``.
 
     ``modules`` is a comma-separated list of importable module names (default: the environment
     variable). Each module registers its connectors when imported. An import error or a
@@ -137,9 +138,9 @@ def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
         registry = ConnectorRegistry.default()
         if _loaded:
             return registry
-        from .builtin import BUILTIN_CONNECTORS
+        from .builtin import builtin_connector_classes
 
-        for connector_type in BUILTIN_CONNECTORS:
+        for connector_type in builtin_connector_classes():
             registry.register(connector_type())
         names = modules if modules is not None else os.environ.get(CONNECTOR_MODULES_ENV, "")
         for name in filter(None, (part.strip() for part in names.split(","))):

@@ -31,11 +31,17 @@ def task_table(dynamodb_port: int) -> Iterator[str]:
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
     with LocalDynamoDB(dynamodb_port) as local:
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = local.endpoint_url
+        # The same moto serves every AWS API the AWS connectors call, with the examples' resources.
+        endpoints = {"AWS_ENDPOINT_URL_DYNAMODB": local.endpoint_url, "AWS_ENDPOINT_URL": local.endpoint_url}
+        os.environ.update(endpoints)
         try:
-            yield f"embedded DynamoDB (moto) at {local.endpoint_url}"
+            from .aws_resources import create_example_resources
+
+            create_example_resources(local.endpoint_url)
+            yield f"embedded DynamoDB and AWS APIs (moto) at {local.endpoint_url}"
         finally:
-            del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+            for key in endpoints:
+                del os.environ[key]
 
 
 def _has_aws_credentials() -> bool:
@@ -77,6 +83,10 @@ def serve(port: int, dynamodb_port: int) -> None:
         print(
             f"  curl -s -X POST {base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors "
             "-H 'content-type: application/json' -d '{}'"
+        )
+        print(
+            f"  curl -s -X POST {base}/flyteidl2.connector.AsyncConnectorService/CreateTask "
+            "-H 'content-type: application/json' -d @examples/athena_query.json"
         )
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_hypercorn(create_app(service), "127.0.0.1", port))
