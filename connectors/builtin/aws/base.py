@@ -253,7 +253,7 @@ def token_name(token: str, limit: int, *, stem: str = "flyte", allowed: str = "A
     if not token or not re.fullmatch(r"[0-9a-f]{16,64}", token):
         raise internal(f"idempotency token {token!r} is not the service's hex form")
     room = limit - len(token) - 1
-    clean = re.sub(rf"[^{allowed}]+", "-", stem).strip("-_")[:max(0, room)].rstrip("-_")
+    clean = re.sub(r"-{2,}", "-", re.sub(rf"[^{allowed}]+", "-", stem)).strip("-_")[:max(0, room)].rstrip("-_")
     return f"{clean}-{token}" if clean else token
 
 
