@@ -44,6 +44,13 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
     task_type_version = 0
     metadata_type = AthenaQueryMeta
     service = "athena"
+    # Athena also runs the query with the caller's rights on the result location (S3) and the
+    # Glue Data Catalog: template.yaml grants those on the resources its parameters name.
+    iam_actions = {
+        "create": ("athena:StartQueryExecution",),
+        "get": ("athena:GetQueryExecution",),
+        "delete": ("athena:StopQueryExecution",),
+    }
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
                      idempotency_token: str = "", **kwargs: Any) -> AthenaQueryMeta:
