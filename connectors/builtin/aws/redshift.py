@@ -1,0 +1,162 @@
+"""``redshift_query``: one SQL statement on Amazon Redshift through the Redshift Data API.
+
+| | |
+|---|---|
+| create | ExecuteStatement on ``cluster_identifier`` or ``workgroup_name`` (exactly one), ``database``, ``db_user`` / ``secret_arn``; each input the query names as ``:name`` is a named parameter (its value as text); ClientToken = the idempotency token. With a DataFrame output declared and ``unload_prefix`` given, the SQL becomes ``UNLOAD ('<query>') TO '<unload_prefix>/<token>/' IAM_ROLE '<unload_iam_role>' FORMAT AS PARQUET`` (AWS binds no parameters inside UNLOAD: the inputs are written into it as SQL literals) |
+| get | DescribeStatement: SUBMITTED/PICKED -> QUEUED, STARTED -> RUNNING, FINISHED -> SUCCEEDED, FAILED -> FAILED with AWS's ``Error``, ABORTED -> ABORTED |
+| delete | CancelStatement (a statement that has ended stays as it ended) |
+| outputs | the DataFrame output refers to ``<unload_prefix>/<token>/`` as parquet |
+| custom_info | statement id, status, result rows, Redshift query id, duration |
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ... import literals
+from ...connector import Resource, ResourceMeta
+from ...errors import Code, ConnectError, invalid_argument
+from .base import AwsConnector, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
+
+PHASES = PhaseTable("redshift-data", {
+    "SUBMITTED": TaskExecution.QUEUED,
+    "PICKED": TaskExecution.QUEUED,
+    "STARTED": TaskExecution.RUNNING,
+    "FINISHED": TaskExecution.SUCCEEDED,
+    "FAILED": TaskExecution.FAILED,
+    "ABORTED": TaskExecution.ABORTED,
+})
+_ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+(,arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+)*")
+
+
+@dataclass
+class RedshiftQueryMeta(ResourceMeta):
+    statement_id: str
+    cluster_identifier: Optional[str] = None
+    workgroup_name: Optional[str] = None
+    dataframe_output: Optional[str] = None  # the output that gets the unloaded files
+    unload_uri: Optional[str] = None
+
+
+class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
+    name = "Amazon Redshift Connector"
+    task_type_name = "redshift_query"
+    task_type_version = 0
+    metadata_type = RedshiftQueryMeta
+    service = "redshift-data"
+    iam_actions = {
+        # the Data API gets database credentials as the caller: one of the last four, by how the
+        # template connects (db_user, IAM identity, serverless workgroup, secret_arn)
+        "create": ("redshift-data:ExecuteStatement", "redshift:GetClusterCredentials",
+                   "redshift:GetClusterCredentialsWithIAM", "redshift-serverless:GetCredentials",
+                   "secretsmanager:GetSecretValue"),
+        "get": ("redshift-data:DescribeStatement",),
+        "delete": ("redshift-data:CancelStatement", "redshift-data:DescribeStatement"),
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> RedshiftQueryMeta:
+        fields = self.fields(task_template)
+        query = fields.required("query")
+        database = fields.required("database")
+        where, target = fields.one_of("cluster_identifier", "workgroup_name")
+        unload_prefix = fields.s3_uri("unload_prefix")
+        role = fields.required("unload_iam_role") if unload_prefix else fields.optional("unload_iam_role")
+        if role and not _ROLE.fullmatch(role):
+            raise invalid_argument(f"redshift_query: template.custom.unload_iam_role must be an IAM role ARN, got {role!r}")
+        if unload_prefix and "'" in unload_prefix:
+            raise invalid_argument("redshift_query: template.custom.unload_prefix must not contain a quote")
+        frames = output_names(task_template, is_dataframe)
+        if frames and not unload_prefix:
+            raise invalid_argument(f"redshift_query: output {frames[0]!r} is a DataFrame, which needs "
+                                   f"template.custom.unload_prefix (and unload_iam_role) to unload the result to")
+        inputs = inputs or {}
+        named = [name for name in inputs if re.search(rf"(?<![:\w]):{re.escape(name)}\b", query)]
+        params: dict[str, Any] = {"Database": database, "ClientToken": idempotency_token or None}
+        params["ClusterIdentifier" if where == "cluster_identifier" else "WorkgroupName"] = target
+        for key, name in (("DbUser", "db_user"), ("SecretArn", "secret_arn")):
+            if fields.optional(name):
+                params[key] = fields.optional(name)
+        unload_uri = None
+        if frames:
+            unload_uri = f"{unload_prefix.rstrip('/')}/{idempotency_token or 'result'}/"
+            inner = _inline(query.strip().rstrip(";").strip(), {name: inputs[name] for name in named})
+            params["Sql"] = (f"UNLOAD ('{inner.replace(chr(39), chr(39) * 2)}') TO '{unload_uri}' "
+                             f"IAM_ROLE '{role}' FORMAT AS PARQUET")
+        else:
+            params["Sql"] = query
+            if named:
+                params["Parameters"] = [{"name": name, "value": input_text(inputs[name])} for name in named]
+        started = await self.aws("execute_statement", **{k: v for k, v in params.items() if v is not None})
+        return RedshiftQueryMeta(statement_id=started["Id"], cluster_identifier=params.get("ClusterIdentifier"),
+                                 workgroup_name=params.get("WorkgroupName"),
+                                 dataframe_output=frames[0] if frames else None, unload_uri=unload_uri)
+
+    async def get(self, resource_meta: RedshiftQueryMeta, **kwargs: Any) -> Resource:
+        found = await self.aws("describe_statement", Id=resource_meta.statement_id)
+        status = found.get("Status", "")
+        phase = PHASES.phase(status)
+        message = found.get("Error") or f"Redshift statement {status.lower()}"
+        outputs = None
+        if phase == TaskExecution.SUCCEEDED and resource_meta.dataframe_output and resource_meta.unload_uri:
+            outputs = {resource_meta.dataframe_output: literals.DataFrameRef(uri=resource_meta.unload_uri, format="parquet")}
+        info = {"statement_id": resource_meta.statement_id, "status": status, "result_rows": found.get("ResultRows"),
+                "redshift_query_id": found.get("RedshiftQueryId"), "duration_ns": found.get("Duration"),
+                "has_result_set": found.get("HasResultSet")}
+        if resource_meta.unload_uri:
+            info["unload_uri"] = resource_meta.unload_uri
+        if resource_meta.workgroup_name:
+            link = console_url(f"redshiftv2/home?region={{region}}#serverless-workgroup?workgroup={resource_meta.workgroup_name}")
+        else:
+            link = console_url(f"redshiftv2/home?region={{region}}#cluster-details?cluster={resource_meta.cluster_identifier}")
+        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
+                        log_links=[log_link("Redshift", link)])
+
+    async def delete(self, resource_meta: RedshiftQueryMeta, **kwargs: Any) -> None:
+        try:
+            answer = await self.aws("cancel_statement", Id=resource_meta.statement_id)
+        except ConnectError as error:
+            # AWS refuses to cancel a statement that has ended (ValidationException "Could not
+            # cancel a query that is already in FINISHED state"): that statement is done with.
+            if error.code != Code.INVALID_ARGUMENT or not await self._ended(resource_meta):
+                raise
+            return
+        if answer.get("Status") is False and not await self._ended(resource_meta):
+            raise ConnectError(Code.UNAVAILABLE, f"redshift-data CancelStatement: statement "
+                                                 f"{resource_meta.statement_id} was not cancelled")
+
+    async def _ended(self, resource_meta: RedshiftQueryMeta) -> bool:
+        found = await self.aws("describe_statement", Id=resource_meta.statement_id)
+        return found.get("Status") in PHASES.terminal
+
+
+def _inline(query: str, values: dict[str, Any]) -> str:
+    """``query`` with each ``:name`` replaced by its value as a SQL literal (inside UNLOAD)."""
+    for name, value in values.items():
+        query = re.sub(rf"(?<![:\w]):{re.escape(name)}\b", lambda _: _literal(name, value), query)
+    return query
+
+
+def _literal(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise invalid_argument(f"redshift_query: input {name!r} is {value}, which has no SQL literal")
+        return repr(value)
+    if isinstance(value, datetime.datetime):
+        text = value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ") if value.tzinfo else \
+            value.isoformat(sep=" ")
+    else:
+        text = input_text(value)
+    if "\\" in text or any(ord(char) < 32 for char in text):
+        # Redshift reads a backslash in a literal as an escape: refuse rather than guess
+        raise invalid_argument(f"redshift_query: input {name!r} holds a backslash or a control character, "
+                               f"which cannot be written safely into an UNLOAD query")
+    return "'" + text.replace("'", "''") + "'"
