@@ -1,0 +1,136 @@
+"""``emr_serverless_job``: a Spark job run on an Amazon EMR Serverless application.
+
+| | |
+|---|---|
+| create | StartJobRun on ``application_id`` as ``execution_role_arn``: ``entry_point`` (s3) with ``entry_point_arguments`` and each input appended as ``--<name> <input_text>``, ``spark_submit_parameters``, ``configuration_overrides`` (AWS shape), ``name``, ``execution_timeout_minutes``, ``tags``; clientToken = the idempotency token |
+| get | GetJobRun |
+| delete | CancelJobRun (a run that has ended stays as it ended) |
+| log links | the EMR console's job run page; the CloudWatch log group when configuration_overrides.monitoringConfiguration.cloudWatchLoggingConfiguration is enabled |
+| custom_info | application id, job run id, state and its details, duration, billed resources |
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ...connector import Resource, ResourceMeta
+from ...errors import Code, ConnectError, invalid_argument
+from .base import AwsConnector, PhaseTable, cloudwatch_log_url, console_url, input_text, json_data, log_link, stem_of, \
+    token_name
+
+PHASES = PhaseTable("emr-serverless", {
+    "SUBMITTED": TaskExecution.QUEUED,
+    "PENDING": TaskExecution.INITIALIZING,
+    "SCHEDULED": TaskExecution.INITIALIZING,
+    "QUEUED": TaskExecution.WAITING_FOR_RESOURCES,  # the application is at its maximum capacity
+    "RUNNING": TaskExecution.RUNNING,
+    "CANCELLING": TaskExecution.RUNNING,  # still ending: ABORTED once CANCELLED
+    "SUCCESS": TaskExecution.SUCCEEDED,
+    "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when stateDetails says AWS ran short or failed itself
+    "CANCELLED": TaskExecution.ABORTED,
+})
+TRANSIENT = re.compile(r"insufficient capacity|InsufficientCapacity|InternalServerError|internal (server )?error|"
+                       r"ServiceUnavailable", re.IGNORECASE)
+DEFAULT_LOG_GROUP = "/aws/emr-serverless"
+
+
+@dataclass
+class EmrServerlessJobMeta(ResourceMeta):
+    application_id: str
+    job_run_id: str
+
+
+class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
+    name = "Amazon EMR Serverless Connector"
+    task_type_name = "emr_serverless_job"
+    task_type_version = 0
+    metadata_type = EmrServerlessJobMeta
+    service = "emr-serverless"
+    iam_actions = {
+        "create": ("emr-serverless:StartJobRun", "emr-serverless:TagResource", "iam:PassRole"),
+        "get": ("emr-serverless:GetJobRun",),
+        "delete": ("emr-serverless:CancelJobRun", "emr-serverless:GetJobRun"),
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> EmrServerlessJobMeta:
+        fields = self.fields(task_template)
+        application_id = fields.required("application_id")
+        role = fields.required("execution_role_arn")
+        spark: dict[str, Any] = {"entryPoint": fields.s3_uri("entry_point", required=True)}
+        arguments = fields.optional("entry_point_arguments", list, default=[])
+        if not all(isinstance(item, str) for item in arguments):
+            raise invalid_argument("emr_serverless_job: template.custom.entry_point_arguments must be a list of strings")
+        for name, value in (inputs or {}).items():
+            arguments = [*arguments, f"--{name}", input_text(value)]
+        if arguments:
+            spark["entryPointArguments"] = arguments
+        submit = fields.optional("spark_submit_parameters")
+        if submit:
+            spark["sparkSubmitParameters"] = submit
+        stem = stem_of(task_execution_metadata)
+        params: dict[str, Any] = {
+            "applicationId": application_id, "executionRoleArn": role, "jobDriver": {"sparkSubmit": spark},
+            "name": fields.optional("name") or (token_name(idempotency_token, 256, stem=stem) if idempotency_token
+                                                 else stem),
+        }
+        if idempotency_token:
+            params["clientToken"] = idempotency_token
+        overrides = fields.optional("configuration_overrides", dict)
+        if overrides:
+            params["configurationOverrides"] = overrides
+        timeout = fields.optional("execution_timeout_minutes", int)
+        if timeout is not None:
+            params["executionTimeoutMinutes"] = timeout
+        tags = fields.string_map("tags")
+        if tags:
+            params["tags"] = tags
+        started = await self.aws("start_job_run", **params)
+        return EmrServerlessJobMeta(application_id=started.get("applicationId") or application_id,
+                                    job_run_id=started["jobRunId"])
+
+    async def get(self, resource_meta: EmrServerlessJobMeta, **kwargs: Any) -> Resource:
+        run = await self._run(resource_meta)
+        state = run.get("state", "")
+        phase = PHASES.phase(state)
+        details = run.get("stateDetails") or ""
+        if phase == TaskExecution.FAILED and TRANSIENT.search(details):
+            phase = TaskExecution.RETRYABLE_FAILED
+        info = {"application_id": resource_meta.application_id, "job_run_id": resource_meta.job_run_id,
+                "state": state, "state_details": details,
+                "total_execution_duration_seconds": run.get("totalExecutionDurationSeconds", 0),
+                "billed_resource_utilization": json_data(run.get("billedResourceUtilization", {}))}
+        if run.get("name"):
+            info["name"] = run["name"]
+        return Resource(phase=phase, message=details or f"EMR Serverless job run {state.lower()}",
+                        log_links=self._links(resource_meta, run), custom_info=info)
+
+    async def delete(self, resource_meta: EmrServerlessJobMeta, **kwargs: Any) -> None:
+        try:
+            await self.aws("cancel_job_run", applicationId=resource_meta.application_id,
+                           jobRunId=resource_meta.job_run_id)
+        except ConnectError as error:
+            if error.code != Code.INVALID_ARGUMENT:
+                raise
+            # "not in a cancellable state": quiet if the run has ended or is already being cancelled
+            state = (await self._run(resource_meta)).get("state", "")
+            if state not in PHASES.terminal and state != "CANCELLING":
+                raise
+
+    async def _run(self, meta: EmrServerlessJobMeta) -> dict[str, Any]:
+        return (await self.aws("get_job_run", applicationId=meta.application_id, jobRunId=meta.job_run_id))["jobRun"]
+
+    @staticmethod
+    def _links(meta: EmrServerlessJobMeta, run: dict[str, Any]) -> list[Any]:
+        page = console_url(f"emr/home?region={{region}}#/serverless/applications/{meta.application_id}"
+                           f"/job-runs/{meta.job_run_id}")
+        links = [log_link("EMR Serverless job run", page)]
+        logging = ((run.get("configurationOverrides") or {}).get("monitoringConfiguration") or {}).get(
+            "cloudWatchLoggingConfiguration") or {}
+        if logging.get("enabled"):
+            links.append(log_link("CloudWatch logs", cloudwatch_log_url(logging.get("logGroupName") or DEFAULT_LOG_GROUP)))
+        return links
