@@ -1,0 +1,203 @@
+"""``glue_job``: a run of an AWS Glue job (Spark, Ray or Python shell), with the inputs as job arguments.
+
+| | |
+|---|---|
+| create | GetJobRuns of ``job_name`` (paged, newest first): a run whose Arguments carry the attempt's token is adopted; else StartJobRun with Arguments = ``arguments`` + each input as ``--<name>`` (input_text) + ``--flyte-idempotency-token``, ``worker_type``, ``number_of_workers``, ``timeout_minutes``, ``max_capacity`` |
+| get | GetJobRun; a failure's message is its ErrorMessage |
+| delete | BatchStopJobRun (a run that has ended stays as it ended) |
+| outputs | none; log links to the run in the Glue console and its CloudWatch output and error streams |
+| logs | GetTaskLogs from ``<LogGroupName>/output``, stream = the run id |
+| custom_info | job name, run id, state, attempt, execution time, DPU seconds, error message |
+
+Glue takes no client token, so the token rides in the run's Arguments and the job's runs are
+looked up before starting one. GetJobRuns answers the newest runs first, so the run an earlier
+try of this attempt started is on the first page unless more than 200 runs of the job started
+since; the look-up reads at most LOOKUP_PAGES pages (one GetJobRuns call each, up to 200 runs
+per page) and then starts the run. Glue keeps runs for 90 days: a busy job costs more calls per
+create, never more than LOOKUP_PAGES. StartJobRun is sent once (botocore would resend it after
+a lost answer, starting a second run); when its answer is lost, the runs are looked up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Optional
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ...connector import Resource, ResourceMeta
+from ...errors import Code, ConnectError, invalid_argument
+from .base import AwsConnector, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link
+from .logs import cloudwatch_log_pages
+
+PHASES = PhaseTable("glue", {
+    "WAITING": TaskExecution.WAITING_FOR_RESOURCES,  # waiting for capacity or a concurrency slot
+    "STARTING": TaskExecution.INITIALIZING,
+    "RUNNING": TaskExecution.RUNNING,
+    "STOPPING": TaskExecution.RUNNING,  # until it is STOPPED
+    "SUCCEEDED": TaskExecution.SUCCEEDED,
+    "STOPPED": TaskExecution.ABORTED,
+    "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when ErrorMessage says capacity or AWS failed
+    "ERROR": TaskExecution.FAILED,  # the same rule
+    "TIMEOUT": TaskExecution.FAILED,  # it ran past its timeout: would again
+    "EXPIRED": TaskExecution.RETRYABLE_FAILED,  # queued for resources past its limit: never ran
+})
+
+TOKEN_ARGUMENT = "--flyte-idempotency-token"
+# An ErrorMessage that says the run could not get resources, or Glue failed, not the job's script:
+# AWS's "Max concurrent runs exceeded", "Exceeded maximum concurrent compute capacity", "Resource
+# unavailable", an internal service error or throttling.
+TRANSIENT = re.compile(r"concurrent (job )?runs|concurrent compute|insufficient capacity|capacity (is )?(not available|"
+                       r"unavailable)|resource\s*(is\s*)?(not\s*|un)available|internal\s*(service|server)?\s*(error|"
+                       r"exception|failure)|throttl|rate exceeded", re.IGNORECASE)
+STOPPED_ALREADY = frozenset({"STOPPING", *PHASES.terminal})
+LOOKUP_PAGES = 10
+PAGE_SIZE = 200  # GetJobRuns' maximum
+
+
+@dataclass
+class GlueJobMeta(ResourceMeta):
+    job_name: str
+    job_run_id: str
+
+
+class GlueJobConnector(AwsConnector[GlueJobMeta]):
+    name = "AWS Glue Job Connector"
+    task_type_name = "glue_job"
+    task_type_version = 0
+    metadata_type = GlueJobMeta
+    service = "glue"
+    iam_actions = {
+        "create": ("glue:GetJobRuns", "glue:StartJobRun"),
+        "get": ("glue:GetJobRun",),
+        "delete": ("glue:BatchStopJobRun", "glue:GetJobRun"),
+        "logs": ("glue:GetJobRun", "logs:FilterLogEvents"),
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> GlueJobMeta:
+        fields = self.fields(task_template)
+        job_name = fields.required("job_name")
+        arguments = fields.string_map("arguments")
+        for key in arguments:
+            if not key.startswith("--") or key == TOKEN_ARGUMENT:
+                raise invalid_argument(f"glue_job: template.custom.arguments.{key} must be a key like '--day' "
+                                       f"(and not {TOKEN_ARGUMENT}, which the connector sets)")
+        for name, value in (inputs or {}).items():
+            if f"--{name}" in arguments:
+                raise invalid_argument(f"glue_job: template.custom.arguments.--{name} is also the input {name!r}")
+            arguments[f"--{name}"] = input_text(value)
+        if idempotency_token:
+            arguments[TOKEN_ARGUMENT] = idempotency_token
+        params: dict[str, Any] = {"JobName": job_name, "Arguments": arguments}
+        for field, key, kind in (("worker_type", "WorkerType", str), ("number_of_workers", "NumberOfWorkers", int),
+                                 ("timeout_minutes", "Timeout", int), ("max_capacity", "MaxCapacity", float)):
+            value = fields.optional(field, kind)
+            if value is not None:
+                params[key] = value
+        if "MaxCapacity" in params and ("WorkerType" in params or "NumberOfWorkers" in params):
+            raise invalid_argument("glue_job: template.custom.max_capacity cannot be given with worker_type or "
+                                   "number_of_workers (Glue takes one or the other)")
+        found = await self._find(job_name, idempotency_token) if idempotency_token else None
+        if found is None:
+            try:
+                found = (await self._start_once(**params))["JobRunId"]
+            except ConnectError as error:
+                if error.code not in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED) or not idempotency_token:
+                    raise
+                found = await self._find(job_name, idempotency_token)  # the answer was lost: it may have started
+                if found is None:
+                    raise
+        return GlueJobMeta(job_name=job_name, job_run_id=found)
+
+    async def _find(self, job_name: str, token: str) -> Optional[str]:
+        """The id of the job's run started with ``token``, if one is within the newest pages."""
+        request: dict[str, Any] = {"JobName": job_name, "MaxResults": PAGE_SIZE}
+        for _ in range(LOOKUP_PAGES):
+            page = await self.aws("get_job_runs", **request)
+            for run in page.get("JobRuns", []):
+                if (run.get("Arguments") or {}).get(TOKEN_ARGUMENT) == token:
+                    return run["Id"]
+            if not page.get("NextToken"):
+                return None
+            request["NextToken"] = page["NextToken"]
+        return None
+
+    async def _start_once(self, **params: Any) -> dict[str, Any]:
+        try:
+            return await asyncio.to_thread(functools.partial(_single_try_client().start_job_run, **params))
+        except Exception as error:
+            raise aws_error(error, "glue StartJobRun") from None
+
+    async def _run(self, meta: GlueJobMeta) -> dict[str, Any]:
+        return (await self.aws("get_job_run", JobName=meta.job_name, RunId=meta.job_run_id))["JobRun"]
+
+    async def get(self, resource_meta: GlueJobMeta, **kwargs: Any) -> Resource:
+        run = await self._run(resource_meta)
+        state = run.get("JobRunState", "")
+        phase = PHASES.phase(state)
+        error = run.get("ErrorMessage") or ""
+        if state in ("FAILED", "ERROR") and TRANSIENT.search(error):
+            phase = TaskExecution.RETRYABLE_FAILED
+        message = error or f"Glue job run {state.lower()}"
+        group = run.get("LogGroupName") or "/aws-glue/jobs"
+        run_id, job = resource_meta.job_run_id, resource_meta.job_name
+        links = [
+            log_link("Glue job run", console_url(f"gluestudio/home?region={{region}}#/job/{job}/run/{run_id}")),
+            log_link("CloudWatch output", cloudwatch_log_url(f"{group}/output", run_id)),
+            log_link("CloudWatch errors", cloudwatch_log_url(f"{group}/error", run_id)),
+        ]
+        info: dict[str, Any] = {"job_name": job, "job_run_id": run_id, "state": state,
+                                "attempt": run.get("Attempt", 0), "execution_time_seconds": run.get("ExecutionTime", 0)}
+        for key, name in (("DPUSeconds", "dpu_seconds"), ("ErrorMessage", "error_message"), ("WorkerType", "worker_type"),
+                          ("NumberOfWorkers", "number_of_workers"), ("MaxCapacity", "max_capacity")):
+            if run.get(key) is not None:
+                info[name] = run[key]
+        return Resource(phase=phase, message=message, log_links=links, custom_info=info)
+
+    async def delete(self, resource_meta: GlueJobMeta, **kwargs: Any) -> None:
+        try:
+            answer = await self.aws("batch_stop_job_run", JobName=resource_meta.job_name,
+                                    JobRunIds=[resource_meta.job_run_id])
+            refused = [e for e in answer.get("Errors", []) if e.get("JobRunId") == resource_meta.job_run_id]
+            if not refused or (await self._run(resource_meta)).get("JobRunState") in STOPPED_ALREADY:
+                return  # stopping, or it has ended: nothing to stop
+        except ConnectError as error:
+            if error.code == Code.NOT_FOUND:
+                return  # a job or run Glue no longer knows (runs are kept 90 days) is not running
+            raise
+        detail = refused[0].get("ErrorDetail") or {}
+        from botocore.exceptions import ClientError
+
+        raise aws_error(ClientError({"Error": {"Code": detail.get("ErrorCode", ""), "Message": detail.get(
+            "ErrorMessage", "")}}, "BatchStopJobRun"), "glue BatchStopJobRun")
+
+    async def get_logs(self, resource_meta: GlueJobMeta, token: str = "", lines: int = 0,
+                       **kwargs: Any) -> AsyncIterator[Any]:
+        group = (await self._run(resource_meta)).get("LogGroupName") or "/aws-glue/jobs"
+        async for page in cloudwatch_log_pages(self, f"{group}/output", stream=resource_meta.job_run_id,
+                                               token=token, lines=lines):
+            yield page
+
+
+_once: list[Any] = []
+_once_lock = threading.Lock()
+
+
+def _single_try_client() -> Any:
+    """A Glue client that never resends: StartJobRun has no client token, so a resent StartJobRun
+    whose first answer was lost would start a second run."""
+    with _once_lock:
+        if not _once:
+            import boto3
+            from botocore.config import Config
+
+            from .base import _client_config
+
+            config = _client_config().merge(Config(retries={"mode": "standard", "max_attempts": 1}))
+            _once.append(boto3.session.Session().client("glue", config=config))
+        return _once[0]
