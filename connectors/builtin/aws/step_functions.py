@@ -1,0 +1,128 @@
+"""``sfn_execution``: an AWS Step Functions execution; its JSON output gives the task's outputs.
+
+| | |
+|---|---|
+| create | StartExecution of ``state_machine_arn``, name = ``<run>-<action>-<token>`` (80 characters at most), input = the JSON object of ``input`` with the task's inputs over it; ExecutionAlreadyExists (the name is this attempt's: a retried create) adopts that execution, whose ARN is the state machine's with ``:execution:`` for ``:stateMachine:`` and ``:<name>`` added |
+| get | DescribeExecution: RUNNING -> RUNNING, PENDING_REDRIVE -> QUEUED, SUCCEEDED, FAILED and TIMED_OUT -> FAILED (message: error and cause), ABORTED -> ABORTED |
+| delete | StopExecution (an execution that has ended stays as it ended) |
+| outputs | each declared output is the key of that name of the execution's JSON output object (a missing key leaves the output out); with exactly one output declared and an output that is not an object holding it, the whole output |
+| custom_info | execution ARN, name, status, start and stop dates, redrive count |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ...connector import Resource, ResourceMeta
+from ...errors import ConnectError, invalid_argument
+from .base import (AwsConnector, PhaseTable, aws_error, console_url, error_code, inputs_json, json_data, log_link,
+                   output_names, stem_of, token_name)
+
+PHASES = PhaseTable("stepfunctions", {
+    "PENDING_REDRIVE": TaskExecution.QUEUED,  # redriven, about to run again
+    "RUNNING": TaskExecution.RUNNING,
+    "SUCCEEDED": TaskExecution.SUCCEEDED,
+    "FAILED": TaskExecution.FAILED,
+    "TIMED_OUT": TaskExecution.FAILED,
+    "ABORTED": TaskExecution.ABORTED,
+})
+# arn:<partition>:states:<region>:<account>:stateMachine:<name>[:<version or alias>]
+_MACHINE = re.compile(r"(arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}):stateMachine:([^:\s]+)(:[^:\s]+)?")
+
+
+@dataclass
+class SfnExecutionMeta(ResourceMeta):
+    execution_arn: str
+    outputs: list[str] = field(default_factory=list)  # the declared outputs, in order
+
+
+class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
+    name = "AWS Step Functions Connector"
+    task_type_name = "sfn_execution"
+    task_type_version = 0
+    metadata_type = SfnExecutionMeta
+    service = "stepfunctions"
+    iam_actions = {
+        "create": ("states:StartExecution", "states:DescribeExecution"),
+        "get": ("states:DescribeExecution",),
+        "delete": ("states:StopExecution", "states:DescribeExecution"),
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> SfnExecutionMeta:
+        fields = self.fields(task_template)
+        machine = fields.required("state_machine_arn")
+        found = _MACHINE.fullmatch(machine)
+        if not found:
+            raise invalid_argument(f"sfn_execution: template.custom.state_machine_arn must be a state machine ARN "
+                                   f"(arn:aws:states:<region>:<account>:stateMachine:<name>), got {machine!r}")
+        document = {**_whole_numbers(fields.optional("input", dict, {})), **inputs_json(inputs)}
+        name = token_name(idempotency_token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
+        declared = output_names(task_template)
+        try:
+            started = await asyncio.to_thread(self.client.start_execution, stateMachineArn=machine, name=name,
+                                              input=json.dumps(document, separators=(",", ":")))
+        except Exception as error:
+            if error_code(error) != "ExecutionAlreadyExists":
+                raise aws_error(error, "stepfunctions StartExecution") from None
+            # The name is this attempt's alone: a create retried after a crash finds the
+            # execution its first try started (AWS answers this once that one has closed).
+            arn = f"{found.group(1)}:execution:{found.group(2)}:{name}"
+            await self.aws("describe_execution", executionArn=arn)
+            return SfnExecutionMeta(execution_arn=arn, outputs=declared)
+        return SfnExecutionMeta(execution_arn=started["executionArn"], outputs=declared)
+
+    async def get(self, resource_meta: SfnExecutionMeta, **kwargs: Any) -> Resource:
+        found = await self.aws("describe_execution", executionArn=resource_meta.execution_arn)
+        status = found.get("status", "")
+        phase = PHASES.phase(status)
+        reason = ": ".join(part for part in (found.get("error"), found.get("cause")) if part)
+        message = reason or f"Step Functions execution {status.lower().replace('_', ' ')}"
+        outputs = None
+        if phase == TaskExecution.SUCCEEDED and resource_meta.outputs:
+            outputs = _outputs(found.get("output"), resource_meta.outputs)
+        info = {"execution_arn": resource_meta.execution_arn, "name": found.get("name"), "status": status,
+                "start_date": json_data(found.get("startDate")), "stop_date": json_data(found.get("stopDate")),
+                "redrive_count": found.get("redriveCount", 0)}
+        link = console_url(f"states/home?region={{region}}#/v2/executions/details/{resource_meta.execution_arn}")
+        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
+                        log_links=[log_link("Step Functions execution", link)])
+
+    async def delete(self, resource_meta: SfnExecutionMeta, **kwargs: Any) -> None:
+        try:
+            await self.aws("stop_execution", executionArn=resource_meta.execution_arn)
+        except ConnectError:
+            # A stop of an execution that has ended is no failure: it stays as it ended.
+            found = await self.aws("describe_execution", executionArn=resource_meta.execution_arn)
+            if found.get("status") not in PHASES.terminal:
+                raise
+
+
+def _outputs(text: str | None, declared: list[str]) -> dict[str, Any]:
+    """The declared outputs found in the execution's JSON output."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text  # not JSON: only a single declared output can take it, whole
+    if isinstance(value, dict) and any(name in value for name in declared):
+        return {name: value[name] for name in declared if name in value}
+    return {declared[0]: value} if len(declared) == 1 else {}
+
+
+def _whole_numbers(value: Any) -> Any:
+    """``input`` as the user wrote it: a Struct holds every number as a float (3 -> 3.0)."""
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    return value
