@@ -1,0 +1,172 @@
+"""What the SageMaker training and processing connectors share: the job's name, adoption, phases.
+
+- Name: ``token_name(token, 63, stem=stem_of(metadata), allowed="A-Za-z0-9-")``, which always
+  matches SageMaker's ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$``: one attempt, one name.
+- SageMaker has no client token, so create first describes that name: no such job -> create it,
+  tagged ``flyte:idempotency-token=<token>``; a job carrying our token -> adopt it (a create
+  retried after a crash); a job of that name without it -> failed_precondition naming the job.
+- Phases: InProgress (INITIALIZING while instances start and data downloads, then RUNNING),
+  Completed, Failed (RETRYABLE_FAILED when FailureReason says capacity or an internal error),
+  Stopping, Stopped (ABORTED).
+- delete: Stop; a job that has ended (or is already stopping) stays as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, AsyncIterator, Optional
+
+from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ... import literals
+from ...connector import M
+from ...errors import Code, ConnectError, failed_precondition, invalid_argument, not_found
+from .base import AwsConnector, Fields, PhaseTable, cloudwatch_log_url, console_url, input_text, log_link, stem_of, \
+    token_name
+from .logs import cloudwatch_log_pages
+
+TOKEN_TAG = "flyte:idempotency-token"
+NAME_LIMIT = 63
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+PHASES = PhaseTable("sagemaker", {
+    "InProgress": TaskExecution.RUNNING,  # INITIALIZING while its SecondaryStatus is one of STARTING
+    "Completed": TaskExecution.SUCCEEDED,
+    "Failed": TaskExecution.FAILED,  # RETRYABLE_FAILED when FailureReason matches TRANSIENT
+    "Stopping": TaskExecution.RUNNING,  # still ending: ABORTED once Stopped
+    "Stopped": TaskExecution.ABORTED,
+})
+STARTING = frozenset({"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading",
+                      "DownloadingTrainingImage"})
+TRANSIENT = re.compile(r"capacity|InternalServerError|internal (server )?error|ServiceUnavailable", re.IGNORECASE)
+REFS = (literals.FileRef, literals.DirRef, literals.DataFrameRef)
+
+
+def aws_shape(value: Any) -> Any:
+    """A template object for AWS: a Struct's numbers are all floats, AWS's integers must be ints."""
+    if isinstance(value, dict):
+        return {key: aws_shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [aws_shape(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def job_name(token: str, task_execution_metadata: Any) -> str:
+    return token_name(token, NAME_LIMIT, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9-")
+
+
+def tags_of(fields: Fields, token: str) -> list[dict[str, str]]:
+    """``tags`` (a string map, or AWS's list of {Key, Value}) and our token tag, as AWS takes them."""
+    given = fields.data.get("tags")
+    if isinstance(given, list):
+        if not all(isinstance(t, dict) and isinstance(t.get("Key"), str) and isinstance(t.get("Value"), str)
+                   for t in given):
+            raise invalid_argument(f"{fields.task_type}: template.custom.tags must be a string map or a list of "
+                                   f"{{Key, Value}} strings")
+        tags = [{"Key": t["Key"], "Value": t["Value"]} for t in given]
+    else:
+        tags = [{"Key": key, "Value": value} for key, value in fields.string_map("tags").items()]
+    if any(tag["Key"] == TOKEN_TAG for tag in tags):
+        raise invalid_argument(f"{fields.task_type}: template.custom.tags may not set {TOKEN_TAG}, which the "
+                               f"connector sets")
+    return [*tags, {"Key": TOKEN_TAG, "Value": token}] if token else tags
+
+
+def s3_ref(task_type: str, name: str, value: Any) -> str:
+    """A file/directory/DataFrame input's S3 URI (SageMaker reads S3 only)."""
+    if not value.uri.startswith("s3://"):
+        raise invalid_argument(f"{task_type}: input {name!r} is at {value.uri!r}, which SageMaker cannot read "
+                               f"(it reads s3:// URIs only)")
+    return value.uri
+
+
+def scalar_inputs(inputs: Optional[dict[str, Any]]) -> dict[str, str]:
+    """The inputs that are not files, directories or DataFrames, as text."""
+    return {name: input_text(value) for name, value in (inputs or {}).items() if not isinstance(value, REFS)}
+
+
+class SageMakerJobConnector(AwsConnector[M]):
+    """A SageMaker job kind: ``kind`` ("training"/"processing") names its API calls and fields."""
+
+    service = "sagemaker"
+    kind: str
+    console_path: str  # the console page of one job, after "#/": "jobs" or "processing-jobs"
+    log_group: str  # "/aws/sagemaker/TrainingJobs"
+
+    @property
+    def _noun(self) -> str:
+        return f"{self.kind.capitalize()}Job"
+
+    async def describe(self, name: str) -> Optional[dict[str, Any]]:
+        """The job of that name as Describe answers it; None when there is none."""
+        try:
+            return await self.aws(f"describe_{self.kind}_job", **{f"{self._noun}Name": name})
+        except ConnectError as error:
+            if error.code in (Code.NOT_FOUND, Code.INVALID_ARGUMENT) and re.search(
+                    r"not found|could not find|does not exist", error.message, re.IGNORECASE):
+                return None
+            raise
+
+    async def described(self, name: str) -> dict[str, Any]:
+        found = await self.describe(name)
+        if found is None:
+            raise not_found(f"{self.task_type_name}: SageMaker {self.kind} job {name!r} was not found")
+        return found
+
+    async def start(self, name: str, token: str, params: dict[str, Any]) -> None:
+        """Create the job named ``name``, or adopt the one this attempt already created."""
+        for _ in range(2):
+            found = await self.describe(name)
+            if found is not None:
+                arn = found[f"{self._noun}Arn"]
+                tags = (await self.aws("list_tags", ResourceArn=arn)).get("Tags", [])
+                if {"Key": TOKEN_TAG, "Value": token} in [{"Key": t.get("Key"), "Value": t.get("Value")} for t in tags]:
+                    return  # this attempt's job: a create retried after a crash
+                raise failed_precondition(f"{self.task_type_name}: a SageMaker {self.kind} job named {name!r} ({arn}) "
+                                          f"exists and is not this attempt's (no {TOKEN_TAG}={token} tag)")
+            try:
+                await self.aws(f"create_{self.kind}_job", **{f"{self._noun}Name": name}, **aws_shape(params))
+                return
+            except ConnectError as error:
+                if error.code != Code.FAILED_PRECONDITION:  # ResourceInUse: it appeared since: look again
+                    raise
+        raise failed_precondition(f"{self.task_type_name}: SageMaker {self.kind} job {name!r} could not be created")
+
+    def status(self, found: dict[str, Any]) -> tuple[Any, str, str]:
+        """The phase, AWS's status word and a message for a described job."""
+        status = found.get(f"{self._noun}Status", "")
+        phase = PHASES.phase(status)
+        secondary = found.get("SecondaryStatus", "")
+        if status == "InProgress" and secondary in STARTING:
+            phase = TaskExecution.INITIALIZING
+        reason = found.get("FailureReason") or ""
+        if phase == TaskExecution.FAILED and TRANSIENT.search(reason):
+            phase = TaskExecution.RETRYABLE_FAILED
+        message = reason or found.get("ExitMessage") or f"SageMaker {self.kind} job {status.lower()}" + (
+            f" ({secondary})" if secondary and secondary != status else "")
+        return phase, status, message
+
+    def links(self, name: str) -> list[Any]:
+        return [log_link(f"SageMaker {self.kind} job", console_url(f"sagemaker/home?region={{region}}#/"
+                                                                   f"{self.console_path}/{name}")),
+                log_link("CloudWatch logs", cloudwatch_log_url(self.log_group))]
+
+    async def delete(self, resource_meta: M, **kwargs: Any) -> None:
+        name = resource_meta.job_name  # type: ignore[attr-defined]
+        try:
+            await self.aws(f"stop_{self.kind}_job", **{f"{self._noun}Name": name})
+        except ConnectError as error:
+            if error.code != Code.INVALID_ARGUMENT:
+                raise
+            found = await self.describe(name)  # "rejected because the job is in status Completed": quiet
+            if found is None or found.get(f"{self._noun}Status") not in (*PHASES.terminal, "Stopping"):
+                raise
+
+    async def get_logs(self, resource_meta: M, token: str = "", lines: int = 0,
+                       **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
+        """The job's CloudWatch log streams (``<job name>/algo-1-...``), a page at a time."""
+        name = resource_meta.job_name  # type: ignore[attr-defined]
+        async for part in cloudwatch_log_pages(self, self.log_group, prefix=f"{name}/", token=token, lines=lines):
+            yield part

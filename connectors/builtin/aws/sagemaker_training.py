@@ -1,0 +1,101 @@
+"""``sagemaker_training_job``: an Amazon SageMaker training job; its model artifact is the task's file output.
+
+| | |
+|---|---|
+| create | CreateTrainingJob: ``algorithm_specification``, ``role_arn``, ``output_path`` (s3), ``resource_config`` (AWS shapes), ``stopping_condition`` (default 24 h), ``hyperparameters`` plus each scalar input by its text, ``input_data_config`` plus a channel per file/directory input named after it, ``environment``, ``tags``; TrainingJobName = token_name(token, 63), tagged flyte:idempotency-token; DescribeTrainingJob first: our job is adopted, another's is failed_precondition (sagemaker_jobs) |
+| get | DescribeTrainingJob |
+| delete | StopTrainingJob (a job that has ended stays as it ended) |
+| outputs | the first declared file output = ModelArtifacts.S3ModelArtifacts |
+| logs | GetTaskLogs from /aws/sagemaker/TrainingJobs, streams "<job name>/..." |
+| custom_info | job name and ARN, status, secondary status, times, final metrics |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ... import literals
+from ...connector import Resource, ResourceMeta
+from ...errors import invalid_argument
+from .base import is_blob, json_data, output_names
+from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
+
+DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
+
+
+@dataclass
+class SageMakerTrainingJobMeta(ResourceMeta):
+    job_name: str
+    model_output: Optional[str] = None  # the output that gets the model artifact
+
+
+class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMeta]):
+    name = "Amazon SageMaker Training Connector"
+    task_type_name = "sagemaker_training_job"
+    task_type_version = 0
+    metadata_type = SageMakerTrainingJobMeta
+    kind = "training"
+    console_path = "jobs"
+    log_group = "/aws/sagemaker/TrainingJobs"
+    iam_actions = {
+        "create": ("sagemaker:DescribeTrainingJob", "sagemaker:ListTags", "sagemaker:CreateTrainingJob",
+                   "sagemaker:AddTags", "iam:PassRole"),
+        "get": ("sagemaker:DescribeTrainingJob",),
+        "delete": ("sagemaker:StopTrainingJob", "sagemaker:DescribeTrainingJob"),
+        "logs": ("logs:FilterLogEvents",),
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> SageMakerTrainingJobMeta:
+        fields = self.fields(task_template)
+        params: dict[str, Any] = {
+            "AlgorithmSpecification": fields.required("algorithm_specification", dict),
+            "RoleArn": fields.required("role_arn"),
+            "OutputDataConfig": {"S3OutputPath": fields.s3_uri("output_path", required=True)},
+            "ResourceConfig": fields.required("resource_config", dict),
+            "StoppingCondition": fields.optional("stopping_condition", dict, default=DEFAULT_STOPPING),
+        }
+        hyperparameters = {**fields.string_map("hyperparameters"), **scalar_inputs(inputs)}
+        if hyperparameters:
+            params["HyperParameters"] = hyperparameters
+        channels = fields.optional("input_data_config", list, default=[])
+        taken = {channel.get("ChannelName") for channel in channels if isinstance(channel, dict)}
+        for name, value in (inputs or {}).items():
+            if not isinstance(value, REFS):
+                continue
+            if name in taken:
+                raise invalid_argument(f"sagemaker_training_job: template.custom.input_data_config already has a "
+                                       f"channel named {name!r}, which is also an input's channel")
+            channels = [*channels, {"ChannelName": name, "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": s3_ref(self.task_type_name, name, value),
+                "S3DataDistributionType": "FullyReplicated"}}}]
+        if channels:
+            params["InputDataConfig"] = channels
+        environment = fields.string_map("environment")
+        if environment:
+            params["Environment"] = environment
+        params["Tags"] = tags_of(fields, idempotency_token)
+        name = job_name(idempotency_token, task_execution_metadata)
+        files = output_names(task_template, lambda t: is_blob(t, multipart=False))
+        await self.start(name, idempotency_token, params)
+        return SageMakerTrainingJobMeta(job_name=name, model_output=files[0] if files else None)
+
+    async def get(self, resource_meta: SageMakerTrainingJobMeta, **kwargs: Any) -> Resource:
+        found = await self.described(resource_meta.job_name)
+        phase, status, message = self.status(found)
+        artifact = (found.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        outputs = None
+        if phase == TaskExecution.SUCCEEDED and resource_meta.model_output and artifact:
+            outputs = {resource_meta.model_output: literals.FileRef(uri=artifact)}
+        info = {"job_name": resource_meta.job_name, "job_arn": found.get("TrainingJobArn", ""), "status": status,
+                "secondary_status": found.get("SecondaryStatus", ""),
+                "training_time_in_seconds": found.get("TrainingTimeInSeconds", 0),
+                "billable_time_in_seconds": found.get("BillableTimeInSeconds", 0),
+                "final_metrics": json_data(found.get("FinalMetricDataList", []))}
+        if artifact:
+            info["model_artifacts"] = artifact
+        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
+                        log_links=self.links(resource_meta.job_name))
