@@ -11,10 +11,11 @@
 
 Batch takes no client token, so the job's name is derived from the attempt's idempotency token
 and looked up before submitting. ListJobs is eventually consistent: a job submitted a moment ago
-may not be listed yet. That is safe here because a retry of the same attempt's create only comes
-after the first try's claim lease ran out (CreateClaimSeconds, at least 30 s), long after the
+may not be listed yet. That is safe for a crashed create: its retry with the same token comes only
+once the first try's claim lease has run out (CreateClaimSeconds, at least 30 s), long after the
 first SubmitJob is listed. SubmitJob itself is sent once (botocore would resend it after a lost
-answer, starting a second job); when its answer is lost, the name is looked up once more.
+answer, starting a second job); when its answer is lost, the name is looked up once more (see
+docs/connectors/aws_batch_job.md for the window that leaves).
 """
 
 from __future__ import annotations
