@@ -2,6 +2,8 @@
 
 - CreateTrainingJob / CreateProcessingJob of a name that exists is ResourceInUse, as AWS answers
   ("names must be unique within an AWS account and region"); moto replaces the job.
+- A processing job keeps its Environment and ProcessingResources (DescribeProcessingJob answers
+  them; moto drops them).
 - StopTrainingJob exists (moto answers 500); StopProcessingJob of an ended job is
   ValidationException, as AWS answers (moto marks even a Completed job Stopped). A stopped job
   is Stopping on the next describe, then Stopped.
@@ -122,6 +124,16 @@ def _found(self: SageMakerModelBackend, jobs_of: str, name: str, cls: Any, kind:
     if job is None:
         raise ValidationError(message=f"Could not find {kind} job '{cls.arn_formatter(name, self.account_id, self.region_name)}'.")
     return job
+
+
+@wraps_method(SageMakerResponse, "create_processing_job")
+def _create_processing_response(original: Any, self: SageMakerResponse) -> Any:
+    answer = original(self)
+    job = self.sagemaker_backend.processing_jobs[self._get_param("ProcessingJobName")]
+    for param, attribute in (("Environment", "environment"), ("ProcessingResources", "processing_resources")):
+        if self._get_param(param):
+            setattr(job, attribute, self._get_param(param))
+    return answer
 
 
 @wraps_method(SageMakerModelBackend, "describe_training_job")

@@ -1,0 +1,109 @@
+"""``sagemaker_processing_job``: an Amazon SageMaker processing job; its S3 outputs are the task's directories.
+
+| | |
+|---|---|
+| create | CreateProcessingJob: ``app_specification``, ``role_arn``, ``processing_resources`` (AWS shapes), ``processing_outputs`` (ProcessingOutputConfig.Outputs), ``processing_inputs`` plus one per file/directory input named after it (LocalPath /opt/ml/processing/input/<name>), ``environment`` plus each scalar input by its text, ``stopping_condition``, ``network_config``, ``tags``; same naming and adoption rule as training (sagemaker_jobs) |
+| get | DescribeProcessingJob |
+| delete | StopProcessingJob (a job that has ended stays as it ended) |
+| outputs | each declared directory output named like a processing output's OutputName = its S3Uri; any other declared output is invalid_argument at create |
+| logs | GetTaskLogs from /aws/sagemaker/ProcessingJobs, streams "<job name>/..." |
+| custom_info | job name and ARN, status, exit message, times |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from ... import literals
+from ...connector import Resource, ResourceMeta
+from ...errors import invalid_argument
+from .base import is_blob, output_names
+from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
+
+INPUT_ROOT = "/opt/ml/processing/input"
+
+
+@dataclass
+class SageMakerProcessingJobMeta(ResourceMeta):
+    job_name: str
+    dir_outputs: list[str] = field(default_factory=list)  # declared outputs, each a processing output's name
+
+
+class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJobMeta]):
+    name = "Amazon SageMaker Processing Connector"
+    task_type_name = "sagemaker_processing_job"
+    task_type_version = 0
+    metadata_type = SageMakerProcessingJobMeta
+    kind = "processing"
+    console_path = "processing-jobs"
+    log_group = "/aws/sagemaker/ProcessingJobs"
+    iam_actions = {
+        "create": ("sagemaker:DescribeProcessingJob", "sagemaker:ListTags", "sagemaker:CreateProcessingJob",
+                   "sagemaker:AddTags", "iam:PassRole"),
+        "get": ("sagemaker:DescribeProcessingJob",),
+        "delete": ("sagemaker:StopProcessingJob", "sagemaker:DescribeProcessingJob"),
+        "logs": ("logs:FilterLogEvents",),
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> SageMakerProcessingJobMeta:
+        fields = self.fields(task_template)
+        params: dict[str, Any] = {
+            "AppSpecification": fields.required("app_specification", dict),
+            "RoleArn": fields.required("role_arn"),
+            "ProcessingResources": fields.required("processing_resources", dict),
+        }
+        outputs = fields.optional("processing_outputs", list, default=[])
+        if outputs:
+            params["ProcessingOutputConfig"] = {"Outputs": outputs}
+        produced = {item.get("OutputName") for item in outputs
+                    if isinstance(item, dict) and isinstance(item.get("S3Output"), dict) and item["S3Output"].get("S3Uri")}
+        declared = output_names(task_template)
+        dirs = set(output_names(task_template, lambda t: is_blob(t, multipart=True)))
+        for name in declared:
+            if name not in dirs or name not in produced:
+                raise invalid_argument(f"sagemaker_processing_job: output {name!r} must be a directory named like "
+                                       f"an S3 output's OutputName in template.custom.processing_outputs "
+                                       f"({', '.join(sorted(map(str, produced))) or 'none given'})")
+        processing_inputs = fields.optional("processing_inputs", list, default=[])
+        taken = {item.get("InputName") for item in processing_inputs if isinstance(item, dict)}
+        for name, value in (inputs or {}).items():
+            if not isinstance(value, REFS):
+                continue
+            if name in taken:
+                raise invalid_argument(f"sagemaker_processing_job: template.custom.processing_inputs already has an "
+                                       f"input named {name!r}, which is also a task input's")
+            processing_inputs = [*processing_inputs, {"InputName": name, "S3Input": {
+                "S3Uri": s3_ref(self.task_type_name, name, value), "LocalPath": f"{INPUT_ROOT}/{name}",
+                "S3DataType": "S3Prefix", "S3InputMode": "File"}}]
+        if processing_inputs:
+            params["ProcessingInputs"] = processing_inputs
+        environment = {**fields.string_map("environment"), **scalar_inputs(inputs)}
+        if environment:
+            params["Environment"] = environment
+        for key, aws_key in (("stopping_condition", "StoppingCondition"), ("network_config", "NetworkConfig")):
+            value = fields.optional(key, dict)
+            if value:
+                params[aws_key] = value
+        params["Tags"] = tags_of(fields, idempotency_token)
+        name = job_name(idempotency_token, task_execution_metadata)
+        await self.start(name, idempotency_token, params)
+        return SageMakerProcessingJobMeta(job_name=name, dir_outputs=declared)
+
+    async def get(self, resource_meta: SageMakerProcessingJobMeta, **kwargs: Any) -> Resource:
+        found = await self.described(resource_meta.job_name)
+        phase, status, message = self.status(found)
+        where = {item.get("OutputName"): (item.get("S3Output") or {}).get("S3Uri")
+                 for item in (found.get("ProcessingOutputConfig") or {}).get("Outputs", [])}
+        outputs = None
+        if phase == TaskExecution.SUCCEEDED and resource_meta.dir_outputs:
+            outputs = {name: literals.DirRef(uri=where[name]) for name in resource_meta.dir_outputs if where.get(name)}
+        info = {"job_name": resource_meta.job_name, "job_arn": found.get("ProcessingJobArn", ""), "status": status,
+                "outputs": {name: uri for name, uri in where.items() if name and uri}}
+        if found.get("ExitMessage"):
+            info["exit_message"] = found["ExitMessage"]
+        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
+                        log_links=self.links(resource_meta.job_name))
