@@ -6,7 +6,8 @@ and calls ``handler(event, context)`` with a minimal Lambda context.
 
 Environment values resolve as SAM would without overrides: ``!Ref Parameter`` to the parameter's
 Default, ``!Ref TasksTable`` (any DynamoDB table of the template) to ``$TASKS_TABLE`` or
-``connector-tasks``, pseudo parameters to local stand-ins, ``!Sub`` by the same rules. A variable
+``connector-tasks``, pseudo parameters to local stand-ins, ``!Sub`` by the same rules, ``!If`` by
+the template's Conditions evaluated on those values. A variable
 already set in the caller's environment is left alone, so ``TASKS_TABLE=... LOG_LEVEL=DEBUG
 connectors invoke ...`` overrides the template, and ``AWS_ENDPOINT_URL_DYNAMODB`` points the
 handler at a local DynamoDB.
@@ -80,6 +81,7 @@ class _Resolver:
 
     def __init__(self, template: dict[str, Any], logical_id: str) -> None:
         self.parameters = template.get("Parameters") or {}
+        self.conditions = template.get("Conditions") or {}
         self.resources = template["Resources"]
         self.logical_id = logical_id
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -124,10 +126,32 @@ class _Resolver:
             if key == "Fn::GetAtt":
                 resource, attribute = arg
                 return f"{resource}.{attribute}"  # a local stand-in
+            if key == "Fn::If":
+                condition, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(condition) else if_false)
             raise ValueError(f"cannot resolve {key} locally")
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            raise ValueError(f"no condition {name} in the template")
+        return self._holds(self.conditions[name])
+
+    def _holds(self, value: Any) -> bool:
+        (key, arg), = value.items()
+        if key == "Condition":
+            return self.condition(arg)
+        if key == "Fn::Equals":
+            return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+        if key == "Fn::Not":
+            return not self._holds(arg[0])
+        if key == "Fn::And":
+            return all(self._holds(item) for item in arg)
+        if key == "Fn::Or":
+            return any(self._holds(item) for item in arg)
+        raise ValueError(f"cannot evaluate {key} locally")
 
     def _sub_var(self, name: str, extra: dict[str, Any]) -> Any:
         if name in extra:

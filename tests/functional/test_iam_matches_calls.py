@@ -37,6 +37,7 @@ from connectors.settings import Settings
 from connectors.store import TaskHandle, new_client
 from connectors.transport import create_app
 from tests.unit.test_template import dynamodb_grants
+from tests.unit.test_template_aws_connectors import FUNCTION_OPERATIONS
 from tests.conftest import ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import echo_request
 from tests.sample_connectors import BulkyConnector, CountingConnector, FailingConnector
@@ -89,13 +90,31 @@ def served_operations(logical_id: str) -> tuple[list[str], bool]:
 
 class CallRecorder:
     """A fresh DynamoDB client (one function's) that records each call it sends: (action,
-    ``table`` or ``index/<IndexName>``), as IAM authorizes it."""
+    ``table`` or ``index/<IndexName>``), as IAM authorizes it. ``operations`` gets the connector
+    operations the function's service calls (create, get, ...): the AWS connectors' grants per
+    function follow FUNCTION_OPERATIONS (tests/unit/test_template_aws_connectors.py)."""
 
     def __init__(self, endpoint_url: str, table: str) -> None:
         self.client = new_client(endpoint_url)
         self.table = table
         self.calls: set[tuple[str, str]] = set()
+        self.operations: set[str] = set()
         self.client.meta.events.register("before-call.dynamodb", self._record)
+
+    def watch(self, service: ConnectorService) -> None:
+        """Record each connector operation ``service`` calls (the canceller shares its ConnectorCalls)."""
+        calls = service.calls
+        call, stream = calls.call, calls.stream
+
+        def recorded_call(connector: Any, operation: str, *args: Any, **kwargs: Any) -> Any:
+            self.operations.add(operation)
+            return call(connector, operation, *args, **kwargs)
+
+        def recorded_stream(connector: Any, operation: str, *args: Any, **kwargs: Any) -> Any:
+            self.operations.add(operation)
+            return stream(connector, operation, *args, **kwargs)
+
+        calls.call, calls.stream = recorded_call, recorded_stream
 
     def _record(self, model: Any, params: dict[str, Any], **kwargs: Any) -> None:
         body = json.loads(params.get("body") or b"{}")
@@ -152,7 +171,9 @@ def seed(dynamodb_client: Any, table: str) -> ConnectorService:
 def function_service(dynamodb: Any, table: str, **settings: Any) -> tuple[ConnectorService, CallRecorder]:
     recorder = CallRecorder(dynamodb.endpoint_url, table)
     settings = {"tasks_table": table, "abandoned_after_minutes": 10, **settings}
-    return make_service(Settings(**settings), recorder.client, registry()), recorder
+    service = make_service(Settings(**settings), recorder.client, registry())
+    recorder.watch(service)
+    return service, recorder
 
 
 def served(logical_id: str, service: ConnectorService) -> ServedApp:
@@ -175,6 +196,9 @@ def code_of(call: Any) -> Code | None:
 def assert_calls_are_grants(logical_id: str, recorder: CallRecorder) -> None:
     assert recorder.calls == granted(logical_id), (
         f"{logical_id} called {sorted(recorder.calls)} but template.yaml grants {sorted(granted(logical_id))}")
+    assert recorder.operations == FUNCTION_OPERATIONS[logical_id], (
+        f"{logical_id} called connector operations {sorted(recorder.operations)}; the AWS connectors' grants "
+        f"assume {sorted(FUNCTION_OPERATIONS[logical_id])}")
 
 
 # -- the functions ----------------------------------------------------------------------------
@@ -313,6 +337,7 @@ def test_connector_metadata_calls_exactly_its_grants(dynamodb, table) -> None:
         assert httpx.get(f"{app.url}/api/v1/connectors").status_code == 200
         assert httpx.get(f"{app.url}/api/v1/connector/Nope").status_code == 404
     assert recorder.calls == set() == granted("ConnectorMetadataFunction")
+    assert recorder.operations == set() == FUNCTION_OPERATIONS["ConnectorMetadataFunction"]
 
 
 def test_reaper_calls_exactly_its_grants(dynamodb, dynamodb_client, table, seed) -> None:

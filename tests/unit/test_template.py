@@ -272,9 +272,14 @@ def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
     assert globals_["Runtime"] == "python3.12"
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["MemorySize"] == {"Ref": "MemorySize"}
-    assert globals_["Environment"]["Variables"] == ENVIRONMENT
+    variables = dict(globals_["Environment"]["Variables"])
+    # Built from the AWS connectors' switches, as are their parameters and IAM policies: those are
+    # checked in tests/unit/test_template_aws_connectors.py (which also checks that no other
+    # parameter is there).
+    assert variables.pop("DISABLED_CONNECTORS")
+    assert variables == ENVIRONMENT
     parameters = template["Parameters"]
-    assert {name: p["Default"] for name, p in parameters.items()} == PARAMETER_DEFAULTS
+    assert {name: parameters[name]["Default"] for name in PARAMETER_DEFAULTS} == PARAMETER_DEFAULTS
     # A connector call must end before the executor's 10 s CreateTask deadline and the function's timeout.
     assert PARAMETER_DEFAULTS["ConnectorTimeoutSeconds"] < 10
     assert parameters["ConnectorTimeoutSeconds"]["MaxValue"] < globals_["Timeout"]

@@ -1,0 +1,469 @@
+"""template.yaml grants each AWS connector exactly what its class declares, and a switch takes it away.
+
+The connector classes come from one place: every module of connectors/builtin/aws/ that defines a
+concrete AwsConnector subclass. For each one, every function's IAM policies grant the actions the
+class declares (``iam_actions``) for the operations that function performs, plus what AWS needs
+of the caller on its behalf (Athena's S3 and Glue reads), and no other AWS-connector action.
+The template is evaluated here as CloudFormation would (parameters, conditions, ``!If``,
+``!Join``/``!Split``/``!Sub``), so a connector switched off is checked to keep no grant at all and
+to be named in DISABLED_CONNECTORS, and each resource list is checked as it resolves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import connectors.builtin.aws as aws_package
+from connectors.builtin import disabled_task_types
+from connectors.builtin.aws.base import AwsConnector
+from connectors.connector import AsyncConnector
+from connectors.dev.invoke import load_template
+from tests.unit.test_template import PARAMETER_DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+
+# The connector operations (ConnectorCalls' names) each function performs: connectors/service.py,
+# cancel.py and reaper.py. CreateTask creates, deletes a job it cannot keep and supersedes older
+# attempts (delete, or create replayed with an older attempt's token to find its job); DeleteTask
+# deletes an active task only (its job is known); the reaper deletes and replays create.
+# tests/functional/test_iam_matches_calls.py checks these against the calls each function makes.
+FUNCTION_OPERATIONS: dict[str, frozenset[str]] = {
+    "CreateTaskFunction": frozenset({"create", "delete"}),
+    "GetTaskFunction": frozenset({"get"}),
+    "DeleteTaskFunction": frozenset({"delete"}),
+    "GetTaskMetricsFunction": frozenset({"get_metrics"}),
+    "GetTaskLogsFunction": frozenset({"get_logs"}),
+    "ConnectorMetadataFunction": frozenset(),
+    "AbandonedTaskReaperFunction": frozenset({"create", "delete"}),
+}
+# An operation's key in a connector's iam_actions (an AWS connector serves no metrics).
+IAM_KEY = {"create": "create", "get": "get", "delete": "delete", "get_logs": "logs", "get_metrics": "metrics"}
+
+# The switch of each connector: the parameter named after its class, and the task type it turns off.
+SWITCHES = {
+    "AthenaQueryConnector": "athena_query",
+    "RedshiftQueryConnector": "redshift_query",
+    "AwsBatchJobConnector": "aws_batch_job",
+    "SfnExecutionConnector": "sfn_execution",
+    "EmrServerlessJobConnector": "emr_serverless_job",
+    "SageMakerTrainingJobConnector": "sagemaker_training_job",
+    "SageMakerProcessingJobConnector": "sagemaker_processing_job",
+    "GlueJobConnector": "glue_job",
+}
+
+# What AWS does with the caller's permissions, granted beside the connector's own calls.
+ON_BEHALF: dict[str, dict[str, frozenset[str]]] = {
+    # Athena runs the query as StartQueryExecution's caller: result files, data, catalog metadata.
+    "athena_query": {"create": frozenset({
+        "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetObject", "s3:PutObject",
+        "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "glue:GetDatabase", "glue:GetDatabases",
+        "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"})},
+}
+# The service each connector passes a role to (iam:PassedToService).
+PASSED_TO = {
+    "emr_serverless_job": "emr-serverless.amazonaws.com",
+    "sagemaker_training_job": "sagemaker.amazonaws.com",
+    "sagemaker_processing_job": "sagemaker.amazonaws.com",
+}
+
+R, A = "us-east-1", "123456789012"  # the stand-ins for AWS::Region and AWS::AccountId
+# A value for every resource parameter, shaped as a deployment would give it.
+SCOPES: dict[str, list[str]] = {
+    "AthenaWorkGroupArns": [f"arn:aws:athena:{R}:{A}:workgroup/flyte"],
+    "AthenaResultsBucketArns": ["arn:aws:s3:::results-a", "arn:aws:s3:::results-b"],
+    "AthenaDataBucketArns": ["arn:aws:s3:::lake"],
+    "AthenaGlueCatalogArns": [f"arn:aws:glue:{R}:{A}:database/sales", f"arn:aws:glue:{R}:{A}:table/sales/*"],
+    "RedshiftClusterArns": [f"arn:aws:redshift:{R}:{A}:cluster:main", f"arn:aws:redshift:{R}:{A}:cluster:adhoc"],
+    "RedshiftWorkgroupArns": [f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e"],
+    "RedshiftSecretArns": [f"arn:aws:secretsmanager:{R}:{A}:secret:redshift-AbCdEf"],
+    "BatchJobQueueArns": [f"arn:aws:batch:{R}:{A}:job-queue/flyte"],
+    "BatchJobDefinitionArns": [f"arn:aws:batch:{R}:{A}:job-definition/train:*"],
+    "BatchLogGroupArns": [f"arn:aws:logs:{R}:{A}:log-group:/flyte/batch"],
+    "StateMachineArns": [f"arn:aws:states:{R}:{A}:stateMachine:etl", f"arn:aws:states:{R}:{A}:stateMachine:report"],
+    "EmrServerlessApplicationArns": [f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1"],
+    "SageMakerJobArns": [f"arn:aws:sagemaker:{R}:{A}:training-job/flyte-*",
+                         f"arn:aws:sagemaker:{R}:{A}:processing-job/flyte-*"],
+    "GlueJobArns": [f"arn:aws:glue:{R}:{A}:job/nightly"],
+    "GlueLogGroupArns": [f"arn:aws:logs:{R}:{A}:log-group:/flyte/glue/output"],
+    "ConnectorExecutionRoleArns": [f"arn:aws:iam::{A}:role/flyte-jobs"],
+}
+# Left empty, these grant nothing (rather than a default scope), and so do the actions only they grant.
+OPTIONAL_SCOPES = {"AthenaDataBucketArns", "RedshiftSecretArns", "ConnectorExecutionRoleArns"}
+OPTIONAL_ACTIONS = {"iam:PassRole", "secretsmanager:GetSecretValue"}
+
+# Every (connector, action) with the resources it resolves to when every parameter of SCOPES is given.
+# "*": the action has no resource-level permissions. Fixed ARNs: resources a parameter cannot narrow
+# (job ids not known ahead, the account's Glue catalog, SageMaker's own log groups).
+SM, LOGS = f"arn:aws:sagemaker:{R}:{A}", f"arn:aws:logs:{R}:{A}:log-group"
+SCOPED_RESOURCES: dict[tuple[str, str], set[str]] = {
+    ("AthenaQueryConnector", "athena:StartQueryExecution"): {f"arn:aws:athena:{R}:{A}:workgroup/flyte"},
+    ("AthenaQueryConnector", "athena:GetQueryExecution"): {f"arn:aws:athena:{R}:{A}:workgroup/flyte"},
+    ("AthenaQueryConnector", "athena:StopQueryExecution"): {f"arn:aws:athena:{R}:{A}:workgroup/flyte"},
+    ("AthenaQueryConnector", "s3:GetBucketLocation"): {"arn:aws:s3:::results-a", "arn:aws:s3:::results-b",
+                                                       "arn:aws:s3:::lake"},
+    ("AthenaQueryConnector", "s3:ListBucket"): {"arn:aws:s3:::results-a", "arn:aws:s3:::results-b", "arn:aws:s3:::lake"},
+    ("AthenaQueryConnector", "s3:ListBucketMultipartUploads"): {"arn:aws:s3:::results-a", "arn:aws:s3:::results-b"},
+    ("AthenaQueryConnector", "s3:GetObject"): {"arn:aws:s3:::results-a/*", "arn:aws:s3:::results-b/*",
+                                               "arn:aws:s3:::lake/*"},
+    **{("AthenaQueryConnector", action): {"arn:aws:s3:::results-a/*", "arn:aws:s3:::results-b/*"}
+       for action in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+    **{("AthenaQueryConnector", action): {f"arn:aws:glue:{R}:{A}:catalog", f"arn:aws:glue:{R}:{A}:database/sales",
+                                          f"arn:aws:glue:{R}:{A}:table/sales/*"}
+       for action in ON_BEHALF["athena_query"]["create"] if action.startswith("glue:")},
+    ("RedshiftQueryConnector", "redshift-data:ExecuteStatement"): {
+        f"arn:aws:redshift:{R}:{A}:cluster:main", f"arn:aws:redshift:{R}:{A}:cluster:adhoc",
+        f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e"},
+    ("RedshiftQueryConnector", "redshift-serverless:GetCredentials"): {
+        f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e"},
+    ("RedshiftQueryConnector", "redshift:GetClusterCredentials"): {
+        f"arn:aws:redshift:{R}:{A}:dbuser:main/*", f"arn:aws:redshift:{R}:{A}:dbuser:adhoc/*",
+        f"arn:aws:redshift:{R}:{A}:dbname:main/*", f"arn:aws:redshift:{R}:{A}:dbname:adhoc/*"},
+    ("RedshiftQueryConnector", "redshift:GetClusterCredentialsWithIAM"): {
+        f"arn:aws:redshift:{R}:{A}:dbname:main/*", f"arn:aws:redshift:{R}:{A}:dbname:adhoc/*"},
+    ("RedshiftQueryConnector", "secretsmanager:GetSecretValue"): {f"arn:aws:secretsmanager:{R}:{A}:secret:redshift-AbCdEf"},
+    ("RedshiftQueryConnector", "redshift-data:DescribeStatement"): {"*"},
+    ("RedshiftQueryConnector", "redshift-data:CancelStatement"): {"*"},
+    ("AwsBatchJobConnector", "batch:ListJobs"): {"*"},
+    ("AwsBatchJobConnector", "batch:SubmitJob"): {f"arn:aws:batch:{R}:{A}:job-queue/flyte",
+                                                  f"arn:aws:batch:{R}:{A}:job-definition/train:*"},
+    ("AwsBatchJobConnector", "batch:TagResource"): {f"arn:aws:batch:{R}:{A}:job/*"},
+    ("AwsBatchJobConnector", "batch:DescribeJobs"): {"*"},
+    ("AwsBatchJobConnector", "batch:TerminateJob"): {f"arn:aws:batch:{R}:{A}:job/*"},
+    ("AwsBatchJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/flyte/batch", f"{LOGS}:/flyte/batch:*"},
+    ("SfnExecutionConnector", "states:StartExecution"): {f"arn:aws:states:{R}:{A}:stateMachine:etl",
+                                                         f"arn:aws:states:{R}:{A}:stateMachine:report"},
+    **{("SfnExecutionConnector", action): {f"arn:aws:states:{R}:{A}:execution:etl:*",
+                                           f"arn:aws:states:{R}:{A}:execution:report:*"}
+       for action in ("states:DescribeExecution", "states:StopExecution")},
+    ("EmrServerlessJobConnector", "emr-serverless:StartJobRun"): {f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1"},
+    **{("EmrServerlessJobConnector", action): {f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1/jobruns/*"}
+       for action in ("emr-serverless:TagResource", "emr-serverless:GetJobRun", "emr-serverless:CancelJobRun")},
+    ("EmrServerlessJobConnector", "iam:PassRole"): {f"arn:aws:iam::{A}:role/flyte-jobs"},
+    **{("SageMakerTrainingJobConnector", action): {f"{SM}:training-job/flyte-*", f"{SM}:processing-job/flyte-*"}
+       for action in ("sagemaker:DescribeTrainingJob", "sagemaker:ListTags", "sagemaker:CreateTrainingJob",
+                      "sagemaker:AddTags", "sagemaker:StopTrainingJob")},
+    ("SageMakerTrainingJobConnector", "iam:PassRole"): {f"arn:aws:iam::{A}:role/flyte-jobs"},
+    ("SageMakerTrainingJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/aws/sagemaker/TrainingJobs",
+                                                                f"{LOGS}:/aws/sagemaker/TrainingJobs:*"},
+    **{("SageMakerProcessingJobConnector", action): {f"{SM}:training-job/flyte-*", f"{SM}:processing-job/flyte-*"}
+       for action in ("sagemaker:DescribeProcessingJob", "sagemaker:ListTags", "sagemaker:CreateProcessingJob",
+                      "sagemaker:AddTags", "sagemaker:StopProcessingJob")},
+    ("SageMakerProcessingJobConnector", "iam:PassRole"): {f"arn:aws:iam::{A}:role/flyte-jobs"},
+    ("SageMakerProcessingJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/aws/sagemaker/ProcessingJobs",
+                                                                  f"{LOGS}:/aws/sagemaker/ProcessingJobs:*"},
+    **{("GlueJobConnector", action): {f"arn:aws:glue:{R}:{A}:job/nightly"}
+       for action in ("glue:GetJobRuns", "glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun")},
+    ("GlueJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/flyte/glue/output", f"{LOGS}:/flyte/glue/output:*"},
+}
+INLINE_POLICY_LIMIT = 10_240  # IAM: characters (no whitespace) of all of a role's inline policies together
+
+
+# -- the connector classes ------------------------------------------------------------------------
+
+def connector_classes() -> dict[str, type[AwsConnector[Any]]]:
+    """Every concrete AwsConnector class defined in a module of connectors/builtin/aws/, by class name."""
+    found: dict[str, type[AwsConnector[Any]]] = {}
+    for module_info in pkgutil.iter_modules(aws_package.__path__):
+        module = importlib.import_module(f"{aws_package.__name__}.{module_info.name}")
+        for cls in vars(module).values():
+            if (inspect.isclass(cls) and issubclass(cls, AwsConnector) and cls.__module__ == module.__name__
+                    and getattr(cls, "task_type_name", None)):
+                found[cls.__name__] = cls
+    return found
+
+
+CLASSES = connector_classes()
+
+
+def connector(switch: str) -> type[AwsConnector[Any]]:
+    if switch not in CLASSES:
+        pytest.skip(f"{switch} is not written yet (no module of connectors/builtin/aws/ defines it)")
+    return CLASSES[switch]
+
+
+def expected_actions(cls: type[AwsConnector[Any]], function: str, optional: bool = True) -> set[str]:
+    """What ``function`` needs for ``cls``: the declared actions of its operations, and AWS's on-behalf needs."""
+    actions: set[str] = set()
+    for operation in FUNCTION_OPERATIONS[function]:
+        key = IAM_KEY[operation]
+        actions |= set(cls.iam_actions.get(key, ())) | ON_BEHALF.get(cls.task_type_name, {}).get(key, frozenset())
+    return actions if optional else actions - OPTIONAL_ACTIONS
+
+
+# -- the template, evaluated as CloudFormation would ------------------------------------------------
+
+NO_VALUE = object()
+
+
+class Stack:
+    """template.yaml with parameter values (the Defaults, less ``values``): conditions and intrinsics resolved."""
+
+    def __init__(self, **values: Any) -> None:
+        self.template = TEMPLATE
+        self.parameters: dict[str, Any] = {}
+        for name, parameter in TEMPLATE["Parameters"].items():
+            value = values.pop(name, parameter.get("Default"))
+            if parameter["Type"] == "CommaDelimitedList" and isinstance(value, str):
+                value = value.split(",")
+            self.parameters[name] = value
+        assert not values, f"no such parameters: {sorted(values)}"
+        self.pseudo = {"AWS::Region": R, "AWS::AccountId": A, "AWS::Partition": "aws", "AWS::NoValue": NO_VALUE}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.value(self.template["Conditions"][name]))
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (self.value(item) for item in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return self.pseudo[arg] if arg in self.pseudo else self.parameters.get(arg, arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::If":
+                return self.value(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return self.value(arg[0]) == self.value(arg[1])
+            if key == "Fn::Not":
+                return not self.value(arg[0])
+            if key == "Fn::And":
+                return all(self.value(arg))
+            if key == "Fn::Or":
+                return any(self.value(arg))
+            if key == "Fn::Join":
+                items = self.value(arg[1])
+                assert isinstance(arg[0], str) and all(isinstance(item, str) for item in items), node
+                return arg[0].join(items)
+            if key == "Fn::Split":
+                return self.value(arg[1]).split(arg[0])
+            if key == "Fn::Select":
+                return self.value(arg[1])[int(self.value(arg[0]))]
+            if key == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: str(extra[m[1]] if m[1] in extra
+                                                                else self.value({"Ref": m[1]})), text)
+            if key == "Fn::GetAtt":
+                return ".".join(arg)
+        return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
+
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return {name: resource for name, resource in self.template["Resources"].items()
+                if "Condition" not in resource or self.condition(resource["Condition"])}
+
+    def disabled_connectors(self) -> set[str]:
+        text = self.value(self.template["Globals"]["Function"]["Environment"]["Variables"]["DISABLED_CONNECTORS"])
+        return disabled_task_types(text)
+
+    def grants(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """function -> connector switch -> the statements its policies give that function's role."""
+        found: dict[str, dict[str, list[dict[str, Any]]]] = {function: {} for function in FUNCTION_OPERATIONS}
+        for name, resource in self.resources().items():
+            if resource["Type"] != "AWS::IAM::Policy":
+                continue
+            switch = switch_of(name)
+            for role in self.value(resource["Properties"]["Roles"]):
+                function = role.removesuffix("Role")
+                assert role.endswith("Role") and function in FUNCTION_OPERATIONS, f"{name} is on {role}"
+                statements = self.value(resource["Properties"]["PolicyDocument"])["Statement"]
+                found[function].setdefault(switch, []).extend(statements)
+        return found
+
+
+def switch_of(policy: str) -> str:
+    """The switch whose condition a policy's existence hangs on (every AWS-connector policy has one)."""
+    condition = TEMPLATE["Resources"][policy].get("Condition")
+    assert condition, f"{policy} exists whatever the switches say"
+    test = TEMPLATE["Conditions"][condition]
+    assert test.keys() == {"Fn::Equals"} and test["Fn::Equals"][1] == "Enabled", f"{policy}: {condition} is no switch"
+    switch = test["Fn::Equals"][0]["Ref"]
+    assert switch in SWITCHES, f"{policy} hangs on {switch}, which is no connector switch"
+    return switch
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+        found |= set(as_list(statement["Action"]))
+    return found
+
+
+def action_resources(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            found.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return found
+
+
+FULL = Stack(**SCOPES)  # every resource parameter given
+DEFAULTS = Stack()
+
+
+# -- the parameters ---------------------------------------------------------------------------------
+
+def test_the_aws_parameters_are_a_switch_per_connector_and_its_resource_lists() -> None:
+    parameters = TEMPLATE["Parameters"]
+    assert set(parameters) == set(PARAMETER_DEFAULTS) | set(SWITCHES) | set(SCOPES)
+    for switch in SWITCHES:
+        assert parameters[switch]["Type"] == "String"
+        assert parameters[switch]["Default"] == "Enabled" and parameters[switch]["AllowedValues"] == ["Enabled", "Disabled"]
+        assert TEMPLATE["Conditions"][f"{switch}Enabled"] == {"Fn::Equals": [{"Ref": switch}, "Enabled"]}
+        assert SWITCHES[switch] in parameters[switch]["Description"]
+    for name in SCOPES:
+        assert parameters[name]["Type"] == "CommaDelimitedList" and parameters[name]["Default"] == "", name
+        assert ("Empty: none" in parameters[name]["Description"]) == (name in OPTIONAL_SCOPES), name
+
+
+def references(node: Any) -> set[str]:
+    """Every name a Ref or a ${...} of a Sub names in ``node``."""
+    if isinstance(node, list):
+        return set().union(*map(references, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = set().union(*map(references, node.values())) if node else set()
+    if "Ref" in node and isinstance(node["Ref"], str):
+        found.add(node["Ref"])
+    if "Fn::Sub" in node:
+        text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+        found |= set(re.findall(r"\$\{([^}!.]+)\}", text))
+    return found
+
+
+def test_every_parameter_is_used() -> None:
+    used = references({key: value for key, value in TEMPLATE.items() if key != "Parameters"})
+    assert not set(TEMPLATE["Parameters"]) - used
+    unused = set(TEMPLATE["Conditions"]) - {
+        value for value in json.dumps(TEMPLATE["Resources"]).split('"') + json.dumps(TEMPLATE["Globals"]).split('"')
+        + json.dumps(list(TEMPLATE["Conditions"].values())).split('"')}
+    assert not unused, f"conditions no resource or value uses: {sorted(unused)}"
+
+
+# -- switches ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_each_connector_class_has_its_switch_and_declares_its_operations(switch: str) -> None:
+    cls = connector(switch)
+    assert cls.task_type_name == SWITCHES[switch]
+    assert set(cls.iam_actions) <= {"create", "get", "delete", "logs"} and cls.iam_actions["create"]
+    assert ("logs" in cls.iam_actions) == (cls.get_logs is not AsyncConnector.get_logs), (
+        f"{switch} declares logs actions only if it serves GetTaskLogs")
+    assert cls.get_metrics is AsyncConnector.get_metrics, f"{switch} serves metrics: GetTaskMetrics needs its grants"
+    assert ("iam:PassRole" in cls.iam_actions["create"]) == (cls.task_type_name in PASSED_TO)
+
+
+def test_connector_modules_are_the_ones_the_template_switches() -> None:
+    assert set(CLASSES) <= set(SWITCHES), f"connectors without a switch: {sorted(set(CLASSES) - set(SWITCHES))}"
+
+
+def test_all_enabled_disables_none_and_all_disabled_disables_every_aws_connector() -> None:
+    assert DEFAULTS.disabled_connectors() == set()
+    assert Stack(**{switch: "Disabled" for switch in SWITCHES}).disabled_connectors() == set(SWITCHES.values())
+    none_left = Stack(**SCOPES, **{switch: "Disabled" for switch in SWITCHES}).grants()
+    assert all(not by_switch for by_switch in none_left.values()), none_left
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_a_disabled_connector_keeps_no_grant_and_is_named_in_disabled_connectors(switch: str) -> None:
+    stack = Stack(**SCOPES, **{switch: "Disabled"})
+    assert stack.disabled_connectors() == {SWITCHES[switch]}
+    grants, everything = stack.grants(), FULL.grants()
+    for function in FUNCTION_OPERATIONS:
+        assert switch not in grants[function], f"{function} keeps {switch}'s grants"
+        # The others' grants stay as they were.
+        assert grants[function] == {k: v for k, v in everything[function].items() if k != switch}
+
+
+# -- grants -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_each_function_has_exactly_the_actions_its_operations_declare(switch: str) -> None:
+    cls = connector(switch)
+    full, defaults = FULL.grants(), DEFAULTS.grants()
+    for function in FUNCTION_OPERATIONS:
+        assert actions(full[function].get(switch, [])) == expected_actions(cls, function), function
+        # The optional lists left empty: their statements are gone, not widened.
+        assert actions(defaults[function].get(switch, [])) == expected_actions(cls, function, optional=False), function
+
+
+def test_metrics_and_metadata_get_no_aws_connector_grant() -> None:
+    for stack in (FULL, DEFAULTS):
+        grants = stack.grants()
+        assert grants["GetTaskMetricsFunction"] == {} and grants["ConnectorMetadataFunction"] == {}
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_each_action_acts_on_the_resources_its_parameter_names(switch: str) -> None:
+    by_action: dict[str, set[str]] = {}
+    for by_switch in FULL.grants().values():
+        for action, resources in action_resources(by_switch.get(switch, [])).items():
+            by_action.setdefault(action, set()).update(resources)
+    assert by_action == {action: resources for (owner, action), resources in SCOPED_RESOURCES.items()
+                         if owner == switch}
+
+
+def test_by_default_every_resource_is_this_account_and_regions() -> None:
+    for function, by_switch in DEFAULTS.grants().items():
+        for switch, statements in by_switch.items():
+            for action, resources in action_resources(statements).items():
+                for resource in resources:
+                    if SCOPED_RESOURCES[(switch, action)] == {"*"}:
+                        assert resource == "*"
+                    elif resource.startswith("arn:aws:s3:::"):  # S3 ARNs name no account: the bucket does
+                        assert resource.startswith(f"arn:aws:s3:::aws-athena-query-results-{A}-{R}"), resource
+                    else:
+                        assert resource.startswith("arn:aws:") and f":{R}:{A}:" in resource, (function, action, resource)
+
+
+def test_roles_are_passed_only_to_the_enabled_connectors_services() -> None:
+    def passed(stack: Stack) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for by_switch in stack.grants().values():
+            for switch, statements in by_switch.items():
+                for statement in statements:
+                    if "iam:PassRole" in as_list(statement["Action"]):
+                        assert as_list(statement["Action"]) == ["iam:PassRole"]
+                        assert statement["Resource"] == SCOPES["ConnectorExecutionRoleArns"]
+                        service = statement["Condition"]["StringEquals"]["iam:PassedToService"]
+                        assert service == PASSED_TO[SWITCHES[switch]], switch
+                        found.setdefault(switch, set()).add(service)
+        return found
+
+    passing = {switch for switch, task_type in SWITCHES.items() if task_type in PASSED_TO}
+    assert set(passed(FULL)) == passing
+    assert passed(DEFAULTS) == {}  # no role named: no PassRole statement at all
+    assert set(passed(Stack(**SCOPES, EmrServerlessJobConnector="Disabled"))) == passing - {"EmrServerlessJobConnector"}
+
+
+def test_each_roles_inline_policies_fit_iams_limit() -> None:
+    """IAM caps the inline policies of one role at 10,240 characters in all (SAM puts the DynamoDB
+    statements there too): with the defaults and with every list given (SCOPES), CreateTask's and
+    the reaper's roles (about 6,700) leave 3,000 for longer lists (an ARN is ~60, and a state
+    machine's or SageMaker job pattern's appears in up to four statements of one role)."""
+    for stack in (DEFAULTS, FULL):
+        sizes = {function: 0 for function in FUNCTION_OPERATIONS}
+        for name, resource in stack.resources().items():
+            if resource["Type"] == "AWS::IAM::Policy":
+                text = json.dumps(stack.value(resource["Properties"]["PolicyDocument"]), separators=(",", ":"))
+                for role in stack.value(resource["Properties"]["Roles"]):
+                    sizes[role.removesuffix("Role")] += len(text) + len(resource["Properties"]["PolicyName"])
+            elif resource["Type"] == "AWS::Serverless::Function":
+                for policy in resource["Properties"].get("Policies") or []:
+                    sizes[name] += len(json.dumps(stack.value(policy), separators=(",", ":"))) + 40
+        assert max(sizes.values()) < INLINE_POLICY_LIMIT - 3_000, sizes
