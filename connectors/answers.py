@@ -1,7 +1,8 @@
 """What GetTask answers: a connector's Resource made into a flyteidl2 Resource that can be told.
 
 Outputs are converted before the phase is stored: a SUCCEEDED whose outputs do not fit the
-declared interface, or whose answer is too large to carry, becomes FAILED with a message naming
+declared interface, that gives some declared outputs but not all (with none, the executor reads
+``<output_prefix>/outputs.pb``), or whose answer is too large to carry, becomes FAILED with a message naming
 why, so the executor fails the task at once and clearly (the job has finished either way). Other
 parts that cannot be carried (custom_info that is not JSON, or too large) are left out and
 logged: the phase is what matters to the executor.
@@ -58,6 +59,10 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
             return _failed(answer, f"the job succeeded but its outputs take {outputs_bytes} bytes, more than the "
                                    f"{MAX_OUTPUTS_BYTES} an answer through API Gateway and Lambda can carry: return "
                                    "large values as files (FileRef, DirRef, DataFrameRef) instead")
+        missing = [entry.key for entry in declared.variables if entry.key not in resource.outputs] if declared else []
+        if missing:  # some outputs but not all: no outputs.pb to fall back on, a task that cannot finish
+            return _failed(answer, _text(f"the job succeeded but gave no value for the declared output(s) "
+                                         f"{', '.join(repr(name) for name in missing)}"))
     if answer.ByteSize() > MAX_ANSWER_BYTES and answer.HasField("custom_info"):
         logger.warning("task %s: custom_info left out, the answer would be %d bytes", record.name, answer.ByteSize())
         answer.ClearField("custom_info")

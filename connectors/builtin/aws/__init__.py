@@ -12,6 +12,13 @@ from typing import Any
 # task type -> "module:Class" in this package, in the order the README lists them
 AWS_CONNECTORS: dict[str, str] = {
     "athena_query": "athena:AthenaQueryConnector",
+    "redshift_query": "redshift:RedshiftQueryConnector",
+    "aws_batch_job": "batch:AwsBatchJobConnector",
+    "sfn_execution": "step_functions:SfnExecutionConnector",
+    "emr_serverless_job": "emr_serverless:EmrServerlessJobConnector",
+    "sagemaker_training_job": "sagemaker_training:SageMakerTrainingJobConnector",
+    "sagemaker_processing_job": "sagemaker_processing:SageMakerProcessingJobConnector",
+    "glue_job": "glue:GlueJobConnector",
 }
 
 

@@ -62,17 +62,24 @@ def _client_config() -> Any:
     )
 
 
-def client(service: str) -> Any:
-    """The process's boto3 client for ``service``, built on first use."""
-    found = _clients.get(service)
+def client(service: str, *, once: bool = False) -> Any:
+    """The process's boto3 client for ``service``, built on first use. ``once``: a client that
+    never resends a call, for start calls that carry no client token (a call resent after its
+    answer was lost would start a second job)."""
+    key = f"{service}/once" if once else service
+    found = _clients.get(key)
     if found is not None:
         return found
     with _clients_lock:
-        if service not in _clients:
+        if key not in _clients:
             import boto3
+            from botocore.config import Config
 
-            _clients[service] = boto3.session.Session().client(service, config=_client_config())
-        return _clients[service]
+            config = _client_config()
+            if once:
+                config = config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
+            _clients[key] = boto3.session.Session().client(service, config=config)
+        return _clients[key]
 
 
 def region() -> str:
@@ -349,9 +356,14 @@ class AwsConnector(AsyncConnector[M]):
         come back as Connect errors by kind (see :func:`aws_error`)."""
         return await self.aws_call(self.service, operation, **params)
 
-    async def aws_call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+    async def aws_once(self, operation: str, **params: Any) -> dict[str, Any]:
+        """:meth:`aws`, sent once and never resent by botocore: for a start call with no client
+        token. When its answer is lost the job may exist: look it up before failing."""
+        return await self.aws_call(self.service, operation, _once=True, **params)
+
+    async def aws_call(self, service: str, operation: str, *, _once: bool = False, **params: Any) -> dict[str, Any]:
         """:meth:`aws` on another service's client (CloudWatch Logs, IAM...)."""
-        method = getattr(client(service), operation)
+        method = getattr(client(service, once=_once), operation)
         what = f"{service} {_api_name(operation)}"
         try:
             return await asyncio.to_thread(functools.partial(method, **params))

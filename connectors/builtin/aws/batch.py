@@ -20,11 +20,8 @@ docs/connectors/aws_batch_job.md for the window that leaves).
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import functools
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
@@ -33,7 +30,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, not_found
-from .base import (AwsConnector, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link,
+from .base import (AwsConnector, PhaseTable, cloudwatch_log_url, console_url, input_text, log_link,
                    stem_of, token_name)
 from .logs import cloudwatch_log_pages
 
@@ -111,7 +108,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         found = await self._find(queue, name)
         if found is None:
             try:
-                found = (await self._submit_once(jobName=name, **params))["jobId"]
+                found = (await self.aws_once("submit_job", jobName=name, **params))["jobId"]
             except ConnectError as error:
                 if error.code not in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED):
                     raise
@@ -133,12 +130,6 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
                 return None
             request["nextToken"] = page["nextToken"]
         return None
-
-    async def _submit_once(self, **params: Any) -> dict[str, Any]:
-        try:
-            return await asyncio.to_thread(functools.partial(_single_try_client().submit_job, **params))
-        except Exception as error:
-            raise aws_error(error, "batch SubmitJob") from None
 
     async def _describe(self, meta: AwsBatchJobMeta) -> dict[str, Any]:
         jobs = (await self.aws("describe_jobs", jobs=[meta.job_id])).get("jobs", [])
@@ -200,21 +191,3 @@ def _log_group(container: dict[str, Any]) -> str:
     options = (container.get("logConfiguration") or {}).get("options") or {}
     return options.get("awslogs-group") or DEFAULT_LOG_GROUP
 
-
-_once: list[Any] = []
-_once_lock = threading.Lock()
-
-
-def _single_try_client() -> Any:
-    """A Batch client that never resends: SubmitJob has no client token, so a resent SubmitJob
-    whose first answer was lost would start a second job."""
-    with _once_lock:
-        if not _once:
-            import boto3
-            from botocore.config import Config
-
-            from .base import _client_config
-
-            config = _client_config().merge(Config(retries={"mode": "standard", "max_attempts": 1}))
-            _once.append(boto3.session.Session().client("batch", config=config))
-        return _once[0]

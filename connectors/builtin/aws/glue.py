@@ -20,10 +20,7 @@ a lost answer, starting a second run); when its answer is lost, the runs are loo
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
@@ -105,7 +102,7 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
         found = await self._find(job_name, idempotency_token) if idempotency_token else None
         if found is None:
             try:
-                found = (await self._start_once(**params))["JobRunId"]
+                found = (await self.aws_once("start_job_run", **params))["JobRunId"]
             except ConnectError as error:
                 if error.code not in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED) or not idempotency_token:
                     raise
@@ -126,12 +123,6 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
                 return None
             request["NextToken"] = page["NextToken"]
         return None
-
-    async def _start_once(self, **params: Any) -> dict[str, Any]:
-        try:
-            return await asyncio.to_thread(functools.partial(_single_try_client().start_job_run, **params))
-        except Exception as error:
-            raise aws_error(error, "glue StartJobRun") from None
 
     async def _run(self, meta: GlueJobMeta) -> dict[str, Any]:
         return (await self.aws("get_job_run", JobName=meta.job_name, RunId=meta.job_run_id))["JobRun"]
@@ -183,21 +174,3 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
                                                token=token, lines=lines):
             yield page
 
-
-_once: list[Any] = []
-_once_lock = threading.Lock()
-
-
-def _single_try_client() -> Any:
-    """A Glue client that never resends: StartJobRun has no client token, so a resent StartJobRun
-    whose first answer was lost would start a second run."""
-    with _once_lock:
-        if not _once:
-            import boto3
-            from botocore.config import Config
-
-            from .base import _client_config
-
-            config = _client_config().merge(Config(retries={"mode": "standard", "max_attempts": 1}))
-            _once.append(boto3.session.Session().client("glue", config=config))
-        return _once[0]

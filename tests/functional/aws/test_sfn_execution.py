@@ -100,15 +100,16 @@ def test_an_output_that_does_not_fit_its_declared_type_fails_the_task_naming_it(
     assert resource.phase == TaskExecution.FAILED and "'values'" in resource.message
 
 
-def test_an_output_missing_from_the_execution_output_is_left_out(aws_world, machines):
+def test_an_output_missing_from_the_execution_output_fails_the_task_naming_it(aws_world, machines):
     world = aws_world(SfnExecutionConnector())
     handle = world.create(world.request(TYPE, {"state_machine_arn": machines["echo"]}, inputs={"rows": (INT, 7)},
                                         outputs={"rows": INT, "summary": STR}))
     resource = world.wait(handle, TYPE)
-    # the connector reports what the output holds; the service then leaves "summary" out and
-    # the executor, finding a declared output missing, fails the task naming it
-    assert resource.phase == TaskExecution.SUCCEEDED
-    assert world.outputs(resource, {"rows": INT, "summary": STR}) == {"rows": 7}
+    # the connector reports what the output holds; the service, finding a declared output
+    # without a value, fails the task naming it rather than answer a success that cannot finish
+    assert resource.phase == TaskExecution.FAILED
+    assert "no value for the declared output(s) 'summary'" in resource.message
+    assert world.record(handle).phase == TaskExecution.FAILED
 
 
 def test_a_failed_execution_is_failed_with_its_error_and_cause(aws_world, machines):
