@@ -64,7 +64,8 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         spark: dict[str, Any] = {"entryPoint": fields.s3_uri("entry_point", required=True)}
         arguments = fields.optional("entry_point_arguments", list, default=[])
         if not all(isinstance(item, str) for item in arguments):
-            raise invalid_argument("emr_serverless_job: template.custom.entry_point_arguments must be a list of strings")
+            raise invalid_argument("emr_serverless_job: template.custom.entry_point_arguments must be a list of "
+                                   "strings")
         for name, value in (inputs or {}).items():
             arguments = [*arguments, f"--{name}", input_text(value)]
         if arguments:
@@ -132,5 +133,6 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         logging = ((run.get("configurationOverrides") or {}).get("monitoringConfiguration") or {}).get(
             "cloudWatchLoggingConfiguration") or {}
         if logging.get("enabled"):
-            links.append(log_link("CloudWatch logs", cloudwatch_log_url(logging.get("logGroupName") or DEFAULT_LOG_GROUP)))
+            group = logging.get("logGroupName") or DEFAULT_LOG_GROUP
+            links.append(log_link("CloudWatch logs", cloudwatch_log_url(group)))
         return links

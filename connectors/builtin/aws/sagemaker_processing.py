@@ -59,8 +59,8 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
         outputs = fields.optional("processing_outputs", list, default=[])
         if outputs:
             params["ProcessingOutputConfig"] = {"Outputs": outputs}
-        produced = {item.get("OutputName") for item in outputs
-                    if isinstance(item, dict) and isinstance(item.get("S3Output"), dict) and item["S3Output"].get("S3Uri")}
+        produced = {item.get("OutputName") for item in outputs if isinstance(item, dict)
+                    and isinstance(item.get("S3Output"), dict) and item["S3Output"].get("S3Uri")}
         declared = output_names(task_template)
         dirs = set(output_names(task_template, lambda t: is_blob(t, multipart=True)))
         for name in declared:

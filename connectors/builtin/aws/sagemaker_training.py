@@ -5,7 +5,7 @@
 | create | CreateTrainingJob: ``algorithm_specification``, ``role_arn``, ``output_path`` (s3), ``resource_config`` (AWS shapes), ``stopping_condition`` (default 24 h), ``hyperparameters`` plus each scalar input by its text, ``input_data_config`` plus a channel per file/directory input named after it, ``environment``, ``tags``; TrainingJobName = token_name(token, 63), tagged flyte:idempotency-token; DescribeTrainingJob first: our job is adopted, another's is failed_precondition (sagemaker_jobs) |
 | get | DescribeTrainingJob |
 | delete | StopTrainingJob (a job that has ended stays as it ended) |
-| outputs | the first declared file output = ModelArtifacts.S3ModelArtifacts |
+| outputs | the first declared file output = ModelArtifacts.S3ModelArtifacts; with it, any other declared output is invalid_argument at create |
 | logs | GetTaskLogs from /aws/sagemaker/TrainingJobs, streams "<job name>/..." |
 | custom_info | job name and ARN, status, secondary status, times, final metrics |
 """
@@ -80,6 +80,11 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
         params["Tags"] = tags_of(fields, idempotency_token)
         name = job_name(idempotency_token, task_execution_metadata)
         files = output_names(task_template, lambda t: is_blob(t, multipart=False))
+        others = [output for output in output_names(task_template) if files and output != files[0]]
+        if others:  # the answer would give some outputs but not all: a task that could never succeed
+            raise invalid_argument(f"sagemaker_training_job: output {others[0]!r} cannot be filled: a training job "
+                                   f"gives one output, its model artifact (the first declared file output, "
+                                   f"{files[0]!r})")
         await self.start(name, idempotency_token, params)
         return SageMakerTrainingJobMeta(job_name=name, model_output=files[0] if files else None)
 

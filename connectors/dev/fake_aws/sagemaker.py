@@ -122,7 +122,8 @@ wraps_method(SageMakerModelBackend, "create_processing_job")(
 def _found(self: SageMakerModelBackend, jobs_of: str, name: str, cls: Any, kind: str) -> Any:
     job = getattr(self, jobs_of).get(name)
     if job is None:
-        raise ValidationError(message=f"Could not find {kind} job '{cls.arn_formatter(name, self.account_id, self.region_name)}'.")
+        arn = cls.arn_formatter(name, self.account_id, self.region_name)
+        raise ValidationError(message=f"Could not find {kind} job '{arn}'.")
     return job
 
 

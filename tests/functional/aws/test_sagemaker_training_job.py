@@ -63,7 +63,7 @@ def test_a_training_job_runs_to_success_and_its_model_artifact_is_the_file_outpu
                                          stopping_condition={"MaxRuntimeInSeconds": 600}, tags={"team": "ml"}),
                             inputs={"train": (FILE, literals.FileRef(uri=TRAIN_DATA)), "max_depth": (INT, 5),
                                     "eta": (FLOAT, 0.3), "note": (STR, "first")},
-                            outputs={"model": FILE, "other": FILE}, run=f"Train_Run.{uuid.uuid4().hex[:6]}")
+                            outputs={"model": FILE}, run=f"Train_Run.{uuid.uuid4().hex[:6]}")
     handle = world.create(request)
     name = meta_of(world, handle).job_name
     assert name == name_of(request) and NAME_PATTERN.match(name) and name.endswith(token_of(request))
@@ -87,6 +87,15 @@ def test_the_stopping_condition_defaults_to_a_day(aws_world):
     world = aws_world(SageMakerTrainingJobConnector())
     handle = world.create(world.request(TYPE, custom()))
     assert described(world, handle)["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+
+
+@pytest.mark.parametrize("outputs", [{"model": FILE, "other": FILE}, {"model": FILE, "accuracy": FLOAT}])
+def test_an_output_besides_the_model_artifact_is_invalid_argument_before_a_job_starts(aws_world, outputs):
+    world = aws_world(SageMakerTrainingJobConnector())
+    request = world.request(TYPE, custom(), outputs=outputs)
+    error = world.error(world.create, request)
+    assert error.code == Code.INVALID_ARGUMENT and "cannot be filled" in error.message and "'model'" in error.message
+    assert jobs_named(world, token_of(request)) == set()
 
 
 def test_get_task_logs_reads_the_jobs_cloudwatch_streams(aws_world):
