@@ -22,8 +22,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml flyte_plugin/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e ./flyte_plugin
 	touch $@
 
 # The SAM CLI is a tool, not a library: its own venv keeps its pins out of the runtime's.
