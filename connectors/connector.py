@@ -108,6 +108,10 @@ class AsyncConnector(ABC, Generic[M]):
     task_type_name: str
     task_type_version: int = 0
     metadata_type: type[M]
+    # For a remote API with no client token, whose create finds an earlier try's job by a look-up
+    # that lags (an eventually consistent list): how long after a create whose outcome is unknown
+    # before it may be replayed with the same token (by a retry, a newer attempt or the reaper).
+    replay_settle_seconds: float = 0.0
 
     @abstractmethod
     async def create(

@@ -86,8 +86,11 @@ class ConnectorService:
         except ConnectError as error:
             # An earlier try of this attempt whose outcome is unknown keeps the outcome unknown.
             known = not claim.took_over or claim.prior_create_error in REFUSED_CODES
+            # A job the connector finds again only by a look-up that lags must have time to show.
+            unknown = not known or error.code.value not in REFUSED_CODES
+            hold = float(getattr(connector, "replay_settle_seconds", 0) or 0) if unknown else 0.0
             await self._release(record, f"create failed ({error.code.value}): {error.message}",
-                                error.code.value if known else "")
+                                error.code.value if known else "", hold)
             raise
         try:
             encoded = self._encode_meta(connector, record, meta)
@@ -160,9 +163,9 @@ class ConnectorService:
         except (ConnectError, RecordChanged) as error:  # the lease expires; a canceller finds the job again
             logger.warning("could not record that %s's job was cancelled: %s", record.name, error)
 
-    async def _release(self, record: TaskRecord, message: str, create_error: str = "") -> None:
+    async def _release(self, record: TaskRecord, message: str, create_error: str = "", hold: float = 0.0) -> None:
         try:
-            await self.run_store(self.store.release_claim, record, message, create_error)
+            await self.run_store(self.store.release_claim, record, message, create_error, hold)
         except ConnectError as error:  # the lease then expires on its own
             logger.warning("could not release the claim on %s: %s", record.name, error.message)
 

@@ -136,19 +136,23 @@ class TaskStore(TaskTable):
                 return current  # botocore retried this very update after its answer was lost
             raise
 
-    def release_claim(self, record: TaskRecord, message: str, create_error: str = "") -> None:
-        """claimed (ours)  ──▶  claimed, lease expired now: a retry of this attempt may resume at
-        once, and a newer attempt or the reaper may cancel what create may have started.
-        ``create_error`` is the code connector.create failed with ("" when it was not called or
-        its outcome is unknown): a canceller trusts a refused replay only after a refused create."""
+    def release_claim(self, record: TaskRecord, message: str, create_error: str = "",
+                      hold_seconds: float = 0.0) -> None:
+        """claimed (ours)  ──▶  claimed, lease expired now (or in ``hold_seconds``): a retry of this
+        attempt may then resume, and a newer attempt or the reaper cancel what create may have
+        started. ``create_error`` is the code connector.create failed with ("" when it was not
+        called or its outcome is unknown): a canceller trusts a refused replay only after a refused
+        create. ``hold_seconds`` keeps a create whose outcome is unknown from being replayed before
+        a connector's look-up can see the job it may have started (its ``replay_settle_seconds``)."""
         now = self.clock()
         try:
             self._update(
                 record,
-                "SET lease_expires_at = :now, #message = :message, updated_at = :now, version = version + :one, "
+                "SET lease_expires_at = :expires, #message = :message, updated_at = :now, version = version + :one, "
                 "create_error = :error" + self._note_set(record, message),
                 _OWNS_CLAIM,
                 {**self._states(), ":owner": {"B": record.secret}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
+                 ":expires": {"N": repr(now + max(0.0, hold_seconds))},
                  ":message": {"S": clip(message, MESSAGE_BYTES)}, ":error": {"S": create_error},
                  **self._note_values(message)},
             )

@@ -34,7 +34,7 @@ from ...connector import AsyncConnector, M
 from ...errors import Code, ConnectError, internal, invalid_argument
 
 __all__ = [
-    "AwsConnector", "Fields", "PhaseTable", "aws_error", "client", "cloudwatch_log_url", "console_url", "error_code",
+    "AwsConnector", "Fields", "PhaseTable", "aws_error", "aws_shape", "client", "cloudwatch_log_url", "console_url", "error_code",
     "input_text", "inputs_json", "json_data", "is_blob", "is_dataframe", "log_link", "output_names", "region", "stem_of",
     "token_name",
 ]
@@ -162,9 +162,10 @@ class Fields:
     def __init__(self, task_type: str, template: TaskTemplate) -> None:
         self.task_type = task_type
         try:
-            self.data: dict[str, Any] = json_format.MessageToDict(template.custom) if template.HasField("custom") else {}
+            data = json_format.MessageToDict(template.custom) if template.HasField("custom") else {}
         except ValueError as error:  # an infinite or NaN number does not serialize
             raise invalid_argument(f"{task_type}: template.custom is not JSON: {error}") from None
+        self.data: dict[str, Any] = aws_shape(data)
 
     def _bad(self, name: str, expected: str, value: Any) -> ConnectError:
         return invalid_argument(f"{self.task_type}: template.custom.{name} must be {expected}, got {value!r}")
@@ -224,6 +225,19 @@ class Fields:
         if value is not None and not value.startswith("s3://"):
             raise self._bad(name, "an s3:// URI", value)
         return value
+
+
+def aws_shape(value: Any) -> Any:
+    """Template data for AWS: a Struct holds every number as a float, and boto3 refuses a float
+    where AWS wants an integer (``"vcpus": 2.0``); whole numbers become ints (boto3 takes an int
+    wherever AWS wants a float)."""
+    if isinstance(value, dict):
+        return {key: aws_shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [aws_shape(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 # -- phases ------------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     task_type_version = 0
     metadata_type = AwsBatchJobMeta
     service = "batch"
+    # ListJobs is eventually consistent: a create whose outcome is unknown is replayed (its job
+    # looked up by the token) no sooner than this after it began (connectors/connector.py).
+    replay_settle_seconds = 60.0
     iam_actions = {
         "create": ("batch:ListJobs", "batch:SubmitJob", "batch:TagResource"),
         "get": ("batch:DescribeJobs",),

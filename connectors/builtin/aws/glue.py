@@ -68,6 +68,9 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
     task_type_version = 0
     metadata_type = GlueJobMeta
     service = "glue"
+    # GetJobRuns is eventually consistent: a create whose outcome is unknown is replayed (its job
+    # looked up by the token) no sooner than this after it began (connectors/connector.py).
+    replay_settle_seconds = 60.0
     iam_actions = {
         "create": ("glue:GetJobRuns", "glue:StartJobRun"),
         "get": ("glue:GetJobRun",),

@@ -22,7 +22,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ... import literals
 from ...connector import M
 from ...errors import Code, ConnectError, failed_precondition, invalid_argument, not_found
-from .base import AwsConnector, Fields, PhaseTable, cloudwatch_log_url, console_url, input_text, log_link, stem_of, \
+from .base import AwsConnector, Fields, PhaseTable, aws_shape, cloudwatch_log_url, console_url, input_text, log_link, stem_of, \
     token_name
 from .logs import cloudwatch_log_pages
 
@@ -40,17 +40,6 @@ STARTING = frozenset({"Starting", "Pending", "LaunchingMLInstances", "PreparingT
                       "DownloadingTrainingImage"})
 TRANSIENT = re.compile(r"capacity|InternalServerError|internal (server )?error|ServiceUnavailable", re.IGNORECASE)
 REFS = (literals.FileRef, literals.DirRef, literals.DataFrameRef)
-
-
-def aws_shape(value: Any) -> Any:
-    """A template object for AWS: a Struct's numbers are all floats, AWS's integers must be ints."""
-    if isinstance(value, dict):
-        return {key: aws_shape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [aws_shape(item) for item in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def job_name(token: str, task_execution_metadata: Any) -> str:

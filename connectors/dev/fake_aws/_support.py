@@ -7,19 +7,22 @@ from typing import Any, Callable
 
 
 def wraps_method(cls: type, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Replace ``cls.name`` by the decorated function, which receives the original first:
-    ``fn(original, self, *args, **kwargs)``. Applied once, however often the module is imported."""
+    """Replace ``cls.name`` by the decorated function, which receives the method it wraps first:
+    ``fn(original, self, *args, **kwargs)``. Two modules may wrap the same method (each wraps what
+    is there); one patch is applied once, however often its module is imported."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         original = getattr(cls, name)
-        if getattr(original, "__fake_aws__", False):
+        patch_id = f"{fn.__module__}.{fn.__qualname__}"
+        applied = getattr(original, "__fake_aws__", frozenset())
+        if patch_id in applied:
             return original
 
         @functools.wraps(original)
         def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
             return fn(original, self, *args, **kwargs)
 
-        patched.__fake_aws__ = True  # type: ignore[attr-defined]
+        patched.__fake_aws__ = applied | {patch_id}  # type: ignore[attr-defined]
         setattr(cls, name, patched)
         return patched
 

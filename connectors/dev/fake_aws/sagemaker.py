@@ -11,10 +11,6 @@
   status Starting -> Downloading -> Training -> Uploading -> Completed, and
   ``sagemaker::processing-job``: InProgress -> Completed), immediate by default, so a test can
   hold jobs with ``world.hold(...)``; moto's jobs are Completed at once.
-- CloudWatch Logs' FilterLogEvents honours logStreamNamePrefix ("filters the results to include
-  only events from log streams that have names starting with this prefix"), which moto ignores:
-  a job's logs are the streams "<job name>/...". (Here because only the SageMaker connectors
-  read streams by prefix; a fake_aws/logs.py would be its better home.)
 - A fate (service ``sagemaker``, job = the job's name) sets its status and FailureReason; a
   fate of ``InProgress`` keeps it running (``secondary_status`` in the fate, default Training)
   until it is stopped.
@@ -22,11 +18,9 @@
 
 from __future__ import annotations
 
-import json
 import weakref
 from typing import Any
 
-from moto.logs.responses import LogsResponse
 from moto.moto_api import state_manager
 from moto.moto_api._internal.managed_state_model import ManagedState
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
@@ -159,19 +153,3 @@ def _stop_training_response(self: SageMakerResponse) -> Any:
     name = self._get_param("TrainingJobName")
     _stop(_found(self.sagemaker_backend, "training_jobs", name, FakeTrainingJob, "training"), "training")
     return "{}"
-
-
-@wraps_method(LogsResponse, "filter_log_events")
-def _filter_log_events(original: Any, self: LogsResponse) -> Any:
-    prefix = self._get_param("logStreamNamePrefix")
-    if not prefix or self._get_param("logStreamNames"):
-        return original(self)
-    group = self._get_param("logGroupName")
-    self.logs_backend.filter_log_events(group, [], None, None, 1, None, "", False)  # an unknown group: as moto answers
-    names = [name for name in self.logs_backend.groups[group].streams if name.startswith(prefix)]
-    if not names:
-        return json.dumps({"events": [], "searchedLogStreams": []})
-    events, token, searched = self.logs_backend.filter_log_events(
-        group, names, self._get_param("startTime"), self._get_param("endTime"), self._get_param("limit"),
-        self._get_param("nextToken"), self._get_param("filterPattern"), self._get_param("interleaved", False))
-    return json.dumps({"events": events, "nextToken": token, "searchedLogStreams": searched})
