@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
+import time
+
 import pytest
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -110,9 +112,11 @@ def test_a_create_retried_after_a_crash_starts_one_job(aws_world):
 
 
 class CrashesOnce(AwsBatchJobConnector):
-    """Submits the job, then fails as if its answer were lost (once)."""
+    """Submits the job, then fails as if its answer were lost (once). Its hold before a replay
+    is cut from 60 s to 1 s, so that a test can wait it out."""
 
     crashed = False
+    replay_settle_seconds = 1.0
 
     async def create(self, *args, **kwargs):
         meta = await super().create(*args, **kwargs)
@@ -134,6 +138,10 @@ def test_a_newer_attempt_terminates_the_older_attempts_job_found_by_its_name(aws
         else:
             world.create(older)
         world.create(world.request(TYPE, BASE, run=f"rbatchsup{int(crash)}", attempt=1))
+        if crash:  # held for the look-up to settle: the newer attempt left it to the reaper
+            assert world.records(f"rbatchsup{int(crash)}")[0].superseded_by == 1
+            time.sleep(CrashesOnce.replay_settle_seconds)
+            assert len(world.reap().cancelled) == 1
         jobs = {job["jobName"].split("-")[-1]: job for job in jobs_of_run(world, f"rbatchsup{int(crash)}")}
     finally:
         world.release("batch::job")

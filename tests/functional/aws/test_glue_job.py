@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import pathlib
 
+import time
+
 import pytest
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -101,9 +103,11 @@ def test_a_create_retried_after_a_crash_starts_one_run(aws_world):
 
 
 class CrashesOnce(GlueJobConnector):
-    """Starts the run, then fails as if its answer were lost (once)."""
+    """Starts the run, then fails as if its answer were lost (once). Its hold before a replay is
+    cut from 60 s to 1 s, so that a test can wait it out."""
 
     crashed = False
+    replay_settle_seconds = 1.0
 
     async def create(self, *args, **kwargs):
         meta = await super().create(*args, **kwargs)
@@ -127,6 +131,9 @@ def test_a_newer_attempt_stops_the_older_attempts_run_found_by_its_token(aws_wor
         else:
             world.create(older)
         world.create(newer)
+        if crash:  # held for the look-up to settle: the newer attempt left it to the reaper
+            time.sleep(CrashesOnce.replay_settle_seconds)
+            assert len(world.reap().cancelled) == 1
         found = runs_with(world, token_of(older), token_of(newer))
     finally:
         world.release("glue::job_run")
