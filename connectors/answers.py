@@ -50,8 +50,15 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
             logger.warning("task %s: custom_info left out, it cannot be carried: %s", record.name, type(error).__name__)
     if phase == TaskExecution.SUCCEEDED and resource.outputs:
         declared = VariableMap.FromString(record.outputs_interface) if record.outputs_interface else None
+        outputs = resource.outputs
+        if declared is not None and declared.variables:  # the flyte SDK refuses outputs it did not declare
+            names = {entry.key for entry in declared.variables}
+            extra = sorted(str(name) for name in outputs if name not in names)
+            if extra:
+                logger.warning("task %s: undeclared outputs left out of the answer: %s", record.name, ", ".join(extra))
+                outputs = {name: value for name, value in outputs.items() if name in names}
         try:
-            answer.outputs.CopyFrom(literals.native_to_outputs(resource.outputs, declared))
+            answer.outputs.CopyFrom(literals.native_to_outputs(outputs, declared))
             outputs_bytes = answer.outputs.ByteSize()
         except Exception as error:  # LiteralConversionError, or a value no literal can hold
             return _failed(answer, _text(f"the job succeeded but its outputs do not fit the task's interface: {error}"))
@@ -59,7 +66,7 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
             return _failed(answer, f"the job succeeded but its outputs take {outputs_bytes} bytes, more than the "
                                    f"{MAX_OUTPUTS_BYTES} an answer through API Gateway and Lambda can carry: return "
                                    "large values as files (FileRef, DirRef, DataFrameRef) instead")
-        missing = [entry.key for entry in declared.variables if entry.key not in resource.outputs] if declared else []
+        missing = [entry.key for entry in declared.variables if entry.key not in outputs] if declared else []
         if missing:  # some outputs but not all: no outputs.pb to fall back on, a task that cannot finish
             return _failed(answer, _text(f"the job succeeded but gave no value for the declared output(s) "
                                          f"{', '.join(repr(name) for name in missing)}"))

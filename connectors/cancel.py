@@ -42,6 +42,12 @@ REFUSED_CODES = frozenset(code.value for code in _REFUSED)
 FIRST_RETRY_SECONDS = 60.0
 
 
+def replay_settle_seconds(connector: AsyncConnector[Any]) -> float:
+    """How long a create of ``connector`` whose outcome is unknown waits before it is replayed
+    (its look-up of an earlier try's job lags; connectors/connector.py)."""
+    return max(0.0, float(getattr(connector, "replay_settle_seconds", 0) or 0))
+
+
 def pack_create_request(request: pb.CreateTaskRequest) -> bytes:
     """What a claim keeps to replay create: the request with its connection's configs but never
     its secrets, zlib'd."""
@@ -87,8 +93,11 @@ class Canceller:
 
     @property
     def lease_seconds(self) -> float:
-        """A canceller's lease outlives its two connector calls and the invocation running them."""
-        return max(self.settings.create_claim_seconds, 2 * self.settings.connector_timeout_seconds + 10)
+        """A canceller's lease outlives its two connector calls and the invocation running them,
+        and, when it dies mid-replay, a connector's settle time before the next replay."""
+        settle = max((replay_settle_seconds(connector) for connector in self.registry), default=0.0)
+        return max(self.settings.create_claim_seconds, 2 * self.settings.connector_timeout_seconds + 10,
+                   settle + self.settings.connector_timeout_seconds if settle else 0)
 
     @staticmethod
     def new_owner() -> bytes:
@@ -142,9 +151,13 @@ class Canceller:
         """Stop the job of a record this canceller holds (``cancelling``) and end it ABORTED.
 
         False when stopping failed: the lease is released and the reaper tries again."""
+        hold = 0.0
         try:
             connector = self.registry.get_connector(record.task_type, record.task_version)
+            if record.resource_meta is None:  # a replayed create that fails may have started a job
+                hold = replay_settle_seconds(connector)
             meta = await self._find_job(connector, record, connection)
+            hold = 0.0
             if meta is None:
                 note = f"{note}: create was refused when replayed with its token, so no job was started"
             else:
@@ -152,7 +165,7 @@ class Canceller:
         except ConnectError as error:
             logger.error("could not cancel %s (%s), its job may still run: %s", record.name, note, error.message)
             await self._store(self.store.cancel_failed, record, f"{note} failed: {error.message}",
-                              self._retry_heartbeat(record))
+                              self._retry_heartbeat(record, hold), hold)
             return False
         try:
             await self._store(self.store.cancelled, record, TaskExecution.ABORTED, reason, note)
@@ -161,12 +174,12 @@ class Canceller:
         logger.info("cancelled %s: %s", record.name, reason)
         return True
 
-    def _retry_heartbeat(self, record: TaskRecord) -> float:
+    def _retry_heartbeat(self, record: TaskRecord, hold: float = 0.0) -> float:
         """The heartbeat that makes the reaper try again after a back-off: one minute, doubling
-        with each failure noted, up to the abandonment window."""
+        with each failure noted, up to the abandonment window; never before ``hold`` has passed."""
         window = self.settings.abandoned_after_minutes * 60
         failures = sum(" failed: " in note for note in record.notes)
-        return self.store.clock() - window + min(window, FIRST_RETRY_SECONDS * 2 ** failures)
+        return self.store.clock() - window + max(hold, min(window, FIRST_RETRY_SECONDS * 2 ** failures))
 
     async def _find_job(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> Any:
         """The job's ResourceMeta: stored, or found by replaying create with the attempt's token.
@@ -204,4 +217,4 @@ class Canceller:
             return None
 
 
-__all__ = ["REFUSED_CODES", "Canceller", "CleanupReport", "pack_create_request", "request_digest", "unpack_create_request"]
+__all__ = ["REFUSED_CODES", "Canceller", "replay_settle_seconds", "CleanupReport", "pack_create_request", "request_digest", "unpack_create_request"]

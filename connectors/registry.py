@@ -17,7 +17,7 @@ import importlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from flyteidl2.connector.connector_pb2 import Connector as ConnectorProto
 from flyteidl2.connector.connector_pb2 import TaskCategory
@@ -116,6 +116,9 @@ class ConnectorRegistry:
 
     def __len__(self) -> int:
         return len(self._connectors)
+
+    def __iter__(self) -> Iterator[AsyncConnector[Any]]:
+        return iter(list(self._connectors.values()))
 
     def __contains__(self, key: tuple[str, int]) -> bool:
         return key in self._connectors

@@ -19,7 +19,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from . import literals
 from .answers import answer_resource, stored_resource
-from .cancel import REFUSED_CODES, Canceller, pack_create_request, request_digest
+from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle_seconds, request_digest
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
 from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable,
@@ -35,6 +35,12 @@ T = TypeVar("T")
 
 # A poll's write that loses to another writer is decided again on the record it found.
 POLL_WRITE_TRIES = 4
+
+
+# Codes of a failed create that leave open whether it started a job (its answer was lost, its
+# deadline passed, it broke half-way); any other code is the remote or the connector refusing.
+OUTCOME_UNKNOWN = frozenset({Code.DEADLINE_EXCEEDED, Code.UNAVAILABLE, Code.INTERNAL, Code.UNKNOWN, Code.ABORTED,
+                             Code.CANCELED, Code.DATA_LOSS})
 
 
 class ConnectorService:
@@ -72,7 +78,10 @@ class ConnectorService:
             outputs_interface=template.interface.outputs.SerializeToString(), execution=_execution_fields(key),
             create_request=pack_create_request(request), request_digest=request_digest(request),
         )
-        claim = await self.run_store(self.store.claim, record, self.settings.create_claim_seconds)
+        # A connector whose look-up lags keeps its claim until a create killed mid-call has settled.
+        settle = replay_settle_seconds(connector)
+        lease = max(self.settings.create_claim_seconds, settle + self.settings.connector_timeout_seconds if settle else 0)
+        claim = await self.run_store(self.store.claim, record, lease)
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
         # From here the record stays until its job is known finished or cancelled.
@@ -87,8 +96,8 @@ class ConnectorService:
             # An earlier try of this attempt whose outcome is unknown keeps the outcome unknown.
             known = not claim.took_over or claim.prior_create_error in REFUSED_CODES
             # A job the connector finds again only by a look-up that lags must have time to show.
-            unknown = not known or error.code.value not in REFUSED_CODES
-            hold = float(getattr(connector, "replay_settle_seconds", 0) or 0) if unknown else 0.0
+            unknown = not known or error.code in OUTCOME_UNKNOWN
+            hold = replay_settle_seconds(connector) if unknown else 0.0
             await self._release(record, f"create failed ({error.code.value}): {error.message}",
                                 error.code.value if known else "", hold)
             raise

@@ -249,16 +249,18 @@ class TaskStore(TaskTable):
             {**self._ended_values(phase, message), ":owner": {"B": record.lease_owner or b""}, **self._note_values(note)},
         )
 
-    def cancel_failed(self, record: TaskRecord, note: str, retry_heartbeat: float) -> None:
-        """cancelling (ours)  ──▶  cancelling, lease expired, heartbeat set so that the reaper tries
-        again when it is stale (the canceller backs off), TTL pushed on: the job may still run.
-        The note says why (notes stop at MAX_NOTES)."""
+    def cancel_failed(self, record: TaskRecord, note: str, retry_heartbeat: float, hold_seconds: float = 0.0) -> None:
+        """cancelling (ours)  ──▶  cancelling, lease expired (or in ``hold_seconds``, after a replayed
+        create whose outcome is unknown), heartbeat set so that the reaper tries again when it is
+        stale (the canceller backs off), TTL pushed on: the job may still run. The note says why
+        (notes stop at MAX_NOTES)."""
         now = self.clock()
         try:
             self._update(
-                record, "SET lease_expires_at = :now, heartbeat_at = :retry, updated_at = :now, expires_at = :expires, "
+                record, "SET lease_expires_at = :lease, heartbeat_at = :retry, updated_at = :now, expires_at = :expires, "
                 "version = version + :one" + self._note_set(record, note), _OWNS_CANCEL,
                 {**self._states(), ":owner": {"B": record.lease_owner or b""}, ":now": {"N": repr(now)},
+                 ":lease": {"N": repr(now + max(0.0, hold_seconds))},
                  ":retry": {"N": repr(retry_heartbeat)}, ":one": {"N": "1"}, **self._note_values(note),
                  ":expires": {"N": str(int(now + self._active_retention))}},
             )

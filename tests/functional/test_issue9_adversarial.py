@@ -1,7 +1,7 @@
 """Adversarial review of the replay-settle hold, answers.py's partial outputs, the per-connector
 switches and the flyteplugins-aws task classes (issue 9).
 
-A break is an ``xfail(strict=True)`` test that fails today for the reason it names; the attacks
+Each break found was an ``xfail(strict=True)`` test until it was fixed (its comment names it); the attacks
 that held are ordinary tests. The replay attacks run against a remote whose look-up really lags:
 ``LaggyLedgerConnector`` finds an earlier try's job by its token only once that job is
 ``SETTLE`` seconds old (as Batch's ListJobs and Glue's GetJobRuns may), and declares that same
@@ -142,9 +142,7 @@ def test_a_refused_create_is_not_held_and_its_retry_is_refused_again_not_told_in
 # -- 1. the replay-settle hold: breaks ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a canceller's replayed create that fails with an unknown outcome is released "
-                                       "at once (cancel_failed), so a newer attempt replays it within "
-                                       "replay_settle_seconds and the lagging look-up starts a second job")
+# Was a break, now fixed: a canceller's replayed create that fails with an unknown outcome is released at once (cancel_failed), so a newer attempt replays it within replay_settle_seconds and the lagging look-up starts a second job
 def test_a_replay_whose_outcome_is_unknown_is_held_before_it_is_replayed_again(world):
     # attempt 0: lost before anything started (unknown to the service): held SETTLE seconds.
     assert world.error(world.create, "replay-run", 0, lost_first=[0], slow=[0]).code == Code.UNAVAILABLE
@@ -176,9 +174,7 @@ asyncio.run(service.create_task(request))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a create killed after starting its job leaves only the claim lease "
-                                       "(CreateClaimSeconds, min 30 s) which replay_settle_seconds (60 s) never "
-                                       "extends: its retry replays before the look-up sees the job, a second job")
+# Was a break, now fixed: a create killed after starting its job leaves only the claim lease (CreateClaimSeconds, min 30 s) which replay_settle_seconds (60 s) never extends: its retry replays before the look-up sees the job, a second job
 def test_a_create_killed_after_starting_its_job_is_not_replayed_before_the_settle_time(world, tmp_path):
     # Scaled: CreateClaimSeconds may be as low as 30 while Batch's and Glue's settle time is 60.
     request = world.request("killed-run", 0, custom={"die": [0]})
@@ -198,8 +194,7 @@ def test_a_create_killed_after_starting_its_job_is_not_replayed_before_the_settl
     assert len(world.connector.ledger.jobs_of(token)) == 1, world.jobs()
 
 
-@pytest.mark.xfail(strict=True, reason="a create refused not_found started nothing, yet is held replay_settle_seconds "
-                                       "(REFUSED_CODES lacks not_found) although task-lifecycle.md says it is not held")
+# Was a break, now fixed: a create refused not_found started nothing, yet is held replay_settle_seconds (REFUSED_CODES lacks not_found) although task-lifecycle.md says it is not held
 def test_a_create_refused_not_found_is_not_held(world):
     error = world.error(world.create, "missing-run", 0, refuse_not_found=[0])
     assert error.code == Code.NOT_FOUND
@@ -235,9 +230,7 @@ def test_all_declared_outputs_succeed_and_read_back_and_none_or_empty_outputs_ar
     assert world.records("partial-run")[0].phase == TaskExecution.FAILED
 
 
-@pytest.mark.xfail(strict=True, reason="answers.py passes undeclared extra outputs through (native_to_outputs appends "
-                                       "them) on a SUCCEEDED answer the flyte SDK then cannot read ('Received more "
-                                       "input values than allowed')")
+# Was a break, now fixed: answers.py passes undeclared extra outputs through (native_to_outputs appends them) on a SUCCEEDED answer the flyte SDK then cannot read ('Received more input values than allowed')
 def test_undeclared_extra_outputs_do_not_make_a_succeeded_answer_unreadable(world):
     answer = succeeded(world, "extra-run", {"x": 3, "name": "n", "debug": "left over"})
     assert answer.phase == TaskExecution.SUCCEEDED
@@ -247,9 +240,7 @@ def test_undeclared_extra_outputs_do_not_make_a_succeeded_answer_unreadable(worl
 # -- 4. flyteplugins-aws: a task that serializes and is accepted but can never succeed ---------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BatchJobTask (and GlueJobTask) accept declared outputs and the connector "
-                                       "accepts the create, starting a job whose SUCCEEDED can never carry them "
-                                       "(sagemaker_training refuses this at create)")
+# Was a break, now fixed: BatchJobTask (and GlueJobTask) accept declared outputs and the connector accepts the create, starting a job whose SUCCEEDED can never carry them (sagemaker_training refuses this at create)
 def test_a_batch_task_declaring_an_output_it_can_never_fill_is_refused_before_its_job_starts(aws_world):
     from flyteidl2.connector import connector_pb2 as pb
     from google.protobuf import json_format

@@ -56,6 +56,8 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
                      idempotency_token: str = "", **kwargs: Any) -> AthenaQueryMeta:
         fields = self.fields(task_template)
         query = fields.required("query")
+        frames = output_names(task_template, is_dataframe)
+        self.refuse_unfilled_outputs(task_template, frames[:1])
         work_group = fields.optional("work_group", default="primary")
         inputs = inputs or {}
         names = fields.optional("parameters", list, default=None)
@@ -81,7 +83,6 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         if idempotency_token:
             params["ClientRequestToken"] = idempotency_token
         started = await self.aws("start_query_execution", **params)
-        frames = output_names(task_template, is_dataframe)
         return AthenaQueryMeta(query_execution_id=started["QueryExecutionId"], work_group=work_group,
                                dataframe_output=frames[0] if frames else None)
 

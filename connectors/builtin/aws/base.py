@@ -387,6 +387,16 @@ class AwsConnector(AsyncConnector[M]):
     def fields(self, template: TaskTemplate) -> Fields:
         return Fields(self.task_type_name, template)
 
+    def refuse_unfilled_outputs(self, template: TaskTemplate, fillable: tuple[str, ...] | list[str] = ()) -> None:
+        """``invalid_argument`` for a declared output this kind of job never gives: its task could
+        only end FAILED (or wait for an outputs.pb no one writes), so no job is started for it."""
+        unfilled = [name for name in output_names(template) if name not in fillable]
+        if unfilled:
+            raise invalid_argument(
+                f"{self.task_type_name}: the task declares output(s) {', '.join(map(repr, unfilled))}, which a "
+                f"{self.task_type_name} job does not give" + (f" (it gives only {', '.join(map(repr, fillable))})"
+                                                              if fillable else " (declare none)"))
+
 
 def _api_name(operation: str) -> str:
     return "".join(part.capitalize() for part in operation.split("_"))

@@ -79,6 +79,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
                      idempotency_token: str = "", **kwargs: Any) -> AwsBatchJobMeta:
         fields = self.fields(task_template)
+        self.refuse_unfilled_outputs(task_template)
         queue = fields.required("job_queue")
         params: dict[str, Any] = {"jobQueue": queue, "jobDefinition": fields.required("job_definition")}
         overrides = copy.deepcopy(fields.optional("container_overrides", dict, {}))

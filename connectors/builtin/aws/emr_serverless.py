@@ -59,6 +59,7 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
                      idempotency_token: str = "", **kwargs: Any) -> EmrServerlessJobMeta:
         fields = self.fields(task_template)
+        self.refuse_unfilled_outputs(task_template)
         application_id = fields.required("application_id")
         role = fields.required("execution_role_arn")
         spark: dict[str, Any] = {"entryPoint": fields.s3_uri("entry_point", required=True)}

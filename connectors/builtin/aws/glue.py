@@ -81,6 +81,7 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
                      idempotency_token: str = "", **kwargs: Any) -> GlueJobMeta:
         fields = self.fields(task_template)
+        self.refuse_unfilled_outputs(task_template)
         job_name = fields.required("job_name")
         arguments = fields.string_map("arguments")
         for key in arguments:

@@ -76,6 +76,7 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         if frames and not unload_prefix:
             raise invalid_argument(f"redshift_query: output {frames[0]!r} is a DataFrame, which needs "
                                    f"template.custom.unload_prefix (and unload_iam_role) to unload the result to")
+        self.refuse_unfilled_outputs(task_template, frames[:1])
         inputs = inputs or {}
         named = [name for name in inputs if re.search(rf"(?<![:\w]):{re.escape(name)}\b", query)]
         params: dict[str, Any] = {"Database": database, "ClientToken": idempotency_token or None}
