@@ -35,8 +35,9 @@ from .store import CANCELLING, CLAIMED, ENDED, RecordChanged, TaskRecord, TaskSt
 
 logger = logging.getLogger(__name__)
 
-# Codes of a replayed create that say the connector refused it: it started no job.
-_REFUSED = frozenset({Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED, Code.OUT_OF_RANGE})
+# Codes of a replayed create that say the connector (or its remote) refused it: it started no job.
+_REFUSED = frozenset({Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED, Code.OUT_OF_RANGE,
+                      Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.UNAUTHENTICATED})
 REFUSED_CODES = frozenset(code.value for code in _REFUSED)
 # A failed cancel is tried again after this, doubling per failure, up to the abandonment window.
 FIRST_RETRY_SECONDS = 60.0
@@ -195,7 +196,7 @@ class Canceller:
             return await self.calls.call(connector, "create", connector.create(
                 task_template=request.template, output_prefix=request.output_prefix, inputs=inputs,
                 task_execution_metadata=request.task_execution_metadata,
-                **kwargs, idempotency_token=record.key.idempotency_token(),
+                **kwargs, idempotency_token=record.key.idempotency_token(self.settings.token_salt),
             ))
         except literals.LiteralConversionError:
             return None  # its inputs never converted, so create was never called with them

@@ -90,7 +90,7 @@ class ConnectorService:
             meta = await self.calls.call(connector, "create", connector.create(
                 task_template=template, output_prefix=request.output_prefix, inputs=inputs,
                 task_execution_metadata=request.task_execution_metadata,
-                **connection, idempotency_token=key.idempotency_token(),
+                **connection, idempotency_token=key.idempotency_token(self.settings.token_salt),
             ))
         except ConnectError as error:
             # An earlier try of this attempt whose outcome is unknown keeps the outcome unknown.

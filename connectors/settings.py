@@ -34,6 +34,9 @@ class Settings:
     abandoned_after_minutes: float = 60.0
     # Larger request bodies answer resource_exhausted (Lambda's own limit is 6 MB).
     max_request_bytes: int = 4 * 1024 * 1024
+    # Mixed into every idempotency token (template.yaml: the stack's name), so that two
+    # deployments sharing an AWS account never find each other's jobs for the same run name.
+    token_salt: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -45,4 +48,5 @@ class Settings:
             active_retention_days=_number("ACTIVE_RETENTION_DAYS", cls.active_retention_days),
             abandoned_after_minutes=_number("ABANDONED_AFTER_MINUTES", cls.abandoned_after_minutes),
             max_request_bytes=int(_number("MAX_REQUEST_BYTES", cls.max_request_bytes)),
+            token_salt=os.environ.get("IDEMPOTENCY_TOKEN_SALT", "").strip(),
         )

@@ -59,9 +59,13 @@ class TaskExecutionKey:
         parts = [self.org, self.project, self.domain, self.run, self.action]
         return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16).digest()
 
-    def idempotency_token(self) -> str:
-        """Deterministic per attempt: the same on every retry of one CreateTask, 32 hex chars."""
-        parts = [self.org, self.project, self.domain, self.run, self.action, self.attempt]
+    def idempotency_token(self, salt: str = "") -> str:
+        """Deterministic per attempt: the same on every retry of one CreateTask, 32 hex chars.
+        ``salt`` (the deployment's, IDEMPOTENCY_TOKEN_SALT) keeps two deployments that share an
+        AWS account from finding each other's jobs for the same run name."""
+        parts: list[object] = [self.org, self.project, self.domain, self.run, self.action, self.attempt]
+        if salt:
+            parts.append(salt)
         return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16, person=b"flyte-idem").hexdigest()
 
 

@@ -75,6 +75,7 @@ ENVIRONMENT = {
     "TERMINAL_RETENTION_DAYS": {"Ref": "TerminalRetentionDays"},
     "ABANDONED_AFTER_MINUTES": {"Ref": "AbandonedAfterMinutes"},
     "MAX_REQUEST_BYTES": {"Ref": "MaxRequestBytes"},
+    "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
 }
 PARAMETER_DEFAULTS = {
     "ConnectorModules": "",

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -19,7 +20,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
-from ...errors import invalid_argument
+from ...errors import Code, ConnectError, invalid_argument
 from .base import AwsConnector, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
 
 PHASES = PhaseTable("athena", {
@@ -109,7 +110,12 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
                         log_links=[log_link("Athena query", link)])
 
     async def delete(self, resource_meta: AthenaQueryMeta, **kwargs: Any) -> None:
-        await self.aws("stop_query_execution", QueryExecutionId=resource_meta.query_execution_id)
+        try:  # a finished query stays as it ended (AWS accepts the stop)
+            await self.aws("stop_query_execution", QueryExecutionId=resource_meta.query_execution_id)
+        except ConnectError as error:
+            # A query Athena no longer knows (InvalidRequestException "... was not found"): nothing to stop.
+            if not (error.code == Code.NOT_FOUND or "was not found" in error.message):
+                raise
 
 
 def sql_literal(value: Any, name: str) -> str:
@@ -119,6 +125,8 @@ def sql_literal(value: Any, name: str) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise invalid_argument(f"athena_query: input {name!r} is {value}, which has no SQL literal")
         return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"

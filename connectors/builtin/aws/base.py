@@ -94,10 +94,10 @@ _VALIDATION = re.compile(r"Validation|Invalid|Malformed|MissingParameter|Missing
 _DENIED = re.compile(r"AccessDenied|Unauthorized|NotAuthorized|Forbidden|UnrecognizedClient|InvalidClientTokenId|"
                      r"ExpiredToken|SignatureDoesNotMatch|MissingAuthenticationToken|InvalidSignature")
 _THROTTLED = re.compile(r"Throttl|TooManyRequests|RequestLimitExceeded|LimitExceeded|SlowDown|QuotaExceeded|"
-                        r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity")
+                        r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity|ConcurrentRuns")
 _NOT_FOUND = re.compile(r"NotFound|DoesNotExist|NoSuch|UnknownResource")
 _CONFLICT = re.compile(r"Conflict|AlreadyExists|ResourceInUse|IdempotentParameterMismatch|ConcurrentModification|"
-                       r"ConcurrentRuns|IllegalState|InvalidState")
+                       r"IllegalState|InvalidState")
 
 
 def aws_error(error: BaseException, what: str) -> ConnectError:
@@ -219,6 +219,17 @@ class Fields:
             raise invalid_argument(f"{self.task_type}: template.custom.{name}.{bad[0]} must be a string, "
                                    f"got {value[bad[0]]!r}")
         return dict(value)
+
+    def named_objects(self, name: str, key: str) -> list[dict[str, Any]]:
+        """An optional list of AWS-shaped objects, each naming itself by ``key`` (OutputName,
+        ChannelName...) with a string when it names itself at all."""
+        items = self.optional(name, list, default=[])
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self._bad(f"{name}[{index}]", "an object", item)
+            if key in item and not isinstance(item[key], str):
+                raise self._bad(f"{name}[{index}].{key}", "a string", item[key])
+        return items
 
     def s3_uri(self, name: str, required: bool = False) -> Optional[str]:
         value = self.required(name) if required else self.optional(name)

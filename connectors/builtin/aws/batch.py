@@ -86,7 +86,8 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         environment = fields.string_map("environment")
         if environment:
             given = overrides.get("environment", [])
-            if not isinstance(given, list) or not all(isinstance(e, dict) and "name" in e for e in given):
+            if not isinstance(given, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
+                                                      for e in given):
                 raise invalid_argument("aws_batch_job: template.custom.container_overrides.environment must be a list "
                                        "of {name, value} objects")
             merged = {entry["name"]: entry.get("value", "") for entry in given} | environment

@@ -68,6 +68,9 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
             raise invalid_argument("emr_serverless_job: template.custom.entry_point_arguments must be a list of "
                                    "strings")
         for name, value in (inputs or {}).items():
+            if f"--{name}" in arguments or any(item.startswith(f"--{name}=") for item in arguments):
+                raise invalid_argument(f"emr_serverless_job: template.custom.entry_point_arguments already sets "
+                                       f"--{name}, which is also the input {name!r}: rename one")
             arguments = [*arguments, f"--{name}", input_text(value)]
         if arguments:
             spark["entryPointArguments"] = arguments
@@ -116,6 +119,8 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
             await self.aws("cancel_job_run", applicationId=resource_meta.application_id,
                            jobRunId=resource_meta.job_run_id)
         except ConnectError as error:
+            if error.code == Code.NOT_FOUND:  # a run EMR Serverless no longer knows: nothing to stop
+                return
             if error.code != Code.INVALID_ARGUMENT:
                 raise
             # "not in a cancellable state": quiet if the run has ended or is already being cancelled

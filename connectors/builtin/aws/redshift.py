@@ -78,7 +78,7 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
                                    f"template.custom.unload_prefix (and unload_iam_role) to unload the result to")
         self.refuse_unfilled_outputs(task_template, frames[:1])
         inputs = inputs or {}
-        named = [name for name in inputs if re.search(rf"(?<![:\w]):{re.escape(name)}\b", query)]
+        named = [name for name in inputs if name in _placeholders(query)]
         params: dict[str, Any] = {"Database": database, "ClientToken": idempotency_token or None}
         params["ClusterIdentifier" if where == "cluster_identifier" else "WorkgroupName"] = target
         for key, name in (("DbUser", "db_user"), ("SecretArn", "secret_arn")):
@@ -123,6 +123,8 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         try:
             answer = await self.aws("cancel_statement", Id=resource_meta.statement_id)
         except ConnectError as error:
+            if error.code == Code.NOT_FOUND:  # a statement Redshift no longer knows: nothing to stop
+                return
             # AWS refuses to cancel a statement that has ended (ValidationException "Could not
             # cancel a query that is already in FINISHED state"): that statement is done with.
             if error.code != Code.INVALID_ARGUMENT or not await self._ended(resource_meta):
@@ -133,15 +135,36 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
                                                  f"{resource_meta.statement_id} was not cancelled")
 
     async def _ended(self, resource_meta: RedshiftQueryMeta) -> bool:
-        found = await self.aws("describe_statement", Id=resource_meta.statement_id)
+        try:
+            found = await self.aws("describe_statement", Id=resource_meta.statement_id)
+        except ConnectError as error:
+            if error.code == Code.NOT_FOUND:
+                return True
+            raise
         return found.get("Status") in PHASES.terminal
 
 
+# A SQL text's parts that hold no placeholder (string literals with their doubled quotes, quoted
+# identifiers, comments), and a placeholder ``:name`` (not a ``::type`` cast).
+_SQL_PARTS = re.compile(r"""('(?:[^']|'')*'?)|("(?:[^"]|"")*"?)|(--[^\n]*)|(/\*.*?(?:\*/|$))|(?<![:\w]):([A-Za-z_]\w*)""",
+                        re.S)
+
+
+def _placeholders(query: str) -> set[str]:
+    """The ``:name`` placeholders of ``query``, outside its literals and comments."""
+    return {match.group(5) for match in _SQL_PARTS.finditer(query) if match.group(5)}
+
+
 def _inline(query: str, values: dict[str, Any]) -> str:
-    """``query`` with each ``:name`` replaced by its value as a SQL literal (inside UNLOAD)."""
-    for name, value in values.items():
-        query = re.sub(rf"(?<![:\w]):{re.escape(name)}\b", lambda _: _literal(name, value), query)
-    return query
+    """``query`` with each ``:name`` placeholder replaced by its value as a SQL literal (inside
+    UNLOAD), in one pass: a value is never read again for placeholders, and a ``:name`` inside a
+    literal or a comment is left as written."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(5)
+        return _literal(name, values[name]) if name is not None and name in values else match.group(0)
+
+    return _SQL_PARTS.sub(replace, query)
 
 
 def _literal(name: str, value: Any) -> str:

@@ -150,7 +150,9 @@ class SageMakerJobConnector(AwsConnector[M]):
             if error.code != Code.INVALID_ARGUMENT:
                 raise
             found = await self.describe(name)  # "rejected because the job is in status Completed": quiet
-            if found is None or found.get(f"{self._noun}Status") not in (*PHASES.terminal, "Stopping"):
+            if found is None:  # a job SageMaker no longer knows: nothing to stop
+                return
+            if found.get(f"{self._noun}Status") not in (*PHASES.terminal, "Stopping"):
                 raise
 
     async def get_logs(self, resource_meta: M, token: str = "", lines: int = 0,

@@ -56,7 +56,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
             "RoleArn": fields.required("role_arn"),
             "ProcessingResources": fields.required("processing_resources", dict),
         }
-        outputs = fields.optional("processing_outputs", list, default=[])
+        outputs = fields.named_objects("processing_outputs", "OutputName")
         if outputs:
             params["ProcessingOutputConfig"] = {"Outputs": outputs}
         produced = {item.get("OutputName") for item in outputs if isinstance(item, dict)
@@ -68,7 +68,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
                 raise invalid_argument(f"sagemaker_processing_job: output {name!r} must be a directory named like "
                                        f"an S3 output's OutputName in template.custom.processing_outputs "
                                        f"({', '.join(sorted(map(str, produced))) or 'none given'})")
-        processing_inputs = fields.optional("processing_inputs", list, default=[])
+        processing_inputs = fields.named_objects("processing_inputs", "InputName")
         taken = {item.get("InputName") for item in processing_inputs if isinstance(item, dict)}
         for name, value in (inputs or {}).items():
             if not isinstance(value, REFS):

@@ -61,7 +61,7 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
         hyperparameters = {**fields.string_map("hyperparameters"), **scalar_inputs(inputs)}
         if hyperparameters:
             params["HyperParameters"] = hyperparameters
-        channels = fields.optional("input_data_config", list, default=[])
+        channels = fields.named_objects("input_data_config", "ChannelName")
         taken = {channel.get("ChannelName") for channel in channels if isinstance(channel, dict)}
         for name, value in (inputs or {}).items():
             if not isinstance(value, REFS):

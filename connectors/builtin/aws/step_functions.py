@@ -20,7 +20,7 @@ from typing import Any
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
-from ...errors import ConnectError, invalid_argument
+from ...errors import Code, ConnectError, invalid_argument
 from .base import (AwsConnector, PhaseTable, aws_error, console_url, error_code, inputs_json, json_data, log_link,
                    output_names, stem_of, token_name)
 
@@ -62,12 +62,19 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
         if not found:
             raise invalid_argument(f"sfn_execution: template.custom.state_machine_arn must be a state machine ARN "
                                    f"(arn:aws:states:<region>:<account>:stateMachine:<name>), got {machine!r}")
-        document = {**_whole_numbers(fields.optional("input", dict, {})), **inputs_json(inputs)}
+        document = {**fields.optional("input", dict, {}), **inputs_json(inputs)}
+        for key, value in document.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except ValueError:
+                where = f"input {key!r}" if key in (inputs or {}) else f"template.custom.input.{key}"
+                raise invalid_argument(f"sfn_execution: {where} holds a NaN or infinite number, which JSON "
+                                       f"cannot carry") from None
         name = token_name(idempotency_token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
         declared = output_names(task_template)
         try:
             started = await asyncio.to_thread(self.client.start_execution, stateMachineArn=machine, name=name,
-                                              input=json.dumps(document, separators=(",", ":")))
+                                              input=json.dumps(document, separators=(",", ":"), allow_nan=False))
         except Exception as error:
             if error_code(error) != "ExecutionAlreadyExists":
                 raise aws_error(error, "stepfunctions StartExecution") from None
@@ -97,7 +104,9 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
     async def delete(self, resource_meta: SfnExecutionMeta, **kwargs: Any) -> None:
         try:
             await self.aws("stop_execution", executionArn=resource_meta.execution_arn)
-        except ConnectError:
+        except ConnectError as error:
+            if error.code == Code.NOT_FOUND:  # an execution AWS no longer knows: nothing to stop
+                return
             # A stop of an execution that has ended is no failure: it stays as it ended.
             found = await self.aws("describe_execution", executionArn=resource_meta.execution_arn)
             if found.get("status") not in PHASES.terminal:
@@ -115,14 +124,3 @@ def _outputs(text: str | None, declared: list[str]) -> dict[str, Any]:
     if isinstance(value, dict) and any(name in value for name in declared):
         return {name: value[name] for name in declared if name in value}
     return {declared[0]: value} if len(declared) == 1 else {}
-
-
-def _whole_numbers(value: Any) -> Any:
-    """``input`` as the user wrote it: a Struct holds every number as a float (3 -> 3.0)."""
-    if isinstance(value, dict):
-        return {key: _whole_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers(item) for item in value]
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
-        return int(value)
-    return value

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from moto.athena.exceptions import AthenaClientError
+from moto.core.exceptions import JsonRESTError
 from moto.athena.models import AthenaBackend
 from moto.athena.responses import AthenaResponse
 
@@ -53,7 +53,7 @@ def _result_location_from_work_group(backend: AthenaBackend, exec_id: str) -> No
 
 def _known(backend: AthenaBackend, exec_id: str) -> None:
     if exec_id not in backend.executions:
-        raise AthenaClientError(code="InvalidRequestException", message=f"QueryExecution {exec_id} was not found")
+        raise JsonRESTError("InvalidRequestException", f"QueryExecution {exec_id} was not found")
 
 
 @wraps_method(AthenaResponse, "get_query_execution")

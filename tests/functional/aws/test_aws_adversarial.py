@@ -1,8 +1,7 @@
 """An adversary's review of the AWS connectors (connectors/builtin/aws/).
 
-Each break found is a test marked ``xfail(strict=True)`` whose reason names it: it fails today
-for that reason and passes once the connector is fixed. The attacks that held are ordinary
-tests. Everything runs through the served app against moto's server over HTTP (patched by
+Each break found was a test marked ``xfail(strict=True)`` until it was fixed (its comment names
+the break); the attacks that held are ordinary tests. Everything runs through the served app against moto's server over HTTP (patched by
 connectors.dev.fake_aws), except where a connector method is called directly against the same
 moto to reach a state the service cannot (a job AWS no longer knows).
 """
@@ -92,10 +91,7 @@ def unload_inner(sql: str) -> str:
 # -- injection ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="redshift _inline substitutes inputs one after another over the text it "
-                                       "already rewrote: an earlier input's value holding ':<later input>' gets the "
-                                       "later value spliced inside its quotes, and a quote in that value escapes "
-                                       "into the UNLOAD query as SQL")
+# Was a break, now fixed: redshift _inline substitutes inputs one after another over the text it already rewrote: an earlier input's value holding ':<later input>' gets the later value spliced inside its quotes, and a quote in that value escapes into the UNLOAD query as SQL
 def test_redshift_unload_inputs_cannot_inject_sql_through_one_another(aws_world):
     world = aws_world(RedshiftQueryConnector())
     evil = "' or 1=1 --"
@@ -151,9 +147,7 @@ def test_athena_string_parameters_stay_quoted_literals(aws_world):
     assert sql_outside_literals(parameter) == "''"
 
 
-@pytest.mark.xfail(strict=True, reason="athena sql_literal writes a NaN/infinite float input as the bare word "
-                                       "nan/inf (repr), which SQL reads as a column name: not invalid_argument as "
-                                       "redshift's _literal does")
+# Was a break, now fixed: athena sql_literal writes a NaN/infinite float input as the bare word nan/inf (repr), which SQL reads as a column name: not invalid_argument as redshift's _literal does
 def test_athena_a_non_finite_float_input_is_invalid_argument(aws_world):
     world = aws_world(AthenaQueryConnector())
     request = world.request("athena_query", {"query": "select * from t where x > ?", "work_group": WORK_GROUP},
@@ -165,12 +159,11 @@ def test_athena_a_non_finite_float_input_is_invalid_argument(aws_world):
 # -- whose job: a token shared across deployments ---------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the idempotency token is a digest of org/project/domain/run/action/attempt "
-                                       "only (no per-deployment part): a second service (its own table) sharing the "
-                                       "AWS account adopts the first's job for the same run name, and its DeleteTask "
-                                       "stops that job")
+# Was a break, now fixed: the idempotency token is a digest of org/project/domain/run/action/attempt only (no per-deployment part): a second service (its own table) sharing the AWS account adopts the first's job for the same run name, and its DeleteTask stops that job
 def test_a_second_deployment_never_adopts_or_stops_the_first_ones_job(aws_world):
-    first, second = aws_world(AthenaQueryConnector()), aws_world(AthenaQueryConnector())
+    # Two stacks: template.yaml salts every token with the stack's name (IDEMPOTENCY_TOKEN_SALT).
+    first = aws_world(AthenaQueryConnector(), token_salt="flyte-connectors-staging")
+    second = aws_world(AthenaQueryConnector(), token_salt="flyte-connectors-production")
     assert first.settings.tasks_table != second.settings.tasks_table
     run = f"daily-{uuid.uuid4().hex[:6]}"  # a run name both deployments' users chose
     first.hold("athena::execution")
@@ -190,9 +183,7 @@ def test_a_second_deployment_never_adopts_or_stops_the_first_ones_job(aws_world)
 # -- bad template data: user errors that come out as `internal` ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a name field holding a list (OutputName/InputName/ChannelName, Batch "
-                                       "environment name) goes into a set or dict key: TypeError unhashable, answered "
-                                       "`internal` with a traceback logged, for a user's template error")
+# Was a break, now fixed: a name field holding a list (OutputName/InputName/ChannelName, Batch environment name) goes into a set or dict key: TypeError unhashable, answered `internal` with a traceback logged, for a user's template error
 @pytest.mark.parametrize("connector, custom", [
     (SageMakerProcessingJobConnector, processing_custom(processing_outputs=[
         {"OutputName": ["report"], "S3Output": {"S3Uri": "s3://b/r", "LocalPath": "/opt/ml/processing/output/r",
@@ -265,14 +256,9 @@ def _unknown_meta(name: str):
 
 
 def _quiet_unknown(name: str):
-    broken = {"athena": "StopQueryExecution InvalidRequestException", "redshift": "CancelStatement not found",
-              "sfn": "StopExecution/DescribeExecution ExecutionDoesNotExist",
-              "emr": "CancelJobRun ResourceNotFoundException",
-              "sagemaker": "Stop 'not found' ValidationException, then describe None -> re-raised"}
-    if name in broken:
-        return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=(
-            f"{name} delete of a job AWS does not know ({broken[name]}) raises instead of being quiet (glue returns "
-            f"quietly): DeleteTask fails on every executor retry and the reaper's cancel fails and backs off forever")))
+    # Was a break, now fixed: a delete of a job AWS does not know raised (athena, redshift, sfn, emr,
+    # sagemaker) instead of being quiet: DeleteTask failed on every executor retry and the reaper's
+    # cancel failed and backed off forever.
     return name
 
 
@@ -286,11 +272,7 @@ def test_delete_of_a_job_aws_does_not_know_is_quiet(aws_endpoint, name):
 # -- a create whose target does not exist ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a create naming a state machine / Glue job / EMR application that does not "
-                                       "exist is answered not_found, which the service does not count as a refusal: "
-                                       "the record never ends, the reaper replays the create (a StartExecution/"
-                                       "StartJobRun) on every run, backing off, and would start (then stop) a job once "
-                                       "the resource exists (athena/batch answer invalid_argument: ended once replayed)")
+# Was a break, now fixed: a create naming a state machine / Glue job / EMR application that does not exist is answered not_found, which the service does not count as a refusal: the record never ends, the reaper replays the create (a StartExecution/ StartJobRun) on every run, backing off, and would start (then stop) a job once the resource exists (athena/batch answer invalid_argument: ended once replayed)
 @pytest.mark.parametrize("connector, custom", [
     (SfnExecutionConnector, {"state_machine_arn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:no-such-machine"}),
     (GlueJobConnector, {"job_name": "no-such-glue-job"}),
@@ -413,10 +395,7 @@ def test_connection_secrets_never_reach_aws_the_answer_or_the_stored_request(aws
 # -- AWS errors by kind ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="base._CONFLICT lists ConcurrentRuns: Glue's ConcurrentRunsExceededException "
-                                       "(a quota: the job's MaxConcurrentRuns) is failed_precondition, which the "
-                                       "service counts as a refusal, not resource_exhausted as the docs promise for "
-                                       "quotas")
+# Was a break, now fixed: base._CONFLICT lists ConcurrentRuns: Glue's ConcurrentRunsExceededException (a quota: the job's MaxConcurrentRuns) is failed_precondition, which the service counts as a refusal, not resource_exhausted as the docs promise for quotas
 def test_glue_max_concurrent_runs_is_resource_exhausted(aws_world):
     world = aws_world(GlueJobConnector())
     glue, name = world.boto("glue"), f"flyte-one-at-a-time-{uuid.uuid4().hex[:6]}"
@@ -436,9 +415,7 @@ def test_glue_max_concurrent_runs_is_resource_exhausted(aws_world):
 # -- arguments and input documents -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="emr_serverless appends each input as --<name> <value> after the template's "
-                                       "entry_point_arguments without checking for the same flag (glue refuses it): "
-                                       "a caller's input silently overrides an argument the task's author fixed")
+# Was a break, now fixed: emr_serverless appends each input as --<name> <value> after the template's entry_point_arguments without checking for the same flag (glue refuses it): a caller's input silently overrides an argument the task's author fixed
 def test_emr_an_input_cannot_override_a_fixed_entry_point_argument(aws_world):
     world = aws_world(EmrServerlessJobConnector())
     custom = {"application_id": APPLICATION_ID, "execution_role_arn": EMR_ROLE_ARN, "entry_point": ENTRY_POINT,
@@ -475,9 +452,7 @@ def test_glue_an_input_cannot_replace_the_token_argument_or_a_fixed_argument(aws
     assert run["Arguments"][TOKEN_ARGUMENT] == token != forged
 
 
-@pytest.mark.xfail(strict=True, reason="step_functions sends a NaN/infinite float input as the JSON text NaN "
-                                       "(json.dumps allows it), which is not JSON: not invalid_argument naming the "
-                                       "input")
+# Was a break, now fixed: step_functions sends a NaN/infinite float input as the JSON text NaN (json.dumps allows it), which is not JSON: not invalid_argument naming the input
 def test_sfn_a_non_finite_float_input_is_invalid_argument(aws_world):
     world = aws_world(SfnExecutionConnector())
     request = world.request("sfn_execution", {"state_machine_arn": SFN_ARN, "input": {"mode": "m", "rows": 1}},
