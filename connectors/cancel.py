@@ -96,7 +96,7 @@ class Canceller:
     def lease_seconds(self) -> float:
         """A canceller's lease outlives its two connector calls and the invocation running them,
         and, when it dies mid-replay, a connector's settle time before the next replay."""
-        settle = max((replay_settle_seconds(connector) for connector in self.registry), default=0.0)
+        settle = self.registry.max_replay_settle_seconds()
         return max(self.settings.create_claim_seconds, 2 * self.settings.connector_timeout_seconds + 10,
                    settle + self.settings.connector_timeout_seconds if settle else 0)
 

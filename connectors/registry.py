@@ -17,7 +17,8 @@ import importlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from flyteidl2.connector.connector_pb2 import Connector as ConnectorProto
 from flyteidl2.connector.connector_pb2 import TaskCategory
@@ -25,7 +26,7 @@ from flyteidl2.connector.connector_pb2 import TaskCategory
 from .connector import AsyncConnector
 from .errors import Code, ConnectError
 
-__all__ = ["ConnectorNotFound", "ConnectorRegistry", "load_default_connectors"]
+__all__ = ["ConnectorNotFound", "ConnectorRegistry", "LazyConnector", "load_default_connectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,19 @@ def _category_text(name: str, version: int) -> str:
     return f"{name} (version {version})"
 
 
+@dataclass(frozen=True)
+class LazyConnector:
+    """A connector registered by what ListConnectors tells, its module imported on first use, so
+    that a function that never serves it never pays for importing it (cold start)."""
+
+    task_type_name: str
+    task_type_version: int
+    name: str
+    load: Callable[[], AsyncConnector[Any]]
+    # As the connector class declares it (connectors/connector.py): known before it is loaded.
+    replay_settle_seconds: float = 0.0
+
+
 class ConnectorRegistry:
     """Connectors keyed by (task type name, task type version); metadata keyed by connector name."""
 
@@ -61,6 +75,8 @@ class ConnectorRegistry:
 
     def __init__(self, connectors: Iterable[AsyncConnector[Any]] = ()) -> None:
         self._connectors: dict[tuple[str, int], AsyncConnector[Any]] = {}
+        self._lazy: dict[tuple[str, int], LazyConnector] = {}
+        self._load_lock = threading.Lock()
         self._metadata: dict[str, ConnectorProto] = {}
         for connector in connectors:
             self.register(connector)
@@ -79,23 +95,35 @@ class ConnectorRegistry:
             if not hasattr(connector, attribute):
                 raise TypeError(f"{type(connector).__name__} must set {attribute!r} to be registered")
         key = (connector.task_type_name, int(connector.task_type_version))
-        if key in self._connectors and not override:
-            raise ValueError(
-                f"Duplicate connector for task type: {key[0]} and version: {key[1]} "
-                f"({type(self._connectors[key]).__name__} is registered already)"
-            )
+        self._add(key, connector.name, override, type(connector).__name__)
         self._connectors[key] = connector
+
+    def register_lazy(self, lazy: LazyConnector, override: bool = False) -> None:
+        """Add a connector that is imported when a request first needs it."""
+        key = (lazy.task_type_name, int(lazy.task_type_version))
+        self._add(key, lazy.name, override, lazy.name)
+        self._connectors.pop(key, None)
+        self._lazy[key] = lazy
+
+    def _add(self, key: tuple[str, int], name: str, override: bool, what: str) -> None:
+        if key in self and not override:
+            registered = self._connectors.get(key)
+            held = type(registered).__name__ if registered is not None else self._lazy[key].name
+            raise ValueError(f"Duplicate connector for task type: {key[0]} and version: {key[1]} "
+                             f"({held} is registered already, not {what})")
+        self._lazy.pop(key, None)
         category = TaskCategory(name=key[0], version=key[1])
-        metadata = self._metadata.setdefault(connector.name, ConnectorProto(name=connector.name))
+        metadata = self._metadata.setdefault(name, ConnectorProto(name=name))
         if category not in metadata.supported_task_categories:
             metadata.supported_task_categories.append(category)
 
     @_on_default_or_instance
     def get_connector(self, task_type_name: str, task_type_version: int = 0) -> AsyncConnector[Any]:
         """The connector for a task category, or ``not_found`` naming the categories served."""
-        connector = self._connectors.get((task_type_name, int(task_type_version)))
+        key = (task_type_name, int(task_type_version))
+        connector = self._connectors.get(key) or (self._load(key) if key in self._lazy else None)
         if connector is None:
-            served = ", ".join(_category_text(*key) for key in sorted(self._connectors)) or "none"
+            served = ", ".join(_category_text(*known) for known in sorted(self._keys())) or "none"
             raise ConnectorNotFound(
                 f"Cannot find connector for task type: {task_type_name} and version: {task_type_version}; "
                 f"this service serves: {served}"
@@ -114,14 +142,31 @@ class ConnectorRegistry:
             raise ConnectorNotFound(f"Cannot find connector for name: {name}; this service has: {known}")
         return metadata
 
-    def __len__(self) -> int:
-        return len(self._connectors)
+    def _load(self, key: tuple[str, int]) -> AsyncConnector[Any]:
+        with self._load_lock:
+            if key not in self._connectors:
+                lazy = self._lazy[key]
+                connector = lazy.load()
+                if (connector.task_type_name, int(connector.task_type_version)) != key:
+                    raise TypeError(f"{lazy.name} loaded {type(connector).__name__}, which serves "
+                                    f"{connector.task_type_name} (version {connector.task_type_version}), not {key}")
+                self._connectors[key] = connector
+            return self._connectors[key]
 
-    def __iter__(self) -> Iterator[AsyncConnector[Any]]:
-        return iter(list(self._connectors.values()))
+    def _keys(self) -> set[tuple[str, int]]:
+        return set(self._connectors) | set(self._lazy)
+
+    def max_replay_settle_seconds(self) -> float:
+        """The longest ``replay_settle_seconds`` of any connector served, loaded or not."""
+        settles = [float(getattr(c, "replay_settle_seconds", 0) or 0) for c in self._connectors.values()]
+        settles += [lazy.replay_settle_seconds for lazy in self._lazy.values()]
+        return max(settles, default=0.0)
+
+    def __len__(self) -> int:
+        return len(self._keys())
 
     def __contains__(self, key: tuple[str, int]) -> bool:
-        return key in self._connectors
+        return key in self._connectors or key in self._lazy
 
 
 _load_lock = threading.Lock()
@@ -141,10 +186,13 @@ def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
         registry = ConnectorRegistry.default()
         if _loaded:
             return registry
-        from .builtin import builtin_connector_classes
+        from .builtin import builtin_connectors
 
-        for connector_type in builtin_connector_classes():
-            registry.register(connector_type())
+        for connector in builtin_connectors():
+            if isinstance(connector, LazyConnector):
+                registry.register_lazy(connector)
+            else:
+                registry.register(connector)
         names = modules if modules is not None else os.environ.get(CONNECTOR_MODULES_ENV, "")
         for name in filter(None, (part.strip() for part in names.split(","))):
             logger.info("loading connector module %s", name)

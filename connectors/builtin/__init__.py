@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..registry import LazyConnector
 from .aws import AWS_CONNECTORS, aws_connector_class
 from .echo import EchoConnector
 
@@ -20,17 +21,38 @@ def disabled_task_types(text: str | None = None) -> set[str]:
     return {part.strip() for part in text.split(",") if part.strip()}
 
 
-def builtin_connector_classes(disabled: str | None = None) -> list[type[Any]]:
-    """The built-in connector classes, less those ``DISABLED_CONNECTORS`` names; a name that is no
-    built-in task type is an error at cold start, not a silently kept connector."""
+def _checked(disabled: str | None) -> set[str]:
     off = disabled_task_types(disabled)
     known = {EchoConnector.task_type_name, *AWS_CONNECTORS}
     unknown = sorted(off - known)
     if unknown:
         raise ValueError(f"{DISABLED_CONNECTORS_ENV} names {', '.join(unknown)}, which are not built-in task types "
                          f"(these are: {', '.join(sorted(known))})")
+    return off
+
+
+def builtin_connector_classes(disabled: str | None = None) -> list[type[Any]]:
+    """The built-in connector classes, less those ``DISABLED_CONNECTORS`` names; a name that is no
+    built-in task type is an error at cold start, not a silently kept connector."""
+    off = _checked(disabled)
     classes: list[type[Any]] = [EchoConnector] if EchoConnector.task_type_name not in off else []
     return classes + [aws_connector_class(task_type) for task_type in AWS_CONNECTORS if task_type not in off]
 
 
-__all__ = ["DISABLED_CONNECTORS_ENV", "EchoConnector", "builtin_connector_classes", "disabled_task_types"]
+def builtin_connectors(disabled: str | None = None) -> list[Any]:
+    """What a deployment registers: the echo connector, and each AWS connector not switched off
+    as a :class:`LazyConnector` (imported when a request first needs it)."""
+    off = _checked(disabled)
+    found: list[Any] = [EchoConnector()] if EchoConnector.task_type_name not in off else []
+    for task_type, spec in AWS_CONNECTORS.items():
+        if task_type not in off:
+            found.append(LazyConnector(task_type, 0, spec.name, _loader(task_type), spec.replay_settle_seconds))
+    return found
+
+
+def _loader(task_type: str) -> Any:
+    return lambda: aws_connector_class(task_type)()
+
+
+__all__ = ["DISABLED_CONNECTORS_ENV", "EchoConnector", "builtin_connector_classes", "builtin_connectors",
+           "disabled_task_types"]

@@ -34,3 +34,45 @@ def test_a_disabled_name_that_is_no_builtin_fails_at_cold_start():
     with pytest.raises(ValueError, match="athena_qeury, which are not built-in task types"):
         builtin_connector_classes("athena_qeury")
     assert disabled_task_types("a,,b , ") == {"a", "b"}
+
+
+def test_each_spec_tells_what_its_class_declares():
+    for task_type, spec in AWS_CONNECTORS.items():
+        cls = aws_connector_classes()[list(AWS_CONNECTORS).index(task_type)]
+        assert (cls.task_type_name, cls.name, cls.replay_settle_seconds) == (task_type, spec.name,
+                                                                             spec.replay_settle_seconds)
+
+
+def test_aws_connectors_are_imported_only_when_a_request_needs_one():
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        from connectors.registry import load_default_connectors
+        registry = load_default_connectors("")
+        loaded = lambda: sorted(m for m in sys.modules if m.startswith("connectors.builtin.aws."))
+        names = {c.name for c in registry.list_connectors()}
+        before = loaded()
+        settle = registry.max_replay_settle_seconds()
+        connector = registry.get_connector("glue_job")
+        print(len(names), before, settle, type(connector).__name__, loaded())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == str(1 + len(AWS_CONNECTORS))
+    assert out[1].strip() == ("[] 60.0 GlueJobConnector ['connectors.builtin.aws.base', 'connectors.builtin.aws.glue', "
+                              "'connectors.builtin.aws.logs']")
+
+
+def test_a_lazy_connector_that_loads_the_wrong_class_is_refused():
+    from connectors.builtin.echo import EchoConnector
+    from connectors.registry import LazyConnector
+
+    registry = ConnectorRegistry()
+    registry.register_lazy(LazyConnector("athena_query", 0, "Amazon Athena Connector", EchoConnector))
+    assert ("athena_query", 0) in registry and len(registry) == 1
+    with pytest.raises(TypeError, match="serves echo"):
+        registry.get_connector("athena_query")
+    with pytest.raises(ValueError, match="Duplicate connector"):
+        registry.register_lazy(LazyConnector("athena_query", 0, "again", EchoConnector))

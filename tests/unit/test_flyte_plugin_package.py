@@ -88,13 +88,13 @@ def make(cls: type, fields: dict, **kwargs):
 @pytest.mark.parametrize("cls", list(FIELDS), ids=lambda cls: cls.__name__)
 def test_each_class_writes_exactly_its_spec_fields_under_its_task_type(cls):
     task_type, fields = FIELDS[cls]
-    task = make(cls, fields, inputs={"day": str, "when": datetime.datetime, "raw": Dir},
-                outputs={"model": File, "n": int})
+    outputs = {"model": File, "n": int} if cls._GIVES_OUTPUTS else {}
+    task = make(cls, fields, inputs={"day": str, "when": datetime.datetime, "raw": Dir}, outputs=outputs)
     assert task.task_type == task_type and task.task_type_version == 0 and task.image is None
     assert task.parent_env_name == "t"  # its own environment until from_task puts it in one
     assert task.custom_config(SCTX) == fields
     assert task.native_interface.inputs == {"day": (str, None), "when": (datetime.datetime, None), "raw": (Dir, None)}
-    assert task.native_interface.outputs == {"model": File, "n": int}
+    assert task.native_interface.outputs == outputs
 
 
 @pytest.mark.parametrize("cls", list(FIELDS), ids=lambda cls: cls.__name__)
@@ -172,3 +172,17 @@ def test_the_wheel_builds_requires_only_flyte_and_shares_the_flyteplugins_namesp
     assert {"flyteplugins/aws/_local.py", "flyteplugins/aws/_task.py"} <= set(modules)
     with zipfile.ZipFile(wheel) as archive:
         assert max(archive.read(n).decode().count("\n") for n in modules) <= 300
+
+
+@pytest.mark.parametrize("cls, fields", [
+    ("BatchJobTask", {"job_queue": "q", "job_definition": "d"}),
+    ("GlueJobTask", {"job_name": "j"}),
+    ("EmrServerlessJobTask", {"application_id": "a", "execution_role_arn": "arn:aws:iam::1:role/r",
+                              "entry_point": "s3://b/x.py"}),
+])
+def test_a_task_of_a_job_that_gives_no_outputs_cannot_declare_one(cls, fields):
+    import flyteplugins.aws as aws
+
+    with pytest.raises(TypeError, match="gives no outputs"):
+        getattr(aws, cls)(name="t", outputs={"rows": int}, **fields)
+    assert getattr(aws, cls)(name="t", **fields).custom_fields

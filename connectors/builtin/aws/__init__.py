@@ -2,28 +2,44 @@
 
 Every deployment registers them all except those named in ``DISABLED_CONNECTORS`` (template.yaml
 sets it from one parameter per connector, which also takes away that connector's IAM grants).
+They are registered lazily: a function imports a connector's module when a request first needs
+it, so the metadata function, or a GetTask of one task type, does not pay for the others.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
-# task type -> "module:Class" in this package, in the order the README lists them
-AWS_CONNECTORS: dict[str, str] = {
-    "athena_query": "athena:AthenaQueryConnector",
-    "redshift_query": "redshift:RedshiftQueryConnector",
-    "aws_batch_job": "batch:AwsBatchJobConnector",
-    "sfn_execution": "step_functions:SfnExecutionConnector",
-    "emr_serverless_job": "emr_serverless:EmrServerlessJobConnector",
-    "sagemaker_training_job": "sagemaker_training:SageMakerTrainingJobConnector",
-    "sagemaker_processing_job": "sagemaker_processing:SageMakerProcessingJobConnector",
-    "glue_job": "glue:GlueJobConnector",
+
+@dataclass(frozen=True)
+class AwsConnectorSpec:
+    """Where a connector's class is, and what the registry tells before importing it (a unit test
+    checks both against the class)."""
+
+    path: str  # "module:Class" in this package
+    name: str  # the class's ``name``, as ListConnectors shows it
+    replay_settle_seconds: float = 0.0  # the class's own
+
+
+# task type -> its connector, in the order the README lists them
+AWS_CONNECTORS: dict[str, AwsConnectorSpec] = {
+    "athena_query": AwsConnectorSpec("athena:AthenaQueryConnector", "Amazon Athena Connector"),
+    "redshift_query": AwsConnectorSpec("redshift:RedshiftQueryConnector", "Amazon Redshift Connector"),
+    "aws_batch_job": AwsConnectorSpec("batch:AwsBatchJobConnector", "AWS Batch Job Connector", 60.0),
+    "sfn_execution": AwsConnectorSpec("step_functions:SfnExecutionConnector", "AWS Step Functions Connector"),
+    "emr_serverless_job": AwsConnectorSpec("emr_serverless:EmrServerlessJobConnector", "Amazon EMR Serverless Connector"),
+    "sagemaker_training_job": AwsConnectorSpec("sagemaker_training:SageMakerTrainingJobConnector",
+                                               "Amazon SageMaker Training Connector"),
+    "sagemaker_processing_job": AwsConnectorSpec("sagemaker_processing:SageMakerProcessingJobConnector",
+                                                 "Amazon SageMaker Processing Connector"),
+    "glue_job": AwsConnectorSpec("glue:GlueJobConnector", "AWS Glue Job Connector", 60.0),
 }
 
 
 def aws_connector_class(task_type: str) -> type[Any]:
-    module, _, name = AWS_CONNECTORS[task_type].partition(":")
+    module, _, name = AWS_CONNECTORS[task_type].path.partition(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
@@ -31,4 +47,4 @@ def aws_connector_classes() -> list[type[Any]]:
     return [aws_connector_class(task_type) for task_type in AWS_CONNECTORS]
 
 
-__all__ = ["AWS_CONNECTORS", "aws_connector_class", "aws_connector_classes"]
+__all__ = ["AWS_CONNECTORS", "AwsConnectorSpec", "aws_connector_class", "aws_connector_classes"]

@@ -29,6 +29,9 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
     # The connector class of the service package that runs this task type ("module:Class"):
     # a local run calls it in-process (flyteplugins.aws._local).
     _CONNECTOR: ClassVar[str] = ""
+    # False for a job kind that gives no data outputs (Batch, Glue, EMR Serverless): the connector
+    # refuses a task declaring some, so the class does too, where the author writes it.
+    _GIVES_OUTPUTS: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -38,6 +41,9 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
         outputs: Optional[Dict[str, Type]] = None,
         **kwargs: Any,
     ) -> None:
+        if outputs and not self._GIVES_OUTPUTS:
+            raise TypeError(f"{type(self).__name__} {name!r}: a {self._TASK_TYPE} job gives no outputs, so the task "
+                            f"can declare none (got {', '.join(outputs)})")
         super().__init__(
             name=name,
             interface=NativeInterface({key: (kind, None) for key, kind in (inputs or {}).items()}, dict(outputs or {})),

@@ -23,6 +23,7 @@ class BatchJobTask(AwsTask):
     """
 
     _TASK_TYPE = "aws_batch_job"
+    _GIVES_OUTPUTS = False
     _CONNECTOR = "connectors.builtin.aws.batch:AwsBatchJobConnector"
 
     def __init__(

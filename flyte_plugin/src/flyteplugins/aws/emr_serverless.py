@@ -24,6 +24,7 @@ class EmrServerlessJobTask(AwsTask):
     """
 
     _TASK_TYPE = "emr_serverless_job"
+    _GIVES_OUTPUTS = False
     _CONNECTOR = "connectors.builtin.aws.emr_serverless:EmrServerlessJobConnector"
 
     def __init__(

@@ -22,6 +22,7 @@ class GlueJobTask(AwsTask):
     """
 
     _TASK_TYPE = "glue_job"
+    _GIVES_OUTPUTS = False
     _CONNECTOR = "connectors.builtin.aws.glue:GlueJobConnector"
 
     def __init__(
