@@ -28,11 +28,13 @@ from google.protobuf.struct_pb2 import Struct
 
 from connectors import literals
 from connectors.connector import AsyncConnector
+from connectors.errors import unavailable
 from connectors.dev.aws_resources import REGION, client_factory, create_example_resources
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
 from connectors.store import TaskHandle, TaskRecord
+from connectors.store.record import TaskExecutionKey
 from connectors.transport import create_app
 from tests.conftest import ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import execution_metadata
@@ -133,6 +135,17 @@ class AwsWorld:
         return literals.inputs_to_native(common_pb2.Inputs(literals=list(resource.outputs.literals)),
                                          interface_pb2.TypedInterface(inputs=variable_map(types)))
 
+    def token(self, request: pb.CreateTaskRequest) -> str:
+        """The attempt's idempotency token, as this world's service derives it."""
+        return TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token(self.settings.token_salt)
+
+    def first_try(self, connector: AsyncConnector[Any], request: pb.CreateTaskRequest,
+                  inputs: dict[str, Any] | None = None) -> Any:
+        """connector.create as a CreateTask's first try that then crashed before its record was
+        finished: called directly, with the attempt's token. Its ResourceMeta."""
+        return asyncio.run(connector.create(request.template, request.output_prefix, inputs or {},
+                                            request.task_execution_metadata, idempotency_token=self.token(request)))
+
     def records(self, run: str | None = None) -> dict[int, TaskRecord]:
         found = [TaskRecord.from_item(item) for item in scan_table(self.dynamodb_client, self.settings.tasks_table)]
         return {r.attempt: r for r in found if run is None or r.execution.get("run") == run}
@@ -170,6 +183,24 @@ class AwsWorld:
 
     def release(self, model: str) -> None:
         self._post("/moto-api/state-manager/unset-transition", {"model_name": model})
+
+
+def crashes_once(connector_class: type[Any], settle_seconds: float = 1.0) -> type[Any]:
+    """``connector_class`` whose create starts its job, then fails once as if its answer were
+    lost (``unavailable``); its hold before a replay cut to ``settle_seconds`` so a test can wait."""
+
+    class CrashesOnce(connector_class):  # type: ignore[misc, valid-type]
+        crashed = False
+        replay_settle_seconds = settle_seconds
+
+        async def create(self, *args: Any, **kwargs: Any) -> Any:
+            meta = await super().create(*args, **kwargs)
+            if not type(self).crashed:
+                type(self).crashed = True
+                raise unavailable(f"the connection broke after {connector_class.__name__} started its job")
+            return meta
+
+    return CrashesOnce
 
 
 @pytest.fixture(scope="session")

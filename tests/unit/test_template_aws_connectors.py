@@ -374,7 +374,7 @@ def test_each_connector_class_has_its_switch_and_declares_its_operations(switch:
 def test_connector_modules_are_the_ones_the_template_switches_and_registers() -> None:
     assert set(CLASSES) == set(SWITCHES), f"connectors without a switch: {sorted(set(CLASSES) - set(SWITCHES))}, " \
                                           f"switches without a connector: {sorted(set(SWITCHES) - set(CLASSES))}"
-    assert AWS_CONNECTORS == {cls.task_type_name: f"{cls.__module__.rpartition('.')[2]}:{name}"
+    assert {task_type: spec.path for task_type, spec in AWS_CONNECTORS.items()} == {cls.task_type_name: f"{cls.__module__.rpartition('.')[2]}:{name}"
                               for name, cls in CLASSES.items()}
 
 

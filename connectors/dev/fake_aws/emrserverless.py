@@ -12,6 +12,7 @@
 - Not AWS, for the examples only: CreateApplication tagged ``fake-aws:application-id`` gets that
   id (moto's ids are random, and examples/emr_serverless_job.json must name one); created again,
   the application that has it is answered.
+- ListJobRuns of an application that has no runs yet lists none (moto: "does not exist").
 - A fate (service ``emr-serverless``, job = the run id or its name) sets the run's state and
   stateDetails (a fate of ``RUNNING`` keeps it running until it is cancelled).
 """
@@ -85,6 +86,8 @@ def _get(original: Any, self: EMRServerlessBackend, application_id: str, job_run
 def _list(original: Any, self: EMRServerlessBackend, application_id: str, *args: Any, **kwargs: Any) -> list[JobRun]:
     for run in self.job_runs.get(application_id, []):
         _refresh(run, advance=False)
+    if application_id in self.applications and application_id not in self.job_runs:
+        return []  # an application with no runs yet: AWS lists none, moto said it did not exist
     return original(self, application_id, *args, **kwargs)
 
 

@@ -73,14 +73,7 @@ def test_a_create_retried_after_a_crash_starts_one_query(aws_world):
     before = query_ids(world)
     # The first try started the query and died before its record was finished: the same
     # attempt's token reaches Athena again, which answers the query it already has.
-    connector = AthenaQueryConnector()
-    import asyncio
-
-    from connectors.store.record import TaskExecutionKey
-
-    token = TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token()
-    first = asyncio.run(connector.create(request.template, request.output_prefix, {}, request.task_execution_metadata,
-                                         idempotency_token=token))
+    first = world.first_try(AthenaQueryConnector(), request)
     handle = world.create(request)
     assert query_ids(world) - before == {first.query_execution_id}
     assert started_query(world, handle)["QueryExecutionId"] == first.query_execution_id

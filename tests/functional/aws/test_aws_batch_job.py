@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
 
 import time
@@ -14,9 +13,9 @@ from google.protobuf import json_format
 
 from connectors.builtin.aws.batch import CANCEL_REASON, AwsBatchJobConnector, AwsBatchJobMeta
 from connectors.dev.aws_resources.aws_batch_job import JOB_DEFINITION, QUEUE
-from connectors.errors import Code, unavailable
+from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import crashes_once, STR, aws_endpoint, aws_world  # noqa: F401
 
 TYPE = "aws_batch_job"
 EXAMPLE = pathlib.Path(__file__).parents[3] / "examples" / "aws_batch_job.json"
@@ -103,27 +102,13 @@ def test_a_create_retried_after_a_crash_starts_one_job(aws_world):
     request = world.request(TYPE, BASE, run="rbatchcrash")
     # The first try submitted the job and died before its record was finished: the same
     # attempt's name is looked up (ListJobs by JOB_NAME) and the job found is adopted.
-    token = TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token()
-    first = asyncio.run(AwsBatchJobConnector().create(request.template, request.output_prefix, {},
-                                                       request.task_execution_metadata, idempotency_token=token))
+    first = world.first_try(AwsBatchJobConnector(), request)
     handle = world.create(request)
     assert [job["jobId"] for job in jobs_of_run(world, "rbatchcrash")] == [first.job_id]
     assert the_job(world, handle)["jobId"] == first.job_id
 
 
-class CrashesOnce(AwsBatchJobConnector):
-    """Submits the job, then fails as if its answer were lost (once). Its hold before a replay
-    is cut from 60 s to 1 s, so that a test can wait it out."""
-
-    crashed = False
-    replay_settle_seconds = 1.0
-
-    async def create(self, *args, **kwargs):
-        meta = await super().create(*args, **kwargs)
-        if not CrashesOnce.crashed:
-            CrashesOnce.crashed = True
-            raise unavailable("the connection broke after SubmitJob")
-        return meta
+CrashesOnce = crashes_once(AwsBatchJobConnector)
 
 
 @pytest.mark.parametrize("crash", [False, True])

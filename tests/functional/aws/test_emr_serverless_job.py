@@ -127,9 +127,7 @@ def test_a_create_retried_after_a_crash_starts_one_job_run(aws_world):
     before = run_ids(world)
     # The first try started the run and died before its record was finished: the same attempt's
     # token reaches EMR Serverless again as clientToken, which answers the run it already has.
-    first = asyncio.run(EmrServerlessJobConnector().create(request.template, request.output_prefix, {},
-                                                           request.task_execution_metadata,
-                                                           idempotency_token=token_of(request)))
+    first = world.first_try(EmrServerlessJobConnector(), request)
     handle = world.create(request)
     assert run_ids(world) - before == {first.job_run_id}
     assert run_id(world, handle) == first.job_run_id

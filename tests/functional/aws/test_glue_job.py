@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
 
 import time
@@ -14,9 +13,9 @@ from google.protobuf import json_format
 
 from connectors.builtin.aws.glue import TOKEN_ARGUMENT, GlueJobConnector, GlueJobMeta
 from connectors.dev.aws_resources.glue_job import JOB_NAME
-from connectors.errors import Code, unavailable
+from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import crashes_once, INT, STR, aws_endpoint, aws_world  # noqa: F401
 
 TYPE = "glue_job"
 EXAMPLE = pathlib.Path(__file__).parents[3] / "examples" / "glue_job.json"
@@ -95,26 +94,13 @@ def test_a_create_retried_after_a_crash_starts_one_run(aws_world):
     request = world.request(TYPE, BASE)
     # The first try started the run and died before its record was finished: the same attempt's
     # token is found in the run's Arguments and that run is adopted.
-    first = asyncio.run(GlueJobConnector().create(request.template, request.output_prefix, {},
-                                                   request.task_execution_metadata, idempotency_token=token_of(request)))
+    first = world.first_try(GlueJobConnector(), request)
     handle = world.create(request)
     assert [run["Id"] for run in runs_with(world, token_of(request))[token_of(request)]] == [first.job_run_id]
     assert the_run(world, handle)["Id"] == first.job_run_id
 
 
-class CrashesOnce(GlueJobConnector):
-    """Starts the run, then fails as if its answer were lost (once). Its hold before a replay is
-    cut from 60 s to 1 s, so that a test can wait it out."""
-
-    crashed = False
-    replay_settle_seconds = 1.0
-
-    async def create(self, *args, **kwargs):
-        meta = await super().create(*args, **kwargs)
-        if not CrashesOnce.crashed:
-            CrashesOnce.crashed = True
-            raise unavailable("the connection broke after StartJobRun")
-        return meta
+CrashesOnce = crashes_once(GlueJobConnector)
 
 
 @pytest.mark.parametrize("crash", [False, True])

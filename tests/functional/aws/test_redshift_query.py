@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import pathlib
 import uuid
@@ -127,9 +126,7 @@ def test_a_create_retried_after_a_crash_starts_one_statement(aws_world):
     before = statement_ids(world)
     # The first try started the statement and died before its record was finished: the same
     # attempt's token reaches the Data API again as ClientToken, which answers that statement.
-    first = asyncio.run(RedshiftQueryConnector().create(request.template, request.output_prefix, {},
-                                                         request.task_execution_metadata,
-                                                         idempotency_token=token_of(request)))
+    first = world.first_try(RedshiftQueryConnector(), request)
     handle = world.create(request)
     assert statement_ids(world) - before == {first.statement_id}
     assert statement(world, handle)["Id"] == first.statement_id

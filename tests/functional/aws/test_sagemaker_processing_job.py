@@ -155,9 +155,7 @@ def test_a_create_retried_after_a_crash_adopts_the_job_it_started(aws_world):
     world = aws_world(SageMakerProcessingJobConnector())
     request = world.request(TYPE, custom())
     token = token_of(request)
-    first = asyncio.run(SageMakerProcessingJobConnector().create(request.template, request.output_prefix, {},
-                                                                 request.task_execution_metadata,
-                                                                 idempotency_token=token))
+    first = world.first_try(SageMakerProcessingJobConnector(), request)
     handle = world.create(request)
     assert jobs_named(world, token) == {first.job_name} == {meta_of(world, handle).job_name}
 

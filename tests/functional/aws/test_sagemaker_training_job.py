@@ -175,9 +175,7 @@ def test_a_create_retried_after_a_crash_adopts_the_job_it_started(aws_world):
     token = token_of(request)
     # The first try created the job and died before its record was finished: the retry finds the
     # job of the attempt's name carrying the attempt's token tag and adopts it.
-    first = asyncio.run(SageMakerTrainingJobConnector().create(request.template, request.output_prefix, {},
-                                                               request.task_execution_metadata,
-                                                               idempotency_token=token))
+    first = world.first_try(SageMakerTrainingJobConnector(), request)
     handle = world.create(request)
     assert jobs_named(world, token) == {first.job_name} == {meta_of(world, handle).job_name}
 

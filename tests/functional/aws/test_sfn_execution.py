@@ -3,7 +3,6 @@ state machines: {"stepfunctions": {"execute_state_machine": true}})."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pathlib
 import uuid
@@ -149,9 +148,7 @@ def test_a_create_retried_after_a_crash_starts_one_execution(aws_world, machines
     world = aws_world(SfnExecutionConnector())
     request = world.request(TYPE, {"state_machine_arn": machines[kind]}, inputs={"day": (STR, "2026-01-02")})
     before = executions(world, machines[kind])
-    token = TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token()
-    first = asyncio.run(SfnExecutionConnector().create(request.template, request.output_prefix, {"day": "2026-01-02"},
-                                                        request.task_execution_metadata, idempotency_token=token))
+    first = world.first_try(SfnExecutionConnector(), request, {"day": "2026-01-02"})
     if kind == "echo":
         world.wait(world.create(request), TYPE)  # finished before the retry reached AWS
     else:
