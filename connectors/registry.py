@@ -40,6 +40,11 @@ class ConnectorNotFound(ConnectError):
         super().__init__(Code.NOT_FOUND, message)
 
 
+# The class a registry miss raises: ConnectorNotFound, or (where the flyte SDK imports) a subclass
+# that is also its FlyteConnectorNotFound, set at cold start by connectors/flyte_sdk.py.
+not_found_class: type[ConnectorNotFound] = ConnectorNotFound
+
+
 class _on_default_or_instance:
     """A method that acts on the default registry when called on the class itself."""
 
@@ -124,7 +129,7 @@ class ConnectorRegistry:
         connector = self._connectors.get(key) or (self._load(key) if key in self._lazy else None)
         if connector is None:
             served = ", ".join(_category_text(*known) for known in sorted(self._keys())) or "none"
-            raise ConnectorNotFound(
+            raise not_found_class(
                 f"Cannot find connector for task type: {task_type_name} and version: {task_type_version}; "
                 f"this service serves: {served}"
             )
@@ -139,7 +144,7 @@ class ConnectorRegistry:
         metadata = self._metadata.get(name)
         if metadata is None:
             known = ", ".join(sorted(self._metadata)) or "none"
-            raise ConnectorNotFound(f"Cannot find connector for name: {name}; this service has: {known}")
+            raise not_found_class(f"Cannot find connector for name: {name}; this service has: {known}")
         return metadata
 
     def _load(self, key: tuple[str, int]) -> AsyncConnector[Any]:
@@ -175,7 +180,7 @@ _loaded = False
 
 def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
     """Fill the default registry once per process: built-ins (less ``DISABLED_CONNECTORS``), then
-    ``CONNECTOR_MODULES``.
+    ``CONNECTOR_MODULES``, then the flyte SDK's connectors where it is installed (connectors/flyte_sdk.py).
 
     ``modules`` is a comma-separated list of importable module names (default: the environment
     variable). Each module registers its connectors when imported. An import error or a
@@ -197,5 +202,8 @@ def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
         for name in filter(None, (part.strip() for part in names.split(","))):
             logger.info("loading connector module %s", name)
             importlib.import_module(name)
+        from .flyte_sdk import load_flyte_sdk_connectors
+
+        load_flyte_sdk_connectors(registry)  # where the flyte SDK is installed (FLYTE_SDK_CONNECTORS)
         _loaded = True
         return registry

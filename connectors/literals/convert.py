@@ -35,6 +35,7 @@ def literal_to_native(literal: Literal, literal_type: LiteralType | None, where:
 
 def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) -> Literal:
     """The literal of ``value``, checked against ``literal_type`` (None: infer the type)."""
+    value = references.flyte_io_to_ref(value)
     if literal_type is None:
         return _infer_literal(value, where)
     return _by_kind(_TO_LITERAL, value, literal_type, where, "it does not fit the declared type")
@@ -265,6 +266,7 @@ def _infer_native(literal: Literal, where: str) -> Any:
 
 
 def _infer_literal(value: Any, where: str) -> Literal:
+    value = references.flyte_io_to_ref(value)
     if value is None:
         return scalars.literal_of_none()
     if isinstance(value, enum.Enum):

@@ -32,6 +32,7 @@ __all__ = [
     "blob_to_ref",
     "dataframe_literal",
     "dataframe_to_ref",
+    "flyte_io_to_ref",
     "ref_class",
 ]
 
@@ -75,6 +76,21 @@ class DataFrameRef:
     uri: str
     format: str = ""
     hash: Optional[str] = None
+
+
+def flyte_io_to_ref(value: object) -> object:
+    """The reference for a ``flyte.io.File``/``Dir``/``DataFrame`` (or a subclass), recognised by
+    its class without importing flyte; any other value as it is. A connector written for the flyte
+    SDK may return these wherever a FileRef/DirRef/DataFrameRef is accepted."""
+    for cls in type(value).__mro__:
+        ref = _FLYTE_IO_REFS.get(cls.__name__)
+        if ref is not None and cls.__module__.startswith("flyte.io"):
+            uri = getattr(value, "uri" if ref is DataFrameRef else "path", None)
+            return ref(uri=uri or "", format=getattr(value, "format", None) or "", hash=getattr(value, "hash", None) or None)
+    return value
+
+
+_FLYTE_IO_REFS: dict[str, type] = {"File": FileRef, "Dir": DirRef, "DataFrame": DataFrameRef}
 
 
 def ref_class(dimensionality: "BlobType.BlobDimensionality.ValueType") -> type[FileRef] | type[DirRef]:

@@ -31,7 +31,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.literals.references import DataFrameRef, DirRef, FileRef
+from connectors.literals.references import DataFrameRef, DirRef, FileRef, flyte_io_to_ref
 
 __all__ = ["DATACLASS", "PYDANTIC", "UNTYPED", "SchemaMismatch", "fit_to_schema", "plain_data"]
 
@@ -86,6 +86,7 @@ def _leaf(value: Any, flavor: str) -> Any:
 
 def _as_dict(value: Any, flavor: str) -> dict | None:
     """The fields of a reference, a dataclass, a named tuple or a pydantic model; None for others."""
+    value = flyte_io_to_ref(value)
     if isinstance(value, (FileRef, DirRef)):
         return {"path": value.uri, "name": value.name, "format": value.format, "hash": value.hash}
     if isinstance(value, DataFrameRef):
