@@ -1,0 +1,336 @@
+"""``snowflake``: a Snowflake query, as flyte-sdk 2.12.1's ``flyteplugins.snowflake`` connector runs it.
+
+| | |
+|---|---|
+| create | ``connect(account, user, database, schema, warehouse, [private_key], **connection_kwargs)``, then ``cursor.execute_async(statement, inputs)`` (``batch``: one multi-row VALUES clause); the query is tagged with the idempotency token (QUERY_TAG) and looked up by it first |
+| get | ``connection.get_query_status`` / ``is_an_error`` (the error's text via ``get_query_status_throw_if_error``) |
+| delete | ``SELECT SYSTEM$CANCEL_QUERY('<query id>')``; quiet for a query that no longer runs |
+| outputs | ``results``: a DataFrame ``snowflake://<user>/<account>/<warehouse>/<database>/<schema>/<query id>`` |
+| log link | ``Snowflake Dashboard``: ``https://app.snowflake.com/<org>/<account>/#/compute/history/queries/<id>/detail`` |
+
+Only ``snowflake-connector-python`` (without its pandas extra) and ``cryptography`` are needed. The
+client is built by :func:`snowflake_connect`, the one function tests replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
+from google.protobuf import json_format
+
+from ...connector import AsyncConnector, Resource, ResourceMeta
+from ...errors import Code, ConnectError, invalid_argument
+from ...literals import DataFrameRef
+
+logger = logging.getLogger(__name__)
+
+TASK_TYPE = "snowflake"
+# Looked up before a query starts: this user's queries of the last day, the most recent first.
+LOOKUP_SQL = (
+    "SELECT QUERY_ID FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY_BY_USER("
+    "USER_NAME => %(user)s, END_TIME_RANGE_START => DATEADD('day', -1, CURRENT_TIMESTAMP()), "
+    "RESULT_LIMIT => 10000)) WHERE ENDSWITH(QUERY_TAG, %(token)s) ORDER BY START_TIME LIMIT 1"
+)
+_CACHE_SIZE = 16
+
+
+def snowflake_connect(**params: Any) -> Any:
+    """A new Snowflake connection (``snowflake.connector.connect``): the client factory."""
+    import snowflake.connector
+
+    return snowflake.connector.connect(**params)
+
+
+@dataclass
+class SnowflakeJobMetadata(ResourceMeta):
+    """The original's metadata, field for field."""
+
+    account: str
+    user: str
+    database: str
+    schema: str
+    warehouse: str
+    query_id: str
+    has_output: bool
+    connection_kwargs: Optional[dict[str, Any]] = None
+
+
+def private_key_der(private_key_content: str, private_key_passphrase: Optional[str] = None) -> bytes:
+    """A PEM private key (encrypted with the passphrase, if any) as unencrypted PKCS#8 DER bytes."""
+    from cryptography.hazmat.primitives import serialization
+
+    password = private_key_passphrase.encode() if private_key_passphrase else None
+    try:
+        key = serialization.load_pem_private_key(private_key_content.strip().encode(), password=password)
+    except (ValueError, TypeError) as error:
+        raise invalid_argument(f"snowflake_private_key cannot be read: {error}") from None
+    return key.private_bytes(encoding=serialization.Encoding.DER, format=serialization.PrivateFormat.PKCS8,
+                             encryption_algorithm=serialization.NoEncryption())
+
+
+# -- connections: one per (account, user, database, schema, warehouse, key, kwargs), reused ---
+
+_connections: "OrderedDict[str, Any]" = OrderedDict()
+_connections_lock = threading.Lock()
+
+
+def _connection_params(meta: SnowflakeJobMetadata, private_key: Optional[str], passphrase: Optional[str]) -> dict[str, Any]:
+    params = {"account": meta.account, "user": meta.user, "database": meta.database, "schema": meta.schema,
+              "warehouse": meta.warehouse, **(meta.connection_kwargs or {})}
+    if private_key:
+        params["private_key"] = private_key_der(private_key, passphrase)
+    return params
+
+
+def _connection(meta: SnowflakeJobMetadata, private_key: Optional[str], passphrase: Optional[str]) -> tuple[str, Any]:
+    """The cached connection for these parameters (blocking: connects on a miss)."""
+    key = json.dumps([meta.account, meta.user, meta.database, meta.schema, meta.warehouse, private_key, passphrase,
+                      meta.connection_kwargs or {}], sort_keys=True, default=str)
+    with _connections_lock:
+        conn = _connections.get(key)
+        if conn is not None and not _closed(conn):
+            _connections.move_to_end(key)
+            return key, conn
+    conn = snowflake_connect(**_connection_params(meta, private_key, passphrase))
+    with _connections_lock:
+        _connections[key] = conn
+        while len(_connections) > _CACHE_SIZE:
+            _connections.popitem(last=False)
+    return key, conn
+
+
+def _closed(conn: Any) -> bool:
+    is_closed = getattr(conn, "is_closed", None)
+    return bool(is_closed()) if callable(is_closed) else False
+
+
+def _forget(key: str) -> None:
+    with _connections_lock:
+        _connections.pop(key, None)
+
+
+async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) -> Any:
+    """``work(connection)`` in a worker thread; a Snowflake error becomes a Connect error (the
+    connection is dropped from the cache when the error is about it, so the next call reconnects)."""
+
+    def run() -> Any:
+        key = ""
+        try:
+            key, conn = _connection(meta, secrets.get("snowflake_private_key"),
+                                    secrets.get("snowflake_private_key_passphrase"))
+            return work(conn)
+        except ConnectError:
+            raise
+        except Exception as error:
+            mapped = snowflake_error(error)
+            if key and mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
+                _forget(key)
+            raise mapped from None
+
+    return await asyncio.to_thread(run)
+
+
+_CREDENTIAL_REJECTED = re.compile(r"^39[0-9]{4}$")
+
+
+def snowflake_error(error: BaseException) -> ConnectError:
+    """A ``snowflake.connector`` error as a Connect error by kind, its message kept."""
+    from snowflake.connector import errors
+
+    message = str(error) or type(error).__name__
+    errno = str(getattr(error, "errno", ""))
+    sqlstate = getattr(error, "sqlstate", "")
+    if isinstance(error, errors.ForbiddenError) or sqlstate == "42501":  # HTTP 403, insufficient privileges
+        return ConnectError(Code.PERMISSION_DENIED, message)
+    if sqlstate == "28000" or _CREDENTIAL_REJECTED.match(errno):  # credentials refused, JWT invalid or expired
+        return ConnectError(Code.UNAUTHENTICATED, message)
+    if isinstance(error, errors.TooManyRequests):
+        return ConnectError(Code.RESOURCE_EXHAUSTED, message)
+    if isinstance(error, (errors.ProgrammingError, errors.BadRequest, ValueError, TypeError)):
+        return ConnectError(Code.INVALID_ARGUMENT, message)
+    if isinstance(error, errors.Error):  # DatabaseError, OperationalError, InterfaceError, HTTP 5xx, timeouts
+        return ConnectError(Code.UNAVAILABLE, message)
+    return ConnectError(Code.UNAVAILABLE, f"{type(error).__name__}: {message}")
+
+
+# -- SQL, phases and links, as the original builds them ----------------------------------------
+
+def query_link(account: str, query_id: str) -> str:
+    """The query's page in Snowsight: ``<org>-<account>`` names become ``<org>/<account>``."""
+    org, dash, name = account.partition("-")
+    base = f"https://app.snowflake.com/{org}/{name}" if dash else f"https://app.snowflake.com/{account}"
+    return f"{base}/#/compute/history/queries/{query_id}/detail"
+
+
+_VALUES = re.compile(r"VALUES\s*\(((?:[^()]*|\([^)]*\))*)\)", re.IGNORECASE)
+
+
+def expand_batch_query(query: str, inputs: dict[str, list[Any]]) -> tuple[str, dict[str, Any]]:
+    """A one-row ``INSERT ... VALUES (%(a)s, %(b)s)`` with list inputs as one multi-row VALUES
+    clause: ``VALUES (%(a_0)s, %(b_0)s), (%(a_1)s, %(b_1)s)`` and ``{"a_0": ..., "b_0": ...}``."""
+    lengths = {len(column) for column in inputs.values()}
+    if len(lengths) != 1:
+        raise invalid_argument("All batch input lists must have the same length.")
+    rows = lengths.pop()
+    if rows == 0:
+        raise invalid_argument("Batch inputs must contain at least one row.")
+    found = list(_VALUES.finditer(query))
+    if not found:
+        raise invalid_argument("Batch inputs require a query template with a VALUES (...) clause.")
+    if len(found) > 1:
+        raise invalid_argument("Batch query expansion supports exactly one VALUES (...) clause.")
+    clause = found[0]
+    params: dict[str, Any] = {}
+    tuples = []
+    for i in range(rows):
+        row = clause.group(1)
+        for name, column in inputs.items():
+            row = re.sub(rf"%\({re.escape(name)}\)s", f"%({name}_{i})s", row)
+            params[f"{name}_{i}"] = column[i]
+        tuples.append(f"({row})")
+    return query[:clause.start()] + "VALUES " + ", ".join(tuples) + query[clause.end():], params
+
+
+def _phase(status: Any) -> "TaskExecution.Phase.ValueType":
+    """The original maps RUNNING and SUCCESS by name (flyte's convert_to_flyte_phase) and fails on
+    any other word; the waiting words are QUEUED here, the other running ones RUNNING."""
+    if status.name == "SUCCESS":
+        return TaskExecution.SUCCEEDED
+    if status.name in ("QUEUED", "RESUMING_WAREHOUSE", "QUEUED_REPARING_WAREHOUSE", "NO_DATA"):
+        return TaskExecution.QUEUED
+    return TaskExecution.RUNNING  # RUNNING, BLOCKED, RESTARTED
+
+
+class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
+    name = "Snowflake Connector"
+    task_type_name = TASK_TYPE
+    task_type_version = 0
+    metadata_type = SnowflakeJobMetadata
+    secret_names: tuple[str, ...] = ("snowflake_private_key", "snowflake_private_key_passphrase")
+    # INFORMATION_SCHEMA.QUERY_HISTORY_BY_USER shows a query once Snowflake has it; a replay waits
+    # this long after a create whose outcome is unknown, in case the query is not listed at once.
+    replay_settle_seconds = 30.0
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
+                     idempotency_token: str = "", **kwargs: Any) -> SnowflakeJobMetadata:
+        custom = json_format.MessageToDict(task_template.custom) if task_template.HasField("custom") else {}
+        account = custom.get("account")
+        if not account:
+            raise invalid_argument("Missing Snowflake account. Set it through task configuration.")
+        user, database, warehouse = custom.get("user"), custom.get("database"), custom.get("warehouse")
+        if not all([user, database, warehouse]):
+            raise invalid_argument("User, database and warehouse must be specified in the task configuration.")
+        connection_kwargs = custom.get("connection_kwargs", {})
+        if not isinstance(connection_kwargs, dict):
+            raise invalid_argument("snowflake: template.custom.connection_kwargs must be an object")
+        query = task_template.sql.statement
+        if custom.get("batch", False) and inputs:
+            if not all(isinstance(column, (list, tuple)) for column in inputs.values()):
+                raise invalid_argument("Batch inputs must be lists, one per column.")
+            statement, params = expand_batch_query(query, inputs)
+        else:
+            statement, params = query, inputs
+        tag = _query_tag(connection_kwargs, idempotency_token)
+        meta = SnowflakeJobMetadata(
+            account=account, user=user, database=database, schema=custom.get("schema", "PUBLIC"),
+            warehouse=warehouse, query_id="", connection_kwargs=connection_kwargs,
+            has_output=len(task_template.interface.outputs.variables) > 0)
+
+        def submit(conn: Any) -> str:
+            cursor = conn.cursor()
+            try:
+                if idempotency_token:  # an earlier try of this attempt may have started it
+                    cursor.execute(LOOKUP_SQL, {"user": user, "token": idempotency_token})
+                    row = cursor.fetchone()
+                    if row:
+                        logger.info("Snowflake query %s was started by an earlier try: adopted", row[0])
+                        return str(row[0])
+                if tag:
+                    cursor.execute_async(statement, params, _statement_params={"QUERY_TAG": tag})
+                else:
+                    cursor.execute_async(statement, params)
+                return cursor.sfqid
+            finally:
+                cursor.close()
+
+        meta.query_id = await _call(meta, kwargs, submit)
+        logger.info("Snowflake query submitted with ID: %s", meta.query_id)
+        return meta
+
+    async def get(self, resource_meta: SnowflakeJobMetadata, **kwargs: Any) -> Resource:
+        meta = resource_meta
+        link = TaskLog(uri=query_link(meta.account, meta.query_id), name="Snowflake Dashboard", ready=True,
+                       link_type=TaskLog.DASHBOARD)
+
+        def status(conn: Any) -> tuple[Any, Optional[str]]:
+            found = conn.get_query_status(meta.query_id)
+            if not conn.is_an_error(found):
+                return found, None
+            try:  # the error's text, as the original reports it
+                conn.get_query_status_throw_if_error(meta.query_id)
+            except Exception as error:  # noqa: BLE001 - its message is the answer
+                return found, str(error)
+            return found, found.name
+
+        found, error = await _call(meta, kwargs, status)
+        if error is not None:
+            logger.error("Snowflake query failed: %s", error)
+            return Resource(phase=TaskExecution.FAILED, message=error, log_links=[link])
+        phase = _phase(found)
+        outputs = None
+        if phase == TaskExecution.SUCCEEDED and meta.has_output:
+            uri = f"snowflake://{meta.user}/{meta.account}/{meta.warehouse}/{meta.database}/{meta.schema}/{meta.query_id}"
+            outputs = {"results": DataFrameRef(uri=uri, format="")}
+        return Resource(phase=phase, message=found.name, log_links=[link], outputs=outputs)
+
+    async def delete(self, resource_meta: SnowflakeJobMetadata, **kwargs: Any) -> None:
+        meta = resource_meta
+
+        def cancel(conn: Any) -> None:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(f"SELECT SYSTEM$CANCEL_QUERY('{meta.query_id}')")
+            except Exception as error:
+                # A query that no longer runs (finished, or unknown to Snowflake) stays as it ended.
+                if _refused(error) and not _still_running(conn, meta.query_id):
+                    return
+                raise
+            finally:
+                cursor.close()
+
+        await _call(meta, kwargs, cancel)
+        logger.info("Snowflake query %s cancelled", meta.query_id)
+
+
+def _refused(error: BaseException) -> bool:
+    """Snowflake answered and refused the statement (not a network or service failure)."""
+    from snowflake.connector.errors import ProgrammingError
+
+    return isinstance(error, (ProgrammingError, ValueError))
+
+
+def _still_running(conn: Any, query_id: str) -> bool:
+    """Whether Snowflake still runs the query; an id it refuses to look up is not running."""
+    try:
+        return bool(conn.is_still_running(conn.get_query_status(query_id)))
+    except Exception as error:
+        if _refused(error):
+            return False
+        raise
+
+
+def _query_tag(connection_kwargs: dict[str, Any], token: str) -> str:
+    """The QUERY_TAG of the query: the token, after a tag the task's session parameters set."""
+    if not token:
+        return ""
+    session = connection_kwargs.get("session_parameters") or {}
+    theirs = next((str(v) for k, v in session.items() if str(k).upper() == "QUERY_TAG"), "") if isinstance(session, dict) else ""
+    return f"{theirs} {token}" if theirs else token
