@@ -30,6 +30,7 @@ from .connector import AsyncConnector
 from .connector_calls import ConnectorCalls
 from .errors import Code, ConnectError
 from .registry import ConnectorRegistry
+from .secrets import SecretResolver
 from .settings import Settings
 from .store import CANCELLING, CLAIMED, ENDED, RecordChanged, TaskRecord, TaskStore
 
@@ -86,11 +87,13 @@ class CleanupReport:
 
 
 class Canceller:
-    def __init__(self, registry: ConnectorRegistry, store: TaskStore, calls: ConnectorCalls, settings: Settings) -> None:
+    def __init__(self, registry: ConnectorRegistry, store: TaskStore, calls: ConnectorCalls, settings: Settings,
+                 secrets: SecretResolver | None = None) -> None:
         self.registry = registry
         self.store = store
         self.calls = calls
         self.settings = settings
+        self.secrets = secrets or SecretResolver()
 
     @property
     def lease_seconds(self) -> float:
@@ -155,6 +158,8 @@ class Canceller:
         hold = 0.0
         try:
             connector = self.registry.get_connector(record.task_type, record.task_version)
+            # The caller's secrets (a newer attempt's), else the connector's own from AWS (the reaper).
+            connection = await self.secrets.complete(connector, record.task_type, connection)
             if record.resource_meta is None:  # a replayed create that fails may have started a job
                 hold = replay_settle_seconds(connector)
             meta = await self._find_job(connector, record, connection)

@@ -16,7 +16,7 @@ import logging
 import time
 import traceback
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Iterable, TypeVar
 from urllib.parse import quote, quote_plus
 
 from flyteidl2.core.security_pb2 import Connection
@@ -69,10 +69,17 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
     both = sorted(set(secrets) & set(configs))
     if both:
         raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
-    forms = {form for value in secrets.values() if len(value) >= _MIN_REDACTED_LENGTH
-             for form in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1])}
-    _secret_values.set(tuple(sorted(forms, key=len, reverse=True)))
+    _secret_values.set(())
+    add_redacted_values(secrets.values())
     return {**secrets, **configs}
+
+
+def add_redacted_values(values: Iterable[str]) -> None:
+    """Cut these secret values too (as they are, URL-quoted or JSON-escaped) from every message of
+    this request: the request's own secrets, and those fetched for it from AWS."""
+    forms = {form for value in values if len(value) >= _MIN_REDACTED_LENGTH
+             for form in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1])}
+    _secret_values.set(tuple(sorted(forms | set(_secret_values.get()), key=len, reverse=True)))
 
 
 def redact_data(value: Any) -> Any:
@@ -207,5 +214,5 @@ def _as_connect_error(connector: AsyncConnector[Any], operation: str, error: Bas
     return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
 
 
-__all__ = ["ConnectorCalls", "RESERVED_KWARGS", "connection_kwargs", "invocation_deadline",
+__all__ = ["ConnectorCalls", "RESERVED_KWARGS", "add_redacted_values", "connection_kwargs", "invocation_deadline",
            "invocation_seconds_left", "redact", "request_arrived_at", "request_deadline", "seconds_left"]

@@ -26,6 +26,7 @@ from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition,
                      unimplemented)
 from .phase import phase_name
 from .registry import ConnectorRegistry
+from .secrets import SecretResolver
 from .settings import Settings
 from .store import ACTIVE, CLAIMED, RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_secret
 
@@ -49,7 +50,8 @@ class ConnectorService:
         self.store = store
         self.settings = settings or Settings()
         self.calls = ConnectorCalls(self.settings)
-        self.canceller = Canceller(registry, store, self.calls, self.settings)
+        self.secrets = SecretResolver()
+        self.canceller = Canceller(registry, store, self.calls, self.settings, self.secrets)
 
     # -- AsyncConnectorService ---------------------------------------------------------------
 
@@ -65,6 +67,7 @@ class ConnectorService:
                                    "it names the run, action and attempt this task starts once for")
         connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
+        connection = await self.secrets.complete(connector, template.type, connection)
         if deadline_passed():  # no time to start a job and record it: start nothing
             raise deadline_exceeded("the caller's deadline passed before this CreateTask could start its job")
         try:
@@ -197,7 +200,7 @@ class ConnectorService:
 
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        connection = connection_kwargs(request.connection)
+        connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
         fresh: pb.Resource | None = None
         if record.state == ACTIVE:
             fresh = await self._poll_connector(connector, record, connection)
@@ -240,7 +243,7 @@ class ConnectorService:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if record.state != ACTIVE:
             return pb.DeleteTaskResponse()  # ended, or a canceller is already stopping it
-        connection = connection_kwargs(request.connection)
+        connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
         meta = self.calls.decode_meta(connector, record)
         await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
         try:
@@ -254,8 +257,8 @@ class ConnectorService:
         if not _overrides(connector, "get_metrics"):
             raise unimplemented(f"connector {connector.name} does not serve metrics")
         meta = self.calls.decode_meta(connector, record)
-        kwargs = {"queries": list(request.queries), "start_time": request.start_time, "end_time": request.end_time,
-                  "step": request.step}
+        kwargs = {**await self.secrets.complete(connector, record.task_type, {}), "queries": list(request.queries),
+                  "start_time": request.start_time, "end_time": request.end_time, "step": request.step}
         return await self.calls.call(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
 
     async def get_task_logs(self, request: pb.GetTaskLogsRequest) -> AsyncIterator[pb.GetTaskLogsResponse]:
@@ -263,8 +266,9 @@ class ConnectorService:
         if not _overrides(connector, "get_logs"):
             raise unimplemented(f"connector {connector.name} does not serve logs")
         meta = self.calls.decode_meta(connector, record)
+        secrets = await self.secrets.complete(connector, record.task_type, {})
         try:
-            result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines)
+            result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines, **secrets)
         except NotImplementedError:
             raise unimplemented(f"connector {connector.name} does not implement get_logs") from None
         except Exception as error:

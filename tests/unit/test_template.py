@@ -76,6 +76,7 @@ ENVIRONMENT = {
     "ABANDONED_AFTER_MINUTES": {"Ref": "AbandonedAfterMinutes"},
     "MAX_REQUEST_BYTES": {"Ref": "MaxRequestBytes"},
     "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
+    "SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
 }
 PARAMETER_DEFAULTS = {
     "ConnectorModules": "",
@@ -87,6 +88,7 @@ PARAMETER_DEFAULTS = {
     "MaxRequestBytes": 4194304,
     "MemorySize": 512,
     "ReaperSchedule": "rate(5 minutes)",
+    "SecretsPrefix": "flyte-connectors",
 }
 
 

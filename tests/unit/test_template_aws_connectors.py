@@ -273,7 +273,7 @@ class Stack:
         """function -> connector switch -> the statements its policies give that function's role."""
         found: dict[str, dict[str, list[dict[str, Any]]]] = {function: {} for function in FUNCTION_OPERATIONS}
         for name, resource in self.resources().items():
-            if resource["Type"] != "AWS::IAM::Policy":
+            if resource["Type"] != "AWS::IAM::Policy" or name in SERVICE_POLICIES:
                 continue
             switch = switch_of(name)
             for role in self.value(resource["Properties"]["Roles"]):
@@ -282,6 +282,10 @@ class Stack:
                 statements = self.value(resource["Properties"]["PolicyDocument"])["Statement"]
                 found[function].setdefault(switch, []).extend(statements)
         return found
+
+
+# Policies of the service itself, not of one AWS connector (checked on their own below).
+SERVICE_POLICIES = {"ConnectorSecretsPolicy"}
 
 
 def switch_of(policy: str) -> str:
@@ -481,3 +485,17 @@ def test_each_roles_inline_policies_fit_iams_limit() -> None:
                 for policy in resource["Properties"].get("Policies") or []:
                     sizes[name] += len(json.dumps(stack.value(policy), separators=(",", ":"))) + 40
         assert max(sizes.values()) < INLINE_POLICY_LIMIT - 3_000, sizes
+
+
+def test_the_functions_that_call_connectors_read_secrets_only_under_the_prefix() -> None:
+    policy = TEMPLATE["Resources"]["ConnectorSecretsPolicy"]
+    assert "Condition" not in policy  # every connector may take secrets, the AWS ones or not
+    roles = {role["Ref"].removesuffix("Role") for role in policy["Properties"]["Roles"]}
+    assert roles == {name for name, operations in FUNCTION_OPERATIONS.items() if operations} | {
+        "GetTaskMetricsFunction", "GetTaskLogsFunction"}
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert [(s["Action"], s["Resource"]["Fn::Sub"]) for s in statements] == [
+        ("secretsmanager:GetSecretValue",
+         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/*"),
+        ("ssm:GetParameter", "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${SecretsPrefix}/*"),
+    ]

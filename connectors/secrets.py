@@ -1,0 +1,142 @@
+"""Connector credentials from AWS Secrets Manager (or SSM Parameter Store), cached per process.
+
+The open-source Flyte executor cannot resolve ``connection.secrets`` (its secret manager fails
+every lookup), so a connector's secrets come from here instead. A connector names the secret
+keyword arguments it takes (``secret_names = ("databricks_token",)``); for each one the request
+did not carry, the service reads
+
+- the Secrets Manager secret ``<SECRETS_PREFIX>/<task type>/<name>`` (its SecretString), or else
+- the SSM parameter ``/<SECRETS_PREFIX>/<task type>/<name>`` (a SecureString, decrypted),
+
+and passes it as the same keyword argument. Values an executor does send win. A secret found in
+neither is left out (the connector decides what that means); one the function may not read is
+``permission_denied``, and AWS failing is ``unavailable``. Values are cached for
+``SECRETS_MAX_AGE_SECONDS`` (Powertools' parameters utility), never stored in a task record,
+never logged, and cut from every message like a request's own secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .connector_calls import add_redacted_values
+from .errors import ConnectError, Code
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "flyte-connectors"
+DEFAULT_MAX_AGE_SECONDS = 300
+_NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound"}
+_DENIED = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "ExpiredTokenException"}
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a connector's secrets are looked up, and for how long a value is kept."""
+
+    prefix: str = DEFAULT_PREFIX
+    max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
+    enabled: bool = True
+
+    @classmethod
+    def from_env(cls) -> "SecretSource":
+        prefix = os.environ.get("SECRETS_PREFIX", DEFAULT_PREFIX).strip().strip("/")
+        raw_age = os.environ.get("SECRETS_MAX_AGE_SECONDS", "").strip()
+        return cls(prefix=prefix, max_age_seconds=int(float(raw_age)) if raw_age else DEFAULT_MAX_AGE_SECONDS,
+                   enabled=bool(prefix))
+
+    def secret_id(self, task_type: str, name: str) -> str:
+        return f"{self.prefix}/{task_type}/{name}"
+
+    def parameter_name(self, task_type: str, name: str) -> str:
+        return f"/{self.prefix}/{task_type}/{name}"
+
+
+def secret_names(connector: Any) -> tuple[str, ...]:
+    """The secret keyword arguments a connector takes (its ``secret_names``)."""
+    names = getattr(connector, "secret_names", ()) or ()
+    return tuple(name for name in names if isinstance(name, str) and name)
+
+
+class SecretResolver:
+    """Completes a call's keyword arguments with the connector's secrets from AWS."""
+
+    def __init__(self, source: SecretSource | None = None) -> None:
+        self.source = source or SecretSource.from_env()
+        self._providers: tuple[Any, Any] | None = None
+        self._lock = threading.Lock()  # secrets are read in worker threads, several at once
+
+    async def complete(self, connector: Any, task_type: str, connection: dict[str, str]) -> dict[str, str]:
+        """``connection`` with each secret the connector takes and the request lacks, from AWS."""
+        missing = [name for name in secret_names(connector) if name not in connection]
+        if not missing or not self.source.enabled:
+            return connection
+        found = await asyncio.gather(*(asyncio.to_thread(self._read, task_type, name) for name in missing))
+        fetched = {name: value for name, value in zip(missing, found) if value is not None}
+        add_redacted_values(fetched.values())
+        return {**fetched, **connection}
+
+    def _read(self, task_type: str, name: str) -> str | None:
+        secrets, ssm = self._provider_pair()
+        for provider, key, extra in ((secrets, self.source.secret_id(task_type, name), {}),
+                                     (ssm, self.source.parameter_name(task_type, name), {"decrypt": True})):
+            try:
+                value = provider.get(key, max_age=self.source.max_age_seconds, **extra)
+            except Exception as error:  # Powertools' GetParameterError, the ClientError as its cause
+                code = _aws_code(error)
+                if code in _NOT_FOUND:
+                    continue
+                where = f"secret {key!r}"
+                if code in _DENIED:
+                    raise ConnectError(Code.PERMISSION_DENIED, f"this function may not read {where}: {code}") from None
+                logger.warning("could not read %s: %s", where, code or type(error).__name__)
+                raise ConnectError(Code.UNAVAILABLE, f"could not read {where} ({code or type(error).__name__}); "
+                                                     "retry") from None
+            if value is not None:
+                return value if isinstance(value, str) else value.decode("utf-8")
+        return None
+
+    def _provider_pair(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._providers is None:  # Powertools is imported only when a connector needs a secret
+                from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+                _keep_secret_bodies_out_of_logs()
+                self._providers = (SecretsProvider(), SSMProvider())
+            return self._providers
+
+
+class _SecretBodyFilter(logging.Filter):
+    """botocore logs every response body at DEBUG: never those that carry a secret's value."""
+
+    MARKERS = ('"SecretString"', '"SecretBinary"', '"Parameter"', '"Parameters"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that does not format is not one of these
+            return True
+        return not any(marker in text for marker in self.MARKERS)
+
+
+def _keep_secret_bodies_out_of_logs() -> None:
+    for name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "urllib3.connectionpool"):
+        logger_ = logging.getLogger(name)
+        if not any(isinstance(existing, _SecretBodyFilter) for existing in logger_.filters):
+            logger_.addFilter(_SecretBodyFilter())
+
+
+def _aws_code(error: BaseException) -> str:
+    for cause in (error, error.__cause__, error.__context__):
+        response = getattr(cause, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+__all__ = ["SecretResolver", "SecretSource", "secret_names"]

@@ -1,0 +1,133 @@
+"""Connector secrets from AWS Secrets Manager and SSM Parameter Store (moto over HTTP).
+
+A connector names the secret keyword arguments it takes; the service fetches each one the request
+lacks from ``<prefix>/<task type>/<name>`` and passes it on — to create, get, delete, logs and
+metrics, and to the reaper's and a newer attempt's cancels — while the value never reaches the
+table, a log line or an answer (a connector that echoes it in a message gets it cut).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import pytest
+from flyteidl2.connector import connector_pb2 as pb
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from connectors import Resource
+from connectors.secrets import SecretResolver, SecretSource
+from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
+from tests.conftest import scan_table
+from tests.sample_connectors import CountingConnector, JobMeta
+
+TYPE = "vault_job"
+
+
+class VaultConnector(CountingConnector):
+    """Takes two secrets; its get answers with a message that (wrongly) quotes its token."""
+
+    name = "Vault Connector"
+    task_type_name = TYPE
+    secret_names = ("api_token", "api_password")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_kwargs: list[dict[str, Any]] = []
+
+    async def get(self, resource_meta: JobMeta, **kwargs) -> Resource:
+        await super().get(resource_meta, **kwargs)
+        return Resource(phase=TaskExecution.RUNNING, message=f"authorised with {kwargs.get('api_token')}")
+
+    async def get_logs(self, resource_meta: JobMeta, **kwargs):
+        self.log_kwargs.append(kwargs)
+        yield pb.GetTaskLogsResponse(header=pb.GetTaskLogsResponseHeader(token=""))
+
+
+@pytest.fixture
+def vault(aws_world, monkeypatch):
+    prefix = f"flyte-test-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    connector = VaultConnector()
+    world = aws_world(connector)
+    world.prefix, world.connector = prefix, connector
+    return world
+
+
+def put_secret(world, name: str, value: str) -> None:
+    world.boto("secretsmanager").create_secret(Name=f"{world.prefix}/{TYPE}/{name}", SecretString=value)
+
+
+def put_parameter(world, name: str, value: str) -> None:
+    world.boto("ssm").put_parameter(Name=f"/{world.prefix}/{TYPE}/{name}", Value=value, Type="SecureString")
+
+
+def calls(world, operation: str) -> list[dict[str, Any]]:
+    return [kwargs for kwargs in world.connector.kwargs if kwargs["operation"] == operation]
+
+
+def test_secrets_come_from_secrets_manager_then_ssm_and_reach_every_call(vault, caplog):
+    caplog.set_level(logging.DEBUG)
+    token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
+    put_secret(vault, "api_token", token)
+    put_parameter(vault, "api_password", password)
+    caplog.clear()  # the test's own puts above log the values (botocore, DEBUG); the service's calls must not
+    handle = vault.create(vault.request(TYPE, {}))
+    resource = vault.poll(handle, TYPE)
+    vault.logs(handle, TYPE)
+    vault.delete(handle, TYPE)
+    for operation in ("create", "get", "delete"):
+        assert calls(vault, operation)[-1]["api_token"] == token
+        assert calls(vault, operation)[-1]["api_password"] == password
+    assert vault.connector.log_kwargs[-1] == {"token": "", "lines": 0, "api_token": token, "api_password": password}
+    assert resource.message == "authorised with ***"  # cut from the answer, as a request's own secret is
+    stored = json.dumps(scan_table(vault.dynamodb_client, vault.settings.tasks_table), default=str)
+    logged = "\n".join(record.getMessage() + repr(record.args) for record in caplog.records)
+    for value in (token, password):
+        assert value not in stored, stored[max(0, stored.find(value) - 300):stored.find(value) + 50]
+        assert value not in logged, logged[max(0, logged.find(value) - 400):logged.find(value) + 50]
+        assert value not in str(resource)
+
+
+def test_a_value_the_executor_sends_wins_and_a_secret_found_nowhere_is_left_out(vault):
+    put_secret(vault, "api_token", "from-secrets-manager")
+    vault.create(vault.request(TYPE, {}, secrets={"api_token": "from-the-executor"}))
+    created = calls(vault, "create")[-1]
+    assert created["api_token"] == "from-the-executor" and "api_password" not in created
+
+
+def test_the_reaper_cancels_with_the_connectors_secrets(vault):
+    put_secret(vault, "api_token", "reaper-token")
+    handle = vault.create(vault.request(TYPE, {}))
+    report = vault.reap(now=time.time() + 7 * 24 * 3600)
+    assert report.cancelled and calls(vault, "delete")[-1]["api_token"] == "reaper-token"
+    assert vault.record(handle).phase == TaskExecution.ABORTED
+
+
+def test_values_are_cached_for_their_max_age(aws_endpoint):
+    prefix = f"flyte-cache-{uuid.uuid4().hex[:6]}"
+    resolver = SecretResolver(SecretSource(prefix=prefix, max_age_seconds=300))
+    import boto3
+
+    sm = boto3.client("secretsmanager", endpoint_url=aws_endpoint, region_name="us-east-1")
+    sm.create_secret(Name=f"{prefix}/{TYPE}/api_token", SecretString="first")
+    import asyncio
+
+    assert asyncio.run(resolver.complete(VaultConnector(), TYPE, {}))["api_token"] == "first"
+    sm.put_secret_value(SecretId=f"{prefix}/{TYPE}/api_token", SecretString="second")
+    assert asyncio.run(resolver.complete(VaultConnector(), TYPE, {}))["api_token"] == "first"  # cached
+    fresh = SecretResolver(SecretSource(prefix=prefix, max_age_seconds=0))
+    assert asyncio.run(fresh.complete(VaultConnector(), TYPE, {}))["api_token"] == "second"
+
+
+def test_a_connector_that_takes_no_secrets_never_reads_aws(vault):
+    from connectors.builtin import EchoConnector
+
+    resolver = SecretResolver(SecretSource(prefix="anything"))
+    import asyncio
+
+    assert asyncio.run(resolver.complete(EchoConnector(), "echo", {"x": "1"})) == {"x": "1"}
+    assert resolver._providers is None  # Powertools not even imported for it
