@@ -15,8 +15,10 @@ A deployment that installs it (a user who builds a larger package, with flyte an
 The adapter gives the SDK connector what the SDK's server would: ``flyte.io.File``/``Dir``/
 ``DataFrame`` for the service's ``FileRef``/``DirRef``/``DataFrameRef`` inputs (and the reverse
 for its outputs); its own ``metadata_type`` to encode and decode its ResourceMeta; only the keyword
-arguments of the service that its methods accept (``idempotency_token``, the ``get_logs`` and
-``get_metrics`` arguments...); its ``Resource`` as ours. A registry miss is then also an
+arguments that each of its methods takes (by name, or all with ``**kwargs``): the service's own
+(``idempotency_token``, ``task_execution_metadata``, the ``get_logs``/``get_metrics`` arguments,
+of which the SDK's server passes fewer) and the connection's secrets and configs; its
+``Resource`` as ours. A registry miss is then also an
 instance of the SDK's ``FlyteConnectorNotFound``.
 """
 
@@ -53,15 +55,6 @@ logger = logging.getLogger(__name__)
 
 FLYTE_SDK_CONNECTORS_ENV = "FLYTE_SDK_CONNECTORS"
 ENTRY_POINT_GROUP = "flyte.connectors"  # as flyte/connectors/utils.py (_load_connectors) reads it
-
-# What the service passes besides the resource meta, the template and the connection's secrets
-# and configs: an SDK connector gets each only if its method takes it (by name or **kwargs).
-SERVICE_KWARGS = frozenset({
-    "output_prefix", "inputs", "task_execution_metadata", "idempotency_token",  # create
-    "token", "lines",  # get_logs (the SDK's server passes only token)
-    "queries", "start_time", "end_time", "step",  # get_metrics (the SDK's server passes none)
-})
-
 
 def flyte_sdk_installed() -> bool:
     """Whether the flyte SDK can be imported here (found without importing it)."""
@@ -208,11 +201,9 @@ class FlyteSdkConnector(AsyncConnector[Any]):
                        for method in ("create", "get", "delete", "get_logs", "get_metrics")}
 
     def _kwargs(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """``kwargs`` less the service's own arguments that the SDK connector's ``method`` does not take."""
+        """Of ``kwargs``, those the SDK connector's ``method`` takes: all if it has ``**kwargs``."""
         takes = self._takes[method]
-        if takes is None:
-            return kwargs
-        return {name: value for name, value in kwargs.items() if name not in SERVICE_KWARGS or name in takes}
+        return kwargs if takes is None else {name: value for name, value in kwargs.items() if name in takes}
 
     async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: Optional[dict[str, Any]] = None,
                      task_execution_metadata: Optional[TaskExecutionMetadata] = None, **kwargs: Any) -> Any:
