@@ -52,7 +52,8 @@ def test_aws_connectors_are_imported_only_when_a_request_needs_one():
         import sys
         from connectors.registry import load_default_connectors
         registry = load_default_connectors("")
-        loaded = lambda: sorted(m for m in sys.modules if m.startswith("connectors.builtin.aws."))
+        loaded = lambda: sorted(m for m in sys.modules if m.startswith(("connectors.builtin.aws.",
+                                                                         "connectors.builtin.flyteplugins.")))
         names = {c.name for c in registry.list_connectors()}
         before = loaded()
         settle = registry.max_replay_settle_seconds()
@@ -60,7 +61,9 @@ def test_aws_connectors_are_imported_only_when_a_request_needs_one():
         print(len(names), before, settle, type(connector).__name__, loaded())
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(" ", 1)
-    assert out[0] == str(1 + len(AWS_CONNECTORS))
+    from connectors.builtin.flyteplugins import available_flyteplugin_connectors
+
+    assert out[0] == str(1 + len(AWS_CONNECTORS) + len(available_flyteplugin_connectors()))
     assert out[1].strip() == ("[] 60.0 GlueJobConnector ['connectors.builtin.aws.base', 'connectors.builtin.aws.glue', "
                               "'connectors.builtin.aws.logs']")
 
@@ -76,3 +79,18 @@ def test_a_lazy_connector_that_loads_the_wrong_class_is_refused():
         registry.get_connector("athena_query")
     with pytest.raises(ValueError, match="Duplicate connector"):
         registry.register_lazy(LazyConnector("athena_query", 0, "again", EchoConnector))
+
+
+def test_each_port_of_flytes_connectors_is_told_as_its_class_and_served_when_its_dependencies_are():
+    from connectors.builtin import builtin_connectors
+    from connectors.builtin.flyteplugins import FLYTEPLUGIN_CONNECTORS, flyteplugin_connector_class
+    from connectors.builtin.spec import ConnectorSpec
+
+    for task_type, spec in FLYTEPLUGIN_CONNECTORS.items():
+        cls = flyteplugin_connector_class(task_type)
+        assert (cls.task_type_name, cls.name, cls.replay_settle_seconds) == (task_type, spec.name,
+                                                                             spec.replay_settle_seconds)
+    served = {getattr(c, "task_type_name", None) for c in builtin_connectors("")}
+    assert set(FLYTEPLUGIN_CONNECTORS) <= served  # the dev install holds every extra
+    assert not ConnectorSpec("x:Y", "Y", requires=("no_such_module_here",)).available()
+    assert not ConnectorSpec("x:Y", "Y", requires=("no_such_package.sub",)).available()

@@ -8,20 +8,11 @@ it, so the metadata function, or a GetTask of one task type, does not pay for th
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from typing import Any
 
+from ..spec import ConnectorSpec
 
-@dataclass(frozen=True)
-class AwsConnectorSpec:
-    """Where a connector's class is, and what the registry tells before importing it (a unit test
-    checks both against the class)."""
-
-    path: str  # "module:Class" in this package
-    name: str  # the class's ``name``, as ListConnectors shows it
-    replay_settle_seconds: float = 0.0  # the class's own
-
+AwsConnectorSpec = ConnectorSpec
 
 # task type -> its connector, in the order the README lists them
 AWS_CONNECTORS: dict[str, AwsConnectorSpec] = {
@@ -39,8 +30,7 @@ AWS_CONNECTORS: dict[str, AwsConnectorSpec] = {
 
 
 def aws_connector_class(task_type: str) -> type[Any]:
-    module, _, name = AWS_CONNECTORS[task_type].path.partition(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return AWS_CONNECTORS[task_type].load_class(__name__)
 
 
 def aws_connector_classes() -> list[type[Any]]:
