@@ -18,8 +18,8 @@ for its outputs); its own ``metadata_type`` to encode and decode its ResourceMet
 arguments that each of its methods takes (by name, or all with ``**kwargs``): the service's own
 (``idempotency_token``, ``task_execution_metadata``, the ``get_logs``/``get_metrics`` arguments,
 of which the SDK's server passes fewer) and the connection's secrets and configs; its
-``Resource`` as ours. A registry miss is then also an
-instance of the SDK's ``FlyteConnectorNotFound``.
+``Resource`` as ours. A registry miss is then also an instance of the SDK's
+``FlyteConnectorNotFound``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 FLYTE_SDK_CONNECTORS_ENV = "FLYTE_SDK_CONNECTORS"
 ENTRY_POINT_GROUP = "flyte.connectors"  # as flyte/connectors/utils.py (_load_connectors) reads it
+
 
 def flyte_sdk_installed() -> bool:
     """Whether the flyte SDK can be imported here (found without importing it)."""
@@ -104,9 +105,9 @@ def load_entry_points(selection: str | None = None) -> list[str]:
     fails; a list of names loads those, and a name that is missing or fails is an error here.
     """
     chosen = (selection if selection is not None else os.environ.get(FLYTE_SDK_CONNECTORS_ENV, "")).strip()
-    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
     if chosen.lower() == "none":
         return []
+    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
     strict = chosen.lower() not in ("", "all")
     names = [name.strip() for name in chosen.split(",") if name.strip()] if strict else sorted(found)
     missing = [name for name in names if name not in found]
@@ -174,8 +175,11 @@ def _map_containers(value: Any, convert: Callable[[Any], Any]) -> Any:
 
 
 def _accepted(method: Callable[..., Any]) -> Optional[frozenset[str]]:
-    """The keyword arguments ``method`` takes; None when it takes any (``**kwargs``)."""
-    parameters = inspect.signature(method).parameters.values()
+    """The keyword arguments ``method`` takes; None when it takes any (``**kwargs``) or has no signature."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return frozenset(p.name for p in parameters
