@@ -299,3 +299,23 @@ def test_the_port_sends_what_the_original_sends_and_reports_the_same(aws_world, 
     assert port[-1][-1] == ("exec", "scancel 1001") and len(port) == len(original) == 7
     for mine, theirs in zip(port[1:], original[1:]):
         assert mine == theirs
+
+
+def test_the_key_and_known_hosts_come_from_secrets_manager_as_deployed(aws_world, fake, monkeypatch):
+    """No secrets in any request: the service fetches ``<SECRETS_PREFIX>/slurm/ssh_private_key`` and
+    ``.../known_hosts_data`` for create, get, logs and delete."""
+    import uuid
+
+    prefix = f"flyte-connectors-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    world = aws_world(SlurmConnector())
+    for name, value in secrets(fake).items():
+        world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/{name}", SecretString=value)
+    handle = world.create(request(world, fake, secret_values={}))
+    job_id = job(fake)
+    fake.set_state(job_id, "RUNNING")
+    assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING
+    fake.write_output(job_id, stdout="hello\n")
+    assert world.logs(handle, TYPE)[1:] == ["hello"]
+    world.delete(handle, TYPE)
+    assert fake.commands()[-1] == f"scancel {job_id}"
