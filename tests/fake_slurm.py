@@ -17,7 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import asyncssh
 
@@ -36,7 +36,7 @@ class Job:
     stderr_path: str
     state: str = "PENDING"
     exit_code: str = "0:0"
-    reason: Optional[str] = "Priority"
+    reason: str | None = "Priority"
 
 
 class FakeSlurm:
@@ -58,14 +58,14 @@ class FakeSlurm:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeSlurm":
+    def __enter__(self) -> FakeSlurm:
         self._thread.start()
         self.server = asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(10)
         self.port = self.server.sockets[0].getsockname()[1]
         self.known_hosts = f"[127.0.0.1]:{self.port} {self.host_key.export_public_key().decode().strip()}\n"
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.loop.call_soon_threadsafe(self.server.close)  # open client connections are dropped with the loop
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
@@ -101,7 +101,7 @@ class FakeSlurm:
 
     # -- steering and reading -------------------------------------------------------------------
 
-    def set_state(self, job_id: str, state: str, exit_code: str = "0:0", reason: Optional[str] = None) -> None:
+    def set_state(self, job_id: str, state: str, exit_code: str = "0:0", reason: str | None = None) -> None:
         job = self.jobs[job_id]
         job.state, job.exit_code, job.reason = state, exit_code, reason
 
@@ -173,7 +173,7 @@ class FakeSlurm:
         self.jobs[job.job_id] = job
         return 0, f"{job.job_id}\n", ""
 
-    def _select(self, args: list[str], flag: str) -> Optional[list[str]]:
+    def _select(self, args: list[str], flag: str) -> list[str] | None:
         for i, arg in enumerate(args):
             if arg == flag:
                 return args[i + 1].split(",")
@@ -181,7 +181,7 @@ class FakeSlurm:
                 return arg.split("=", 1)[1].split(",")
         return None
 
-    def _matching(self, args: list[str], name_flag: str) -> tuple[Optional[list[str]], list[Job]]:
+    def _matching(self, args: list[str], name_flag: str) -> tuple[list[str] | None, list[Job]]:
         ids, names, users = self._select(args, "-j"), self._select(args, name_flag), self._select(args, "-u")
         jobs = [job for job in self.jobs.values() if (ids is None or job.job_id in ids)
                 and (names is None or job.name in names) and (users is None or job.user in users)]
@@ -213,5 +213,5 @@ class FakeSlurm:
         if job is None:
             return 1, "", f"scancel: error: Kill job error on job id {args[-1]}: Invalid job id specified\n"
         if job.state in ACTIVE:
-            job.state, job.reason = f"CANCELLED by 1000", None
+            job.state, job.reason = "CANCELLED by 1000", None
         return 0, "", ""

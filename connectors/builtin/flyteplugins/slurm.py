@@ -21,11 +21,16 @@ import posixpath
 import re
 import shlex
 import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Mapping, Optional, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseBody, TaskExecutionMetadata
+from flyteidl2.connector.connector_pb2 import (
+    GetTaskLogsResponse,
+    GetTaskLogsResponseBody,
+    TaskExecutionMetadata,
+)
 from flyteidl2.core.execution_pb2 import TaskExecution
 from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf.json_format import MessageToDict
@@ -92,7 +97,7 @@ def apptainer_image_ref(image: str) -> str:
     return image if image.startswith(("/", "./", *_APPTAINER_SCHEMES)) else f"docker://{image}"
 
 
-def _container_invocation(runtime: str, image: str, mounts: Sequence[str], workdir: Optional[str], gpus: bool,
+def _container_invocation(runtime: str, image: str, mounts: Sequence[str], workdir: str | None, gpus: bool,
                           extra: Sequence[str]) -> list[str]:
     if runtime == "pyxis":
         parts = [f"--container-image={pyxis_image_ref(image)}"]
@@ -123,7 +128,7 @@ def _directive(key: str, value: object) -> str:
 
 
 def sbatch_directives(job_name: str, stdout_path: str, stderr_path: str, fields: Mapping[str, object],
-                      extra: Optional[Mapping[str, object]] = None) -> list[str]:
+                      extra: Mapping[str, object] | None = None) -> list[str]:
     options: dict[str, object] = {"job-name": job_name, "output": stdout_path, "error": stderr_path}
     options.update({flag: fields[name] for name, flag in _FIELDS.items() if fields.get(name) is not None})
     for key, value in (extra or {}).items():
@@ -136,8 +141,8 @@ def sbatch_directives(job_name: str, stdout_path: str, stderr_path: str, fields:
 
 def render_container_job(*, job_name: str, stdout_path: str, stderr_path: str, image: str, command: Sequence[str],
                          env: Mapping[str, str], sbatch_fields: Mapping[str, object],
-                         sbatch_extra: Optional[Mapping[str, object]] = None, container_mounts: Sequence[str] = (),
-                         container_workdir: Optional[str] = None, srun_extra_args: Sequence[str] = (),
+                         sbatch_extra: Mapping[str, object] | None = None, container_mounts: Sequence[str] = (),
+                         container_workdir: str | None = None, srun_extra_args: Sequence[str] = (),
                          container_runtime: str = "pyxis", container_args: Sequence[str] = (),
                          modules: Sequence[str] = ()) -> str:
     """The sbatch script running ``command`` in ``image``: one process (``--nodes=1 --ntasks=1``)."""
@@ -178,7 +183,7 @@ class SlurmJobMetadata(ResourceMeta):
     port: int
     stdout_path: str
     stderr_path: str
-    known_hosts: Optional[str] = None
+    known_hosts: str | None = None
     skip_host_key_verification: bool = False
     declared_outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # slurm_script only
 
@@ -196,7 +201,7 @@ def _int_or_none(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value  # Struct numbers are floats
 
 
-def _execution_env(tem: Optional[TaskExecutionMetadata]) -> dict[str, str]:
+def _execution_env(tem: TaskExecutionMetadata | None) -> dict[str, str]:
     """What flytek8s adds to a pod from the execution id (the runtime needs project and domain)."""
     if tem is None or not tem.HasField("task_execution_id"):
         return {}
@@ -230,8 +235,8 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
     def __init__(self) -> None:
         self._transports: dict[str, SSHTransport] = {}  # one reused connection per login and key
 
-    def _transport(self, meta: SlurmJobMetadata, ssh_private_key: Optional[str],
-                   known_hosts_data: Optional[str]) -> SSHTransport:
+    def _transport(self, meta: SlurmJobMetadata, ssh_private_key: str | None,
+                   known_hosts_data: str | None) -> SSHTransport:
         key = ssh_private_key or os.getenv(ENV_SSH_PRIVATE_KEY)
         if not key:
             raise failed_precondition(
@@ -248,9 +253,9 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
                 skip_host_key_verification=meta.skip_host_key_verification)
         return self._transports[cache_key]
 
-    async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: Optional[dict[str, Any]] = None,
-                     task_execution_metadata: Optional[TaskExecutionMetadata] = None,
-                     ssh_private_key: Optional[str] = None, known_hosts_data: Optional[str] = None,
+    async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: dict[str, Any] | None = None,
+                     task_execution_metadata: TaskExecutionMetadata | None = None,
+                     ssh_private_key: str | None = None, known_hosts_data: str | None = None,
                      idempotency_token: str = "", **kwargs: Any) -> SlurmJobMetadata:
         custom = MessageToDict(task_template.custom)
         connection = custom.get("connection") or {}
@@ -303,8 +308,8 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
         meta.job_id = meta.job_id or await transport.submit(script, script_path)
         return meta
 
-    async def get(self, resource_meta: SlurmJobMetadata, ssh_private_key: Optional[str] = None,
-                  known_hosts_data: Optional[str] = None, **kwargs: Any) -> Resource:
+    async def get(self, resource_meta: SlurmJobMetadata, ssh_private_key: str | None = None,
+                  known_hosts_data: str | None = None, **kwargs: Any) -> Resource:
         meta = resource_meta
         transport = self._transport(meta, ssh_private_key, known_hosts_data)
         state = (await transport.status([meta.job_id])).get(meta.job_id)
@@ -323,18 +328,18 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
                 message = f"{message}\n--- stderr (last {STDERR_TAIL_LINES} lines) ---\n{tail.rstrip()}"
         return Resource(phase=phase, message=message)
 
-    async def delete(self, resource_meta: SlurmJobMetadata, ssh_private_key: Optional[str] = None,
-                     known_hosts_data: Optional[str] = None, **kwargs: Any) -> None:
+    async def delete(self, resource_meta: SlurmJobMetadata, ssh_private_key: str | None = None,
+                     known_hosts_data: str | None = None, **kwargs: Any) -> None:
         await self._transport(resource_meta, ssh_private_key, known_hosts_data).cancel(resource_meta.job_id)
 
-    async def get_logs(self, resource_meta: SlurmJobMetadata, ssh_private_key: Optional[str] = None,
-                       known_hosts_data: Optional[str] = None, **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
+    async def get_logs(self, resource_meta: SlurmJobMetadata, ssh_private_key: str | None = None,
+                       known_hosts_data: str | None = None, **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
         from flyteidl2.logs.dataplane.payload_pb2 import LogLine
 
         meta = resource_meta
         transport = self._transport(meta, ssh_private_key, known_hosts_data)
         now = Timestamp()
-        now.FromDatetime(datetime.now(timezone.utc))
+        now.FromDatetime(datetime.now(UTC))
         lines = []
         for label, path in (("stdout", meta.stdout_path), ("stderr", meta.stderr_path)):
             text = await transport.tail(path, LOG_TAIL_LINES)

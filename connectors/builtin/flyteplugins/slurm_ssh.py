@@ -18,12 +18,20 @@ import asyncio
 import logging
 import posixpath
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import asyncssh
 
-from ...errors import Code, ConnectError, failed_precondition, internal, invalid_argument, unavailable
+from ...errors import (
+    Code,
+    ConnectError,
+    failed_precondition,
+    internal,
+    invalid_argument,
+    unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +46,8 @@ _UNAVAILABLE_MARKERS = ("unable to contact", "connection timed out", "socket tim
 class SlurmJobState:
     job_id: str
     state: str
-    exit_code: Optional[str] = None
-    reason: Optional[str] = None
+    exit_code: str | None = None
+    reason: str | None = None
 
     @property
     def base_state(self) -> str:
@@ -75,7 +83,7 @@ def parse_squeue(output: str) -> dict[str, SlurmJobState]:
     return states
 
 
-def parse_scontrol(output: str) -> Optional[SlurmJobState]:
+def parse_scontrol(output: str) -> SlurmJobState | None:
     """``scontrol show job <id> --oneliner``: for clusters without accounting."""
     fields = dict(part.split("=", 1) for part in output.split() if "=" in part and not part.startswith("="))
     if not fields.get("JobId") or not fields.get("JobState"):
@@ -94,7 +102,7 @@ def parse_sbatch_job_id(output: str) -> str:
     return job_id
 
 
-def _unreachable(command: str, host: str, stderr: str, rc: int) -> Optional[ConnectError]:
+def _unreachable(command: str, host: str, stderr: str, rc: int) -> ConnectError | None:
     if rc != 0 and any(marker in stderr.lower() for marker in _UNAVAILABLE_MARKERS):
         return unavailable(f"`{command}` could not reach Slurm on {host} (rc={rc}): {stderr.strip()}")
     return None
@@ -109,7 +117,7 @@ class SSHTransport:
     a call comes on another event loop: a Lambda may give each invocation a new one)."""
 
     def __init__(self, host: str, username: str, private_key: str, port: int = 22,
-                 known_hosts: Optional[str] = None, known_hosts_data: Optional[str] = None,
+                 known_hosts: str | None = None, known_hosts_data: str | None = None,
                  skip_host_key_verification: bool = False, connect_timeout: float = 30.0,
                  command_timeout: float = 60.0) -> None:
         if not host or not username or not private_key:
@@ -120,8 +128,8 @@ class SSHTransport:
         self._skip = skip_host_key_verification
         self._connect_timeout, self._command_timeout = connect_timeout, command_timeout
         self._conn: Any = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._lock: Optional[asyncio.Lock] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
 
     async def _connection(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -155,7 +163,7 @@ class SSHTransport:
             except asyncssh.HostKeyNotVerifiable as error:
                 raise ConnectError(Code.PERMISSION_DENIED,
                                    f"The SSH host key of {where} could not be verified: {error.reason}") from None
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise unavailable(f"SSH connection to {where} timed out after {self._connect_timeout:.0f}s") from None
             except (OSError, asyncssh.Error) as error:
                 raise unavailable(f"SSH connection to {where} failed: {error}") from None
@@ -165,7 +173,7 @@ class SSHTransport:
         conn = await self._connection()
         try:  # a wedged login node would otherwise hold the call until the service's deadline
             result = await asyncio.wait_for(conn.run(command, check=False), timeout=self._command_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise unavailable(f"`{command}` timed out after {self._command_timeout:.0f}s on {self.host}") from None
         except (OSError, asyncssh.Error) as error:
             self._conn = None
@@ -202,7 +210,7 @@ class SSHTransport:
                 f"`{command}` failed on {self.host} (rc={rc}): {stderr.strip() or stdout.strip()}")
         return parse_sbatch_job_id(stdout)
 
-    async def find(self, job_name: str) -> Optional[str]:
+    async def find(self, job_name: str) -> str | None:
         """The id of this user's job named ``job_name`` (pending, running or finished), if any:
         how a replayed create finds the job an earlier try submitted."""
         command = f"squeue -h -u {q(self.username)} -n {q(job_name)} -o {q(SQUEUE_FORMAT)}"
