@@ -230,11 +230,15 @@ def bigquery_error(error: BaseException, what: str) -> ConnectError:
 
     if isinstance(error, ConnectError):
         return error
-    if isinstance(error, google_errors.RetryError):
+    if isinstance(error, google_errors.RetryError):  # retried until the deadline: the last failure's kind
         cause = error.cause if isinstance(error.cause, Exception) else None
-        inner = bigquery_error(cause, what) if cause is not None else None
-        text = inner.message if inner is not None else str(error)
-        return ConnectError(Code.UNAVAILABLE, f"{text} (gave up retrying)" if inner is not None else f"bigquery {what}: {text}")
+        try:
+            inner = bigquery_error(cause, what) if cause is not None else None
+        except Exception:
+            inner = None
+        if inner is None:
+            return ConnectError(Code.UNAVAILABLE, f"bigquery {what}: {error}")
+        return ConnectError(inner.code, f"{inner.message} (retried until the deadline)")
     if isinstance(error, google_errors.GoogleAPICallError):
         reasons = {str(item.get("reason", "")) for item in (error.errors or []) if isinstance(item, dict)}
         text = f"bigquery {what}: {error.code} {error.message}" if error.code else f"bigquery {what}: {error.message}"
