@@ -250,10 +250,12 @@ class SSHTransport:
         return states
 
     async def cancel(self, job_id: str) -> None:
-        """``scancel``; a finished or unknown job ("Invalid job id") is not an error."""
+        """``scancel``; a finished or unknown job is not an error."""
         command = f"scancel {q(str(job_id))}"
         _, stderr, rc = await self.run(command, check=False)
-        if rc != 0 and "Invalid job id" not in stderr:
+        # The port also takes "already completing or completed" as done: a job that ended
+        # between polls must not make DeleteTask fail (and be retried) for ever.
+        if rc != 0 and "Invalid job id" not in stderr and "already completing or completed" not in stderr:
             message = f"scancel {job_id} failed on {self.host}: {stderr.strip()}"
             lowered = stderr.lower()
             if "access" in lowered and "denied" in lowered or "permission denied" in lowered:

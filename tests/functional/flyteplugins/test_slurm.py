@@ -151,6 +151,12 @@ def test_delete_cancels_a_running_job_and_is_quiet_for_a_gone_one(aws_world, fak
     connector = SlurmConnector()
     meta = SlurmJobMetadata("999", "flyte-x", "127.0.0.1", "flyte", fake.port, "/o", "/e")
     asyncio.run(connector.delete(meta, **secrets(fake)))  # "Invalid job id": already gone
+    fake.fail["scancel"] = (1, f"scancel: error: Kill job error on job id {job_id}: Job/step already completing or completed\n")
+    asyncio.run(connector.delete(meta, **secrets(fake)))  # ended between polls: quiet too (the original raises)
+    fake.fail["scancel"] = (1, "scancel: error: Unable to contact slurm controller (connect failure)\n")
+    with pytest.raises(Exception) as caught:
+        asyncio.run(connector.delete(meta, **secrets(fake)))
+    assert caught.value.code == Code.UNAVAILABLE
 
 
 def test_a_job_without_accounting_is_found_by_scontrol(aws_world):
