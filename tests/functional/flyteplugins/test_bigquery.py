@@ -326,6 +326,25 @@ def test_a_transient_failure_is_retried_by_the_client(aws_world, fake, original)
     assert wait(world, handle, request).phase == TaskExecution.SUCCEEDED
 
 
+def test_the_key_comes_from_secrets_manager_when_the_executor_sends_none(aws_world, fake, original, monkeypatch):
+    """The deployed path: the open-source executor resolves no connection secrets, so the service
+    reads ``<prefix>/bigquery_query_job_task/google_application_credentials`` for every call."""
+    pytest.importorskip("connectors.secrets")
+    prefix = f"flyte-test-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    world = aws_world(BigQueryConnector())
+    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/google_application_credentials",
+                                               SecretString=fake.service_account_json())
+    fake.plan(states=["PENDING"] + ["RUNNING"] * 100)
+    request = request_for(original, fake)
+    request.ClearField("connection")
+    handle = world.create(request)
+    assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING
+    world.delete(handle, TYPE)
+    assert [r.path.rsplit("/", 1)[-1] for r in fake.api_calls()] == ["jobs", f"flyte_{world.token(request)}", "cancel"]
+    assert all(r.headers["authorization"].removeprefix("Bearer ") in fake.tokens for r in fake.api_calls())
+
+
 def test_a_key_the_token_endpoint_refuses_is_unauthenticated(aws_world, fake, original):
     world = aws_world(BigQueryConnector())
     key = dict(fake.service_account_info(), private_key_id="revoked-key")
