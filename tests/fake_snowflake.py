@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from snowflake.connector import errors
 from snowflake.connector.connection import SnowflakeConnection
@@ -53,16 +53,16 @@ class FakeSnowflake:
         self.statements: list[Statement] = []
         self.queries: dict[str, FakeQuery] = {}
         self.plan: tuple[str, ...] = DEFAULT_PLAN
-        self.connect_error: Optional[BaseException] = None  # raised by the next connects
-        self.submit_error: Optional[BaseException] = None  # raised by the next execute_async (once)
-        self.status_error: Optional[BaseException] = None  # raised by status polls while set
-        self.cancel_error: Optional[BaseException] = None  # raised by SYSTEM$CANCEL_QUERY while set
+        self.connect_error: BaseException | None = None  # raised by the next connects
+        self.submit_error: BaseException | None = None  # raised by the next execute_async (once)
+        self.status_error: BaseException | None = None  # raised by status polls while set
+        self.cancel_error: BaseException | None = None  # raised by SYSTEM$CANCEL_QUERY while set
         self.fail_with = ""  # new queries fail with this message
         self.closed = 0
 
     # -- the snowflake.connector surface -------------------------------------------------------
 
-    def connect(self, **params: Any) -> "FakeConnection":
+    def connect(self, **params: Any) -> FakeConnection:
         with self.lock:
             self.connects.append(params)
         if self.connect_error is not None:
@@ -91,7 +91,7 @@ class FakeConnection:
         self.params = params
         self._closed = False
 
-    def cursor(self) -> "FakeCursor":
+    def cursor(self) -> FakeCursor:
         return FakeCursor(self)
 
     def close(self) -> None:
@@ -130,14 +130,14 @@ class FakeCursor:
     def __init__(self, conn: FakeConnection) -> None:
         self.conn = conn
         self.fake = conn.fake
-        self.sfqid: Optional[str] = None
+        self.sfqid: str | None = None
         self.rows: list[tuple[Any, ...]] = []
         self.closed = False
 
     def close(self) -> None:
         self.closed = True
 
-    def fetchone(self) -> Optional[tuple[Any, ...]]:
+    def fetchone(self) -> tuple[Any, ...] | None:
         return self.rows.pop(0) if self.rows else None
 
     def execute_async(self, sql: str, params: Any = None, **kwargs: Any) -> dict[str, Any]:
@@ -155,7 +155,7 @@ class FakeCursor:
             self.sfqid = query.query_id
         return {"queryId": query.query_id}
 
-    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> "FakeCursor":
+    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> FakeCursor:
         fake = self.fake
         with fake.lock:
             fake.statements.append(Statement("execute", sql, params, kwargs))

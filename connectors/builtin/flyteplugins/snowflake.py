@@ -21,7 +21,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from google.protobuf import json_format
@@ -60,10 +60,10 @@ class SnowflakeJobMetadata(ResourceMeta):
     warehouse: str
     query_id: str
     has_output: bool
-    connection_kwargs: Optional[dict[str, Any]] = None
+    connection_kwargs: dict[str, Any] | None = None
 
 
-def private_key_der(private_key_content: str, private_key_passphrase: Optional[str] = None) -> bytes:
+def private_key_der(private_key_content: str, private_key_passphrase: str | None = None) -> bytes:
     """A PEM private key (encrypted with the passphrase, if any) as unencrypted PKCS#8 DER bytes."""
     from cryptography.hazmat.primitives import serialization
 
@@ -78,11 +78,11 @@ def private_key_der(private_key_content: str, private_key_passphrase: Optional[s
 
 # -- connections: one per (account, user, database, schema, warehouse, key, kwargs), reused ---
 
-_connections: "OrderedDict[str, Any]" = OrderedDict()
+_connections: OrderedDict[str, Any] = OrderedDict()
 _connections_lock = threading.Lock()
 
 
-def _connection_params(meta: SnowflakeJobMetadata, private_key: Optional[str], passphrase: Optional[str]) -> dict[str, Any]:
+def _connection_params(meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None) -> dict[str, Any]:
     params = {"account": meta.account, "user": meta.user, "database": meta.database, "schema": meta.schema,
               "warehouse": meta.warehouse, **(meta.connection_kwargs or {})}
     if private_key:
@@ -90,7 +90,7 @@ def _connection_params(meta: SnowflakeJobMetadata, private_key: Optional[str], p
     return params
 
 
-def _connection(meta: SnowflakeJobMetadata, private_key: Optional[str], passphrase: Optional[str]) -> tuple[str, Any]:
+def _connection(meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None) -> tuple[str, Any]:
     """The cached connection for these parameters (blocking: connects on a miss)."""
     key = json.dumps([meta.account, meta.user, meta.database, meta.schema, meta.warehouse, private_key, passphrase,
                       meta.connection_kwargs or {}], sort_keys=True, default=str)
@@ -129,7 +129,7 @@ async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) 
             return work(conn)
         except ConnectError:
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - every client error is mapped
             mapped = snowflake_error(error)
             if key and mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
                 _forget(key)
@@ -199,7 +199,7 @@ def expand_batch_query(query: str, inputs: dict[str, list[Any]]) -> tuple[str, d
     return query[:clause.start()] + "VALUES " + ", ".join(tuples) + query[clause.end():], params
 
 
-def _phase(status: Any) -> "TaskExecution.Phase.ValueType":
+def _phase(status: Any) -> TaskExecution.Phase.ValueType:
     """The original maps RUNNING and SUCCESS by name (flyte's convert_to_flyte_phase) and fails on
     any other word; the waiting words are QUEUED here, the other running ones RUNNING."""
     if status.name == "SUCCESS":
@@ -270,7 +270,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         link = TaskLog(uri=query_link(meta.account, meta.query_id), name="Snowflake Dashboard", ready=True,
                        link_type=TaskLog.DASHBOARD)
 
-        def status(conn: Any) -> tuple[Any, Optional[str]]:
+        def status(conn: Any) -> tuple[Any, str | None]:
             found = conn.get_query_status(meta.query_id)
             if not conn.is_an_error(found):
                 return found, None

@@ -17,7 +17,6 @@ import zipfile
 from typing import Any
 
 import pytest
-from connectrpc.errors import ConnectError
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from snowflake.connector import errors
@@ -56,7 +55,7 @@ def fake(monkeypatch) -> FakeSnowflake:
 
 
 @pytest.fixture
-def world(aws_world, fake):
+def world(aws_world, fake):  # noqa: F811
     return aws_world(port.SnowflakeConnector())
 
 
@@ -101,7 +100,6 @@ def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(w
 
 
 def test_a_batch_insert_becomes_one_multi_row_values_clause(world, fake):
-    from tests.aws_world import variable_map  # noqa: F401
     from flyteidl2.core import types_pb2
 
     ints = types_pb2.LiteralType(collection_type=INT)
@@ -224,7 +222,7 @@ def _plugin_wheel() -> pathlib.Path:
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(WHEELS),
-                               "flyteplugins-snowflake==2.12.1"], capture_output=True, text=True, timeout=300)
+                               "flyteplugins-snowflake==2.12.1"], capture_output=True, text=True, timeout=300, check=False)
         found = sorted(WHEELS.glob("flyteplugins_snowflake-2.12.1-*.whl"))
         if not found:
             pytest.skip(f"flyteplugins-snowflake 2.12.1 could not be downloaded: {done.stderr.strip()[-300:]}")
@@ -262,7 +260,11 @@ def sdk_task(original, **kwargs: Any) -> tuple[Any, Any]:
 
 def sdk_inputs(task: Any, template: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The inputs as the executor sends them, and as flyte's connector server gives them to create."""
-    from flyte._internal.runtime.convert import Inputs, convert_from_inputs_to_native, convert_from_native_to_inputs
+    from flyte._internal.runtime.convert import (
+        Inputs,
+        convert_from_inputs_to_native,
+        convert_from_native_to_inputs,
+    )
     from flyte.models import NativeInterface
     from flyte.types import TypeEngine
 
@@ -333,7 +335,7 @@ def test_differential_a_parameterized_query_with_a_dataframe(original, monkeypat
     task, template = sdk_task(original, query_template="SELECT *\n FROM users\tWHERE id = %(id)s AND since > %(since)s",
                               inputs={"id": int, "since": datetime.datetime}, output_dataframe_type=DataFrame)
     assert template.type == TYPE and template.custom["secrets"]["snowflake_private_key"] == "SF_KEY"
-    proto, native = sdk_inputs(task, template, {"id": 7, "since": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)})
+    proto, native = sdk_inputs(task, template, {"id": 7, "since": datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)})
     pem = rsa_pem("pw")
     secrets = {"snowflake_private_key": pem, "snowflake_private_key_passphrase": "pw"}
     fake.plan = ("RUNNING", "SUCCESS")  # the words the original maps (it fails on QUEUED)
