@@ -122,7 +122,8 @@ def phase_of(state: dict[str, Any]) -> int:
     life_cycle_state = state.get("life_cycle_state")
     word = state.get("result_state") if life_cycle_state == "TERMINATED" else life_cycle_state
     if not isinstance(word, str):
-        raise internal(f"Databricks answered a run state without {'result_state' if life_cycle_state == 'TERMINATED' else 'life_cycle_state'}: {state}")
+        missing = "result_state" if life_cycle_state == "TERMINATED" else "life_cycle_state"
+        raise internal(f"Databricks answered a run state without {missing}: {state}")
     try:
         return convert_to_flyte_phase(word)
     except ValueError:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import glob
 import importlib.util
-import os
 import subprocess
 import sys
 import types
@@ -116,6 +115,7 @@ def test_a_run_is_submitted_polled_to_success_and_its_cancel_after_the_end_is_qu
     assert body["git_source"]["git_url"] == "https://github.com/flyteorg/flytetools"
     assert body["run_name"] == "nightly" and body["timeout_seconds"] == 3600
     assert len(body["idempotency_token"]) <= 64
+    assert isinstance(body["new_cluster"]["num_workers"], int) and isinstance(body["timeout_seconds"], int)
     meta = run_of(world, handle)
     assert meta == DatabricksJobMetadata(databricks_instance=fake.instance, run_id=str(next(iter(fake.runs))))
 
@@ -127,7 +127,9 @@ def test_a_run_is_submitted_polled_to_success_and_its_cancel_after_the_end_is_qu
     (link,) = done.log_links
     job_id = fake.runs[int(meta.run_id)].job_id
     assert (link.name, link.uri) == ("Databricks Console", f"https://{fake.instance}/#job/{job_id}/run/{meta.run_id}")
-    world.delete(handle, TYPE)  # Databricks answers 200 for an ended run, and nothing changes
+    world.delete(handle, TYPE)  # the service knows the run ended
+    asyncio.run(DatabricksConnector().delete(meta, databricks_token=TOKEN))  # Databricks: 200, a no-op
+    assert fake.calls("runs/cancel")[-1].body == {"run_id": meta.run_id}
     assert fake.runs[int(meta.run_id)].state()["result_state"] == "SUCCESS"
 
 
@@ -386,6 +388,10 @@ def test_differential_the_same_requests_phases_messages_and_links_as_the_flyte_s
     assert their_runs == our_runs
     assert without_token(ours.requests) == without_token(theirs.requests)
     assert all("idempotency_token" not in call.body for call in theirs.calls("runs/submit"))
+    # The original sends the Struct's floats (2.0); the port whole numbers as ints: equal values.
+    if "num_workers" in conf.get("new_cluster", {}):
+        assert isinstance(theirs.calls("runs/submit")[0].body["new_cluster"]["num_workers"], float)
+        assert isinstance(ours.calls("runs/submit")[0].body["new_cluster"]["num_workers"], int)
     assert all(len(call.body["idempotency_token"]) == 32 for call in ours.calls("runs/submit"))
     # QUEUED is not a word of the flyte SDK's convert_to_flyte_phase: the original fails that poll.
     queued = SCRIPT.index(("QUEUED", None))
