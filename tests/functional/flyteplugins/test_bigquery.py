@@ -345,6 +345,18 @@ def test_the_key_comes_from_secrets_manager_when_the_executor_sends_none(aws_wor
     assert all(r.headers["authorization"].removeprefix("Bearer ") in fake.tokens for r in fake.api_calls())
 
 
+def test_without_the_secret_anywhere_the_call_is_unauthenticated(aws_world, fake, original, monkeypatch):
+    monkeypatch.setenv("SECRETS_PREFIX", f"flyte-test-{uuid.uuid4().hex[:6]}")  # nothing stored there
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # no Google metadata server to ask
+    world = aws_world(BigQueryConnector())
+    request = request_for(original, fake)
+    request.ClearField("connection")
+    error = world.error(world.create, request)
+    assert error.code == Code.UNAUTHENTICATED and "no google_application_credentials secret" in error.message
+    assert not fake.requests
+
+
 def test_a_key_the_token_endpoint_refuses_is_unauthenticated(aws_world, fake, original):
     world = aws_world(BigQueryConnector())
     key = dict(fake.service_account_info(), private_key_id="revoked-key")
