@@ -61,6 +61,12 @@ clean:
 # Lambda's code directory is read-only, so without shipped .pyc files every cold start would
 # compile every module, and hash-checked .pyc stay valid whatever mtimes the zip records.
 # ---------------------------------------------------------------------------------------------
+# Flyte's own connectors to build in (connectors/builtin/flyteplugins/): any of databricks,
+# snowflake, bigquery and slurm, or all. Each brings in only its extra's dependencies (the layer
+# installs pyproject.toml's dependencies plus those extras); a deployment serves each connector
+# whose dependencies it holds. `make sam-build FLYTE_CONNECTORS="databricks slurm"`.
+FLYTE_CONNECTORS ?=
+export FLYTE_CONNECTORS
 SAM_FUNCTIONS := CreateTaskFunction GetTaskFunction DeleteTaskFunction GetTaskMetricsFunction \
 	GetTaskLogsFunction ConnectorMetadataFunction AbandonedTaskReaperFunction
 LAMBDA_PYTHON_VERSION := 3.12
@@ -76,7 +82,13 @@ endef
 .PHONY: build-DependenciesLayer $(addprefix build-,$(SAM_FUNCTIONS))
 
 build-DependenciesLayer:
-	$(BUILD_PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+	$(BUILD_PY) -c 'import os, tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  extras = project["optional-dependencies"]; \
+	  chosen = os.environ.get("FLYTE_CONNECTORS", "").replace(",", " ").split(); \
+	  chosen = ["databricks", "snowflake", "bigquery", "slurm"] if chosen == ["all"] else chosen; \
+	  unknown = [c for c in chosen if c not in ("databricks", "snowflake", "bigquery", "slurm")]; \
+	  assert not unknown, f"FLYTE_CONNECTORS: not one of databricks, snowflake, bigquery, slurm: {unknown}"; \
+	  print("\n".join(project["dependencies"] + [d for c in chosen for d in extras[c]]))' \
 	  > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(BUILD_PY) -m pip install -q --disable-pip-version-check --no-compile \
 	  --platform manylinux2014_aarch64 --only-binary=:all: \

@@ -455,3 +455,25 @@ def test_differential_a_refused_submit_names_the_same_call(original, aws_world, 
     assert str(theirs.value).startswith("Failed to create databricks job with error:")
     assert error.message.startswith("Failed to create databricks job with error:")
     assert body["message"] in str(theirs.value) and body["message"] in error.message
+
+
+def test_a_token_kept_only_in_secrets_manager_reaches_databricks_and_nothing_else(aws_world, fake, monkeypatch,
+                                                                                     caplog):
+    """The issue's case: no request carries the token; the fake Databricks API receives it from
+    (moto's) Secrets Manager; the table, every log record at DEBUG and every answer lack it."""
+    import json
+    import logging
+
+    from tests.conftest import scan_table
+
+    world = databricks_world(aws_world, monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()  # the fixture's own CreateSecret is logged by botocore (the test's call, not the service's)
+    handle = world.create(request(world, template(databricks_custom(NEW_CLUSTER, fake.instance))))
+    answers = [world.poll(handle, TYPE), world.wait(handle, TYPE)]
+    world.delete(handle, TYPE)
+    assert fake.requests and {call.headers["authorization"] for call in fake.requests} == {f"Bearer {TOKEN}"}
+    stored = json.dumps(scan_table(world.dynamodb_client, world.settings.tasks_table), default=str)
+    logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    assert TOKEN not in stored and TOKEN not in logged
+    assert all(TOKEN not in str(answer) for answer in answers)
