@@ -29,7 +29,8 @@ import importlib.util
 import inspect
 import logging
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
 from flyteidl2.core.tasks_pb2 import TaskTemplate
@@ -174,7 +175,7 @@ def _map_containers(value: Any, convert: Callable[[Any], Any]) -> Any:
 # -- the adapter -----------------------------------------------------------------------------------
 
 
-def _accepted(method: Callable[..., Any]) -> Optional[frozenset[str]]:
+def _accepted(method: Callable[..., Any]) -> frozenset[str] | None:
     """The keyword arguments ``method`` takes; None when it takes any (``**kwargs``) or has no signature."""
     try:
         parameters = inspect.signature(method).parameters.values()
@@ -209,8 +210,8 @@ class FlyteSdkConnector(AsyncConnector[Any]):
         takes = self._takes[method]
         return kwargs if takes is None else {name: value for name, value in kwargs.items() if name in takes}
 
-    async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: Optional[dict[str, Any]] = None,
-                     task_execution_metadata: Optional[TaskExecutionMetadata] = None, **kwargs: Any) -> Any:
+    async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: dict[str, Any] | None = None,
+                     task_execution_metadata: TaskExecutionMetadata | None = None, **kwargs: Any) -> Any:
         offered = {"output_prefix": output_prefix, "inputs": to_flyte_io(inputs),
                    "task_execution_metadata": task_execution_metadata, **kwargs}
         return await self.sdk_connector.create(task_template=task_template, **self._kwargs("create", offered))

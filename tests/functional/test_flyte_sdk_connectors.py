@@ -20,9 +20,10 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
 import pytest
 from flyteidl2.connector import connector_pb2 as pb
@@ -34,7 +35,13 @@ from flyteidl2.logs.dataplane import payload_pb2
 from connectors import literals
 from connectors import registry as registry_module
 from connectors.connector import AsyncConnector, Resource, ResourceMeta
-from connectors.flyte_sdk import FlyteSdkConnector, from_flyte_io, load_entry_points, load_flyte_sdk_connectors, to_flyte_io
+from connectors.flyte_sdk import (
+    FlyteSdkConnector,
+    from_flyte_io,
+    load_entry_points,
+    load_flyte_sdk_connectors,
+    to_flyte_io,
+)
 from connectors.literals import DataFrameRef, DirRef, FileRef
 from connectors.registry import ConnectorNotFound, ConnectorRegistry
 from connectors.settings import Settings
@@ -45,7 +52,7 @@ from tests.fake_databricks import FakeDatabricks
 
 flyte_connectors = pytest.importorskip("flyte.connectors")
 flyte_io = pytest.importorskip("flyte.io")
-from flyte.connectors._connector import FlyteConnectorNotFound  # noqa: E402
+from flyte.connectors._connector import FlyteConnectorNotFound
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / ".venv" / "wheels"
@@ -62,7 +69,7 @@ def databricks_wheel() -> Path:
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "flyteplugins-databricks==2.12.1",
-                               "-d", str(WHEELS)], capture_output=True, text=True)
+                               "-d", str(WHEELS)], capture_output=True, text=True, check=False)
         found = glob.glob(str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl"))
         if not found:
             pytest.skip(f"flyteplugins-databricks 2.12.1 could not be downloaded: {done.stderr[-300:]}")
@@ -261,7 +268,7 @@ class SdkIoConnector(flyte_connectors.AsyncConnector):
     name = "SDK IO Connector"
     task_type_name = "sdk_io"
     metadata_type = IoMeta
-    calls: list[tuple[str, dict]] = []
+    calls: ClassVar[list[tuple[str, dict]]] = []
 
     async def create(self, task_template: Any, inputs: dict | None = None, output_prefix: str = "",
                      api_key: str = "") -> IoMeta:
@@ -286,7 +293,7 @@ class SdkIoConnector(flyte_connectors.AsyncConnector):
         type(self).calls.append(("get_metrics", {}))
         return pb.GetTaskMetricsResponse()
 
-    async def get_logs(self, resource_meta: IoMeta, token: str = ""):  # noqa: ANN201 - an async generator
+    async def get_logs(self, resource_meta: IoMeta, token: str = ""):
         type(self).calls.append(("get_logs", {"token": token}))
         for text in ("line one", f"job {resource_meta.job}"):
             yield pb.GetTaskLogsResponse(body=pb.GetTaskLogsResponseBody(
