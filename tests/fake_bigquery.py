@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 STATUS_WORDS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -40,7 +40,7 @@ class Recorded:
 @dataclass
 class Plan:
     states: list[str] = field(default_factory=lambda: ["PENDING", "RUNNING", "DONE"])
-    errors: Optional[list[dict[str, Any]]] = None  # status.errors once DONE (errorResult = the first)
+    errors: list[dict[str, Any]] | None = None  # status.errors once DONE (errorResult = the first)
     destination: bool = True  # a DONE job without errors has a destination table
 
 
@@ -67,17 +67,17 @@ class FakeBigQuery:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeBigQuery":
+    def __enter__(self) -> FakeBigQuery:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
 
     # -- steering ------------------------------------------------------------------------------
 
-    def plan(self, states: Optional[list[str]] = None, errors: Optional[list[dict[str, Any]]] = None,
+    def plan(self, states: list[str] | None = None, errors: list[dict[str, Any]] | None = None,
              destination: bool = True) -> None:
         """How the next inserted job goes: ``states`` (the insert answers the first, each jobs.get
         moves one on), and once DONE ``errors`` or a destination table."""
@@ -144,7 +144,7 @@ class FakeBigQuery:
         assertion = form.get("assertion", "")
         try:
             claims = jwt.decode(assertion, certs={"fake-key-1": _public_key_pem()}, audience="https://oauth2.googleapis.com/token")
-        except Exception as error:  # a bad signature, audience, expiry...
+        except Exception as error:  # noqa: BLE001 - a bad signature, audience, expiry...
             return 400, {"error": "invalid_grant", "error_description": f"bad assertion: {error}"}
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not re.search(r"auth/(bigquery|cloud-platform)", claims.get("scope", "")):
             return 400, {"error": "invalid_scope", "error_description": f"unexpected grant: {claims}"}
@@ -244,13 +244,14 @@ def _private_key_pem() -> str:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         _KEYS["private"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption()).decode()
+        import datetime
+
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.x509.oid import NameOID
-        import datetime
 
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-bigquery")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                 .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
                 .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))

@@ -20,8 +20,9 @@ import asyncio
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 from flyteidl2.core import types_pb2
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
@@ -54,7 +55,7 @@ _BIGQUERY_TYPE = {
 class BigQueryMetadata(ResourceMeta):
     job_id: str
     project: str
-    location: Optional[str]
+    location: str | None
     user_agent: str
 
 
@@ -63,7 +64,7 @@ def _timeout() -> float:
 
 
 @functools.lru_cache(maxsize=32)
-def _client(project: str, location: Optional[str], user_agent: str, credentials_json: Optional[str]) -> Any:
+def _client(project: str, location: str | None, user_agent: str, credentials_json: str | None) -> Any:
     """The BigQuery client for one project, location, user agent and key, built once per process."""
     from google.api_core.client_info import ClientInfo
     from google.cloud import bigquery
@@ -115,10 +116,10 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     secret_names: tuple[str, ...] = ("google_application_credentials",)
     # How long the client keeps retrying one call (google-api-core's DEFAULT_RETRY, which retries
     # 5xx answers, rate limits and broken connections): within the connector's deadline.
-    retry_seconds: Optional[float] = None
+    retry_seconds: float | None = None
 
-    async def create(self, task_template: Any, output_prefix: str = "", inputs: Optional[dict[str, Any]] = None,
-                     task_execution_metadata: Any = None, google_application_credentials: Optional[str] = None,
+    async def create(self, task_template: Any, output_prefix: str = "", inputs: dict[str, Any] | None = None,
+                     task_execution_metadata: Any = None, google_application_credentials: str | None = None,
                      idempotency_token: str = "", **kwargs: Any) -> BigQueryMetadata:
         from google.api_core import exceptions as google_errors
         from google.cloud import bigquery
@@ -153,7 +154,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
             # Our id, so our job: started by an earlier try of this attempt.
         return BigQueryMetadata(job_id=job_id, project=project, location=location, user_agent=user_agent)
 
-    async def get(self, resource_meta: BigQueryMetadata, google_application_credentials: Optional[str] = None,
+    async def get(self, resource_meta: BigQueryMetadata, google_application_credentials: str | None = None,
                   **kwargs: Any) -> Resource:
         meta = resource_meta
         client = await self._call("jobs.get", _client, meta.project, meta.location, meta.user_agent,
@@ -178,7 +179,7 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
             outputs = {"results": literals.DataFrameRef(uri=f"bq://{table.project}:{table.dataset_id}.{table.table_id}")}
         return Resource(phase=phase, message=state, log_links=[log_link], outputs=outputs)
 
-    async def delete(self, resource_meta: BigQueryMetadata, google_application_credentials: Optional[str] = None,
+    async def delete(self, resource_meta: BigQueryMetadata, google_application_credentials: str | None = None,
                      **kwargs: Any) -> None:
         meta = resource_meta
         client = await self._call("jobs.cancel", _client, meta.project, meta.location, meta.user_agent,
@@ -234,7 +235,7 @@ def bigquery_error(error: BaseException, what: str) -> ConnectError:
         cause = error.cause if isinstance(error.cause, Exception) else None
         try:
             inner = bigquery_error(cause, what) if cause is not None else None
-        except Exception:
+        except Exception:  # noqa: BLE001 - a cause that is no Google failure: answered as below
             inner = None
         if inner is None:
             return ConnectError(Code.UNAVAILABLE, f"bigquery {what}: {error}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import importlib.util
 import json
 import logging
 import pathlib
-import re
 import subprocess
 import sys
 import uuid
@@ -40,7 +40,7 @@ from tests.flyte_requests import execution_metadata
 TYPE = "bigquery_query_job_task"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 WHEEL = "flyteplugins-bigquery==2.12.1"
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 # -- the original plugin, from its wheel ---------------------------------------------------------
@@ -63,7 +63,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     if not wheels:
         where = tmp_path_factory.mktemp("wheels")
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL, "-d", str(where)],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300, check=False)
         wheels = sorted(where.glob("flyteplugins_bigquery-*.whl"))
         if done.returncode or not wheels:
             pytest.skip(f"could not download {WHEEL}: {done.stderr[-500:]}")
@@ -403,12 +403,12 @@ def test_the_port_declares_what_the_original_does(original):
 # -- the port against the original ---------------------------------------------------------------
 
 
-SCENARIOS = {
-    "typed inputs to success": dict(inputs=TYPED_INPUTS),
-    "no inputs, no location, config the original ignores": dict(location=None, dataframe=False, query="select 1"),
-    "a failed job": dict(plan=dict(states=["PENDING", "RUNNING", "DONE"],
-                                   errors=[{"reason": "accessDenied", "message": "Access Denied: Table p:d.t"}])),
-    "a running job cancelled": dict(plan=dict(states=["PENDING"] + ["RUNNING"] * 50), polls=2),
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "typed inputs to success": {"inputs": TYPED_INPUTS},
+    "no inputs, no location, config the original ignores": {"location": None, "dataframe": False, "query": "select 1"},
+    "a failed job": {"plan": {"states": ["PENDING", "RUNNING", "DONE"],
+                              "errors": [{"reason": "accessDenied", "message": "Access Denied: Table p:d.t"}]}},
+    "a running job cancelled": {"plan": {"states": ["PENDING"] + ["RUNNING"] * 50}, "polls": 2},
 }
 
 
@@ -457,15 +457,15 @@ def test_the_port_sends_and_answers_what_the_original_does(aws_world, fake, orig
             service = OriginalService()
             handle = service.create(request)
             job_id = json.loads(handle)["job_id"]
-            poll_it = lambda: service.poll(handle, request.connection)  # noqa: E731
-            delete_it = lambda: service.delete(handle, request.connection)  # noqa: E731
+            poll_it = functools.partial(service.poll, handle, request.connection)
+            delete_it = functools.partial(service.delete, handle, request.connection)
         else:
             world = aws_world(BigQueryConnector())
             handle = world.create(request)
             job_id = meta_of(world, handle).job_id
             assert job_id == f"flyte_{world.token(request)}"
-            poll_it = lambda: poll(world, handle, request)  # noqa: E731
-            delete_it = lambda: delete(world, handle, request)  # noqa: E731
+            poll_it = functools.partial(poll, world, handle, request)
+            delete_it = functools.partial(delete, world, handle, request)
         resources = []
         for _ in range(polls or 10):
             resources.append(_resource(poll_it(), job_id))
