@@ -57,6 +57,8 @@ ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "CONNECTOR_MODULES": "",
     "LOG_LEVEL": "WARNING",
+    # The Lambda package has no flyte SDK; this dev venv does (the test oracle): measure without it.
+    "FLYTE_SDK_CONNECTORS": "none",
 }
 
 

@@ -55,12 +55,13 @@ def test_every_aws_connector_has_an_example():
     assert sorted(path.stem for path in EXAMPLES if path.stem != "echo") == sorted(AWS_CONNECTORS)
 
 
-def test_serve_lists_every_aws_task_type(served):
+def test_serve_lists_every_aws_task_type_and_flytes_own_connectors(served):
     listed = httpx.post(f"{served}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", content=b"{}",
                         headers=JSON).json()
     served_types = {category["name"] for connector in listed["connectors"]
                     for category in connector["supportedTaskCategories"]}
     assert set(AWS_CONNECTORS) <= served_types
+    assert {"databricks", "snowflake", "bigquery_query_job_task", "slurm"} <= served_types  # issue 10
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
