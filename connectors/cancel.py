@@ -167,7 +167,8 @@ class Canceller:
             if meta is None:
                 note = f"{note}: create was refused when replayed with its token, so no job was started"
             else:
-                await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
+                await self.secrets.call(self.calls, connector, record.task_type, "delete", connection,
+                                        lambda kwargs: connector.delete(resource_meta=meta, **kwargs))
         except ConnectError as error:
             logger.error("could not cancel %s (%s), its job may still run: %s", record.name, note, error.message)
             await self._store(self.store.cancel_failed, record, f"{note} failed: {error.message}",

@@ -77,8 +77,10 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
 def add_redacted_values(values: Iterable[str]) -> None:
     """Cut these secret values too (as they are, URL-quoted or JSON-escaped) from every message of
     this request: the request's own secrets, and those fetched for it from AWS."""
+    values = {form for value in values for form in (value, value.strip())}  # a token sent with its newline
     forms = {form for value in values if len(value) >= _MIN_REDACTED_LENGTH
-             for form in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1])}
+             for form in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
+                          repr(value)[1:-1], repr(value.encode("utf-8", "replace"))[2:-1])}
     _secret_values.set(tuple(sorted(forms | set(_secret_values.get()), key=len, reverse=True)))
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "internal",
     "invalid_argument",
     "not_found",
+    "permission_denied",
     "resource_exhausted",
     "unavailable",
     "unimplemented",
@@ -38,6 +39,7 @@ def _error(code: Code) -> Callable[[str], ConnectError]:
 invalid_argument = _error(Code.INVALID_ARGUMENT)
 not_found = _error(Code.NOT_FOUND)
 failed_precondition = _error(Code.FAILED_PRECONDITION)
+permission_denied = _error(Code.PERMISSION_DENIED)
 unavailable = _error(Code.UNAVAILABLE)
 deadline_exceeded = _error(Code.DEADLINE_EXCEEDED)
 resource_exhausted = _error(Code.RESOURCE_EXHAUSTED)

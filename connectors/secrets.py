@@ -22,12 +22,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 from .connector_calls import add_redacted_values
 from .errors import ConnectError, Code
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "flyte-connectors"
 DEFAULT_MAX_AGE_SECONDS = 300
@@ -57,6 +58,14 @@ class SecretSource:
         return f"/{self.prefix}/{task_type}/{name}"
 
 
+class Connection(dict):  # type: ignore[type-arg]
+    """A call's keyword arguments, remembering which values were fetched from AWS (``fetched``)."""
+
+    def __init__(self, values: dict[str, str], fetched: dict[str, str]) -> None:
+        super().__init__(values)
+        self.fetched = {name: value for name, value in fetched.items() if values.get(name) == value}
+
+
 def secret_names(connector: Any) -> tuple[str, ...]:
     """The secret keyword arguments a connector takes (its ``secret_names``)."""
     names = getattr(connector, "secret_names", ()) or ()
@@ -76,17 +85,48 @@ class SecretResolver:
         missing = [name for name in secret_names(connector) if name not in connection]
         if not missing or not self.source.enabled:
             return connection
-        found = await asyncio.gather(*(asyncio.to_thread(self._read, task_type, name) for name in missing))
-        fetched = {name: value for name, value in zip(missing, found) if value is not None}
-        add_redacted_values(fetched.values())
-        return {**fetched, **connection}
+        return await self._fetch(task_type, missing, connection, force=False)
 
-    def _read(self, task_type: str, name: str) -> str | None:
+    async def refresh(self, task_type: str, connection: dict[str, str]) -> dict[str, str] | None:
+        """After the remote refused a call's credentials: the secrets this service fetched for it,
+        read again past the cache (a rotation may have revoked the cached value). None when none
+        was fetched here, or none changed: retrying would be refused again."""
+        fetched = getattr(connection, "fetched", {})
+        if not fetched:
+            return None
+        given = {name: value for name, value in connection.items() if name not in fetched}
+        fresh = await self._fetch(task_type, list(fetched), given, force=True)
+        changed = any(fresh.get(name) != value for name, value in fetched.items())
+        return fresh if changed else None
+
+    async def call(self, calls: Any, connector: Any, task_type: str, operation: str, connection: dict[str, str],
+                   make: Callable[[dict[str, str]], Awaitable[T]]) -> T:
+        """``calls.call(connector, operation, make(connection))``; when the remote refuses the
+        credentials and some were fetched from AWS, once more with them read again."""
+        try:
+            return await calls.call(connector, operation, make(connection))
+        except ConnectError as error:
+            if error.code not in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED):
+                raise
+            fresh = await self.refresh(task_type, connection)
+            if fresh is None:
+                raise
+            logger.info("%s %s refused the cached credentials; retrying with the secrets read again",
+                        task_type, operation)
+            return await calls.call(connector, operation, make(fresh))
+
+    async def _fetch(self, task_type: str, names: list[str], connection: dict[str, str], force: bool) -> "Connection":
+        found = await asyncio.gather(*(asyncio.to_thread(self._read, task_type, name, force) for name in names))
+        fetched = {name: value for name, value in zip(names, found) if value is not None}
+        add_redacted_values(fetched.values())
+        return Connection({**fetched, **connection}, fetched)
+
+    def _read(self, task_type: str, name: str, force: bool = False) -> str | None:
         secrets, ssm = self._provider_pair()
         for provider, key, extra in ((secrets, self.source.secret_id(task_type, name), {}),
                                      (ssm, self.source.parameter_name(task_type, name), {"decrypt": True})):
             try:
-                value = provider.get(key, max_age=self.source.max_age_seconds, **extra)
+                value = provider.get(key, max_age=self.source.max_age_seconds, force_fetch=force, **extra)
             except Exception as error:  # Powertools' GetParameterError, the ClientError as its cause
                 code = _aws_code(error)
                 if code in _NOT_FOUND:
@@ -98,7 +138,9 @@ class SecretResolver:
                 raise ConnectError(Code.UNAVAILABLE, f"could not read {where} ({code or type(error).__name__}); "
                                                      "retry") from None
             if value is not None:
-                return value if isinstance(value, str) else value.decode("utf-8")
+                # A secret stored from a file (--secret-string file://token.txt) ends with a
+                # newline, which no token, header or key needs.
+                return (value if isinstance(value, str) else value.decode("utf-8")).strip()
         return None
 
     def _provider_pair(self) -> tuple[Any, Any]:

@@ -90,11 +90,12 @@ class ConnectorService:
         # From here the record stays until its job is known finished or cancelled.
         older = await self._older_attempts(record, claim.took_over)
         try:
-            meta = await self.calls.call(connector, "create", connector.create(
-                task_template=template, output_prefix=request.output_prefix, inputs=inputs,
-                task_execution_metadata=request.task_execution_metadata,
-                **connection, idempotency_token=key.idempotency_token(self.settings.token_salt),
-            ))
+            meta = await self.secrets.call(self.calls, connector, template.type, "create", connection, lambda kwargs: (
+                connector.create(
+                    task_template=template, output_prefix=request.output_prefix, inputs=inputs,
+                    task_execution_metadata=request.task_execution_metadata,
+                    **kwargs, idempotency_token=key.idempotency_token(self.settings.token_salt),
+                )))
         except ConnectError as error:
             # An earlier try of this attempt whose outcome is unknown keeps the outcome unknown.
             known = not claim.took_over or claim.prior_create_error in REFUSED_CODES
@@ -223,7 +224,8 @@ class ConnectorService:
     async def _poll_connector(self, connector: AsyncConnector[Any], record: TaskRecord,
                               connection: dict[str, str]) -> pb.Resource:
         meta = self.calls.decode_meta(connector, record)
-        resource = await self.calls.call(connector, "get", connector.get(resource_meta=meta, **connection))
+        resource = await self.secrets.call(self.calls, connector, record.task_type, "get", connection,
+                                           lambda kwargs: connector.get(resource_meta=meta, **kwargs))
         if not isinstance(resource, Resource):
             raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
         return answer_resource(record, resource)  # what is answered is what is stored
@@ -245,7 +247,8 @@ class ConnectorService:
             return pb.DeleteTaskResponse()  # ended, or a canceller is already stopping it
         connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
         meta = self.calls.decode_meta(connector, record)
-        await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
+        await self.secrets.call(self.calls, connector, record.task_type, "delete", connection,
+                                lambda kwargs: connector.delete(resource_meta=meta, **kwargs))
         try:
             await self.run_store(self.store.delete_task, record, TaskExecution.ABORTED, "deleted by DeleteTask")
         except RecordChanged:

@@ -2,7 +2,7 @@
 """Adversarial tests for issue 10: connector secrets from Secrets Manager/SSM, the four ports of
 flyte's own connectors, and the build setting.
 
-Each ``xfail(strict=True)`` test is a break that fails today for the reason it names; the others
+Each break found was an ``xfail(strict=True)`` test until it was fixed (its comment names it); the others
 are attacks that held.
 """
 
@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from flyteidl2.connector import connector_pb2 as pb
 
+from connectors.errors import Code
 from connectors.builtin.flyteplugins.databricks import DatabricksConnector
 from connectors.secrets import SecretResolver, SecretSource
 from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
@@ -85,8 +86,7 @@ def two_databricks(monkeypatch, tmp_path) -> Iterator[tuple[FakeDatabricks, Fake
 # -- (b) Databricks: the deployment's token and the task-chosen instance --------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="databricks: a task's databricksInstance receives the deployment's Secrets "
-                                       "Manager token (Bearer) even when FLYTE_DATABRICKS_INSTANCE names the real one")
+# Was a break, now fixed: databricks: a task's databricksInstance receives the deployment's Secrets Manager token (Bearer) even when FLYTE_DATABRICKS_INSTANCE names the real one
 def test_databricks_token_from_secrets_manager_is_not_sent_to_a_host_the_task_chooses(aws_world, two_databricks,
                                                                                      monkeypatch):
     real, attacker = two_databricks
@@ -109,8 +109,7 @@ def test_databricks_token_reaches_the_deployments_instance(aws_world, two_databr
     assert real.calls("runs/submit") and not attacker.requests
 
 
-@pytest.mark.xfail(strict=True, reason="databricks: a token stored with a trailing newline (file://token.txt) is "
-                                       "echoed in httpx's LocalProtocolError repr, not redacted: answer, table, log")
+# Was a break, now fixed: databricks: a token stored with a trailing newline (file://token.txt) is echoed in httpx's LocalProtocolError repr, not redacted: answer, table, log
 def test_a_token_with_a_trailing_newline_is_not_echoed(aws_world, monkeypatch, caplog):
     token = "dapi-newline-secret-9f8e7d6c5b4a"
     with FakeDatabricks(token=token) as fake:
@@ -118,16 +117,17 @@ def test_a_token_with_a_trailing_newline_is_not_echoed(aws_world, monkeypatch, c
         world = _db_world(aws_world, monkeypatch, token + "\n")  # as `--secret-string file://token.txt` stores it
         caplog.set_level(logging.DEBUG)
         caplog.clear()
-        error = world.error(world.create, _db_request(world, fake.instance))
-        assert token not in error.message, error.message
+        handle = world.create(_db_request(world, fake.instance))  # the newline is dropped when read
+        answer = world.poll(handle, "databricks")
+        assert fake.requests and {r.headers["authorization"] for r in fake.requests} == {f"Bearer {token}"}
+        assert token not in str(answer)
         assert token not in _everything(world, caplog)
 
 
 # -- (b) Snowflake: the deployment's key and task-chosen connection arguments ---------------------
 
 
-@pytest.mark.xfail(strict=True, reason="snowflake: template connection_kwargs (host=...) steer the deployment's "
-                                       "Secrets Manager private key (a signed JWT) to a host the task chooses")
+# Was a break, now fixed: snowflake: template connection_kwargs (host=...) steer the deployment's Secrets Manager private key (a signed JWT) to a host the task chooses
 def test_snowflake_deployment_key_is_not_used_with_a_task_chosen_host(aws_world, monkeypatch):
     from connectors.builtin.flyteplugins import snowflake as port
     from tests.aws_world import task_request
@@ -145,9 +145,10 @@ def test_snowflake_deployment_key_is_not_used_with_a_task_chosen_host(aws_world,
                                                                        "jwt_timeout": 3600}})
     made.template.sql.statement = "SELECT 1"
     try:
-        world.create(made)
+        error = world.error(world.create, made)
     finally:
         port._connections.clear()
+    assert error.code == Code.PERMISSION_DENIED and "host, jwt_timeout" in error.message
     steered = [c for c in fake.connects if c.get("host") == "collector.attacker.example" and c.get("private_key")]
     assert not steered, "connect() got the deployment's key together with the task's host"
 
@@ -306,8 +307,7 @@ def test_slurm_sbatch_values_cannot_add_directives(key, value):
                              sbatch_fields={key: value})
 
 
-@pytest.mark.xfail(strict=True, reason="slurm: sbatch_options accept abbreviated long options (--outp, --err, --job-na) "
-                                       "that getopt_long takes as the reserved --output/--error/--job-name")
+# Was a break, now fixed: slurm: sbatch_options accept abbreviated long options (--outp, --err, --job-na) that getopt_long takes as the reserved --output/--error/--job-name
 def test_slurm_reserved_sbatch_options_cannot_be_set_by_an_abbreviation():
     from connectors.builtin.flyteplugins.slurm import render_container_job
     from connectors.errors import ConnectError
@@ -351,9 +351,7 @@ def test_a_build_without_the_extras_serves_none_of_them_and_does_not_crash():
     assert len(misses) == 4 and all("NotFound" in line for line in misses), misses
 
 
-@pytest.mark.xfail(strict=True, reason="secrets: after a rotation that revokes the old token, the cached value is "
-                                       "used for up to SECRETS_MAX_AGE_SECONDS (300 s): every GetTask fails "
-                                       "unauthenticated (the executor fails the task after 5 errors, ~150 s)")
+# Was a break, now fixed: secrets: after a rotation that revokes the old token, the cached value is used for up to SECRETS_MAX_AGE_SECONDS (300 s): every GetTask fails unauthenticated (the executor fails the task after 5 errors, ~150 s)
 def test_a_rotated_token_is_refetched_when_the_remote_refuses_the_cached_one(aws_world, monkeypatch):
     with FakeDatabricks(token="dapi-old-token-1111") as fake:
         monkeypatch.setenv("SSL_CERT_FILE", fake.cafile)

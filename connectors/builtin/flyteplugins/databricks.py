@@ -29,11 +29,20 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf.json_format import MessageToDict
 
 from ...connector import AsyncConnector, Resource, ResourceMeta
-from ...errors import Code, ConnectError, internal, invalid_argument
+from ...errors import Code, ConnectError, internal, invalid_argument, permission_denied
 from ...phase import convert_to_flyte_phase
 
 DATABRICKS_API_ENDPOINT = "/api/2.1/jobs"
 DEFAULT_DATABRICKS_INSTANCE_ENV_KEY = "FLYTE_DATABRICKS_INSTANCE"
+# The workspaces a task may name (comma-separated); when unset, FLYTE_DATABRICKS_INSTANCE alone if
+# that is set, else any: a deployment whose token is in Secrets Manager should set one of them.
+ALLOWED_INSTANCES_ENV_KEY = "FLYTE_DATABRICKS_ALLOWED_INSTANCES"
+
+
+def allowed_instances() -> set[str]:
+    listed = {part.strip() for part in os.getenv(ALLOWED_INSTANCES_ENV_KEY, "").split(",") if part.strip()}
+    default = os.getenv(DEFAULT_DATABRICKS_INSTANCE_ENV_KEY, "").strip()
+    return listed or ({default} if default else set())
 # flytetools' entrypoint, at the commit the flyte SDK pins: it runs the task's container args.
 ENTRYPOINT = "flyteplugins/databricks/entrypoint.py"
 GIT_SOURCE = {
@@ -240,6 +249,12 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
                 f" set the {DEFAULT_DATABRICKS_INSTANCE_ENV_KEY} environment variable in the connector.")
         if not isinstance(instance, str):
             raise invalid_argument(f"databricksInstance must be a host name, got {instance!r}")
+        allowed = allowed_instances()
+        if allowed and instance not in allowed:
+            # The token is the deployment's (Secrets Manager), not the task's: it goes only to the
+            # workspaces the deployment names.
+            raise permission_denied(f"databricksInstance {instance!r} is not a workspace this service sends its "
+                                    f"token to ({', '.join(sorted(allowed))}; {ALLOWED_INSTANCES_ENV_KEY})")
         if idempotency_token:
             spec["idempotency_token"] = idempotency_token[:IDEMPOTENCY_TOKEN_LIMIT]
         answer = await _call("POST", f"https://{instance}{DATABRICKS_API_ENDPOINT}/runs/submit", databricks_token,

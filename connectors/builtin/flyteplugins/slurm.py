@@ -76,6 +76,16 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by the connector: ``output``/``error`` could write to ~/.ssh/authorized_keys, the others
 # break its bookkeeping or change what runs and as whom.
 _RESERVED = frozenset({"job-name", "output", "error", "chdir", "wrap", "uid", "gid"})
+# Older names sbatch still takes for reserved options.
+_RESERVED_ALIASES = frozenset({"workdir", "name", "J", "o", "e", "D"})
+
+
+def _reserved(key: str) -> bool:
+    """A reserved option, by its name, an alias, or an abbreviation sbatch (getopt_long) would take
+    for it: ``--outp`` is ``--output``."""
+    key = key.lstrip("-")
+    return key in _RESERVED_ALIASES or any(option.startswith(key) for option in _RESERVED | _RESERVED_ALIASES
+                                           if len(key) >= 1 and len(option) > 1)
 # Enroot resets PATH; VIRTUAL_ENV survives, so the venv's bin is put back before the entrypoint.
 _PATH_SHIM = 'export PATH="${VIRTUAL_ENV:+$VIRTUAL_ENV/bin:}$PATH"; exec "$@"'
 _FIELDS = {"partition": "partition", "nodes": "nodes", "ntasks": "ntasks", "cpus_per_task": "cpus-per-task",
@@ -132,7 +142,7 @@ def sbatch_directives(job_name: str, stdout_path: str, stderr_path: str, fields:
     options: dict[str, object] = {"job-name": job_name, "output": stdout_path, "error": stderr_path}
     options.update({flag: fields[name] for name, flag in _FIELDS.items() if fields.get(name) is not None})
     for key, value in (extra or {}).items():
-        if str(key) in _RESERVED:
+        if _reserved(str(key)):
             raise invalid_argument(f"sbatch option {str(key)!r} is set by the plugin and cannot be overridden from "
                                    f"task config. Reserved: {', '.join(sorted(_RESERVED))}.")
         options[str(key)] = value

@@ -27,7 +27,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from google.protobuf import json_format
 
 from ...connector import AsyncConnector, Resource, ResourceMeta
-from ...errors import Code, ConnectError, invalid_argument
+from ...errors import Code, ConnectError, invalid_argument, permission_denied
 from ...literals import DataFrameRef
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,15 @@ class SnowflakeJobMetadata(ResourceMeta):
     query_id: str
     has_output: bool
     connection_kwargs: dict[str, Any] | None = None
+
+
+# connect() arguments that choose the endpoint or the login: a task may not set them.
+ENDPOINT_KEYS = frozenset({
+    "host", "port", "protocol", "region", "authenticator", "jwt_timeout", "token", "password", "private_key",
+    "private_key_file", "private_key_file_pwd", "oauth_client_id", "oauth_client_secret", "proxy_host",
+    "proxy_port", "proxy_user", "proxy_password", "ocsp_response_cache_filename", "disable_ocsp_checks",
+    "insecure_mode", "backoff_policy", "session_token", "master_token", "user", "account",
+})
 
 
 def private_key_der(private_key_content: str, private_key_passphrase: str | None = None) -> bytes:
@@ -231,6 +240,12 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         connection_kwargs = custom.get("connection_kwargs", {})
         if not isinstance(connection_kwargs, dict):
             raise invalid_argument("snowflake: template.custom.connection_kwargs must be an object")
+        steering = sorted(key for key in connection_kwargs if key.lower() in ENDPOINT_KEYS)
+        if steering:
+            # The key is the deployment's (Secrets Manager), not the task's: the task may not choose
+            # where it is used, or how the login is made.
+            raise permission_denied(f"snowflake: template.custom.connection_kwargs may not set {', '.join(steering)}: "
+                                    f"they choose where and how this service signs in with its key")
         query = task_template.sql.statement
         if custom.get("batch", False) and inputs:
             if not all(isinstance(column, (list, tuple)) for column in inputs.values()):
