@@ -77,6 +77,7 @@ ENVIRONMENT = {
     "MAX_REQUEST_BYTES": {"Ref": "MaxRequestBytes"},
     "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
     "SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
+    "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
 }
 PARAMETER_DEFAULTS = {
     "ConnectorModules": "",
@@ -89,6 +90,7 @@ PARAMETER_DEFAULTS = {
     "MemorySize": 512,
     "ReaperSchedule": "rate(5 minutes)",
     "SecretsPrefix": "flyte-connectors",
+    "DatabricksInstances": "",
 }
 
 
