@@ -96,13 +96,14 @@ def databricks_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def sdk_registry() -> Iterator[Any]:
-    """flyte's process-wide ConnectorRegistry, emptied of what tests here register and given back
-    as it was (other tests load the same connector modules); our miss class likewise."""
+    """flyte's process-wide ConnectorRegistry, emptied for each test and given back as it was
+    (other tests register there too); our miss class likewise."""
     sdk = flyte_connectors.ConnectorRegistry
     saved = dict(sdk._REGISTRY), {name: copy.deepcopy(meta) for name, meta in sdk._METADATA.items()}
     not_found = registry_module.not_found_class
-    for key in [key for key in sdk._REGISTRY if key.task_type_name in ("databricks", "sdk_io", "sdk_plain")]:
-        del sdk._REGISTRY[key]
+    # Empty: earlier tests (flyteplugins-aws's local runs, the plugins' own imports) register there.
+    sdk._REGISTRY.clear()
+    sdk._METADATA.clear()
     yield sdk
     sdk._REGISTRY.clear()
     sdk._REGISTRY.update(saved[0])
