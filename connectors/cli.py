@@ -1,4 +1,5 @@
-"""The `connectors` command: `serve` the API locally, `invoke` a function with an event, `list` connectors."""
+"""The `connectors` command: `serve` the API locally, `invoke` a function with an event, `list` connectors,
+`tasks` in the table."""
 
 from __future__ import annotations
 
@@ -28,7 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--region", help="region to sign for (default: from the endpoint's host, else AWS_REGION)")
     relay.add_argument("--unsigned", action="store_true", help="send requests unsigned (a local endpoint such as `make serve`)")
 
+    tasks = commands.add_parser("tasks", help="what the task table says: `tasks list`, `tasks show HANDLE` (see docs/tasks-command.md)")
+    tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True)
+    tasks_list = tasks_commands.add_parser("list", help="tasks in the table, newest first (a Scan; --active reads the index)")
+    tasks_list.add_argument("--active", action="store_true", help="only tasks not ended (the active-by-heartbeat index)")
+    tasks_list.add_argument("--run", help="only the tasks of this execution run name (a filtered Scan of the table)")
+    tasks_list.add_argument("--limit", type=int, help="show at most N tasks (the newest)")
+    tasks_list.add_argument("--handles", action="store_true", help="also print each task's handle (lets its holder call GetTask and DeleteTask)")
+    tasks_show = tasks_commands.add_parser("show", help="one task, by the handle CreateTask answered (resource_meta)")
+    tasks_show.add_argument("handle", help="the task's handle, t1...")
+    for tasks_parser in (tasks_list, tasks_show):
+        tasks_parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+        tasks_parser.add_argument("--table", help="the table (default: TASKS_TABLE; connector-tasks for a local endpoint)")
+
     args = parser.parse_args(argv)
+    if args.command == "tasks":
+        from .dev.tasks import run as tasks_run
+
+        return tasks_run(args)
     if args.command == "relay":
         from .relay import main as relay_main
 
