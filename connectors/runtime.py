@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
+from . import snapstart
 from .connector_calls import invocation_deadline, request_arrived_at
 from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
@@ -31,14 +32,36 @@ def configure_logging() -> None:
     logging.getLogger("botocore").setLevel(max(root.level, logging.WARNING))
 
 
+class LazyClient:
+    """A DynamoDB client built on first use, and built again after :meth:`reset` (a SnapStart
+    restore, connectors/snapstart.py). The metadata function never calls the store, so it never
+    builds one."""
+
+    def __init__(self, factory: Callable[[], Any] = new_client) -> None:
+        self._factory = factory
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._factory()
+        return getattr(self._client, name)
+
+    @property
+    def built(self) -> bool:
+        return self._client is not None
+
+    def reset(self) -> None:
+        self._client = None
+
+
 def build_service(settings: Settings | None = None, client: Any = None,
                   registry: ConnectorRegistry | None = None) -> ConnectorService:
-    """The service core: the store on ``client`` (default: a new one), ``registry`` (default: the
+    """The service core: the store on ``client`` (default: one built on first use), ``registry`` (default: the
     process-wide one, built-ins plus CONNECTOR_MODULES)."""
     settings = settings or Settings.from_env()
     store = TaskStore(
         settings.tasks_table,
-        client if client is not None else new_client(),
+        client if client is not None else LazyClient(),
         active_retention_days=settings.active_retention_days,
         terminal_retention_days=settings.terminal_retention_days,
     )
@@ -48,7 +71,9 @@ def build_service(settings: Settings | None = None, client: Any = None,
 @functools.cache
 def default_service() -> ConnectorService:
     configure_logging()
-    return build_service()
+    service = build_service()
+    snapstart.register(service)  # no-op outside a SnapStart-enabled Lambda
+    return service
 
 
 def _ensure_event_loop() -> None:
