@@ -31,6 +31,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "relay" / "Dockerfile"
 EXECUTOR_CONFIG = K8S / "flyte-executor-values.yaml"
+GUIDE = ROOT / "docs" / "deploy-relay.md"
 # grpc probes are GA from 1.27; the newest schema the installed kubernetes-validate bundles too.
 KUBERNETES_VERSIONS = ["1.27.0", "latest"]
 # flyteplugins' connector plugin (webapi/connector/config.go): the section's keys, a deployment's
@@ -307,3 +308,10 @@ def test_the_executor_dials_the_relay_service() -> None:
     name, namespace = service["metadata"]["name"], _kustomization()["namespace"]
     assert deployment["endpoint"] == f"dns:///{name}.{namespace}.svc.cluster.local:{grpc_port}"
     assert deployment["insecure"] is True  # the relay serves plaintext gRPC
+
+
+def test_the_guide_shows_the_executor_config_as_shipped() -> None:
+    """docs/deploy-relay.md's executor block says what flyte-executor-values.yaml says."""
+    blocks = re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    shown = [yaml.safe_load(block) for block in blocks if "connector-service" in block]
+    assert shown == [_load(EXECUTOR_CONFIG)]
