@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--listen", default="0.0.0.0:8000", help="host:port the executor dials (default 0.0.0.0:8000)")
     relay.add_argument("--region", help="region to sign for (default: from the endpoint's host, else AWS_REGION)")
     relay.add_argument("--unsigned", action="store_true", help="send requests unsigned (a local endpoint such as `make serve`)")
+    relay.add_argument("--max-attempts", type=int, default=4, metavar="N", help="send a call at most N times when the API "
+                       "fails in passing (unavailable, 429, a 5xx without a Connect code), within its deadline; 1: no "
+                       "retries (default 4)")
+    relay.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics on http://HOST:PORT/metrics "
+                       "(default: not served)")
 
     tasks = commands.add_parser("tasks", help="what the task table says: `tasks list`, `tasks show HANDLE` (see docs/tasks-command.md)")
     tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True)
@@ -50,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "relay":
         from .relay import main as relay_main
 
-        return relay_main(args.listen, args.endpoint, region=args.region, unsigned=args.unsigned)
+        return relay_main(args.listen, args.endpoint, region=args.region, unsigned=args.unsigned,
+                          max_attempts=args.max_attempts, metrics_listen=args.metrics_listen)
     if args.command == "serve":
         from .dev.serve import serve as run
 

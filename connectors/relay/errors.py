@@ -5,7 +5,8 @@ The service answers errors in the Connect protocol: an HTTP status and a JSON bo
 throttling, a crashed or timed-out function) as ``{"message": "Forbidden"}`` and an HTTP status,
 with no Connect code. Both become a :class:`RelayError` carrying the gRPC status code the
 executor acts on: it retries ``UNAVAILABLE``, so everything that is worth retrying (a refused
-connection, throttling, a 5xx without a Connect code) is mapped to it.
+connection, throttling, a 5xx without a Connect code) is mapped to it. Such an error also carries
+the reason the relay itself sends the call again (:mod:`.retry`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from typing import Mapping
 
 import grpc
+
+from .retry import retry_reason
 
 __all__ = ["RelayError", "error_from_response", "grpc_code_for_connect", "grpc_code_for_http_status"]
 
@@ -37,12 +40,14 @@ _HTTP_STATUSES: dict[int, grpc.StatusCode] = {
 
 
 class RelayError(Exception):
-    """A failed forwarded call: the gRPC status to answer and its details."""
+    """A failed forwarded call: the gRPC status to answer and its details; ``retry_reason`` says
+    why sending the call again may succeed (None: it would not)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, retry_reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_reason = retry_reason
 
     def __repr__(self) -> str:
         return f"RelayError({self.code.name}, {self.message!r})"
@@ -73,7 +78,8 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str] | N
     request_id = (headers or {}).get("apigw-requestid")
     if isinstance(payload, dict) and isinstance(payload.get("code"), str):
         message = payload.get("message")
-        return RelayError(grpc_code_for_connect(payload["code"]), message if isinstance(message, str) else payload["code"])
+        return RelayError(grpc_code_for_connect(payload["code"]), message if isinstance(message, str) else payload["code"],
+                          retry_reason(status, payload["code"]))
     code = grpc_code_for_http_status(status)
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         said = payload["message"]
@@ -84,4 +90,4 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str] | N
         message += " (is the request signed for the API's region, by a role allowed execute-api:Invoke?)"
     if request_id:
         message += f" [apigw-requestid {request_id}]"
-    return RelayError(code, message)
+    return RelayError(code, message, retry_reason(status, None))

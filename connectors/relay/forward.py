@@ -7,13 +7,16 @@ time of the incoming gRPC call as its ``connect-timeout-ms`` and is abandoned wh
 up. Failures come back as :class:`RelayError` with the gRPC status to answer.
 
 All the service's operations are idempotent (a repeated CreateTask finds the same task by its
-task execution id), so a request that failed before any answer came back (a refused connection,
-a keep-alive connection the far end had just closed) is sent once more while time remains.
+task execution id), so a call that failed in a way worth retrying (no answer, throttling, an
+``unavailable`` service, a 5xx from API Gateway: :mod:`.retry`) is sent again, after a jittered
+backoff, while its attempts and its deadline last. A GetTaskLogs stream is sent again only
+before its first message: after that the executor has seen part of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from typing import AsyncIterator, Type, TypeVar
@@ -25,6 +28,8 @@ from google.protobuf.message import DecodeError, Message
 
 from ..connect_envelope import END_STREAM, EnvelopeError, EnvelopeReader, encode, end_stream_error
 from .errors import RelayError, error_from_response, grpc_code_for_connect
+from .metrics import RelayMetrics, operation_of
+from .retry import RetryPolicy, retry_reason
 from .signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "Forwarder", "check_endpoint"]
@@ -62,8 +67,9 @@ class Forwarder:
 
     ``signer`` None sends requests unsigned (a local endpoint such as ``connectors serve``); with
     a signer the endpoint must be https (ValueError otherwise). ``ssl_context`` verifies the API's
-    certificate (default: httpx's, certifi's CAs or ``SSL_CERT_FILE``). Create it inside the event
-    loop that will use it; close it with ``aclose()``.
+    certificate (default: httpx's, certifi's CAs or ``SSL_CERT_FILE``). ``retry`` says when a
+    failed call is sent again (default: :class:`RetryPolicy`'s); ``metrics`` counts those retries.
+    Create it inside the event loop that will use it; close it with ``aclose()``.
     """
 
     def __init__(
@@ -75,10 +81,14 @@ class Forwarder:
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        retry: RetryPolicy | None = None,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         self.endpoint = check_endpoint(endpoint, signed=signer is not None).rstrip("/")
         self.signer = signer
         self.default_timeout = default_timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.metrics = metrics
         self._client = httpx.AsyncClient(
             headers={"user-agent": USER_AGENT},
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
@@ -104,39 +114,50 @@ class Forwarder:
         return asyncio.get_running_loop().time() + seconds
 
     async def _send(self, procedure: str, content_type: str, body: bytes, deadline: float, stream: bool) -> httpx.Response:
-        """Sign and send, once more after a failure that got no answer; the response's status is
-        not checked yet. Raises RelayError when time is up or the API cannot be reached."""
-        loop = asyncio.get_running_loop()
+        """Sign and send once; the response's status is not checked yet. Raises RelayError when
+        time is up or no answer came (retry reason "no_answer")."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before the API answered")
         url = self.endpoint + procedure
-        for attempt in (1, 2):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before the API answered")
-            headers = {
-                "content-type": content_type,
-                "connect-protocol-version": "1",
-                "connect-timeout-ms": str(max(1, int(remaining * 1000))),
-            }
-            try:
-                async with asyncio.timeout_at(deadline):
-                    if self.signer is not None:
-                        headers = await self._signed(url, headers, body)
-                    request = self._client.build_request("POST", url, content=body, headers=headers,
-                                                         timeout=httpx.Timeout(remaining))
-                    return await self._client.send(request, stream=stream)
-            except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
-                raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                 f"the API did not answer within the call's deadline ({remaining:.3g} s)") from None
-            except httpx.TimeoutException as error:  # connect or pool timeout: the request never left
-                raise RelayError(grpc.StatusCode.UNAVAILABLE,
-                                 f"the relay could not reach {self.endpoint}: {type(error).__name__}") from None
-            except httpx.TransportError as error:
-                if attempt == 1:
-                    logger.info("%s: %s from %s, sending once more", procedure, type(error).__name__, self.endpoint)
-                    continue
-                raise RelayError(grpc.StatusCode.UNAVAILABLE,
-                                 f"the relay could not reach {self.endpoint}: {type(error).__name__}: {error}") from None
-        raise AssertionError("unreachable")
+        headers = {
+            "content-type": content_type,
+            "connect-protocol-version": "1",
+            "connect-timeout-ms": str(max(1, int(remaining * 1000))),
+        }
+        try:
+            async with asyncio.timeout_at(deadline):
+                if self.signer is not None:
+                    headers = await self._signed(url, headers, body)
+                request = self._client.build_request("POST", url, content=body, headers=headers,
+                                                     timeout=httpx.Timeout(remaining))
+                return await self._client.send(request, stream=stream)
+        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
+            raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                             f"the API did not answer within the call's deadline ({remaining:.3g} s)") from None
+        except httpx.TransportError as error:  # refused, reset, a closed keep-alive connection, a connect timeout
+            raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the relay could not reach {self.endpoint}: "
+                                                          f"{type(error).__name__}: {error}", "no_answer") from None
+
+    async def _retry_or_raise(self, procedure: str, error: RelayError, attempt: int, deadline: float) -> None:
+        """Wait before sending again a call whose attempt ``attempt`` failed with ``error``; raise
+        ``error`` when it is not to be sent again (not retryable, no attempts or time left)."""
+        reason = error.retry_reason
+        if reason is None:
+            raise error
+        operation = operation_of(procedure)
+        delay, limit = self.retry.next_delay(attempt, deadline - asyncio.get_running_loop().time())
+        if delay is None:
+            if self.metrics is not None:
+                self.metrics.exhausted(operation, reason, limit)
+            if self.retry.max_attempts > 1:
+                logger.info("%s: %s after %d attempt(s), no more (%s limit)", procedure, reason, attempt, limit)
+            raise error
+        if self.metrics is not None:
+            self.metrics.retried(operation, reason)
+        logger.info("%s: %s (%s), sending again in %.0f ms (attempt %d of %d)", procedure, reason,
+                    error.code.name, delay * 1000, attempt + 1, self.retry.max_attempts)
+        await asyncio.sleep(delay)
 
     async def _signed(self, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         assert self.signer is not None
@@ -144,13 +165,24 @@ class Forwarder:
             return await self.signer.sign("POST", url, headers, body)
         except Exception as error:  # a credential refresh that failed (STS unreachable, token file missing)
             logger.warning("could not sign a request: %s", error)
-            raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}") from None
+            raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}",
+                             "signing") from None
 
     async def unary(self, procedure: str, request: Message, response_type: Type[M], timeout: float | None) -> M:
         """One unary call: ``procedure`` is ``/<package.Service>/<Method>``; ``timeout`` the
         remaining seconds of the incoming call (None: no deadline)."""
         deadline = self._deadline(timeout)
-        response = await self._send(procedure, "application/proto", request.SerializeToString(), deadline, stream=False)
+        body = request.SerializeToString()
+        attempt = 1
+        while True:
+            try:
+                return await self._unary_once(procedure, body, response_type, deadline)
+            except RelayError as error:
+                await self._retry_or_raise(procedure, error, attempt, deadline)
+            attempt += 1
+
+    async def _unary_once(self, procedure: str, body: bytes, response_type: Type[M], deadline: float) -> M:
+        response = await self._send(procedure, "application/proto", body, deadline, stream=False)
         if response.status_code != 200:
             raise error_from_response(response.status_code, response.content, response.headers)
         content_type = response.headers.get("content-type", "")
@@ -169,6 +201,23 @@ class Forwarder:
         (``contextlib.aclosing``) to abandon the stream early."""
         deadline = self._deadline(timeout)
         body = encode(request.SerializeToString())
+        attempt = 1
+        while True:
+            started = False
+            try:
+                async with contextlib.aclosing(self._stream_once(procedure, body, response_type, deadline)) as messages:
+                    async for message in messages:
+                        started = True
+                        yield message
+                return
+            except RelayError as error:
+                if started:  # the executor has part of the stream: an error now is its to handle
+                    raise
+                await self._retry_or_raise(procedure, error, attempt, deadline)
+            attempt += 1
+
+    async def _stream_once(self, procedure: str, body: bytes, response_type: Type[M],
+                           deadline: float) -> AsyncIterator[M]:
         response = await self._send(procedure, "application/connect+proto", body, deadline, stream=True)
         try:
             if response.status_code != 200:
@@ -190,17 +239,17 @@ class Forwarder:
                                      "the API's stream did not end within the call's deadline") from None
                 except httpx.TransportError as error:
                     raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the API's stream broke: {type(error).__name__}: "
-                                                                  f"{error}") from None
+                                                                  f"{error}", "no_answer") from None
                 if chunk is None:
                     raise RelayError(grpc.StatusCode.UNAVAILABLE, "the API's stream ended without its "
-                                                                  "end-of-stream message")
+                                                                  "end-of-stream message", "no_answer")
                 for flags, message in reader.feed(chunk):
                     if flags & END_STREAM:
                         error = end_stream_error(message)
                         if error is not None:
-                            said = error.get("message")
-                            raise RelayError(grpc_code_for_connect(str(error.get("code", "unknown"))),
-                                             said if isinstance(said, str) else "the stream failed")
+                            said, code = error.get("message"), str(error.get("code", "unknown"))
+                            raise RelayError(grpc_code_for_connect(code), said if isinstance(said, str)
+                                             else "the stream failed", retry_reason(200, code))
                         return
                     try:
                         parsed = response_type.FromString(message)
