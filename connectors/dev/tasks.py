@@ -234,8 +234,9 @@ def format_details(shown: dict[str, Any]) -> str:
         ("create error", shown["create_error"] or "-"), ("output prefix", shown["output_prefix"] or "-"),
         ("record expires", shown["expires_at"] or "-"), ("handle", shown["handle"]),
     ]
-    lines = [f"{name + ':':<15}{value}" for name, value in fields]
-    lines.append("notes:" + ("" if shown["notes"] else "          -"))
+    width = max(len(name) for name, _ in fields) + 2
+    lines = [f"{name + ':':<{width}}{value}" for name, value in fields]
+    lines.append((f"{'notes:':<{width}}" + ("" if shown["notes"] else "-")).rstrip())
     lines += [f"  - {note}" for note in shown["notes"]]
     return "\n".join(lines)
 
