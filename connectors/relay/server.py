@@ -26,7 +26,7 @@ from grpc_health.v1.health import aio as health_aio
 
 from .errors import RelayError
 from .forward import Forwarder, check_endpoint
-from .metrics import MetricsServer, RelayMetrics, operation_of
+from .metrics import MetricsServer, RelayMetrics, operation_of, split_listen
 from .retry import RetryPolicy
 from .signing import Signer, resolve_region
 
@@ -190,6 +190,8 @@ async def serve(
     bound port.
     """
     check_endpoint(endpoint, signed=not unsigned)
+    if metrics_listen is not None:
+        split_listen(metrics_listen)  # a malformed flag is refused before anything starts
     if retry is None:
         retry = RetryPolicy() if max_attempts is None else RetryPolicy(max_attempts=max_attempts)
     signer = None if unsigned else Signer(resolve_region(endpoint, region, session), session)
@@ -202,13 +204,12 @@ async def serve(
         port = server.add_insecure_port(listen)
         if not port:
             raise OSError(f"cannot listen on {listen}")
+        if metrics_listen is not None:
+            metrics_server = metrics.serve(metrics_listen)
+            logger.info("serving Prometheus metrics on http://%s/metrics (port %d)", metrics_listen, metrics_server.port)
+            if metrics_ready is not None:
+                metrics_ready(metrics_server.port)
         try:
-            if metrics_listen is not None:
-                metrics_server = metrics.serve(metrics_listen)
-                logger.info("serving Prometheus metrics on http://%s/metrics (port %d)", metrics_listen,
-                            metrics_server.port)
-                if metrics_ready is not None:
-                    metrics_ready(metrics_server.port)
             await server.start()
             await _set_health(health, health_pb2.HealthCheckResponse.SERVING)
             signing = "unsigned" if signer is None else f"SigV4-signed for execute-api in {signer.region}"

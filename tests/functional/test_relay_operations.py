@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.builtin import EchoConnector
 from connectors.connect_envelope import END_STREAM, encode
-from connectors.dev.local_dynamodb import HOST
+from connectors.dev.local_dynamodb import HOST, free_port
 from connectors.registry import ConnectorRegistry
 from connectors.relay import RetryPolicy, retry_reason, serve
 from connectors.transport import create_app
@@ -383,3 +386,36 @@ def test_what_is_worth_retrying():
     for code in ("resource_exhausted", "internal", "deadline_exceeded", "invalid_argument", "unknown"):
         assert retry_reason(500, code) is None
     assert retry_reason(400, None) is None and retry_reason(403, None) is None and retry_reason(404, None) is None
+
+
+def test_connectors_relay_serves_health_and_metrics_on_its_flags(gateway, api):
+    port, metrics_port = free_port(), free_port()
+    process = subprocess.Popen([sys.executable, "-m", "connectors.cli", "relay", "--unsigned", "--endpoint", gateway[0],
+                                "--listen", f"{HOST}:{port}", "--metrics-listen", f"{HOST}:{metrics_port}",
+                                "--max-attempts", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"{HOST}:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            api.fail("GetTask", 503, UNAVAILABLE_503, times=None)
+            error = rpc_error(service_pb2_grpc.AsyncConnectorServiceStub(channel).GetTask, get_task(b"t1x"), timeout=10)
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert api.count("GetTask") == 2  # --max-attempts 2
+        text = httpx.get(f"http://{HOST}:{metrics_port}/metrics", timeout=5).text
+        assert 'flyte_connector_relay_retries_total{operation="get",reason="http_503"} 1.0' in text
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "/metrics" in stderr
+
+
+@pytest.mark.parametrize("flags", [["--metrics-listen", "9090"], ["--max-attempts", "0"]])
+def test_connectors_relay_refuses_bad_operations_flags(flags):
+    process = subprocess.run([sys.executable, "-m", "connectors.cli", "relay", "--unsigned", "--endpoint",
+                              "http://127.0.0.1:1", "--listen", f"{HOST}:{free_port()}", *flags],
+                             capture_output=True, text=True, timeout=30)
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.startswith("connectors relay: ") and "Traceback" not in process.stderr
