@@ -29,6 +29,7 @@ from . import literals
 from .connector import AsyncConnector
 from .connector_calls import ConnectorCalls
 from .errors import Code, ConnectError
+from .observability import logs, metrics
 from .registry import ConnectorRegistry
 from .secrets import SecretResolver
 from .settings import Settings
@@ -156,6 +157,7 @@ class Canceller:
 
         False when stopping failed: the lease is released and the reaper tries again."""
         hold = 0.0
+        logs.task_keys(record.task_type, record.execution, record.attempt)  # each cancel runs in a task of its own
         try:
             connector = self.registry.get_connector(record.task_type, record.task_version)
             # The caller's secrets (a newer attempt's), else the connector's own from AWS (the reaper).
@@ -173,12 +175,14 @@ class Canceller:
             logger.error("could not cancel %s (%s), its job may still run: %s", record.name, note, error.message)
             await self._store(self.store.cancel_failed, record, f"{note} failed: {error.message}",
                               self._retry_heartbeat(record, hold), hold)
+            metrics.task_cancelled(record.task_type, note.partition(":")[0], ok=False)
             return False
         try:
             await self._store(self.store.cancelled, record, TaskExecution.ABORTED, reason, note)
         except RecordChanged:
             logger.info("cancelled %s, but its lease was taken over meanwhile", record.name)
         logger.info("cancelled %s: %s", record.name, reason)
+        metrics.task_cancelled(record.task_type, note.partition(":")[0], ok=True)
         return True
 
     def _retry_heartbeat(self, record: TaskRecord, hold: float = 0.0) -> float:

@@ -22,6 +22,7 @@ from urllib.parse import quote, quote_plus
 from flyteidl2.core.security_pb2 import Connection
 
 from .connector import AsyncConnector
+from .observability import metrics, tracing
 from .errors import ConnectError, deadline_exceeded, internal, invalid_argument, unimplemented
 from .settings import Settings
 from .store import TaskRecord
@@ -165,12 +166,16 @@ class ConnectorCalls:
                    timeout: float | None = None) -> T:
         timeout = seconds_left(self.settings) if timeout is None else timeout
         started = time.perf_counter()
+        task_type = getattr(connector, "task_type_name", connector.name)
         try:
-            return await asyncio.wait_for(call, timeout=timeout)
-        except BaseException as error:
-            raise _as_connect_error(connector, operation, error, timeout) from None
+            with tracing.subsegment(f"connector {operation}", task_type=task_type, operation=operation):
+                try:  # the subsegment sees only the Connect error, redacted
+                    return await asyncio.wait_for(call, timeout=timeout)
+                except BaseException as error:
+                    raise _as_connect_error(connector, operation, error, timeout) from None
         finally:
             logger.debug("connector %s %s took %.3f s", connector.name, operation, time.perf_counter() - started)
+            metrics.connector_call(task_type, operation, time.perf_counter() - started)
 
     async def stream(self, connector: AsyncConnector[Any], operation: str, result: Any) -> AsyncIterator[Any]:
         """The messages of a coroutine (one) or an async generator (each), all under one deadline."""

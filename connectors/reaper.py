@@ -18,6 +18,7 @@ import time
 
 from .cancel import Canceller, CleanupReport
 from .connector_calls import STORE_RESERVE_SECONDS, invocation_seconds_left
+from .observability import logs, metrics
 from .store import RecordChanged, StaleTask
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def reap_abandoned(canceller: Canceller, now: float | None = None, limit: 
     """Cancel up to ``limit`` tasks not polled for ``abandoned_after_minutes``, within the time budget
     (the Lambda's remaining time when it runs in one)."""
     settings, store = canceller.settings, canceller.store
+    logs.start_request("reap")
     minutes = settings.abandoned_after_minutes
     cutoff = (now if now is not None else time.time()) - minutes * 60
     reason = f"cancelled: no executor polled this task for {minutes:g} minutes"
@@ -79,6 +81,7 @@ async def reap_abandoned(canceller: Canceller, now: float | None = None, limit: 
     finally:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        metrics.reaper_pass(len(report.failed), len(report.skipped))
         if report.cancelled or report.failed or report.stopped_early:
             logger.info("reaper: %s", {k: v for k, v in report.as_dict().items() if not k.endswith("_tasks")})
     return report

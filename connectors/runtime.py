@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from . import snapstart
+from .observability import logs, metrics
 from .connector_calls import invocation_deadline, request_arrived_at
 from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
@@ -25,9 +26,7 @@ from .store import TaskStore, new_client
 def configure_logging() -> None:
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     root = logging.getLogger()
-    if not root.handlers:  # Lambda installs its own handler; locally we add one
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+    logs.configure(level)  # JSON lines in Lambda, text for people (LOG_FORMAT)
     # botocore logs request parameters at DEBUG and credential lookups at INFO: keep it quieter.
     logging.getLogger("botocore").setLevel(max(root.level, logging.WARNING))
 
@@ -97,7 +96,8 @@ def invocation(context: Any, event: dict | None = None) -> Iterator[None]:
     epoch_ms = ((event or {}).get("requestContext") or {}).get("timeEpoch")
     arrived = request_arrived_at.set(epoch_ms / 1000 if isinstance(epoch_ms, (int, float)) else None)
     try:
-        yield
+        with logs.invocation_keys(context), metrics.collecting(context):  # its log keys; its metrics, written at its end
+            yield
     finally:
         invocation_deadline.reset(deadline)
         request_arrived_at.reset(arrived)

@@ -22,6 +22,7 @@ from .answers import answer_resource, stored_resource
 from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle_seconds, request_digest
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
+from .observability import logs, metrics, observed
 from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable,
                      unimplemented)
 from .phase import phase_name
@@ -55,6 +56,7 @@ class ConnectorService:
 
     # -- AsyncConnectorService ---------------------------------------------------------------
 
+    @observed("create")
     async def create_task(self, request: pb.CreateTaskRequest) -> pb.CreateTaskResponse:
         if not request.HasField("template"):
             raise invalid_argument("CreateTaskRequest.template is required")
@@ -65,8 +67,10 @@ class ConnectorService:
         if key is None:  # without it there is no key to de-duplicate on, and no idempotency token
             raise invalid_argument("CreateTaskRequest.task_execution_metadata.task_execution_id is required: "
                                    "it names the run, action and attempt this task starts once for")
+        logs.task_keys(execution=_execution_fields(key), attempt=key.attempt)
         connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
+        logs.add_keys(task_type=template.type)  # a task type the service serves: a bounded metric dimension
         connection = await self.secrets.complete(connector, template.type, connection)
         if deadline_passed():  # no time to start a job and record it: start nothing
             raise deadline_exceeded("the caller's deadline passed before this CreateTask could start its job")
@@ -121,6 +125,7 @@ class ConnectorService:
                 raise problem from None
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
         logger.info("created %s task %s", template.type, created.name)
+        metrics.task_created(template.type)
         if key.attempt > 0:
             try:
                 report = await self.canceller.supersede(created, older, connection)
@@ -199,6 +204,7 @@ class ConnectorService:
             raise failed_precondition(f"this task execution ended before its job could be tracked: {existing.message}")
         return pb.CreateTaskResponse(resource_meta=existing.handle.encode())
 
+    @observed("get")
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
         connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
@@ -241,6 +247,7 @@ class ConnectorService:
             return self.store.record_phase(record, phase, message, heartbeat=due)
         return self.store.heartbeat(record) if due else record
 
+    @observed("delete")
     async def delete_task(self, request: pb.DeleteTaskRequest) -> pb.DeleteTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if record.state != ACTIVE:
@@ -255,6 +262,7 @@ class ConnectorService:
             pass  # it ended or a canceller took it meanwhile: the job is stopped either way
         return pb.DeleteTaskResponse()
 
+    @observed("get_metrics")
     async def get_task_metrics(self, request: pb.GetTaskMetricsRequest) -> pb.GetTaskMetricsResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if not _overrides(connector, "get_metrics"):
@@ -264,6 +272,7 @@ class ConnectorService:
                   "start_time": request.start_time, "end_time": request.end_time, "step": request.step}
         return await self.calls.call(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
 
+    @observed("get_logs")
     async def get_task_logs(self, request: pb.GetTaskLogsRequest) -> AsyncIterator[pb.GetTaskLogsResponse]:
         record, connector = await self._find(request.resource_meta, request.task_category)
         if not _overrides(connector, "get_logs"):
@@ -282,11 +291,13 @@ class ConnectorService:
 
     # -- ConnectorMetadataService ------------------------------------------------------------
 
+    @observed("get_connector")
     async def get_connector(self, request: pb.GetConnectorRequest) -> pb.GetConnectorResponse:
         if not request.name:
             raise invalid_argument("GetConnectorRequest.name is required")
         return pb.GetConnectorResponse(connector=self.registry.get_connector_metadata(request.name))
 
+    @observed("list_connectors")
     async def list_connectors(self, request: pb.ListConnectorsRequest) -> pb.ListConnectorsResponse:
         return pb.ListConnectorsResponse(connectors=self.registry.list_connectors())
 
@@ -302,7 +313,9 @@ class ConnectorService:
                 f"task_category {category.name} (version {category.version}) does not match this task's "
                 f"{record.task_type} (version {record.task_version})"
             )
-        return record, self.registry.get_connector(record.task_type, record.task_version)
+        connector = self.registry.get_connector(record.task_type, record.task_version)
+        logs.task_keys(record.task_type, record.execution, record.attempt)
+        return record, connector
 
     async def run_store(self, method: Callable[..., T], *args: Any) -> T:
         """Run a (blocking) store call off the event loop."""

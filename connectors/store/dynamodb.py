@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import internal, not_found, unavailable
+from ..observability import tracing
 from .handle import TaskHandle
 from .record import ACTIVE_SHARDS, CLAIMED, TaskRecord
 
@@ -81,7 +82,8 @@ class TaskTable:
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            return getattr(self._client, operation)(TableName=self.table_name, **kwargs)
+            with tracing.subsegment(f"store {operation}", operation=operation):
+                return getattr(self._client, operation)(TableName=self.table_name, **kwargs)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
