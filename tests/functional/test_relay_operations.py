@@ -270,7 +270,7 @@ def test_a_real_invalid_argument_from_the_service_is_not_retried(gateway, api):
 
 
 def test_retries_stop_before_the_deadline(gateway, api):
-    with Relay(gateway[0], RetryPolicy(max_attempts=1000, base_delay=0.02, max_delay=0.1, margin=0.2)) as relay:
+    with Relay(gateway[0], RetryPolicy(max_attempts=1000, base_delay=0.02, max_delay=0.1, margin=0.5)) as relay:
         api.fail("GetTask", 503, UNAVAILABLE_503, times=None)
         started = time.monotonic()
         error = rpc_error(relay.tasks.GetTask, get_task(b"t1x"), timeout=1.5)
@@ -280,7 +280,7 @@ def test_retries_stop_before_the_deadline(gateway, api):
         assert elapsed < 1.5
         arrivals = [at for method, at in api.seen if method == "GetTask"]
         assert len(arrivals) >= 5  # it did retry, many times
-        assert arrivals[-1] < started + 1.5 - 0.1  # but never sent one past the deadline's margin
+        assert arrivals[-1] < started + 1.5 - 0.3  # and never one inside the last 0.5 s margin (less slack)
         assert relay.metric("flyte_connector_relay_retries_exhausted_total", operation="get", reason="http_503",
                             limit="deadline") == 1
         assert relay.metric("flyte_connector_relay_retries_total", operation="get") == len(arrivals) - 1
