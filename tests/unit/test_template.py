@@ -78,6 +78,8 @@ ENVIRONMENT = {
     "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
     "SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
     "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
+    # X-Ray: the Powertools tracer follows the Tracing parameter (tests/unit/test_template_observability.py).
+    "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingEnabled", "false", "true"]},
 }
 PARAMETER_DEFAULTS = {
     "ConnectorModules": "",
@@ -91,6 +93,11 @@ PARAMETER_DEFAULTS = {
     "ReaperSchedule": "rate(5 minutes)",
     "SecretsPrefix": "flyte-connectors",
     "DatabricksInstances": "",
+    # Observability and cold start (tests/unit/test_template_observability.py).
+    "Tracing": "Active",
+    "SnapStart": "Disabled",
+    "AlarmTopicArn": "",
+    "InternalErrorRatePercent": 5,
 }
 
 
