@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from . import snapstart
-from .observability import logs, metrics
+from .observability import logs, metrics, tracing
 from .connector_calls import invocation_deadline, request_arrived_at
 from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
@@ -72,6 +72,7 @@ def default_service() -> ConnectorService:
     configure_logging()
     service = build_service()
     snapstart.register(service)  # no-op outside a SnapStart-enabled Lambda
+    tracing.tracer()  # when on, the X-Ray SDK loads during init (and into a SnapStart snapshot), not in a request
     return service
 
 

@@ -265,7 +265,10 @@ def invoke(logical_id: str, event_path: str, template_path: str = "template.yaml
         "AWS_DEFAULT_REGION": config["region"],
         "_HANDLER": config["handler"],
     }
-    with _environment({**lambda_env, **config["environment"]}):
+    # For people: text log lines, and no EMF documents mixed into the response printed on stdout
+    # nor X-Ray subsegments without a daemon (the caller's environment may turn each on again).
+    readable = {"LOG_FORMAT": "text", "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true"}
+    with _environment({**lambda_env, **config["environment"], **readable}):
         # The module is imported (a cold start) inside the environment, as Lambda does.
         handler = getattr(importlib.import_module(module_name), attribute)
         context = LambdaContext(logical_id, config["memory"], config["timeout"], config["region"])
