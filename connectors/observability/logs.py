@@ -69,7 +69,8 @@ def _json_formatter() -> logging.Formatter:
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
     service = os.environ.get("POWERTOOLS_SERVICE_NAME") or "flyte-connectors"
-    return LambdaPowertoolsFormatter(json_default=str, utc=True, service=service)
+    # The traceback is in "exception" already; its structured copy would double each error line.
+    return LambdaPowertoolsFormatter(json_default=str, utc=True, service=service, serialize_stacktrace=False)
 
 
 def configure(level: str) -> None:
