@@ -29,6 +29,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -75,8 +76,11 @@ def load_flyte_sdk_connectors(registry: ConnectorRegistry, selection: str | None
     Nothing happens (and flyte is not imported) where the SDK is not installed. ``selection`` is
     as ``FLYTE_SDK_CONNECTORS`` (default: the environment variable, else ``all``).
     """
+    chosen = (selection if selection is not None else os.environ.get(FLYTE_SDK_CONNECTORS_ENV, "")).strip()
     if not flyte_sdk_installed():
         return []
+    if chosen.lower() == "none" and "flyte.connectors" not in sys.modules:
+        return []  # no entry points, and nothing imported flyte's registry: do not import flyte for it
     try:
         from flyte.connectors import ConnectorRegistry as SdkRegistry
     except ImportError as error:  # flyte without its connector extras: nothing of it to serve
