@@ -51,7 +51,8 @@ clean:
 # SAM build (template.yaml, BuildMethod: makefile). `sam build` calls build-<LogicalId> with
 # ARTIFACTS_DIR set; samconfig.toml builds in source so SAM does not copy .venv to a scratch dir.
 # - build-DependenciesLayer: the runtime dependencies, pyproject.toml [project].dependencies read
-#   with tomllib, as arm64 manylinux wheels for CPython 3.12, into the layer's python/ directory.
+#   with tomllib, plus the `tracing` extra (aws-xray-sdk: imported only when the Tracing parameter
+#   turns X-Ray on), as arm64 manylinux wheels for CPython 3.12, into the layer's python/ directory.
 #   SAM builds a layer once; every function uses it.
 # - build-<Function>: only connectors/ and handlers/, less the dev tools in connectors/dev/.
 #   SAM builds each makefile function on its own (it never shares a makefile build between
@@ -88,7 +89,7 @@ build-DependenciesLayer:
 	  chosen = ["databricks", "snowflake", "bigquery", "slurm"] if chosen == ["all"] else chosen; \
 	  unknown = [c for c in chosen if c not in ("databricks", "snowflake", "bigquery", "slurm")]; \
 	  assert not unknown, f"FLYTE_CONNECTORS: not one of databricks, snowflake, bigquery, slurm: {unknown}"; \
-	  print("\n".join(project["dependencies"] + [d for c in chosen for d in extras[c]]))' \
+	  print("\n".join(project["dependencies"] + extras["tracing"] + [d for c in chosen for d in extras[c]]))' \
 	  > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(BUILD_PY) -m pip install -q --disable-pip-version-check --no-compile \
 	  --platform manylinux2014_aarch64 --only-binary=:all: \
