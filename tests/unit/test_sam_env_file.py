@@ -132,8 +132,6 @@ def test_the_sam_cli_gives_every_function_make_serves_table(container_environmen
         assert environment["AWS_SAM_LOCAL"] == "true"
 
 
-@pytest.mark.xfail(strict=True, reason="template.yaml does not declare AWS_ENDPOINT_URL_DYNAMODB and "
-                                       "AWS_ENDPOINT_URL, so the SAM CLI drops them from --env-vars")
 def test_the_sam_cli_points_every_function_at_moto(container_environments: dict[str, dict[str, str]]) -> None:
     for name, environment in container_environments.items():
         for variable in ENDPOINT_VARIABLES:

@@ -80,6 +80,8 @@ ENVIRONMENT = {
     "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
     # X-Ray: the Powertools tracer follows the Tracing parameter (tests/unit/test_template_observability.py).
     "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingEnabled", "false", "true"]},
+    "AWS_ENDPOINT_URL_DYNAMODB": {"Fn::If": ["UseLocalEndpoint", {"Ref": "LocalEndpointUrl"}, {"Ref": "AWS::NoValue"}]},
+    "AWS_ENDPOINT_URL": {"Fn::If": ["UseLocalEndpoint", {"Ref": "LocalEndpointUrl"}, {"Ref": "AWS::NoValue"}]},
 }
 PARAMETER_DEFAULTS = {
     "ConnectorModules": "",
@@ -94,7 +96,8 @@ PARAMETER_DEFAULTS = {
     "SecretsPrefix": "flyte-connectors",
     "DatabricksInstances": "",
     # Observability and cold start (tests/unit/test_template_observability.py).
-    "Tracing": "Active",
+    "Tracing": "Disabled",
+    "LocalEndpointUrl": "",
     "SnapStart": "Disabled",
     "AlarmTopicArn": "",
     "InternalErrorRatePercent": 5,
