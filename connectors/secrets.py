@@ -80,6 +80,11 @@ class SecretResolver:
         self._providers: tuple[Any, Any] | None = None
         self._lock = threading.Lock()  # secrets are read in worker threads, several at once
 
+    def reset(self) -> None:
+        """Forget the providers, their clients and cached values (after a SnapStart restore)."""
+        with self._lock:
+            self._providers = None
+
     async def complete(self, connector: Any, task_type: str, connection: dict[str, str]) -> dict[str, str]:
         """``connection`` with each secret the connector takes and the request lacks, from AWS."""
         missing = [name for name in secret_names(connector) if name not in connection]

@@ -80,21 +80,17 @@ def _reset_store_client(service: Any) -> None:
 
 def _drop_aws_connector_clients() -> None:
     base = sys.modules.get("connectors.builtin.aws.base")  # not imported: no client to drop
-    if base is None:
-        return
-    with base._clients_lock:
-        base._clients.clear()
+    if base is not None:
+        base.reset_clients()
 
 
 def _drop_secret_providers(service: Any) -> None:
     resolvers = {id(r): r for r in (getattr(service, "secrets", None),
                                     getattr(getattr(service, "canceller", None), "secrets", None)) if r is not None}
     for resolver in resolvers.values():
-        lock = getattr(resolver, "_lock", None)
-        if lock is None or not hasattr(resolver, "_providers"):
-            continue
-        with lock:
-            resolver._providers = None  # its SecretsProvider and SSMProvider: clients and cached values
+        reset = getattr(resolver, "reset", None)
+        if callable(reset):
+            reset()  # its SecretsProvider and SSMProvider: clients and cached values
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters.base")
     if parameters is not None:
         getattr(parameters, "DEFAULT_PROVIDERS", {}).clear()

@@ -82,6 +82,13 @@ def client(service: str, *, once: bool = False) -> Any:
         return _clients[key]
 
 
+def reset_clients() -> None:
+    """Forget every client built (after a SnapStart restore: their connections and credentials
+    belong to the snapshot); the next call builds them again."""
+    with _clients_lock:
+        _clients.clear()
+
+
 def region() -> str:
     """The region the clients call (the Lambda's own)."""
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
