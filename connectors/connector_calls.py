@@ -196,6 +196,12 @@ class ConnectorCalls:
         finally:
             await result.aclose()
 
+    @staticmethod
+    def failure(connector: AsyncConnector[Any], operation: str, error: BaseException) -> BaseException:
+        """What a connector's failure outside a call (raised while starting one) is answered as,
+        logged with its trace less this request's secrets, as :meth:`call` does."""
+        return _as_connect_error(connector, operation, error, 0.0)
+
     def decode_meta(self, connector: AsyncConnector[Any], record: TaskRecord) -> Any:
         """The connector's ResourceMeta from its stored encoding; ``internal`` if it no longer decodes."""
         try:

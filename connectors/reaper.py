@@ -63,6 +63,7 @@ async def reap_abandoned(canceller: Canceller, now: float | None = None, limit: 
 
     pages = store.stale_tasks(cutoff)
     claimed = 0
+    passed = False
     try:
         while claimed < limit:
             page = await asyncio.to_thread(next, pages, None)
@@ -78,10 +79,12 @@ async def reap_abandoned(canceller: Canceller, now: float | None = None, limit: 
                 task = asyncio.create_task(reap(stale))
                 running.add(task)
                 task.add_done_callback(running.discard)
+        passed = True
     finally:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        metrics.reaper_pass(len(report.failed), len(report.skipped))
+        # A pass that could not list its tasks (the table or index unreadable) is a failure too.
+        metrics.reaper_pass(len(report.failed) + (0 if passed else 1), len(report.skipped))
         if report.cancelled or report.failed or report.stopped_early:
             logger.info("reaper: %s", {k: v for k, v in report.as_dict().items() if not k.endswith("_tasks")})
     return report

@@ -283,9 +283,8 @@ class ConnectorService:
             result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines, **secrets)
         except NotImplementedError:
             raise unimplemented(f"connector {connector.name} does not implement get_logs") from None
-        except Exception as error:
-            logger.exception("connector %s get_logs failed", connector.name)
-            raise internal(f"connector {connector.name} failed to get_logs: {error}") from None
+        except Exception as error:  # raised before any await: the same redacting report as a call's failure
+            raise self.calls.failure(connector, "get_logs", error) from None
         async for message in self.calls.stream(connector, "get_logs", result):
             yield message
 

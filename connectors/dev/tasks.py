@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -199,8 +200,16 @@ def _last_poll(shown: dict[str, Any]) -> str:
     return f"{shown['heartbeat_at']} ({_age(shown['heartbeat_age_seconds'])} ago)"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -235,9 +244,9 @@ def format_details(shown: dict[str, Any]) -> str:
         ("record expires", shown["expires_at"] or "-"), ("handle", shown["handle"]),
     ]
     width = max(len(name) for name, _ in fields) + 2
-    lines = [f"{name + ':':<{width}}{value}" for name, value in fields]
+    lines = [f"{name + ':':<{width}}{printable(str(value))}" for name, value in fields]
     lines.append((f"{'notes:':<{width}}" + ("" if shown["notes"] else "-")).rstrip())
-    lines += [f"  - {note}" for note in shown["notes"]]
+    lines += [f"  - {printable(note)}" for note in shown["notes"]]
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
 """Adversarial review of issue 11 (logs, metrics, traces, the relay's retries and metrics, `connectors
-tasks`). Each ``xfail(strict=True)`` is a break that fails today for the reason it names; the other
+tasks`). Each break found was an ``xfail(strict=True)`` test until it was fixed (its comment names it); the other
 tests are attacks that held. Everything runs against moto over HTTP and in-process handlers."""
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ class SyncLogsConnector(CountingConnector):
         raise ValueError(f"the logs API refused token {kwargs.get('api_token')}")
 
 
-@pytest.mark.xfail(strict=True, reason="service.get_task_logs logs the sync failure with logger.exception (unredacted "
-                                        "traceback) and answers internal(f'...{error}') unredacted: the Secrets Manager "
-                                        "value reaches the JSON log line's exception and the caller")
+# Was a break, now fixed: service.get_task_logs logs the sync failure with logger.exception (unredacted traceback) and answers internal(f'...{error}') unredacted: the Secrets Manager value reaches the JSON log line's exception and the caller
 def test_a_fetched_secret_in_a_get_logs_failure_is_never_logged_nor_answered(aws_world, monkeypatch, caplog):  # noqa: F811
     prefix = f"flyte-adv-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
@@ -112,8 +110,7 @@ class ReaperContext(LambdaContext):
         return 300_000
 
 
-@pytest.mark.xfail(strict=True, reason="reap_abandoned's finally emits flyte_connector_reaper_failures_total=0 when the "
-                                        "pass itself raised (store/index unreadable): ReaperFailuresAlarm stays OK")
+# Was a break, now fixed: reap_abandoned's finally emits flyte_connector_reaper_failures_total=0 when the pass itself raised (store/index unreadable): ReaperFailuresAlarm stays OK
 def test_a_reaper_pass_that_cannot_read_the_table_counts_a_failure(dynamodb_client, monkeypatch, capsys):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", LambdaContext.function_name)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
@@ -153,8 +150,7 @@ def _tasks(*argv: str, table: str) -> str:
     return out.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="connectors tasks show/list print a record's message (a remote's text) with its "
-                                        "terminal escape sequences raw: the remote controls the operator's terminal")
+# Was a break, now fixed: connectors tasks show/list print a record's message (a remote's text) with its terminal escape sequences raw: the remote controls the operator's terminal
 def test_tasks_show_does_not_pass_terminal_escapes_through(dynamodb_client):
     service = make_service(Settings(tasks_table=_table(dynamodb_client)), dynamodb_client,
                            ConnectorRegistry([EscapingConnector()]))
@@ -177,8 +173,7 @@ def _table(client) -> str:
 # -- 4. the relay's task-type cap can be filled by refused task types --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="RelayMetrics admits any task type to its 200 label slots, even ones the API "
-                                        "refused (not_found): 200 junk CreateTasks push every real task type into 'other'")
+# Was a break, now fixed: RelayMetrics admits any task type to its 200 label slots, even ones the API refused (not_found): 200 junk CreateTasks push every real task type into 'other'
 def test_task_types_the_api_refused_do_not_take_the_label_slots_of_real_ones():
     relay = RelayMetrics()
     for i in range(MAX_TASK_TYPES):
