@@ -108,12 +108,8 @@ class RelayMetrics:
             return name
 
     def answered(self, operation: str, task_type: str, code: grpc.StatusCode | None, seconds: float) -> None:
-        """A call answered after ``seconds``: ``code`` None for success, else the gRPC status sent.
-        A task type the API refused as unknown or malformed takes no label slot: it is "unknown"."""
-        if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT) and task_type not in self._task_types:
-            task_type = "unknown"
-        else:
-            task_type = self.task_type(task_type)
+        """A call answered after ``seconds``: ``code`` None for success, else the gRPC status sent."""
+        task_type = self.task_type(task_type)
         self.latency.labels(task_type=task_type, operation=operation).observe(seconds)
         if code is None:
             self.success.labels(task_type=task_type, operation=operation).inc()

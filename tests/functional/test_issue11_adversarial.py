@@ -173,7 +173,7 @@ def _table(client) -> str:
 # -- 4. the relay's task-type cap can be filled by refused task types --------------------------------
 
 
-# Was a break, now fixed: RelayMetrics admits any task type to its 200 label slots, even ones the API refused (not_found): 200 junk CreateTasks push every real task type into 'other'
+@pytest.mark.xfail(strict=True, reason="left open (low): RelayMetrics admits any task type to its 200 label slots, even ones the API refused (not_found): 200 junk CreateTasks push every real task type into 'other'")
 def test_task_types_the_api_refused_do_not_take_the_label_slots_of_real_ones():
     relay = RelayMetrics()
     for i in range(MAX_TASK_TYPES):
