@@ -23,13 +23,12 @@ from connectors import Resource
 from connectors.dev.events import http_api_event
 from connectors.dev.tasks import run as tasks_run
 from connectors.errors import ConnectError
-from connectors.observability import metrics, tracing
+from connectors.observability import metrics
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.relay.errors import error_from_response
 from connectors.relay.metrics import MAX_TASK_TYPES, RelayMetrics
 from connectors.relay.retry import RetryPolicy, retry_reason
-from connectors.runtime import configure_logging
 from connectors.settings import Settings
 from connectors.store import TaskHandle
 from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
@@ -38,22 +37,10 @@ from tests.flyte_requests import ECHO, echo_request
 from tests.sample_connectors import CountingConnector, JobMeta
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
-NAMESPACE = "FlyteConnectorsAdversarial"
+from tests.functional.test_observability import NAMESPACE  # noqa: E402
 
 
-@pytest.fixture
-def in_lambda(lambda_environment, monkeypatch):
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", LambdaContext.function_name)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flyte-connectors-test")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.delenv("LOG_FORMAT", raising=False)
-    tracing.reset()
-    configure_logging()
-    yield
-    monkeypatch.undo()
-    tracing.reset()
-    configure_logging()
+from tests.functional.test_observability import in_lambda  # noqa: E402,F401  (the Lambda environment)
 
 
 def output(capsys) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
