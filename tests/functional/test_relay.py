@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import grpc
 import pytest
@@ -48,10 +48,12 @@ REGION = "us-east-1"  # the checker's region; the test credentials come from con
 class RunningRelay:
     """``serve()`` on a free loopback port, in its own event loop in a background thread."""
 
-    def __init__(self, endpoint: str, *, unsigned: bool = False, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, endpoint: str, *, unsigned: bool = False, ssl_context: ssl.SSLContext | None = None,
+                 **options: Any) -> None:
         self.endpoint = endpoint
         self.unsigned = unsigned
         self.ssl_context = ssl_context
+        self.options = options  # more of serve()'s keyword arguments
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -63,7 +65,8 @@ class RunningRelay:
         async def main() -> None:
             self._stop = asyncio.Event()
             await serve(self.endpoint, f"{HOST}:0", region=REGION, unsigned=self.unsigned,
-                        stop=self._stop, ready=self._started, grace_seconds=1, ssl_context=self.ssl_context)
+                        stop=self._stop, ready=self._started, grace_seconds=1, ssl_context=self.ssl_context,
+                        **self.options)
 
         try:
             self._loop.run_until_complete(main())
@@ -84,11 +87,15 @@ class RunningRelay:
         self._channel = grpc.insecure_channel(f"{HOST}:{self.port}")
         return self._channel
 
-    def __exit__(self, *exc: object) -> None:
-        self._channel.close()
+    def stop(self) -> None:
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        self._channel.close()
+        if self._thread.is_alive():
+            self.stop()
 
 
 def loopback_certificate(directory: Path) -> tuple[Path, Path, Path]:

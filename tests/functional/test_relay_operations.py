@@ -11,7 +11,6 @@ over HTTP and parsed as Prometheus parses it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import signal
@@ -35,10 +34,11 @@ from connectors.builtin import EchoConnector
 from connectors.connect_envelope import END_STREAM, encode
 from connectors.dev.local_dynamodb import HOST, free_port
 from connectors.registry import ConnectorRegistry
-from connectors.relay import RetryPolicy, retry_reason, serve
+from connectors.relay import RetryPolicy, retry_reason
 from connectors.transport import create_app
 from tests.conftest import ServedApp, make_service
 from tests.flyte_requests import ECHO, echo_request
+from tests.functional.test_relay import RunningRelay
 
 SERVICES = ("", "flyteidl2.connector.AsyncConnectorService", "flyteidl2.connector.ConnectorMetadataService")
 FAST = dict(base_delay=0.01, max_delay=0.05)  # quick backoff, so tests do not wait on jitter
@@ -107,59 +107,22 @@ UNAVAILABLE_503 = {"message": "Service Unavailable"}
 BAD_GATEWAY_HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
-class Relay:
-    """``serve()`` with metrics on a free loopback port, in its own event loop in a thread."""
+class Relay(RunningRelay):
+    """``serve()`` with metrics on a free loopback port (test_relay's RunningRelay), with stubs."""
 
     def __init__(self, endpoint: str, retry: RetryPolicy | None = None) -> None:
-        self.endpoint = endpoint
-        self.retry = retry
-        self.port = self.metrics_port = 0
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await serve(self.endpoint, f"{HOST}:0", unsigned=True, stop=self._stop, ready=self._started,
-                        grace_seconds=1, retry=self.retry, metrics_listen=f"{HOST}:0",
-                        metrics_ready=self._metrics_started)
-
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as error:
-            self._error = error
-            self._ready.set()
-        finally:
-            self._loop.close()
+        self.metrics_port = 0
+        super().__init__(endpoint, unsigned=True, retry=retry, metrics_listen=f"{HOST}:0",
+                         metrics_ready=self._metrics_started)
 
     def _metrics_started(self, port: int) -> None:
         self.metrics_port = port
 
-    def _started(self, port: int) -> None:
-        self.port = port
-        self._ready.set()
-
-    def __enter__(self) -> "Relay":
-        self._thread.start()
-        if not self._ready.wait(timeout=10) or self._error is not None:
-            raise RuntimeError(f"the relay did not start: {self._error!r}")
-        self.channel = grpc.insecure_channel(f"{HOST}:{self.port}")
+    def __enter__(self) -> "Relay":  # type: ignore[override]
+        self.channel = super().__enter__()
         self.tasks = service_pb2_grpc.AsyncConnectorServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
         return self
-
-    def stop(self) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-
-    def __exit__(self, *exc: object) -> None:
-        self.channel.close()
-        if self._thread.is_alive():
-            self.stop()
 
     def scrape(self) -> str:
         response = httpx.get(f"http://{HOST}:{self.metrics_port}/metrics", timeout=5)

@@ -12,20 +12,18 @@ from typing import Any
 
 from ..spec import ConnectorSpec
 
-AwsConnectorSpec = ConnectorSpec
-
 # task type -> its connector, in the order the README lists them
-AWS_CONNECTORS: dict[str, AwsConnectorSpec] = {
-    "athena_query": AwsConnectorSpec("athena:AthenaQueryConnector", "Amazon Athena Connector"),
-    "redshift_query": AwsConnectorSpec("redshift:RedshiftQueryConnector", "Amazon Redshift Connector"),
-    "aws_batch_job": AwsConnectorSpec("batch:AwsBatchJobConnector", "AWS Batch Job Connector", 60.0),
-    "sfn_execution": AwsConnectorSpec("step_functions:SfnExecutionConnector", "AWS Step Functions Connector"),
-    "emr_serverless_job": AwsConnectorSpec("emr_serverless:EmrServerlessJobConnector", "Amazon EMR Serverless Connector"),
-    "sagemaker_training_job": AwsConnectorSpec("sagemaker_training:SageMakerTrainingJobConnector",
+AWS_CONNECTORS: dict[str, ConnectorSpec] = {
+    "athena_query": ConnectorSpec("athena:AthenaQueryConnector", "Amazon Athena Connector"),
+    "redshift_query": ConnectorSpec("redshift:RedshiftQueryConnector", "Amazon Redshift Connector"),
+    "aws_batch_job": ConnectorSpec("batch:AwsBatchJobConnector", "AWS Batch Job Connector", 60.0),
+    "sfn_execution": ConnectorSpec("step_functions:SfnExecutionConnector", "AWS Step Functions Connector"),
+    "emr_serverless_job": ConnectorSpec("emr_serverless:EmrServerlessJobConnector", "Amazon EMR Serverless Connector"),
+    "sagemaker_training_job": ConnectorSpec("sagemaker_training:SageMakerTrainingJobConnector",
                                                "Amazon SageMaker Training Connector"),
-    "sagemaker_processing_job": AwsConnectorSpec("sagemaker_processing:SageMakerProcessingJobConnector",
+    "sagemaker_processing_job": ConnectorSpec("sagemaker_processing:SageMakerProcessingJobConnector",
                                                  "Amazon SageMaker Processing Connector"),
-    "glue_job": AwsConnectorSpec("glue:GlueJobConnector", "AWS Glue Job Connector", 60.0),
+    "glue_job": ConnectorSpec("glue:GlueJobConnector", "AWS Glue Job Connector", 60.0),
 }
 
 
@@ -37,4 +35,4 @@ def aws_connector_classes() -> list[type[Any]]:
     return [aws_connector_class(task_type) for task_type in AWS_CONNECTORS]
 
 
-__all__ = ["AWS_CONNECTORS", "AwsConnectorSpec", "aws_connector_class", "aws_connector_classes"]
+__all__ = ["AWS_CONNECTORS", "aws_connector_class", "aws_connector_classes"]
