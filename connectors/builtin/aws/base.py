@@ -129,20 +129,9 @@ def aws_error(error: BaseException, what: str) -> ConnectError:
         code = str(body.get("Code", "") or "")
         message = str(body.get("Message", "") or error)
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        text = f"{what}: {code}: {message}" if code else f"{what}: {message}"
-        if _DENIED.search(code) or status == 403:
-            return ConnectError(Code.PERMISSION_DENIED, text)
-        if _THROTTLED.search(code) or status == 429:
-            return ConnectError(Code.RESOURCE_EXHAUSTED, text)
-        if _CONFLICT.search(code) or status == 409:
-            return ConnectError(Code.FAILED_PRECONDITION, text)
-        if _NOT_FOUND.search(code) or status == 404:
-            return ConnectError(Code.NOT_FOUND, text)
-        if status >= 500 or "InternalServer" in code or "ServiceUnavailable" in code or "InternalFailure" in code:
-            return ConnectError(Code.UNAVAILABLE, text)
-        if _VALIDATION.search(code) or status == 400:
-            return ConnectError(Code.INVALID_ARGUMENT, text)
-        return ConnectError(Code.FAILED_PRECONDITION, text)
+        mapped = ConnectError(_code_of_kind(code, status), f"{what}: {code}: {message}" if code else f"{what}: {message}")
+        mapped.aws_code = code  # type: ignore[attr-defined]  # for a connector that tells one refusal from another
+        return mapped
     if isinstance(error, ParamValidationError):
         return ConnectError(Code.INVALID_ARGUMENT, f"{what}: {error}")
     if isinstance(error, NoCredentialsError):
@@ -154,8 +143,28 @@ def aws_error(error: BaseException, what: str) -> ConnectError:
     raise error  # not an AWS failure: the service's call wrapper reports it as internal
 
 
+def _code_of_kind(code: str, status: int) -> Code:
+    """The Connect code for an AWS error code and HTTP status, by kind (see :func:`aws_error`)."""
+    if _DENIED.search(code) or status == 403:
+        return Code.PERMISSION_DENIED
+    if _THROTTLED.search(code) or status == 429:
+        return Code.RESOURCE_EXHAUSTED
+    if _CONFLICT.search(code) or status == 409:
+        return Code.FAILED_PRECONDITION
+    if _NOT_FOUND.search(code) or status == 404:
+        return Code.NOT_FOUND
+    if status >= 500 or "InternalServer" in code or "ServiceUnavailable" in code or "InternalFailure" in code:
+        return Code.UNAVAILABLE
+    if _VALIDATION.search(code) or status == 400:
+        return Code.INVALID_ARGUMENT
+    return Code.FAILED_PRECONDITION
+
+
 def error_code(error: BaseException) -> str:
-    """AWS's error code of a ClientError (``""`` for anything else)."""
+    """AWS's error code of a ClientError, or of the Connect error :func:`aws_error` made of one
+    (``""`` for anything else)."""
+    if isinstance(getattr(error, "aws_code", None), str):
+        return error.aws_code  # type: ignore[attr-defined]
     response = getattr(error, "response", None)
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 

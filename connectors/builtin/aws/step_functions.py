@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import (AwsConnector, PhaseTable, aws_error, console_url, error_code, inputs_json, json_data, log_link,
+from .base import (AwsConnector, PhaseTable, console_url, error_code, inputs_json, json_data, log_link,
                    output_names, stem_of, token_name)
 
 PHASES = PhaseTable("stepfunctions", {
@@ -73,11 +72,11 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
         name = token_name(idempotency_token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
         declared = output_names(task_template)
         try:
-            started = await asyncio.to_thread(self.client.start_execution, stateMachineArn=machine, name=name,
-                                              input=json.dumps(document, separators=(",", ":"), allow_nan=False))
-        except Exception as error:
+            started = await self.aws("start_execution", stateMachineArn=machine, name=name,
+                                     input=json.dumps(document, separators=(",", ":"), allow_nan=False))
+        except ConnectError as error:
             if error_code(error) != "ExecutionAlreadyExists":
-                raise aws_error(error, "stepfunctions StartExecution") from None
+                raise
             # The name is this attempt's alone: a create retried after a crash finds the
             # execution its first try started (AWS answers this once that one has closed).
             arn = f"{found.group(1)}:execution:{found.group(2)}:{name}"
