@@ -1,4 +1,4 @@
-# Two commands matter: `make serve` and `make test`. Everything installs into .venv.
+# Two commands matter: `make serve` and `make test`. Everything installs into .venv, from uv.lock.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,50 +9,96 @@ PYTHON ?= $(shell for p in python3.12 python3.13 \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
-SAM_VENV := $(VENV)/sam
 STAMP := $(VENV)/.installed
 
-.PHONY: help install serve test lint-template unit functional e2e benchmarks sam-build clean
+# ---------------------------------------------------------------------------------------------
+# Dependencies. Every install is exactly a committed lock, with hashes, and never resolves anew:
+# - uv.lock: the runtime set, every extra, the dev group and the flyte plugin (a workspace member);
+# - tools/sam/uv.lock: the SAM CLI, in a venv of its own (its pins would hold the runtime back);
+# - tools/uv.txt: uv itself, installed by pip with --require-hashes into .tools/uv;
+# - tools/oracle-wheels.txt: the flyte-sdk plugin wheels the differential tests load by file.
+# `make lock` refreshes the locks to the newest releases on purpose; `make test-latest` runs the
+# whole suite in a throwaway copy resolved to the newest releases and prints what moved.
+# ---------------------------------------------------------------------------------------------
+TOOLS := .tools
+UV := $(CURDIR)/$(TOOLS)/uv/bin/uv
+SAM := $(TOOLS)/sam/bin/sam
+WHEELS := $(VENV)/wheels
+# uv.lock is a universal lock: these only say where uv puts things and which Python it uses.
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: help install serve test lint lint-template lock upgrade test-latest sam-build clean
 
 help:
 	@echo "make serve   run the service locally on an embedded DynamoDB (http://127.0.0.1:\$${PORT:-8080})"
 	@echo "make test    install into .venv and run every check and test"
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-
-$(STAMP): pyproject.toml flyte_plugin/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q -e ./flyte_plugin
+$(UV): tools/uv.txt
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r tools/uv.txt
 	touch $@
 
-# The SAM CLI is a tool, not a library: its own venv keeps its pins out of the runtime's.
-$(SAM_VENV)/bin/sam: | $(BIN)/python
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+$(STAMP): pyproject.toml flyte_plugin/pyproject.toml uv.lock tools/oracle-wheels.txt | $(UV)
+	$(UV) sync --locked --all-extras -q
+	PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
+	  -r tools/oracle-wheels.txt -d $(WHEELS)
+	touch $@
+
+$(SAM): tools/sam/uv.lock tools/sam/pyproject.toml | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(TOOLS)/sam $(UV) sync --locked -q --project tools/sam
+	touch $@
 
 install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/connectors serve
 
-lint-template: $(STAMP) $(SAM_VENV)/bin/sam
+lint-template: $(STAMP) $(SAM)
 	$(BIN)/cfn-lint template.yaml
-	$(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
 
-test: $(STAMP) lint-template
+# ruff (lint and format), mypy, the workflow files (actionlint) and the pre-commit config.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/actionlint .github/workflows/*.yml
+
+test: $(STAMP) lint lint-template
 	$(BIN)/python -m pytest
 
+# Refresh both locks to the newest releases (then run `make test` and commit them together).
+lock upgrade: | $(UV)
+	$(UV) lock --upgrade
+	cd tools/sam && $(UV) lock --upgrade
+	$(UV) pip compile -q --upgrade --universal --generate-hashes tools/uv.in -o tools/uv.txt
+	$(UV) pip compile -q --upgrade --universal --generate-hashes --no-deps tools/oracle-wheels.in -o tools/oracle-wheels.txt
+
+# The whole suite against the newest releases, in a throwaway copy of this checkout (its own
+# .venv and locks); prints which packages moved. Not part of .ci/run.
+test-latest: | $(UV)
+	set -e; latest=$$(mktemp -d -t test-latest.XXXXXX); \
+	git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - | tar -xf - -C $$latest; \
+	(cd $$latest && $(UV) lock --upgrade -q && cd tools/sam && $(UV) lock --upgrade -q); \
+	$(PYTHON) tools/lock_diff.py uv.lock $$latest/uv.lock; \
+	$(PYTHON) tools/lock_diff.py tools/sam/uv.lock $$latest/tools/sam/uv.lock; \
+	$(MAKE) -C $$latest test PYTHON=$(PYTHON); \
+	echo "make test-latest: passed in $$latest"
+
 clean:
-	rm -rf $(VENV) .aws-sam
+	rm -rf $(VENV) $(TOOLS) .aws-sam
 
 # ---------------------------------------------------------------------------------------------
 # SAM build (template.yaml, BuildMethod: makefile). `sam build` calls build-<LogicalId> with
 # ARTIFACTS_DIR set; samconfig.toml builds in source so SAM does not copy .venv to a scratch dir.
-# - build-DependenciesLayer: the runtime dependencies, pyproject.toml [project].dependencies read
-#   with tomllib, plus the `tracing` extra (aws-xray-sdk: imported only when the Tracing parameter
-#   turns X-Ray on), as arm64 manylinux wheels for CPython 3.12, into the layer's python/ directory.
+# - build-DependenciesLayer: exactly the lock's runtime set (uv export of uv.lock without the dev
+#   group: pyproject.toml's dependencies and what they pull in, at the locked versions, with their
+#   hashes), plus the `tracing` extra (aws-xray-sdk: imported only when the Tracing parameter turns
+#   X-Ray on) and the extras FLYTE_CONNECTORS names, installed as arm64 manylinux wheels for
+#   CPython 3.12 into the layer's python/ directory. `make -s layer-requirements` prints that list.
 #   SAM builds a layer once; every function uses it.
 # - build-<Function>: only connectors/ and handlers/, less the dev tools in connectors/dev/.
 #   SAM builds each makefile function on its own (it never shares a makefile build between
@@ -80,20 +126,22 @@ define compile_pyc
 	else echo "build Python is not $(LAMBDA_PYTHON_VERSION): shipping no .pyc (slower cold starts)"; fi
 endef
 
-.PHONY: build-DependenciesLayer $(addprefix build-,$(SAM_FUNCTIONS))
+.PHONY: layer-requirements build-DependenciesLayer $(addprefix build-,$(SAM_FUNCTIONS))
 
-build-DependenciesLayer:
-	$(BUILD_PY) -c 'import os, tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-	  extras = project["optional-dependencies"]; \
-	  chosen = os.environ.get("FLYTE_CONNECTORS", "").replace(",", " ").split(); \
-	  chosen = ["databricks", "snowflake", "bigquery", "slurm"] if chosen == ["all"] else chosen; \
-	  unknown = [c for c in chosen if c not in ("databricks", "snowflake", "bigquery", "slurm")]; \
-	  assert not unknown, f"FLYTE_CONNECTORS: not one of databricks, snowflake, bigquery, slurm: {unknown}"; \
-	  print("\n".join(project["dependencies"] + extras["tracing"] + [d for c in chosen for d in extras[c]]))' \
-	  > "$(ARTIFACTS_DIR)/requirements.txt"
-	$(BUILD_PY) -m pip install -q --disable-pip-version-check --no-compile \
-	  --platform manylinux2014_aarch64 --only-binary=:all: \
-	  --python-version $(LAMBDA_PYTHON_VERSION) --implementation cp \
+FLYTE_CONNECTOR_NAMES := databricks snowflake bigquery slurm
+comma := ,
+CHOSEN_CONNECTORS = $(if $(filter all,$(FLYTE_CONNECTORS)),$(FLYTE_CONNECTOR_NAMES),$(subst $(comma), ,$(FLYTE_CONNECTORS)))
+LAYER_EXTRAS = tracing $(CHOSEN_CONNECTORS)
+
+layer-requirements: | $(UV)
+	$(if $(filter-out $(FLYTE_CONNECTOR_NAMES),$(CHOSEN_CONNECTORS)),$(error FLYTE_CONNECTORS: not one of $(FLYTE_CONNECTOR_NAMES) (or all): $(filter-out $(FLYTE_CONNECTOR_NAMES),$(CHOSEN_CONNECTORS))))
+	@$(UV) export --frozen --no-dev --no-emit-project --no-header --no-annotate -q \
+	  --format requirements-txt $(addprefix --extra ,$(LAYER_EXTRAS))
+
+build-DependenciesLayer: | $(UV)
+	$(MAKE) -s --no-print-directory layer-requirements > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(UV) pip install -q --no-deps --require-hashes --only-binary :all: --no-compile \
+	  --python-platform aarch64-manylinux2014 --python-version $(LAMBDA_PYTHON_VERSION) \
 	  --target "$(ARTIFACTS_DIR)/python" -r "$(ARTIFACTS_DIR)/requirements.txt"
 	rm -rf "$(ARTIFACTS_DIR)/requirements.txt" "$(ARTIFACTS_DIR)/python/bin"
 	$(call compile_pyc,$(ARTIFACTS_DIR)/python)
@@ -103,6 +151,6 @@ $(addprefix build-,$(SAM_FUNCTIONS)):
 	$(call compile_pyc,$(ARTIFACTS_DIR))
 
 # `sam build` with python3.12 on PATH (the runtime's Python; the makefile builds above use it).
-sam-build: $(SAM_VENV)/bin/sam $(STAMP)
+sam-build: $(SAM) $(STAMP)
 	PATH="$$($(PYTHON) -c 'import os, sys; print(os.path.dirname(os.path.realpath(sys.executable)))'):$$PATH" \
-	  SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --build-in-source
+	  SAM_CLI_TELEMETRY=0 $(SAM) build --build-in-source

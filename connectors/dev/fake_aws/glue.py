@@ -35,10 +35,10 @@ ENDED = ("STOPPED", "SUCCEEDED", "FAILED", "ERROR", "TIMEOUT", "EXPIRED")
 
 @adds_method(GlueResponse, "batch_stop_job_run")
 def _batch_stop_job_run(self: GlueResponse) -> ActionResult:
-    name = self.parameters.get("JobName", "")
+    name = self._get_param("JobName", "")
     job = self.glue_backend.get_job(name)
     stopped, errors = [], []
-    for run_id in self.parameters.get("JobRunIds") or []:
+    for run_id in self._get_param("JobRunIds") or []:
         run = next((run for run in job.job_runs if run.job_run_id == run_id), None)
         state = run.status if run is not None else None
         if run is not None and state in STOPPABLE + ("STOPPING",):
