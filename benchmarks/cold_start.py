@@ -79,8 +79,9 @@ def measure(python: str, code: str, runs: int) -> tuple[float, int, bool | None]
     env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     times, modules, client = [], 0, None
     for attempt in range(runs + 1):
-        result = subprocess.run([python, "-c", TIMER, code], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [python, "-c", TIMER, code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             raise RuntimeError(f"measuring {code.strip()!r} failed:\n{result.stderr}")
         sample = json.loads(result.stdout.strip().splitlines()[-1])
@@ -93,8 +94,14 @@ def measure(python: str, code: str, runs: int) -> tuple[float, int, bool | None]
 def import_profile(python: str, code: str) -> dict[str, int]:
     """Self import time (microseconds) of every module ``code`` imports, from ``-X importtime``."""
     env = {**os.environ, **ENVIRONMENT, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([python, "-X", "importtime", "-W", "ignore", "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [python, "-X", "importtime", "-W", "ignore", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     profile = {}
     for line in result.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
@@ -122,22 +129,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=1.3, help="largest acceptable handler/baseline ratio")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure with")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a handler misses the target")
-    parser.add_argument("--explain", action="store_true",
-                        help="show the packages (ms of self import time) each handler adds to the baseline")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="show the packages (ms of self import time) each handler adds to the baseline",
+    )
     args = parser.parse_args(argv)
 
     modules = handler_modules()
     if not modules:
         print("no handler modules under handlers/", file=sys.stderr)
         return 2
-    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True).stdout.strip()
-    print(f"cold start: import time, min of {args.runs} fresh Python {version} processes; target <= {args.target}x baseline")
+    version = subprocess.run(
+        [args.python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"cold start: import time, min of {args.runs} fresh Python {version} processes; target <= {args.target}x baseline"
+    )
     baseline, baseline_modules, _ = measure(args.python, BASELINE, args.runs)
     width = max(len(m) for m in modules + ["baseline (FastAPI+Mangum+boto3)"])
     print(f"{'module':<{width}}  {'import ms':>9}  {'modules':>7}  {'ratio':>5}  {'DynamoDB client':>15}")
-    print(f"{'baseline (FastAPI+Mangum+boto3)':<{width}}  {baseline * 1000:9.1f}  {baseline_modules:7d}  {1:5.2f}  "
-          f"{'built':>15}")
+    print(
+        f"{'baseline (FastAPI+Mangum+boto3)':<{width}}  {baseline * 1000:9.1f}  {baseline_modules:7d}  {1:5.2f}  "
+        f"{'built':>15}"
+    )
     baseline_profile = import_profile(args.python, BASELINE) if args.explain else {}
     failed = []
     for module in modules:

@@ -95,7 +95,9 @@ class Units:
         return self.read * PRICES["ddb_read_request_unit"] + self.write * PRICES["ddb_write_request_unit"]
 
 
-def measured_units(usage: Usage, item_bytes: int | None = None, whole_item_indexes: frozenset[str] = frozenset()) -> Units:
+def measured_units(
+    usage: Usage, item_bytes: int | None = None, whole_item_indexes: frozenset[str] = frozenset()
+) -> Units:
     """The units of the measured calls; with ``item_bytes``, as if the table item were that size
     (index entries keep their measured size, but for indexes that project the whole item)."""
     total = Units()
@@ -111,8 +113,10 @@ def call_units(call: DdbCall, item_bytes: int | None, whole_item_indexes: frozen
         return Units(read=read_units(item_bytes, call.consistent) if call.error is None else 0.0)
     if not call.is_write or call.table_write_units == 0:
         return Units(read=call.read_units)
-    index = sum(write_units(item_bytes if name in whole_item_indexes else entry_bytes)
-                for name, _, entry_bytes in call.index_writes)
+    index = sum(
+        write_units(item_bytes if name in whole_item_indexes else entry_bytes)
+        for name, _, entry_bytes in call.index_writes
+    )
     return Units(write=write_units(item_bytes) + index)
 
 
@@ -143,11 +147,15 @@ def count(units: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=200, help="timed warm GetTask calls (their p50 is the Lambda duration)")
+    parser.add_argument(
+        "--calls", type=int, default=200, help="timed warm GetTask calls (their p50 is the Lambda duration)"
+    )
     parser.add_argument("--warmup", type=int, default=20, help="untimed GetTask calls first")
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="the executor's resync period")
     parser.add_argument("--memory-mb", type=int, default=512, help="Lambda memory (template.yaml's MemorySize)")
-    parser.add_argument("--lambda-ms", type=float, default=None, help="Lambda duration of a poll (default: measured p50)")
+    parser.add_argument(
+        "--lambda-ms", type=float, default=None, help="Lambda duration of a poll (default: measured p50)"
+    )
     parser.add_argument("--item-kb", type=float, nargs="*", default=[], help="also show these item sizes")
     args = parser.parse_args(argv)
 
@@ -160,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
     bench = Bench()
     meter, store = bench.meter, bench.service.store
     heartbeat_seconds = bench.heartbeat_seconds
-    print(f"DynamoDB cost of polling, measured through the Lambda handlers (in-process, moto DynamoDB on loopback, "
-          f"Python {sys.version.split()[0]})")
+    print(
+        f"DynamoDB cost of polling, measured through the Lambda handlers (in-process, moto DynamoDB on loopback, "
+        f"Python {sys.version.split()[0]})"
+    )
 
     measured: dict[str, Usage] = {}
     phases: dict[str, int] = {}
@@ -202,7 +212,9 @@ def run(args: argparse.Namespace) -> int:
     measure("DeleteTask", lambda: bench.delete(task))
 
     unchanged = measured["GetTask: nothing changed"]
-    heartbeat = next(usage for name, usage in measured.items() if name.startswith("GetTask: nothing changed, heartbeat"))
+    heartbeat = next(
+        usage for name, usage in measured.items() if name.startswith("GetTask: nothing changed, heartbeat")
+    )
     item = unchanged.calls[0].item_bytes if unchanged.calls else 0  # the running task's record, as read
 
     # -- what was measured ---------------------------------------------------------------------
@@ -217,8 +229,10 @@ def run(args: argparse.Namespace) -> int:
         rows.append((name + phase, usage.describe(), f"{rru:g}", f"{wru:g}{detail}", usage.index_detail(), sizes))
     print_table(("operation [phase answered]", "DynamoDB calls", "RRU", "WRU", "index writes", "item bytes"), rows)
     wrong_timed = [call.api for call in timed.calls if call.api != "GetItem"]
-    print(f"timed polls: {len(timed.calls)} DynamoDB calls for {args.warmup + args.calls} GetTask, "
-          f"{len(wrong_timed)} of them writes" + (f" ({', '.join(sorted(set(wrong_timed)))})" if wrong_timed else ""))
+    print(
+        f"timed polls: {len(timed.calls)} DynamoDB calls for {args.warmup + args.calls} GetTask, "
+        f"{len(wrong_timed)} of them writes" + (f" ({', '.join(sorted(set(wrong_timed)))})" if wrong_timed else "")
+    )
     print_units_note(meter)
     failed = check_targets(measured, len(timed.calls) - (args.warmup + args.calls) + len(wrong_timed))
 
@@ -227,29 +241,51 @@ def run(args: argparse.Namespace) -> int:
     heartbeats_per_hour = min(polls_per_hour, 3600 / heartbeat_seconds)
     lambda_ms = p50_ms if args.lambda_ms is None else args.lambda_ms
     print()
-    print(f"item: {item} bytes (the running task's record as GetTask reads it) = {math.ceil(item / READ_UNIT_BYTES)} "
-          f"RRU to read (4 KB each), {math.ceil(item / WRITE_UNIT_BYTES)} WRU to write (1 KB each)")
-    print(f"a task-hour: {polls_per_hour:g} polls (one each {args.poll_seconds:g} s), {heartbeats_per_hour:g} of them "
-          f"with the heartbeat due (one each {heartbeat_seconds / 60:g} min = ABANDONED_AFTER_MINUTES / 4)")
+    print(
+        f"item: {item} bytes (the running task's record as GetTask reads it) = {math.ceil(item / READ_UNIT_BYTES)} "
+        f"RRU to read (4 KB each), {math.ceil(item / WRITE_UNIT_BYTES)} WRU to write (1 KB each)"
+    )
+    print(
+        f"a task-hour: {polls_per_hour:g} polls (one each {args.poll_seconds:g} s), {heartbeats_per_hour:g} of them "
+        f"with the heartbeat due (one each {heartbeat_seconds / 60:g} min = ABANDONED_AFTER_MINUTES / 4)"
+    )
     source = "measured: p50 of" if args.lambda_ms is None else "--lambda-ms; measured p50 of"
-    print(f"Lambda: {lambda_ms:.2f} ms a poll, billed {math.ceil(lambda_ms)} ms at {args.memory_mb} MB arm64 "
-          f"({source} {args.calls} warm in-process GetTask calls: {p50_ms:.2f} ms, against moto on loopback)")
-    print("prices: AWS list prices, us-east-1 on-demand: DynamoDB $0.625 per million WRU, $0.125 per million RRU; "
-          "API Gateway HTTP API $1.00 per million requests; Lambda arm64 $0.20 per million requests + "
-          "$0.0000133334 per GB-second")
+    print(
+        f"Lambda: {lambda_ms:.2f} ms a poll, billed {math.ceil(lambda_ms)} ms at {args.memory_mb} MB arm64 "
+        f"({source} {args.calls} warm in-process GetTask calls: {p50_ms:.2f} ms, against moto on loopback)"
+    )
+    print(
+        "prices: AWS list prices, us-east-1 on-demand: DynamoDB $0.625 per million WRU, $0.125 per million RRU; "
+        "API Gateway HTTP API $1.00 per million requests; Lambda arm64 $0.20 per million requests + "
+        "$0.0000133334 per GB-second"
+    )
 
     once = measured_units(Usage(measured["CreateTask"].calls + measured["DeleteTask"].calls))
-    print(f"a task's CreateTask and DeleteTask, once each: {once.read:g} RRU + {once.write:g} WRU = "
-          f"{money(once.dollars)} in DynamoDB, {money(2 * PRICES['apigw_http_request'])} in API Gateway")
-    print("not in the task-hour: a phase change writes the item (moving the heartbeat only when one is due); "
-          "a task has a few in its life")
+    print(
+        f"a task's CreateTask and DeleteTask, once each: {once.read:g} RRU + {once.write:g} WRU = "
+        f"{money(once.dollars)} in DynamoDB, {money(2 * PRICES['apigw_http_request'])} in API Gateway"
+    )
+    print(
+        "not in the task-hour: a phase change writes the item (moving the heartbeat only when one is due); "
+        "a task has a few in its life"
+    )
     whole_item_indexes = frozenset(index.name for index in meter.indexes if index.projection == "ALL")
     sizes = [None] + [round(kb * 1024) for kb in args.item_kb]
     for size in sizes:
         print()
         label = f"measured item, {item} bytes" if size is None else f"item grown to {size / 1024:g} KB"
-        print_cost(label, unchanged, heartbeat, item if size is None else size, size, whole_item_indexes,
-                   polls_per_hour, heartbeats_per_hour, lambda_ms, args.memory_mb)
+        print_cost(
+            label,
+            unchanged,
+            heartbeat,
+            item if size is None else size,
+            size,
+            whole_item_indexes,
+            polls_per_hour,
+            heartbeats_per_hour,
+            lambda_ms,
+            args.memory_mb,
+        )
     if failed:
         print()
         print("NOT MET: " + "; ".join(failed))
@@ -257,9 +293,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_cost(label: str, unchanged: Usage, heartbeat: Usage, item: int, override: int | None,
-               whole_item_indexes: frozenset[str], polls_per_hour: float, heartbeats_per_hour: float,
-               lambda_ms: float, memory_mb: int) -> None:
+def print_cost(
+    label: str,
+    unchanged: Usage,
+    heartbeat: Usage,
+    item: int,
+    override: int | None,
+    whole_item_indexes: frozenset[str],
+    polls_per_hour: float,
+    heartbeats_per_hour: float,
+    lambda_ms: float,
+    memory_mb: int,
+) -> None:
     before = before_poll(item)
     after_unchanged = measured_units(unchanged, override, whole_item_indexes)
     after_heartbeat = measured_units(heartbeat, override, whole_item_indexes)
@@ -275,14 +320,36 @@ def print_cost(label: str, unchanged: Usage, heartbeat: Usage, item: int, overri
         apigw = polls * PRICES["apigw_http_request"]
         requests, duration = lambda_dollars(polls, lambda_ms, memory_mb)
         serving = apigw + requests + duration
-        rows.append((name, f"{count(ddb_before.read)} + {count(ddb_before.write)}", money(ddb_before.dollars),
-                     f"{count(ddb_after.read)} + {count(ddb_after.write)}", money(ddb_after.dollars),
-                     f"{ddb_before.dollars / ddb_after.dollars:.1f}x" if ddb_after.dollars else "-",
-                     money(apigw), money(requests + duration), money(serving + ddb_before.dollars),
-                     money(serving + ddb_after.dollars)))
+        rows.append(
+            (
+                name,
+                f"{count(ddb_before.read)} + {count(ddb_before.write)}",
+                money(ddb_before.dollars),
+                f"{count(ddb_after.read)} + {count(ddb_after.write)}",
+                money(ddb_after.dollars),
+                f"{ddb_before.dollars / ddb_after.dollars:.1f}x" if ddb_after.dollars else "-",
+                money(apigw),
+                money(requests + duration),
+                money(serving + ddb_before.dollars),
+                money(serving + ddb_after.dollars),
+            )
+        )
     print(f"{label}:")
-    print_table(("", "before RRU + WRU", "DynamoDB before", "after RRU + WRU", "DynamoDB after", "before/after",
-                 "API Gateway", "Lambda", "all before", "all after"), rows)
+    print_table(
+        (
+            "",
+            "before RRU + WRU",
+            "DynamoDB before",
+            "after RRU + WRU",
+            "DynamoDB after",
+            "before/after",
+            "API Gateway",
+            "Lambda",
+            "all before",
+            "all after",
+        ),
+        rows,
+    )
 
 
 def check_targets(measured: dict[str, Usage], extra_timed_calls: int) -> list[str]:

@@ -108,7 +108,12 @@ async def main() -> int:
     ]
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     for index, line in enumerate(lines):
-        print("  ".join(cell.ljust(width) if column < 2 else cell.rjust(width) for column, (cell, width) in enumerate(zip(line, widths))))
+        print(
+            "  ".join(
+                cell.ljust(width) if column < 2 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(line, widths))
+            )
+        )
         if index == 0:
             print("  ".join("-" * width for width in widths))
     slower = [row for row in rows if row[2] > row[3]]

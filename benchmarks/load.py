@@ -180,9 +180,13 @@ def client_loop(url: str, workload: Workload, timeout_ms: int) -> list[Outcome]:
             if operation == "CreateTask":
                 handle = tasks.create_task(create_request(argument)).resource_meta
             elif operation == "GetTask":
-                tasks.get_task(pb.GetTaskRequest(resource_meta=argument[0], task_category=pb.TaskCategory(name=argument[1])))
+                tasks.get_task(
+                    pb.GetTaskRequest(resource_meta=argument[0], task_category=pb.TaskCategory(name=argument[1]))
+                )
             elif operation == "DeleteTask":
-                tasks.delete_task(pb.DeleteTaskRequest(resource_meta=argument[0], task_category=pb.TaskCategory(name=argument[1])))
+                tasks.delete_task(
+                    pb.DeleteTaskRequest(resource_meta=argument[0], task_category=pb.TaskCategory(name=argument[1]))
+                )
             else:
                 metadata.list_connectors(pb.ListConnectorsRequest())
             code = "ok"
@@ -242,19 +246,25 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
 
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     workload = Workload(args.calls, time.monotonic() + args.max_seconds, random.Random(seed))
-    print(f"load: {args.calls} mixed calls from {args.clients} concurrent clients (generated sync Connect client), "
-          f"uvicorn + the app in one process, moto DynamoDB on loopback; seed {seed}")
+    print(
+        f"load: {args.calls} mixed calls from {args.clients} concurrent clients (generated sync Connect client), "
+        f"uvicorn + the app in one process, moto DynamoDB on loopback; seed {seed}"
+    )
     with BackgroundServer(create_app(service), log_level="error", backlog=2048, timeout_keep_alive=60) as served:
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
-            futures = [pool.submit(client_loop, served.url, workload, int(args.timeout * 1000)) for _ in range(args.clients)]
+            futures = [
+                pool.submit(client_loop, served.url, workload, int(args.timeout * 1000)) for _ in range(args.clients)
+            ]
             outcomes = [outcome for future in futures for outcome in future.result()]
         wall = time.perf_counter() - started
 
     # -- figures ---------------------------------------------------------------------------------
     latencies = [o.seconds for o in outcomes]
-    print(f"\n{len(outcomes)} calls in {wall:.1f} s: {len(outcomes) / wall:.0f} calls/s; "
-          f"latency p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms")
+    print(
+        f"\n{len(outcomes)} calls in {wall:.1f} s: {len(outcomes) / wall:.0f} calls/s; "
+        f"latency p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms"
+    )
     by_operation: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         by_operation[outcome.operation].append(outcome)
@@ -263,13 +273,18 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
         items = by_operation.get(operation, [])
         seconds = [o.seconds for o in items]
         codes = Counter(o.code for o in items)
-        print(f"{operation:<15} {len(items):6d} {percentile(seconds, 50) * 1000:7.1f} {percentile(seconds, 99) * 1000:7.1f}  "
-              + ", ".join(f"{code} {count}" for code, count in codes.most_common()))
+        print(
+            f"{operation:<15} {len(items):6d} {percentile(seconds, 50) * 1000:7.1f} {percentile(seconds, 99) * 1000:7.1f}  "
+            + ", ".join(f"{code} {count}" for code, count in codes.most_common())
+        )
 
     # -- integrity -------------------------------------------------------------------------------
     # The checks read with patient timeouts: a full scan of moto takes longer than the service's 1.5 s.
-    patient = boto3.client("dynamodb", endpoint_url=server.endpoint_url,
-                           config=Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 5}))
+    patient = boto3.client(
+        "dynamodb",
+        endpoint_url=server.endpoint_url,
+        config=Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 5}),
+    )
     checker = TaskStore(settings.tasks_table, patient)
     handles_by_task: dict[tuple[str, int], set[bytes]] = defaultdict(set)
     for outcome in by_operation.get("CreateTask", []):
@@ -299,9 +314,11 @@ def run(args: argparse.Namespace, server: LocalDynamoDB) -> int:
     duplicates_sent = len(creates) - len({o.task.key for o in creates})
     forbidden = sum(o.code in ("internal", "unknown") for o in outcomes)
 
-    print(f"\ntask execution ids: {len({o.task.key for o in creates})} "
-          f"(CreateTask calls {len(creates)}, of which {duplicates_sent} repeated an id), "
-          f"handles answered {len(answered)}, records {len(records)}, connector.create calls {sum(counter.by_token.values())}")
+    print(
+        f"\ntask execution ids: {len({o.task.key for o in creates})} "
+        f"(CreateTask calls {len(creates)}, of which {duplicates_sent} repeated an id), "
+        f"handles answered {len(answered)}, records {len(records)}, connector.create calls {sum(counter.by_token.values())}"
+    )
     targets = {
         "lost records (answered handle, no record)": lost,
         "duplicated records (one id, two handles)": split,

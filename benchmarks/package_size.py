@@ -43,9 +43,28 @@ def install(requirements: list[str], target: Path) -> int:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
-                    "--platform", "manylinux2014_aarch64", "--only-binary=:all:", "--python-version", "3.12",
-                    "--implementation", "cp", "--target", str(target), *requirements], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--platform",
+            "manylinux2014_aarch64",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--target",
+            str(target),
+            *requirements,
+        ],
+        check=True,
+    )
     return sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
 
 
@@ -62,8 +81,11 @@ def per_connector() -> None:
         for extra in ("databricks", "snowflake", "bigquery", "slurm"):
             size = install(base_requirements + project["optional-dependencies"][extra], Path(tmp) / extra)
             print(f"{'+ ' + extra:<34}{mb(size):>12}{mb(size - base):>9}")
-        every = [d for extra in ("databricks", "snowflake", "bigquery", "slurm")
-                 for d in project["optional-dependencies"][extra]]
+        every = [
+            d
+            for extra in ("databricks", "snowflake", "bigquery", "slurm")
+            for d in project["optional-dependencies"][extra]
+        ]
         size = install(base_requirements + every, Path(tmp) / "all")
         print(f"{'+ all four':<34}{mb(size):>12}{mb(size - base):>9}")
 
@@ -94,11 +116,15 @@ def main() -> None:
     without = measure(create, skip="connectors/builtin/aws/")
     with_aws = measure(create)
     print(f"{'baseline: CreateTask less AWS':<34}{mb(without[0]):>12}{mb(without[1]):>11}")
-    print(f"the AWS connectors add {mb(with_aws[0] - without[0])} MB unzipped, "
-          f"{mb(with_aws[1] - without[1])} MB zipped to each function")
+    print(
+        f"the AWS connectors add {mb(with_aws[0] - without[0])} MB unzipped, "
+        f"{mb(with_aws[1] - without[1])} MB zipped to each function"
+    )
     total = layer[0] + largest
-    print(f"largest function + layer: {mb(total)} MB of Lambda's 250 MiB ({mb(LIMIT_UNZIPPED)} MB) unzipped "
-          f"({100 * total / LIMIT_UNZIPPED:.0f}%)")
+    print(
+        f"largest function + layer: {mb(total)} MB of Lambda's 250 MiB ({mb(LIMIT_UNZIPPED)} MB) unzipped "
+        f"({100 * total / LIMIT_UNZIPPED:.0f}%)"
+    )
 
 
 if __name__ == "__main__":

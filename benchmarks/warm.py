@@ -141,8 +141,9 @@ class IndexSchema:
         names = set(table_keys) | set(self.keys) | (set(self.non_key) if self.projection == "INCLUDE" else set())
         return {name: item[name] for name in names if name in item}
 
-    def writes(self, before: dict[str, Any] | None, after: dict[str, Any] | None,
-               table_keys: tuple[str, ...]) -> list[tuple[str, int]]:
+    def writes(
+        self, before: dict[str, Any] | None, after: dict[str, Any] | None, table_keys: tuple[str, ...]
+    ) -> list[tuple[str, int]]:
         """The index writes one table write makes: (what, entry bytes) each."""
         old, new = self.entry(before, table_keys), self.entry(after, table_keys)
         if old is None and new is None:
@@ -255,8 +256,12 @@ class DynamoMeter:
         self.table_name = table_name
         self.table_keys = tuple(key["AttributeName"] for key in table["KeySchema"])
         self.indexes = [
-            IndexSchema(index["IndexName"], tuple(key["AttributeName"] for key in index["KeySchema"]),
-                        index["Projection"]["ProjectionType"], tuple(index["Projection"].get("NonKeyAttributes", ())))
+            IndexSchema(
+                index["IndexName"],
+                tuple(key["AttributeName"] for key in index["KeySchema"]),
+                index["Projection"]["ProjectionType"],
+                tuple(index["Projection"].get("NonKeyAttributes", ())),
+            )
             for index in table.get("GlobalSecondaryIndexes", [])
         ]
         self.calls: list[DdbCall] = []
@@ -314,8 +319,9 @@ class DynamoMeter:
         with self._lock:
             self.calls.append(DdbCall(api, elapsed, error=type(exception).__name__))
 
-    def _after_call(self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any],
-                    **_: Any) -> None:
+    def _after_call(
+        self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
         elapsed = time.perf_counter() - context.pop("meter_started", time.perf_counter())
         params = context.pop("meter_params", {})
         call = DdbCall(model.name, elapsed)
@@ -351,8 +357,11 @@ class DynamoMeter:
                     self._items[self._key(item)] = item
         elif api in WRITES:
             key = self._key(params.get("Key") or params.get("Item") or {})
-            call.exact = key in self._items or api == "PutItem" and "attribute_not_exists" in params.get(
-                "ConditionExpression", "")
+            call.exact = (
+                key in self._items
+                or api == "PutItem"
+                and "attribute_not_exists" in params.get("ConditionExpression", "")
+            )
             before = self._items.get(key)
             if call.error == "ConditionalCheckFailedException":
                 found = parsed.get("Item", before)  # what ReturnValuesOnConditionCheckFailure answered
@@ -374,8 +383,9 @@ class DynamoMeter:
             call.item_bytes = max(item_bytes(before), item_bytes(after))
             call.table_write_units = write_units(call.item_bytes)
             for index in self.indexes:
-                call.index_writes += [(index.name, what, size)
-                                      for what, size in index.writes(before, after, self.table_keys)]
+                call.index_writes += [
+                    (index.name, what, size) for what, size in index.writes(before, after, self.table_keys)
+                ]
             self._items[key] = after
 
 
@@ -433,12 +443,14 @@ def with_local_table(prefix: str, body: Callable[[], int]) -> int:
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
     with LocalDynamoDB() as server:
-        os.environ.update({
-            "AWS_ENDPOINT_URL_DYNAMODB": server.endpoint_url,
-            "TASKS_TABLE": f"{prefix}-{uuid.uuid4().hex[:6]}",
-            "LOG_LEVEL": "WARNING",
-            "CONNECTOR_MODULES": "",
-        })
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL_DYNAMODB": server.endpoint_url,
+                "TASKS_TABLE": f"{prefix}-{uuid.uuid4().hex[:6]}",
+                "LOG_LEVEL": "WARNING",
+                "CONNECTOR_MODULES": "",
+            }
+        )
         return body()
 
 
@@ -454,11 +466,20 @@ class Bench:
         self.pb = pb
         self.service = default_service()
         self.service.store.create_table()
-        self.handlers = {module: __import__(f"handlers.{module}", fromlist=["handler"]).handler
-                         for module in ("create_task", "get_task", "delete_task", "get_task_metrics", "get_task_logs",
-                                        "connector_metadata")}
-        self.meter = DynamoMeter(self.service.store._client, self.service.store.table_name,
-                                 describe_client=boto3.client("dynamodb"))
+        self.handlers = {
+            module: __import__(f"handlers.{module}", fromlist=["handler"]).handler
+            for module in (
+                "create_task",
+                "get_task",
+                "delete_task",
+                "get_task_metrics",
+                "get_task_logs",
+                "connector_metadata",
+            )
+        }
+        self.meter = DynamoMeter(
+            self.service.store._client, self.service.store.table_name, describe_client=boto3.client("dynamodb")
+        )
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -524,8 +545,10 @@ def run(args: argparse.Namespace) -> int:
     call, create = bench.call, bench.create
 
     total = args.warmup + args.calls
-    print(f"warm latency: {args.calls} timed calls per operation after {args.warmup} warm-up calls, "
-          f"in-process handlers, moto DynamoDB on loopback, Python {sys.version.split()[0]}")
+    print(
+        f"warm latency: {args.calls} timed calls per operation after {args.warmup} warm-up calls, "
+        f"in-process handlers, moto DynamoDB on loopback, Python {sys.version.split()[0]}"
+    )
     started = time.perf_counter()
     running = create()
     repeat_run = f"repeat-{uuid.uuid4().hex[:8]}"
@@ -542,14 +565,25 @@ def run(args: argparse.Namespace) -> int:
         "CreateTask (repeat)": (handlers["create_task"], lambda: bench.create_event(run=repeat_run)),
         "GetTask (unchanged)": (handlers["get_task"], lambda: bench.get_event(running)),
         "DeleteTask": (handlers["delete_task"], lambda: bench.delete_event(next(deletes))),
-        "GetTaskMetrics": (handlers["get_task_metrics"],
-                           lambda: connect(f"{ASYNC}/GetTaskMetrics", pb.GetTaskMetricsRequest(resource_meta=running, task_category=ECHO))),
-        "GetTaskLogs": (handlers["get_task_logs"],
-                        lambda: http_api_event("POST", f"{ASYNC}/GetTaskLogs",
-                                               encode(pb.GetTaskLogsRequest(resource_meta=running, task_category=ECHO).SerializeToString()),
-                                               content_type="application/connect+proto")),
-        "ListConnectors": (handlers["connector_metadata"],
-                           lambda: connect(f"{METADATA}/ListConnectors", pb.ListConnectorsRequest())),
+        "GetTaskMetrics": (
+            handlers["get_task_metrics"],
+            lambda: connect(
+                f"{ASYNC}/GetTaskMetrics", pb.GetTaskMetricsRequest(resource_meta=running, task_category=ECHO)
+            ),
+        ),
+        "GetTaskLogs": (
+            handlers["get_task_logs"],
+            lambda: http_api_event(
+                "POST",
+                f"{ASYNC}/GetTaskLogs",
+                encode(pb.GetTaskLogsRequest(resource_meta=running, task_category=ECHO).SerializeToString()),
+                content_type="application/connect+proto",
+            ),
+        ),
+        "ListConnectors": (
+            handlers["connector_metadata"],
+            lambda: connect(f"{METADATA}/ListConnectors", pb.ListConnectorsRequest()),
+        ),
     }
 
     # The baseline: a bare FastAPI+Mangum app on the same DynamoDB, its own client built the same way.
@@ -597,12 +631,37 @@ def run(args: argparse.Namespace) -> int:
             calls = usage.describe(args.calls)
             rru, wru = units_text(usage, args.calls)
             in_ddb = f"{usage.seconds / args.calls * 1000:.2f}"
-        rows.append((name, f"{p50 * 1000:.2f}", f"{p99 * 1000:.2f}", f"{statistics.fmean(samples) * 1000:.2f}",
-                     calls, rru, wru, in_ddb, f"{p50 / base:.2f}"))
-    print_table(("operation", "p50 ms", "p99 ms", "mean ms", "DynamoDB calls per op", "RRU", "WRU (table+index)",
-                 "in ddb ms", "p50 / baseline+GetItem"), rows)
-    print("in ddb ms: mean time per operation inside its DynamoDB calls (botocore before/after-call), moto on "
-          "loopback; AWS answers single-item calls in a few ms from Lambda")
+        rows.append(
+            (
+                name,
+                f"{p50 * 1000:.2f}",
+                f"{p99 * 1000:.2f}",
+                f"{statistics.fmean(samples) * 1000:.2f}",
+                calls,
+                rru,
+                wru,
+                in_ddb,
+                f"{p50 / base:.2f}",
+            )
+        )
+    print_table(
+        (
+            "operation",
+            "p50 ms",
+            "p99 ms",
+            "mean ms",
+            "DynamoDB calls per op",
+            "RRU",
+            "WRU (table+index)",
+            "in ddb ms",
+            "p50 / baseline+GetItem",
+        ),
+        rows,
+    )
+    print(
+        "in ddb ms: mean time per operation inside its DynamoDB calls (botocore before/after-call), moto on "
+        "loopback; AWS answers single-item calls in a few ms from Lambda"
+    )
     print_units_note(meter)
 
     return unchanged_polls(bench)
@@ -623,8 +682,10 @@ def unchanged_polls(bench: Bench, count: int = 20) -> int:
         scenarios.append((f"ended task, clock {minutes:g} min ahead", bench.polls(ended, count), 0))
 
     print()
-    print(f"{count} unchanged polls in a row (GetTask of one task whose phase and message do not change; "
-          f"a heartbeat is due every {minutes:g} min = ABANDONED_AFTER_MINUTES / 4):")
+    print(
+        f"{count} unchanged polls in a row (GetTask of one task whose phase and message do not change; "
+        f"a heartbeat is due every {minutes:g} min = ABANDONED_AFTER_MINUTES / 4):"
+    )
     rows, failed = [], []
     for name, usage, allowed in scenarios:
         reads = usage.by_api["GetItem"]
@@ -632,8 +693,17 @@ def unchanged_polls(bench: Bench, count: int = 20) -> int:
         if not ok:
             failed.append(name)
         rru, wru = units_text(usage)
-        rows.append((name, usage.describe(), str(usage.writes), rru, wru, usage.index_detail(),
-                     f"{count} GetItem, <= {allowed} write: " + ("ok" if ok else "NOT MET")))
+        rows.append(
+            (
+                name,
+                usage.describe(),
+                str(usage.writes),
+                rru,
+                wru,
+                usage.index_detail(),
+                f"{count} GetItem, <= {allowed} write: " + ("ok" if ok else "NOT MET"),
+            )
+        )
     print_table(("polls", "DynamoDB calls", "writes", "RRU", "WRU (table+index)", "index writes", "wanted"), rows)
     if failed:
         print(f"NOT MET: {', '.join(failed)}")
@@ -644,16 +714,22 @@ def unchanged_polls(bench: Bench, count: int = 20) -> int:
 def print_units_note(meter: DynamoMeter) -> None:
     indexes = ", ".join(f"{index.name} ({index.projection}: {', '.join(index.keys)})" for index in meter.indexes)
     exact = all(call.exact for call in meter.calls)
-    print(f"RRU/WRU: read/write request units computed from the items as DynamoDB charges them (index {indexes}); "
-          f"the server's own ConsumedCapacity answers were {meter.server_reports()} (moto answers constants, "
-          f"not the units)" + ("" if exact else "; some writes replaced an item not seen first: their units are guesses"))
+    print(
+        f"RRU/WRU: read/write request units computed from the items as DynamoDB charges them (index {indexes}); "
+        f"the server's own ConsumedCapacity answers were {meter.server_reports()} (moto answers constants, "
+        f"not the units)" + ("" if exact else "; some writes replaced an item not seen first: their units are guesses")
+    )
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) if i == 0 or not _numeric(str(cell)) else str(cell).rjust(width)
-                        for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                str(cell).ljust(width) if i == 0 or not _numeric(str(cell)) else str(cell).rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
 
 
 def _numeric(text: str) -> bool:

@@ -63,13 +63,21 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
         except Exception as error:  # LiteralConversionError, or a value no literal can hold
             return _failed(answer, _text(f"the job succeeded but its outputs do not fit the task's interface: {error}"))
         if outputs_bytes > MAX_OUTPUTS_BYTES:
-            return _failed(answer, f"the job succeeded but its outputs take {outputs_bytes} bytes, more than the "
-                                   f"{MAX_OUTPUTS_BYTES} an answer through API Gateway and Lambda can carry: return "
-                                   "large values as files (FileRef, DirRef, DataFrameRef) instead")
+            return _failed(
+                answer,
+                f"the job succeeded but its outputs take {outputs_bytes} bytes, more than the "
+                f"{MAX_OUTPUTS_BYTES} an answer through API Gateway and Lambda can carry: return "
+                "large values as files (FileRef, DirRef, DataFrameRef) instead",
+            )
         missing = [entry.key for entry in declared.variables if entry.key not in outputs] if declared else []
         if missing:  # some outputs but not all: no outputs.pb to fall back on, a task that cannot finish
-            return _failed(answer, _text(f"the job succeeded but gave no value for the declared output(s) "
-                                         f"{', '.join(repr(name) for name in missing)}"))
+            return _failed(
+                answer,
+                _text(
+                    f"the job succeeded but gave no value for the declared output(s) "
+                    f"{', '.join(repr(name) for name in missing)}"
+                ),
+            )
     if answer.ByteSize() > MAX_ANSWER_BYTES and answer.HasField("custom_info"):
         logger.warning("task %s: custom_info left out, the answer would be %d bytes", record.name, answer.ByteSize())
         answer.ClearField("custom_info")

@@ -38,8 +38,17 @@ from .store import CANCELLING, CLAIMED, ENDED, RecordChanged, TaskRecord, TaskSt
 logger = logging.getLogger(__name__)
 
 # Codes of a replayed create that say the connector (or its remote) refused it: it started no job.
-_REFUSED = frozenset({Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED, Code.OUT_OF_RANGE,
-                      Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.UNAUTHENTICATED})
+_REFUSED = frozenset(
+    {
+        Code.INVALID_ARGUMENT,
+        Code.FAILED_PRECONDITION,
+        Code.UNIMPLEMENTED,
+        Code.OUT_OF_RANGE,
+        Code.NOT_FOUND,
+        Code.PERMISSION_DENIED,
+        Code.UNAUTHENTICATED,
+    }
+)
 REFUSED_CODES = frozenset(code.value for code in _REFUSED)
 # A failed cancel is tried again after this, doubling per failure, up to the abandonment window.
 FIRST_RETRY_SECONDS = 60.0
@@ -80,16 +89,28 @@ class CleanupReport:
     stopped_early: bool = False  # the reaper's time budget ran out with stale tasks left for the next pass
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cancelled": len(self.cancelled), "failed": len(self.failed), "skipped": len(self.skipped),
-                "stopped_early": self.stopped_early, "cancelled_tasks": self.cancelled, "failed_tasks": self.failed}
+        return {
+            "cancelled": len(self.cancelled),
+            "failed": len(self.failed),
+            "skipped": len(self.skipped),
+            "stopped_early": self.stopped_early,
+            "cancelled_tasks": self.cancelled,
+            "failed_tasks": self.failed,
+        }
 
     def add(self, name: str, ok: bool) -> None:
         (self.cancelled if ok else self.failed).append(name)
 
 
 class Canceller:
-    def __init__(self, registry: ConnectorRegistry, store: TaskStore, calls: ConnectorCalls, settings: Settings,
-                 secrets: SecretResolver | None = None) -> None:
+    def __init__(
+        self,
+        registry: ConnectorRegistry,
+        store: TaskStore,
+        calls: ConnectorCalls,
+        settings: Settings,
+        secrets: SecretResolver | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.calls = calls
@@ -101,8 +122,11 @@ class Canceller:
         """A canceller's lease outlives its two connector calls and the invocation running them,
         and, when it dies mid-replay, a connector's settle time before the next replay."""
         settle = self.registry.max_replay_settle_seconds()
-        return max(self.settings.create_claim_seconds, 2 * self.settings.connector_timeout_seconds + 10,
-                   settle + self.settings.connector_timeout_seconds if settle else 0)
+        return max(
+            self.settings.create_claim_seconds,
+            2 * self.settings.connector_timeout_seconds + 10,
+            settle + self.settings.connector_timeout_seconds if settle else 0,
+        )
 
     @staticmethod
     def new_owner() -> bytes:
@@ -125,8 +149,9 @@ class Canceller:
                 claimed.append(taken)
             elif other.state != ENDED:
                 report.skipped.append(other.name)
-        results = await asyncio.gather(*(self.cancel(r, connection, f"cancelled: {reason}", "superseded")
-                                         for r in claimed))
+        results = await asyncio.gather(
+            *(self.cancel(r, connection, f"cancelled: {reason}", "superseded") for r in claimed)
+        )
         for record, ok in zip(claimed, results):
             report.add(record.name, ok)
         return report
@@ -144,8 +169,9 @@ class Canceller:
                     return None
                 if other.state == CANCELLING and not other.lease_expired(self.store.clock()):
                     return None
-                return await asyncio.to_thread(self.store.claim_cancel, other, self.new_owner(), self.lease_seconds,
-                                               reason)
+                return await asyncio.to_thread(
+                    self.store.claim_cancel, other, self.new_owner(), self.lease_seconds, reason
+                )
             except RecordChanged as changed:
                 if changed.current is None:
                     return None
@@ -169,12 +195,23 @@ class Canceller:
             if meta is None:
                 note = f"{note}: create was refused when replayed with its token, so no job was started"
             else:
-                await self.secrets.call(self.calls, connector, record.task_type, "delete", connection,
-                                        lambda kwargs: connector.delete(resource_meta=meta, **kwargs))
+                await self.secrets.call(
+                    self.calls,
+                    connector,
+                    record.task_type,
+                    "delete",
+                    connection,
+                    lambda kwargs: connector.delete(resource_meta=meta, **kwargs),
+                )
         except ConnectError as error:
             logger.error("could not cancel %s (%s), its job may still run: %s", record.name, note, error.message)
-            await self._store(self.store.cancel_failed, record, f"{note} failed: {error.message}",
-                              self._retry_heartbeat(record, hold), hold)
+            await self._store(
+                self.store.cancel_failed,
+                record,
+                f"{note} failed: {error.message}",
+                self._retry_heartbeat(record, hold),
+                hold,
+            )
             metrics.task_cancelled(record.task_type, note.partition(":")[0], ok=False)
             return False
         try:
@@ -190,7 +227,7 @@ class Canceller:
         with each failure noted, up to the abandonment window; never before ``hold`` has passed."""
         window = self.settings.abandoned_after_minutes * 60
         failures = sum(" failed: " in note for note in record.notes)
-        return self.store.clock() - window + max(hold, min(window, FIRST_RETRY_SECONDS * 2 ** failures))
+        return self.store.clock() - window + max(hold, min(window, FIRST_RETRY_SECONDS * 2**failures))
 
     async def _find_job(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> Any:
         """The job's ResourceMeta: stored, or found by replaying create with the attempt's token.
@@ -203,11 +240,18 @@ class Canceller:
         kwargs = {**dict(request.connection.configs), **connection}  # the caller's secrets, the task's configs
         try:
             inputs = literals.inputs_to_native(request.inputs, request.template.interface)
-            return await self.calls.call(connector, "create", connector.create(
-                task_template=request.template, output_prefix=request.output_prefix, inputs=inputs,
-                task_execution_metadata=request.task_execution_metadata,
-                **kwargs, idempotency_token=record.key.idempotency_token(self.settings.token_salt),
-            ))
+            return await self.calls.call(
+                connector,
+                "create",
+                connector.create(
+                    task_template=request.template,
+                    output_prefix=request.output_prefix,
+                    inputs=inputs,
+                    task_execution_metadata=request.task_execution_metadata,
+                    **kwargs,
+                    idempotency_token=record.key.idempotency_token(self.settings.token_salt),
+                ),
+            )
         except literals.LiteralConversionError:
             return None  # its inputs never converted, so create was never called with them
         except ConnectError as error:
@@ -228,4 +272,12 @@ class Canceller:
             return None
 
 
-__all__ = ["REFUSED_CODES", "Canceller", "replay_settle_seconds", "CleanupReport", "pack_create_request", "request_digest", "unpack_create_request"]
+__all__ = [
+    "REFUSED_CODES",
+    "Canceller",
+    "replay_settle_seconds",
+    "CleanupReport",
+    "pack_create_request",
+    "request_digest",
+    "unpack_create_request",
+]

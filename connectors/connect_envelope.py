@@ -45,8 +45,8 @@ class EnvelopeReader:
                 raise EnvelopeError(f"a stream message of {length} bytes is over the relay's limit")
             if len(self._buffer) < 5 + length:
                 return
-            message = bytes(self._buffer[5:5 + length])
-            del self._buffer[:5 + length]
+            message = bytes(self._buffer[5 : 5 + length])
+            del self._buffer[: 5 + length]
             if flags & COMPRESSED:
                 message = self._decompress(message)
             yield flags, message

@@ -51,10 +51,23 @@ MIN_CALL_SECONDS = 0.05
 
 # The keyword arguments the service passes itself: a connection secret or config of the same
 # name would collide with them (a TypeError in the connector) or silently replace them.
-RESERVED_KWARGS = frozenset({
-    "self", "task_template", "output_prefix", "inputs", "task_execution_metadata", "idempotency_token",
-    "resource_meta", "queries", "start_time", "end_time", "step", "token", "lines",
-})
+RESERVED_KWARGS = frozenset(
+    {
+        "self",
+        "task_template",
+        "output_prefix",
+        "inputs",
+        "task_execution_metadata",
+        "idempotency_token",
+        "resource_meta",
+        "queries",
+        "start_time",
+        "end_time",
+        "step",
+        "token",
+        "lines",
+    }
+)
 
 
 def connection_kwargs(connection: Connection) -> dict[str, str]:
@@ -65,8 +78,10 @@ def connection_kwargs(connection: Connection) -> dict[str, str]:
     for name in sorted(set(secrets) | set(configs)):
         if name in RESERVED_KWARGS:
             where = "secret" if name in secrets else "config"
-            raise invalid_argument(f"connection {where} {name!r} has the name of an argument the service passes "
-                                   f"to the connector; rename it (reserved: {', '.join(sorted(RESERVED_KWARGS))})")
+            raise invalid_argument(
+                f"connection {where} {name!r} has the name of an argument the service passes "
+                f"to the connector; rename it (reserved: {', '.join(sorted(RESERVED_KWARGS))})"
+            )
     both = sorted(set(secrets) & set(configs))
     if both:
         raise invalid_argument(f"connection key {both[0]!r} is both a secret and a config; keep one")
@@ -79,9 +94,20 @@ def add_redacted_values(values: Iterable[str]) -> None:
     """Cut these secret values too (as they are, URL-quoted or JSON-escaped) from every message of
     this request: the request's own secrets, and those fetched for it from AWS."""
     values = {form for value in values for form in (value, value.strip())}  # a token sent with its newline
-    forms = {form for value in values if len(value) >= _MIN_REDACTED_LENGTH
-             for form in (value, quote(value), quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
-                          repr(value)[1:-1], repr(value.encode("utf-8", "replace"))[2:-1])}
+    forms = {
+        form
+        for value in values
+        if len(value) >= _MIN_REDACTED_LENGTH
+        for form in (
+            value,
+            quote(value),
+            quote(value, safe=""),
+            quote_plus(value),
+            json.dumps(value)[1:-1],
+            repr(value)[1:-1],
+            repr(value.encode("utf-8", "replace"))[2:-1],
+        )
+    }
     _secret_values.set(tuple(sorted(forms | set(_secret_values.get()), key=len, reverse=True)))
 
 
@@ -162,8 +188,9 @@ class ConnectorCalls:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    async def call(self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T],
-                   timeout: float | None = None) -> T:
+    async def call(
+        self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T], timeout: float | None = None
+    ) -> T:
         timeout = seconds_left(self.settings) if timeout is None else timeout
         started = time.perf_counter()
         task_type = getattr(connector, "task_type_name", connector.name)
@@ -211,7 +238,9 @@ class ConnectorCalls:
             raise internal(f"connector {connector.name} cannot read this task's stored metadata: {error}") from None
 
 
-def _as_connect_error(connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float) -> BaseException:
+def _as_connect_error(
+    connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float
+) -> BaseException:
     if isinstance(error, ConnectError):
         message = redact(error.message)
         return error if message == error.message else ConnectError(error.code, message)
@@ -227,5 +256,15 @@ def _as_connect_error(connector: AsyncConnector[Any], operation: str, error: Bas
     return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
 
 
-__all__ = ["ConnectorCalls", "RESERVED_KWARGS", "add_redacted_values", "connection_kwargs", "invocation_deadline",
-           "invocation_seconds_left", "redact", "request_arrived_at", "request_deadline", "seconds_left"]
+__all__ = [
+    "ConnectorCalls",
+    "RESERVED_KWARGS",
+    "add_redacted_values",
+    "connection_kwargs",
+    "invocation_deadline",
+    "invocation_seconds_left",
+    "redact",
+    "request_arrived_at",
+    "request_deadline",
+    "seconds_left",
+]

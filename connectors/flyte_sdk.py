@@ -84,8 +84,10 @@ def load_flyte_sdk_connectors(registry: ConnectorRegistry, selection: str | None
     try:
         from flyte.connectors import ConnectorRegistry as SdkRegistry
     except ImportError as error:  # flyte without its connector extras: nothing of it to serve
-        logger.warning("the flyte SDK is installed but flyte.connectors does not import (%s): "
-                       "no flyte SDK connectors served", error)
+        logger.warning(
+            "the flyte SDK is installed but flyte.connectors does not import (%s): no flyte SDK connectors served",
+            error,
+        )
         return []
     install_flyte_not_found()
     load_entry_points(selection)
@@ -93,9 +95,13 @@ def load_flyte_sdk_connectors(registry: ConnectorRegistry, selection: str | None
     for sdk_connector in list(SdkRegistry._REGISTRY.values()):
         key = (sdk_connector.task_type_name, int(sdk_connector.task_type_version))
         if key in registry:
-            logger.info("flyte SDK connector %s (%s) not served for task type %s (version %s): "
-                        "this service serves that task type already", sdk_connector.name,
-                        type(sdk_connector).__name__, *key)
+            logger.info(
+                "flyte SDK connector %s (%s) not served for task type %s (version %s): "
+                "this service serves that task type already",
+                sdk_connector.name,
+                type(sdk_connector).__name__,
+                *key,
+            )
             continue
         registry.register(adapt(sdk_connector))
         logger.info("serving flyte SDK connector %s for task type %s (version %s)", sdk_connector.name, *key)
@@ -117,8 +123,10 @@ def load_entry_points(selection: str | None = None) -> list[str]:
     names = [name.strip() for name in chosen.split(",") if name.strip()] if strict else sorted(found)
     missing = [name for name in names if name not in found]
     if missing:
-        raise ValueError(f"{FLYTE_SDK_CONNECTORS_ENV} names {', '.join(missing)}, which no installed package "
-                         f"offers as a {ENTRY_POINT_GROUP} entry point (found: {', '.join(sorted(found)) or 'none'})")
+        raise ValueError(
+            f"{FLYTE_SDK_CONNECTORS_ENV} names {', '.join(missing)}, which no installed package "
+            f"offers as a {ENTRY_POINT_GROUP} entry point (found: {', '.join(sorted(found)) or 'none'})"
+        )
     loaded = []
     for name in names:
         logger.info("loading flyte SDK connector entry point %s (%s)", name, found[name].value)
@@ -139,10 +147,14 @@ def install_flyte_not_found() -> None:
 
     if issubclass(_registry.not_found_class, FlyteConnectorNotFound):
         return
-    _registry.not_found_class = type("ConnectorNotFound", (ConnectorNotFound, FlyteConnectorNotFound), {
-        "__module__": ConnectorNotFound.__module__,
-        "__doc__": "A registry miss: this service's ConnectorNotFound, also the flyte SDK's FlyteConnectorNotFound.",
-    })
+    _registry.not_found_class = type(
+        "ConnectorNotFound",
+        (ConnectorNotFound, FlyteConnectorNotFound),
+        {
+            "__module__": ConnectorNotFound.__module__,
+            "__doc__": "A registry miss: this service's ConnectorNotFound, also the flyte SDK's FlyteConnectorNotFound.",
+        },
+    )
 
 
 # -- flyte.io values -------------------------------------------------------------------------------
@@ -187,8 +199,11 @@ def _accepted(method: Callable[..., Any]) -> frozenset[str] | None:
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
-    return frozenset(p.name for p in parameters
-                     if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    return frozenset(
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
 
 
 class FlyteSdkConnector(AsyncConnector[Any]):
@@ -206,18 +221,30 @@ class FlyteSdkConnector(AsyncConnector[Any]):
         self.metadata_type = sdk_connector.metadata_type
         self.replay_settle_seconds = float(getattr(sdk_connector, "replay_settle_seconds", 0) or 0)
         self.secret_names = tuple(getattr(sdk_connector, "secret_names", ()) or ())
-        self._takes = {method: _accepted(getattr(sdk_connector, method))
-                       for method in ("create", "get", "delete", "get_logs", "get_metrics")}
+        self._takes = {
+            method: _accepted(getattr(sdk_connector, method))
+            for method in ("create", "get", "delete", "get_logs", "get_metrics")
+        }
 
     def _kwargs(self, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Of ``kwargs``, those the SDK connector's ``method`` takes: all if it has ``**kwargs``."""
         takes = self._takes[method]
         return kwargs if takes is None else {name: value for name, value in kwargs.items() if name in takes}
 
-    async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: dict[str, Any] | None = None,
-                     task_execution_metadata: TaskExecutionMetadata | None = None, **kwargs: Any) -> Any:
-        offered = {"output_prefix": output_prefix, "inputs": to_flyte_io(inputs),
-                   "task_execution_metadata": task_execution_metadata, **kwargs}
+    async def create(
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str,
+        inputs: dict[str, Any] | None = None,
+        task_execution_metadata: TaskExecutionMetadata | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        offered = {
+            "output_prefix": output_prefix,
+            "inputs": to_flyte_io(inputs),
+            "task_execution_metadata": task_execution_metadata,
+            **kwargs,
+        }
         return await self.sdk_connector.create(task_template=task_template, **self._kwargs("create", offered))
 
     async def get(self, resource_meta: Any, **kwargs: Any) -> Resource:
@@ -241,8 +268,11 @@ def adapt(sdk_connector: Any) -> FlyteSdkConnector:
     only where the SDK connector implements them (else the service answers ``unimplemented``)."""
     from flyte.connectors import AsyncConnector as SdkAsyncConnector
 
-    methods = {name: fn for name, fn in (("get_metrics", _get_metrics), ("get_logs", _get_logs))
-               if getattr(type(sdk_connector), name) is not getattr(SdkAsyncConnector, name)}
+    methods = {
+        name: fn
+        for name, fn in (("get_metrics", _get_metrics), ("get_logs", _get_logs))
+        if getattr(type(sdk_connector), name) is not getattr(SdkAsyncConnector, name)
+    }
     cls = type(f"FlyteSdk{type(sdk_connector).__name__}", (FlyteSdkConnector,), {**methods, "__module__": __name__})
     return cls(sdk_connector)
 
@@ -259,4 +289,3 @@ def as_resource(resource: Any) -> Resource:
         outputs=from_flyte_io(outputs) if isinstance(outputs, dict) else outputs,
         custom_info=getattr(resource, "custom_info", None),
     )
-

@@ -28,8 +28,13 @@ CONCURRENCY = 16
 DEFAULT_BUDGET_SECONDS = 240.0
 
 
-async def reap_abandoned(canceller: Canceller, now: float | None = None, limit: int = 2000,
-                         budget_seconds: float | None = None, concurrency: int = CONCURRENCY) -> CleanupReport:
+async def reap_abandoned(
+    canceller: Canceller,
+    now: float | None = None,
+    limit: int = 2000,
+    budget_seconds: float | None = None,
+    concurrency: int = CONCURRENCY,
+) -> CleanupReport:
     """Cancel up to ``limit`` tasks not polled for ``abandoned_after_minutes``, within the time budget
     (the Lambda's remaining time when it runs in one)."""
     settings, store = canceller.settings, canceller.store
@@ -49,8 +54,13 @@ async def reap_abandoned(canceller: Canceller, now: float | None = None, limit: 
     async def reap(stale: StaleTask) -> None:
         try:
             try:
-                record = await asyncio.to_thread(store.reap_claim, stale, canceller.new_owner(),
-                                                 canceller.lease_seconds, reason.removeprefix("cancelled: "))
+                record = await asyncio.to_thread(
+                    store.reap_claim,
+                    stale,
+                    canceller.new_owner(),
+                    canceller.lease_seconds,
+                    reason.removeprefix("cancelled: "),
+                )
             except RecordChanged:  # polled since it was listed, or another canceller holds it
                 report.skipped.append(f"{stale.action_id}/{stale.attempt}")
                 return

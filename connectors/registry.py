@@ -114,8 +114,10 @@ class ConnectorRegistry:
         if key in self and not override:
             registered = self._connectors.get(key)
             held = type(registered).__name__ if registered is not None else self._lazy[key].name
-            raise ValueError(f"Duplicate connector for task type: {key[0]} and version: {key[1]} "
-                             f"({held} is registered already, not {what})")
+            raise ValueError(
+                f"Duplicate connector for task type: {key[0]} and version: {key[1]} "
+                f"({held} is registered already, not {what})"
+            )
         self._lazy.pop(key, None)
         category = TaskCategory(name=key[0], version=key[1])
         metadata = self._metadata.setdefault(name, ConnectorProto(name=name))
@@ -153,8 +155,10 @@ class ConnectorRegistry:
                 lazy = self._lazy[key]
                 connector = lazy.load()
                 if (connector.task_type_name, int(connector.task_type_version)) != key:
-                    raise TypeError(f"{lazy.name} loaded {type(connector).__name__}, which serves "
-                                    f"{connector.task_type_name} (version {connector.task_type_version}), not {key}")
+                    raise TypeError(
+                        f"{lazy.name} loaded {type(connector).__name__}, which serves "
+                        f"{connector.task_type_name} (version {connector.task_type_version}), not {key}"
+                    )
                 self._connectors[key] = connector
             return self._connectors[key]
 

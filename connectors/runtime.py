@@ -53,8 +53,9 @@ class LazyClient:
         self._client = None
 
 
-def build_service(settings: Settings | None = None, client: Any = None,
-                  registry: ConnectorRegistry | None = None) -> ConnectorService:
+def build_service(
+    settings: Settings | None = None, client: Any = None, registry: ConnectorRegistry | None = None
+) -> ConnectorService:
     """The service core: the store on ``client`` (default: one built on first use), ``registry`` (default: the
     process-wide one, built-ins plus CONNECTOR_MODULES)."""
     settings = settings or Settings.from_env()
@@ -97,15 +98,19 @@ def invocation(context: Any, event: dict | None = None) -> Iterator[None]:
     epoch_ms = ((event or {}).get("requestContext") or {}).get("timeEpoch")
     arrived = request_arrived_at.set(epoch_ms / 1000 if isinstance(epoch_ms, (int, float)) else None)
     try:
-        with logs.invocation_keys(context), metrics.collecting(context):  # its log keys; its metrics, written at its end
+        with (
+            logs.invocation_keys(context),
+            metrics.collecting(context),
+        ):  # its log keys; its metrics, written at its end
             yield
     finally:
         invocation_deadline.reset(deadline)
         request_arrived_at.reset(arrived)
 
 
-def lambda_handler(operations: Iterable[str], *, health: bool = False,
-                   service: ConnectorService | None = None) -> Callable[[dict, Any], dict]:
+def lambda_handler(
+    operations: Iterable[str], *, health: bool = False, service: ConnectorService | None = None
+) -> Callable[[dict, Any], dict]:
     """A Lambda handler (API Gateway HTTP API events) serving ``operations`` only, on ``service``
     (default: :func:`default_service`)."""
     from mangum import Mangum

@@ -48,8 +48,11 @@ class SecretSource:
     def from_env(cls) -> "SecretSource":
         prefix = os.environ.get("SECRETS_PREFIX", DEFAULT_PREFIX).strip().strip("/")
         raw_age = os.environ.get("SECRETS_MAX_AGE_SECONDS", "").strip()
-        return cls(prefix=prefix, max_age_seconds=int(float(raw_age)) if raw_age else DEFAULT_MAX_AGE_SECONDS,
-                   enabled=bool(prefix))
+        return cls(
+            prefix=prefix,
+            max_age_seconds=int(float(raw_age)) if raw_age else DEFAULT_MAX_AGE_SECONDS,
+            enabled=bool(prefix),
+        )
 
     def secret_id(self, task_type: str, name: str) -> str:
         return f"{self.prefix}/{task_type}/{name}"
@@ -104,8 +107,15 @@ class SecretResolver:
         changed = any(fresh.get(name) != value for name, value in fetched.items())
         return fresh if changed else None
 
-    async def call(self, calls: Any, connector: Any, task_type: str, operation: str, connection: dict[str, str],
-                   make: Callable[[dict[str, str]], Awaitable[T]]) -> T:
+    async def call(
+        self,
+        calls: Any,
+        connector: Any,
+        task_type: str,
+        operation: str,
+        connection: dict[str, str],
+        make: Callable[[dict[str, str]], Awaitable[T]],
+    ) -> T:
         """``calls.call(connector, operation, make(connection))``; when the remote refuses the
         credentials and some were fetched from AWS, once more with them read again."""
         try:
@@ -116,8 +126,9 @@ class SecretResolver:
             fresh = await self.refresh(task_type, connection)
             if fresh is None:
                 raise
-            logger.info("%s %s refused the cached credentials; retrying with the secrets read again",
-                        task_type, operation)
+            logger.info(
+                "%s %s refused the cached credentials; retrying with the secrets read again", task_type, operation
+            )
             return await calls.call(connector, operation, make(fresh))
 
     async def _fetch(self, task_type: str, names: list[str], connection: dict[str, str], force: bool) -> "Connection":
@@ -128,8 +139,10 @@ class SecretResolver:
 
     def _read(self, task_type: str, name: str, force: bool = False) -> str | None:
         secrets, ssm = self._provider_pair()
-        for provider, key, extra in ((secrets, self.source.secret_id(task_type, name), {}),
-                                     (ssm, self.source.parameter_name(task_type, name), {"decrypt": True})):
+        for provider, key, extra in (
+            (secrets, self.source.secret_id(task_type, name), {}),
+            (ssm, self.source.parameter_name(task_type, name), {"decrypt": True}),
+        ):
             try:
                 value = provider.get(key, max_age=self.source.max_age_seconds, force_fetch=force, **extra)
             except Exception as error:  # Powertools' GetParameterError, the ClientError as its cause
@@ -140,8 +153,9 @@ class SecretResolver:
                 if code in _DENIED:
                     raise ConnectError(Code.PERMISSION_DENIED, f"this function may not read {where}: {code}") from None
                 logger.warning("could not read %s: %s", where, code or type(error).__name__)
-                raise ConnectError(Code.UNAVAILABLE, f"could not read {where} ({code or type(error).__name__}); "
-                                                     "retry") from None
+                raise ConnectError(
+                    Code.UNAVAILABLE, f"could not read {where} ({code or type(error).__name__}); retry"
+                ) from None
             if value is not None:
                 # A secret stored from a file (--secret-string file://token.txt) ends with a
                 # newline, which no token, header or key needs.

@@ -23,8 +23,16 @@ from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
 from .observability import logs, metrics, observed
-from .errors import (Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable,
-                     unimplemented)
+from .errors import (
+    Code,
+    ConnectError,
+    deadline_exceeded,
+    failed_precondition,
+    internal,
+    invalid_argument,
+    unavailable,
+    unimplemented,
+)
 from .phase import phase_name
 from .registry import ConnectorRegistry
 from .secrets import SecretResolver
@@ -41,8 +49,9 @@ POLL_WRITE_TRIES = 4
 
 # Codes of a failed create that leave open whether it started a job (its answer was lost, its
 # deadline passed, it broke half-way); any other code is the remote or the connector refusing.
-OUTCOME_UNKNOWN = frozenset({Code.DEADLINE_EXCEEDED, Code.UNAVAILABLE, Code.INTERNAL, Code.UNKNOWN, Code.ABORTED,
-                             Code.CANCELED, Code.DATA_LOSS})
+OUTCOME_UNKNOWN = frozenset(
+    {Code.DEADLINE_EXCEEDED, Code.UNAVAILABLE, Code.INTERNAL, Code.UNKNOWN, Code.ABORTED, Code.CANCELED, Code.DATA_LOSS}
+)
 
 
 class ConnectorService:
@@ -65,8 +74,10 @@ class ConnectorService:
             raise invalid_argument("CreateTaskRequest.template.type is required: it names the connector")
         key = TaskExecutionKey.from_metadata(request.task_execution_metadata)
         if key is None:  # without it there is no key to de-duplicate on, and no idempotency token
-            raise invalid_argument("CreateTaskRequest.task_execution_metadata.task_execution_id is required: "
-                                   "it names the run, action and attempt this task starts once for")
+            raise invalid_argument(
+                "CreateTaskRequest.task_execution_metadata.task_execution_id is required: "
+                "it names the run, action and attempt this task starts once for"
+            )
         logs.task_keys(execution=_execution_fields(key), attempt=key.attempt)
         connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
@@ -80,34 +91,52 @@ class ConnectorService:
             raise invalid_argument(str(error)) from None
 
         record = TaskRecord(
-            action_id=key.action_digest().hex(), attempt=key.attempt, secret=new_secret(), task_type=template.type,
-            task_version=template.task_type_version, output_prefix=request.output_prefix,
-            outputs_interface=template.interface.outputs.SerializeToString(), execution=_execution_fields(key),
-            create_request=pack_create_request(request), request_digest=request_digest(request),
+            action_id=key.action_digest().hex(),
+            attempt=key.attempt,
+            secret=new_secret(),
+            task_type=template.type,
+            task_version=template.task_type_version,
+            output_prefix=request.output_prefix,
+            outputs_interface=template.interface.outputs.SerializeToString(),
+            execution=_execution_fields(key),
+            create_request=pack_create_request(request),
+            request_digest=request_digest(request),
         )
         # A connector whose look-up lags keeps its claim until a create killed mid-call has settled.
         settle = replay_settle_seconds(connector)
-        lease = max(self.settings.create_claim_seconds, settle + self.settings.connector_timeout_seconds if settle else 0)
+        lease = max(
+            self.settings.create_claim_seconds, settle + self.settings.connector_timeout_seconds if settle else 0
+        )
         claim = await self.run_store(self.store.claim, record, lease)
         if not claim.claimed:
             return self._answer_duplicate_create(claim.record, record)
         # From here the record stays until its job is known finished or cancelled.
         older = await self._older_attempts(record, claim.took_over)
         try:
-            meta = await self.secrets.call(self.calls, connector, template.type, "create", connection, lambda kwargs: (
-                connector.create(
-                    task_template=template, output_prefix=request.output_prefix, inputs=inputs,
+            meta = await self.secrets.call(
+                self.calls,
+                connector,
+                template.type,
+                "create",
+                connection,
+                lambda kwargs: connector.create(
+                    task_template=template,
+                    output_prefix=request.output_prefix,
+                    inputs=inputs,
                     task_execution_metadata=request.task_execution_metadata,
-                    **kwargs, idempotency_token=key.idempotency_token(self.settings.token_salt),
-                )))
+                    **kwargs,
+                    idempotency_token=key.idempotency_token(self.settings.token_salt),
+                ),
+            )
         except ConnectError as error:
             # An earlier try of this attempt whose outcome is unknown keeps the outcome unknown.
             known = not claim.took_over or claim.prior_create_error in REFUSED_CODES
             # A job the connector finds again only by a look-up that lags must have time to show.
             unknown = not known or error.code in OUTCOME_UNKNOWN
             hold = replay_settle_seconds(connector) if unknown else 0.0
-            await self._release(record, f"create failed ({error.code.value}): {error.message}",
-                                error.code.value if known else "", hold)
+            await self._release(
+                record, f"create failed ({error.code.value}): {error.message}", error.code.value if known else "", hold
+            )
             raise
         try:
             encoded = self._encode_meta(connector, record, meta)
@@ -119,8 +148,10 @@ class ConnectorService:
         except RecordChanged as changed:
             current = changed.current
             if current is not None and current.lease_owner == record.secret and current.superseded_by is not None:
-                problem = failed_precondition(f"attempt {current.superseded_by} of this action started while this "
-                                              f"attempt was being created; this attempt's job is not kept")
+                problem = failed_precondition(
+                    f"attempt {current.superseded_by} of this action started while this "
+                    f"attempt was being created; this attempt's job is not kept"
+                )
                 await self._cancel_unkept_job(connector, current, meta, connection, problem)
                 raise problem from None
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
@@ -166,18 +197,28 @@ class ConnectorService:
         self.store.check_metadata_fits(record, encoded)
         return encoded
 
-    async def _cancel_unkept_job(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any,
-                                 connection: dict[str, str], problem: ConnectError) -> None:
+    async def _cancel_unkept_job(
+        self,
+        connector: AsyncConnector[Any],
+        record: TaskRecord,
+        meta: Any,
+        connection: dict[str, str],
+        problem: ConnectError,
+    ) -> None:
         """create started a job whose metadata cannot be kept: stop it before answering the error."""
         try:
             await self.calls.call(connector, "delete", connector.delete(resource_meta=meta, **connection))
         except ConnectError as error:
-            await self._release(record, f"{problem.message}; cancelling its job failed ({error.message}), "
-                                        "a newer attempt or the reaper will retry")
+            await self._release(
+                record,
+                f"{problem.message}; cancelling its job failed ({error.message}), "
+                "a newer attempt or the reaper will retry",
+            )
             return
         try:
-            await self.run_store(self.store.end_create, record, TaskExecution.ABORTED,
-                                 f"{problem.message}; its job was cancelled")
+            await self.run_store(
+                self.store.end_create, record, TaskExecution.ABORTED, f"{problem.message}; its job was cancelled"
+            )
         except (ConnectError, RecordChanged) as error:  # the lease expires; a canceller finds the job again
             logger.warning("could not record that %s's job was cancelled: %s", record.name, error)
 
@@ -194,8 +235,10 @@ class ConnectorService:
                 f"(version {existing.task_version}), not {wanted.task_type} (version {wanted.task_version})"
             )
         if existing.request_digest is not None and existing.request_digest != wanted.request_digest:
-            raise failed_precondition("this task execution was created with another request (template, inputs or "
-                                      "output prefix); a retry must send the same one")
+            raise failed_precondition(
+                "this task execution was created with another request (template, inputs or "
+                "output prefix); a retry must send the same one"
+            )
         if existing.state == CLAIMED and existing.superseded_by is not None:
             raise failed_precondition(f"attempt {existing.superseded_by} of this action superseded this one")
         if existing.state == CLAIMED:
@@ -227,11 +270,18 @@ class ConnectorService:
             fresh = await self._poll_connector(connector, record, connection)  # for the outputs
         return pb.GetTaskResponse(resource=stored_resource(record, fresh))
 
-    async def _poll_connector(self, connector: AsyncConnector[Any], record: TaskRecord,
-                              connection: dict[str, str]) -> pb.Resource:
+    async def _poll_connector(
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]
+    ) -> pb.Resource:
         meta = self.calls.decode_meta(connector, record)
-        resource = await self.secrets.call(self.calls, connector, record.task_type, "get", connection,
-                                           lambda kwargs: connector.get(resource_meta=meta, **kwargs))
+        resource = await self.secrets.call(
+            self.calls,
+            connector,
+            record.task_type,
+            "get",
+            connection,
+            lambda kwargs: connector.get(resource_meta=meta, **kwargs),
+        )
         if not isinstance(resource, Resource):
             raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
         return answer_resource(record, resource)  # what is answered is what is stored
@@ -254,8 +304,14 @@ class ConnectorService:
             return pb.DeleteTaskResponse()  # ended, or a canceller is already stopping it
         connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
         meta = self.calls.decode_meta(connector, record)
-        await self.secrets.call(self.calls, connector, record.task_type, "delete", connection,
-                                lambda kwargs: connector.delete(resource_meta=meta, **kwargs))
+        await self.secrets.call(
+            self.calls,
+            connector,
+            record.task_type,
+            "delete",
+            connection,
+            lambda kwargs: connector.delete(resource_meta=meta, **kwargs),
+        )
         try:
             await self.run_store(self.store.delete_task, record, TaskExecution.ABORTED, "deleted by DeleteTask")
         except RecordChanged:
@@ -268,8 +324,13 @@ class ConnectorService:
         if not _overrides(connector, "get_metrics"):
             raise unimplemented(f"connector {connector.name} does not serve metrics")
         meta = self.calls.decode_meta(connector, record)
-        kwargs = {**await self.secrets.complete(connector, record.task_type, {}), "queries": list(request.queries),
-                  "start_time": request.start_time, "end_time": request.end_time, "step": request.step}
+        kwargs = {
+            **await self.secrets.complete(connector, record.task_type, {}),
+            "queries": list(request.queries),
+            "start_time": request.start_time,
+            "end_time": request.end_time,
+            "step": request.step,
+        }
         return await self.calls.call(connector, "get_metrics", connector.get_metrics(resource_meta=meta, **kwargs))
 
     @observed("get_logs")

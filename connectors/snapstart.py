@@ -85,8 +85,11 @@ def _drop_aws_connector_clients() -> None:
 
 
 def _drop_secret_providers(service: Any) -> None:
-    resolvers = {id(r): r for r in (getattr(service, "secrets", None),
-                                    getattr(getattr(service, "canceller", None), "secrets", None)) if r is not None}
+    resolvers = {
+        id(r): r
+        for r in (getattr(service, "secrets", None), getattr(getattr(service, "canceller", None), "secrets", None))
+        if r is not None
+    }
     for resolver in resolvers.values():
         reset = getattr(resolver, "reset", None)
         if callable(reset):

@@ -53,14 +53,25 @@ TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.ABORTED
 
 
 def variable_map(types: dict[str, types_pb2.LiteralType]) -> interface_pb2.VariableMap:
-    return interface_pb2.VariableMap(variables=[
-        interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(type=literal_type))
-        for name, literal_type in types.items()])
+    return interface_pb2.VariableMap(
+        variables=[
+            interface_pb2.VariableEntry(key=name, value=interface_pb2.Variable(type=literal_type))
+            for name, literal_type in types.items()
+        ]
+    )
 
 
-def task_request(task_type: str, custom: dict[str, Any], *, inputs: dict[str, tuple[Any, Any]] | None = None,
-                 outputs: dict[str, types_pb2.LiteralType] | None = None, run: str | None = None,
-                 action: str = "a0", attempt: int = 0, secrets: dict[str, str] | None = None) -> pb.CreateTaskRequest:
+def task_request(
+    task_type: str,
+    custom: dict[str, Any],
+    *,
+    inputs: dict[str, tuple[Any, Any]] | None = None,
+    outputs: dict[str, types_pb2.LiteralType] | None = None,
+    run: str | None = None,
+    action: str = "a0",
+    attempt: int = 0,
+    secrets: dict[str, str] | None = None,
+) -> pb.CreateTaskRequest:
     """A CreateTaskRequest as the executor sends it: ``inputs`` maps a name to (declared type,
     native value), converted to literals the way the flyte SDK writes them."""
     inputs = inputs or {}
@@ -82,10 +93,14 @@ def task_request(task_type: str, custom: dict[str, Any], *, inputs: dict[str, tu
 
 
 class AwsWorld:
-    def __init__(self, endpoint: str, dynamodb_client: Any, connectors: list[AsyncConnector[Any]], **settings: Any) -> None:
+    def __init__(
+        self, endpoint: str, dynamodb_client: Any, connectors: list[AsyncConnector[Any]], **settings: Any
+    ) -> None:
         self.endpoint = endpoint
         self.dynamodb_client = dynamodb_client
-        self.settings = Settings(tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 5.0, **settings})
+        self.settings = Settings(
+            tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 5.0, **settings}
+        )
         self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry(connectors))
         self.server = ServedApp(create_app(self.service))
         self.boto = client_factory(endpoint)  # boto("athena"): the test's own view of AWS
@@ -104,8 +119,9 @@ class AwsWorld:
         return self.client.create_task(request).resource_meta
 
     def poll(self, handle: bytes, task_type: str) -> pb.Resource:
-        return self.client.get_task(pb.GetTaskRequest(resource_meta=handle,
-                                                      task_category=pb.TaskCategory(name=task_type))).resource
+        return self.client.get_task(
+            pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=task_type))
+        ).resource
 
     def wait(self, handle: bytes, task_type: str, timeout: float = 30.0, until: set[int] | None = None) -> pb.Resource:
         """Poll until the task reaches a phase in ``until`` (default: any terminal phase)."""
@@ -120,7 +136,9 @@ class AwsWorld:
             time.sleep(0.2)
 
     def delete(self, handle: bytes, task_type: str) -> None:
-        self.client.delete_task(pb.DeleteTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=task_type)))
+        self.client.delete_task(
+            pb.DeleteTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=task_type))
+        )
 
     def logs(self, handle: bytes, task_type: str) -> list[str]:
         request = pb.GetTaskLogsRequest(resource_meta=handle, task_category=pb.TaskCategory(name=task_type))
@@ -132,19 +150,31 @@ class AwsWorld:
 
     def outputs(self, resource: pb.Resource, types: dict[str, types_pb2.LiteralType]) -> dict[str, Any]:
         """The answered outputs as native values (FileRef, DataFrameRef...)."""
-        return literals.inputs_to_native(common_pb2.Inputs(literals=list(resource.outputs.literals)),
-                                         interface_pb2.TypedInterface(inputs=variable_map(types)))
+        return literals.inputs_to_native(
+            common_pb2.Inputs(literals=list(resource.outputs.literals)),
+            interface_pb2.TypedInterface(inputs=variable_map(types)),
+        )
 
     def token(self, request: pb.CreateTaskRequest) -> str:
         """The attempt's idempotency token, as this world's service derives it."""
-        return TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token(self.settings.token_salt)
+        return TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token(
+            self.settings.token_salt
+        )
 
-    def first_try(self, connector: AsyncConnector[Any], request: pb.CreateTaskRequest,
-                  inputs: dict[str, Any] | None = None) -> Any:
+    def first_try(
+        self, connector: AsyncConnector[Any], request: pb.CreateTaskRequest, inputs: dict[str, Any] | None = None
+    ) -> Any:
         """connector.create as a CreateTask's first try that then crashed before its record was
         finished: called directly, with the attempt's token. Its ResourceMeta."""
-        return asyncio.run(connector.create(request.template, request.output_prefix, inputs or {},
-                                            request.task_execution_metadata, idempotency_token=self.token(request)))
+        return asyncio.run(
+            connector.create(
+                request.template,
+                request.output_prefix,
+                inputs or {},
+                request.task_execution_metadata,
+                idempotency_token=self.token(request),
+            )
+        )
 
     def records(self, run: str | None = None) -> dict[int, TaskRecord]:
         found = [TaskRecord.from_item(item) for item in scan_table(self.dynamodb_client, self.settings.tasks_table)]
@@ -164,22 +194,29 @@ class AwsWorld:
     # -- steering the fake ------------------------------------------------------------------
 
     def _post(self, path: str, body: Any) -> Any:
-        request = urllib.request.Request(f"{self.endpoint}{path}", data=json.dumps(body).encode(), method="POST",
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.endpoint}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"content-type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             text = answer.read()
         return json.loads(text) if text else None
 
     def fate(self, service: str, job: str, status: str, reason: str = "", **extra: Any) -> None:
         """Decide how a remote job ends (connectors.dev.fake_aws)."""
-        self._post("/moto-api/fake-aws/fate", {"service": service, "job": job, "status": status,
-                                               "reason": reason, **extra})
+        self._post(
+            "/moto-api/fake-aws/fate", {"service": service, "job": job, "status": status, "reason": reason, **extra}
+        )
 
     def hold(self, model: str, polls: int = 1000) -> None:
         """Keep moto's ``model`` (``athena::execution``, ``batch::job``...) in each state for ``polls``
         describes: a job that stays running until the test lets it go."""
-        self._post("/moto-api/state-manager/set-transition",
-                   {"model_name": model, "transition": {"progression": "manual", "times": polls}})
+        self._post(
+            "/moto-api/state-manager/set-transition",
+            {"model_name": model, "transition": {"progression": "manual", "times": polls}},
+        )
 
     def release(self, model: str) -> None:
         self._post("/moto-api/state-manager/unset-transition", {"model_name": model})

@@ -24,8 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-STATUS_WORDS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS_WORDS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 @dataclass
@@ -77,8 +85,9 @@ class FakeBigQuery:
 
     # -- steering ------------------------------------------------------------------------------
 
-    def plan(self, states: list[str] | None = None, errors: list[dict[str, Any]] | None = None,
-             destination: bool = True) -> None:
+    def plan(
+        self, states: list[str] | None = None, errors: list[dict[str, Any]] | None = None, destination: bool = True
+    ) -> None:
         """How the next inserted job goes: ``states`` (the insert answers the first, each jobs.get
         moves one on), and once DONE ``errors`` or a destination table."""
         self._plans.append(Plan(states or ["PENDING", "RUNNING", "DONE"], errors, destination))
@@ -86,14 +95,19 @@ class FakeBigQuery:
     def fail(self, method: str, path: str, status: int, message: str, reason: str = "", times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` whose path matches the regex ``path`` with
         an error of HTTP ``status``."""
-        self._failures.append(_Failure(method, re.compile(path), status, message, reason or STATUS_WORDS.get(status, ""),
-                                       times))
+        self._failures.append(
+            _Failure(method, re.compile(path), status, message, reason or STATUS_WORDS.get(status, ""), times)
+        )
 
     def service_account_info(self) -> dict[str, Any]:
         return {
-            "type": "service_account", "project_id": "fake-project", "private_key_id": "fake-key-1",
-            "private_key": _private_key_pem(), "client_email": "flyte@fake-project.iam.gserviceaccount.com",
-            "client_id": "1", "token_uri": f"{self.url}/token",
+            "type": "service_account",
+            "project_id": "fake-project",
+            "private_key_id": "fake-key-1",
+            "private_key": _private_key_pem(),
+            "client_email": "flyte@fake-project.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": f"{self.url}/token",
         }
 
     def service_account_json(self) -> str:
@@ -105,8 +119,9 @@ class FakeBigQuery:
 
     # -- the API -------------------------------------------------------------------------------
 
-    def answer(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
-               body: Any) -> tuple[int, Any]:
+    def answer(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
         with self._lock:
             self.requests.append(Recorded(method, path, query, headers, body))
             if path == "/token":
@@ -132,8 +147,17 @@ class FakeBigQuery:
                 return 200, job
             if method == "POST" and cancel:
                 if job["status"]["state"] != "DONE":
-                    self._finish(job, Plan(errors=[{"reason": "stopped", "message": "Job execution was cancelled: "
-                                                    "User requested cancellation"}]))
+                    self._finish(
+                        job,
+                        Plan(
+                            errors=[
+                                {
+                                    "reason": "stopped",
+                                    "message": "Job execution was cancelled: User requested cancellation",
+                                }
+                            ]
+                        ),
+                    )
                 return 200, {"kind": "bigquery#jobCancelResponse", "job": job}
             return _error(405, f"{method} {path} is not served here", "notImplemented")
 
@@ -143,10 +167,14 @@ class FakeBigQuery:
         form = body if isinstance(body, dict) else {}
         assertion = form.get("assertion", "")
         try:
-            claims = jwt.decode(assertion, certs={"fake-key-1": _public_key_pem()}, audience="https://oauth2.googleapis.com/token")
+            claims = jwt.decode(
+                assertion, certs={"fake-key-1": _public_key_pem()}, audience="https://oauth2.googleapis.com/token"
+            )
         except Exception as error:  # noqa: BLE001 - a bad signature, audience, expiry...
             return 400, {"error": "invalid_grant", "error_description": f"bad assertion: {error}"}
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not re.search(r"auth/(bigquery|cloud-platform)", claims.get("scope", "")):
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not re.search(
+            r"auth/(bigquery|cloud-platform)", claims.get("scope", "")
+        ):
             return 400, {"error": "invalid_scope", "error_description": f"unexpected grant: {claims}"}
         token = f"ya29.fake-{uuid.uuid4().hex[:12]}"
         self.tokens.add(token)
@@ -162,10 +190,13 @@ class FakeBigQuery:
         plan = self._plans.pop(0) if self._plans else Plan()
         reference.update(projectId=project, jobId=job_id)
         job = {
-            "kind": "bigquery#job", "etag": "e", "id": f"{project}:{reference.get('location') or 'US'}.{job_id}",
+            "kind": "bigquery#job",
+            "etag": "e",
+            "id": f"{project}:{reference.get('location') or 'US'}.{job_id}",
             "selfLink": f"{self.url}/bigquery/v2/projects/{project}/jobs/{job_id}",
             "user_email": "flyte@fake-project.iam.gserviceaccount.com",
-            "jobReference": reference, "configuration": json.loads(json.dumps(body.get("configuration") or {})),
+            "jobReference": reference,
+            "configuration": json.loads(json.dumps(body.get("configuration") or {})),
             "status": {"state": plan.states[0]},
             "statistics": {"creationTime": str(int(time.time() * 1000))},
         }
@@ -193,13 +224,21 @@ class FakeBigQuery:
             job["status"]["errors"] = plan.errors
         elif plan.destination and "query" in job["configuration"]:
             job["configuration"]["query"]["destinationTable"] = {
-                "projectId": job["jobReference"]["projectId"], "datasetId": "_fake_anon",
-                "tableId": f"anon_{job['jobReference']['jobId']}"}
+                "projectId": job["jobReference"]["projectId"],
+                "datasetId": "_fake_anon",
+                "tableId": f"anon_{job['jobReference']['jobId']}",
+            }
 
 
 def _error(status: int, message: str, reason: str) -> tuple[int, Any]:
-    return status, {"error": {"code": status, "message": message, "status": STATUS_WORDS.get(status, "UNKNOWN"),
-                              "errors": [{"message": message, "domain": "global", "reason": reason}]}}
+    return status, {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": STATUS_WORDS.get(status, "UNKNOWN"),
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+        }
+    }
 
 
 def _handler(fake: FakeBigQuery) -> type[BaseHTTPRequestHandler]:
@@ -242,8 +281,9 @@ def _private_key_pem() -> str:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        _KEYS["private"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()).decode()
+        _KEYS["private"] = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
         import datetime
 
         from cryptography import x509
@@ -252,9 +292,16 @@ def _private_key_pem() -> str:
 
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-bigquery")])
         now = datetime.datetime.now(datetime.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )
         _KEYS["public"] = cert.public_bytes(serialization.Encoding.PEM).decode()
     return _KEYS["private"]
 

@@ -45,15 +45,32 @@ def self_signed_certificate(directory: str) -> tuple[str, str]:
     now = datetime.datetime.now(datetime.timezone.utc)
     public = key.public_key()
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
@@ -63,8 +80,11 @@ def self_signed_certificate(directory: str) -> tuple[str, str]:
     with open(cert_file, "wb") as out:
         out.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(key_file, "wb") as out:
-        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+        out.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     return cert_file, key_file
 
 
@@ -78,8 +98,14 @@ class Recorded:
 
     def key(self) -> tuple[str, str, Any, Any, Optional[str], Optional[str]]:
         """What a client chose to send: method, path, query, body, authorization, content type."""
-        return (self.method, self.path, self.query, self.body, self.headers.get("authorization"),
-                self.headers.get("content-type"))
+        return (
+            self.method,
+            self.path,
+            self.query,
+            self.body,
+            self.headers.get("authorization"),
+            self.headers.get("content-type"),
+        )
 
 
 @dataclass
@@ -161,8 +187,13 @@ class FakeDatabricks:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
-                recorded = Recorded(self.command, parts.path, parse_qs(parts.query),
-                                    {k.lower(): v for k, v in self.headers.items()}, body)
+                recorded = Recorded(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                )
                 status, answer = fake.answer(recorded)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
@@ -196,7 +227,7 @@ class FakeDatabricks:
                 return 401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}
             if not request.path.startswith(API + "/"):
                 return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {request.path}"}
-            path = request.path[len(API) + 1:]
+            path = request.path[len(API) + 1 :]
             failures = self._failures.get(path)
             if failures:
                 return failures.pop(0)
@@ -233,8 +264,13 @@ class FakeDatabricks:
         run = self._run(run_id)
         if run is None:
             return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": f"Run {run_id} does not exist."}
-        answer = {"job_id": run.job_id, "run_id": run.run_id, "run_name": run.spec.get("run_name", "Untitled"),
-                  "state": run.state(), "run_page_url": f"https://fake/#job/{run.job_id}/run/{run.run_id}"}
+        answer = {
+            "job_id": run.job_id,
+            "run_id": run.run_id,
+            "run_name": run.spec.get("run_name", "Untitled"),
+            "state": run.state(),
+            "run_page_url": f"https://fake/#job/{run.job_id}/run/{run.run_id}",
+        }
         if not run.cancelled:
             run.step += 1
         return 200, answer

@@ -96,8 +96,9 @@ class FakeSlurm:
                 fake.calls.append(("sftp-chmod", f"{path.decode()} {oct(attrs.permissions or 0)}"))
                 return super().setstat(path, attrs)
 
-        return await asyncssh.create_server(Server, "127.0.0.1", 0, server_host_keys=[self.host_key],
-                                            process_factory=self._process, sftp_factory=Sftp)
+        return await asyncssh.create_server(
+            Server, "127.0.0.1", 0, server_host_keys=[self.host_key], process_factory=self._process, sftp_factory=Sftp
+        )
 
     # -- steering and reading -------------------------------------------------------------------
 
@@ -164,11 +165,16 @@ class FakeSlurm:
         options = {}
         for line in script.splitlines():
             if line.startswith("#SBATCH --") and "=" in line:
-                key, _, value = line[len("#SBATCH --"):].partition("=")
+                key, _, value = line[len("#SBATCH --") :].partition("=")
                 options[key] = value
-        job = Job(str(self.next_id), options.get("job-name", "sbatch"), USER, script,
-                  options.get("output", f"{HOME}/slurm-{self.next_id}.out"),
-                  options.get("error", f"{HOME}/slurm-{self.next_id}.out"))
+        job = Job(
+            str(self.next_id),
+            options.get("job-name", "sbatch"),
+            USER,
+            script,
+            options.get("output", f"{HOME}/slurm-{self.next_id}.out"),
+            options.get("error", f"{HOME}/slurm-{self.next_id}.out"),
+        )
         self.next_id += 1
         self.jobs[job.job_id] = job
         return 0, f"{job.job_id}\n", ""
@@ -183,8 +189,13 @@ class FakeSlurm:
 
     def _matching(self, args: list[str], name_flag: str) -> tuple[list[str] | None, list[Job]]:
         ids, names, users = self._select(args, "-j"), self._select(args, name_flag), self._select(args, "-u")
-        jobs = [job for job in self.jobs.values() if (ids is None or job.job_id in ids)
-                and (names is None or job.name in names) and (users is None or job.user in users)]
+        jobs = [
+            job
+            for job in self.jobs.values()
+            if (ids is None or job.job_id in ids)
+            and (names is None or job.name in names)
+            and (users is None or job.user in users)
+        ]
         return ids, jobs
 
     def _squeue(self, args: list[str]) -> tuple[int, str, str]:
@@ -198,15 +209,27 @@ class FakeSlurm:
         if not self.accounting:
             return 1, "", "sacct: error: Slurm accounting storage is disabled\n"
         _, jobs = self._matching(args, "--name")
-        return 0, "".join(f"{j.job_id}|{j.state}|{j.exit_code}|{j.reason or 'None'}\n"
-                          f"{j.job_id}.batch|{j.state}|{j.exit_code}|\n" for j in jobs), ""
+        return (
+            0,
+            "".join(
+                f"{j.job_id}|{j.state}|{j.exit_code}|{j.reason or 'None'}\n{j.job_id}.batch|{j.state}|{j.exit_code}|\n"
+                for j in jobs
+            ),
+            "",
+        )
 
     def _scontrol(self, args: list[str]) -> tuple[int, str, str]:
         job = self.jobs.get(args[2]) if args[:2] == ["show", "job"] else None
         if job is None:
             return 1, "", "slurm_load_jobs error: Invalid job id specified\n"
-        return 0, (f"JobId={job.job_id} JobName={job.name} UserId={job.user}(1000) JobState={job.state} "
-                   f"Reason={job.reason or 'None'} ExitCode={job.exit_code}\n"), ""
+        return (
+            0,
+            (
+                f"JobId={job.job_id} JobName={job.name} UserId={job.user}(1000) JobState={job.state} "
+                f"Reason={job.reason or 'None'} ExitCode={job.exit_code}\n"
+            ),
+            "",
+        )
 
     def _scancel(self, args: list[str]) -> tuple[int, str, str]:
         job = self.jobs.get(args[-1])

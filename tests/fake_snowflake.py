@@ -120,9 +120,13 @@ class FakeConnection:
         status = self.get_query_status(query_id)
         if self.is_an_error(status):
             query = self.fake.queries[query_id]
-            raise errors.ProgrammingError(msg=query.error or "Query was aborted", errno=100038 if query.error else 604,
-                                          sqlstate="22018" if query.error else "57014", sfqid=query_id,
-                                          send_telemetry=False)
+            raise errors.ProgrammingError(
+                msg=query.error or "Query was aborted",
+                errno=100038 if query.error else 604,
+                sqlstate="22018" if query.error else "57014",
+                sfqid=query_id,
+                send_telemetry=False,
+            )
         return status
 
 
@@ -147,8 +151,13 @@ class FakeCursor:
             if fake.submit_error is not None:
                 error, fake.submit_error = fake.submit_error, None
                 raise error
-            query = FakeQuery(str(uuid.uuid4()), sql, params, tag=(kwargs.get("_statement_params") or {}).get("QUERY_TAG", ""),
-                              plan=list(fake.plan))
+            query = FakeQuery(
+                str(uuid.uuid4()),
+                sql,
+                params,
+                tag=(kwargs.get("_statement_params") or {}).get("QUERY_TAG", ""),
+                plan=list(fake.plan),
+            )
             if fake.fail_with:
                 query.plan, query.error = ["RUNNING", "FAILED_WITH_ERROR"], fake.fail_with
             fake.queries[query.query_id] = query
@@ -174,6 +183,7 @@ class FakeCursor:
                 found = [q for q in fake.queries.values() if q.tag.endswith(token)]
                 self.rows = [(found[0].query_id,)] if found else []
             else:
-                raise errors.ProgrammingError(msg=f"the fake does not run {sql!r}", errno=1003, sqlstate="42000",
-                                              send_telemetry=False)
+                raise errors.ProgrammingError(
+                    msg=f"the fake does not run {sql!r}", errno=1003, sqlstate="42000", send_telemetry=False
+                )
         return self

@@ -57,8 +57,10 @@ def echo_request(
     struct.update(custom or {})
     return pb.CreateTaskRequest(
         inputs=common_pb2.Inputs(
-            literals=[common_pb2.NamedLiteral(name="x", value=int_literal(x)),
-                      common_pb2.NamedLiteral(name="name", value=str_literal(name))]
+            literals=[
+                common_pb2.NamedLiteral(name="x", value=int_literal(x)),
+                common_pb2.NamedLiteral(name="name", value=str_literal(name)),
+            ]
         ),
         template=tasks_pb2.TaskTemplate(
             type=task_type,

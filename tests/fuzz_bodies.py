@@ -40,21 +40,32 @@ def timestamps() -> st.SearchStrategy[Timestamp]:
 
 def durations() -> st.SearchStrategy[Duration]:
     # seconds and nanos share a sign in a valid Duration; proto binary carries any pair.
-    return st.builds(lambda s, n: Duration(seconds=s, nanos=n if s >= 0 else -n),
-                     st.integers(-315576000000, 315576000000), st.integers(0, 999_999_999))
+    return st.builds(
+        lambda s, n: Duration(seconds=s, nanos=n if s >= 0 else -n),
+        st.integers(-315576000000, 315576000000),
+        st.integers(0, 999_999_999),
+    )
 
 
 simple_types = st.integers(0, 9) | st.sampled_from([10, 99])  # open enum: unknown numbers are legal on the wire
 
 literal_types = st.recursive(
     st.builds(types_pb2.LiteralType, simple=simple_types)
-    | st.builds(types_pb2.LiteralType, blob=st.builds(types_pb2.BlobType, format=small_text, dimensionality=st.integers(0, 2)))
+    | st.builds(
+        types_pb2.LiteralType, blob=st.builds(types_pb2.BlobType, format=small_text, dimensionality=st.integers(0, 2))
+    )
     | st.builds(types_pb2.LiteralType, enum_type=st.builds(types_pb2.EnumType, values=st.lists(small_text, max_size=3)))
-    | st.builds(types_pb2.LiteralType, structured_dataset_type=st.builds(types_pb2.StructuredDatasetType, format=small_text))
+    | st.builds(
+        types_pb2.LiteralType, structured_dataset_type=st.builds(types_pb2.StructuredDatasetType, format=small_text)
+    )
     | st.just(types_pb2.LiteralType()),
-    lambda inner: st.builds(types_pb2.LiteralType, collection_type=inner)
-    | st.builds(types_pb2.LiteralType, map_value_type=inner)
-    | st.builds(types_pb2.LiteralType, union_type=st.builds(types_pb2.UnionType, variants=st.lists(inner, max_size=3))),
+    lambda inner: (
+        st.builds(types_pb2.LiteralType, collection_type=inner)
+        | st.builds(types_pb2.LiteralType, map_value_type=inner)
+        | st.builds(
+            types_pb2.LiteralType, union_type=st.builds(types_pb2.UnionType, variants=st.lists(inner, max_size=3))
+        )
+    ),
     max_leaves=4,
 )
 
@@ -102,30 +113,49 @@ def _union(value: literals_pb2.Literal, literal_type: types_pb2.LiteralType) -> 
 
 literal_values = st.recursive(
     st.builds(literals_pb2.Literal, scalar=scalars)
-    | st.builds(literals_pb2.Literal, offloaded_metadata=st.builds(literals_pb2.LiteralOffloadedMetadata, uri=small_text))
+    | st.builds(
+        literals_pb2.Literal, offloaded_metadata=st.builds(literals_pb2.LiteralOffloadedMetadata, uri=small_text)
+    )
     | st.just(literals_pb2.Literal()),
-    lambda inner: st.builds(literals_pb2.Literal, collection=st.builds(literals_pb2.LiteralCollection, literals=st.lists(inner, max_size=3)))
-    | st.builds(literals_pb2.Literal, map=st.builds(literals_pb2.LiteralMap, literals=st.dictionaries(small_text, inner, max_size=3)))
-    | st.builds(_union, inner, literal_types),
+    lambda inner: (
+        st.builds(
+            literals_pb2.Literal,
+            collection=st.builds(literals_pb2.LiteralCollection, literals=st.lists(inner, max_size=3)),
+        )
+        | st.builds(
+            literals_pb2.Literal,
+            map=st.builds(literals_pb2.LiteralMap, literals=st.dictionaries(small_text, inner, max_size=3)),
+        )
+        | st.builds(_union, inner, literal_types)
+    ),
     max_leaves=6,
 )
 
 
 def variable_maps() -> st.SearchStrategy[interface_pb2.VariableMap]:
     entry = st.builds(
-        interface_pb2.VariableEntry, key=names,
-        value=st.builds(interface_pb2.Variable, type=literal_types, description=small_text) | st.just(interface_pb2.Variable()),
+        interface_pb2.VariableEntry,
+        key=names,
+        value=st.builds(interface_pb2.Variable, type=literal_types, description=small_text)
+        | st.just(interface_pb2.Variable()),
     )
     return st.builds(interface_pb2.VariableMap, variables=st.lists(entry, max_size=3))
 
 
 def customs() -> st.SearchStrategy[Struct]:
     """template.custom as echo reads it: delay_seconds and fail of every type, plus anything."""
-    any_json = st.none() | st.booleans() | floats.filter(lambda f: not math.isnan(f)) | st.text(max_size=10) \
-        | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+    any_json = (
+        st.none()
+        | st.booleans()
+        | floats.filter(lambda f: not math.isnan(f))
+        | st.text(max_size=10)
+        | st.lists(st.integers(), max_size=2)
+        | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+    )
     delay = st.floats(min_value=0, max_value=5) | any_json
-    fields = st.fixed_dictionaries({}, optional={"delay_seconds": delay, "fail": st.text(max_size=20) | any_json,
-                                                  "other": any_json})
+    fields = st.fixed_dictionaries(
+        {}, optional={"delay_seconds": delay, "fail": st.text(max_size=20) | any_json, "other": any_json}
+    )
 
     def to_struct(value: dict[str, Any]) -> Struct:
         struct = Struct()
@@ -137,21 +167,34 @@ def customs() -> st.SearchStrategy[Struct]:
 
 
 def connections() -> st.SearchStrategy[security_pb2.Connection]:
-    return st.builds(security_pb2.Connection, task_type=small_text,
-                     secrets=st.dictionaries(small_text, small_text, max_size=2),
-                     configs=st.dictionaries(small_text, small_text, max_size=2))
+    return st.builds(
+        security_pb2.Connection,
+        task_type=small_text,
+        secrets=st.dictionaries(small_text, small_text, max_size=2),
+        configs=st.dictionaries(small_text, small_text, max_size=2),
+    )
 
 
 def task_execution_metadata() -> st.SearchStrategy[pb.TaskExecutionMetadata]:
     # A few runs and actions only, so that duplicate task execution ids (and their claims) happen.
-    execution = st.builds(identifier_pb2.WorkflowExecutionIdentifier, project=st.sampled_from(["p", "", "flytesnacks"]),
-                          domain=st.sampled_from(["d", "development"]), name=st.sampled_from(["run-a", "run-b", ""]) | small_text,
-                          org=st.sampled_from(["", "org"]))
-    node = st.builds(identifier_pb2.NodeExecutionIdentifier, node_id=st.sampled_from(["a0", "a1", ""]), execution_id=execution)
-    task_execution_id = st.builds(identifier_pb2.TaskExecutionIdentifier, node_execution_id=node,
-                                  retry_attempt=st.integers(0, 3) | st.integers(0, 2**32 - 1))
-    return st.builds(pb.TaskExecutionMetadata, task_execution_id=task_execution_id, namespace=small_text) \
-        | st.just(pb.TaskExecutionMetadata())
+    execution = st.builds(
+        identifier_pb2.WorkflowExecutionIdentifier,
+        project=st.sampled_from(["p", "", "flytesnacks"]),
+        domain=st.sampled_from(["d", "development"]),
+        name=st.sampled_from(["run-a", "run-b", ""]) | small_text,
+        org=st.sampled_from(["", "org"]),
+    )
+    node = st.builds(
+        identifier_pb2.NodeExecutionIdentifier, node_id=st.sampled_from(["a0", "a1", ""]), execution_id=execution
+    )
+    task_execution_id = st.builds(
+        identifier_pb2.TaskExecutionIdentifier,
+        node_execution_id=node,
+        retry_attempt=st.integers(0, 3) | st.integers(0, 2**32 - 1),
+    )
+    return st.builds(pb.TaskExecutionMetadata, task_execution_id=task_execution_id, namespace=small_text) | st.just(
+        pb.TaskExecutionMetadata()
+    )
 
 
 def templates() -> st.SearchStrategy[tasks_pb2.TaskTemplate]:
@@ -188,25 +231,37 @@ def echo_create_requests() -> st.SearchStrategy[pb.CreateTaskRequest]:
         values = {key: draw(literal_values) for key in keys}
 
         def variable_map(types: dict[str, types_pb2.LiteralType]) -> interface_pb2.VariableMap:
-            return interface_pb2.VariableMap(variables=[
-                interface_pb2.VariableEntry(key=key, value=interface_pb2.Variable(type=literal_type))
-                for key, literal_type in types.items()])
+            return interface_pb2.VariableMap(
+                variables=[
+                    interface_pb2.VariableEntry(key=key, value=interface_pb2.Variable(type=literal_type))
+                    for key, literal_type in types.items()
+                ]
+            )
 
         template = tasks_pb2.TaskTemplate(
-            type="echo", interface=interface_pb2.TypedInterface(inputs=variable_map(inputs_types),
-                                                                  outputs=variable_map(outputs_types)),
-            custom=draw(customs()))
+            type="echo",
+            interface=interface_pb2.TypedInterface(
+                inputs=variable_map(inputs_types), outputs=variable_map(outputs_types)
+            ),
+            custom=draw(customs()),
+        )
         return pb.CreateTaskRequest(
             inputs=common_pb2.Inputs(literals=[common_pb2.NamedLiteral(name=k, value=v) for k, v in values.items()]),
-            template=template, output_prefix=draw(small_text),
-            task_execution_metadata=draw(task_execution_metadata()), connection=draw(connections()))
+            template=template,
+            output_prefix=draw(small_text),
+            task_execution_metadata=draw(task_execution_metadata()),
+            connection=draw(connections()),
+        )
 
     return build()
 
 
 def categories() -> st.SearchStrategy[pb.TaskCategory]:
-    return st.builds(pb.TaskCategory, name=st.sampled_from(["echo", "echo", "", "counting"]) | small_text,
-                     version=st.sampled_from([0, 0, 1]) | int32) | st.none().map(lambda _: pb.TaskCategory())
+    return st.builds(
+        pb.TaskCategory,
+        name=st.sampled_from(["echo", "echo", "", "counting"]) | small_text,
+        version=st.sampled_from([0, 0, 1]) | int32,
+    ) | st.none().map(lambda _: pb.TaskCategory())
 
 
 # -- real bodies mangled, handles, wrongly typed JSON -------------------------------------------------
@@ -244,36 +299,64 @@ def handles(real_handles: list[bytes]) -> st.SearchStrategy[bytes]:
         good,
         good.flatmap(mutated),
         st.binary(max_size=60),
-        st.builds(lambda d, a, s: TaskHandle(d, a, s).encode(), st.binary(min_size=16, max_size=16),
-                  st.integers(0, 2**32 - 1), st.binary(min_size=16, max_size=16)),
-        st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/!", min_size=46,
-                max_size=48).map(lambda s: b"t1" + s.encode()),
+        st.builds(
+            lambda d, a, s: TaskHandle(d, a, s).encode(),
+            st.binary(min_size=16, max_size=16),
+            st.integers(0, 2**32 - 1),
+            st.binary(min_size=16, max_size=16),
+        ),
+        st.text(
+            alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/!", min_size=46, max_size=48
+        ).map(lambda s: b"t1" + s.encode()),
     )
 
 
 def by_handle_requests(rpc: str, real_handles: list[bytes]) -> st.SearchStrategy[Message]:
     handle, category = handles(real_handles), categories()
     if rpc == "GetTask":
-        return st.builds(pb.GetTaskRequest, resource_meta=handle, task_category=category, output_prefix=small_text,
-                         connection=connections())
+        return st.builds(
+            pb.GetTaskRequest,
+            resource_meta=handle,
+            task_category=category,
+            output_prefix=small_text,
+            connection=connections(),
+        )
     if rpc == "DeleteTask":
         return st.builds(pb.DeleteTaskRequest, resource_meta=handle, task_category=category, connection=connections())
     if rpc == "GetTaskMetrics":
-        return st.builds(pb.GetTaskMetricsRequest, resource_meta=handle, task_category=category,
-                         queries=st.lists(small_text, max_size=3), start_time=timestamps(), end_time=timestamps(),
-                         step=durations())
+        return st.builds(
+            pb.GetTaskMetricsRequest,
+            resource_meta=handle,
+            task_category=category,
+            queries=st.lists(small_text, max_size=3),
+            start_time=timestamps(),
+            end_time=timestamps(),
+            step=durations(),
+        )
     if rpc == "GetTaskLogs":
-        return st.builds(pb.GetTaskLogsRequest, resource_meta=handle, task_category=category,
-                         lines=st.integers(0, 2**64 - 1), token=small_text)
+        return st.builds(
+            pb.GetTaskLogsRequest,
+            resource_meta=handle,
+            task_category=category,
+            lines=st.integers(0, 2**64 - 1),
+            token=small_text,
+        )
     raise AssertionError(rpc)
 
 
 def wrong_types(value: Any) -> st.SearchStrategy[Any]:
     """JSON values of another type than ``value`` (and some of the same type, out of range)."""
     anything = st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
-        st.text(max_size=12), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-        st.sampled_from(["NaN", "Infinity", "-1", "1e400", "0x10", "", "!!", "AAAA", "t1", "QUEUED", "1970-01-01T00:00:00Z", "5s"]),
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=12),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+        st.sampled_from(
+            ["NaN", "Infinity", "-1", "1e400", "0x10", "", "!!", "AAAA", "t1", "QUEUED", "1970-01-01T00:00:00Z", "5s"]
+        ),
     )
     return anything.filter(lambda new: type(new) is not type(value) or new != value)
 
@@ -312,4 +395,3 @@ def json_with_wrong_types(message: Message) -> st.SearchStrategy[bytes]:
         return json.dumps(doc).encode()
 
     return build()
-

@@ -56,8 +56,12 @@ FORBIDDEN_CODES = {"unknown", "internal"}
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 
@@ -80,8 +84,9 @@ def _protocol_mandated(response: httpx.Response) -> bool:
 
 def check_connect_error(response: httpx.Response, what: str) -> str:
     """The Connect code of an error answer (HTTP errors before the protocol have none)."""
-    assert response.status_code < 500 or _protocol_mandated(response), \
+    assert response.status_code < 500 or _protocol_mandated(response), (
         f"{what}: HTTP {response.status_code} {response.content[:300]!r}"
+    )
     if not response.content:
         return f"http{response.status_code}"
     body = response.json()
@@ -120,8 +125,9 @@ class FuzzClient:
         """GetTaskLogs as a Connect server stream: the end-of-stream message carries any error."""
         path, _, response_type = RPCS["GetTaskLogs"]
         what = f"GetTaskLogs connect+{codec} {body[:120]!r}"
-        response = self.http.post(path, content=body,
-                                  headers={"content-type": f"application/connect+{codec}", **(headers or {})})
+        response = self.http.post(
+            path, content=body, headers={"content-type": f"application/connect+{codec}", **(headers or {})}
+        )
         if response.status_code != 200:
             return self._answered("GetTaskLogs", check_connect_error(response, what))
         code = "ok"
@@ -130,7 +136,9 @@ class FuzzClient:
                 end = json.loads(payload or b"{}")
                 if "error" in end:
                     code = end["error"].get("code", "unknown")
-                    assert code not in FORBIDDEN_CODES, f"{what}: stream ended with {code}: {end['error'].get('message')}"
+                    assert code not in FORBIDDEN_CODES, (
+                        f"{what}: stream ended with {code}: {end['error'].get('message')}"
+                    )
             elif codec == "proto":
                 response_type.FromString(payload)
             else:
@@ -152,10 +160,16 @@ class FuzzClient:
             return  # valid on the wire, not in proto JSON (a Timestamp out of range...)
         self.post(rpc, text, "json")
 
-    def rest(self, rpc: str, method: str, path: str, body: bytes | None = None,
-             params: list[tuple[str, str]] | None = None) -> str:
-        response = self.http.request(method, path, content=body, params=params,
-                                     headers={"content-type": "application/json"} if body is not None else None)
+    def rest(
+        self, rpc: str, method: str, path: str, body: bytes | None = None, params: list[tuple[str, str]] | None = None
+    ) -> str:
+        response = self.http.request(
+            method,
+            path,
+            content=body,
+            params=params,
+            headers={"content-type": "application/json"} if body is not None else None,
+        )
         what = f"REST {method} {path} {params} {body[:120] if body else b''!r}"
         assert response.status_code < 500, f"{what}: HTTP {response.status_code} {response.content[:300]!r}"
         if response.status_code == 200:
@@ -200,8 +214,11 @@ def real(fuzz) -> dict[str, Any]:
     """Real handles (a running and a failing echo task) and one valid body per RPC."""
     handles = []
     for custom in ({"delay_seconds": 3600}, {"fail": "planned failure"}, {}):
-        response = fuzz.http.post(RPCS["CreateTask"][0], content=echo_request(custom=custom).SerializeToString(),
-                                  headers={"content-type": "application/proto"})
+        response = fuzz.http.post(
+            RPCS["CreateTask"][0],
+            content=echo_request(custom=custom).SerializeToString(),
+            headers={"content-type": "application/proto"},
+        )
         assert response.status_code == 200, response.text
         handles.append(pb.CreateTaskResponse.FromString(response.content).resource_meta)
     handle = handles[0]
@@ -220,8 +237,9 @@ def real(fuzz) -> dict[str, Any]:
 # -- after the run ----------------------------------------------------------------------------------
 
 
-def check_the_run(fuzz: FuzzClient, settings: Any, dynamodb_client: Any, *, tests: set[str], min_bodies: int,
-                  min_per_rpc: int) -> None:
+def check_the_run(
+    fuzz: FuzzClient, settings: Any, dynamodb_client: Any, *, tests: set[str], min_bodies: int, min_per_rpc: int
+) -> None:
     """Enough bodies were sent (when all of ``tests`` ran to the end), and no record is half-written:
     each is created with its metadata, and its handle answers GetTask."""
     if not fuzz.finished:
@@ -243,7 +261,9 @@ def check_the_run(fuzz: FuzzClient, settings: Any, dynamodb_client: Any, *, test
             continue
         assert record.state in (ACTIVE, ENDED), f"{where} left in state {record.state}"
         if record.resource_meta is None:  # metadata too large to keep: the job was cancelled at once
-            assert record.state == ENDED and record.message.endswith("its job was cancelled"), f"{where}: {record.message}"
+            assert record.state == ENDED and record.message.endswith("its job was cancelled"), (
+                f"{where}: {record.message}"
+            )
             continue
         assert record.resource_meta, f"{where} is created without resource_meta"
         assert record.lease_expires_at is None and record.create_request is None, f"{where} still carries a claim"
@@ -251,6 +271,9 @@ def check_the_run(fuzz: FuzzClient, settings: Any, dynamodb_client: Any, *, test
         EchoMetadata.decode(record.resource_meta)
         handle = record.handle.encode()
         assert TaskHandle.decode(handle) == record.handle
-        code = fuzz.unary("GetTask", pb.GetTaskRequest(resource_meta=handle, task_category=ECHO).SerializeToString(),
-                          "application/proto")
+        code = fuzz.unary(
+            "GetTask",
+            pb.GetTaskRequest(resource_meta=handle, task_category=ECHO).SerializeToString(),
+            "application/proto",
+        )
         assert code == "ok", f"{where}: GetTask answered {code}"

@@ -26,12 +26,15 @@ LEDGER = pb.TaskCategory(name="ledger", version=0)
 
 
 class LedgerWorld:
-    def __init__(self, dynamodb_client: Any, path: Path, connector: LedgerConnector | None = None,
-                 **settings: Any) -> None:
+    def __init__(
+        self, dynamodb_client: Any, path: Path, connector: LedgerConnector | None = None, **settings: Any
+    ) -> None:
         self.dynamodb_client = dynamodb_client
         self.ledger = Ledger(path)
         self.connector = connector or LedgerConnector(path)
-        self.settings = Settings(tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 2.0, **settings})
+        self.settings = Settings(
+            tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 2.0, **settings}
+        )
         self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry([self.connector]))
         self.server = ServedApp(create_app(self.service))
 
@@ -48,8 +51,9 @@ class LedgerWorld:
         self.settings = replace(self.settings, **settings)
         self.service.settings = self.service.calls.settings = self.service.canceller.settings = self.settings
 
-    def request(self, run: str, attempt: int = 0, *, custom: dict[str, Any] | None = None,
-                **kwargs: Any) -> pb.CreateTaskRequest:
+    def request(
+        self, run: str, attempt: int = 0, *, custom: dict[str, Any] | None = None, **kwargs: Any
+    ) -> pb.CreateTaskRequest:
         return echo_request(task_type="ledger", run=run, attempt=attempt, custom=custom, **kwargs)
 
     def create(self, run: str, attempt: int = 0, **custom: Any) -> bytes:

@@ -39,8 +39,12 @@ from google.protobuf.json_format import MessageToDict
 
 from connectors import AsyncConnector, Resource, ResourceMeta
 
-PHASES = {"running": TaskExecution.RUNNING, "succeeded": TaskExecution.SUCCEEDED, "failed": TaskExecution.FAILED,
-          "cancelled": TaskExecution.ABORTED}
+PHASES = {
+    "running": TaskExecution.RUNNING,
+    "succeeded": TaskExecution.SUCCEEDED,
+    "failed": TaskExecution.FAILED,
+    "cancelled": TaskExecution.ABORTED,
+}
 
 
 class Ledger:
@@ -137,16 +141,24 @@ class LedgerConnector(AsyncConnector[LedgerMeta]):
         custom = MessageToDict(task_template.custom)
         if "create" in custom.get("not_implemented", []):
             raise NotImplementedError("create")
-        job_id, first = await asyncio.to_thread(self.ledger.start, kwargs["idempotency_token"],
-                                                bool(custom.get("ignore_token")))
+        job_id, first = await asyncio.to_thread(
+            self.ledger.start, kwargs["idempotency_token"], bool(custom.get("ignore_token"))
+        )
         if first and custom.get("die_after_start"):
             os._exit(17)
         if first:
             await asyncio.sleep(float(custom.get("create_seconds", 0)))
         meta_type = UnencodableMeta if custom.get("unencodable_meta") else LedgerMeta
-        return meta_type(job_id=job_id, outputs=custom.get("outputs"), delete_seconds=float(custom.get("delete_seconds", 0)),
-                         logs_hang=bool(custom.get("logs_hang")), not_implemented=custom.get("not_implemented"),
-                         chatty=bool(custom.get("chatty")), big_output=int(custom.get("big_output", 0)), padding="p" * int(custom.get("meta_padding", 0)))
+        return meta_type(
+            job_id=job_id,
+            outputs=custom.get("outputs"),
+            delete_seconds=float(custom.get("delete_seconds", 0)),
+            logs_hang=bool(custom.get("logs_hang")),
+            not_implemented=custom.get("not_implemented"),
+            chatty=bool(custom.get("chatty")),
+            big_output=int(custom.get("big_output", 0)),
+            padding="p" * int(custom.get("meta_padding", 0)),
+        )
 
     async def get(self, resource_meta: LedgerMeta, **kwargs) -> Resource:
         if "get" in (resource_meta.not_implemented or []):

@@ -164,7 +164,9 @@ class BulkyConnector(AsyncConnector[BulkyMeta]):
 
     async def get_logs(self, resource_meta: BulkyMeta, **kwargs):
         from flyteidl2.connector.connector_pb2 import (
-            GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskLogsResponseHeader,
+            GetTaskLogsResponse,
+            GetTaskLogsResponseBody,
+            GetTaskLogsResponseHeader,
         )
         from flyteidl2.logs.dataplane.payload_pb2 import LogLine
 

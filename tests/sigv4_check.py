@@ -30,8 +30,17 @@ class SigV4Check:
     """Wraps ``app``; ``accepted`` and ``rejected`` keep the headers of each request (and its
     ``:path``), for tests to look at."""
 
-    def __init__(self, app: Any, *, access_key: str = "testing", secret_key: str = "testing", token: str | None = "testing",
-                 region: str = "us-east-1", service: str = "execute-api", max_skew_seconds: float = 300) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        access_key: str = "testing",
+        secret_key: str = "testing",
+        token: str | None = "testing",
+        region: str = "us-east-1",
+        service: str = "execute-api",
+        max_skew_seconds: float = 300,
+    ) -> None:
         self.app = app
         self.credentials = Credentials(access_key, secret_key, token)
         self.region = region
@@ -57,8 +66,13 @@ class SigV4Check:
         seen = {":path": scope["path"], **headers}
         if not self.verify(scope, headers, bytes(body)):
             self.rejected.append(seen)
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"), (b"apigw-requestid", b"test-request")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"application/json"), (b"apigw-requestid", b"test-request")],
+                }
+            )
             await send({"type": "http.response.body", "body": FORBIDDEN})
             return
         self.accepted.append(seen)
@@ -82,20 +96,27 @@ class SigV4Check:
             signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
         except ValueError:
             return False
-        if (match["key"] != self.credentials.access_key or match["region"] != self.region
-                or match["service"] != self.service or match["date"] != amz_date[:8]
-                or abs(datetime.datetime.now(datetime.timezone.utc) - signed_at) > self.max_skew):
+        if (
+            match["key"] != self.credentials.access_key
+            or match["region"] != self.region
+            or match["service"] != self.service
+            or match["date"] != amz_date[:8]
+            or abs(datetime.datetime.now(datetime.timezone.utc) - signed_at) > self.max_skew
+        ):
             return False
         signed = match["signed"].split(";")
         if "host" not in signed or "x-amz-date" not in signed or any(name not in headers for name in signed):
             return False
-        if self.credentials.token is not None and (headers.get("x-amz-security-token") != self.credentials.token
-                                                   or "x-amz-security-token" not in signed):
+        if self.credentials.token is not None and (
+            headers.get("x-amz-security-token") != self.credentials.token or "x-amz-security-token" not in signed
+        ):
             return False
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = f"http://{headers['host']}{path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")
-        request = AWSRequest(method=scope["method"], url=url, data=body, headers={name: headers[name] for name in signed})
+        request = AWSRequest(
+            method=scope["method"], url=url, data=body, headers={name: headers[name] for name in signed}
+        )
         request.context["timestamp"] = amz_date
         auth = SigV4Auth(self.credentials, self.service, self.region)
         if auth.signed_headers(auth.headers_to_sign(request)) != match["signed"]:

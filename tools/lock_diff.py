@@ -21,8 +21,11 @@ def versions(path: str) -> dict[str, str]:
 
 def main(old_path: str, new_path: str) -> int:
     old, new = versions(old_path), versions(new_path)
-    moved = [(name, old.get(name, "-"), new.get(name, "-"))
-             for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+    moved = [
+        (name, old.get(name, "-"), new.get(name, "-"))
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
     print(f"{new_path}: {len(moved)} of {len(new)} packages moved from {old_path}")
     for name, before, after in moved:
         print(f"  {name:40} {before:>16} -> {after}")

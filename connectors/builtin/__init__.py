@@ -27,8 +27,10 @@ def _checked(disabled: str | None) -> set[str]:
     known = {EchoConnector.task_type_name, *AWS_CONNECTORS, *FLYTEPLUGIN_CONNECTORS}
     unknown = sorted(off - known)
     if unknown:
-        raise ValueError(f"{DISABLED_CONNECTORS_ENV} names {', '.join(unknown)}, which are not built-in task types "
-                         f"(these are: {', '.join(sorted(known))})")
+        raise ValueError(
+            f"{DISABLED_CONNECTORS_ENV} names {', '.join(unknown)}, which are not built-in task types "
+            f"(these are: {', '.join(sorted(known))})"
+        )
     return off
 
 
@@ -48,13 +50,19 @@ def builtin_connectors(disabled: str | None = None) -> list[Any]:
     found: list[Any] = [EchoConnector()] if EchoConnector.task_type_name not in off else []
     for task_type, spec in AWS_CONNECTORS.items():
         if task_type not in off:
-            found.append(LazyConnector(task_type, 0, spec.name, _loader(aws_connector_class, task_type),
-                                       spec.replay_settle_seconds))
+            found.append(
+                LazyConnector(
+                    task_type, 0, spec.name, _loader(aws_connector_class, task_type), spec.replay_settle_seconds
+                )
+            )
     for task_type in available_flyteplugin_connectors():  # those this build chose
         spec = FLYTEPLUGIN_CONNECTORS[task_type]
         if task_type not in off:
-            found.append(LazyConnector(task_type, 0, spec.name, _loader(flyteplugin_connector_class, task_type),
-                                       spec.replay_settle_seconds))
+            found.append(
+                LazyConnector(
+                    task_type, 0, spec.name, _loader(flyteplugin_connector_class, task_type), spec.replay_settle_seconds
+                )
+            )
     return found
 
 
@@ -62,5 +70,10 @@ def _loader(load_class: Any, task_type: str) -> Any:
     return lambda: load_class(task_type)()
 
 
-__all__ = ["DISABLED_CONNECTORS_ENV", "EchoConnector", "builtin_connector_classes", "builtin_connectors",
-           "disabled_task_types"]
+__all__ = [
+    "DISABLED_CONNECTORS_ENV",
+    "EchoConnector",
+    "builtin_connector_classes",
+    "builtin_connectors",
+    "disabled_task_types",
+]

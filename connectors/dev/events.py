@@ -36,8 +36,12 @@ EXAMPLE_SECRET = hashlib.sha256(b"connectors example task").digest()[:16]
 
 def example_record() -> TaskRecord:
     return TaskRecord(
-        action_id=EXAMPLE_KEY.action_digest().hex(), attempt=0, secret=EXAMPLE_SECRET,
-        task_type="echo", task_version=0, output_prefix="s3://my-bucket/example-run/a0",
+        action_id=EXAMPLE_KEY.action_digest().hex(),
+        attempt=0,
+        secret=EXAMPLE_SECRET,
+        task_type="echo",
+        task_version=0,
+        output_prefix="s3://my-bucket/example-run/a0",
         execution={"org": "", "project": "flytesnacks", "domain": "development", "run": "example-run", "action": "a0"},
     )
 
@@ -63,15 +67,28 @@ def create_task_request() -> pb.CreateTaskRequest:
         key="x", value=interface_pb2.Variable(type=types_pb2.LiteralType(simple=types_pb2.INTEGER))
     )
     return pb.CreateTaskRequest(
-        inputs=common_pb2.Inputs(literals=[common_pb2.NamedLiteral(
-            name="x", value=literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=42))),
-        )]),
+        inputs=common_pb2.Inputs(
+            literals=[
+                common_pb2.NamedLiteral(
+                    name="x",
+                    value=literals_pb2.Literal(
+                        scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=42))
+                    ),
+                )
+            ]
+        ),
         template=tasks_pb2.TaskTemplate(
-            id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK, project="flytesnacks",
-                                         domain="development", name="examples.echo_task", version="v1"),
+            id=identifier_pb2.Identifier(
+                resource_type=identifier_pb2.TASK,
+                project="flytesnacks",
+                domain="development",
+                name="examples.echo_task",
+                version="v1",
+            ),
             type="echo",
-            interface=interface_pb2.TypedInterface(inputs=interface_pb2.VariableMap(variables=[x]),
-                                                   outputs=interface_pb2.VariableMap(variables=[x])),
+            interface=interface_pb2.TypedInterface(
+                inputs=interface_pb2.VariableMap(variables=[x]), outputs=interface_pb2.VariableMap(variables=[x])
+            ),
         ),
         output_prefix="s3://my-bucket/events-run/a0",
         task_execution_metadata=pb.TaskExecutionMetadata(
@@ -79,7 +96,8 @@ def create_task_request() -> pb.CreateTaskRequest:
                 node_execution_id=identifier_pb2.NodeExecutionIdentifier(
                     node_id="a0",
                     execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                        project="flytesnacks", domain="development", name="events-run"),
+                        project="flytesnacks", domain="development", name="events-run"
+                    ),
                 ),
                 retry_attempt=0,
             ),
@@ -88,8 +106,9 @@ def create_task_request() -> pb.CreateTaskRequest:
     )
 
 
-def http_api_event(method: str, path: str, body: bytes | None = None, content_type: str = "application/proto",
-                   query: str = "") -> dict[str, Any]:
+def http_api_event(
+    method: str, path: str, body: bytes | None = None, content_type: str = "application/proto", query: str = ""
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event, IAM-authorised, as Lambda receives it."""
     route = f"{method} {path}"
     headers = {
@@ -112,16 +131,26 @@ def http_api_event(method: str, path: str, body: bytes | None = None, content_ty
         "requestContext": {
             "accountId": "123456789012",
             "apiId": API_ID,
-            "authorizer": {"iam": {
-                "accessKey": "ASIAEXAMPLEKEY", "accountId": "123456789012", "callerId": "AROAEXAMPLE:flyte-executor",
-                "cognitoIdentity": None, "principalOrgId": None,
-                "userArn": "arn:aws:sts::123456789012:assumed-role/flyte-executor/flyte-executor",
-                "userId": "AROAEXAMPLE:flyte-executor",
-            }},
+            "authorizer": {
+                "iam": {
+                    "accessKey": "ASIAEXAMPLEKEY",
+                    "accountId": "123456789012",
+                    "callerId": "AROAEXAMPLE:flyte-executor",
+                    "cognitoIdentity": None,
+                    "principalOrgId": None,
+                    "userArn": "arn:aws:sts::123456789012:assumed-role/flyte-executor/flyte-executor",
+                    "userId": "AROAEXAMPLE:flyte-executor",
+                }
+            },
             "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": API_ID,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7",
-                     "userAgent": "flyte-executor/2.0"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "198.51.100.7",
+                "userAgent": "flyte-executor/2.0",
+            },
             "requestId": "JKJaXmPLvHcESHA=",
             "routeKey": route,
             "stage": "$default",
@@ -145,17 +174,21 @@ def all_events() -> dict[str, dict[str, Any]]:
         "create_task": _connect(f"{ASYNC}/CreateTask", create_task_request()),
         "get_task": _connect(f"{ASYNC}/GetTask", pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)),
         "delete_task": _connect(f"{ASYNC}/DeleteTask", pb.DeleteTaskRequest(resource_meta=handle, task_category=ECHO)),
-        "get_task_metrics": _connect(f"{ASYNC}/GetTaskMetrics",
-                                     pb.GetTaskMetricsRequest(resource_meta=handle, task_category=ECHO)),
+        "get_task_metrics": _connect(
+            f"{ASYNC}/GetTaskMetrics", pb.GetTaskMetricsRequest(resource_meta=handle, task_category=ECHO)
+        ),
         "get_task_logs": http_api_event(
-            "POST", f"{ASYNC}/GetTaskLogs",
+            "POST",
+            f"{ASYNC}/GetTaskLogs",
             encode(pb.GetTaskLogsRequest(resource_meta=handle, task_category=ECHO, lines=100).SerializeToString()),
-            content_type="application/connect+proto"),
+            content_type="application/connect+proto",
+        ),
         "list_connectors": _connect(f"{METADATA}/ListConnectors", pb.ListConnectorsRequest()),
         "get_connector": _connect(f"{METADATA}/GetConnector", pb.GetConnectorRequest(name="Echo Connector")),
         "healthz": http_api_event("GET", "/healthz"),
         "get_task_rest": http_api_event(
-            "GET", f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(handle).decode().rstrip('=')}"),
+            "GET", f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(handle).decode().rstrip('=')}"
+        ),
         "reap_abandoned": scheduled_event(),
     }
 

@@ -113,7 +113,7 @@ class _Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::Sub":
@@ -140,7 +140,7 @@ class _Resolver:
         return self._holds(self.conditions[name])
 
     def _holds(self, value: Any) -> bool:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Condition":
             return self.condition(arg)
         if key == "Fn::Equals":
@@ -173,11 +173,14 @@ def function_config(logical_id: str, template_path: str | os.PathLike[str] = "te
     """The function's handler, code directory, timeout, memory and resolved environment."""
     template = load_template(template_path)
     resource = template["Resources"].get(logical_id)
-    functions = sorted(k for k, v in template["Resources"].items()
-                       if v.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"))
+    functions = sorted(
+        k
+        for k, v in template["Resources"].items()
+        if v.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    )
     if resource is None or resource.get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
         raise ValueError(f"{logical_id} is not a function in {template_path}; functions: {', '.join(functions)}")
-    globals_ = ((template.get("Globals") or {}).get("Function") or {})
+    globals_ = (template.get("Globals") or {}).get("Function") or {}
     properties = resource.get("Properties") or {}
     resolver = _Resolver(template, logical_id)
 
@@ -333,8 +336,9 @@ def decode_body(response: dict, event: dict | None = None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="connectors invoke",
-                                     description="Run an event through a function's handler, as `sam local invoke` does.")
+    parser = argparse.ArgumentParser(
+        prog="connectors invoke", description="Run an event through a function's handler, as `sam local invoke` does."
+    )
     parser.add_argument("function", help="the function's logical id in template.yaml, e.g. CreateTaskFunction")
     parser.add_argument("event", help="an API Gateway HTTP API (payload 2.0) event file")
     parser.add_argument("--template", default="template.yaml")

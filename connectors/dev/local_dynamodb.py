@@ -60,7 +60,9 @@ class LocalDynamoDB:
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "connectors.dev.fake_aws", "-H", HOST, "-p", str(self.port)],
-            stdout=out, stderr=out, env=env,
+            stdout=out,
+            stderr=out,
+            env=env,
         )
         _wait_for_port(self.port, self._process, timeout)
         return self

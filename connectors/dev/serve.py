@@ -73,7 +73,9 @@ def serve(port: int, dynamodb_port: int) -> None:
         if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
             service.store.create_table()
         categories = ", ".join(
-            f"{c.name} (version {c.version})" for m in service.registry.list_connectors() for c in m.supported_task_categories
+            f"{c.name} (version {c.version})"
+            for m in service.registry.list_connectors()
+            for c in m.supported_task_categories
         )
         base = f"http://127.0.0.1:{port}"
         print(f"Flyte connector service on {base}  (tasks in {where}, table {settings.tasks_table})")

@@ -72,9 +72,11 @@ class TaskReader(TaskTable):
         """Every record (one paginated Scan), only those of execution run ``run`` when given."""
         kwargs: dict[str, Any] = {}
         if run is not None:
-            kwargs = {"FilterExpression": "#execution.#run = :run",
-                      "ExpressionAttributeNames": {"#execution": "execution", "#run": "run"},
-                      "ExpressionAttributeValues": {":run": {"S": run}}}
+            kwargs = {
+                "FilterExpression": "#execution.#run = :run",
+                "ExpressionAttributeNames": {"#execution": "execution", "#run": "run"},
+                "ExpressionAttributeValues": {":run": {"S": run}},
+            }
         while True:
             page = self._call("scan", **kwargs)
             yield from (TaskRecord.from_item(item) for item in page.get("Items", []))
@@ -87,8 +89,11 @@ class TaskReader(TaskTable):
         records themselves (BatchGetItem). One that ended in between is left out."""
         keys: list[dict[str, Any]] = []
         for shard in range(ACTIVE_SHARDS):
-            kwargs: dict[str, Any] = {"IndexName": ACTIVE_INDEX, "KeyConditionExpression": "active_shard = :s",
-                                      "ExpressionAttributeValues": {":s": {"S": f"active#{shard}"}}}
+            kwargs: dict[str, Any] = {
+                "IndexName": ACTIVE_INDEX,
+                "KeyConditionExpression": "active_shard = :s",
+                "ExpressionAttributeValues": {":s": {"S": f"active#{shard}"}},
+            }
             while True:
                 page = self._call("query", **kwargs)
                 keys += [{"action_id": item["action_id"], "attempt": item["attempt"]} for item in page.get("Items", [])]
@@ -99,7 +104,7 @@ class TaskReader(TaskTable):
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> Iterator[TaskRecord]:
         for start in range(0, len(keys), _BATCH_GET_KEYS):
-            request: dict[str, Any] = {self.table_name: {"Keys": keys[start:start + _BATCH_GET_KEYS]}}
+            request: dict[str, Any] = {self.table_name: {"Keys": keys[start : start + _BATCH_GET_KEYS]}}
             for delay in (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, None):
                 try:
                     page = self._client.batch_get_item(RequestItems=request)
@@ -135,12 +140,16 @@ def open_table(table: str | None = None) -> tuple[TaskReader, str]:
         return TaskReader(name, new_client()), f"table {name} at {endpoint}"
     name = table or os.environ.get("TASKS_TABLE", "").strip()
     if not name:
-        raise TasksError("which task table? Set AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 for `make serve`'s, "
-                         "or TASKS_TABLE (the stack's output TasksTableName) and AWS credentials for a deployed one",
-                         USAGE_ERROR)
+        raise TasksError(
+            "which task table? Set AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 for `make serve`'s, "
+            "or TASKS_TABLE (the stack's output TasksTableName) and AWS credentials for a deployed one",
+            USAGE_ERROR,
+        )
     if boto3.Session().get_credentials() is None:
-        raise TasksError(f"no AWS credentials to read the table {name} with (or set AWS_ENDPOINT_URL_DYNAMODB "
-                         "for a local table)", USAGE_ERROR)
+        raise TasksError(
+            f"no AWS credentials to read the table {name} with (or set AWS_ENDPOINT_URL_DYNAMODB for a local table)",
+            USAGE_ERROR,
+        )
     return TaskReader(name, new_client()), f"table {name} in your AWS account"
 
 
@@ -168,13 +177,21 @@ def summary(record: TaskRecord, now: float, *, handle: bool = False) -> dict[str
     """What `list` shows of a record (JSON-ready)."""
     execution = record.execution
     shown: dict[str, Any] = {
-        "org": execution.get("org", ""), "project": execution.get("project", ""),
-        "domain": execution.get("domain", ""), "run": execution.get("run", ""), "action": execution.get("action", ""),
-        "attempt": record.attempt, "task_type": record.task_type, "task_version": record.task_version,
-        "phase": phase_name(record.phase), "state": record.state, "message": record.message,
+        "org": execution.get("org", ""),
+        "project": execution.get("project", ""),
+        "domain": execution.get("domain", ""),
+        "run": execution.get("run", ""),
+        "action": execution.get("action", ""),
+        "attempt": record.attempt,
+        "task_type": record.task_type,
+        "task_version": record.task_version,
+        "phase": phase_name(record.phase),
+        "state": record.state,
+        "message": record.message,
         "heartbeat_at": _iso(record.heartbeat_at),
         "heartbeat_age_seconds": round(now - record.heartbeat_at, 1) if record.heartbeat_at else None,
-        "created_at": _iso(record.created_at), "updated_at": _iso(record.updated_at),
+        "created_at": _iso(record.created_at),
+        "updated_at": _iso(record.updated_at),
     }
     if handle:
         shown["handle"] = record.handle.encode().decode()
@@ -186,11 +203,20 @@ def details(record: TaskRecord, now: float) -> dict[str, Any]:
     shown = summary(record, now, handle=True)
     lease = None
     if record.lease_expires_at is not None:  # the owner is a secret (the create claim's is the handle's)
-        lease = {"holder": "create" if record.state == "claimed" else "canceller",
-                 "expires_at": _iso(record.lease_expires_at), "expired": record.lease_expired(now)}
-    shown.update(notes=list(record.notes), lease=lease, superseded_by=record.superseded_by,
-                 create_error=record.create_error, output_prefix=record.output_prefix,
-                 expires_at=_iso(record.expires_at), version=record.version)
+        lease = {
+            "holder": "create" if record.state == "claimed" else "canceller",
+            "expires_at": _iso(record.lease_expires_at),
+            "expired": record.lease_expired(now),
+        }
+    shown.update(
+        notes=list(record.notes),
+        lease=lease,
+        superseded_by=record.superseded_by,
+        create_error=record.create_error,
+        output_prefix=record.output_prefix,
+        expires_at=_iso(record.expires_at),
+        version=record.version,
+    )
     return shown
 
 
@@ -219,8 +245,17 @@ def format_table(rows: Iterable[dict[str, Any]], *, handles: bool = False) -> st
         columns.append("HANDLE")
     lines = [columns]
     for row in rows:
-        line = [row["run"] or "-", row["action"] or "-", str(row["attempt"]), f"{row['task_type']}/{row['task_version']}",
-                row["phase"], row["state"], _last_poll(row), row["created_at"] or "-", _clip(row["message"], 60) or "-"]
+        line = [
+            row["run"] or "-",
+            row["action"] or "-",
+            str(row["attempt"]),
+            f"{row['task_type']}/{row['task_version']}",
+            row["phase"],
+            row["state"],
+            _last_poll(row),
+            row["created_at"] or "-",
+            _clip(row["message"], 60) or "-",
+        ]
         if handles:
             line.append(row["handle"])
         lines.append(line)
@@ -230,18 +265,30 @@ def format_table(rows: Iterable[dict[str, Any]], *, handles: bool = False) -> st
 
 def format_details(shown: dict[str, Any]) -> str:
     lease = shown["lease"]
-    lease_text = "-" if lease is None else (
-        f"held by a {lease['holder']} until {lease['expires_at']}" + (" (expired)" if lease["expired"] else ""))
+    lease_text = (
+        "-"
+        if lease is None
+        else (f"held by a {lease['holder']} until {lease['expires_at']}" + (" (expired)" if lease["expired"] else ""))
+    )
     scope = "/".join(part for part in (shown["org"], shown["project"], shown["domain"]) if part) or "-"
     fields = [
-        ("run", shown["run"] or "-"), ("action", shown["action"] or "-"), ("attempt", shown["attempt"]),
-        ("project", scope), ("task type", f"{shown['task_type']} (version {shown['task_version']})"),
-        ("phase", shown["phase"]), ("state", shown["state"]), ("message", shown["message"] or "-"),
-        ("last poll", _last_poll(shown)), ("created", shown["created_at"] or "-"),
-        ("updated", shown["updated_at"] or "-"), ("lease", lease_text),
+        ("run", shown["run"] or "-"),
+        ("action", shown["action"] or "-"),
+        ("attempt", shown["attempt"]),
+        ("project", scope),
+        ("task type", f"{shown['task_type']} (version {shown['task_version']})"),
+        ("phase", shown["phase"]),
+        ("state", shown["state"]),
+        ("message", shown["message"] or "-"),
+        ("last poll", _last_poll(shown)),
+        ("created", shown["created_at"] or "-"),
+        ("updated", shown["updated_at"] or "-"),
+        ("lease", lease_text),
         ("superseded by", "-" if shown["superseded_by"] is None else f"attempt {shown['superseded_by']}"),
-        ("create error", shown["create_error"] or "-"), ("output prefix", shown["output_prefix"] or "-"),
-        ("record expires", shown["expires_at"] or "-"), ("handle", shown["handle"]),
+        ("create error", shown["create_error"] or "-"),
+        ("output prefix", shown["output_prefix"] or "-"),
+        ("record expires", shown["expires_at"] or "-"),
+        ("handle", shown["handle"]),
     ]
     width = max(len(name) for name, _ in fields) + 2
     lines = [f"{name + ':':<{width}}{printable(str(value))}" for name, value in fields]
@@ -253,8 +300,9 @@ def format_details(shown: dict[str, Any]) -> str:
 # --- the command ---------------------------------------------------------------------------------
 
 
-def list_tasks(reader: TaskReader, *, active: bool = False, run: str | None = None,
-               limit: int | None = None) -> list[TaskRecord]:
+def list_tasks(
+    reader: TaskReader, *, active: bool = False, run: str | None = None, limit: int | None = None
+) -> list[TaskRecord]:
     """The records asked for, newest first, at most ``limit`` of them."""
     if active:
         records = [r for r in reader.active() if run is None or r.execution.get("run") == run]
@@ -281,8 +329,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             handle = TaskHandle.decode(args.handle.strip().encode())
         except ConnectError as error:
-            raise TasksError(f"{args.handle!r} is not a task handle: {error.message.replace('resource_meta', 'it')}",
-                             USAGE_ERROR) from None
+            raise TasksError(
+                f"{args.handle!r} is not a task handle: {error.message.replace('resource_meta', 'it')}", USAGE_ERROR
+            ) from None
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise TasksError("--limit must be at least 1", USAGE_ERROR)
     reader, where = open_table(args.table)
@@ -290,8 +339,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.tasks_command == "show":
         record = reader.get(handle)
         if record is None:
-            raise TasksError(f"no task with this handle in the {where}: it never existed, its record has "
-                             "expired, or the handle belongs to another table", USAGE_ERROR)
+            raise TasksError(
+                f"no task with this handle in the {where}: it never existed, its record has "
+                "expired, or the handle belongs to another table",
+                USAGE_ERROR,
+            )
         shown = details(record, now)
         print(json.dumps(shown, indent=2) if args.json else format_details(shown))
         return 0
@@ -304,4 +356,3 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"no {'active ' if args.active else ''}tasks{f' of run {args.run}' if args.run else ''} in the {where}")
     return 0
-

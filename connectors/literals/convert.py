@@ -41,8 +41,13 @@ def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) 
     return _by_kind(_TO_LITERAL, value, literal_type, where, "it does not fit the declared type")
 
 
-def _by_kind(converters: Mapping[str | None, Callable[[Any, LiteralType, str], Any]], subject: Any,
-             literal_type: LiteralType, where: str, misfit: str) -> Any:
+def _by_kind(
+    converters: Mapping[str | None, Callable[[Any, LiteralType, str], Any]],
+    subject: Any,
+    literal_type: LiteralType,
+    where: str,
+    misfit: str,
+) -> Any:
     """``subject`` converted by the converter for the kind of ``literal_type``. A ``TypeError``
     (``misfit`` says which way) or a struct's schema mismatch is refused, saying where."""
     convert = converters.get(literal_type.WhichOneof("type"))
@@ -67,7 +72,10 @@ def _collection_to_native(literal: Literal, literal_type: LiteralType, where: st
         fast = scalars.read_primitive_list(literal.collection.literals, item_type.simple)
         if fast is not None:
             return fast
-    return [literal_to_native(item, item_type, f"{where}[{index}]") for index, item in enumerate(literal.collection.literals)]
+    return [
+        literal_to_native(item, item_type, f"{where}[{index}]")
+        for index, item in enumerate(literal.collection.literals)
+    ]
 
 
 def _collection_literal(value: Any, literal_type: LiteralType, where: str) -> Literal:
@@ -160,7 +168,9 @@ def _union_literal(value: Any, literal_type: LiteralType, where: str) -> Literal
     if unions.is_pickle_type(literal_type):
         raise _refused(where, literal_type, _PICKLE_PROBLEM)
     variants = list(literal_type.union_type.variants)
-    fitting = unions.first_fitting_variant(value, variants, lambda item, variant: native_to_literal(item, variant, where))
+    fitting = unions.first_fitting_variant(
+        value, variants, lambda item, variant: native_to_literal(item, variant, where)
+    )
     if fitting is None:
         raise TypeError(f"got a {type(value).__name__}, which fits none of the variants")
     return unions.union_literal(*fitting)

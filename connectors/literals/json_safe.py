@@ -67,7 +67,7 @@ def from_json_safe(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     if len(data) == 1:
-        (key, payload), = data.items()
+        ((key, payload),) = data.items()
         if _looks_like_tag(key):
             return _decode_tag(key, payload)
     return {key: from_json_safe(item) for key, item in data.items()}

@@ -86,7 +86,9 @@ def flyte_io_to_ref(value: object) -> object:
         ref = _FLYTE_IO_REFS.get(cls.__name__)
         if ref is not None and cls.__module__.startswith("flyte.io"):
             uri = getattr(value, "uri" if ref is DataFrameRef else "path", None)
-            return ref(uri=uri or "", format=getattr(value, "format", None) or "", hash=getattr(value, "hash", None) or None)
+            return ref(
+                uri=uri or "", format=getattr(value, "format", None) or "", hash=getattr(value, "hash", None) or None
+            )
     return value
 
 
@@ -108,7 +110,9 @@ def blob_to_ref(literal: Literal, dimensionality: "BlobType.BlobDimensionality.V
     if blob_type.format == PICKLE_FORMAT:
         raise TypeError("the blob is a pickled Python object, which connectors cannot read")
     if dimensionality is not None and blob_type.dimensionality != dimensionality:
-        raise TypeError("the blob is a directory" if blob_type.dimensionality == BlobType.MULTIPART else "the blob is a file")
+        raise TypeError(
+            "the blob is a directory" if blob_type.dimensionality == BlobType.MULTIPART else "the blob is a file"
+        )
     return ref_class(blob_type.dimensionality)(uri=blob.uri, format=blob_type.format, hash=literal.hash or None)
 
 

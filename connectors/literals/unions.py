@@ -79,8 +79,10 @@ def _specificity(value: Any, literal_type: LiteralType) -> int:
     """How exactly ``value``'s Python type names this literal type: 2 exactly, 1 by coercion."""
     kind = literal_type.WhichOneof("type")
     if kind == "simple":
-        return _EXACT if _SIMPLE_PYTHON_TYPES.get(literal_type.simple, _Nothing) in _python_types(value) else (
-            _EXACT if literal_type.simple == Simple.STRUCT and literal_type.HasField("metadata") else _COERCED
+        return (
+            _EXACT
+            if _SIMPLE_PYTHON_TYPES.get(literal_type.simple, _Nothing) in _python_types(value)
+            else (_EXACT if literal_type.simple == Simple.STRUCT and literal_type.HasField("metadata") else _COERCED)
         )
     if kind == "enum_type":
         return _EXACT if isinstance(value, enum.Enum) else _COERCED
@@ -127,7 +129,9 @@ def _python_types(value: Any) -> tuple:
 
 def _essence(literal_type: LiteralType) -> LiteralType:
     """The type without what does not change its shape: metadata, annotation, structure tag."""
-    if not (literal_type.HasField("metadata") or literal_type.HasField("structure") or literal_type.HasField("annotation")):
+    if not (
+        literal_type.HasField("metadata") or literal_type.HasField("structure") or literal_type.HasField("annotation")
+    ):
         return literal_type
     bare = LiteralType()
     bare.CopyFrom(literal_type)

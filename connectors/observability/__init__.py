@@ -35,6 +35,7 @@ def observed(operation: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
     def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(method):
+
             @functools.wraps(method)
             async def stream(*args: Any, **kwargs: Any) -> Any:
                 logs.start_request(operation)

@@ -99,8 +99,11 @@ def configure(level: str) -> None:
 def invocation_keys(context: Any) -> Iterator[None]:
     """The Lambda invocation's keys (Powertools' names) for every line logged within."""
     global _cold_start
-    keys = {"function_request_id": getattr(context, "aws_request_id", None),
-            "function_name": getattr(context, "function_name", None), "cold_start": _cold_start}
+    keys = {
+        "function_request_id": getattr(context, "aws_request_id", None),
+        "function_name": getattr(context, "function_name", None),
+        "cold_start": _cold_start,
+    }
     _cold_start = False
     token = _invocation_keys.set({k: v for k, v in keys.items() if v is not None})
     request = _request_keys.set({})
@@ -126,8 +129,9 @@ def add_keys(**keys: Any) -> None:
     _request_keys.set({**_request_keys.get(), **{k: v for k, v in keys.items() if v is not None and v != ""}})
 
 
-def task_keys(task_type: str | None = None, execution: dict[str, str] | None = None,
-              attempt: int | None = None) -> None:
+def task_keys(
+    task_type: str | None = None, execution: dict[str, str] | None = None, attempt: int | None = None
+) -> None:
     """A task's keys: its type, and its run and action by name (the record keys only their digest)."""
     execution = execution or {}
     add_keys(task_type=task_type, run=execution.get("run"), action=execution.get("action"), attempt=attempt)

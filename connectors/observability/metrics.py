@@ -159,5 +159,15 @@ def reaper_pass(failed: int, skipped: int) -> None:
     add(REAPER_SKIPPED, "Count", skipped)
 
 
-__all__ = ["NAMESPACE", "add", "collecting", "connector_call", "enabled", "flush", "reaper_pass", "request",
-           "task_cancelled", "task_created"]
+__all__ = [
+    "NAMESPACE",
+    "add",
+    "collecting",
+    "connector_call",
+    "enabled",
+    "flush",
+    "reaper_pass",
+    "request",
+    "task_cancelled",
+    "task_created",
+]

@@ -78,8 +78,11 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str] | N
     request_id = (headers or {}).get("apigw-requestid")
     if isinstance(payload, dict) and isinstance(payload.get("code"), str):
         message = payload.get("message")
-        return RelayError(grpc_code_for_connect(payload["code"]), message if isinstance(message, str) else payload["code"],
-                          retry_reason(status, payload["code"]))
+        return RelayError(
+            grpc_code_for_connect(payload["code"]),
+            message if isinstance(message, str) else payload["code"],
+            retry_reason(status, payload["code"]),
+        )
     code = grpc_code_for_http_status(status)
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         said = payload["message"]

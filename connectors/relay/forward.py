@@ -52,13 +52,17 @@ def check_endpoint(endpoint: str, *, signed: bool) -> str:
     about 5 minutes)."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError(f"the endpoint must be the API's http(s) URL, like "
-                         f"https://<api-id>.execute-api.<region>.amazonaws.com, not {endpoint!r}")
+        raise ValueError(
+            f"the endpoint must be the API's http(s) URL, like "
+            f"https://<api-id>.execute-api.<region>.amazonaws.com, not {endpoint!r}"
+        )
     if signed and parts.scheme != "https":
-        raise ValueError(f"will not sign requests to {endpoint}: over plain http the SigV4 signature and the session "
-                         f"token would travel in clear, and anyone who saw them could replay the requests. Use the "
-                         f"API's https URL (https://<api-id>.execute-api.<region>.amazonaws.com), or --unsigned for "
-                         f"a local endpoint that needs no signature, such as `make serve`")
+        raise ValueError(
+            f"will not sign requests to {endpoint}: over plain http the SigV4 signature and the session "
+            f"token would travel in clear, and anyone who saw them could replay the requests. Use the "
+            f"API's https URL (https://<api-id>.execute-api.<region>.amazonaws.com), or --unsigned for "
+            f"a local endpoint that needs no signature, such as `make serve`"
+        )
     return endpoint
 
 
@@ -91,8 +95,9 @@ class Forwarder:
         self.metrics = metrics
         self._client = httpx.AsyncClient(
             headers={"user-agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                                keepalive_expiry=30.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30.0
+            ),
             follow_redirects=False,
             transport=transport,
             verify=True if ssl_context is None else ssl_context,
@@ -113,7 +118,9 @@ class Forwarder:
             raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline had passed when the relay got it")
         return asyncio.get_running_loop().time() + seconds
 
-    async def _send(self, procedure: str, content_type: str, body: bytes, deadline: float, stream: bool) -> httpx.Response:
+    async def _send(
+        self, procedure: str, content_type: str, body: bytes, deadline: float, stream: bool
+    ) -> httpx.Response:
         """Sign and send once; the response's status is not checked yet. Raises RelayError when
         time is up or no answer came (retry reason "no_answer")."""
         remaining = deadline - asyncio.get_running_loop().time()
@@ -129,15 +136,21 @@ class Forwarder:
             async with asyncio.timeout_at(deadline):
                 if self.signer is not None:
                     headers = await self._signed(url, headers, body)
-                request = self._client.build_request("POST", url, content=body, headers=headers,
-                                                     timeout=httpx.Timeout(remaining))
+                request = self._client.build_request(
+                    "POST", url, content=body, headers=headers, timeout=httpx.Timeout(remaining)
+                )
                 return await self._client.send(request, stream=stream)
         except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout):
-            raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                             f"the API did not answer within the call's deadline ({remaining:.3g} s)") from None
+            raise RelayError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the API did not answer within the call's deadline ({remaining:.3g} s)",
+            ) from None
         except httpx.TransportError as error:  # refused, reset, a closed keep-alive connection, a connect timeout
-            raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the relay could not reach {self.endpoint}: "
-                                                          f"{type(error).__name__}: {error}", "no_answer") from None
+            raise RelayError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the relay could not reach {self.endpoint}: {type(error).__name__}: {error}",
+                "no_answer",
+            ) from None
 
     async def _retry_or_raise(self, procedure: str, error: RelayError, attempt: int, deadline: float) -> None:
         """Wait before sending again a call whose attempt ``attempt`` failed with ``error``; raise
@@ -155,8 +168,15 @@ class Forwarder:
             raise error
         if self.metrics is not None:
             self.metrics.retried(operation, reason)
-        logger.info("%s: %s (%s), sending again in %.0f ms (attempt %d of %d)", procedure, reason,
-                    error.code.name, delay * 1000, attempt + 1, self.retry.max_attempts)
+        logger.info(
+            "%s: %s (%s), sending again in %.0f ms (attempt %d of %d)",
+            procedure,
+            reason,
+            error.code.name,
+            delay * 1000,
+            attempt + 1,
+            self.retry.max_attempts,
+        )
         await asyncio.sleep(delay)
 
     async def _signed(self, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -165,8 +185,9 @@ class Forwarder:
             return await self.signer.sign("POST", url, headers, body)
         except Exception as error:  # a credential refresh that failed (STS unreachable, token file missing)
             logger.warning("could not sign a request: %s", error)
-            raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}",
-                             "signing") from None
+            raise RelayError(
+                grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}", "signing"
+            ) from None
 
     async def unary(self, procedure: str, request: Message, response_type: Type[M], timeout: float | None) -> M:
         """One unary call: ``procedure`` is ``/<package.Service>/<Method>``; ``timeout`` the
@@ -187,16 +208,19 @@ class Forwarder:
             raise error_from_response(response.status_code, response.content, response.headers)
         content_type = response.headers.get("content-type", "")
         if not content_type.startswith("application/proto"):
-            raise RelayError(grpc.StatusCode.INTERNAL, f"the API answered {content_type or 'no content type'}, "
-                                                       "not application/proto")
+            raise RelayError(
+                grpc.StatusCode.INTERNAL, f"the API answered {content_type or 'no content type'}, not application/proto"
+            )
         try:
             return response_type.FromString(response.content)
         except DecodeError as error:
-            raise RelayError(grpc.StatusCode.INTERNAL, f"the API answered a malformed "
-                                                       f"{response_type.DESCRIPTOR.name}: {error}") from None
+            raise RelayError(
+                grpc.StatusCode.INTERNAL, f"the API answered a malformed {response_type.DESCRIPTOR.name}: {error}"
+            ) from None
 
-    async def server_stream(self, procedure: str, request: Message, response_type: Type[M],
-                            timeout: float | None) -> AsyncIterator[M]:
+    async def server_stream(
+        self, procedure: str, request: Message, response_type: Type[M], timeout: float | None
+    ) -> AsyncIterator[M]:
         """A server-streaming call: yields each message as it arrives. Close the generator
         (``contextlib.aclosing``) to abandon the stream early."""
         deadline = self._deadline(timeout)
@@ -216,8 +240,9 @@ class Forwarder:
                 await self._retry_or_raise(procedure, error, attempt, deadline)
             attempt += 1
 
-    async def _stream_once(self, procedure: str, body: bytes, response_type: Type[M],
-                           deadline: float) -> AsyncIterator[M]:
+    async def _stream_once(
+        self, procedure: str, body: bytes, response_type: Type[M], deadline: float
+    ) -> AsyncIterator[M]:
         response = await self._send(procedure, "application/connect+proto", body, deadline, stream=True)
         try:
             if response.status_code != 200:
@@ -226,8 +251,10 @@ class Forwarder:
                 raise error_from_response(response.status_code, content, response.headers)
             content_type = response.headers.get("content-type", "")
             if not content_type.startswith("application/connect+proto"):
-                raise RelayError(grpc.StatusCode.INTERNAL, f"the API answered {content_type or 'no content type'}, "
-                                                           "not application/connect+proto")
+                raise RelayError(
+                    grpc.StatusCode.INTERNAL,
+                    f"the API answered {content_type or 'no content type'}, not application/connect+proto",
+                )
             reader = EnvelopeReader(response.headers.get("connect-content-encoding", "identity"))
             chunks = response.aiter_bytes()
             while True:
@@ -235,27 +262,39 @@ class Forwarder:
                     async with asyncio.timeout_at(deadline):
                         chunk = await anext(chunks, None)
                 except TimeoutError:
-                    raise RelayError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                     "the API's stream did not end within the call's deadline") from None
+                    raise RelayError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED, "the API's stream did not end within the call's deadline"
+                    ) from None
                 except httpx.TransportError as error:
-                    raise RelayError(grpc.StatusCode.UNAVAILABLE, f"the API's stream broke: {type(error).__name__}: "
-                                                                  f"{error}", "no_answer") from None
+                    raise RelayError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"the API's stream broke: {type(error).__name__}: {error}",
+                        "no_answer",
+                    ) from None
                 if chunk is None:
-                    raise RelayError(grpc.StatusCode.UNAVAILABLE, "the API's stream ended without its "
-                                                                  "end-of-stream message", "no_answer")
+                    raise RelayError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        "the API's stream ended without its end-of-stream message",
+                        "no_answer",
+                    )
                 for flags, message in reader.feed(chunk):
                     if flags & END_STREAM:
                         error = end_stream_error(message)
                         if error is not None:
                             said, code = error.get("message"), str(error.get("code", "unknown"))
-                            raise RelayError(grpc_code_for_connect(code), said if isinstance(said, str)
-                                             else "the stream failed", retry_reason(200, code))
+                            raise RelayError(
+                                grpc_code_for_connect(code),
+                                said if isinstance(said, str) else "the stream failed",
+                                retry_reason(200, code),
+                            )
                         return
                     try:
                         parsed = response_type.FromString(message)
                     except DecodeError as error:
-                        raise RelayError(grpc.StatusCode.INTERNAL, f"the API streamed a malformed "
-                                                                   f"{response_type.DESCRIPTOR.name}: {error}") from None
+                        raise RelayError(
+                            grpc.StatusCode.INTERNAL,
+                            f"the API streamed a malformed {response_type.DESCRIPTOR.name}: {error}",
+                        ) from None
                     yield parsed
         except EnvelopeError as error:
             raise RelayError(grpc.StatusCode.INTERNAL, f"the API's stream is malformed: {error}") from None

@@ -14,8 +14,15 @@ from .server import serve
 __all__ = ["main"]
 
 
-def main(listen: str, endpoint: str, *, region: str | None = None, unsigned: bool = False,
-         max_attempts: int = DEFAULT_MAX_ATTEMPTS, metrics_listen: str | None = None) -> int:
+def main(
+    listen: str,
+    endpoint: str,
+    *,
+    region: str | None = None,
+    unsigned: bool = False,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    metrics_listen: str | None = None,
+) -> int:
     """Serve until SIGTERM/SIGINT (calls in flight get 10 s to finish). 2 on a configuration error."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -27,8 +34,15 @@ def main(listen: str, endpoint: str, *, region: str | None = None, unsigned: boo
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        await serve(endpoint, listen, region=region, unsigned=unsigned, stop=stopping, max_attempts=max_attempts,
-                    metrics_listen=metrics_listen)
+        await serve(
+            endpoint,
+            listen,
+            region=region,
+            unsigned=unsigned,
+            stop=stopping,
+            max_attempts=max_attempts,
+            metrics_listen=metrics_listen,
+        )
 
     try:
         asyncio.run(run())

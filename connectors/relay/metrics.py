@@ -81,20 +81,38 @@ class RelayMetrics:
             GCCollector(registry=self.registry)
         self._task_types: set[str] = set()
         self._lock = threading.Lock()
-        self.success = Counter(f"{PREFIX}requests_success_total", "Calls the relay answered successfully",
-                               ["task_type", "operation"], registry=self.registry)
-        self.failure = Counter(f"{PREFIX}requests_failure_total", "Calls the relay answered with an error, by the "
-                               "gRPC status the executor got (Connect spelling)",
-                               ["task_type", "operation", "error_code"], registry=self.registry)
-        self.latency = Histogram(f"{PREFIX}request_latency_seconds", "Time the relay took to answer a call, "
-                                 "retries included", ["task_type", "operation"], buckets=LATENCY_BUCKETS,
-                                 registry=self.registry)
-        self.retries = Counter(f"{PREFIX}relay_retries_total", "Calls the relay sent to the API again, by why "
-                               "(unavailable, throttled, http_5xx, no_answer, signing)",
-                               ["operation", "reason"], registry=self.registry)
-        self.gave_up = Counter(f"{PREFIX}relay_retries_exhausted_total", "Retryable failures the relay answered "
-                               "without retrying, by the limit reached (attempts, deadline) and the failure's reason",
-                               ["operation", "reason", "limit"], registry=self.registry)
+        self.success = Counter(
+            f"{PREFIX}requests_success_total",
+            "Calls the relay answered successfully",
+            ["task_type", "operation"],
+            registry=self.registry,
+        )
+        self.failure = Counter(
+            f"{PREFIX}requests_failure_total",
+            "Calls the relay answered with an error, by the gRPC status the executor got (Connect spelling)",
+            ["task_type", "operation", "error_code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}request_latency_seconds",
+            "Time the relay took to answer a call, retries included",
+            ["task_type", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            f"{PREFIX}relay_retries_total",
+            "Calls the relay sent to the API again, by why (unavailable, throttled, http_5xx, no_answer, signing)",
+            ["operation", "reason"],
+            registry=self.registry,
+        )
+        self.gave_up = Counter(
+            f"{PREFIX}relay_retries_exhausted_total",
+            "Retryable failures the relay answered "
+            "without retrying, by the limit reached (attempts, deadline) and the failure's reason",
+            ["operation", "reason", "limit"],
+            registry=self.registry,
+        )
 
     def task_type(self, name: str) -> str:
         """``name`` as a label value, or "other" past :data:`MAX_TASK_TYPES` distinct ones."""
@@ -135,4 +153,3 @@ def split_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"--metrics-listen must be host:port (like 0.0.0.0:9090), not {listen!r}")
     return host.strip("[]"), int(port)
-

@@ -44,8 +44,12 @@ SERVICE_NAMES = ("flyteidl2.connector.AsyncConnectorService", "flyteidl2.connect
 # Codes that say something is wrong with the relay, the API or its permissions, rather than
 # with one request: logged as warnings.
 _OPERATOR_CODES = {
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 SERVER_OPTIONS = [
@@ -67,8 +71,14 @@ def _task_type(request: Message) -> str:
     return category.name if category is not None else ""
 
 
-async def _forward_unary(forwarder: Forwarder, metrics: RelayMetrics, context: grpc.aio.ServicerContext,
-                         procedure: str, request: Message, response_type: Type[M]) -> M:
+async def _forward_unary(
+    forwarder: Forwarder,
+    metrics: RelayMetrics,
+    context: grpc.aio.ServicerContext,
+    procedure: str,
+    request: Message,
+    response_type: Type[M],
+) -> M:
     started = time.monotonic()
     operation, task_type = operation_of(procedure), _task_type(request)
     try:
@@ -85,8 +95,9 @@ async def _forward_unary(forwarder: Forwarder, metrics: RelayMetrics, context: g
 
 def _log_failure(procedure: str, error: RelayError, started: float) -> None:
     level = logging.WARNING if error.code in _OPERATOR_CODES else logging.INFO
-    logger.log(level, "%s -> %s: %s (%.0f ms)", procedure, error.code.name, error.message,
-               (time.monotonic() - started) * 1000)
+    logger.log(
+        level, "%s -> %s: %s (%.0f ms)", procedure, error.code.name, error.message, (time.monotonic() - started) * 1000
+    )
 
 
 class AsyncConnectorRelay(service_pb2_grpc.AsyncConnectorServiceServicer):
@@ -97,8 +108,9 @@ class AsyncConnectorRelay(service_pb2_grpc.AsyncConnectorServiceServicer):
         self._metrics = metrics if metrics is not None else RelayMetrics()
 
     async def _unary(self, method: str, request: Message, response_type: Type[M], context: Any) -> M:
-        return await _forward_unary(self._forwarder, self._metrics, context, ASYNC_SERVICE + method, request,
-                                    response_type)
+        return await _forward_unary(
+            self._forwarder, self._metrics, context, ASYNC_SERVICE + method, request, response_type
+        )
 
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.CreateTaskResponse:
         return await self._unary("CreateTask", request, pb.CreateTaskResponse, context)
@@ -135,16 +147,24 @@ class ConnectorMetadataRelay(service_pb2_grpc.ConnectorMetadataServiceServicer):
         self._metrics = metrics if metrics is not None else RelayMetrics()
 
     async def GetConnector(self, request: pb.GetConnectorRequest, context: Any) -> pb.GetConnectorResponse:
-        return await _forward_unary(self._forwarder, self._metrics, context, METADATA_SERVICE + "GetConnector",
-                                    request, pb.GetConnectorResponse)
+        return await _forward_unary(
+            self._forwarder, self._metrics, context, METADATA_SERVICE + "GetConnector", request, pb.GetConnectorResponse
+        )
 
     async def ListConnectors(self, request: pb.ListConnectorsRequest, context: Any) -> pb.ListConnectorsResponse:
-        return await _forward_unary(self._forwarder, self._metrics, context, METADATA_SERVICE + "ListConnectors",
-                                    request, pb.ListConnectorsResponse)
+        return await _forward_unary(
+            self._forwarder,
+            self._metrics,
+            context,
+            METADATA_SERVICE + "ListConnectors",
+            request,
+            pb.ListConnectorsResponse,
+        )
 
 
-def create_server(forwarder: Forwarder, metrics: RelayMetrics | None = None,
-                  health: health_aio.HealthServicer | None = None) -> grpc.aio.Server:
+def create_server(
+    forwarder: Forwarder, metrics: RelayMetrics | None = None, health: health_aio.HealthServicer | None = None
+) -> grpc.aio.Server:
     """A grpc.aio server with both connector services registered, and ``health`` (the standard
     health service) when given; add a port and start it."""
     metrics = metrics if metrics is not None else forwarder.metrics or RelayMetrics()
@@ -206,15 +226,23 @@ async def serve(
             raise OSError(f"cannot listen on {listen}")
         if metrics_listen is not None:
             metrics_server = metrics.serve(metrics_listen)
-            logger.info("serving Prometheus metrics on http://%s/metrics (port %d)", metrics_listen, metrics_server.port)
+            logger.info(
+                "serving Prometheus metrics on http://%s/metrics (port %d)", metrics_listen, metrics_server.port
+            )
             if metrics_ready is not None:
                 metrics_ready(metrics_server.port)
         try:
             await server.start()
             await _set_health(health, health_pb2.HealthCheckResponse.SERVING)
             signing = "unsigned" if signer is None else f"SigV4-signed for execute-api in {signer.region}"
-            logger.info("relaying gRPC on %s (port %d) to %s, %s; up to %d attempts a call", listen, port, endpoint,
-                        signing, retry.max_attempts)
+            logger.info(
+                "relaying gRPC on %s (port %d) to %s, %s; up to %d attempts a call",
+                listen,
+                port,
+                endpoint,
+                signing,
+                retry.max_attempts,
+            )
             if ready is not None:
                 ready(port)
             if stop is None:

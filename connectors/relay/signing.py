@@ -39,7 +39,9 @@ def resolve_region(endpoint: str, region: str | None = None, session: Any = None
     if not found:
         found = (session or boto3.Session()).region_name
     if not found:
-        raise ValueError(f"cannot tell the region of {endpoint} (not an execute-api host): pass --region or set AWS_REGION")
+        raise ValueError(
+            f"cannot tell the region of {endpoint} (not an execute-api host): pass --region or set AWS_REGION"
+        )
     return found
 
 

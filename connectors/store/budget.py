@@ -78,5 +78,13 @@ def check_fits(item: dict[str, Any], extra: dict[str, bytes] | None = None) -> i
     return size
 
 
-__all__ = ["LATER_GROWTH_BYTES", "MAX_ITEM_BYTES", "MAX_NOTES", "MESSAGE_BYTES", "NOTE_BYTES", "check_fits", "clip",
-           "item_bytes"]
+__all__ = [
+    "LATER_GROWTH_BYTES",
+    "MAX_ITEM_BYTES",
+    "MAX_NOTES",
+    "MESSAGE_BYTES",
+    "NOTE_BYTES",
+    "check_fits",
+    "clip",
+    "item_bytes",
+]

@@ -107,8 +107,11 @@ class TaskTable:
         expressions = update + " " + condition
         names = {name: name[1:] for name in ("#state", "#phase", "#message") if name in expressions}
         # Transitions build their values from shared parts; DynamoDB refuses a value left unused.
-        values = {name: value for name, value in values.items()
-                  if re.search(re.escape(name) + r"(?![A-Za-z0-9_])", expressions)}
+        values = {
+            name: value
+            for name, value in values.items()
+            if re.search(re.escape(name) + r"(?![A-Za-z0-9_])", expressions)
+        }
         result = self._call(
             "update_item",
             Key=self._key(record.action_id, record.attempt),
@@ -168,8 +171,10 @@ class TaskTable:
             }
             while True:
                 page = self._call("query", **kwargs)
-                found = [StaleTask(item["action_id"]["S"], int(item["attempt"]["N"]), float(item["heartbeat_at"]["N"]))
-                         for item in page.get("Items", [])]
+                found = [
+                    StaleTask(item["action_id"]["S"], int(item["attempt"]["N"]), float(item["heartbeat_at"]["N"]))
+                    for item in page.get("Items", [])
+                ]
                 if found:
                     yield found
                 if "LastEvaluatedKey" not in page:

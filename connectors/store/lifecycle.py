@@ -62,8 +62,15 @@ class ClaimResult:
 
 
 class TaskStore(TaskTable):
-    def __init__(self, table_name: str, client: Any, *, active_retention_days: float = 30.0,
-                 terminal_retention_days: float = 30.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        *,
+        active_retention_days: float = 30.0,
+        terminal_retention_days: float = 30.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(table_name, client, **({"clock": clock} if clock else {}))
         self._active_retention = active_retention_days * _DAY
         self._terminal_retention = terminal_retention_days * _DAY
@@ -89,11 +96,14 @@ class TaskStore(TaskTable):
                 Item=record.to_item(),
                 ReturnValues="ALL_OLD",
                 ConditionExpression="attribute_not_exists(action_id) OR "
-                                    "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by) "
-                                    "AND (attribute_not_exists(request_digest) OR request_digest = :digest))",
+                "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by) "
+                "AND (attribute_not_exists(request_digest) OR request_digest = :digest))",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":now": {"N": repr(now)},
-                                           ":digest": {"B": record.request_digest or b""}},
+                ExpressionAttributeValues={
+                    ":claimed": {"S": CLAIMED},
+                    ":now": {"N": repr(now)},
+                    ":digest": {"B": record.request_digest or b""},
+                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except RecordChanged as changed:
@@ -127,8 +137,14 @@ class TaskStore(TaskTable):
                 "SET #state = :active, resource_meta = :meta, #phase = :phase, updated_at = :now, "
                 "version = version + :one REMOVE lease_owner, lease_expires_at, create_request",
                 _OWNS_CLAIM + " AND attribute_not_exists(superseded_by)",
-                {**self._states(), ":owner": {"B": record.secret}, ":meta": {"B": resource_meta},
-                 ":phase": {"N": str(phase)}, ":now": {"N": repr(now)}, ":one": {"N": "1"}},
+                {
+                    **self._states(),
+                    ":owner": {"B": record.secret},
+                    ":meta": {"B": resource_meta},
+                    ":phase": {"N": str(phase)},
+                    ":now": {"N": repr(now)},
+                    ":one": {"N": "1"},
+                },
             )
         except RecordChanged as changed:
             current = changed.current
@@ -136,8 +152,9 @@ class TaskStore(TaskTable):
                 return current  # botocore retried this very update after its answer was lost
             raise
 
-    def release_claim(self, record: TaskRecord, message: str, create_error: str = "",
-                      hold_seconds: float = 0.0) -> None:
+    def release_claim(
+        self, record: TaskRecord, message: str, create_error: str = "", hold_seconds: float = 0.0
+    ) -> None:
         """claimed (ours)  ──▶  claimed, lease expired now (or in ``hold_seconds``): a retry of this
         attempt may then resume, and a newer attempt or the reaper cancel what create may have
         started. ``create_error`` is the code connector.create failed with ("" when it was not
@@ -151,10 +168,16 @@ class TaskStore(TaskTable):
                 "SET lease_expires_at = :expires, #message = :message, updated_at = :now, version = version + :one, "
                 "create_error = :error" + self._note_set(record, message),
                 _OWNS_CLAIM,
-                {**self._states(), ":owner": {"B": record.secret}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
-                 ":expires": {"N": repr(now + max(0.0, hold_seconds))},
-                 ":message": {"S": clip(message, MESSAGE_BYTES)}, ":error": {"S": create_error},
-                 **self._note_values(message)},
+                {
+                    **self._states(),
+                    ":owner": {"B": record.secret},
+                    ":now": {"N": repr(now)},
+                    ":one": {"N": "1"},
+                    ":expires": {"N": repr(now + max(0.0, hold_seconds))},
+                    ":message": {"S": clip(message, MESSAGE_BYTES)},
+                    ":error": {"S": create_error},
+                    **self._note_values(message),
+                },
             )
         except RecordChanged:
             logger.warning("claim on %s was taken over before it could be released", record.name)
@@ -163,7 +186,9 @@ class TaskStore(TaskTable):
         """claimed (ours)  ──▶  ended: create's job is already cancelled (its metadata could not
         be kept); no handle was ever given for it."""
         return self._update(
-            record, "SET " + _ENDS + self._note_set(record, message) + " REMOVE " + _LEAVES_INDEX, _OWNS_CLAIM,
+            record,
+            "SET " + _ENDS + self._note_set(record, message) + " REMOVE " + _LEAVES_INDEX,
+            _OWNS_CLAIM,
             {**self._ended_values(phase, message), ":owner": {"B": record.secret}, **self._note_values(message)},
         )
 
@@ -174,9 +199,14 @@ class TaskStore(TaskTable):
         executor is told, and the reaper's claim is conditional on the heartbeat it read."""
         now = self.clock()
         return self._update(
-            record, "SET heartbeat_at = :now, expires_at = :expires", "#state = :active",
-            {":active": {"S": ACTIVE}, ":now": {"N": repr(now)},
-             ":expires": {"N": str(int(now + self._active_retention))}},
+            record,
+            "SET heartbeat_at = :now, expires_at = :expires",
+            "#state = :active",
+            {
+                ":active": {"S": ACTIVE},
+                ":now": {"N": repr(now)},
+                ":expires": {"N": str(int(now + self._active_retention))},
+            },
         )
 
     def record_phase(self, record: TaskRecord, phase: int, message: str, heartbeat: bool = False) -> TaskRecord:
@@ -190,15 +220,23 @@ class TaskStore(TaskTable):
             "SET #phase = :phase, #message = :message, updated_at = :now, version = version + :one"
             + (", heartbeat_at = :now, expires_at = :expires" if heartbeat else ""),
             _IS_ACTIVE_AT_VERSION,
-            {**self._states(), ":version": {"N": str(record.version)}, ":phase": {"N": str(phase)},
-             ":message": {"S": clip(message, MESSAGE_BYTES)}, ":now": {"N": repr(now)}, ":one": {"N": "1"},
-             ":expires": {"N": str(int(now + self._active_retention))}},
+            {
+                **self._states(),
+                ":version": {"N": str(record.version)},
+                ":phase": {"N": str(phase)},
+                ":message": {"S": clip(message, MESSAGE_BYTES)},
+                ":now": {"N": repr(now)},
+                ":one": {"N": "1"},
+                ":expires": {"N": str(int(now + self._active_retention))},
+            },
         )
 
     def end_phase(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
         """active (at the version read)  ──▶  ended: the connector reported a terminal phase."""
         return self._update(
-            record, "SET " + _ENDS + " REMOVE " + _LEAVES_INDEX, _IS_ACTIVE_AT_VERSION,
+            record,
+            "SET " + _ENDS + " REMOVE " + _LEAVES_INDEX,
+            _IS_ACTIVE_AT_VERSION,
             {**self._ended_values(phase, message), ":version": {"N": str(record.version)}},
         )
 
@@ -206,8 +244,10 @@ class TaskStore(TaskTable):
         """active (any version)  ──▶  ended ABORTED: DeleteTask stopped the job. A record that
         ended or is being cancelled meanwhile is left as it is."""
         return self._update(
-            record, "SET " + _ENDS + self._note_set(record, "deleted") + " REMOVE " + _LEAVES_INDEX,
-            "#state = :active", {**self._ended_values(phase, message), **self._note_values("deleted")},
+            record,
+            "SET " + _ENDS + self._note_set(record, "deleted") + " REMOVE " + _LEAVES_INDEX,
+            "#state = :active",
+            {**self._ended_values(phase, message), **self._note_values("deleted")},
         )
 
     # -- cancelling -----------------------------------------------------------------------
@@ -216,7 +256,8 @@ class TaskStore(TaskTable):
         """active, or claimed / cancelling with the lease expired (at the version read)  ──▶
         cancelling (ours). A newer attempt's claim on an older one: no executor watches it."""
         return self._update(
-            record, self._cancelling_set(),
+            record,
+            self._cancelling_set(),
             "version = :version AND (#state = :active OR (#state IN (:claimed, :cancelling) AND lease_expires_at < :now))",
             {**self._cancelling_values(owner, lease_seconds, reason), ":version": {"N": str(record.version)}},
         )
@@ -226,10 +267,16 @@ class TaskStore(TaskTable):
         heartbeat zeroed: its create may still run, so its owner will find the mark when it
         finishes and delete the job; if the owner died, the reaper takes it once the lease ends."""
         return self._update(
-            record, "SET superseded_by = :newer, heartbeat_at = :zero, version = version + :one",
+            record,
+            "SET superseded_by = :newer, heartbeat_at = :zero, version = version + :one",
             "#state = :claimed AND version = :version AND attribute_not_exists(superseded_by)",
-            {**self._states(), ":newer": {"N": str(newer_attempt)}, ":zero": {"N": "0"}, ":one": {"N": "1"},
-             ":version": {"N": str(record.version)}},
+            {
+                **self._states(),
+                ":newer": {"N": str(newer_attempt)},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":version": {"N": str(record.version)},
+            },
         )
 
     def reap_claim(self, stale: StaleTask, owner: bytes, lease_seconds: float, reason: str) -> TaskRecord:
@@ -237,7 +284,8 @@ class TaskStore(TaskTable):
         lease  ──▶  cancelling (ours). The reaper's claim: a poll that wrote first makes it lose."""
         key = TaskRecord(action_id=stale.action_id, attempt=stale.attempt, secret=b"", task_type="", task_version=0)
         return self._update(
-            key, self._cancelling_set(),
+            key,
+            self._cancelling_set(),
             "heartbeat_at = :heartbeat AND (#state = :active OR (#state IN (:claimed, :cancelling) AND lease_expires_at < :now))",
             {**self._cancelling_values(owner, lease_seconds, reason), ":heartbeat": {"N": repr(stale.heartbeat_at)}},
         )
@@ -245,8 +293,14 @@ class TaskStore(TaskTable):
     def cancelled(self, record: TaskRecord, phase: int, message: str, note: str) -> TaskRecord:
         """cancelling (ours)  ──▶  ended: the job is stopped (or was never started)."""
         return self._update(
-            record, "SET " + _ENDS + self._note_set(record, note) + " REMOVE " + _LEAVES_INDEX, _OWNS_CANCEL,
-            {**self._ended_values(phase, message), ":owner": {"B": record.lease_owner or b""}, **self._note_values(note)},
+            record,
+            "SET " + _ENDS + self._note_set(record, note) + " REMOVE " + _LEAVES_INDEX,
+            _OWNS_CANCEL,
+            {
+                **self._ended_values(phase, message),
+                ":owner": {"B": record.lease_owner or b""},
+                **self._note_values(note),
+            },
         )
 
     def cancel_failed(self, record: TaskRecord, note: str, retry_heartbeat: float, hold_seconds: float = 0.0) -> None:
@@ -257,12 +311,20 @@ class TaskStore(TaskTable):
         now = self.clock()
         try:
             self._update(
-                record, "SET lease_expires_at = :lease, heartbeat_at = :retry, updated_at = :now, expires_at = :expires, "
-                "version = version + :one" + self._note_set(record, note), _OWNS_CANCEL,
-                {**self._states(), ":owner": {"B": record.lease_owner or b""}, ":now": {"N": repr(now)},
-                 ":lease": {"N": repr(now + max(0.0, hold_seconds))},
-                 ":retry": {"N": repr(retry_heartbeat)}, ":one": {"N": "1"}, **self._note_values(note),
-                 ":expires": {"N": str(int(now + self._active_retention))}},
+                record,
+                "SET lease_expires_at = :lease, heartbeat_at = :retry, updated_at = :now, expires_at = :expires, "
+                "version = version + :one" + self._note_set(record, note),
+                _OWNS_CANCEL,
+                {
+                    **self._states(),
+                    ":owner": {"B": record.lease_owner or b""},
+                    ":now": {"N": repr(now)},
+                    ":lease": {"N": repr(now + max(0.0, hold_seconds))},
+                    ":retry": {"N": repr(retry_heartbeat)},
+                    ":one": {"N": "1"},
+                    **self._note_values(note),
+                    ":expires": {"N": str(int(now + self._active_retention))},
+                },
             )
         except RecordChanged:
             logger.warning("cancel lease on %s was taken over before it could be released", record.name)
@@ -271,25 +333,41 @@ class TaskStore(TaskTable):
 
     @staticmethod
     def _states() -> dict[str, Any]:
-        return {":claimed": {"S": CLAIMED}, ":active": {"S": ACTIVE}, ":cancelling": {"S": CANCELLING},
-                ":ended": {"S": ENDED}}
+        return {
+            ":claimed": {"S": CLAIMED},
+            ":active": {"S": ACTIVE},
+            ":cancelling": {"S": CANCELLING},
+            ":ended": {"S": ENDED},
+        }
 
     def _ended_values(self, phase: int, message: str) -> dict[str, Any]:
         now = self.clock()
-        return {**self._states(), ":phase": {"N": str(phase)}, ":message": {"S": clip(message, MESSAGE_BYTES)},
-                ":now": {"N": repr(now)}, ":one": {"N": "1"},
-                ":expires": {"N": str(int(now + self._terminal_retention))}}
+        return {
+            **self._states(),
+            ":phase": {"N": str(phase)},
+            ":message": {"S": clip(message, MESSAGE_BYTES)},
+            ":now": {"N": repr(now)},
+            ":one": {"N": "1"},
+            ":expires": {"N": str(int(now + self._terminal_retention))},
+        }
 
     @staticmethod
     def _cancelling_set() -> str:
-        return ("SET #state = :cancelling, lease_owner = :owner, lease_expires_at = :lease, #message = :message, "
-                "updated_at = :now, version = version + :one")
+        return (
+            "SET #state = :cancelling, lease_owner = :owner, lease_expires_at = :lease, #message = :message, "
+            "updated_at = :now, version = version + :one"
+        )
 
     def _cancelling_values(self, owner: bytes, lease_seconds: float, reason: str) -> dict[str, Any]:
         now = self.clock()
-        return {**self._states(), ":owner": {"B": owner}, ":lease": {"N": repr(now + lease_seconds)},
-                ":message": {"S": clip(f"being cancelled: {reason}", MESSAGE_BYTES)}, ":now": {"N": repr(now)},
-                ":one": {"N": "1"}}
+        return {
+            **self._states(),
+            ":owner": {"B": owner},
+            ":lease": {"N": repr(now + lease_seconds)},
+            ":message": {"S": clip(f"being cancelled: {reason}", MESSAGE_BYTES)},
+            ":now": {"N": repr(now)},
+            ":one": {"N": "1"},
+        }
 
     @staticmethod
     def _note_set(record: TaskRecord, note: str) -> str:

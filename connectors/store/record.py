@@ -116,8 +116,10 @@ class TaskRecord:
 
     @property
     def key(self) -> "TaskExecutionKey":
-        return TaskExecutionKey(**{k: self.execution.get(k, "") for k in ("org", "project", "domain", "run", "action")},
-                                attempt=self.attempt)
+        return TaskExecutionKey(
+            **{k: self.execution.get(k, "") for k in ("org", "project", "domain", "run", "action")},
+            attempt=self.attempt,
+        )
 
     def lease_expired(self, now: float) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at < now

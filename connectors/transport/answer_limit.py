@@ -55,8 +55,9 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def limit_answers(adapter: Callable[[dict, Any], Any],
-                  limit: int = LAMBDA_RESPONSE_LIMIT) -> Callable[[dict, Any], Any]:
+def limit_answers(
+    adapter: Callable[[dict, Any], Any], limit: int = LAMBDA_RESPONSE_LIMIT
+) -> Callable[[dict, Any], Any]:
     """Wrap a Lambda handler (Mangum) so that every answer it returns fits in ``limit`` bytes."""
 
     def handler(event: dict, context: Any) -> Any:
@@ -77,8 +78,13 @@ def fit_answer(event: Mapping[str, Any], response: Any, limit: int = LAMBDA_RESP
     body = response.get("body") or ""
     logger.warning(
         "the answer to %s (HTTP %s, a body of %d characters%s) is %d bytes as a Lambda response, over the limit of %d: "
-        "answering resource_exhausted instead", operation, response.get("statusCode"), len(body),
-        ", base64" if response.get("isBase64Encoded") else "", size, limit,
+        "answering resource_exhausted instead",
+        operation,
+        response.get("statusCode"),
+        len(body),
+        ", base64" if response.get("isBase64Encoded") else "",
+        size,
+        limit,
     )
     error = resource_exhausted(
         f"the answer to {operation} is too large to return: {size} bytes as a Lambda response, over the limit "
@@ -89,11 +95,19 @@ def fit_answer(event: Mapping[str, Any], response: Any, limit: int = LAMBDA_RESP
         answered_type = _header(response, "content-type")
         content_type = answered_type if answered_type.startswith(_STREAM_CONTENT_TYPE) else request_type.split(";")[0]
         end = json.dumps({"error": {"code": error.code.value, "message": error.message}}).encode()
-        return {"statusCode": 200, "headers": {"content-type": content_type},
-                "body": base64.b64encode(encode(end, END_STREAM)).decode(), "isBase64Encoded": True}
+        return {
+            "statusCode": 200,
+            "headers": {"content-type": content_type},
+            "body": base64.b64encode(encode(end, END_STREAM)).decode(),
+            "isBase64Encoded": True,
+        }
     answer = error_response(error)
-    return {"statusCode": answer.status_code, "headers": {"content-type": answer.media_type},
-            "body": bytes(answer.body).decode(), "isBase64Encoded": False}
+    return {
+        "statusCode": answer.status_code,
+        "headers": {"content-type": answer.media_type},
+        "body": bytes(answer.body).decode(),
+        "isBase64Encoded": False,
+    }
 
 
 def _header(message: Mapping[str, Any], name: str) -> str:

@@ -16,7 +16,15 @@ from ..service import ConnectorService
 from .connect import connect_applications, procedure_paths
 from .rest import rest_router
 
-ALL_OPERATIONS = ("CreateTask", "GetTask", "DeleteTask", "GetTaskMetrics", "GetTaskLogs", "GetConnector", "ListConnectors")
+ALL_OPERATIONS = (
+    "CreateTask",
+    "GetTask",
+    "DeleteTask",
+    "GetTaskMetrics",
+    "GetTaskLogs",
+    "GetConnector",
+    "ListConnectors",
+)
 
 
 class _OnlyProcedures:
@@ -29,8 +37,9 @@ class _OnlyProcedures:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] not in self._allowed:
             body = json.dumps({"code": "unimplemented", "message": f"this function does not serve {scope['path']}"})
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": body.encode()})
             return
         await self._app(scope, receive, send)
@@ -47,10 +56,19 @@ class _BodyLimit:
         if scope["type"] == "http":
             for name, value in scope.get("headers", ()):
                 if name == b"content-length" and value.isdigit() and int(value) > self._max:
-                    body = json.dumps({"code": "resource_exhausted",
-                                       "message": f"request body of {int(value)} bytes is over the limit of {self._max}"})
-                    await send({"type": "http.response.start", "status": 429,
-                                "headers": [(b"content-type", b"application/json")]})
+                    body = json.dumps(
+                        {
+                            "code": "resource_exhausted",
+                            "message": f"request body of {int(value)} bytes is over the limit of {self._max}",
+                        }
+                    )
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 429,
+                            "headers": [(b"content-type", b"application/json")],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": body.encode()})
                     return
         await self._app(scope, receive, send)
@@ -63,6 +81,7 @@ def create_app(service: ConnectorService, operations: Iterable[str] = ALL_OPERAT
     app = FastAPI(title="Flyte connector service", docs_url=None, redoc_url=None, openapi_url=None)
 
     if health:
+
         @app.get("/healthz")
         async def healthz():  # no return annotation: a response model would cost cold-start time
             return JSONResponse({"status": "ok", "connectors": len(service.registry)})

@@ -104,7 +104,9 @@ def connect_applications(service: ConnectorService, max_request_bytes: int) -> l
 
 def procedure_paths(operations: Iterable[str]) -> set[str]:
     """Connect paths for operation names such as ``CreateTask`` or ``ListConnectors``."""
-    services = {name: ASYNC_SERVICE for name in ("CreateTask", "GetTask", "DeleteTask", "GetTaskMetrics", "GetTaskLogs")}
+    services = {
+        name: ASYNC_SERVICE for name in ("CreateTask", "GetTask", "DeleteTask", "GetTaskMetrics", "GetTaskLogs")
+    }
     services.update({name: METADATA_SERVICE for name in ("GetConnector", "ListConnectors")})
     unknown = set(operations) - set(services)
     if unknown:

@@ -106,9 +106,14 @@ class StreamEnvelopeCheck:
                         break
                     if pending[0] & COMPRESSED:
                         if encoding == "identity":
-                            raise invalid_argument("a message is flagged compressed but connect-content-encoding names none")
-                        raise ConnectError(Code.UNIMPLEMENTED, f"unknown compression: {encoding!r}: supported encodings "
-                                                               f"are {', '.join(sorted(self._compressions))}")
+                            raise invalid_argument(
+                                "a message is flagged compressed but connect-content-encoding names none"
+                            )
+                        raise ConnectError(
+                            Code.UNIMPLEMENTED,
+                            f"unknown compression: {encoding!r}: supported encodings "
+                            f"are {', '.join(sorted(self._compressions))}",
+                        )
                     skip = 5 + int.from_bytes(pending[1:5], "big")
             return message
 

@@ -26,10 +26,22 @@ from ..service import ConnectorService
 logger = logging.getLogger(__name__)
 
 _HTTP_STATUS = {
-    Code.CANCELED: 499, Code.UNKNOWN: 500, Code.INVALID_ARGUMENT: 400, Code.DEADLINE_EXCEEDED: 504,
-    Code.NOT_FOUND: 404, Code.ALREADY_EXISTS: 409, Code.PERMISSION_DENIED: 403, Code.RESOURCE_EXHAUSTED: 429,
-    Code.FAILED_PRECONDITION: 400, Code.ABORTED: 409, Code.OUT_OF_RANGE: 400, Code.UNIMPLEMENTED: 501,
-    Code.INTERNAL: 500, Code.UNAVAILABLE: 503, Code.DATA_LOSS: 500, Code.UNAUTHENTICATED: 401,
+    Code.CANCELED: 499,
+    Code.UNKNOWN: 500,
+    Code.INVALID_ARGUMENT: 400,
+    Code.DEADLINE_EXCEEDED: 504,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.PERMISSION_DENIED: 403,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.FAILED_PRECONDITION: 400,
+    Code.ABORTED: 409,
+    Code.OUT_OF_RANGE: 400,
+    Code.UNIMPLEMENTED: 501,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DATA_LOSS: 500,
+    Code.UNAUTHENTICATED: 401,
 }
 
 REST_OPERATIONS = {
@@ -53,7 +65,9 @@ def _message_response(message: Message) -> Response:
 
 def _resource_meta(value: str) -> bytes:
     try:
-        return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if ("-" in value or "_" in value) else None, validate=True)
+        return base64.b64decode(
+            value + "=" * (-len(value) % 4), altchars=b"-_" if ("-" in value or "_" in value) else None, validate=True
+        )
     except (binascii.Error, ValueError):
         raise invalid_argument("resource_meta in the path must be base64") from None
 
@@ -67,8 +81,10 @@ def _category(name: str, version: str) -> pb.TaskCategory:
 
 def _handle_and_category(request: Request) -> dict[str, Any]:
     params = request.path_params
-    return {"resource_meta": _resource_meta(params["resource_meta"]),
-            "task_category": _category(params["name"], params["version"])}
+    return {
+        "resource_meta": _resource_meta(params["resource_meta"]),
+        "task_category": _category(params["name"], params["version"]),
+    }
 
 
 def _query(request: Request, message: Message, skip: set[str]) -> None:
@@ -145,7 +161,9 @@ def rest_router(service: ConnectorService, operations: set[str]) -> APIRouter:
                     try:
                         item = await anext(stream, None)
                     except ConnectError as error:
-                        yield (json.dumps({"error": {"code": error.code.value, "message": error.message}}) + "\n").encode()
+                        yield (
+                            json.dumps({"error": {"code": error.code.value, "message": error.message}}) + "\n"
+                        ).encode()
                         return
 
             return StreamingResponse(lines(), media_type="application/x-ndjson")
@@ -157,8 +175,9 @@ def rest_router(service: ConnectorService, operations: set[str]) -> APIRouter:
         return await _answer(lambda: _as_response(service.get_connector(message)), "GetConnector", request)
 
     async def list_connectors(request: Request) -> Response:
-        return await _answer(lambda: _as_response(service.list_connectors(pb.ListConnectorsRequest())), "ListConnectors",
-                             request)
+        return await _answer(
+            lambda: _as_response(service.list_connectors(pb.ListConnectorsRequest())), "ListConnectors", request
+        )
 
     endpoints = {
         "CreateTask": create_task,

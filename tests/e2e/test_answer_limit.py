@@ -46,8 +46,10 @@ STREAM_PROTOCOLS = {
     "connect-json": "application/connect+json",
     "rest": None,
 }
-REST_PATHS = {"GetTaskMetrics": "/api/v1/connector/task/metrics/bulky/0/{}",
-              "GetTaskLogs": "/api/v1/connector/task/logs/bulky/0/{}"}
+REST_PATHS = {
+    "GetTaskMetrics": "/api/v1/connector/task/metrics/bulky/0/{}",
+    "GetTaskLogs": "/api/v1/connector/task/logs/bulky/0/{}",
+}
 REQUESTS = {"GetTaskMetrics": pb.GetTaskMetricsRequest, "GetTaskLogs": pb.GetTaskLogsRequest}
 
 
@@ -64,6 +66,7 @@ def handlers(bulky_service) -> dict[str, Callable[[dict, Any], dict]]:
 @pytest.fixture(scope="module")
 def tasks(bulky_service) -> dict[int, bytes]:
     """A bulky task per answer size: its handle."""
+
     async def create(size: int) -> bytes:
         request = echo_request(task_type="bulky", custom={"answer_bytes": size})
         return (await bulky_service.create_task(request)).resource_meta
@@ -73,7 +76,9 @@ def tasks(bulky_service) -> dict[int, bytes]:
 
 def event(operation: str, protocol: str, handle: bytes) -> dict:
     if protocol == "rest":
-        return http_api_event("GET", REST_PATHS[operation].format(base64.urlsafe_b64encode(handle).decode().rstrip("=")))
+        return http_api_event(
+            "GET", REST_PATHS[operation].format(base64.urlsafe_b64encode(handle).decode().rstrip("="))
+        )
     request = REQUESTS[operation](resource_meta=handle, task_category=BULKY)
     content_type = (STREAM_PROTOCOLS if operation == "GetTaskLogs" else PROTOCOLS)[protocol]
     body = json_format.MessageToJson(request).encode() if content_type.endswith("json") else request.SerializeToString()
@@ -134,7 +139,9 @@ def test_an_answer_over_the_lambda_limit_is_resource_exhausted(handlers, tasks, 
     size = int(error["message"].split(" bytes")[0].rsplit(" ", 1)[-1])
     assert size > LAMBDA_LIMIT and str(LAMBDA_LIMIT) in error["message"], error["message"]
     assert operation in error["message"]
-    warnings = [record for record in caplog.records if record.levelname == "WARNING" and str(size) in record.getMessage()]
+    warnings = [
+        record for record in caplog.records if record.levelname == "WARNING" and str(size) in record.getMessage()
+    ]
     assert warnings, "no warning logged"
     assert all("llll" not in r.getMessage() and "7777" not in r.getMessage() for r in warnings)
     assert all(base64.urlsafe_b64encode(tasks[OVER]).decode()[:20] not in r.getMessage() for r in caplog.records)

@@ -26,8 +26,11 @@ HANDLER_MODULES = {
     "AbandonedTaskReaperFunction": "handlers.reap_abandoned",
 }
 RESPONSES = {
-    "create_task": pb.CreateTaskResponse, "get_task": pb.GetTaskResponse, "delete_task": pb.DeleteTaskResponse,
-    "get_task_metrics": pb.GetTaskMetricsResponse, "list_connectors": pb.ListConnectorsResponse,
+    "create_task": pb.CreateTaskResponse,
+    "get_task": pb.GetTaskResponse,
+    "delete_task": pb.DeleteTaskResponse,
+    "get_task_metrics": pb.GetTaskMetricsResponse,
+    "list_connectors": pb.ListConnectorsResponse,
     "get_connector": pb.GetConnectorResponse,
 }
 

@@ -27,19 +27,27 @@ JSON = {"content-type": "application/json"}
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     port, dynamodb_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "TASKS_TABLE")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "TASKS_TABLE")
+    }
     env |= {"PORT": str(port), "DYNAMODB_PORT": str(dynamodb_port)}
-    process = subprocess.Popen([sys.executable, "-m", "connectors.cli", "serve"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connectors.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, process.stdout.read()
             try:
-                httpx.post(f"{base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", content=b"{}",
-                           headers=JSON)
+                httpx.post(
+                    f"{base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", content=b"{}", headers=JSON
+                )
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "connectors serve did not listen within 60 s"
@@ -56,10 +64,12 @@ def test_every_aws_connector_has_an_example():
 
 
 def test_serve_lists_every_aws_task_type_and_flytes_own_connectors(served):
-    listed = httpx.post(f"{served}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", content=b"{}",
-                        headers=JSON).json()
-    served_types = {category["name"] for connector in listed["connectors"]
-                    for category in connector["supportedTaskCategories"]}
+    listed = httpx.post(
+        f"{served}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", content=b"{}", headers=JSON
+    ).json()
+    served_types = {
+        category["name"] for connector in listed["connectors"] for category in connector["supportedTaskCategories"]
+    }
     assert set(AWS_CONNECTORS) <= served_types
     assert {"databricks", "snowflake", "bigquery_query_job_task", "slurm"} <= served_types  # issue 10
 
@@ -73,8 +83,12 @@ def test_the_example_runs_to_succeeded_unchanged(served, example):
     task_type = json.loads(body)["template"]["type"]
     deadline = time.monotonic() + 60
     while True:
-        polled = httpx.post(f"{served}/{SERVICE}/GetTask", headers=JSON, timeout=30,
-                            json={"resourceMeta": handle, "taskCategory": {"name": task_type}})
+        polled = httpx.post(
+            f"{served}/{SERVICE}/GetTask",
+            headers=JSON,
+            timeout=30,
+            json={"resourceMeta": handle, "taskCategory": {"name": task_type}},
+        )
         assert polled.status_code == 200, polled.text
         resource = polled.json()["resource"]
         if resource.get("phase") in ("SUCCEEDED", "FAILED", "ABORTED", "RETRYABLE_FAILED"):

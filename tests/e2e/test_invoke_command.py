@@ -29,7 +29,9 @@ needs_handler = pytest.mark.skipif(
 )
 
 
-def http_api_event(method: str, path: str, body: bytes = b"", content_type: str = "application/proto") -> dict[str, Any]:
+def http_api_event(
+    method: str, path: str, body: bytes = b"", content_type: str = "application/proto"
+) -> dict[str, Any]:
     """An API Gateway HTTP API payload 2.0 event, the body base64 as API Gateway sends a binary body."""
     host = "abc123.execute-api.us-east-1.amazonaws.com"
     return {
@@ -48,8 +50,13 @@ def http_api_event(method: str, path: str, body: bytes = b"", content_type: str 
             "apiId": "abc123",
             "domainName": host,
             "domainPrefix": "abc123",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "connectors-test"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "connectors-test",
+            },
             "requestId": "test-request",
             "routeKey": f"{method} {path}",
             "stage": "$default",
@@ -64,7 +71,11 @@ def http_api_event(method: str, path: str, body: bytes = b"", content_type: str 
 def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "connectors.cli", "invoke", *args, "--template", str(TEMPLATE)],
-        cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -73,7 +84,9 @@ def test_invoke_list_connectors_prints_the_response_and_its_decoded_proto(tmp_pa
     from flyteidl2.connector import connector_pb2
 
     event = tmp_path / "list_connectors.json"
-    event.write_text(json.dumps(http_api_event("POST", LIST_CONNECTORS, connector_pb2.ListConnectorsRequest().SerializeToString())))
+    event.write_text(
+        json.dumps(http_api_event("POST", LIST_CONNECTORS, connector_pb2.ListConnectorsRequest().SerializeToString()))
+    )
 
     result = run_command("ConnectorMetadataFunction", str(event))
 
@@ -86,8 +99,9 @@ def test_invoke_list_connectors_prints_the_response_and_its_decoded_proto(tmp_pa
     categories = {(c.name, c.version) for connector in reply.connectors for c in connector.supported_task_categories}
     assert ("echo", 0) in categories
     # The readable form matches the proto.
-    decoded_names = {c["name"] for connector in shown["decodedBody"]["connectors"]
-                     for c in connector["supportedTaskCategories"]}
+    decoded_names = {
+        c["name"] for connector in shown["decodedBody"]["connectors"] for c in connector["supportedTaskCategories"]
+    }
     assert "echo" in decoded_names
 
 
@@ -113,16 +127,17 @@ print(json.dumps({{"response": response, "seen": seen, "after": after}}))
 """
     env = {key: value for key, value in os.environ.items() if key not in ("TASKS_TABLE", "LOG_LEVEL")}
     env["LOG_LEVEL"] = "WARNING"
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["response"]["statusCode"] == 200
     assert json.loads(out["response"]["body"])["status"] == "ok"
     assert out["seen"] == {
-        "TASKS_TABLE": "connector-tasks",        # !Ref TasksTable, TASKS_TABLE unset
-        "LOG_LEVEL": "WARNING",                  # the caller's value, not the parameter's INFO
-        "CONNECTOR_TIMEOUT_SECONDS": "8",        # !Ref ConnectorTimeoutSeconds -> its Default
+        "TASKS_TABLE": "connector-tasks",  # !Ref TasksTable, TASKS_TABLE unset
+        "LOG_LEVEL": "WARNING",  # the caller's value, not the parameter's INFO
+        "CONNECTOR_TIMEOUT_SECONDS": "8",  # !Ref ConnectorTimeoutSeconds -> its Default
         "MAX_REQUEST_BYTES": "4194304",
         "AWS_LAMBDA_FUNCTION_NAME": "ConnectorMetadataFunction",
     }
@@ -199,8 +214,12 @@ def test_decode_body_reads_a_connect_stream() -> None:
 
     header = connector_pb2.GetTaskLogsResponse(header=connector_pb2.GetTaskLogsResponseHeader(token="t1"))
     framed = encode(header.SerializeToString()) + encode(b"{}", END_STREAM)
-    response = {"statusCode": 200, "isBase64Encoded": True, "body": base64.b64encode(framed).decode(),
-                "headers": {"content-type": "application/connect+proto"}}
+    response = {
+        "statusCode": 200,
+        "isBase64Encoded": True,
+        "body": base64.b64encode(framed).decode(),
+        "headers": {"content-type": "application/connect+proto"},
+    }
     decoded = decode_body(response, {"rawPath": "/flyteidl2.connector.AsyncConnectorService/GetTaskLogs"})
     assert decoded == [{"header": {"token": "t1"}}, {}]
     assert decode_body({"statusCode": 200, "body": "{}", "isBase64Encoded": False}) is None

@@ -23,16 +23,24 @@ def test_serve_answers_on_connect_rest_and_grpc_and_stops_cleanly():
     port, dynamodb_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "TASKS_TABLE")}
     env |= {"PORT": str(port), "DYNAMODB_PORT": str(dynamodb_port)}
-    process = subprocess.Popen([sys.executable, "-m", "connectors.cli", "serve"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connectors.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://{HOST}:{port}"
         deadline = time.monotonic() + 30
         while True:
             assert process.poll() is None, process.stdout.read()
             try:
-                listed = httpx.post(f"{base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors",
-                                    content=b"{}", headers={"content-type": "application/json"})
+                listed = httpx.post(
+                    f"{base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors",
+                    content=b"{}",
+                    headers={"content-type": "application/json"},
+                )
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "connectors serve did not listen within 30 s"

@@ -28,8 +28,14 @@ SECRET_INPUT = "input-value-never-shown"
 
 def tasks(*args: str, table: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "TASKS_TABLE": table, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "connectors.cli", "tasks", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "tasks", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def create(service: ConnectorService, **kwargs: Any) -> bytes:
@@ -60,8 +66,19 @@ def test_list_prints_every_task_newest_first(world: dict[str, bytes], table_name
     result = tasks("list", table=table_name)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "ACTION", "ATTEMPT", "TASK", "TYPE", "PHASE", "STATE", "LAST", "POLL",
-                                "CREATED", "MESSAGE"]
+    assert lines[0].split() == [
+        "RUN",
+        "ACTION",
+        "ATTEMPT",
+        "TASK",
+        "TYPE",
+        "PHASE",
+        "STATE",
+        "LAST",
+        "POLL",
+        "CREATED",
+        "MESSAGE",
+    ]
     body = lines[1:]
     assert [line.split()[0] for line in body] == ["run-retried", "run-retried", "run-done", "run-running", "run-queued"]
     running = next(line for line in body if line.startswith("run-running"))
@@ -96,8 +113,9 @@ def test_list_active_reads_only_tasks_not_ended(world: dict[str, bytes], table_n
     result = tasks("list", "--active", "--json", table=table_name)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert sorted(runs(rows)) == [("run-queued", "a0", 0), ("run-retried", "a1", 1), ("run-running", "a0", 0)], \
+    assert sorted(runs(rows)) == [("run-queued", "a0", 0), ("run-retried", "a1", 1), ("run-running", "a0", 0)], (
         "the finished task and the superseded attempt (cancelled by attempt 1) are not active"
+    )
     assert all(row["state"] == "active" for row in rows)
 
 
@@ -146,8 +164,22 @@ def test_show_prints_one_task_with_its_notes_and_lease(world: dict[str, bytes], 
     shown = json.loads(tasks("show", handle, "--json", table=table_name).stdout)
     assert shown["notes"] and shown["handle"] == handle and shown["state"] == "ended"
     assert shown["lease"] is None and shown["create_error"] is None
-    assert set(shown) >= {"run", "action", "attempt", "task_type", "phase", "state", "message", "heartbeat_at",
-                          "heartbeat_age_seconds", "created_at", "notes", "lease", "superseded_by", "create_error"}
+    assert set(shown) >= {
+        "run",
+        "action",
+        "attempt",
+        "task_type",
+        "phase",
+        "state",
+        "message",
+        "heartbeat_at",
+        "heartbeat_age_seconds",
+        "created_at",
+        "notes",
+        "lease",
+        "superseded_by",
+        "create_error",
+    }
     # Nothing secret: no field carries the secret's bytes, the lease owner or the create request.
     secret = TaskHandle.decode(world["retried_0"]).secret
     assert secret.hex() not in json.dumps(shown) and "create_request" not in shown and "lease_owner" not in shown
@@ -158,9 +190,14 @@ def test_show_a_claimed_task_names_its_lease(service: ConnectorService, table_na
     from connectors.store import TaskExecutionKey, TaskRecord, new_secret
 
     key = TaskExecutionKey(project="flytesnacks", domain="development", run="run-claimed", action="a0")
-    record = TaskRecord(action_id=key.action_digest().hex(), attempt=0, secret=new_secret(), task_type="echo",
-                        task_version=0, execution={"project": "flytesnacks", "domain": "development",
-                                                   "run": "run-claimed", "action": "a0"})
+    record = TaskRecord(
+        action_id=key.action_digest().hex(),
+        attempt=0,
+        secret=new_secret(),
+        task_type="echo",
+        task_version=0,
+        execution={"project": "flytesnacks", "domain": "development", "run": "run-claimed", "action": "a0"},
+    )
     service.store.claim(record, lease_seconds=600)
     shown = json.loads(tasks("show", record.handle.encode().decode(), "--json", table=table_name).stdout)
     assert shown["state"] == "claimed"
@@ -186,8 +223,14 @@ def test_show_a_handle_with_the_wrong_secret_finds_nothing(world: dict[str, byte
 
 def test_no_table_named_is_a_usage_error(table_name: str) -> None:
     env = {key: value for key, value in os.environ.items() if key not in ("AWS_ENDPOINT_URL_DYNAMODB", "TASKS_TABLE")}
-    result = subprocess.run([sys.executable, "-m", "connectors.cli", "tasks", "list"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "tasks", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "AWS_ENDPOINT_URL_DYNAMODB" in result.stderr and "TASKS_TABLE" in result.stderr
 

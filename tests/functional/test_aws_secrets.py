@@ -87,8 +87,8 @@ def test_secrets_come_from_secrets_manager_then_ssm_and_reach_every_call(vault, 
     stored = json.dumps(scan_table(vault.dynamodb_client, vault.settings.tasks_table), default=str)
     logged = "\n".join(record.getMessage() + repr(record.args) for record in caplog.records)
     for value in (token, password):
-        assert value not in stored, stored[max(0, stored.find(value) - 300):stored.find(value) + 50]
-        assert value not in logged, logged[max(0, logged.find(value) - 400):logged.find(value) + 50]
+        assert value not in stored, stored[max(0, stored.find(value) - 300) : stored.find(value) + 50]
+        assert value not in logged, logged[max(0, logged.find(value) - 400) : logged.find(value) + 50]
         assert value not in str(resource)
 
 

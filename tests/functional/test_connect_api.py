@@ -148,13 +148,17 @@ def test_bad_echo_configuration_is_invalid_argument(client):
 
 @pytest.mark.parametrize(
     ("content_type", "body"),
-    [("application/proto", b"\xff\xff\xff\x0f\x01"), ("application/json", b"{not json"),
-     ("application/json", b'{"template": 5}')],
+    [
+        ("application/proto", b"\xff\xff\xff\x0f\x01"),
+        ("application/json", b"{not json"),
+        ("application/json", b'{"template": 5}'),
+    ],
 )
 def test_malformed_body_is_invalid_argument(served, content_type, body):
     response = httpx.post(
         f"{served.url}/flyteidl2.connector.AsyncConnectorService/CreateTask",
-        content=body, headers={"content-type": content_type},
+        content=body,
+        headers={"content-type": content_type},
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_argument"
@@ -163,7 +167,8 @@ def test_malformed_body_is_invalid_argument(served, content_type, body):
 def test_body_over_the_limit_is_resource_exhausted(served, settings):
     response = httpx.post(
         f"{served.url}/flyteidl2.connector.AsyncConnectorService/CreateTask",
-        content=b"\0" * (settings.max_request_bytes + 1), headers={"content-type": "application/proto"},
+        content=b"\0" * (settings.max_request_bytes + 1),
+        headers={"content-type": "application/proto"},
     )
     assert response.json()["code"] == "resource_exhausted"
 
@@ -217,8 +222,11 @@ def test_metrics_and_log_stream(client):
 def test_operations_a_connector_lacks_are_unimplemented(client):
     category = pb.TaskCategory(name="counting", version=0)
     handle = client.create_task(echo_request(task_type="counting")).resource_meta
-    expect_error(Code.UNIMPLEMENTED, client.get_task_metrics,
-                 pb.GetTaskMetricsRequest(resource_meta=handle, task_category=category))
+    expect_error(
+        Code.UNIMPLEMENTED,
+        client.get_task_metrics,
+        pb.GetTaskMetricsRequest(resource_meta=handle, task_category=category),
+    )
     with pytest.raises(ConnectError) as caught:
         list(client.get_task_logs(pb.GetTaskLogsRequest(resource_meta=handle, task_category=category)))
     assert caught.value.code == Code.UNIMPLEMENTED
@@ -252,8 +260,9 @@ def test_the_callers_deadline_shortens_the_connector_deadline(settings, dynamodb
     with ServedApp(create_app(patient)) as server:
         client = AsyncConnectorServiceClientSync(server.url, timeout_ms=2500)
         started = time.monotonic()
-        error = expect_error(Code.DEADLINE_EXCEEDED, client.create_task,
-                             echo_request(task_type="stalling", run="impatient-run"))
+        error = expect_error(
+            Code.DEADLINE_EXCEEDED, client.create_task, echo_request(task_type="stalling", run="impatient-run")
+        )
         elapsed = time.monotonic() - started
     assert "connector Stalling Connector did not finish create" in error.message  # the server's own answer
     assert elapsed < 2.4

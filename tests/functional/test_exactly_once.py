@@ -84,8 +84,11 @@ def test_a_create_killed_between_claim_and_finish_resumes_without_a_second_remot
     [claim] = scan_table(dynamodb_client, table)
     assert claim["state"]["S"] == "claimed" and "resource_meta" not in claim
 
-    service = make_service(Settings(tasks_table=table, create_claim_seconds=1.0), dynamodb_client,
-                           ConnectorRegistry([LedgerConnector(str(ledger))]))
+    service = make_service(
+        Settings(tasks_table=table, create_claim_seconds=1.0),
+        dynamodb_client,
+        ConnectorRegistry([LedgerConnector(str(ledger))]),
+    )
     with pytest.raises(ConnectError) as caught:  # the claim is still live: retry later
         asyncio.run(service.create_task(request))
     assert caught.value.code == Code.UNAVAILABLE
@@ -108,32 +111,43 @@ def test_a_new_attempt_cancels_the_running_job_of_the_previous_one(dynamodb_clie
     assert counting.calls["delete"] == 1
     old = asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=first.resource_meta, task_category=COUNTING)))
     assert old.resource.phase == TaskExecution.ABORTED and "superseded by attempt 1" in old.resource.message
-    untouched = asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=other_action.resource_meta,
-                                                               task_category=COUNTING)))
+    untouched = asyncio.run(
+        service.get_task(pb.GetTaskRequest(resource_meta=other_action.resource_meta, task_category=COUNTING))
+    )
     assert untouched.resource.phase == TaskExecution.RUNNING
-    notes = {item["attempt"]["N"]: item.get("notes", {}).get("L", []) for item in scan_table(dynamodb_client, table)
-             if item["execution"]["M"]["action"]["S"] == "a0"}
+    notes = {
+        item["attempt"]["N"]: item.get("notes", {}).get("L", [])
+        for item in scan_table(dynamodb_client, table)
+        if item["execution"]["M"]["action"]["S"] == "a0"
+    }
     assert notes["0"] == [{"S": "superseded"}] and notes["1"] == []
 
 
 def test_the_reaper_cancels_tasks_no_executor_polls(dynamodb_client):
     table = make_table(dynamodb_client)
     counting = CountingConnector()
-    service = make_service(Settings(tasks_table=table, abandoned_after_minutes=10), dynamodb_client,
-                           ConnectorRegistry([counting, EchoConnector()]))
+    service = make_service(
+        Settings(tasks_table=table, abandoned_after_minutes=10),
+        dynamodb_client,
+        ConnectorRegistry([counting, EchoConnector()]),
+    )
     abandoned = asyncio.run(service.create_task(echo_request(task_type="counting", run="reap-1")))
     watched = asyncio.run(service.create_task(echo_request(task_type="counting", run="reap-2")))
     finished = asyncio.run(service.create_task(echo_request(run="reap-3")))
-    asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=finished.resource_meta,
-                                                   task_category=pb.TaskCategory(name="echo"))))
+    asyncio.run(
+        service.get_task(
+            pb.GetTaskRequest(resource_meta=finished.resource_meta, task_category=pb.TaskCategory(name="echo"))
+        )
+    )
     in_eleven_minutes = time.time() + 11 * 60
     service.store.clock = lambda: in_eleven_minutes - 60  # the executor polls `watched` ten minutes on
     asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=watched.resource_meta, task_category=COUNTING)))
     report = asyncio.run(reap_abandoned(service.canceller, now=in_eleven_minutes))
     assert len(report.cancelled) == 1 and not report.failed
     assert counting.calls["delete"] == 1
-    reaped = asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=abandoned.resource_meta,
-                                                            task_category=COUNTING)))
+    reaped = asyncio.run(
+        service.get_task(pb.GetTaskRequest(resource_meta=abandoned.resource_meta, task_category=COUNTING))
+    )
     assert reaped.resource.phase == TaskExecution.ABORTED and "no executor polled" in reaped.resource.message
     assert asyncio.run(reap_abandoned(service.canceller, now=in_eleven_minutes)).cancelled == []
 
@@ -141,21 +155,24 @@ def test_the_reaper_cancels_tasks_no_executor_polls(dynamodb_client):
 def test_concurrent_polls_never_move_a_finished_task_back(dynamodb_client):
     table = make_table(dynamodb_client)
     service = make_service(Settings(tasks_table=table), dynamodb_client, ConnectorRegistry([EchoConnector()]))
-    handle = asyncio.run(service.create_task(echo_request(run="poll-race", custom={"delay_seconds": 0.3}))).resource_meta
+    handle = asyncio.run(
+        service.create_task(echo_request(run="poll-race", custom={"delay_seconds": 0.3}))
+    ).resource_meta
     echo = pb.TaskCategory(name="echo")
 
     async def poll_many() -> list[int]:
         phases = []
         for _ in range(8):
-            answers = await asyncio.gather(*(service.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=echo))
-                                             for _ in range(5)))
+            answers = await asyncio.gather(
+                *(service.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=echo)) for _ in range(5))
+            )
             phases += [a.resource.phase for a in answers]
             await asyncio.sleep(0.06)
         return phases
 
     phases = asyncio.run(poll_many())
     first_done = phases.index(TaskExecution.SUCCEEDED)
-    assert all(p == TaskExecution.SUCCEEDED for p in phases[first_done + 5:])
+    assert all(p == TaskExecution.SUCCEEDED for p in phases[first_done + 5 :])
     [item] = scan_table(dynamodb_client, table)
     assert item["phase"]["N"] == str(TaskExecution.SUCCEEDED) and "active_shard" not in item
     assert int(item["expires_at"]["N"]) > time.time() + 29 * 86400
@@ -166,13 +183,20 @@ def test_notes_stop_growing_when_cancelling_keeps_failing(dynamodb_client):
     from tests.sample_connectors import FailingConnector
 
     table = make_table(dynamodb_client)
-    service = make_service(Settings(tasks_table=table, abandoned_after_minutes=1), dynamodb_client,
-                           ConnectorRegistry([FailingConnector(), CountingConnector()]))
+    service = make_service(
+        Settings(tasks_table=table, abandoned_after_minutes=1),
+        dynamodb_client,
+        ConnectorRegistry([FailingConnector(), CountingConnector()]),
+    )
     asyncio.run(service.create_task(echo_request(task_type="counting", run="stuck")))
     # Make the stuck task's connector one whose delete always fails.
     record = service.store.attempts(scan_table(dynamodb_client, table)[0]["action_id"]["S"])[0]
-    dynamodb_client.update_item(TableName=table, Key={"action_id": {"S": record.action_id}, "attempt": {"N": "0"}},
-                                UpdateExpression="SET task_type = :t", ExpressionAttributeValues={":t": {"S": "failing"}})
+    dynamodb_client.update_item(
+        TableName=table,
+        Key={"action_id": {"S": record.action_id}, "attempt": {"N": "0"}},
+        UpdateExpression="SET task_type = :t",
+        ExpressionAttributeValues={":t": {"S": "failing"}},
+    )
     later = time.time()
     for _ in range(MAX_NOTES + 5):
         later += 120

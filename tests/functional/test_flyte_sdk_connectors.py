@@ -68,8 +68,21 @@ def databricks_wheel() -> Path:
     found = glob.glob(str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl"))
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "flyteplugins-databricks==2.12.1",
-                               "-d", str(WHEELS)], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "flyteplugins-databricks==2.12.1",
+                "-d",
+                str(WHEELS),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         found = glob.glob(str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl"))
         if not found:
             pytest.skip(f"flyteplugins-databricks 2.12.1 could not be downloaded: {done.stderr[-300:]}")
@@ -124,12 +137,22 @@ class SdkWorld(AwsWorld):
         self.secrets: dict[str, str] = {}  # sent on every GetTask and DeleteTask, as the executor does
 
     def poll(self, handle: bytes, task_type: str) -> pb.Resource:
-        return self.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(
-            name=task_type), connection={"secrets": self.secrets})).resource
+        return self.client.get_task(
+            pb.GetTaskRequest(
+                resource_meta=handle,
+                task_category=pb.TaskCategory(name=task_type),
+                connection={"secrets": self.secrets},
+            )
+        ).resource
 
     def delete(self, handle: bytes, task_type: str) -> None:
-        self.client.delete_task(pb.DeleteTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(
-            name=task_type), connection={"secrets": self.secrets}))
+        self.client.delete_task(
+            pb.DeleteTaskRequest(
+                resource_meta=handle,
+                task_category=pb.TaskCategory(name=task_type),
+                connection={"secrets": self.secrets},
+            )
+        )
 
 
 @pytest.fixture
@@ -158,22 +181,32 @@ def databricks_request(instance: str, token: str) -> pb.CreateTaskRequest:
     """The template flyteplugins-databricks's task class writes (custom_config: the SparkJob as a
     dict, databricksConf/databricksInstance, the secret's name), the token as a connection secret."""
     custom = {
-        "sparkConf": {"spark.driver.memory": "1000M"}, "mainApplicationFile": "local:///usr/local/bin/entrypoint.py",
-        "executorPath": "/usr/bin/python3", "applicationType": "PYTHON",
-        "databricksConf": {"run_name": "flyte databricks plugin", "timeout_seconds": 3600,
-                           "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m6i.large",
-                                           "num_workers": 1}},
-        "databricksInstance": instance, "secrets": {"databricks_token": "databricks-token"},
+        "sparkConf": {"spark.driver.memory": "1000M"},
+        "mainApplicationFile": "local:///usr/local/bin/entrypoint.py",
+        "executorPath": "/usr/bin/python3",
+        "applicationType": "PYTHON",
+        "databricksConf": {
+            "run_name": "flyte databricks plugin",
+            "timeout_seconds": 3600,
+            "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m6i.large", "num_workers": 1},
+        },
+        "databricksInstance": instance,
+        "secrets": {"databricks_token": "databricks-token"},
     }
     request = task_request("databricks", custom, secrets={"databricks_token": token})
-    request.template.container.CopyFrom(tasks_pb2.Container(
-        image="ghcr.io/flyteorg/flyte:py3.12", args=["a0", "--inputs", "s3://bucket/inputs.pb"],
-        env=[literals_pb2.KeyValuePair(key="FLYTE_INTERNAL_EXECUTION_ID", value="r1")]))
+    request.template.container.CopyFrom(
+        tasks_pb2.Container(
+            image="ghcr.io/flyteorg/flyte:py3.12",
+            args=["a0", "--inputs", "s3://bucket/inputs.pb"],
+            env=[literals_pb2.KeyValuePair(key="FLYTE_INTERNAL_EXECUTION_ID", value="r1")],
+        )
+    )
     return request
 
 
 def test_the_unchanged_sdk_databricks_connector_is_served_from_its_entry_point_to_succeeded(
-        databricks_site: Path, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    databricks_site: Path, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with zipfile.ZipFile(databricks_wheel()) as wheel:
         original = hashlib.sha256(wheel.read(WHEEL_MEMBER)).hexdigest()
     assert hashlib.sha256((databricks_site / f"{MODULE}.py").read_bytes()).hexdigest() == original
@@ -186,7 +219,8 @@ def test_the_unchanged_sdk_databricks_connector_is_served_from_its_entry_point_t
     served = world(registry)
     metadata = ConnectorMetadataServiceClientSync(served.server.url).list_connectors(pb.ListConnectorsRequest())
     assert [(c.name, [t.name for t in c.supported_task_categories]) for c in metadata.connectors] == [
-        ("Databricks Connector", ["databricks"])]
+        ("Databricks Connector", ["databricks"])
+    ]
 
     with FakeDatabricks(token="dapi-sdk-token") as fake:
         trust(fake.cafile, monkeypatch)
@@ -196,14 +230,17 @@ def test_the_unchanged_sdk_databricks_connector_is_served_from_its_entry_point_t
         assert resource.phase == TaskExecution.SUCCEEDED, resource
         (submit,) = fake.calls("runs/submit")
         assert submit.headers["authorization"] == "Bearer dapi-sdk-token"
-        assert submit.body["spark_python_task"] == {"python_file": "flyteplugins/databricks/entrypoint.py",
-                                                    "parameters": ["a0", "--inputs", "s3://bucket/inputs.pb"],
-                                                    "source": "GIT"}
+        assert submit.body["spark_python_task"] == {
+            "python_file": "flyteplugins/databricks/entrypoint.py",
+            "parameters": ["a0", "--inputs", "s3://bucket/inputs.pb"],
+            "source": "GIT",
+        }
         assert submit.body["new_cluster"]["docker_image"] == {"url": "ghcr.io/flyteorg/flyte:py3.12"}
         assert "idempotency_token" not in submit.body  # the original sends none; the service's token is ignored
         run = fake.runs[max(fake.runs)]
-        assert list(resource.log_links) == [TaskLog(
-            name="Databricks Console", uri=f"https://{fake.instance}/#job/{run.job_id}/run/{run.run_id}")]
+        assert list(resource.log_links) == [
+            TaskLog(name="Databricks Console", uri=f"https://{fake.instance}/#job/{run.job_id}/run/{run.run_id}")
+        ]
         stored = adapter.metadata_type.decode(served.record(handle).resource_meta)
         assert (stored.databricks_instance, stored.run_id) == (fake.instance, str(run.run_id))
 
@@ -230,8 +267,9 @@ class BuiltinDatabricks(AsyncConnector[ResourceMeta]):
         return None
 
 
-def test_a_built_in_for_the_task_type_wins_over_the_sdk_connector(databricks_site: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_built_in_for_the_task_type_wins_over_the_sdk_connector(
+    databricks_site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     builtin = BuiltinDatabricks()
     registry = ConnectorRegistry([builtin])
     with caplog.at_level(logging.INFO, logger="connectors.flyte_sdk"):
@@ -271,21 +309,29 @@ class SdkIoConnector(flyte_connectors.AsyncConnector):
     metadata_type = IoMeta
     calls: ClassVar[list[tuple[str, dict]]] = []
 
-    async def create(self, task_template: Any, inputs: dict | None = None, output_prefix: str = "",
-                     api_key: str = "") -> IoMeta:
+    async def create(
+        self, task_template: Any, inputs: dict | None = None, output_prefix: str = "", api_key: str = ""
+    ) -> IoMeta:
         type(self).calls.append(("create", {"inputs": inputs, "output_prefix": output_prefix, "api_key": api_key}))
-        seen = {name: [type(value).__name__, value if isinstance(value, str) else value.model_dump()]
-                for name, value in (inputs or {}).items()}
+        seen = {
+            name: [type(value).__name__, value if isinstance(value, str) else value.model_dump()]
+            for name, value in (inputs or {}).items()
+        }
         return IoMeta(job="j-1", seen=seen)
 
     async def get(self, resource_meta: IoMeta, api_key: str = "") -> Any:
         type(self).calls.append(("get", {"api_key": api_key}))
-        return flyte_connectors.Resource(phase=TaskExecution.SUCCEEDED, message="done", outputs={
-            "report": flyte_io.File(path="s3://out/report.csv", format="csv"),
-            "folder": flyte_io.Dir(path="s3://out/folder/"),
-            "table": flyte_io.DataFrame(uri="s3://out/table.parquet", format="parquet"),
-            "parts": [flyte_io.File(path="s3://out/p0"), flyte_io.File(path="s3://out/p1")],
-        }, custom_info={"job": resource_meta.job})
+        return flyte_connectors.Resource(
+            phase=TaskExecution.SUCCEEDED,
+            message="done",
+            outputs={
+                "report": flyte_io.File(path="s3://out/report.csv", format="csv"),
+                "folder": flyte_io.Dir(path="s3://out/folder/"),
+                "table": flyte_io.DataFrame(uri="s3://out/table.parquet", format="parquet"),
+                "parts": [flyte_io.File(path="s3://out/p0"), flyte_io.File(path="s3://out/p1")],
+            },
+            custom_info={"job": resource_meta.job},
+        )
 
     async def delete(self, resource_meta: IoMeta) -> None:
         type(self).calls.append(("delete", {}))
@@ -297,8 +343,7 @@ class SdkIoConnector(flyte_connectors.AsyncConnector):
     async def get_logs(self, resource_meta: IoMeta, token: str = ""):
         type(self).calls.append(("get_logs", {"token": token}))
         for text in ("line one", f"job {resource_meta.job}"):
-            yield pb.GetTaskLogsResponse(body=pb.GetTaskLogsResponseBody(
-                lines=[payload_pb2.LogLine(message=text)]))
+            yield pb.GetTaskLogsResponse(body=pb.GetTaskLogsResponseBody(lines=[payload_pb2.LogLine(message=text)]))
 
 
 class SdkPlainConnector(flyte_connectors.AsyncConnector):
@@ -324,25 +369,42 @@ def test_flyte_io_in_and_out_and_only_the_keyword_arguments_each_method_takes(wo
     assert sorted(load_flyte_sdk_connectors(registry, "none")) == ["sdk_io", "sdk_plain"]
     served = world(registry)
     outputs = {"report": FILE, "folder": DIR, "table": DATAFRAME, "parts": _list_of(FILE)}
-    request = task_request("sdk_io", {}, secrets={"api_key": "k-123456"}, outputs=outputs, inputs={
-        "data": (FILE, FileRef("s3://in/data.json", "json")), "where": (DIR, DirRef("s3://in/dir/")),
-        "frame": (DATAFRAME, DataFrameRef("s3://in/frame.parquet", "parquet")), "label": (STR, "x")})
+    request = task_request(
+        "sdk_io",
+        {},
+        secrets={"api_key": "k-123456"},
+        outputs=outputs,
+        inputs={
+            "data": (FILE, FileRef("s3://in/data.json", "json")),
+            "where": (DIR, DirRef("s3://in/dir/")),
+            "frame": (DATAFRAME, DataFrameRef("s3://in/frame.parquet", "parquet")),
+            "label": (STR, "x"),
+        },
+    )
     served.secrets = {"api_key": "k-123456"}
     handle = served.create(request)
     stored = IoMeta.decode(served.record(handle).resource_meta)  # the SDK's own dataclass, encoded as it does
-    assert {name: [kind, value if kind == "str" else (value.get("path") or value["uri"], value["format"])]
-            for name, (kind, value) in stored.seen.items()} == {
-        "data": ["File", ("s3://in/data.json", "json")], "where": ["Dir", ("s3://in/dir/", "")],
-        "frame": ["DataFrame", ("s3://in/frame.parquet", "parquet")], "label": ["str", "x"]}
+    assert {
+        name: [kind, value if kind == "str" else (value.get("path") or value["uri"], value["format"])]
+        for name, (kind, value) in stored.seen.items()
+    } == {
+        "data": ["File", ("s3://in/data.json", "json")],
+        "where": ["Dir", ("s3://in/dir/", "")],
+        "frame": ["DataFrame", ("s3://in/frame.parquet", "parquet")],
+        "label": ["str", "x"],
+    }
     resource = served.wait(handle, "sdk_io")
     assert (resource.phase, resource.message) == (TaskExecution.SUCCEEDED, "done")
     assert served.outputs(resource, outputs) == {
-        "report": FileRef("s3://out/report.csv", "csv"), "folder": DirRef("s3://out/folder/"),
+        "report": FileRef("s3://out/report.csv", "csv"),
+        "folder": DirRef("s3://out/folder/"),
         "table": DataFrameRef("s3://out/table.parquet", "parquet"),
-        "parts": [FileRef("s3://out/p0"), FileRef("s3://out/p1")]}
+        "parts": [FileRef("s3://out/p0"), FileRef("s3://out/p1")],
+    }
     assert served.logs(handle, "sdk_io") == ["line one", "job j-1"]
-    served.client.get_task_metrics(pb.GetTaskMetricsRequest(resource_meta=handle,
-                                                            task_category=pb.TaskCategory(name="sdk_io")))
+    served.client.get_task_metrics(
+        pb.GetTaskMetricsRequest(resource_meta=handle, task_category=pb.TaskCategory(name="sdk_io"))
+    )
     assert [name for name, _ in SdkIoConnector.calls][:2] == ["create", "get"]
     assert {name for name, _ in SdkIoConnector.calls} == {"create", "get", "get_logs", "get_metrics"}
     create = dict(SdkIoConnector.calls)["create"]
@@ -350,8 +412,11 @@ def test_flyte_io_in_and_out_and_only_the_keyword_arguments_each_method_takes(wo
 
     plain = served.create(task_request("sdk_plain", {}, secrets={"api_key": "k-123456"}))
     # **kwargs takes all: the connection's secret and the service's own arguments
-    assert IoMeta.decode(served.record(plain).resource_meta).seen == ["api_key", "idempotency_token",
-                                                                      "task_execution_metadata"]
+    assert IoMeta.decode(served.record(plain).resource_meta).seen == [
+        "api_key",
+        "idempotency_token",
+        "task_execution_metadata",
+    ]
     # No get_logs/get_metrics of its own: unimplemented, as for any connector without them.
     assert served.error(served.logs, plain, "sdk_plain").code.value == "unimplemented"
     running = served.create(task_request("sdk_io", {}, secrets={"api_key": "k-123456"}, run="r-cancelled"))
@@ -382,11 +447,19 @@ def test_a_registry_miss_is_also_the_sdks_flyte_connector_not_found(sdk_registry
 
 
 def test_flyte_io_values_convert_both_ways_and_the_literals_accept_them() -> None:
-    refs = {"f": FileRef("s3://b/f.csv", "csv", "h1"), "d": DirRef("s3://b/d/"),
-            "t": DataFrameRef("s3://b/t.parquet", "parquet"), "n": [FileRef("s3://b/n")], "x": 1}
+    refs = {
+        "f": FileRef("s3://b/f.csv", "csv", "h1"),
+        "d": DirRef("s3://b/d/"),
+        "t": DataFrameRef("s3://b/t.parquet", "parquet"),
+        "n": [FileRef("s3://b/n")],
+        "x": 1,
+    }
     native = to_flyte_io(refs)
     assert isinstance(native["f"], flyte_io.File) and (native["f"].path, native["f"].format, native["f"].hash) == (
-        "s3://b/f.csv", "csv", "h1")
+        "s3://b/f.csv",
+        "csv",
+        "h1",
+    )
     assert isinstance(native["d"], flyte_io.Dir) and isinstance(native["t"], flyte_io.DataFrame)
     assert isinstance(native["n"][0], flyte_io.File) and native["x"] == 1
     assert from_flyte_io(native) == refs
@@ -417,8 +490,16 @@ def test_without_the_flyte_sdk_nothing_imports_it() -> None:
 
 
 def test_importing_the_service_does_not_import_flyte() -> None:
-    script = ("import sys, connectors.registry, connectors.flyte_sdk, connectors.literals, connectors.service; "
-              "print(sorted(m for m in sys.modules if m == 'flyte' or m.startswith('flyte.')))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    script = (
+        "import sys, connectors.registry, connectors.flyte_sdk, connectors.literals, connectors.service; "
+        "print(sorted(m for m in sys.modules if m == 'flyte' or m.startswith('flyte.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "[]"

@@ -49,15 +49,20 @@ def test_messages_built_from_field_values(fuzz, real, data):
     fuzz.message("CreateTask", data.draw(echo_create_requests(), label="echo create"))
     for rpc in ("GetTask", "DeleteTask", "GetTaskMetrics", "GetTaskLogs"):
         fuzz.message(rpc, data.draw(by_handle_requests(rpc, real["handles"]), label=rpc))
-    fuzz.message("GetConnector", pb.GetConnectorRequest(name=data.draw(st.sampled_from(["Echo Connector", ""]) | small_text)))
+    fuzz.message(
+        "GetConnector", pb.GetConnectorRequest(name=data.draw(st.sampled_from(["Echo Connector", ""]) | small_text))
+    )
     fuzz.message("ListConnectors", pb.ListConnectorsRequest())
     fuzz.finished.add("messages")
 
 
 @pytest.mark.timeout(120)
 @FUZZ
-@given(body=st.binary(max_size=300), text=st.text(max_size=120),
-       encoding=st.sampled_from([None, None, None, "identity", "gzip", "br", "zstd", "snappy", ""]))
+@given(
+    body=st.binary(max_size=300),
+    text=st.text(max_size=120),
+    encoding=st.sampled_from([None, None, None, "identity", "gzip", "br", "zstd", "snappy", ""]),
+)
 def test_random_bytes_to_every_rpc(fuzz, body, text, encoding):
     """Random bytes as proto, random text as JSON, random envelopes as streams; some claim a compression."""
     headers = {"content-encoding": encoding} if encoding is not None else None
@@ -78,7 +83,9 @@ def test_compressed_bodies(fuzz, real, data, settings):
         binary = message.SerializeToString()
         kind = data.draw(st.sampled_from(["plain", "mutated", "bomb"]), label=f"{rpc} kind")
         if kind == "bomb":
-            compressed = gzip.compress(b"\0" * (settings.max_request_bytes + data.draw(st.integers(1, 1000))), compresslevel=1)
+            compressed = gzip.compress(
+                b"\0" * (settings.max_request_bytes + data.draw(st.integers(1, 1000))), compresslevel=1
+            )
         else:
             compressed = gzip.compress(binary)
             if kind == "mutated":
@@ -86,12 +93,16 @@ def test_compressed_bodies(fuzz, real, data, settings):
         if rpc == "GetTaskLogs":
             flagged = envelope(compressed, flags=1)
             fuzz.stream(flagged, "proto", {"connect-content-encoding": "gzip"})
-            fuzz.stream(flagged, "proto", {"connect-content-encoding": data.draw(st.sampled_from(["identity", "zstd"]))})
+            fuzz.stream(
+                flagged, "proto", {"connect-content-encoding": data.draw(st.sampled_from(["identity", "zstd"]))}
+            )
             fuzz.stream(flagged, "proto")
         else:
             code = fuzz.unary(rpc, compressed, "application/proto", {"content-encoding": "gzip"})
             if kind == "plain":
-                assert code not in ("invalid_argument", "resource_exhausted"), f"{rpc}: a valid gzip body answered {code}"
+                assert code not in ("invalid_argument", "resource_exhausted"), (
+                    f"{rpc}: a valid gzip body answered {code}"
+                )
             if kind == "bomb":
                 assert code == "resource_exhausted", f"{rpc}: a gzip bomb answered {code}"
     fuzz.finished.add("compressed")
@@ -121,7 +132,10 @@ def test_json_with_wrong_types(fuzz, real, data):
 
 @pytest.mark.timeout(120)
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
-@given(size=st.sampled_from([100_000, 300_000, 450_000, 1_000_000, 3_000_000]), where=st.sampled_from(["input", "prefix", "interface", "custom", "name"]))
+@given(
+    size=st.sampled_from([100_000, 300_000, 450_000, 1_000_000, 3_000_000]),
+    where=st.sampled_from(["input", "prefix", "interface", "custom", "name"]),
+)
 def test_large_fields(fuzz, size, where):
     """Large values in the fields the service stores or echoes (DynamoDB's item limit is 400 KB)."""
     request = echo_request()

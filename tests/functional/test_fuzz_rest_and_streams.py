@@ -31,10 +31,15 @@ def test_stream_envelopes(fuzz, real, data):
     """GetTaskLogs envelopes with wrong flags, wrong lengths, several messages, trailing junk."""
     binary = real["messages"]["GetTaskLogs"].SerializeToString()
     flags = data.draw(st.sampled_from([0, 1, 2, 3, 0x80, 0xFF]) | st.integers(0, 255), label="flags")
-    declared = data.draw(st.sampled_from([len(binary), len(binary) + 1, max(len(binary) - 1, 0), 0, 2**31, 2**32 - 1])
-                         | st.integers(0, 2**32 - 1), label="length")
+    declared = data.draw(
+        st.sampled_from([len(binary), len(binary) + 1, max(len(binary) - 1, 0), 0, 2**31, 2**32 - 1])
+        | st.integers(0, 2**32 - 1),
+        label="length",
+    )
     body = bytes([flags]) + declared.to_bytes(4, "big") + binary
-    body += data.draw(st.sampled_from([b"", envelope(binary), envelope(b""), b"\x00\x00"]) | st.binary(max_size=10), label="tail")
+    body += data.draw(
+        st.sampled_from([b"", envelope(binary), envelope(b""), b"\x00\x00"]) | st.binary(max_size=10), label="tail"
+    )
     fuzz.stream(body, data.draw(st.sampled_from(["proto", "json"]), label="codec"))
     fuzz.finished.add("envelopes")
 
@@ -47,30 +52,53 @@ def _rest_segment() -> st.SearchStrategy[str]:
 def test_rest_paths_queries_and_bodies(fuzz, real, data):
     """The REST paths with fuzzed path segments, query strings and CreateTask JSON bodies."""
     handle = data.draw(handles(real["handles"]), label="handle")
-    meta = data.draw(st.sampled_from([base64.urlsafe_b64encode(handle).decode().rstrip("="), base64.b64encode(handle).decode()])
-                     | _rest_segment(), label="meta")
+    meta = data.draw(
+        st.sampled_from([base64.urlsafe_b64encode(handle).decode().rstrip("="), base64.b64encode(handle).decode()])
+        | _rest_segment(),
+        label="meta",
+    )
     name = data.draw(st.sampled_from(["echo", "echo", "counting"]) | _rest_segment(), label="name")
     version = data.draw(st.sampled_from(["0", "0", "1"]) | _rest_segment(), label="version")
     quote = lambda segment: urllib.parse.quote(segment, safe="")  # noqa: E731
-    keys = st.sampled_from(["lines", "token", "queries", "output_prefix", "task_category.name", "resource_meta",
-                            "step", "start_time", "connection.secrets", "nope", "connection"]) | st.text(max_size=8)
+    keys = st.sampled_from(
+        [
+            "lines",
+            "token",
+            "queries",
+            "output_prefix",
+            "task_category.name",
+            "resource_meta",
+            "step",
+            "start_time",
+            "connection.secrets",
+            "nope",
+            "connection",
+        ]
+    ) | st.text(max_size=8)
     params = data.draw(st.lists(st.tuples(keys, st.text(max_size=12)), max_size=3), label="params")
     routes = [
         ("GetTask", "GET", f"/api/v1/connector/task/{quote(name)}/{quote(version)}/{quote(meta)}"),
         ("DeleteTask", "DELETE", f"/api/v1/connector/task_executions/{quote(name)}/{quote(version)}/{quote(meta)}"),
         ("GetTaskMetrics", "GET", f"/api/v1/connector/task/metrics/{quote(name)}/{quote(version)}/{quote(meta)}"),
         ("GetTaskLogs", "GET", f"/api/v1/connector/task/logs/{quote(name)}/{quote(version)}/{quote(meta)}"),
-        ("GetConnector", "GET", f"/api/v1/connector/{quote(data.draw(st.sampled_from(['Echo Connector']) | _rest_segment()))}"),
+        (
+            "GetConnector",
+            "GET",
+            f"/api/v1/connector/{quote(data.draw(st.sampled_from(['Echo Connector']) | _rest_segment()))}",
+        ),
         ("ListConnectors", "GET", "/api/v1/connectors"),
     ]
     for rpc, method, path in routes:
         fuzz.rest(rpc, method, path, params=params)
-    create = data.draw(st.one_of(
-        create_requests().map(lambda m: json_format.MessageToJson(m).encode()),
-        json_with_wrong_types(real["messages"]["CreateTask"]),
-        mutated(json_format.MessageToJson(real["messages"]["CreateTask"]).encode()),
-        st.binary(max_size=100),
-    ), label="create body")
+    create = data.draw(
+        st.one_of(
+            create_requests().map(lambda m: json_format.MessageToJson(m).encode()),
+            json_with_wrong_types(real["messages"]["CreateTask"]),
+            mutated(json_format.MessageToJson(real["messages"]["CreateTask"]).encode()),
+            st.binary(max_size=100),
+        ),
+        label="create body",
+    )
     fuzz.rest("CreateTask", "POST", "/api/v1/connector/task", body=create)
     fuzz.finished.add("rest")
 

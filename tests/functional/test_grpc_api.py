@@ -44,8 +44,9 @@ def test_a_flyte_executor_can_drive_a_task_over_grpc(channel):
     tasks = service_pb2_grpc.AsyncConnectorServiceStub(channel)
     handle = tasks.CreateTask(echo_request(x=11, custom={"delay_seconds": 0.2}), timeout=10).resource_meta
     deadline = time.monotonic() + 10
-    while (resource := tasks.GetTask(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO), timeout=5).resource
-           ).phase != TaskExecution.SUCCEEDED and time.monotonic() < deadline:
+    while (
+        resource := tasks.GetTask(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO), timeout=5).resource
+    ).phase != TaskExecution.SUCCEEDED and time.monotonic() < deadline:
         time.sleep(0.1)
     assert resource.phase == TaskExecution.SUCCEEDED
     assert {lit.name: lit.value.scalar.primitive.integer for lit in resource.outputs.literals}["x"] == 11

@@ -55,6 +55,7 @@ ECHO = pb.TaskCategory(name="echo", version=0)
 
 # -- what the template grants ---------------------------------------------------------------
 
+
 def functions() -> dict[str, dict[str, Any]]:
     return {name: r for name, r in TEMPLATE["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
 
@@ -87,6 +88,7 @@ def served_operations(logical_id: str) -> tuple[list[str], bool]:
 
 
 # -- what the code calls --------------------------------------------------------------------
+
 
 class CallRecorder:
     """A fresh DynamoDB client (one function's) that records each call it sends: (action,
@@ -141,8 +143,11 @@ class TroubleConnector(AsyncConnector[TroubleMeta]):
         custom = json_format.MessageToDict(task_template.custom)
         if custom.get("create_fails"):
             raise invalid_argument("the remote API refused the job")  # refused outright: it started nothing
-        return TroubleMeta(job_id=f"job-{kwargs['idempotency_token']}", padding="p" * int(custom.get("meta_bytes", 0)),
-                           delete_fails=bool(custom.get("delete_fails")))
+        return TroubleMeta(
+            job_id=f"job-{kwargs['idempotency_token']}",
+            padding="p" * int(custom.get("meta_bytes", 0)),
+            delete_fails=bool(custom.get("delete_fails")),
+        )
 
     async def get(self, resource_meta: TroubleMeta, **kwargs) -> Resource:
         return Resource(phase=TaskExecution.RUNNING, message=f"{resource_meta.job_id} running")
@@ -153,8 +158,9 @@ class TroubleConnector(AsyncConnector[TroubleMeta]):
 
 
 def registry() -> ConnectorRegistry:
-    return ConnectorRegistry([CountingConnector(), FailingConnector(), TroubleConnector(), BulkyConnector(),
-                              EchoConnector()])
+    return ConnectorRegistry(
+        [CountingConnector(), FailingConnector(), TroubleConnector(), BulkyConnector(), EchoConnector()]
+    )
 
 
 @pytest.fixture
@@ -195,22 +201,41 @@ def code_of(call: Any) -> Code | None:
 
 def assert_calls_are_grants(logical_id: str, recorder: CallRecorder) -> None:
     assert recorder.calls == granted(logical_id), (
-        f"{logical_id} called {sorted(recorder.calls)} but template.yaml grants {sorted(granted(logical_id))}")
+        f"{logical_id} called {sorted(recorder.calls)} but template.yaml grants {sorted(granted(logical_id))}"
+    )
     assert recorder.operations == FUNCTION_OPERATIONS[logical_id], (
         f"{logical_id} called connector operations {sorted(recorder.operations)}; the AWS connectors' grants "
-        f"assume {sorted(FUNCTION_OPERATIONS[logical_id])}")
+        f"assume {sorted(FUNCTION_OPERATIONS[logical_id])}"
+    )
 
 
 # -- the functions ----------------------------------------------------------------------------
 
+
 def test_every_function_is_checked_here() -> None:
-    checked = {name.removeprefix("test_").removesuffix("_calls_exactly_its_grants")
-               for name in globals() if name.endswith("_calls_exactly_its_grants")}
-    assert checked == {"create_task", "get_task", "delete_task", "get_task_metrics", "get_task_logs",
-                       "connector_metadata", "reaper"}
-    assert set(functions()) == {"CreateTaskFunction", "GetTaskFunction", "DeleteTaskFunction",
-                                "GetTaskMetricsFunction", "GetTaskLogsFunction", "ConnectorMetadataFunction",
-                                "AbandonedTaskReaperFunction"}
+    checked = {
+        name.removeprefix("test_").removesuffix("_calls_exactly_its_grants")
+        for name in globals()
+        if name.endswith("_calls_exactly_its_grants")
+    }
+    assert checked == {
+        "create_task",
+        "get_task",
+        "delete_task",
+        "get_task_metrics",
+        "get_task_logs",
+        "connector_metadata",
+        "reaper",
+    }
+    assert set(functions()) == {
+        "CreateTaskFunction",
+        "GetTaskFunction",
+        "DeleteTaskFunction",
+        "GetTaskMetricsFunction",
+        "GetTaskLogsFunction",
+        "ConnectorMetadataFunction",
+        "AbandonedTaskReaperFunction",
+    }
 
 
 def test_create_task_calls_exactly_its_grants(dynamodb, dynamodb_client, table) -> None:
@@ -221,27 +246,43 @@ def test_create_task_calls_exactly_its_grants(dynamodb, dynamodb_client, table) 
         first = client.create_task(echo_request(task_type="counting", run="c1")).resource_meta
         assert client.create_task(echo_request(task_type="counting", run="c1")).resource_meta == first
         # Over REST too.
-        rest = httpx.post(f"{app.url}/api/v1/connector/task", headers={"content-type": "application/json"},
-                          content=json_format.MessageToJson(echo_request(task_type="counting", run="c2")))
+        rest = httpx.post(
+            f"{app.url}/api/v1/connector/task",
+            headers={"content-type": "application/json"},
+            content=json_format.MessageToJson(echo_request(task_type="counting", run="c2")),
+        )
         assert rest.status_code == 200, rest.text
         # The connector fails: the claim is released.
         assert code_of(lambda: client.create_task(echo_request(task_type="failing", run="c3"))) == Code.INTERNAL
         # Metadata too large to keep: its job is cancelled and the record ended, or, when cancelling
         # fails, the claim is released for a canceller.
         too_large = {"meta_bytes": 390_000}
-        assert code_of(lambda: client.create_task(echo_request(task_type="trouble", run="c4", custom=too_large))) \
+        assert (
+            code_of(lambda: client.create_task(echo_request(task_type="trouble", run="c4", custom=too_large)))
             == Code.RESOURCE_EXHAUSTED
-        assert code_of(lambda: client.create_task(echo_request(task_type="trouble", run="c5",
-                                                               custom={**too_large, "delete_fails": True}))) \
+        )
+        assert (
+            code_of(
+                lambda: client.create_task(
+                    echo_request(task_type="trouble", run="c5", custom={**too_large, "delete_fails": True})
+                )
+            )
             == Code.RESOURCE_EXHAUSTED
+        )
         # Retries that supersede older attempts: an active one (cancelled), one whose job will not stop
         # (cancel failed), and a released claim (create replayed with its token, refused: ended).
         client.create_task(echo_request(task_type="counting", run="c6", attempt=0))
         client.create_task(echo_request(task_type="counting", run="c6", attempt=1))
         client.create_task(echo_request(task_type="trouble", run="c7", attempt=0, custom={"delete_fails": True}))
         client.create_task(echo_request(task_type="trouble", run="c7", attempt=1))
-        assert code_of(lambda: client.create_task(echo_request(task_type="trouble", run="c8", attempt=0,
-                                                               custom={"create_fails": True}))) == Code.INVALID_ARGUMENT
+        assert (
+            code_of(
+                lambda: client.create_task(
+                    echo_request(task_type="trouble", run="c8", attempt=0, custom={"create_fails": True})
+                )
+            )
+            == Code.INVALID_ARGUMENT
+        )
         client.create_task(echo_request(task_type="trouble", run="c8", attempt=1))
 
     assert_calls_are_grants("CreateTaskFunction", recorder)
@@ -293,8 +334,10 @@ def test_delete_task_calls_exactly_its_grants(dynamodb, table, seed) -> None:
         client = AsyncConnectorServiceClientSync(app.url)
         for _ in range(2):  # deleted, then already ended
             client.delete_task(pb.DeleteTaskRequest(resource_meta=running, task_category=COUNTING))
-        assert code_of(lambda: client.delete_task(pb.DeleteTaskRequest(resource_meta=stuck, task_category=TROUBLE))) \
+        assert (
+            code_of(lambda: client.delete_task(pb.DeleteTaskRequest(resource_meta=stuck, task_category=TROUBLE)))
             == Code.INTERNAL
+        )
     assert seed.store.load(TaskHandle.decode(running)).state == "ended"
     assert_calls_are_grants("DeleteTaskFunction", recorder)
 
@@ -308,8 +351,14 @@ def test_get_task_metrics_calls_exactly_its_grants(dynamodb, table, seed) -> Non
         client = AsyncConnectorServiceClientSync(app.url)
         metrics = client.get_task_metrics(pb.GetTaskMetricsRequest(resource_meta=bulky, task_category=BULKY))
         assert metrics.results[0].metric == "bulk"
-        assert code_of(lambda: client.get_task_metrics(pb.GetTaskMetricsRequest(
-            resource_meta=counting, task_category=COUNTING))) == Code.UNIMPLEMENTED
+        assert (
+            code_of(
+                lambda: client.get_task_metrics(
+                    pb.GetTaskMetricsRequest(resource_meta=counting, task_category=COUNTING)
+                )
+            )
+            == Code.UNIMPLEMENTED
+        )
     assert_calls_are_grants("GetTaskMetricsFunction", recorder)
 
 
@@ -322,8 +371,14 @@ def test_get_task_logs_calls_exactly_its_grants(dynamodb, table, seed) -> None:
         client = AsyncConnectorServiceClientSync(app.url)
         logs = list(client.get_task_logs(pb.GetTaskLogsRequest(resource_meta=bulky, task_category=BULKY)))
         assert logs[0].HasField("header") and logs[1].body.lines
-        assert code_of(lambda: list(client.get_task_logs(pb.GetTaskLogsRequest(
-            resource_meta=counting, task_category=COUNTING)))) == Code.UNIMPLEMENTED
+        assert (
+            code_of(
+                lambda: list(
+                    client.get_task_logs(pb.GetTaskLogsRequest(resource_meta=counting, task_category=COUNTING))
+                )
+            )
+            == Code.UNIMPLEMENTED
+        )
     assert_calls_are_grants("GetTaskLogsFunction", recorder)
 
 
@@ -344,7 +399,10 @@ def test_reaper_calls_exactly_its_grants(dynamodb, dynamodb_client, table, seed)
     create(seed, task_type="counting", run="r1")  # stale and active: cancelled
     create(seed, task_type="trouble", run="r2", custom={"delete_fails": True})  # its cancel fails
     # A released claim: create is replayed with its token, and refused.
-    assert code_of(lambda: create(seed, task_type="trouble", run="r3", custom={"create_fails": True})) == Code.INVALID_ARGUMENT
+    assert (
+        code_of(lambda: create(seed, task_type="trouble", run="r3", custom={"create_fails": True}))
+        == Code.INVALID_ARGUMENT
+    )
 
     service, recorder = function_service(dynamodb, table)
     in_eleven_minutes = time.time() + 11 * 60

@@ -35,8 +35,10 @@ from tests.sample_connectors import CountingConnector
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = "databricks"
-NEW_CLUSTER = {"run_name": "nightly", "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m5.xlarge",
-                                                       "num_workers": 2}}
+NEW_CLUSTER = {
+    "run_name": "nightly",
+    "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m5.xlarge", "num_workers": 2},
+}
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -46,15 +48,18 @@ def _db_request(world: Any, instance: str | None, run: str | None = None) -> pb.
     from flyteidl2.core import tasks_pb2
     from google.protobuf.struct_pb2 import Struct
 
-    custom: dict[str, Any] = {"databricksConf": json.loads(json.dumps(NEW_CLUSTER)),
-                              "secrets": {"databricks_token": "databricks_token"}}
+    custom: dict[str, Any] = {
+        "databricksConf": json.loads(json.dumps(NEW_CLUSTER)),
+        "secrets": {"databricks_token": "databricks_token"},
+    }
     if instance is not None:
         custom["databricksInstance"] = instance
     struct = Struct()
     struct.update(custom)
     created = world.request(DB, {}, run=run)
-    created.template.CopyFrom(tasks_pb2.TaskTemplate(type=DB, custom=struct,
-                                                     container=tasks_pb2.Container(image="img:1", args=["a0"])))
+    created.template.CopyFrom(
+        tasks_pb2.TaskTemplate(type=DB, custom=struct, container=tasks_pb2.Container(image="img:1", args=["a0"]))
+    )
     return created
 
 
@@ -87,8 +92,9 @@ def two_databricks(monkeypatch, tmp_path) -> Iterator[tuple[FakeDatabricks, Fake
 
 
 # Was a break, now fixed: databricks: a task's databricksInstance receives the deployment's Secrets Manager token (Bearer) even when FLYTE_DATABRICKS_INSTANCE names the real one
-def test_databricks_token_from_secrets_manager_is_not_sent_to_a_host_the_task_chooses(aws_world, two_databricks,
-                                                                                     monkeypatch):
+def test_databricks_token_from_secrets_manager_is_not_sent_to_a_host_the_task_chooses(
+    aws_world, two_databricks, monkeypatch
+):
     real, attacker = two_databricks
     world = _db_world(aws_world, monkeypatch, real.token)
     monkeypatch.setenv("FLYTE_DATABRICKS_INSTANCE", real.instance)  # the deployment's workspace
@@ -141,8 +147,9 @@ def test_snowflake_deployment_key_is_not_used_with_a_task_chosen_host(aws_world,
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
     world = aws_world(port.SnowflakeConnector())
     world.boto("secretsmanager").create_secret(Name=f"{prefix}/snowflake/snowflake_private_key", SecretString=rsa_pem())
-    made = task_request("snowflake", {**CUSTOM, "connection_kwargs": {"host": "collector.attacker.example",
-                                                                       "jwt_timeout": 3600}})
+    made = task_request(
+        "snowflake", {**CUSTOM, "connection_kwargs": {"host": "collector.attacker.example", "jwt_timeout": 3600}}
+    )
     made.template.sql.statement = "SELECT 1"
     try:
         error = world.error(world.create, made)
@@ -195,10 +202,13 @@ class VaultB(CountingConnector):
     secret_names = ("api_token",)
 
 
-@pytest.mark.parametrize("status, code, expected", [(400, "AccessDeniedException", "permission_denied"),
-                                                    (500, "InternalServiceError", "unavailable")])
-def test_secrets_manager_denying_or_failing_starts_nothing_and_writes_no_record(aws_world, monkeypatch, status, code,
-                                                                              expected):
+@pytest.mark.parametrize(
+    "status, code, expected",
+    [(400, "AccessDeniedException", "permission_denied"), (500, "InternalServiceError", "unavailable")],
+)
+def test_secrets_manager_denying_or_failing_starts_nothing_and_writes_no_record(
+    aws_world, monkeypatch, status, code, expected
+):
     failing = _FakeSecretsManager(status, code)
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", failing.url)
@@ -248,14 +258,16 @@ def test_a_fetched_secret_stays_out_of_the_stored_request_the_table_and_debug_lo
     """A connector that fails create quoting its token (URL-quoted and JSON-escaped too)."""
     from connectors.errors import internal
 
-    token = "tok/with space&\"quote\"-" + uuid.uuid4().hex
+    token = 'tok/with space&"quote"-' + uuid.uuid4().hex
 
     class Leaky(VaultA):
         async def create(self, *args: Any, **kwargs: Any) -> Any:
             from urllib.parse import quote
 
-            raise internal(f"refused {kwargs['api_token']} / {quote(kwargs['api_token'], safe='')} / "
-                           f"{json.dumps(kwargs['api_token'])}")
+            raise internal(
+                f"refused {kwargs['api_token']} / {quote(kwargs['api_token'], safe='')} / "
+                f"{json.dumps(kwargs['api_token'])}"
+            )
 
     prefix = f"flyte-adv-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
@@ -267,7 +279,7 @@ def test_a_fetched_secret_stays_out_of_the_stored_request_the_table_and_debug_lo
     assert "refused ***" in error.message
     text = _everything(world, caplog) + error.message
     core = token.split("-")[-1]  # the random part, in whatever quoting
-    assert core not in text, text[max(0, text.find(core) - 300):text.find(core) + 50]
+    assert core not in text, text[max(0, text.find(core) - 300) : text.find(core) + 50]
 
 
 # -- (b) Slurm: shell metacharacters from the template ---------------------------------------------
@@ -296,15 +308,24 @@ def test_slurm_template_fields_with_shell_metacharacters_stay_single_arguments(a
     assert "module load 'gcc;touch${IFS}/tmp/pwned3'" in script
 
 
-@pytest.mark.parametrize("key, value", [("partition", "main\n#SBATCH --output=/home/flyte/.ssh/authorized_keys"),
-                                        ("partition", "main --output=/x")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("partition", "main\n#SBATCH --output=/home/flyte/.ssh/authorized_keys"), ("partition", "main --output=/x")],
+)
 def test_slurm_sbatch_values_cannot_add_directives(key, value):
     from connectors.builtin.flyteplugins.slurm import render_container_job
     from connectors.errors import ConnectError
 
     with pytest.raises(ConnectError):
-        render_container_job(job_name="j", stdout_path="/o", stderr_path="/e", image="i", command=["c"], env={},
-                             sbatch_fields={key: value})
+        render_container_job(
+            job_name="j",
+            stdout_path="/o",
+            stderr_path="/e",
+            image="i",
+            command=["c"],
+            env={},
+            sbatch_fields={key: value},
+        )
 
 
 # Was a break, now fixed: slurm: sbatch_options accept abbreviated long options (--outp, --err, --job-na) that getopt_long takes as the reserved --output/--error/--job-name
@@ -314,8 +335,16 @@ def test_slurm_reserved_sbatch_options_cannot_be_set_by_an_abbreviation():
 
     for key in ("outp", "err", "job-na", "chd"):
         with pytest.raises(ConnectError):
-            render_container_job(job_name="j", stdout_path="/o", stderr_path="/e", image="i", command=["c"], env={},
-                                 sbatch_fields={}, sbatch_extra={key: "/home/flyte/.ssh/authorized_keys"})
+            render_container_job(
+                job_name="j",
+                stdout_path="/o",
+                stderr_path="/e",
+                image="i",
+                command=["c"],
+                env={},
+                sbatch_fields={},
+                sbatch_extra={key: "/home/flyte/.ssh/authorized_keys"},
+            )
 
 
 # -- (d) a build without an extra ---------------------------------------------------------------
@@ -343,7 +372,9 @@ def test_a_build_without_the_extras_serves_none_of_them_and_does_not_crash():
             except Exception as e:
                 print(t, type(e).__name__)
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=90, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     served, *misses = done.stdout.strip().splitlines()
     for task_type in ("databricks", "snowflake", "bigquery_query_job_task", "slurm"):
@@ -357,8 +388,9 @@ def test_a_rotated_token_is_refetched_when_the_remote_refuses_the_cached_one(aws
         monkeypatch.setenv("SSL_CERT_FILE", fake.cafile)
         world = _db_world(aws_world, monkeypatch, fake.token)
         handle = world.create(_db_request(world, fake.instance))
-        world.boto("secretsmanager").put_secret_value(SecretId=f"{world.prefix}/{DB}/databricks_token",
-                                                      SecretString="dapi-new-token-2222")
+        world.boto("secretsmanager").put_secret_value(
+            SecretId=f"{world.prefix}/{DB}/databricks_token", SecretString="dapi-new-token-2222"
+        )
         fake.token = "dapi-new-token-2222"  # the old token is revoked, as a rotation does
         resource = world.poll(handle, DB)  # raises unauthenticated today
         assert resource.phase

@@ -84,8 +84,7 @@ def test_a_fetched_secret_in_a_get_logs_failure_is_never_logged_nor_answered(aws
     formatter = logging.Formatter("%(message)s")
     logged = "\n".join(formatter.format(record) for record in caplog.records)  # with each traceback
     leaks = [where for where, text in (("answer", caught.value.message), ("log", logged)) if token in text]
-    assert not leaks, f"the secret is in the {leaks}: {logged[max(0, logged.find(token) - 200):][:400]}"
-
+    assert not leaks, f"the secret is in the {leaks}: {logged[max(0, logged.find(token) - 200) :][:400]}"
 
 
 # -- 2. a reaper pass that fails as a whole counts no failure ----------------------------------------
@@ -107,11 +106,16 @@ def test_a_reaper_pass_that_cannot_read_the_table_counts_a_failure(dynamodb_clie
     capsys.readouterr()
     with pytest.raises(ConnectError), invocation(ReaperContext()):
         asyncio.run(reap_abandoned(service.canceller))
-    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-                 if line.startswith("{") and "_aws" in line]
-    failures = [v for d in emf(documents, metrics.REAPER_FAILURES)
-                for v in (d[metrics.REAPER_FAILURES] if isinstance(d[metrics.REAPER_FAILURES], list)
-                          else [d[metrics.REAPER_FAILURES]])]
+    documents = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and "_aws" in line
+    ]
+    failures = [
+        v
+        for d in emf(documents, metrics.REAPER_FAILURES)
+        for v in (
+            d[metrics.REAPER_FAILURES] if isinstance(d[metrics.REAPER_FAILURES], list) else [d[metrics.REAPER_FAILURES]]
+        )
+    ]
     assert failures and sum(failures) > 0, f"the failed pass reported reaper failures {failures}"
 
 
@@ -129,8 +133,16 @@ class EscapingConnector(CountingConnector):
 
 
 def _tasks(*argv: str, table: str) -> str:
-    parser = argparse.Namespace(tasks_command=argv[0], json=False, table=table, active=False, run=None, limit=None,
-                                handles=False, handle=argv[1] if len(argv) > 1 else None)
+    parser = argparse.Namespace(
+        tasks_command=argv[0],
+        json=False,
+        table=table,
+        active=False,
+        run=None,
+        limit=None,
+        handles=False,
+        handle=argv[1] if len(argv) > 1 else None,
+    )
     out = io.StringIO()
     with redirect_stdout(out):
         assert tasks_run(parser) == 0
@@ -139,12 +151,15 @@ def _tasks(*argv: str, table: str) -> str:
 
 # Was a break, now fixed: connectors tasks show/list print a record's message (a remote's text) with its terminal escape sequences raw: the remote controls the operator's terminal
 def test_tasks_show_does_not_pass_terminal_escapes_through(dynamodb_client):
-    service = make_service(Settings(tasks_table=_table(dynamodb_client)), dynamodb_client,
-                           ConnectorRegistry([EscapingConnector()]))
+    service = make_service(
+        Settings(tasks_table=_table(dynamodb_client)), dynamodb_client, ConnectorRegistry([EscapingConnector()])
+    )
     request = echo_request(run="run-escapes")
     request.template.type = "escaping"
     handle = asyncio.run(service.create_task(request)).resource_meta
-    asyncio.run(service.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name="escaping"))))
+    asyncio.run(
+        service.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name="escaping")))
+    )
     shown = _tasks("show", handle.decode(), table=service.settings.tasks_table)
     listed = _tasks("list", table=service.settings.tasks_table)
     assert "\x1b" not in shown and "\x07" not in shown, repr(shown)
@@ -160,37 +175,51 @@ def _table(client) -> str:
 # -- 4. the relay's task-type cap can be filled by refused task types --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="left open (low): RelayMetrics admits any task type to its 200 label slots, even ones the API refused (not_found): 200 junk CreateTasks push every real task type into 'other'")
+@pytest.mark.xfail(
+    strict=True,
+    reason="left open (low): RelayMetrics admits any task type to its 200 label slots, even ones the API refused (not_found): 200 junk CreateTasks push every real task type into 'other'",
+)
 def test_task_types_the_api_refused_do_not_take_the_label_slots_of_real_ones():
     relay = RelayMetrics()
     for i in range(MAX_TASK_TYPES):
         relay.answered("create", f"junk-{i}", grpc.StatusCode.NOT_FOUND, 0.01)
     relay.answered("create", "echo", None, 0.02)
-    assert relay.registry.get_sample_value(
-        "flyte_connector_requests_success_total", {"task_type": "echo", "operation": "create"}) == 1
+    assert (
+        relay.registry.get_sample_value(
+            "flyte_connector_requests_success_total", {"task_type": "echo", "operation": "create"}
+        )
+        == 1
+    )
 
 
 def test_relay_task_type_labels_stay_bounded():
     relay = RelayMetrics()
     for i in range(MAX_TASK_TYPES + 500):
         relay.answered("get", f"t{i}" + "x" * 500, grpc.StatusCode.NOT_FOUND, 0.01)
-    values = {s.labels["task_type"] for m in relay.registry.collect() if m.name == "flyte_connector_requests_failure"
-              for s in m.samples}
+    values = {
+        s.labels["task_type"]
+        for m in relay.registry.collect()
+        if m.name == "flyte_connector_requests_failure"
+        for s in m.samples
+    }
     assert len(values) <= MAX_TASK_TYPES + 1 and max(len(v) for v in values) <= 100
 
 
 # -- attacks that held: relay retries ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status,body,retried", [
-    (503, b'{"code":"internal","message":"bug"}', False),       # a Connect-coded 5xx is the service's answer
-    (429, b'{"code":"resource_exhausted","message":"x"}', False),  # a limit the service set on purpose
-    (504, b'{"code":"deadline_exceeded"}', False),
-    (503, b'{"code":"unavailable","message":"store busy"}', True),
-    (503, b'{"message":"Service Unavailable"}', True),          # API Gateway's own
-    (429, b'{"message":"Too Many Requests"}', True),
-    (400, b'{"message":"Bad Request"}', False),
-])
+@pytest.mark.parametrize(
+    "status,body,retried",
+    [
+        (503, b'{"code":"internal","message":"bug"}', False),  # a Connect-coded 5xx is the service's answer
+        (429, b'{"code":"resource_exhausted","message":"x"}', False),  # a limit the service set on purpose
+        (504, b'{"code":"deadline_exceeded"}', False),
+        (503, b'{"code":"unavailable","message":"store busy"}', True),
+        (503, b'{"message":"Service Unavailable"}', True),  # API Gateway's own
+        (429, b'{"message":"Too Many Requests"}', True),
+        (400, b'{"message":"Bad Request"}', False),
+    ],
+)
 def test_the_relay_retries_only_what_says_try_again(status, body, retried):
     assert (error_from_response(status, body).retry_reason is not None) is retried
     assert retry_reason(200, "Unavailable ") == "unavailable"
@@ -212,8 +241,9 @@ def test_an_unknown_task_type_is_counted_as_unknown_and_keys_do_not_outlive_an_i
     create = importlib.import_module("handlers.create_task")
     get = importlib.import_module("handlers.get_task")
     run = f"adv-{uuid.uuid4().hex[:8]}"
-    ok = create.handler(http_api_event("POST", f"{ASYNC}/CreateTask", echo_request(run=run).SerializeToString()),
-                        LambdaContext())
+    ok = create.handler(
+        http_api_event("POST", f"{ASYNC}/CreateTask", echo_request(run=run).SerializeToString()), LambdaContext()
+    )
     assert ok["statusCode"] == 200
     capsys.readouterr()
     for i in range(3):  # attacker-chosen task types
@@ -247,9 +277,12 @@ def test_concurrent_requests_keep_their_own_log_keys(lambda_environment, dynamod
     handler = Capture()
     logging.getLogger("connectors.service").addHandler(handler)
     try:
+
         async def both():
-            await asyncio.gather(*(service.create_task(echo_request(run=f"conc-{i}", custom={"delay_seconds": 0}))
-                                   for i in range(6)))
+            await asyncio.gather(
+                *(service.create_task(echo_request(run=f"conc-{i}", custom={"delay_seconds": 0})) for i in range(6))
+            )
+
         asyncio.run(both())
     finally:
         logging.getLogger("connectors.service").removeHandler(handler)
@@ -280,9 +313,16 @@ def test_a_huge_reaper_pass_writes_valid_emf(monkeypatch, capsys):
             if metric["Name"] == metrics.CALL_LATENCY:
                 values += found
     assert len(values) == 350
-    assert sum(value for d in emf(documents, metrics.TASKS_REAPED)
-               for value in ([d[metrics.TASKS_REAPED]] if not isinstance(d[metrics.TASKS_REAPED], list)
-                             else d[metrics.TASKS_REAPED])) == 350
+    assert (
+        sum(
+            value
+            for d in emf(documents, metrics.TASKS_REAPED)
+            for value in (
+                [d[metrics.TASKS_REAPED]] if not isinstance(d[metrics.TASKS_REAPED], list) else d[metrics.TASKS_REAPED]
+            )
+        )
+        == 350
+    )
 
 
 def test_the_handle_secret_is_not_in_tasks_list(dynamodb_client):

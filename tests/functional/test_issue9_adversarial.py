@@ -178,10 +178,20 @@ def test_a_create_killed_after_starting_its_job_is_not_replayed_before_the_settl
     # Scaled: CreateClaimSeconds may be as low as 30 while Batch's and Glue's settle time is 60.
     request = world.request("killed-run", 0, custom={"die": [0]})
     (tmp_path / "request.pb").write_bytes(request.SerializeToString())
-    script = CRASH_SCRIPT.format(root=str(ROOT), table=world.settings.tasks_table, claim=SETTLE / 2,
-                                 ledger=str(world.ledger.path), request=str(tmp_path / "request.pb"))
-    died = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=dict(os.environ),
-                          capture_output=True, timeout=60, cwd=str(ROOT))
+    script = CRASH_SCRIPT.format(
+        root=str(ROOT),
+        table=world.settings.tasks_table,
+        claim=SETTLE / 2,
+        ledger=str(world.ledger.path),
+        request=str(tmp_path / "request.pb"),
+    )
+    died = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=dict(os.environ),
+        capture_output=True,
+        timeout=60,
+        cwd=str(ROOT),
+    )
     assert died.returncode == 17, died.stderr.decode()[-2000:]
     token = token_of(world, "killed-run", 0)
     assert len(world.connector.ledger.jobs_of(token)) == 1

@@ -77,7 +77,9 @@ class World(LedgerWorld):
     """The ledger world with the adversarial connector, its remote reached at 1 s deadlines."""
 
     def __init__(self, dynamodb_client: Any, path: Path, **settings: Any) -> None:
-        super().__init__(dynamodb_client, path, AdversarialLedger(path), **{"connector_timeout_seconds": 1.0, **settings})
+        super().__init__(
+            dynamodb_client, path, AdversarialLedger(path), **{"connector_timeout_seconds": 1.0, **settings}
+        )
 
 
 @pytest.fixture
@@ -103,19 +105,22 @@ def test_supersede_does_not_forget_a_job_when_the_replayed_create_meets_a_networ
     world.create("blip-run", 1)  # the executor's next attempt supersedes attempt 0
     older = world.records("blip-run")[0]
     # Either job-1 is cancelled, or attempt 0's record still says there may be a job to find.
-    assert world.jobs()["job-1"] == "cancelled" or older.state != ENDED, \
+    assert world.jobs()["job-1"] == "cancelled" or older.state != ENDED, (
         f"job-1 runs on, and attempt 0 ended with {older.message!r} {older.notes}"
+    )
 
 
 def test_the_reaper_does_not_forget_a_job_whose_connector_needs_its_connection_config(world):
-    request = world.request("config-run", 0, custom={"create_seconds": 3, "require_kwargs": ["region"]},
-                            configs={"region": "eu-west-1"})
+    request = world.request(
+        "config-run", 0, custom={"create_seconds": 3, "require_kwargs": ["region"]}, configs={"region": "eu-west-1"}
+    )
     assert world.error(world.client.create_task, request).code == Code.DEADLINE_EXCEEDED
     assert world.jobs() == {"job-1": "running"} and world.records("config-run")[0].state == CLAIMED
     world.reap(now=time.time() + 3600)  # no newer attempt came: the reaper finds the released claim
     record = world.records("config-run")[0]
-    assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, \
+    assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, (
         f"job-1 runs on, and its record ended with notes {record.notes}"
+    )
 
 
 # == Finding 2: an older attempt whose create is still running when a newer attempt starts ==================
@@ -180,22 +185,30 @@ def test_a_secret_quoted_by_a_failing_connector_is_not_stored_answered_or_logged
     request = world.request("leak-run", 0, custom={"leak_secret": True}, secrets={"api_key": SECRET})
     error = world.error(world.client.create_task, request)
     assert error.code == Code.INTERNAL
-    stored = json.dumps(scan_table(world.dynamodb_client, world.settings.tasks_table),
-                        default=lambda value: bytes(value).decode("latin-1"))
-    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.exc_info[1] if r.exc_info else ''}"
-                       for r in caplog.records)
-    leaks = [where for where, text in (("table", stored), ("answer", error.message), ("logs", logged))
-             if SECRET in text]
+    stored = json.dumps(
+        scan_table(world.dynamodb_client, world.settings.tasks_table),
+        default=lambda value: bytes(value).decode("latin-1"),
+    )
+    logged = "\n".join(
+        f"{r.getMessage()} {r.exc_text or ''} {r.exc_info[1] if r.exc_info else ''}" for r in caplog.records
+    )
+    leaks = [
+        where for where, text in (("table", stored), ("answer", error.message), ("logs", logged)) if SECRET in text
+    ]
     assert leaks == [], f"the secret is in: {leaks}"
 
 
 # == Finding 5: a lone surrogate in a report makes every poll `internal`; the phase is never stored =========
 
 
-@pytest.mark.parametrize("report", [
-    Resource(phase=TaskExecution.RUNNING, message="step 3 of 5 \ud83d"),
-    Resource(phase=TaskExecution.SUCCEEDED, message="done", outputs={"x": 1, "name": "caf\udce9"}),
-], ids=["message", "output"])
+@pytest.mark.parametrize(
+    "report",
+    [
+        Resource(phase=TaskExecution.RUNNING, message="step 3 of 5 \ud83d"),
+        Resource(phase=TaskExecution.SUCCEEDED, message="done", outputs={"x": 1, "name": "caf\udce9"}),
+    ],
+    ids=["message", "output"],
+)
 def test_a_report_with_a_lone_surrogate_is_answered_and_stored(world, report):
     handle = world.create("surrogate-run", 0)
     world.connector.reports["job-1"] = report
@@ -210,8 +223,9 @@ def test_a_report_with_a_lone_surrogate_is_answered_and_stored(world, report):
 
 def test_a_large_message_does_not_fail_a_succeeded_task_with_small_outputs(world):
     handle = world.create("chatty-success-run", 0)
-    world.connector.reports["job-1"] = Resource(phase=TaskExecution.SUCCEEDED, message="log line\n" * 470_000,
-                                                outputs={"x": 7, "name": "ok"})
+    world.connector.reports["job-1"] = Resource(
+        phase=TaskExecution.SUCCEEDED, message="log line\n" * 470_000, outputs={"x": 7, "name": "ok"}
+    )
     answer = world.poll(handle)
     assert answer.phase == TaskExecution.SUCCEEDED, answer.message[:200]
     assert {literal.name for literal in answer.outputs.literals} == {"x", "name"}
@@ -321,14 +335,17 @@ def test_a_poll_racing_a_reaper_answers_only_what_is_stored(world):
     assert world.poll(handle).phase == world.records("race-reaper-run")[0].phase
 
 
-@pytest.mark.parametrize("handle, code", [
-    (b"", Code.INVALID_ARGUMENT),
-    (b"t2" + b"A" * 48, Code.INVALID_ARGUMENT),
-    (b"t1" + b"A" * 47, Code.INVALID_ARGUMENT),
-    (b"t1" + b"=" * 48, Code.INVALID_ARGUMENT),
-    (b"t1" + b"\xff" * 48, Code.INVALID_ARGUMENT),
-    (b"t1" + base64.urlsafe_b64encode(b"\0" * 16 + b"\xff\xff\xff\xff" + b"\0" * 16).rstrip(b"="), Code.NOT_FOUND),
-])
+@pytest.mark.parametrize(
+    "handle, code",
+    [
+        (b"", Code.INVALID_ARGUMENT),
+        (b"t2" + b"A" * 48, Code.INVALID_ARGUMENT),
+        (b"t1" + b"A" * 47, Code.INVALID_ARGUMENT),
+        (b"t1" + b"=" * 48, Code.INVALID_ARGUMENT),
+        (b"t1" + b"\xff" * 48, Code.INVALID_ARGUMENT),
+        (b"t1" + base64.urlsafe_b64encode(b"\0" * 16 + b"\xff\xff\xff\xff" + b"\0" * 16).rstrip(b"="), Code.NOT_FOUND),
+    ],
+)
 def test_odd_handles_are_refused_with_a_clear_code(world, handle, code):
     assert world.error(world.poll, handle).code == code
     delete = pb.DeleteTaskRequest(resource_meta=handle, task_category=LEDGER)
@@ -346,11 +363,14 @@ def test_a_handle_with_another_tasks_secret_is_not_found_and_changes_nothing(wor
     assert world.record(handle) == before and world.jobs() == {"job-1": "running"}
 
 
-@pytest.mark.parametrize("secrets, configs", [
-    ({"self": "v"}, {}),
-    ({}, {"lines": "v"}),
-    ({"token": "v"}, {}),
-])
+@pytest.mark.parametrize(
+    "secrets, configs",
+    [
+        ({"self": "v"}, {}),
+        ({}, {"lines": "v"}),
+        ({"token": "v"}, {}),
+    ],
+)
 def test_odd_connection_keys_are_invalid_argument_before_anything_starts(world, secrets, configs):
     request = world.request("keys-run", 0, secrets=secrets, configs=configs)
     assert world.error(world.client.create_task, request).code == Code.INVALID_ARGUMENT
@@ -360,8 +380,9 @@ def test_odd_connection_keys_are_invalid_argument_before_anything_starts(world, 
 def test_a_claim_keeps_no_connection_and_a_finished_task_keeps_no_request(world):
     """create_request packing: the claim holds the request less its secrets (its configs stay, so
     that a replayed create gets them); once active, none."""
-    request = world.request("pack-run", 0, custom={"create_seconds": 3}, secrets={"api_key": SECRET},
-                            configs={"region": "eu-west-1"})
+    request = world.request(
+        "pack-run", 0, custom={"create_seconds": 3}, secrets={"api_key": SECRET}, configs={"region": "eu-west-1"}
+    )
     assert world.error(world.client.create_task, request).code == Code.DEADLINE_EXCEEDED
     claim = world.records("pack-run")[0]
     assert claim.state == CLAIMED and claim.create_request

@@ -36,8 +36,7 @@ from connectors.dev.events import http_api_event
 from connectors.errors import Code, invalid_argument
 from connectors.runtime import lambda_handler
 from connectors.service import _execution_fields
-from connectors.store import (ACTIVE, CANCELLING, CLAIMED, ENDED, MAX_NOTES, TaskExecutionKey, TaskRecord,
-                              new_secret)
+from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, MAX_NOTES, TaskExecutionKey, TaskRecord, new_secret
 from tests.conftest import LambdaContext, scan_table
 from tests.functional.test_lifecycle_adversarial import SECRET, AdversarialLedger, wait_for
 from tests.ledger_world import LEDGER, LedgerWorld
@@ -59,8 +58,10 @@ class Ledger2(AdversarialLedger):
         if custom.get("leak_quoted"):
             # A key sent as a query parameter (requests' params=) is form-encoded in the URL the HTTP
             # client's error reports: '/' and '+' come out %2F and %2B.
-            raise RuntimeError("401 Client Error: Unauthorized for url: https://api.example.com/v1/jobs"
-                               f"?api_key={quote(kwargs['api_key'], safe='')}")
+            raise RuntimeError(
+                "401 Client Error: Unauthorized for url: https://api.example.com/v1/jobs"
+                f"?api_key={quote(kwargs['api_key'], safe='')}"
+            )
         if "leak_after" in custom:
             await asyncio.sleep(float(custom["leak_after"]))
             raise RuntimeError(f"401 Unauthorized: api_key={kwargs['api_key']} was refused")
@@ -87,10 +88,17 @@ class World2(LedgerWorld):
         record as create_task claims it, and the job under the attempt's token. Its job id."""
         request = self.request(run, attempt)
         key = TaskExecutionKey.from_metadata(request.task_execution_metadata)
-        record = TaskRecord(action_id=key.action_digest().hex(), attempt=attempt, secret=new_secret(),
-                            task_type="ledger", task_version=0, output_prefix=request.output_prefix,
-                            outputs_interface=request.template.interface.outputs.SerializeToString(),
-                            execution=_execution_fields(key), create_request=pack_create_request(request))
+        record = TaskRecord(
+            action_id=key.action_digest().hex(),
+            attempt=attempt,
+            secret=new_secret(),
+            task_type="ledger",
+            task_version=0,
+            output_prefix=request.output_prefix,
+            outputs_interface=request.template.interface.outputs.SerializeToString(),
+            execution=_execution_fields(key),
+            create_request=pack_create_request(request),
+        )
         assert self.service.store.claim(record, self.settings.create_claim_seconds).claimed
         job_id, _ = self.ledger.start(key.idempotency_token(), False)
         return job_id
@@ -119,8 +127,9 @@ def logged_text(caplog: Any) -> str:
 
 
 @pytest.mark.parametrize("older_ends_by", ["finish", "release"])
-def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its_read_and_its_mark(world,
-                                                                                                  older_ends_by):
+def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its_read_and_its_mark(
+    world, older_ends_by
+):
     run = f"mark-race-{older_ends_by}"
     # "finish": attempt 0's create answers after 2 s, within its 3 s; "release": its 2 s deadline passes.
     world.set(connector_timeout_seconds=3.0 if older_ends_by == "finish" else 2.0)
@@ -140,6 +149,7 @@ def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its
         def ended() -> bool:
             now = world.records(run)[0]
             return now.state == ACTIVE or (now.state == CLAIMED and now.lease_expired(time.time()))
+
         wait_for(ended, 5.0)
         return real_mark(record, newer_attempt)
 
@@ -153,7 +163,8 @@ def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its
     assert world.jobs()["job-1"] == "cancelled", (
         f"job-1 runs on; attempt 0 is {attempt_0.state}, superseded_by={attempt_0.superseded_by}, heartbeat "
         f"{time.time() - attempt_0.heartbeat_at:.0f} s old: the reaper takes it after "
-        f"{world.settings.abandoned_after_minutes:g} min")
+        f"{world.settings.abandoned_after_minutes:g} min"
+    )
 
 
 # == Finding 2: a refused CreateTask of an older attempt makes a canceller start the job it refused =========
@@ -170,8 +181,9 @@ def test_a_refused_late_create_never_gets_a_job_started_for_it(world):
     world.create("refused-run", 2)  # the executor's next attempt supersedes 1 and 0
     tokens = {job["token"] for job in world.ledger.jobs().values()}
     attempt_0 = TaskExecutionKey.from_metadata(world.request("refused-run", 0).task_execution_metadata)
-    assert attempt_0.idempotency_token() not in tokens, \
+    assert attempt_0.idempotency_token() not in tokens, (
         f"a job was started for attempt 0 to cancel it: {world.ledger.jobs()}, {world.records('refused-run')[0].notes}"
+    )
 
 
 # == Finding 3: a replayed create's "refusal" is trusted even when the replay itself caused it ===============
@@ -195,8 +207,9 @@ def test_a_replay_refused_for_a_reason_of_the_replay_does_not_forget_the_running
         newer = world.request(run, 1, secrets={"api_key": SECRET})
         world.client.create_task(newer)
     record = world.records(run)[0]
-    assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, \
+    assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, (
         f"job-1 runs on; attempt 0 ended: {record.notes}"
+    )
 
 
 # == Finding 4: redaction matches the secret's exact text only =============================================
@@ -209,8 +222,11 @@ def test_a_url_quoted_secret_in_a_connector_error_is_not_stored_answered_or_logg
     assert error.code == Code.INTERNAL
     quoted = quote(SLASHED_SECRET, safe="")
     assert SLASHED_SECRET not in error.message  # the literal form is cut (held)
-    leaks = [where for where, text in (("answer", error.message), ("table", stored_text(world)),
-                                       ("logs", logged_text(caplog))) if quoted in text]
+    leaks = [
+        where
+        for where, text in (("answer", error.message), ("table", stored_text(world)), ("logs", logged_text(caplog)))
+        if quoted in text
+    ]
     assert leaks == [], f"the URL-quoted secret {quoted} is in: {leaks}"
 
 
@@ -221,11 +237,14 @@ def test_a_url_quoted_secret_in_a_connector_error_is_not_stored_answered_or_logg
 def test_a_secret_in_a_reports_custom_info_or_log_links_is_not_answered(world, where):
     handle = world.create("report-leak-run", 0)
     world.connector.reports["job-1"] = Resource(
-        phase=TaskExecution.RUNNING, message=f"submitted with key {SECRET}",
+        phase=TaskExecution.RUNNING,
+        message=f"submitted with key {SECRET}",
         custom_info={"containerOverrides": {"environment": [{"name": "API_KEY", "value": SECRET}]}}
-        if where == "custom_info" else None,
+        if where == "custom_info"
+        else None,
         log_links=[TaskLog(name="console", uri=f"https://console.example.com/jobs/1?token={SECRET}")]
-        if where == "log_links" else None,
+        if where == "log_links"
+        else None,
     )
     answer = world.poll_with(handle, {"api_key": SECRET})
     assert SECRET not in answer.message  # held: the message is cut
@@ -260,8 +279,12 @@ def test_the_rest_transport_keeps_to_the_callers_grpc_timeout(world):
     world.set(connector_timeout_seconds=2.0)
     request = world.request("rest-deadline-run", 0, custom={"create_seconds": 5})
     started = time.monotonic()
-    response = httpx.post(f"{world.server.url}/api/v1/connector/task", content=json_format.MessageToJson(request),
-                          headers={"content-type": "application/json", "Grpc-Timeout": "500m"}, timeout=10)
+    response = httpx.post(
+        f"{world.server.url}/api/v1/connector/task",
+        content=json_format.MessageToJson(request),
+        headers={"content-type": "application/json", "Grpc-Timeout": "500m"},
+        timeout=10,
+    )
     elapsed = time.monotonic() - started
     assert response.status_code == 504
     assert elapsed < 1.2, f"answered after {elapsed:.2f} s; the caller gave up after 0.5 s"
@@ -307,8 +330,9 @@ def test_a_superseded_claim_whose_owner_died_is_not_stuck_and_its_retry_starts_n
 def test_an_older_create_that_loses_to_the_mark_deletes_its_job_and_a_resend_starts_nothing(world):
     world.set(connector_timeout_seconds=3.0)
     older: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: older.update(
-        error=world.error(world.create, "resend-run", 0, create_seconds=1.0)))
+    thread = threading.Thread(
+        target=lambda: older.update(error=world.error(world.create, "resend-run", 0, create_seconds=1.0))
+    )
     thread.start()
     wait_for(lambda: "job-1" in world.jobs())
     world.create("resend-run", 1)
@@ -338,7 +362,7 @@ def test_a_replay_that_fails_forever_backs_off_to_the_window_and_keeps_the_recor
         record = world.records("forever-run")[0]
         gaps.append(round(record.heartbeat_at + window - clock[0]))
         assert record.state == CANCELLING and record.expires_at >= clock[0] + 29 * 86400
-    expected = [min(window, FIRST_RETRY_SECONDS * 2 ** n) for n in range(25)]
+    expected = [min(window, FIRST_RETRY_SECONDS * 2**n) for n in range(25)]
     assert gaps[:7] == [round(g) for g in expected[:7]] and set(gaps[7:]) == {round(window)}
     assert len(record.notes) == MAX_NOTES and world.jobs() == {"job-1": "running"}
 

@@ -55,8 +55,9 @@ def test_a_retry_refused_after_a_try_that_timed_out_does_not_make_the_running_jo
     assert world.records(run)[0].create_error == ""  # try 1's outcome is unknown, and stays unknown
     world.create(run, 1)  # the next attempt supersedes attempt 0: its replay is refused too
     record = world.records(run)[0]
-    assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, \
+    assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, (
         f"job-1 runs on; attempt 0 ended: {record.notes}"
+    )
 
 
 # == Finding 2: a secret URL-quoted the default way (quote(), '/' kept) is not cut ==========================
@@ -70,8 +71,10 @@ def test_a_secret_quoted_with_the_default_safe_slash_is_not_answered_in_a_log_li
     quoted = quote(SLASHED_SECRET)
     assert "/" in quoted and "%2B" in quoted
     world.connector.reports["job-1"] = Resource(
-        phase=TaskExecution.RUNNING, message="running",
-        log_links=[TaskLog(name="console", uri=f"https://console.example.com/jobs/1?token={quoted}")])
+        phase=TaskExecution.RUNNING,
+        message="running",
+        log_links=[TaskLog(name="console", uri=f"https://console.example.com/jobs/1?token={quoted}")],
+    )
     answer = world.poll_with(handle, {"api_key": SLASHED_SECRET})
     assert quoted not in json_format.MessageToJson(answer), "the quoted secret is answered in a log link"
 
@@ -84,8 +87,9 @@ def test_a_secret_quoted_with_the_default_safe_slash_is_not_answered_in_a_log_li
 
 def test_a_numeric_secret_in_custom_info_is_cut_without_dropping_the_rest(world):
     handle = world.create("numeric-secret-run", 0)
-    world.connector.reports["job-1"] = Resource(phase=TaskExecution.RUNNING, message="running",
-                                                custom_info={"accountId": 123456789012, "jobId": "j-42"})
+    world.connector.reports["job-1"] = Resource(
+        phase=TaskExecution.RUNNING, message="running", custom_info={"accountId": 123456789012, "jobId": "j-42"}
+    )
     answer = world.poll_with(handle, {"account": "123456789012"})
     info = json_format.MessageToDict(answer.custom_info)
     assert "123456789012" not in json_format.MessageToJson(answer)  # held: not leaked
@@ -102,8 +106,12 @@ def test_a_numeric_secret_in_custom_info_is_cut_without_dropping_the_rest(world)
 @pytest.mark.parametrize("header", [b"\xb2S", b"1" * 400 + b"H"], ids=["superscript-two", "400-digits"])
 def test_a_malformed_grpc_timeout_is_ignored_on_rest(world, header):
     request = world.request(f"odd-timeout-run-{len(header)}", 0)
-    response = httpx.post(f"{world.server.url}/api/v1/connector/task", content=json_format.MessageToJson(request),
-                          headers=[(b"content-type", b"application/json"), (b"grpc-timeout", header)], timeout=10)
+    response = httpx.post(
+        f"{world.server.url}/api/v1/connector/task",
+        content=json_format.MessageToJson(request),
+        headers=[(b"content-type", b"application/json"), (b"grpc-timeout", header)],
+        timeout=10,
+    )
     assert response.status_code == 200, f"{response.status_code}: {response.text[:200]}"
 
 
@@ -118,9 +126,12 @@ def test_grpc_timeout_parsing_edges():
 
 
 def test_a_huge_grpc_timeout_leaves_the_call_its_own_deadline(world):
-    response = httpx.post(f"{world.server.url}/api/v1/connector/task",
-                          content=json_format.MessageToJson(world.request("huge-timeout-run", 0)),
-                          headers={"content-type": "application/json", "Grpc-Timeout": "99999999H"}, timeout=10)
+    response = httpx.post(
+        f"{world.server.url}/api/v1/connector/task",
+        content=json_format.MessageToJson(world.request("huge-timeout-run", 0)),
+        headers={"content-type": "application/json", "Grpc-Timeout": "99999999H"},
+        timeout=10,
+    )
     assert response.status_code == 200 and world.jobs() == {"job-1": "running"}
 
 
@@ -140,8 +151,9 @@ def test_claim_reports_took_over_only_when_it_replaced_a_claim_and_a_lost_answer
     assert world.error(world.create, run, 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
     released = world.records(run)[0]
     store = world.service.store
-    fresh = TaskRecord(**{**released.__dict__, "attempt": 5, "secret": b"s" * 16, "version": 1,
-                          "state": CLAIMED, "create_error": None})
+    fresh = TaskRecord(
+        **{**released.__dict__, "attempt": 5, "secret": b"s" * 16, "version": 1, "state": CLAIMED, "create_error": None}
+    )
     first = store.claim(fresh, 60)
     assert first.claimed and not first.took_over
     again = store.claim(fresh, 60)
@@ -181,8 +193,7 @@ def test_supersede_decides_again_when_its_mark_loses_to_a_release(world):
     run = "take-older-run"
     assert world.error(world.create, run, 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
     released = world.records(run)[0]
-    stale = TaskRecord(**{**released.__dict__, "version": released.version - 1,
-                          "lease_expires_at": time.time() + 60})
+    stale = TaskRecord(**{**released.__dict__, "version": released.version - 1, "lease_expires_at": time.time() + 60})
     store = world.service.store
     real_attempts = store.attempts
     store.attempts = lambda action_id: [stale if r.attempt == 0 else r for r in real_attempts(action_id)]

@@ -102,8 +102,9 @@ class Executor:
 
     def step(self) -> None:
         live = [a for a in self.actions if a.watched and not a.deleted and not a.done]
-        choice = self.rng.choices(["new", "retry", "finish", "delete", "walk_away", "reap", "away"],
-                                  [3, 3, 2, 1, 1, 2, 1])[0]
+        choice = self.rng.choices(
+            ["new", "retry", "finish", "delete", "walk_away", "reap", "away"], [3, 3, 2, 1, 1, 2, 1]
+        )[0]
         if choice == "new" or not live:
             action = Action(run=f"inv-{len(self.actions)}-{self.rng.randrange(10**6)}")
             self.actions.append(action)
@@ -142,9 +143,16 @@ class Executor:
         action.attempt += 1
         action.handle = None
         fault = self.rng.choice(FAULTS)
-        custom = {"delete_seconds": 0.25, **{"deadline": {"create_seconds": 3}, "oversized": {"meta_padding": 500_000},
-                  "unencodable": {"unencodable_meta": True}, "dynamodb_cut": {"create_seconds": 0.4},
-                  "killed": {"die_after_start": True}}.get(fault, {})}
+        custom = {
+            "delete_seconds": 0.25,
+            **{
+                "deadline": {"create_seconds": 3},
+                "oversized": {"meta_padding": 500_000},
+                "unencodable": {"unencodable_meta": True},
+                "dynamodb_cut": {"create_seconds": 0.4},
+                "killed": {"die_after_start": True},
+            }.get(fault, {}),
+        }
         request = echo_request(task_type="ledger", run=action.run, attempt=action.attempt, custom=custom)
         self.log.append(f"create {action.run}/{action.attempt} fault={fault}")
         try:
@@ -212,16 +220,18 @@ class Executor:
         answer = self.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=LEDGER)).resource
         stored = self.record(handle)
         if stored.phase != answer.phase:  # only an ended record may have moved on since the answer
-            assert stored.state == ENDED and answer.phase not in TERMINAL, \
+            assert stored.state == ENDED and answer.phase not in TERMINAL, (
                 f"{action.run}: answered {answer.phase}, stored {stored.phase}"
+            )
         if action.deleted or action.handle != handle or not action.watched:
             return  # the executor moved on while this poll was out
         cancelled = answer.phase == TaskExecution.ABORTED or answer.message.startswith("being cancelled")
         if cancelled:  # only by the reaper, and only after the executor was away past the window
             away = time.monotonic() - action.last_polled
             assert "no executor polled" in answer.message, f"{action.run}/{action.attempt}: {answer.message}"
-            assert away > 60 * SETTINGS["abandoned_after_minutes"], \
+            assert away > 60 * SETTINGS["abandoned_after_minutes"], (
                 f"{action.run}/{action.attempt} was cancelled {away:.2f} s after a poll: {answer.message}"
+            )
             action.watched = False  # the executor fails it and moves on
             return
         action.last_polled = time.monotonic()
@@ -296,5 +306,8 @@ def check_final_state(executor: Executor) -> None:
         assert record.state == ENDED, f"{record.name} left {record.state}: {record.message} {record.notes}"
         assert record.heartbeat_at is None and record.active_shard is None, record.name
         if record.resource_meta is None:
-            assert record.message.endswith("its job was cancelled") or "no job was started" in " ".join(record.notes) \
-                or record.phase == TaskExecution.ABORTED, f"{record.name}: {record.message} {record.notes}"
+            assert (
+                record.message.endswith("its job was cancelled")
+                or "no job was started" in " ".join(record.notes)
+                or record.phase == TaskExecution.ABORTED
+            ), f"{record.name}: {record.message} {record.notes}"

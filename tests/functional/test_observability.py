@@ -65,7 +65,9 @@ def emf(documents: list[dict[str, Any]], name: str, **dimensions: str) -> list[d
     found = []
     for document in documents:
         directive = document["_aws"]["CloudWatchMetrics"][0]
-        if name in [m["Name"] for m in directive["Metrics"]] and all(document.get(k) == v for k, v in dimensions.items()):
+        if name in [m["Name"] for m in directive["Metrics"]] and all(
+            document.get(k) == v for k, v in dimensions.items()
+        ):
             found.append(document)
     return found
 
@@ -81,7 +83,9 @@ def test_a_create_task_invocation_logs_json_lines_and_emf_metrics(in_lambda, cap
     run, secret = f"obs-{uuid.uuid4().hex[:8]}", f"SeCrEt-{uuid.uuid4().hex}"
     request = echo_request(run=run, action="obs-action", attempt=0, secrets={"api_key": secret})
     capsys.readouterr()
-    response = create.handler(http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString()), LambdaContext())
+    response = create.handler(
+        http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString()), LambdaContext()
+    )
     assert response["statusCode"] == 200
     out = capsys.readouterr().out
     assert secret not in out
@@ -96,7 +100,12 @@ def test_a_create_task_invocation_logs_json_lines_and_emf_metrics(in_lambda, cap
     assert line["function_request_id"] == LambdaContext.aws_request_id
     assert line["function_name"] == LambdaContext.function_name
     assert (line["operation"], line["task_type"], line["run"], line["action"], line["attempt"]) == (
-        "create", "echo", run, "obs-action", 0)
+        "create",
+        "echo",
+        run,
+        "obs-action",
+        0,
+    )
 
     for document in documents:
         directive = document["_aws"]["CloudWatchMetrics"]
@@ -111,7 +120,10 @@ def test_a_create_task_invocation_logs_json_lines_and_emf_metrics(in_lambda, cap
     assert sorted(directive["Dimensions"][0]) == ["operation", "service", "task_type"]
     # One document per dimension set: the connector's call shares the request's (operation "create").
     assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
-        metrics.REQUESTS_SUCCESS: "Count", metrics.REQUEST_LATENCY: "Seconds", metrics.CALL_LATENCY: "Milliseconds"}
+        metrics.REQUESTS_SUCCESS: "Count",
+        metrics.REQUEST_LATENCY: "Seconds",
+        metrics.CALL_LATENCY: "Milliseconds",
+    }
     assert value(success, metrics.REQUESTS_SUCCESS) == 1 and 0 < value(success, metrics.REQUEST_LATENCY) < 10
     assert 0 < value(success, metrics.CALL_LATENCY) < 1000 * value(success, metrics.REQUEST_LATENCY)
     [created_metric] = emf(documents, metrics.TASKS_CREATED, task_type="echo")
@@ -125,7 +137,11 @@ def test_a_create_task_invocation_logs_json_lines_and_emf_metrics(in_lambda, cap
     [failure] = emf(documents, metrics.REQUESTS_FAILURE, operation="get")
     assert failure["task_type"] == "unknown" and failure["error_code"] in ("invalid_argument", "not_found")
     assert sorted(failure["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == [
-        "error_code", "operation", "service", "task_type"]
+        "error_code",
+        "operation",
+        "service",
+        "task_type",
+    ]
 
 
 def test_the_reaper_emits_its_metrics(in_lambda, capsys, monkeypatch):
@@ -136,7 +152,9 @@ def test_the_reaper_emits_its_metrics(in_lambda, capsys, monkeypatch):
     long_ago = time.time() - 3 * 3600
     monkeypatch.setattr(service.store, "clock", lambda: long_ago)  # its last poll was three hours ago
     request = echo_request(run=run, action="left-behind")
-    response = create.handler(http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString()), LambdaContext())
+    response = create.handler(
+        http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString()), LambdaContext()
+    )
     assert response["statusCode"] == 200
     monkeypatch.undo()
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", LambdaContext.function_name)  # undo() took the fixture's too
@@ -165,8 +183,9 @@ def test_make_serve_keeps_text_lines_and_writes_no_metrics(lambda_environment, m
     assert not metrics.enabled() and not tracing.enabled()
     create = importlib.import_module("handlers.create_task")
     capsys.readouterr()
-    response = create.handler(http_api_event("POST", f"{ASYNC}/CreateTask", echo_request().SerializeToString()),
-                              LambdaContext())
+    response = create.handler(
+        http_api_event("POST", f"{ASYNC}/CreateTask", echo_request().SerializeToString()), LambdaContext()
+    )
     assert response["statusCode"] == 200
     out = capsys.readouterr().out
     assert "_aws" not in out and "function_request_id" not in out
@@ -181,10 +200,16 @@ def test_tracing_sends_connector_and_store_subsegments_to_the_daemon(lambda_envi
     daemon.settimeout(0.5)
     address = f"127.0.0.1:{daemon.getsockname()[1]}"
     trace_id = "1-67891233-abcdef012345678912345678"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "connectors-test",
-           "LAMBDA_TASK_ROOT": str(ROOT), "AWS_XRAY_DAEMON_ADDRESS": address,
-           "_X_AMZN_TRACE_ID": f"Root={trace_id};Parent=53995c3f42cd8ad8;Sampled=1",
-           "POWERTOOLS_METRICS_DISABLED": "true", "FLYTE_SDK_CONNECTORS": "none"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AWS_LAMBDA_FUNCTION_NAME": "connectors-test",
+        "LAMBDA_TASK_ROOT": str(ROOT),
+        "AWS_XRAY_DAEMON_ADDRESS": address,
+        "_X_AMZN_TRACE_ID": f"Root={trace_id};Parent=53995c3f42cd8ad8;Sampled=1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "FLYTE_SDK_CONNECTORS": "none",
+    }
     env.pop("POWERTOOLS_TRACE_DISABLED", None)
     script = (
         "import sys; from connectors.dev.events import http_api_event; from tests.conftest import LambdaContext\n"
@@ -192,8 +217,9 @@ def test_tracing_sends_connector_and_store_subsegments_to_the_daemon(lambda_envi
         f"r = h.handler(http_api_event('POST', '{ASYNC}/CreateTask', echo_request(secrets={{'api_key': 'SeCrEt-xray-1'}})"
         ".SerializeToString()), LambdaContext()); assert r['statusCode'] == 200, r\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     documents = []
     try:

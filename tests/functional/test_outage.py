@@ -42,9 +42,6 @@ CLAIM_SECONDS = 3.0
 EXECUTOR_DEADLINE = 10.0
 
 
-
-
-
 # -- fixtures -------------------------------------------------------------------------------------
 
 
@@ -129,11 +126,16 @@ def assert_whole(direct: Any, settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("mode", ["refuse", "hang"])
-def test_calls_answer_unavailable_fast_and_records_survive(client, served, proxy, direct, outage_settings, counting, mode):
+def test_calls_answer_unavailable_fast_and_records_survive(
+    client, served, proxy, direct, outage_settings, counting, mode
+):
     created = [client.create_task(echo_request(custom={"delay_seconds": 3600})).resource_meta for _ in range(5)]
     created += [client.create_task(echo_request(task_type="counting")).resource_meta for _ in range(3)]
     for handle in created[:5]:
-        assert client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)).resource.phase == TaskExecution.RUNNING
+        assert (
+            client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)).resource.phase
+            == TaskExecution.RUNNING
+        )
     before = records(direct, outage_settings)
     creates_before = counting.calls["create"]
 
@@ -145,12 +147,19 @@ def test_calls_answer_unavailable_fast_and_records_survive(client, served, proxy
         ("GetTask", client.get_task, pb.GetTaskRequest(resource_meta=created[0], task_category=ECHO)),
         ("DeleteTask", client.delete_task, pb.DeleteTaskRequest(resource_meta=created[1], task_category=ECHO)),
         ("GetTask counting", client.get_task, pb.GetTaskRequest(resource_meta=created[5], task_category=COUNTING)),
-        ("GetTaskMetrics", client.get_task_metrics, pb.GetTaskMetricsRequest(resource_meta=created[2], task_category=ECHO)),
+        (
+            "GetTaskMetrics",
+            client.get_task_metrics,
+            pb.GetTaskMetricsRequest(resource_meta=created[2], task_category=ECHO),
+        ),
     ]
     # Several at once, as executors would call: each answers unavailable before the executor gives up.
     with ThreadPoolExecutor(len(calls)) as pool:
         answers = dict(zip([name for name, *_ in calls], pool.map(lambda c: timed_error(c[1], c[2]), calls)))
-    print(f"\n{mode} outage:", ", ".join(f"{name} {code.value} in {seconds:.2f} s" for name, (code, seconds) in answers.items()))
+    print(
+        f"\n{mode} outage:",
+        ", ".join(f"{name} {code.value} in {seconds:.2f} s" for name, (code, seconds) in answers.items()),
+    )
     for name, (code, seconds) in answers.items():
         assert code == Code.UNAVAILABLE, f"{name} answered {code} during a {mode} outage"
         assert seconds < (3.0 if mode == "refuse" else EXECUTOR_DEADLINE * 0.8), f"{name} took {seconds:.1f} s ({mode})"
@@ -164,7 +173,10 @@ def test_calls_answer_unavailable_fast_and_records_survive(client, served, proxy
     assert {key: after[key] for key in before} == before, "a record written before the outage changed"
     assert set(after) == set(before), "a call that answered unavailable left a record behind"
     for handle in created[:5]:
-        assert client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)).resource.phase == TaskExecution.RUNNING
+        assert (
+            client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)).resource.phase
+            == TaskExecution.RUNNING
+        )
     # The CreateTask that answered unavailable succeeds when retried, with one connector.create.
     handle = client.create_task(new_request).resource_meta
     assert counting.calls["create"] == creates_before + 1
@@ -173,7 +185,9 @@ def test_calls_answer_unavailable_fast_and_records_survive(client, served, proxy
     assert_whole(direct, outage_settings)
 
 
-def test_outage_between_claim_and_finish_resumes_after_the_claim_expires(client, proxy, direct, outage_settings, counting):
+def test_outage_between_claim_and_finish_resumes_after_the_claim_expires(
+    client, proxy, direct, outage_settings, counting
+):
     request = echo_request(task_type="counting", run="cut-mid-create")
     creates_before = counting.calls["create"]
     with ThreadPoolExecutor(1) as pool:
@@ -199,7 +213,10 @@ def test_outage_between_claim_and_finish_resumes_after_the_claim_expires(client,
     assert tokens[0] == tokens[1], "the resumed create must hand the connector the same idempotency token"
     (record,) = [r for r in records(direct, outage_settings).values() if r.execution.get("run") == "cut-mid-create"]
     assert record.state == ACTIVE and record.handle.encode() == handle
-    assert client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=COUNTING)).resource.phase == TaskExecution.RUNNING
+    assert (
+        client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=COUNTING)).resource.phase
+        == TaskExecution.RUNNING
+    )
     assert_whole(direct, outage_settings)
 
 
@@ -211,8 +228,12 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(client, proxy, direct, outa
     proxy.cut("drop_responses")
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(lambda: client.create_task(request).resource_meta)
-        wait_for(lambda: any(r.execution.get("run") == "lost-claim-answer" for r in records(direct, outage_settings).values()),
-                 what="the claim to be written")
+        wait_for(
+            lambda: any(
+                r.execution.get("run") == "lost-claim-answer" for r in records(direct, outage_settings).values()
+            ),
+            what="the claim to be written",
+        )
         proxy.restore()  # the pending put's connection is reset; botocore retries it
         handle = pending.result(timeout=30)
     assert counting.calls["create"] == creates_before + 1
@@ -231,8 +252,13 @@ def test_a_finish_whose_answer_was_lost_is_still_ours(client, proxy, direct, out
         pending = pool.submit(lambda: client.create_task(request).resource_meta)
         wait_for(lambda: counting.calls["create"] == creates_before + 1, what="connector.create to start")
         proxy.cut("drop_responses")
-        wait_for(lambda: any(r.execution.get("run") == "lost-finish-answer" and r.state == ACTIVE
-                             for r in records(direct, outage_settings).values()), what="the record to be finished")
+        wait_for(
+            lambda: any(
+                r.execution.get("run") == "lost-finish-answer" and r.state == ACTIVE
+                for r in records(direct, outage_settings).values()
+            ),
+            what="the record to be finished",
+        )
         proxy.restore()
         handle = pending.result(timeout=30)
     assert counting.calls["create"] == creates_before + 1

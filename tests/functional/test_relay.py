@@ -48,8 +48,9 @@ REGION = "us-east-1"  # the checker's region; the test credentials come from con
 class RunningRelay:
     """``serve()`` on a free loopback port, in its own event loop in a background thread."""
 
-    def __init__(self, endpoint: str, *, unsigned: bool = False, ssl_context: ssl.SSLContext | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, endpoint: str, *, unsigned: bool = False, ssl_context: ssl.SSLContext | None = None, **options: Any
+    ) -> None:
         self.endpoint = endpoint
         self.unsigned = unsigned
         self.ssl_context = ssl_context
@@ -64,9 +65,17 @@ class RunningRelay:
     def _run(self) -> None:
         async def main() -> None:
             self._stop = asyncio.Event()
-            await serve(self.endpoint, f"{HOST}:0", region=REGION, unsigned=self.unsigned,
-                        stop=self._stop, ready=self._started, grace_seconds=1, ssl_context=self.ssl_context,
-                        **self.options)
+            await serve(
+                self.endpoint,
+                f"{HOST}:0",
+                region=REGION,
+                unsigned=self.unsigned,
+                stop=self._stop,
+                ready=self._started,
+                grace_seconds=1,
+                ssl_context=self.ssl_context,
+                **self.options,
+            )
 
         try:
             self._loop.run_until_complete(main())
@@ -102,33 +111,66 @@ def loopback_certificate(directory: Path) -> tuple[Path, Path, Path]:
     """A CA made for this run and a certificate it issued for 127.0.0.1: (CA, certificate, key) PEM files."""
     now = datetime.datetime.now(datetime.timezone.utc)
 
-    def issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey,
-              *extensions: tuple[x509.ExtensionType, bool]) -> x509.Certificate:
-        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    def issue(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name,
+        issuer_key: ec.EllipticCurvePrivateKey,
+        *extensions: tuple[x509.ExtensionType, bool],
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(issuer_key, hashes.SHA256())
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connectors relay test CA")])
-    ca = issue("connectors relay test CA", ca_key, ca_name, ca_key,
-               (x509.BasicConstraints(ca=True, path_length=0), True),
-               (x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                              data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                              encipher_only=False, decipher_only=False), True))
-    certificate = issue(HOST, key, ca_name, ca_key,
-                        (x509.BasicConstraints(ca=False, path_length=None), True),
-                        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]), False),
-                        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-                        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False))
+    ca = issue(
+        "connectors relay test CA",
+        ca_key,
+        ca_name,
+        ca_key,
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+    )
+    certificate = issue(
+        HOST,
+        key,
+        ca_name,
+        ca_key,
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]), False),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+    )
     paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -173,17 +215,21 @@ def test_a_flyte_executor_drives_an_echo_task_through_the_relay(api, channel):
     checked = api[1]
     metadata = service_pb2_grpc.ConnectorMetadataServiceStub(channel)
     listed = metadata.ListConnectors(pb.ListConnectorsRequest(), timeout=5)
-    assert {("echo", 0), ("stalling", 0)} <= {(c.name, c.version) for m in listed.connectors
-                                               for c in m.supported_task_categories}
+    assert {("echo", 0), ("stalling", 0)} <= {
+        (c.name, c.version) for m in listed.connectors for c in m.supported_task_categories
+    }
     echo = metadata.GetConnector(pb.GetConnectorRequest(name="Echo Connector"), timeout=5).connector
     assert [c.name for c in echo.supported_task_categories] == ["echo"]
 
     tasks = tasks_stub(channel)
-    handle = tasks.CreateTask(echo_request(x=11, name="relayed", custom={"delay_seconds": 0.3}), timeout=10).resource_meta
+    handle = tasks.CreateTask(
+        echo_request(x=11, name="relayed", custom={"delay_seconds": 0.3}), timeout=10
+    ).resource_meta
     assert handle.startswith(b"t1")
     deadline = time.monotonic() + 10
-    while (resource := tasks.GetTask(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO), timeout=10).resource
-           ).phase != TaskExecution.SUCCEEDED and time.monotonic() < deadline:
+    while (
+        resource := tasks.GetTask(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO), timeout=10).resource
+    ).phase != TaskExecution.SUCCEEDED and time.monotonic() < deadline:
         assert resource.phase == TaskExecution.RUNNING
         time.sleep(0.1)
     assert resource.phase == TaskExecution.SUCCEEDED
@@ -203,14 +249,24 @@ def test_a_flyte_executor_drives_an_echo_task_through_the_relay(api, channel):
     # Every call arrived signed (the checker let it through) and carried the call's deadline.
     assert not checked.rejected
     sent = {headers[":path"].rsplit("/", 1)[1]: headers for headers in checked.accepted}
-    assert set(sent) == {"ListConnectors", "GetConnector", "CreateTask", "GetTask", "GetTaskLogs", "GetTaskMetrics",
-                         "DeleteTask"}
+    assert set(sent) == {
+        "ListConnectors",
+        "GetConnector",
+        "CreateTask",
+        "GetTask",
+        "GetTaskLogs",
+        "GetTaskMetrics",
+        "DeleteTask",
+    }
     assert sent["GetTaskLogs"]["content-type"] == "application/connect+proto"
     assert sent["CreateTask"]["content-type"] == "application/proto"
     # (gRPC rounds the grpc-timeout it sends up a little, hence the slack)
     assert 9_000 < int(sent["CreateTask"]["connect-timeout-ms"]) <= 10_200
-    assert all(0 < int(headers["connect-timeout-ms"]) <= 5_200 for name, headers in sent.items()
-               if name not in ("CreateTask", "GetTask"))
+    assert all(
+        0 < int(headers["connect-timeout-ms"]) <= 5_200
+        for name, headers in sent.items()
+        if name not in ("CreateTask", "GetTask")
+    )
 
 
 @pytest.mark.parametrize(
@@ -219,10 +275,21 @@ def test_a_flyte_executor_drives_an_echo_task_through_the_relay(api, channel):
         ("CreateTask", echo_request(task_type="bigquery"), grpc.StatusCode.NOT_FOUND),
         ("CreateTask", pb.CreateTaskRequest(), grpc.StatusCode.INVALID_ARGUMENT),
         ("GetTask", pb.GetTaskRequest(resource_meta=b"junk", task_category=ECHO), grpc.StatusCode.INVALID_ARGUMENT),
-        ("DeleteTask", pb.DeleteTaskRequest(resource_meta=b"junk", task_category=ECHO), grpc.StatusCode.INVALID_ARGUMENT),
-        ("GetTaskMetrics", pb.GetTaskMetricsRequest(resource_meta=b"junk", task_category=ECHO),
-         grpc.StatusCode.INVALID_ARGUMENT),
-        ("GetTaskLogs", pb.GetTaskLogsRequest(resource_meta=b"junk", task_category=ECHO), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            "DeleteTask",
+            pb.DeleteTaskRequest(resource_meta=b"junk", task_category=ECHO),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            "GetTaskMetrics",
+            pb.GetTaskMetricsRequest(resource_meta=b"junk", task_category=ECHO),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            "GetTaskLogs",
+            pb.GetTaskLogsRequest(resource_meta=b"junk", task_category=ECHO),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
     ],
 )
 def test_the_services_errors_arrive_as_grpc_status_codes(channel, method, request_, status):
@@ -265,8 +332,10 @@ def test_a_signing_relay_refuses_a_plain_http_endpoint(api):
         with relay as channel:
             service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors(pb.ListConnectorsRequest(), timeout=5)
             sent = checked.accepted[before:][-1]
-            pytest.fail(f"the relay signed a request over plain http: Authorization {sent.get('authorization')!r} "
-                        f"and X-Amz-Security-Token {sent.get('x-amz-security-token')!r} went in clear")
+            pytest.fail(
+                f"the relay signed a request over plain http: Authorization {sent.get('authorization')!r} "
+                f"and X-Amz-Security-Token {sent.get('x-amz-security-token')!r} went in clear"
+            )
     assert isinstance(relay._error, ValueError)
     said = str(relay._error)
     assert server.url in said and "in clear" in said and "replay" in said and "https" in said and "--unsigned" in said
@@ -277,8 +346,9 @@ def test_a_relay_sends_nothing_to_an_https_server_it_does_not_trust(api, https_a
     checked = api[1]
     before = len(checked.accepted) + len(checked.rejected)
     with RunningRelay(https_api[0]) as channel:  # the default trust store, without the test CA
-        error = grpc_error(service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors,
-                           pb.ListConnectorsRequest(), timeout=5)
+        error = grpc_error(
+            service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors, pb.ListConnectorsRequest(), timeout=5
+        )
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         assert "CERTIFICATE_VERIFY_FAILED" in error.details()
     assert len(checked.accepted) + len(checked.rejected) == before
@@ -286,8 +356,12 @@ def test_a_relay_sends_nothing_to_an_https_server_it_does_not_trust(api, https_a
 
 def relay_command(*args: str) -> subprocess.Popen[str]:
     """`connectors relay` as an operator runs it, in a child process."""
-    return subprocess.Popen([sys.executable, "-m", "connectors.cli", "relay", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "connectors.cli", "relay", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_connectors_relay_will_not_sign_over_plain_http(api):

@@ -62,8 +62,15 @@ class FaultyGateway:
         self.seen: list[tuple[str, float]] = []
         self._lock = threading.Lock()
 
-    def fail(self, method: str, status: int, body: bytes | dict, *, times: int | None = 1,
-             content_type: str = "application/json") -> None:
+    def fail(
+        self,
+        method: str,
+        status: int,
+        body: bytes | dict,
+        *,
+        times: int | None = 1,
+        content_type: str = "application/json",
+    ) -> None:
         payload = json.dumps(body).encode() if isinstance(body, dict) else body
         with self._lock:
             self.faults.setdefault(method, []).append(Fault(status, payload, content_type, times))
@@ -97,8 +104,13 @@ class FaultyGateway:
             return await self.app(scope, receive, send)
         while (await receive()).get("more_body"):
             pass
-        await send({"type": "http.response.start", "status": fault.status,
-                    "headers": [(b"content-type", fault.content_type.encode()), (b"apigw-requestid", b"fault=")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": fault.status,
+                "headers": [(b"content-type", fault.content_type.encode()), (b"apigw-requestid", b"fault=")],
+            }
+        )
         await send({"type": "http.response.body", "body": fault.body})
 
 
@@ -112,8 +124,9 @@ class Relay(RunningRelay):
 
     def __init__(self, endpoint: str, retry: RetryPolicy | None = None) -> None:
         self.metrics_port = 0
-        super().__init__(endpoint, unsigned=True, retry=retry, metrics_listen=f"{HOST}:0",
-                         metrics_ready=self._metrics_started)
+        super().__init__(
+            endpoint, unsigned=True, retry=retry, metrics_listen=f"{HOST}:0", metrics_ready=self._metrics_started
+        )
 
     def _metrics_started(self, port: int) -> None:
         self.metrics_port = port
@@ -169,8 +182,10 @@ def get_task(handle: bytes) -> pb.GetTaskRequest:
 def test_one_503_on_get_task_does_not_reach_the_executor(gateway, api):
     with Relay(gateway[0]) as relay:
         for service in SERVICES:
-            assert relay.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == \
-                health_pb2.HealthCheckResponse.SERVING
+            assert (
+                relay.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
         handle = relay.tasks.CreateTask(echo_request(x=5), timeout=10).resource_meta
 
         api.fail("GetTask", 503, UNAVAILABLE_503)  # API Gateway's own answer: no Connect code
@@ -187,16 +202,24 @@ def test_one_503_on_get_task_does_not_reach_the_executor(gateway, api):
         relay.tasks.DeleteTask(pb.DeleteTaskRequest(resource_meta=handle, task_category=ECHO), timeout=5)
 
 
-@pytest.mark.parametrize(("status", "body"), [
-    (429, THROTTLED),  # API Gateway or Lambda throttling
-    (502, BAD_GATEWAY_HTML),  # an HTML 5xx, as a load balancer answers
-    (504, {"message": "Endpoint request timed out"}),
-    (503, {"code": "unavailable", "message": "the task table did not answer"}),  # the service's own
-])
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (429, THROTTLED),  # API Gateway or Lambda throttling
+        (502, BAD_GATEWAY_HTML),  # an HTML 5xx, as a load balancer answers
+        (504, {"message": "Endpoint request timed out"}),
+        (503, {"code": "unavailable", "message": "the task table did not answer"}),  # the service's own
+    ],
+)
 def test_passing_failures_are_retried(gateway, api, status, body):
     with Relay(gateway[0], RetryPolicy(**FAST)) as relay:
-        api.fail("CreateTask", status, body, times=2, content_type="text/html" if isinstance(body, bytes) else
-                 "application/json")
+        api.fail(
+            "CreateTask",
+            status,
+            body,
+            times=2,
+            content_type="text/html" if isinstance(body, bytes) else "application/json",
+        )
         request = echo_request()
         handle = relay.tasks.CreateTask(request, timeout=10).resource_meta
         assert api.count("CreateTask") == 3
@@ -206,13 +229,16 @@ def test_passing_failures_are_retried(gateway, api, status, body):
         assert relay.metric("flyte_connector_requests_success_total", operation="create") == 2
 
 
-@pytest.mark.parametrize(("status", "body", "code"), [
-    (400, {"code": "invalid_argument", "message": "no"}, grpc.StatusCode.INVALID_ARGUMENT),
-    (429, {"code": "resource_exhausted", "message": "too many tasks"}, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (404, {"code": "not_found", "message": "no such task"}, grpc.StatusCode.NOT_FOUND),
-    (500, {"code": "internal", "message": "bug"}, grpc.StatusCode.INTERNAL),
-    (403, {"message": "Forbidden"}, grpc.StatusCode.PERMISSION_DENIED),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (400, {"code": "invalid_argument", "message": "no"}, grpc.StatusCode.INVALID_ARGUMENT),
+        (429, {"code": "resource_exhausted", "message": "too many tasks"}, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (404, {"code": "not_found", "message": "no such task"}, grpc.StatusCode.NOT_FOUND),
+        (500, {"code": "internal", "message": "bug"}, grpc.StatusCode.INTERNAL),
+        (403, {"message": "Forbidden"}, grpc.StatusCode.PERMISSION_DENIED),
+    ],
+)
 def test_answers_that_would_not_change_are_not_retried(gateway, api, status, body, code):
     with Relay(gateway[0], RetryPolicy(**FAST)) as relay:
         api.fail("GetTask", status, body)
@@ -221,8 +247,10 @@ def test_answers_that_would_not_change_are_not_retried(gateway, api, status, bod
         assert api.count("GetTask") == 1
         assert relay.metric("flyte_connector_relay_retries_total") == 0
         label = "permission_denied" if status == 403 else body["code"]
-        assert relay.metric("flyte_connector_requests_failure_total", task_type="echo", operation="get",
-                            error_code=label) == 1
+        assert (
+            relay.metric("flyte_connector_requests_failure_total", task_type="echo", operation="get", error_code=label)
+            == 1
+        )
 
 
 def test_a_real_invalid_argument_from_the_service_is_not_retried(gateway, api):
@@ -244,23 +272,26 @@ def test_retries_stop_before_the_deadline(gateway, api):
         arrivals = [at for method, at in api.seen if method == "GetTask"]
         assert len(arrivals) >= 5  # it did retry, many times
         assert arrivals[-1] < started + 1.5 - 0.3  # and never one inside the last 0.5 s margin (less slack)
-        assert relay.metric("flyte_connector_relay_retries_exhausted_total", operation="get", reason="http_503",
-                            limit="deadline") == 1
+        assert (
+            relay.metric(
+                "flyte_connector_relay_retries_exhausted_total", operation="get", reason="http_503", limit="deadline"
+            )
+            == 1
+        )
         assert relay.metric("flyte_connector_relay_retries_total", operation="get") == len(arrivals) - 1
 
 
 def test_retries_stop_after_max_attempts(gateway, api):
     with Relay(gateway[0], RetryPolicy(max_attempts=3, **FAST)) as relay:
         api.fail("DeleteTask", 502, BAD_GATEWAY_HTML, times=None, content_type="text/html")
-        error = rpc_error(relay.tasks.DeleteTask, pb.DeleteTaskRequest(resource_meta=b"t1x", task_category=ECHO),
-                          timeout=10)
+        error = rpc_error(
+            relay.tasks.DeleteTask, pb.DeleteTaskRequest(resource_meta=b"t1x", task_category=ECHO), timeout=10
+        )
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         assert api.count("DeleteTask") == 3
         assert relay.metric("flyte_connector_relay_retries_total", operation="delete", reason="http_502") == 2
-        assert relay.metric("flyte_connector_relay_retries_exhausted_total", operation="delete",
-                            limit="attempts") == 1
-        assert relay.metric("flyte_connector_requests_failure_total", operation="delete",
-                            error_code="unavailable") == 1
+        assert relay.metric("flyte_connector_relay_retries_exhausted_total", operation="delete", limit="attempts") == 1
+        assert relay.metric("flyte_connector_requests_failure_total", operation="delete", error_code="unavailable") == 1
 
 
 HEADER = pb.GetTaskLogsResponse(header=pb.GetTaskLogsResponseHeader(token="t")).SerializeToString()
@@ -287,8 +318,15 @@ def test_a_log_stream_is_retried_only_before_its_first_message(gateway, api):
             next(stream)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert api.count("GetTaskLogs") == 4
-        assert relay.metric("flyte_connector_requests_failure_total", task_type="echo", operation="get_logs",
-                            error_code="unavailable") == 1
+        assert (
+            relay.metric(
+                "flyte_connector_requests_failure_total",
+                task_type="echo",
+                operation="get_logs",
+                error_code="unavailable",
+            )
+            == 1
+        )
 
 
 def test_the_health_service_says_not_serving_when_the_relay_stops(gateway, api):
@@ -312,10 +350,24 @@ def test_the_metrics_name_calls_as_flyte_does(gateway, api):
         text = relay.scrape()
         assert "# TYPE flyte_connector_request_latency_seconds histogram" in text
         assert relay.metric("flyte_connector_requests_success_total", task_type="", operation="list_connectors") == 1
-        assert relay.metric("flyte_connector_requests_failure_total", task_type="", operation="get_connector",
-                            error_code="not_found") == 1
-        assert relay.metric("flyte_connector_requests_failure_total", task_type="bigquery", operation="create",
-                            error_code="not_found") == 1
+        assert (
+            relay.metric(
+                "flyte_connector_requests_failure_total",
+                task_type="",
+                operation="get_connector",
+                error_code="not_found",
+            )
+            == 1
+        )
+        assert (
+            relay.metric(
+                "flyte_connector_requests_failure_total",
+                task_type="bigquery",
+                operation="create",
+                error_code="not_found",
+            )
+            == 1
+        )
 
 
 def test_a_caller_cannot_grow_the_metrics_without_bound(gateway, api):
@@ -323,8 +375,11 @@ def test_a_caller_cannot_grow_the_metrics_without_bound(gateway, api):
         from connectors.relay import metrics as relay_metrics
 
         for i in range(relay_metrics.MAX_TASK_TYPES + 5):
-            rpc_error(relay.tasks.GetTask, pb.GetTaskRequest(resource_meta=b"junk", task_category=pb.TaskCategory(
-                name=f"type{i}")), timeout=5)
+            rpc_error(
+                relay.tasks.GetTask,
+                pb.GetTaskRequest(resource_meta=b"junk", task_category=pb.TaskCategory(name=f"type{i}")),
+                timeout=5,
+            )
         families = {f.name: f for f in text_string_to_metric_families(relay.scrape())}
         task_types = {s.labels["task_type"] for s in families["flyte_connector_requests_failure"].samples}
         assert len(task_types) == relay_metrics.MAX_TASK_TYPES + 1 and "other" in task_types
@@ -353,15 +408,34 @@ def test_what_is_worth_retrying():
 
 def test_connectors_relay_serves_health_and_metrics_on_its_flags(gateway, api):
     port, metrics_port = free_port(), free_port()
-    process = subprocess.Popen([sys.executable, "-m", "connectors.cli", "relay", "--unsigned", "--endpoint", gateway[0],
-                                "--listen", f"{HOST}:{port}", "--metrics-listen", f"{HOST}:{metrics_port}",
-                                "--max-attempts", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connectors.cli",
+            "relay",
+            "--unsigned",
+            "--endpoint",
+            gateway[0],
+            "--listen",
+            f"{HOST}:{port}",
+            "--metrics-listen",
+            f"{HOST}:{metrics_port}",
+            "--max-attempts",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with grpc.insecure_channel(f"{HOST}:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=20)
             health = health_pb2_grpc.HealthStub(channel)
-            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
-                health_pb2.HealthCheckResponse.SERVING
+            assert (
+                health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                == health_pb2.HealthCheckResponse.SERVING
+            )
             api.fail("GetTask", 503, UNAVAILABLE_503, times=None)
             error = rpc_error(service_pb2_grpc.AsyncConnectorServiceStub(channel).GetTask, get_task(b"t1x"), timeout=10)
             assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -377,8 +451,22 @@ def test_connectors_relay_serves_health_and_metrics_on_its_flags(gateway, api):
 
 @pytest.mark.parametrize("flags", [["--metrics-listen", "9090"], ["--max-attempts", "0"]])
 def test_connectors_relay_refuses_bad_operations_flags(flags):
-    process = subprocess.run([sys.executable, "-m", "connectors.cli", "relay", "--unsigned", "--endpoint",
-                              "http://127.0.0.1:1", "--listen", f"{HOST}:{free_port()}", *flags],
-                             capture_output=True, text=True, timeout=30)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "connectors.cli",
+            "relay",
+            "--unsigned",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--listen",
+            f"{HOST}:{free_port()}",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert process.returncode == 2, process.stderr
     assert process.stderr.startswith("connectors relay: ") and "Traceback" not in process.stderr

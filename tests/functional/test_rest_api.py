@@ -18,7 +18,9 @@ def _path_handle(handle_b64: str) -> str:
 
 def test_create_poll_and_delete_over_rest(served):
     body = json_format.MessageToJson(echo_request(x=5, name="rest", custom={"delay_seconds": 0.2}))
-    created = httpx.post(f"{served.url}/api/v1/connector/task", content=body, headers={"content-type": "application/json"})
+    created = httpx.post(
+        f"{served.url}/api/v1/connector/task", content=body, headers={"content-type": "application/json"}
+    )
     assert created.status_code == 200, created.text
     handle = _path_handle(created.json()["resourceMeta"])
     deadline = time.monotonic() + 10
@@ -51,15 +53,22 @@ def test_rest_errors_carry_codes_and_statuses(served):
     cases = [
         (httpx.get, "/api/v1/connector/task/echo/0/!!!", 400, "invalid_argument"),
         (httpx.get, "/api/v1/connector/task/echo/zero/dDE", 400, "invalid_argument"),
-        (httpx.get, f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(b't1' + b'A' * 48).decode()}", 404,
-         "not_found"),
+        (
+            httpx.get,
+            f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(b't1' + b'A' * 48).decode()}",
+            404,
+            "not_found",
+        ),
         (httpx.get, "/api/v1/connector/task/bigquery/0/dDE?unknown_param=1", 400, "invalid_argument"),
     ]
     for method, path, status, code in cases:
         response = method(f"{served.url}{path}")
         assert (response.status_code, response.json()["code"]) == (status, code), (path, response.text)
-    bad = httpx.post(f"{served.url}/api/v1/connector/task", content=b"{nope", headers={"content-type": "application/json"})
+    bad = httpx.post(
+        f"{served.url}/api/v1/connector/task", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_argument")
-    unknown = httpx.post(f"{served.url}/api/v1/connector/task",
-                         content=json_format.MessageToJson(echo_request(task_type="athena")))
+    unknown = httpx.post(
+        f"{served.url}/api/v1/connector/task", content=json_format.MessageToJson(echo_request(task_type="athena"))
+    )
     assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")

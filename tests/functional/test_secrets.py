@@ -152,26 +152,45 @@ def test_secrets_reach_connectors_but_no_table_and_no_log_line(
             get_secrets = secrets.new(f"{label}-{task_type}-get")
             get = pb.GetTaskRequest(resource_meta=handle, task_category=category, connection={"secrets": get_secrets})
             answers.append(str(client.get_task(get)))
-            delete = pb.DeleteTaskRequest(resource_meta=handle, task_category=category,
-                                          connection={"secrets": secrets.new(f"{label}-{task_type}-delete")})
+            delete = pb.DeleteTaskRequest(
+                resource_meta=handle,
+                task_category=category,
+                connection={"secrets": secrets.new(f"{label}-{task_type}-delete")},
+            )
             client.delete_task(delete)
             client.delete_task(delete)  # idempotent, and still says nothing
             answers.append(str(client.get_task(get)))
 
         # A connector that raises at create (its message has no secret): internal, with its message.
-        error = expect_error(Code.INTERNAL, client.create_task,
-                             echo_request(task_type="failing", secrets=secrets.new(f"{label}-failing-create")))
+        error = expect_error(
+            Code.INTERNAL,
+            client.create_task,
+            echo_request(task_type="failing", secrets=secrets.new(f"{label}-failing-create")),
+        )
         answers.append(error.message)
 
         # A connector whose get and delete raise, after a create that worked.
         category = pb.TaskCategory(name="broken_remote")
-        handle = client.create_task(echo_request(task_type="broken_remote",
-                                                 secrets=secrets.new(f"{label}-broken-create"))).resource_meta
+        handle = client.create_task(
+            echo_request(task_type="broken_remote", secrets=secrets.new(f"{label}-broken-create"))
+        ).resource_meta
         for call, message in (
-            (client.get_task, pb.GetTaskRequest(resource_meta=handle, task_category=category,
-                                                connection={"secrets": secrets.new(f"{label}-broken-get")})),
-            (client.delete_task, pb.DeleteTaskRequest(resource_meta=handle, task_category=category,
-                                                      connection={"secrets": secrets.new(f"{label}-broken-delete")})),
+            (
+                client.get_task,
+                pb.GetTaskRequest(
+                    resource_meta=handle,
+                    task_category=category,
+                    connection={"secrets": secrets.new(f"{label}-broken-get")},
+                ),
+            ),
+            (
+                client.delete_task,
+                pb.DeleteTaskRequest(
+                    resource_meta=handle,
+                    task_category=category,
+                    connection={"secrets": secrets.new(f"{label}-broken-delete")},
+                ),
+            ),
         ):
             answers.append(expect_error(Code.INTERNAL, call, message).message)
 
@@ -179,22 +198,33 @@ def test_secrets_reach_connectors_but_no_table_and_no_log_line(
         bad = echo_request(secrets=secrets.new(f"{label}-bad-create"))
         bad.template.interface.outputs.variables[0].key = "missing"
         answers.append(expect_error(Code.INVALID_ARGUMENT, client.create_task, bad).message)
-        answers.append(expect_error(Code.NOT_FOUND, client.create_task,
-                                    echo_request(task_type="nope", secrets=secrets.new(f"{label}-unknown-type"))).message)
+        answers.append(
+            expect_error(
+                Code.NOT_FOUND,
+                client.create_task,
+                echo_request(task_type="nope", secrets=secrets.new(f"{label}-unknown-type")),
+            ).message
+        )
 
     # REST: the JSON body and the answers.
     rest_secrets = secrets.new("rest-create")
     body = json_format.MessageToJson(echo_request(secrets=rest_secrets))
-    response = httpx.post(f"{served.url}/api/v1/connector/task", content=body, headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{served.url}/api/v1/connector/task", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     handle = base64.b64decode(response.json()["resourceMeta"])
     meta = base64.urlsafe_b64encode(handle).decode().rstrip("=")
     answers.append(httpx.get(f"{served.url}/api/v1/connector/task/echo/0/{meta}").text)
     # A malformed body with a secret in it.
     malformed = body.replace('"template": {', '"template": {"type": 5, "bogus": {').encode()
-    response = httpx.post(f"{served.url}/api/v1/connector/task", content=malformed, headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{served.url}/api/v1/connector/task", content=malformed, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
-    response = httpx.post(f"{served.url}{ASYNC}/CreateTask", content=malformed, headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{served.url}{ASYNC}/CreateTask", content=malformed, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
 
     # The connectors did receive the secrets, as keyword arguments.
@@ -203,15 +233,20 @@ def test_secrets_reach_connectors_but_no_table_and_no_log_line(
 
     # ... and nothing else kept them.
     assert debug_logs.records, "nothing was logged: the capture is not working"
-    assert any(record.name.startswith("botocore") and record.levelno == logging.DEBUG for record in debug_logs.records), \
-        "botocore's DEBUG records were not captured"
+    assert any(
+        record.name.startswith("botocore") and record.levelno == logging.DEBUG for record in debug_logs.records
+    ), "botocore's DEBUG records were not captured"
     # A connector's failure is logged with its stack trace, written into the line with the
     # request's secret values cut out (connector_calls.redact).
-    assert any(record.name.startswith("connectors") and "Traceback (most recent call last)" in record.getMessage()
-               for record in debug_logs.records), "the connector failures were not logged with their stack traces"
+    assert any(
+        record.name.startswith("connectors") and "Traceback (most recent call last)" in record.getMessage()
+        for record in debug_logs.records
+    ), "the connector failures were not logged with their stack traces"
     # botocore's DEBUG lines carry the request parameters: what the table stores shows up in them
     # (the output_prefix here), so a secret written to the table would have shown up as well.
-    assert "s3://bucket/outputs/prefix" in everything_logged(debug_logs), "botocore's request parameters were not captured"
+    assert "s3://bucket/outputs/prefix" in everything_logged(debug_logs), (
+        "botocore's request parameters were not captured"
+    )
     leaks = {
         "table": secrets.found_in(table_text(dynamodb_client, settings.tasks_table)),
         "logs": secrets.found_in(everything_logged(debug_logs)),
@@ -227,15 +262,21 @@ def test_secrets_through_a_lambda_handler_at_debug(lambda_environment, dynamodb_
     get = importlib.import_module("handlers.get_task")
     all_debug()  # importing the handlers configured logging again
     request = echo_request(secrets=secrets.new("lambda-create"))
-    response = create.handler(http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString()), LambdaContext())
+    response = create.handler(
+        http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString()), LambdaContext()
+    )
     assert response["statusCode"] == 200
     handle = pb.CreateTaskResponse.FromString(base64.b64decode(response["body"])).resource_meta
-    get_request = pb.GetTaskRequest(resource_meta=handle, task_category=ECHO, connection={"secrets": secrets.new("lambda-get")})
+    get_request = pb.GetTaskRequest(
+        resource_meta=handle, task_category=ECHO, connection={"secrets": secrets.new("lambda-get")}
+    )
     response = get.handler(http_api_event("POST", f"{ASYNC}/GetTask", get_request.SerializeToString()), LambdaContext())
     assert response["statusCode"] == 200
     resource = pb.GetTaskResponse.FromString(base64.b64decode(response["body"])).resource
     assert resource.phase == TaskExecution.SUCCEEDED
-    assert "s3://bucket/outputs/prefix" in everything_logged(debug_logs), "botocore's request parameters were not captured"
+    assert "s3://bucket/outputs/prefix" in everything_logged(debug_logs), (
+        "botocore's request parameters were not captured"
+    )
     leaks = {
         "table": secrets.found_in(table_text(dynamodb_client, lambda_environment)),
         "logs": secrets.found_in(everything_logged(debug_logs)),

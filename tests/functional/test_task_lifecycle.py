@@ -191,12 +191,15 @@ def test_a_create_without_task_execution_metadata_is_invalid_and_starts_nothing(
     assert world.ledger.jobs() == {} and world.records() == {}
 
 
-@pytest.mark.parametrize("secrets, configs, named", [
-    ({"inputs": "x"}, {}, "'inputs'"),
-    ({}, {"idempotency_token": "mine"}, "'idempotency_token'"),
-    ({}, {"resource_meta": "r"}, "'resource_meta'"),
-    ({"api_key": "s3cr3t-value"}, {"api_key": "other"}, "'api_key'"),
-])
+@pytest.mark.parametrize(
+    "secrets, configs, named",
+    [
+        ({"inputs": "x"}, {}, "'inputs'"),
+        ({}, {"idempotency_token": "mine"}, "'idempotency_token'"),
+        ({}, {"resource_meta": "r"}, "'resource_meta'"),
+        ({"api_key": "s3cr3t-value"}, {"api_key": "other"}, "'api_key'"),
+    ],
+)
 def test_connection_keys_that_collide_are_invalid_argument(world, secrets, configs, named):
     request = echo_request(task_type="ledger", run="collide-run", secrets=secrets, configs=configs)
     error = world.error(world.client.create_task, request)
@@ -236,8 +239,10 @@ def test_not_implemented_in_any_call_is_unimplemented(world):
     assert error.code == Code.UNIMPLEMENTED
     handle = world.create("ni-run-1", 0, not_implemented=["get", "delete", "get_logs"])
     assert world.error(world.poll, handle).code == Code.UNIMPLEMENTED
-    assert world.error(world.client.delete_task, pb.DeleteTaskRequest(resource_meta=handle, task_category=LEDGER)
-                       ).code == Code.UNIMPLEMENTED
+    assert (
+        world.error(world.client.delete_task, pb.DeleteTaskRequest(resource_meta=handle, task_category=LEDGER)).code
+        == Code.UNIMPLEMENTED
+    )
     logs = pb.GetTaskLogsRequest(resource_meta=handle, task_category=LEDGER)
     assert world.error(lambda: list(world.client.get_task_logs(logs))).code == Code.UNIMPLEMENTED
 

@@ -6,8 +6,18 @@ import pytest
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.errors import Code, ConnectError
-from connectors.store import (ACTIVE, CANCELLING, CLAIMED, ENDED, MAX_NOTES, RecordChanged, StaleTask, TaskRecord,
-                              TaskStore, new_secret)
+from connectors.store import (
+    ACTIVE,
+    CANCELLING,
+    CLAIMED,
+    ENDED,
+    MAX_NOTES,
+    RecordChanged,
+    StaleTask,
+    TaskRecord,
+    TaskStore,
+    new_secret,
+)
 from connectors.store.budget import LATER_GROWTH_BYTES, MAX_ITEM_BYTES, MESSAGE_BYTES, NOTE_BYTES, item_bytes
 from tests.conftest import make_table
 
@@ -23,8 +33,15 @@ def store(dynamodb_client) -> TaskStore:
 
 
 def new_record(action: str = "ab", attempt: int = 0, **fields) -> TaskRecord:
-    return TaskRecord(action_id=action * 16, attempt=attempt, secret=new_secret(), task_type="echo", task_version=0,
-                      create_request=b"request", **fields)
+    return TaskRecord(
+        action_id=action * 16,
+        attempt=attempt,
+        secret=new_secret(),
+        task_type="echo",
+        task_version=0,
+        create_request=b"request",
+        **fields,
+    )
 
 
 def created(store: TaskStore, action: str = "ab", attempt: int = 0) -> TaskRecord:
@@ -52,9 +69,11 @@ def test_an_ended_record_leaves_the_index_and_no_poll_write_lands_on_it(store):
     done = store.record_phase(record, TaskExecution.SUCCEEDED, "done")
     assert done.state == ENDED and done.active_shard is None and done.heartbeat_at is None
     assert done.expires_at == int(T0 + 7 * DAY)
-    for late_write in (lambda: store.record_phase(record, TaskExecution.RUNNING, "still running"),
-                       lambda: store.heartbeat(record),
-                       lambda: store.delete_task(record, TaskExecution.ABORTED, "deleted")):
+    for late_write in (
+        lambda: store.record_phase(record, TaskExecution.RUNNING, "still running"),
+        lambda: store.heartbeat(record),
+        lambda: store.delete_task(record, TaskExecution.ABORTED, "deleted"),
+    ):
         with pytest.raises(RecordChanged) as caught:  # edge 8: a late writer cannot touch it
             late_write()
         assert caught.value.current.phase == TaskExecution.SUCCEEDED
@@ -103,7 +122,9 @@ def test_the_reaper_claims_only_at_the_stale_heartbeat_it_listed(store):
         store.reap_claim(stale, b"o" * 16, 60, "abandoned")
     [[fresh]] = list(store.stale_tasks(T0 + 601))
     reaped = store.reap_claim(fresh, b"o" * 16, 60, "abandoned")
-    assert reaped.state == CANCELLING and reaped.resource_meta == b"{}" and reaped.message == "being cancelled: abandoned"
+    assert (
+        reaped.state == CANCELLING and reaped.resource_meta == b"{}" and reaped.message == "being cancelled: abandoned"
+    )
     with pytest.raises(RecordChanged):  # a poll after the claim cannot move it
         store.heartbeat(reaped)
     ended = store.cancelled(reaped, TaskExecution.ABORTED, "cancelled: abandoned", "abandoned")
@@ -156,8 +177,12 @@ def test_the_size_budget_holds_at_its_boundary(store):
         store.cancel_failed(record, "n" * (NOTE_BYTES * 2), 0.0)
         record = store.attempts(record.action_id)[0]
     store.clock = lambda: T0 + 200
-    ended = store.cancelled(store.reap_claim(StaleTask(record.action_id, 0, 0), b"z" * 16, 0, big),
-                            TaskExecution.ABORTED, big, "n" * NOTE_BYTES)
+    ended = store.cancelled(
+        store.reap_claim(StaleTask(record.action_id, 0, 0), b"z" * 16, 0, big),
+        TaskExecution.ABORTED,
+        big,
+        "n" * NOTE_BYTES,
+    )
     assert ended.state == ENDED and len(ended.notes) == MAX_NOTES and len(ended.message) == MESSAGE_BYTES
 
 

@@ -13,8 +13,12 @@ from connectors.transport.answer_limit import LAMBDA_RESPONSE_LIMIT, fit_answer,
 
 HANDLE = "t1gw_-63lbETG9RgawQG21KQAAAACMd_TPK_Qj4XuNERqeLJbh"
 METRICS = http_api_event("POST", "/flyteidl2.connector.AsyncConnectorService/GetTaskMetrics", b"\n\x00")
-LOGS_JSON = http_api_event("POST", "/flyteidl2.connector.AsyncConnectorService/GetTaskLogs", b"\x00\x00\x00\x00\x02{}",
-                           content_type="application/connect+json")
+LOGS_JSON = http_api_event(
+    "POST",
+    "/flyteidl2.connector.AsyncConnectorService/GetTaskLogs",
+    b"\x00\x00\x00\x00\x02{}",
+    content_type="application/connect+json",
+)
 REST_TASK = http_api_event("GET", f"/api/v1/connector/task/echo/0/{HANDLE}")
 
 
@@ -54,8 +58,12 @@ def test_non_ascii_text_counts_in_utf_8_bytes():
 
 
 def test_a_stream_gets_an_end_of_stream_error_in_its_own_codec():
-    big = {"statusCode": 200, "isBase64Encoded": True, "body": "A" * (LAMBDA_RESPONSE_LIMIT + 1),
-           "headers": {"content-type": "application/connect+json", "connect-content-encoding": "gzip"}}
+    big = {
+        "statusCode": 200,
+        "isBase64Encoded": True,
+        "body": "A" * (LAMBDA_RESPONSE_LIMIT + 1),
+        "headers": {"content-type": "application/connect+json", "connect-content-encoding": "gzip"},
+    }
     replaced = fit_answer(LOGS_JSON, big)
     assert replaced["statusCode"] == 200
     assert replaced["headers"] == {"content-type": "application/connect+json"}  # no compression named: none used
@@ -93,6 +101,10 @@ def test_limit_answers_wraps_a_handler():
 
 
 def test_a_base64_body_counts_as_lambda_serialises_it():
-    response = {"statusCode": 200, "body": base64.b64encode(bytes(range(256)) * 1000).decode(),
-                "headers": {"content-type": "application/proto"}, "isBase64Encoded": True}
+    response = {
+        "statusCode": 200,
+        "body": base64.b64encode(bytes(range(256)) * 1000).decode(),
+        "headers": {"content-type": "application/proto"},
+        "isBase64Encoded": True,
+    }
     assert response_size(response) == len(json.dumps(response, ensure_ascii=False).encode())

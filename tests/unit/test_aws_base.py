@@ -20,31 +20,35 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 def client_error(code: str, status: int, message: str = "the message") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": status}}, "StartJob")
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "StartJob"
+    )
 
 
-@pytest.mark.parametrize("code, status, expected", [
-    ("ValidationException", 400, Code.INVALID_ARGUMENT),
-    ("InvalidRequestException", 400, Code.INVALID_ARGUMENT),
-    ("ClientException", 400, Code.INVALID_ARGUMENT),  # Batch's validation error
-    ("AccessDeniedException", 400, Code.PERMISSION_DENIED),
-    ("AccessDenied", 403, Code.PERMISSION_DENIED),
-    ("InvalidClientTokenId", 403, Code.PERMISSION_DENIED),  # credentials before "Invalid"
-    ("ThrottlingException", 400, Code.RESOURCE_EXHAUSTED),
-    ("TooManyRequestsException", 429, Code.RESOURCE_EXHAUSTED),
-    ("ResourceLimitExceeded", 400, Code.RESOURCE_EXHAUSTED),
-    ("ResourceNotFoundException", 400, Code.NOT_FOUND),
-    ("StateMachineDoesNotExist", 400, Code.NOT_FOUND),
-    ("EntityNotFoundException", 400, Code.NOT_FOUND),
-    ("ExecutionAlreadyExists", 400, Code.FAILED_PRECONDITION),
-    ("ConflictException", 409, Code.FAILED_PRECONDITION),
-    ("IdempotentParameterMismatch", 400, Code.FAILED_PRECONDITION),
-    ("InternalServerException", 500, Code.UNAVAILABLE),
-    ("ServiceUnavailable", 503, Code.UNAVAILABLE),
-    ("SomethingNew", 400, Code.INVALID_ARGUMENT),
-    ("SomethingNew", 418, Code.FAILED_PRECONDITION),
-])
+@pytest.mark.parametrize(
+    "code, status, expected",
+    [
+        ("ValidationException", 400, Code.INVALID_ARGUMENT),
+        ("InvalidRequestException", 400, Code.INVALID_ARGUMENT),
+        ("ClientException", 400, Code.INVALID_ARGUMENT),  # Batch's validation error
+        ("AccessDeniedException", 400, Code.PERMISSION_DENIED),
+        ("AccessDenied", 403, Code.PERMISSION_DENIED),
+        ("InvalidClientTokenId", 403, Code.PERMISSION_DENIED),  # credentials before "Invalid"
+        ("ThrottlingException", 400, Code.RESOURCE_EXHAUSTED),
+        ("TooManyRequestsException", 429, Code.RESOURCE_EXHAUSTED),
+        ("ResourceLimitExceeded", 400, Code.RESOURCE_EXHAUSTED),
+        ("ResourceNotFoundException", 400, Code.NOT_FOUND),
+        ("StateMachineDoesNotExist", 400, Code.NOT_FOUND),
+        ("EntityNotFoundException", 400, Code.NOT_FOUND),
+        ("ExecutionAlreadyExists", 400, Code.FAILED_PRECONDITION),
+        ("ConflictException", 409, Code.FAILED_PRECONDITION),
+        ("IdempotentParameterMismatch", 400, Code.FAILED_PRECONDITION),
+        ("InternalServerException", 500, Code.UNAVAILABLE),
+        ("ServiceUnavailable", 503, Code.UNAVAILABLE),
+        ("SomethingNew", 400, Code.INVALID_ARGUMENT),
+        ("SomethingNew", 418, Code.FAILED_PRECONDITION),
+    ],
+)
 def test_aws_errors_map_by_kind_and_keep_awss_code_and_message(code, status, expected):
     mapped = aws_error(client_error(code, status), "batch SubmitJob")
     assert mapped.code == expected
@@ -65,7 +69,7 @@ def test_errors_that_are_not_aws_answers():
 def test_a_token_name_fits_keeps_the_whole_token_and_only_allowed_characters(stem, limit):
     name = token_name(TOKEN, limit, stem=stem)
     assert len(name) <= limit and name.endswith(TOKEN)
-    assert re.fullmatch(r"[A-Za-z0-9-]+", name) and not name.startswith("-") and "--" not in name[:-len(TOKEN)]
+    assert re.fullmatch(r"[A-Za-z0-9-]+", name) and not name.startswith("-") and "--" not in name[: -len(TOKEN)]
     assert token_name(TOKEN, limit, stem=stem) == name  # the same attempt, the same name
 
 
@@ -115,5 +119,12 @@ def test_an_unknown_status_word_is_a_poll_error_never_a_guessed_phase():
 def test_inputs_become_the_text_aws_parameters_take():
     when = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
     assert [input_text(v) for v in (True, 3, 1.5, "s", when, literals.FileRef("s3://b/k"), [1, {"a": None}])] == [
-        "true", "3", "1.5", "s", "2026-01-02T00:00:00+00:00", "s3://b/k", '[1,{"a":null}]']
+        "true",
+        "3",
+        "1.5",
+        "s",
+        "2026-01-02T00:00:00+00:00",
+        "s3://b/k",
+        '[1,{"a":null}]',
+    ]
     assert inputs_json({"d": literals.DataFrameRef("s3://b/p"), "n": 1}) == {"d": "s3://b/p", "n": 1}

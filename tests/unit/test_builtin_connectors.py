@@ -39,8 +39,11 @@ def test_a_disabled_name_that_is_no_builtin_fails_at_cold_start():
 def test_each_spec_tells_what_its_class_declares():
     for task_type, spec in AWS_CONNECTORS.items():
         cls = aws_connector_classes()[list(AWS_CONNECTORS).index(task_type)]
-        assert (cls.task_type_name, cls.name, cls.replay_settle_seconds) == (task_type, spec.name,
-                                                                             spec.replay_settle_seconds)
+        assert (cls.task_type_name, cls.name, cls.replay_settle_seconds) == (
+            task_type,
+            spec.name,
+            spec.replay_settle_seconds,
+        )
 
 
 def test_aws_connectors_are_imported_only_when_a_request_needs_one():
@@ -60,12 +63,16 @@ def test_aws_connectors_are_imported_only_when_a_request_needs_one():
         connector = registry.get_connector("glue_job")
         print(len(names), before, settle, type(connector).__name__, loaded())
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(
+        " ", 1
+    )
     from connectors.builtin.flyteplugins import available_flyteplugin_connectors
 
     assert out[0] == str(1 + len(AWS_CONNECTORS) + len(available_flyteplugin_connectors()))
-    assert out[1].strip() == ("[] 60.0 GlueJobConnector ['connectors.builtin.aws.base', 'connectors.builtin.aws.glue', "
-                              "'connectors.builtin.aws.logs']")
+    assert out[1].strip() == (
+        "[] 60.0 GlueJobConnector ['connectors.builtin.aws.base', 'connectors.builtin.aws.glue', "
+        "'connectors.builtin.aws.logs']"
+    )
 
 
 def test_a_lazy_connector_that_loads_the_wrong_class_is_refused():
@@ -88,8 +95,11 @@ def test_each_port_of_flytes_connectors_is_told_as_its_class_and_served_when_its
 
     for task_type, spec in FLYTEPLUGIN_CONNECTORS.items():
         cls = flyteplugin_connector_class(task_type)
-        assert (cls.task_type_name, cls.name, cls.replay_settle_seconds) == (task_type, spec.name,
-                                                                             spec.replay_settle_seconds)
+        assert (cls.task_type_name, cls.name, cls.replay_settle_seconds) == (
+            task_type,
+            spec.name,
+            spec.replay_settle_seconds,
+        )
     served = {getattr(c, "task_type_name", None) for c in builtin_connectors("")}
     assert set(FLYTEPLUGIN_CONNECTORS) <= served  # the dev install holds every extra
     assert not ConnectorSpec("x:Y", "Y", requires=("no_such_module_here",)).available()

@@ -36,8 +36,15 @@ GUIDE = ROOT / "docs" / "deploy-relay.md"
 KUBERNETES_VERSIONS = ["1.27.0", "latest"]
 # flyteplugins' connector plugin (webapi/connector/config.go): the section's keys, a deployment's
 # keys, and the operations it looks up in `timeouts` (any other key is silently never used).
-CONNECTOR_SECTION_KEYS = {"webApi", "resourceConstraints", "defaultConnector", "connectors",
-                          "connectorForTaskTypes", "supportedTaskTypes", "pollInterval"}
+CONNECTOR_SECTION_KEYS = {
+    "webApi",
+    "resourceConstraints",
+    "defaultConnector",
+    "connectors",
+    "connectorForTaskTypes",
+    "supportedTaskTypes",
+    "pollInterval",
+}
 DEPLOYMENT_KEYS = {"endpoint", "insecure", "defaultServiceConfig", "timeouts", "defaultTimeout"}
 TIMEOUT_KEYS = {"CreateTask", "GetTask", "DeleteTask", "ListConnectors"}
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}, document-start: disable}}"
@@ -119,15 +126,21 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 # --- the linters -------------------------------------------------------------------------------
 
+
 def test_dockerfile_passes_hadolint() -> None:
-    result = subprocess.run([_tool("hadolint"), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_tool("hadolint"), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_deploy_yaml_passes_yamllint() -> None:
-    result = subprocess.run([_tool("yamllint"), "--strict", "-d", YAMLLINT_CONFIG, str(DEPLOY)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_tool("yamllint"), "--strict", "-d", YAMLLINT_CONFIG, str(DEPLOY)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -154,6 +167,7 @@ def test_validator_catches_a_misspelt_field() -> None:
 
 # --- the Dockerfile ----------------------------------------------------------------------------
 
+
 def test_dockerfile_builds_a_small_non_root_relay_image() -> None:
     instructions = _dockerfile_instructions()
     bases = [args.split()[0] for kind, args in instructions if kind == "FROM"]
@@ -163,7 +177,7 @@ def test_dockerfile_builds_a_small_non_root_relay_image() -> None:
     # The package with the relay extra, nothing else.
     installs = [args for kind, args in instructions if kind == "RUN" and "pip install" in args]
     assert installs == ['/opt/relay/bin/pip install ".[relay]"']
-    final = instructions[max(i for i, (kind, _) in enumerate(instructions) if kind == "FROM"):]
+    final = instructions[max(i for i, (kind, _) in enumerate(instructions) if kind == "FROM") :]
     users = [args for kind, args in final if kind == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*(:[1-9]\d*)?", users[-1]), "the last stage runs as a numeric non-root user"
     assert dict(final)["ENTRYPOINT"] == '["connectors", "relay"]'  # exec form: the relay gets SIGTERM
@@ -178,8 +192,12 @@ def test_dockerfile_copies_what_the_package_is_built_from() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     project = pyproject["project"]
     packages = {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
-    copied = {name for kind, args in _dockerfile_instructions() if kind == "COPY" and not args.startswith("--from")
-              for name in args.split()[:-1]}
+    copied = {
+        name
+        for kind, args in _dockerfile_instructions()
+        if kind == "COPY" and not args.startswith("--from")
+        for name in args.split()[:-1]
+    }
     assert {"pyproject.toml", project["readme"]} | packages <= copied
     # and the build context's ignore file lets each of them through
     ignore = (DEPLOY / "relay" / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
@@ -189,13 +207,20 @@ def test_dockerfile_copies_what_the_package_is_built_from() -> None:
 
 def test_the_relay_accepts_the_deployments_arguments() -> None:
     """Every flag the Deployment passes is one `connectors relay` has (checked with its own --help)."""
-    help_text = subprocess.run([sys.executable, "-m", "connectors.cli", "relay", "--help"],
-                               capture_output=True, text=True, timeout=60, cwd=ROOT, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "relay", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=True,
+    ).stdout
     flags = [arg for arg in _container()["args"] if arg.startswith("--")]
     assert flags and [flag for flag in flags if flag not in help_text] == []
 
 
 # --- the manifests -----------------------------------------------------------------------------
+
 
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = _kustomization()
@@ -273,6 +298,7 @@ def test_the_service_and_the_budget_select_the_relay_pods() -> None:
 
 # --- the executor's configuration --------------------------------------------------------------
 
+
 def _connector_service() -> dict[str, Any]:
     return _load(EXECUTOR_CONFIG)["plugins"]["connector-service"]
 
@@ -297,7 +323,9 @@ def test_the_executor_config_uses_only_keys_the_plugin_reads() -> None:
     json.loads(deployment["defaultServiceConfig"])
     # CreateTask's deadline leaves the connector its ConnectorTimeoutSeconds and a second for the store
     parameters = load_template(ROOT / "template.yaml")["Parameters"]
-    assert _duration_seconds(deployment["timeouts"]["CreateTask"]) > parameters["ConnectorTimeoutSeconds"]["Default"] + 1
+    assert (
+        _duration_seconds(deployment["timeouts"]["CreateTask"]) > parameters["ConnectorTimeoutSeconds"]["Default"] + 1
+    )
 
 
 def test_the_executor_dials_the_relay_service() -> None:

@@ -37,36 +37,98 @@ SCTX = SerializationContext(version="v1", project="flytesnacks", domain="develop
 S3 = "s3://bucket/prefix"
 ROLE = "arn:aws:iam::123456789012:role/r"
 FIELDS = {
-    AthenaQueryTask: ("athena_query", {"query": "select ?", "parameters": ["day"], "work_group": "flyte",
-                                       "catalog": "AwsDataCatalog", "database": "default", "output_location": S3}),
-    RedshiftQueryTask: ("redshift_query", {"query": "select :day", "database": "dev", "cluster_identifier": "c1",
-                                           "db_user": "flyte", "secret_arn": "arn:aws:secretsmanager:x",
-                                           "unload_prefix": S3, "unload_iam_role": ROLE}),
-    BatchJobTask: ("aws_batch_job", {"job_queue": "q", "job_definition": "d:1",
-                                     "container_overrides": {"command": ["echo", "Ref::day"]},
-                                     "environment": {"STAGE": "x"}, "array_size": 2, "timeout_seconds": 60,
-                                     "tags": {"team": "a"}}),
-    StepFunctionsTask: ("sfn_execution", {"state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:m",
-                                          "input": {"mode": "full"}}),
-    EmrServerlessJobTask: ("emr_serverless_job", {"application_id": "app", "execution_role_arn": ROLE,
-                                                  "entry_point": f"{S3}/job.py", "entry_point_arguments": ["--x"],
-                                                  "spark_submit_parameters": "--conf a=b",
-                                                  "configuration_overrides": {"monitoringConfiguration": {}},
-                                                  "name": "wordcount", "execution_timeout_minutes": 5,
-                                                  "tags": {"team": "a"}}),
-    SageMakerTrainingJobTask: ("sagemaker_training_job", {
-        "algorithm_specification": {"TrainingImage": "img", "TrainingInputMode": "File"}, "role_arn": ROLE,
-        "output_path": S3, "resource_config": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-        "stopping_condition": {"MaxRuntimeInSeconds": 60}, "hyperparameters": {"eta": "0.1"},
-        "input_data_config": [{"ChannelName": "extra"}], "environment": {"A": "b"}, "tags": {"team": "ml"}}),
-    SageMakerProcessingJobTask: ("sagemaker_processing_job", {
-        "app_specification": {"ImageUri": "img"}, "role_arn": ROLE,
-        "processing_resources": {"ClusterConfig": {"InstanceCount": 1}},
-        "processing_outputs": [{"OutputName": "features"}], "processing_inputs": [{"InputName": "code"}],
-        "environment": {"A": "b"}, "stopping_condition": {"MaxRuntimeInSeconds": 60},
-        "network_config": {"EnableNetworkIsolation": True}, "tags": [{"Key": "team", "Value": "ml"}]}),
-    GlueJobTask: ("glue_job", {"job_name": "load", "arguments": {"--stage": "x"}, "worker_type": "G.1X",
-                               "number_of_workers": 2, "timeout_minutes": 30, "max_capacity": 2.0}),
+    AthenaQueryTask: (
+        "athena_query",
+        {
+            "query": "select ?",
+            "parameters": ["day"],
+            "work_group": "flyte",
+            "catalog": "AwsDataCatalog",
+            "database": "default",
+            "output_location": S3,
+        },
+    ),
+    RedshiftQueryTask: (
+        "redshift_query",
+        {
+            "query": "select :day",
+            "database": "dev",
+            "cluster_identifier": "c1",
+            "db_user": "flyte",
+            "secret_arn": "arn:aws:secretsmanager:x",
+            "unload_prefix": S3,
+            "unload_iam_role": ROLE,
+        },
+    ),
+    BatchJobTask: (
+        "aws_batch_job",
+        {
+            "job_queue": "q",
+            "job_definition": "d:1",
+            "container_overrides": {"command": ["echo", "Ref::day"]},
+            "environment": {"STAGE": "x"},
+            "array_size": 2,
+            "timeout_seconds": 60,
+            "tags": {"team": "a"},
+        },
+    ),
+    StepFunctionsTask: (
+        "sfn_execution",
+        {"state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:m", "input": {"mode": "full"}},
+    ),
+    EmrServerlessJobTask: (
+        "emr_serverless_job",
+        {
+            "application_id": "app",
+            "execution_role_arn": ROLE,
+            "entry_point": f"{S3}/job.py",
+            "entry_point_arguments": ["--x"],
+            "spark_submit_parameters": "--conf a=b",
+            "configuration_overrides": {"monitoringConfiguration": {}},
+            "name": "wordcount",
+            "execution_timeout_minutes": 5,
+            "tags": {"team": "a"},
+        },
+    ),
+    SageMakerTrainingJobTask: (
+        "sagemaker_training_job",
+        {
+            "algorithm_specification": {"TrainingImage": "img", "TrainingInputMode": "File"},
+            "role_arn": ROLE,
+            "output_path": S3,
+            "resource_config": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+            "stopping_condition": {"MaxRuntimeInSeconds": 60},
+            "hyperparameters": {"eta": "0.1"},
+            "input_data_config": [{"ChannelName": "extra"}],
+            "environment": {"A": "b"},
+            "tags": {"team": "ml"},
+        },
+    ),
+    SageMakerProcessingJobTask: (
+        "sagemaker_processing_job",
+        {
+            "app_specification": {"ImageUri": "img"},
+            "role_arn": ROLE,
+            "processing_resources": {"ClusterConfig": {"InstanceCount": 1}},
+            "processing_outputs": [{"OutputName": "features"}],
+            "processing_inputs": [{"InputName": "code"}],
+            "environment": {"A": "b"},
+            "stopping_condition": {"MaxRuntimeInSeconds": 60},
+            "network_config": {"EnableNetworkIsolation": True},
+            "tags": [{"Key": "team", "Value": "ml"}],
+        },
+    ),
+    GlueJobTask: (
+        "glue_job",
+        {
+            "job_name": "load",
+            "arguments": {"--stage": "x"},
+            "worker_type": "G.1X",
+            "number_of_workers": 2,
+            "timeout_minutes": 30,
+            "max_capacity": 2.0,
+        },
+    ),
 }
 REQUIRED = {
     AthenaQueryTask: {"query"},
@@ -148,17 +210,23 @@ def test_an_auto_cache_is_versioned_by_the_fields_since_there_is_no_function_to_
 
 
 def test_importing_the_task_classes_pulls_in_no_aws_or_service_library():
-    script = ("import sys, flyteplugins.aws\n"
-              "heavy = ('connectors', 'boto3', 'botocore', 'fastapi', 'mangum', 'connectrpc', 'moto')\n"
-              "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))")
+    script = (
+        "import sys, flyteplugins.aws\n"
+        "heavy = ('connectors', 'boto3', 'botocore', 'fastapi', 'mangum', 'connectrpc', 'moto')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
 
 def test_the_wheel_builds_requires_only_flyte_and_shares_the_flyteplugins_namespace(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(PLUGIN), "-w", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(PLUGIN), "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("flyteplugins_aws-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -174,12 +242,17 @@ def test_the_wheel_builds_requires_only_flyte_and_shares_the_flyteplugins_namesp
         assert max(archive.read(n).decode().count("\n") for n in modules) <= 300
 
 
-@pytest.mark.parametrize("cls, fields", [
-    ("BatchJobTask", {"job_queue": "q", "job_definition": "d"}),
-    ("GlueJobTask", {"job_name": "j"}),
-    ("EmrServerlessJobTask", {"application_id": "a", "execution_role_arn": "arn:aws:iam::1:role/r",
-                              "entry_point": "s3://b/x.py"}),
-])
+@pytest.mark.parametrize(
+    "cls, fields",
+    [
+        ("BatchJobTask", {"job_queue": "q", "job_definition": "d"}),
+        ("GlueJobTask", {"job_name": "j"}),
+        (
+            "EmrServerlessJobTask",
+            {"application_id": "a", "execution_role_arn": "arn:aws:iam::1:role/r", "entry_point": "s3://b/x.py"},
+        ),
+    ],
+)
 def test_a_task_of_a_job_that_gives_no_outputs_cannot_declare_one(cls, fields):
     import flyteplugins.aws as aws
 

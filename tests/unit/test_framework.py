@@ -38,10 +38,17 @@ def test_resource_meta_round_trips_nested_dataclasses():
 
 @pytest.mark.parametrize(
     ("word", "phase"),
-    [("FAILED", TaskExecution.FAILED), ("timedout", TaskExecution.FAILED), ("Cancelled", TaskExecution.FAILED),
-     ("internal_error", TaskExecution.RETRYABLE_FAILED), ("done", TaskExecution.SUCCEEDED),
-     ("SUCCESS", TaskExecution.SUCCEEDED), ("running", TaskExecution.RUNNING),
-     ("terminating", TaskExecution.RUNNING), ("pending", TaskExecution.INITIALIZING)],
+    [
+        ("FAILED", TaskExecution.FAILED),
+        ("timedout", TaskExecution.FAILED),
+        ("Cancelled", TaskExecution.FAILED),
+        ("internal_error", TaskExecution.RETRYABLE_FAILED),
+        ("done", TaskExecution.SUCCEEDED),
+        ("SUCCESS", TaskExecution.SUCCEEDED),
+        ("running", TaskExecution.RUNNING),
+        ("terminating", TaskExecution.RUNNING),
+        ("pending", TaskExecution.INITIALIZING),
+    ],
 )
 def test_state_words_map_to_flyte_phases_as_the_flyte_sdk_does(word, phase):
     assert convert_to_flyte_phase(word) == phase

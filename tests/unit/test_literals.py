@@ -174,7 +174,11 @@ def test_mismatched_input_is_refused_naming_input_and_type(literal, literal_type
 
 
 def test_a_mismatch_deep_inside_names_the_position():
-    bad = Literal(map=LiteralMap(literals={"k": Literal(collection=LiteralCollection(literals=[prim(integer=1), prim(string_value="no")]))}))
+    bad = Literal(
+        map=LiteralMap(
+            literals={"k": Literal(collection=LiteralCollection(literals=[prim(integer=1), prim(string_value="no")]))}
+        )
+    )
     with pytest.raises(LiteralConversionError) as caught:
         inputs_to_native(inputs(x=bad), interface(x=map_of(list_of(INT))))
     assert caught.value.where == "input 'x'['k'][1]"

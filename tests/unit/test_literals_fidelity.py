@@ -157,7 +157,9 @@ def test_a_dataframe_ref_keeps_the_declared_columns():
     # Annotated[DataFrame, OrderedDict(id=int)] declares this (the SDK needs numpy to build it).
     frame_type = LiteralType(
         structured_dataset_type=StructuredDatasetType(
-            columns=[StructuredDatasetType.DatasetColumn(name="id", literal_type=LiteralType(simple=SimpleType.INTEGER))]
+            columns=[
+                StructuredDatasetType.DatasetColumn(name="id", literal_type=LiteralType(simple=SimpleType.INTEGER))
+            ]
         )
     )
     outputs = native_to_outputs({"o": DataFrameRef(uri="s3://out/r", format="csv")}, declared("o", frame_type))

@@ -45,7 +45,11 @@ def connect_error(code: str, message: str = "m") -> bytes:
         (500, connect_error("no_such_code"), grpc.StatusCode.UNKNOWN),
         # API Gateway's own answers: {"message": ...} and a status.
         (403, b'{"message":"Forbidden"}', grpc.StatusCode.PERMISSION_DENIED),
-        (403, b'{"message":"The security token included in the request is expired"}', grpc.StatusCode.PERMISSION_DENIED),
+        (
+            403,
+            b'{"message":"The security token included in the request is expired"}',
+            grpc.StatusCode.PERMISSION_DENIED,
+        ),
         (401, b'{"message":"Unauthorized"}', grpc.StatusCode.UNAUTHENTICATED),
         (429, b'{"message":"Too Many Requests"}', grpc.StatusCode.UNAVAILABLE),
         (404, b'{"message":"Not Found"}', grpc.StatusCode.UNIMPLEMENTED),
@@ -77,7 +81,7 @@ def test_envelopes_split_anywhere_come_back_whole():
     stream = encode(b"first") + encode(b"") + encode(b"x" * 70_000) + encode(b'{"metadata":{}}', END_STREAM)
     for size in (1, 3, 5, 7, 4096, len(stream)):
         reader = EnvelopeReader()
-        parts = [part for i in range(0, len(stream), size) for part in reader.feed(stream[i:i + size])]
+        parts = [part for i in range(0, len(stream), size) for part in reader.feed(stream[i : i + size])]
         assert parts == [(0, b"first"), (0, b""), (0, b"x" * 70_000), (END_STREAM, b'{"metadata":{}}')]
         assert reader.pending == 0
 
@@ -117,7 +121,9 @@ def test_signing_follows_rotated_credentials():
 
     def refresh():
         issued.append(f"AKIA{len(issued)}")
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)  # inside the refresh window
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+            minutes=10
+        )  # inside the refresh window
         return {"access_key": issued[-1], "secret_key": "s", "token": "t", "expiry_time": expiry.isoformat()}
 
     credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
@@ -139,14 +145,19 @@ def test_the_signature_check_rejects_what_api_gateway_would():
 
     checker = SigV4Check(ok)
 
-    def send(secret: str = "testing", region: str = "us-east-1", body: bytes = b"body", tamper: bytes | None = None) -> int:
-        request = AWSRequest(method="POST", url="http://api.test" + LIST, data=body, headers={"content-type": "application/proto"})
+    def send(
+        secret: str = "testing", region: str = "us-east-1", body: bytes = b"body", tamper: bytes | None = None
+    ) -> int:
+        request = AWSRequest(
+            method="POST", url="http://api.test" + LIST, data=body, headers={"content-type": "application/proto"}
+        )
         SigV4Auth(Credentials("testing", secret, "testing"), "execute-api", region).add_auth(request)
 
         async def go() -> int:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=checker)) as http:
-                response = await http.post(request.url, content=tamper if tamper is not None else body,
-                                           headers=dict(request.headers.items()))
+                response = await http.post(
+                    request.url, content=tamper if tamper is not None else body, headers=dict(request.headers.items())
+                )
                 return response.status_code
 
         return asyncio.run(go())
@@ -160,7 +171,11 @@ def test_the_signature_check_rejects_what_api_gateway_would():
 
 def test_a_signing_forwarder_needs_an_https_endpoint():
     signer = Signer("us-east-1", session=_Session(Credentials("testing", "testing", "testing")))
-    for endpoint in ("http://api.example.com", "http://127.0.0.1:8080", "HTTP://a1b2c3.execute-api.eu-west-1.amazonaws.com"):
+    for endpoint in (
+        "http://api.example.com",
+        "http://127.0.0.1:8080",
+        "HTTP://a1b2c3.execute-api.eu-west-1.amazonaws.com",
+    ):
         with pytest.raises(ValueError) as caught:
             Forwarder(endpoint, signer)
         said = str(caught.value)
@@ -184,8 +199,9 @@ def test_a_request_that_got_no_answer_is_sent_once_more():
         calls.append(request)
         if len(calls) == 1:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        return httpx.Response(200, content=pb.ListConnectorsResponse().SerializeToString(),
-                              headers={"content-type": "application/proto"})
+        return httpx.Response(
+            200, content=pb.ListConnectorsResponse().SerializeToString(), headers={"content-type": "application/proto"}
+        )
 
     async def call():
         async with _forwarder(handler) as forwarder:
@@ -200,7 +216,10 @@ def test_a_request_that_got_no_answer_is_sent_once_more():
     ("response", "code"),
     [
         (httpx.Response(200, content=b"<html/>", headers={"content-type": "text/html"}), grpc.StatusCode.INTERNAL),
-        (httpx.Response(200, content=b"\xff\xff", headers={"content-type": "application/proto"}), grpc.StatusCode.INTERNAL),
+        (
+            httpx.Response(200, content=b"\xff\xff", headers={"content-type": "application/proto"}),
+            grpc.StatusCode.INTERNAL,
+        ),
         (httpx.Response(429, json={"message": "Too Many Requests"}), grpc.StatusCode.UNAVAILABLE),
     ],
 )
@@ -232,12 +251,18 @@ HEADER = pb.GetTaskLogsResponse(header=pb.GetTaskLogsResponseHeader(token="t")).
     ("body", "headers", "code"),
     [
         (encode(HEADER) + encode(b"{}", END_STREAM), STREAM, None),
-        (encode(HEADER) + encode(b'{"error": {"code": "not_found", "message": "gone"}}', END_STREAM), STREAM,
-         grpc.StatusCode.NOT_FOUND),
+        (
+            encode(HEADER) + encode(b'{"error": {"code": "not_found", "message": "gone"}}', END_STREAM),
+            STREAM,
+            grpc.StatusCode.NOT_FOUND,
+        ),
         (encode(HEADER), STREAM, grpc.StatusCode.UNAVAILABLE),  # cut before its end-of-stream message
         (encode(HEADER)[:-2], STREAM, grpc.StatusCode.UNAVAILABLE),
-        (encode(gzip.compress(HEADER), COMPRESSED) + encode(b"{}", END_STREAM),
-         {**STREAM, "connect-content-encoding": "gzip"}, None),
+        (
+            encode(gzip.compress(HEADER), COMPRESSED) + encode(b"{}", END_STREAM),
+            {**STREAM, "connect-content-encoding": "gzip"},
+            None,
+        ),
         (encode(HEADER) + encode(b"not json", END_STREAM), STREAM, grpc.StatusCode.INTERNAL),
         (b"{}", {"content-type": "application/json"}, grpc.StatusCode.INTERNAL),
     ],

@@ -28,8 +28,17 @@ SAM_PYTHON = ROOT / ".venv" / "sam" / "bin" / "python"
 LOCAL_ENDPOINT = "http://host.docker.internal:8000"
 ENDPOINT_VARIABLES = {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"}
 # Lambda reserves these; the SAM CLI sets them from its own session and ignores them in the file.
-RESERVED = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
-            "AWS_ACCESS_KEY", "AWS_LAMBDA_FUNCTION_NAME", "_HANDLER", "LAMBDA_TASK_ROOT"}
+RESERVED = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "_HANDLER",
+    "LAMBDA_TASK_ROOT",
+}
 
 
 def template() -> dict[str, Any]:
@@ -37,8 +46,11 @@ def template() -> dict[str, Any]:
 
 
 def functions() -> dict[str, dict[str, Any]]:
-    return {name: resource for name, resource in template()["Resources"].items()
-            if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    return {
+        name: resource
+        for name, resource in template()["Resources"].items()
+        if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    }
 
 
 def declared(function: dict[str, Any]) -> set[str]:
@@ -77,8 +89,9 @@ def test_it_points_at_make_serves_table_and_moto() -> None:
 
 
 def documented_invocations() -> list[tuple[str, str]]:
-    return re.findall(r"sam local invoke (\w+) -e (events/[\w./-]+\.json) --env-vars events/local/env\.json",
-                      DOCS.read_text())
+    return re.findall(
+        r"sam local invoke (\w+) -e (events/[\w./-]+\.json) --env-vars events/local/env\.json", DOCS.read_text()
+    )
 
 
 def test_the_docs_invoke_every_event_with_its_function() -> None:
@@ -117,10 +130,14 @@ def container_environments(tmp_path_factory: pytest.TempPathFactory) -> dict[str
     if not SAM_PYTHON.exists():
         pytest.skip("the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
     home = tmp_path_factory.mktemp("home")  # no ~/.aws: the SAM CLI's own placeholder credentials
-    result = subprocess.run([str(SAM_PYTHON), "-c", _RESOLVE, str(TEMPLATE_PATH), str(ENV_FILE)], capture_output=True,
-                            text=True, timeout=120, cwd=ROOT,
-                            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "AWS_DEFAULT_REGION": "us-east-1",
-                                 "SAM_CLI_TELEMETRY": "0"})
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", _RESOLVE, str(TEMPLATE_PATH), str(ENV_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0"},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -64,8 +64,16 @@ def test_the_metadata_function_builds_no_dynamodb_client() -> None:
         "assert not default_service().store._client.built\n"
         "print('no client')\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TASKS_TABLE": "t", "AWS_DEFAULT_REGION": "us-east-1",
-           "FLYTE_SDK_CONNECTORS": "none", "LOG_LEVEL": "WARNING"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "TASKS_TABLE": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FLYTE_SDK_CONNECTORS": "none",
+        "LOG_LEVEL": "WARNING",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no client" in result.stdout

@@ -31,14 +31,22 @@ TASK_PATH = "{name}/{version}/{resource_meta}"
 ROUTES = {
     "CreateTaskFunction": {("POST", f"{CONNECT}/CreateTask"), ("POST", "/api/v1/connector/task")},
     "GetTaskFunction": {("POST", f"{CONNECT}/GetTask"), ("GET", f"/api/v1/connector/task/{TASK_PATH}")},
-    "DeleteTaskFunction": {("POST", f"{CONNECT}/DeleteTask"),
-                           ("DELETE", f"/api/v1/connector/task_executions/{TASK_PATH}")},
-    "GetTaskMetricsFunction": {("POST", f"{CONNECT}/GetTaskMetrics"),
-                               ("GET", f"/api/v1/connector/task/metrics/{TASK_PATH}")},
+    "DeleteTaskFunction": {
+        ("POST", f"{CONNECT}/DeleteTask"),
+        ("DELETE", f"/api/v1/connector/task_executions/{TASK_PATH}"),
+    },
+    "GetTaskMetricsFunction": {
+        ("POST", f"{CONNECT}/GetTaskMetrics"),
+        ("GET", f"/api/v1/connector/task/metrics/{TASK_PATH}"),
+    },
     "GetTaskLogsFunction": {("POST", f"{CONNECT}/GetTaskLogs"), ("GET", f"/api/v1/connector/task/logs/{TASK_PATH}")},
-    "ConnectorMetadataFunction": {("POST", f"{METADATA}/GetConnector"), ("POST", f"{METADATA}/ListConnectors"),
-                                  ("GET", "/healthz"), ("GET", "/api/v1/connector/{name}"),
-                                  ("GET", "/api/v1/connectors")},
+    "ConnectorMetadataFunction": {
+        ("POST", f"{METADATA}/GetConnector"),
+        ("POST", f"{METADATA}/ListConnectors"),
+        ("GET", "/healthz"),
+        ("GET", "/api/v1/connector/{name}"),
+        ("GET", "/api/v1/connectors"),
+    },
     "AbandonedTaskReaperFunction": set(),
 }
 
@@ -128,7 +136,8 @@ def test_every_handler_named_exists(template: dict[str, Any]) -> None:
         path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
         assert path.is_file(), f"{logical_id}'s handler module {module} has no {path.relative_to(ROOT)}"
         assert re.search(rf"^{attribute}\s*[:=]|^def {attribute}\(", path.read_text(), re.M), (
-            f"{path.relative_to(ROOT)} defines no {attribute}")
+            f"{path.relative_to(ROOT)} defines no {attribute}"
+        )
 
 
 def test_each_function_serves_its_own_routes_only(template: dict[str, Any]) -> None:
@@ -177,8 +186,13 @@ for resource in template["Resources"].values():
         resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
 print(json.dumps(transform(template, {}, NoManagedPolicies())))
 """
-    result = subprocess.run([str(SAM_PYTHON), "-c", script, str(TEMPLATE_PATH)], capture_output=True, text=True,
-                            timeout=120, env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", script, str(TEMPLATE_PATH)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     resources = json.loads(result.stdout)["Resources"]
     apis = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
@@ -186,8 +200,11 @@ print(json.dumps(transform(template, {}, NoManagedPolicies())))
     body = apis[0]["Properties"]["Body"]
     schemes = body["components"]["securitySchemes"]
     assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
-    routes = {(method.upper(), path): operation for path, methods in body["paths"].items()
-              for method, operation in methods.items()}
+    routes = {
+        (method.upper(), path): operation
+        for path, methods in body["paths"].items()
+        for method, operation in methods.items()
+    }
     assert set(routes) == set().union(*ROUTES.values())
     for route, operation in routes.items():
         assert operation.get("security") == [{"AWS_IAM": []}], route
@@ -231,14 +248,18 @@ def test_table_keys_index_and_safety_settings(template: dict[str, Any]) -> None:
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"]["SSEEnabled"] is True
-    assert properties["KeySchema"] == [{"AttributeName": "action_id", "KeyType": "HASH"},
-                                       {"AttributeName": "attempt", "KeyType": "RANGE"}]
+    assert properties["KeySchema"] == [
+        {"AttributeName": "action_id", "KeyType": "HASH"},
+        {"AttributeName": "attempt", "KeyType": "RANGE"},
+    ]
     attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
     assert attributes == {"action_id": "S", "attempt": "N", "active_shard": "S", "heartbeat_at": "N"}
     (index,) = properties["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "active-by-heartbeat" == store.ACTIVE_INDEX
-    assert index["KeySchema"] == [{"AttributeName": "active_shard", "KeyType": "HASH"},
-                                  {"AttributeName": "heartbeat_at", "KeyType": "RANGE"}]
+    assert index["KeySchema"] == [
+        {"AttributeName": "active_shard", "KeyType": "HASH"},
+        {"AttributeName": "heartbeat_at", "KeyType": "RANGE"},
+    ]
     # The reaper reads keys and the heartbeat only; a heartbeat write then touches a small index item.
     assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
@@ -259,6 +280,7 @@ class _SchemaRecorder:
         class Waiter:
             def wait(self, **kwargs: Any) -> None:
                 pass
+
         return Waiter()
 
 
@@ -274,10 +296,12 @@ def test_table_matches_the_schema_the_store_creates(template: dict[str, Any]) ->
 
     assert created["BillingMode"] == properties["BillingMode"]
     assert by_name(created["AttributeDefinitions"], "AttributeName") == by_name(
-        properties["AttributeDefinitions"], "AttributeName")
+        properties["AttributeDefinitions"], "AttributeName"
+    )
     assert created["KeySchema"] == properties["KeySchema"]
     assert by_name(created["GlobalSecondaryIndexes"], "IndexName") == by_name(
-        properties["GlobalSecondaryIndexes"], "IndexName")
+        properties["GlobalSecondaryIndexes"], "IndexName"
+    )
     ttl = recorder.calls["update_time_to_live"]["TimeToLiveSpecification"]
     assert {"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]} == properties["TimeToLiveSpecification"]
 
@@ -306,7 +330,8 @@ def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
         assert timeout == (300 if name == "AbandonedTaskReaperFunction" else 15), name
     reaper_events = template["Resources"]["AbandonedTaskReaperFunction"]["Properties"]["Events"]
     assert [e["Properties"]["Schedule"] for e in reaper_events.values() if e["Type"] == "Schedule"] == [
-        {"Ref": "ReaperSchedule"}]
+        {"Ref": "ReaperSchedule"}
+    ]
 
 
 def test_reaper_runs_never_overlap(template: dict[str, Any]) -> None:
@@ -348,8 +373,7 @@ def test_makefile_has_a_build_target_for_every_function_and_the_layer(template: 
 
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    assert outputs["ApiUrl"]["Value"] == {
-        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
     assert outputs["TasksTableName"]["Value"] == {"Ref": "TasksTable"}
     assert outputs["ApiInvokePolicyArn"]["Value"] == {"Ref": "ApiInvokePolicy"}
     for name in functions(template):
@@ -383,14 +407,32 @@ def test_samconfig_makes_sam_deploy_need_no_flags() -> None:
 @pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
 def test_sam_build_packages_only_the_runtime(tmp_path: Path) -> None:
     """`sam build` (about 10 s): each function holds connectors/ and handlers/, the layer the dependencies."""
-    python = Path(subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c",
-                                  "import os, sys; print(os.path.realpath(sys.executable))"],
-                                 capture_output=True, text=True, check=True).stdout.strip())
+    python = Path(
+        subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "-c", "import os, sys; print(os.path.realpath(sys.executable))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{python.parent}:{os.environ.get('PATH', '')}"}
     build_dir = tmp_path / "build"
-    result = subprocess.run([str(SAM_PYTHON.parent / "sam"), "build", "--build-in-source", "--build-dir", str(build_dir),
-                             "--template-file", str(TEMPLATE_PATH)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(SAM_PYTHON.parent / "sam"),
+            "build",
+            "--build-in-source",
+            "--build-dir",
+            str(build_dir),
+            "--template-file",
+            str(TEMPLATE_PATH),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     template = load_template(TEMPLATE_PATH)
     for name, function in functions(template).items():

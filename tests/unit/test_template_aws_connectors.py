@@ -64,10 +64,26 @@ SWITCHES = {
 # What AWS does with the caller's permissions, granted beside the connector's own calls.
 ON_BEHALF: dict[str, dict[str, frozenset[str]]] = {
     # Athena runs the query as StartQueryExecution's caller: result files, data, catalog metadata.
-    "athena_query": {"create": frozenset({
-        "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetObject", "s3:PutObject",
-        "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "glue:GetDatabase", "glue:GetDatabases",
-        "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition"})},
+    "athena_query": {
+        "create": frozenset(
+            {
+                "s3:GetBucketLocation",
+                "s3:ListBucket",
+                "s3:ListBucketMultipartUploads",
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+                "glue:GetDatabase",
+                "glue:GetDatabases",
+                "glue:GetTable",
+                "glue:GetTables",
+                "glue:GetPartition",
+                "glue:GetPartitions",
+                "glue:BatchGetPartition",
+            }
+        )
+    },
 }
 # The service each connector passes a role to (iam:PassedToService).
 PASSED_TO = {
@@ -91,8 +107,10 @@ SCOPES: dict[str, list[str]] = {
     "BatchLogGroupArns": [f"arn:aws:logs:{R}:{A}:log-group:/flyte/batch"],
     "StateMachineArns": [f"arn:aws:states:{R}:{A}:stateMachine:etl", f"arn:aws:states:{R}:{A}:stateMachine:report"],
     "EmrServerlessApplicationArns": [f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1"],
-    "SageMakerJobArns": [f"arn:aws:sagemaker:{R}:{A}:training-job/flyte-*",
-                         f"arn:aws:sagemaker:{R}:{A}:processing-job/flyte-*"],
+    "SageMakerJobArns": [
+        f"arn:aws:sagemaker:{R}:{A}:training-job/flyte-*",
+        f"arn:aws:sagemaker:{R}:{A}:processing-job/flyte-*",
+    ],
     "GlueJobArns": [f"arn:aws:glue:{R}:{A}:job/nightly"],
     "GlueLogGroupArns": [f"arn:aws:logs:{R}:{A}:log-group:/flyte/glue/output"],
     "ConnectorExecutionRoleArns": [f"arn:aws:iam::{A}:role/flyte-jobs"],
@@ -109,60 +127,118 @@ SCOPED_RESOURCES: dict[tuple[str, str], set[str]] = {
     ("AthenaQueryConnector", "athena:StartQueryExecution"): {f"arn:aws:athena:{R}:{A}:workgroup/flyte"},
     ("AthenaQueryConnector", "athena:GetQueryExecution"): {f"arn:aws:athena:{R}:{A}:workgroup/flyte"},
     ("AthenaQueryConnector", "athena:StopQueryExecution"): {f"arn:aws:athena:{R}:{A}:workgroup/flyte"},
-    ("AthenaQueryConnector", "s3:GetBucketLocation"): {"arn:aws:s3:::results-a", "arn:aws:s3:::results-b",
-                                                       "arn:aws:s3:::lake"},
-    ("AthenaQueryConnector", "s3:ListBucket"): {"arn:aws:s3:::results-a", "arn:aws:s3:::results-b", "arn:aws:s3:::lake"},
+    ("AthenaQueryConnector", "s3:GetBucketLocation"): {
+        "arn:aws:s3:::results-a",
+        "arn:aws:s3:::results-b",
+        "arn:aws:s3:::lake",
+    },
+    ("AthenaQueryConnector", "s3:ListBucket"): {
+        "arn:aws:s3:::results-a",
+        "arn:aws:s3:::results-b",
+        "arn:aws:s3:::lake",
+    },
     ("AthenaQueryConnector", "s3:ListBucketMultipartUploads"): {"arn:aws:s3:::results-a", "arn:aws:s3:::results-b"},
-    ("AthenaQueryConnector", "s3:GetObject"): {"arn:aws:s3:::results-a/*", "arn:aws:s3:::results-b/*",
-                                               "arn:aws:s3:::lake/*"},
-    **{("AthenaQueryConnector", action): {"arn:aws:s3:::results-a/*", "arn:aws:s3:::results-b/*"}
-       for action in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
-    **{("AthenaQueryConnector", action): {f"arn:aws:glue:{R}:{A}:catalog", f"arn:aws:glue:{R}:{A}:database/sales",
-                                          f"arn:aws:glue:{R}:{A}:table/sales/*"}
-       for action in ON_BEHALF["athena_query"]["create"] if action.startswith("glue:")},
+    ("AthenaQueryConnector", "s3:GetObject"): {
+        "arn:aws:s3:::results-a/*",
+        "arn:aws:s3:::results-b/*",
+        "arn:aws:s3:::lake/*",
+    },
+    **{
+        ("AthenaQueryConnector", action): {"arn:aws:s3:::results-a/*", "arn:aws:s3:::results-b/*"}
+        for action in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
+    },
+    **{
+        ("AthenaQueryConnector", action): {
+            f"arn:aws:glue:{R}:{A}:catalog",
+            f"arn:aws:glue:{R}:{A}:database/sales",
+            f"arn:aws:glue:{R}:{A}:table/sales/*",
+        }
+        for action in ON_BEHALF["athena_query"]["create"]
+        if action.startswith("glue:")
+    },
     ("RedshiftQueryConnector", "redshift-data:ExecuteStatement"): {
-        f"arn:aws:redshift:{R}:{A}:cluster:main", f"arn:aws:redshift:{R}:{A}:cluster:adhoc",
-        f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e"},
+        f"arn:aws:redshift:{R}:{A}:cluster:main",
+        f"arn:aws:redshift:{R}:{A}:cluster:adhoc",
+        f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e",
+    },
     ("RedshiftQueryConnector", "redshift-serverless:GetCredentials"): {
-        f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e"},
+        f"arn:aws:redshift-serverless:{R}:{A}:workgroup/0f1e"
+    },
     ("RedshiftQueryConnector", "redshift:GetClusterCredentials"): {
-        f"arn:aws:redshift:{R}:{A}:dbuser:main/*", f"arn:aws:redshift:{R}:{A}:dbuser:adhoc/*",
-        f"arn:aws:redshift:{R}:{A}:dbname:main/*", f"arn:aws:redshift:{R}:{A}:dbname:adhoc/*"},
+        f"arn:aws:redshift:{R}:{A}:dbuser:main/*",
+        f"arn:aws:redshift:{R}:{A}:dbuser:adhoc/*",
+        f"arn:aws:redshift:{R}:{A}:dbname:main/*",
+        f"arn:aws:redshift:{R}:{A}:dbname:adhoc/*",
+    },
     ("RedshiftQueryConnector", "redshift:GetClusterCredentialsWithIAM"): {
-        f"arn:aws:redshift:{R}:{A}:dbname:main/*", f"arn:aws:redshift:{R}:{A}:dbname:adhoc/*"},
-    ("RedshiftQueryConnector", "secretsmanager:GetSecretValue"): {f"arn:aws:secretsmanager:{R}:{A}:secret:redshift-AbCdEf"},
+        f"arn:aws:redshift:{R}:{A}:dbname:main/*",
+        f"arn:aws:redshift:{R}:{A}:dbname:adhoc/*",
+    },
+    ("RedshiftQueryConnector", "secretsmanager:GetSecretValue"): {
+        f"arn:aws:secretsmanager:{R}:{A}:secret:redshift-AbCdEf"
+    },
     ("RedshiftQueryConnector", "redshift-data:DescribeStatement"): {"*"},
     ("RedshiftQueryConnector", "redshift-data:CancelStatement"): {"*"},
     ("AwsBatchJobConnector", "batch:ListJobs"): {"*"},
-    ("AwsBatchJobConnector", "batch:SubmitJob"): {f"arn:aws:batch:{R}:{A}:job-queue/flyte",
-                                                  f"arn:aws:batch:{R}:{A}:job-definition/train:*"},
+    ("AwsBatchJobConnector", "batch:SubmitJob"): {
+        f"arn:aws:batch:{R}:{A}:job-queue/flyte",
+        f"arn:aws:batch:{R}:{A}:job-definition/train:*",
+    },
     ("AwsBatchJobConnector", "batch:TagResource"): {f"arn:aws:batch:{R}:{A}:job/*"},
     ("AwsBatchJobConnector", "batch:DescribeJobs"): {"*"},
     ("AwsBatchJobConnector", "batch:TerminateJob"): {f"arn:aws:batch:{R}:{A}:job/*"},
     ("AwsBatchJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/flyte/batch", f"{LOGS}:/flyte/batch:*"},
-    ("SfnExecutionConnector", "states:StartExecution"): {f"arn:aws:states:{R}:{A}:stateMachine:etl",
-                                                         f"arn:aws:states:{R}:{A}:stateMachine:report"},
-    **{("SfnExecutionConnector", action): {f"arn:aws:states:{R}:{A}:execution:etl:*",
-                                           f"arn:aws:states:{R}:{A}:execution:report:*"}
-       for action in ("states:DescribeExecution", "states:StopExecution")},
+    ("SfnExecutionConnector", "states:StartExecution"): {
+        f"arn:aws:states:{R}:{A}:stateMachine:etl",
+        f"arn:aws:states:{R}:{A}:stateMachine:report",
+    },
+    **{
+        ("SfnExecutionConnector", action): {
+            f"arn:aws:states:{R}:{A}:execution:etl:*",
+            f"arn:aws:states:{R}:{A}:execution:report:*",
+        }
+        for action in ("states:DescribeExecution", "states:StopExecution")
+    },
     ("EmrServerlessJobConnector", "emr-serverless:StartJobRun"): {f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1"},
-    **{("EmrServerlessJobConnector", action): {f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1/jobruns/*"}
-       for action in ("emr-serverless:TagResource", "emr-serverless:GetJobRun", "emr-serverless:CancelJobRun")},
+    **{
+        ("EmrServerlessJobConnector", action): {f"arn:aws:emr-serverless:{R}:{A}:/applications/00f1/jobruns/*"}
+        for action in ("emr-serverless:TagResource", "emr-serverless:GetJobRun", "emr-serverless:CancelJobRun")
+    },
     ("EmrServerlessJobConnector", "iam:PassRole"): {f"arn:aws:iam::{A}:role/flyte-jobs"},
-    **{("SageMakerTrainingJobConnector", action): {f"{SM}:training-job/flyte-*", f"{SM}:processing-job/flyte-*"}
-       for action in ("sagemaker:DescribeTrainingJob", "sagemaker:ListTags", "sagemaker:CreateTrainingJob",
-                      "sagemaker:AddTags", "sagemaker:StopTrainingJob")},
+    **{
+        ("SageMakerTrainingJobConnector", action): {f"{SM}:training-job/flyte-*", f"{SM}:processing-job/flyte-*"}
+        for action in (
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:ListTags",
+            "sagemaker:CreateTrainingJob",
+            "sagemaker:AddTags",
+            "sagemaker:StopTrainingJob",
+        )
+    },
     ("SageMakerTrainingJobConnector", "iam:PassRole"): {f"arn:aws:iam::{A}:role/flyte-jobs"},
-    ("SageMakerTrainingJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/aws/sagemaker/TrainingJobs",
-                                                                f"{LOGS}:/aws/sagemaker/TrainingJobs:*"},
-    **{("SageMakerProcessingJobConnector", action): {f"{SM}:training-job/flyte-*", f"{SM}:processing-job/flyte-*"}
-       for action in ("sagemaker:DescribeProcessingJob", "sagemaker:ListTags", "sagemaker:CreateProcessingJob",
-                      "sagemaker:AddTags", "sagemaker:StopProcessingJob")},
+    ("SageMakerTrainingJobConnector", "logs:FilterLogEvents"): {
+        f"{LOGS}:/aws/sagemaker/TrainingJobs",
+        f"{LOGS}:/aws/sagemaker/TrainingJobs:*",
+    },
+    **{
+        ("SageMakerProcessingJobConnector", action): {f"{SM}:training-job/flyte-*", f"{SM}:processing-job/flyte-*"}
+        for action in (
+            "sagemaker:DescribeProcessingJob",
+            "sagemaker:ListTags",
+            "sagemaker:CreateProcessingJob",
+            "sagemaker:AddTags",
+            "sagemaker:StopProcessingJob",
+        )
+    },
     ("SageMakerProcessingJobConnector", "iam:PassRole"): {f"arn:aws:iam::{A}:role/flyte-jobs"},
-    ("SageMakerProcessingJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/aws/sagemaker/ProcessingJobs",
-                                                                  f"{LOGS}:/aws/sagemaker/ProcessingJobs:*"},
-    **{("GlueJobConnector", action): {f"arn:aws:glue:{R}:{A}:job/nightly"}
-       for action in ("glue:GetJobRuns", "glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun")},
+    ("SageMakerProcessingJobConnector", "logs:FilterLogEvents"): {
+        f"{LOGS}:/aws/sagemaker/ProcessingJobs",
+        f"{LOGS}:/aws/sagemaker/ProcessingJobs:*",
+    },
+    **{
+        ("GlueJobConnector", action): {f"arn:aws:glue:{R}:{A}:job/nightly"}
+        for action in ("glue:GetJobRuns", "glue:StartJobRun", "glue:GetJobRun", "glue:BatchStopJobRun")
+    },
     ("GlueJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/flyte/glue/output", f"{LOGS}:/flyte/glue/output:*"},
 }
 INLINE_POLICY_LIMIT = 10_240  # IAM: characters (no whitespace) of all of a role's inline policies together
@@ -170,14 +246,19 @@ INLINE_POLICY_LIMIT = 10_240  # IAM: characters (no whitespace) of all of a role
 
 # -- the connector classes ------------------------------------------------------------------------
 
+
 def connector_classes() -> dict[str, type[AwsConnector[Any]]]:
     """Every concrete AwsConnector class defined in a module of connectors/builtin/aws/, by class name."""
     found: dict[str, type[AwsConnector[Any]]] = {}
     for module_info in pkgutil.iter_modules(aws_package.__path__):
         module = importlib.import_module(f"{aws_package.__name__}.{module_info.name}")
         for cls in vars(module).values():
-            if (inspect.isclass(cls) and issubclass(cls, AwsConnector) and cls.__module__ == module.__name__
-                    and getattr(cls, "task_type_name", None)):
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, AwsConnector)
+                and cls.__module__ == module.__name__
+                and getattr(cls, "task_type_name", None)
+            ):
                 found[cls.__name__] = cls
     return found
 
@@ -227,7 +308,7 @@ class Stack:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return self.pseudo[arg] if arg in self.pseudo else self.parameters.get(arg, arg)
             if key == "Condition":
@@ -252,15 +333,19 @@ class Stack:
                 return self.value(arg[1])[int(self.value(arg[0]))]
             if key == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: str(extra[m[1]] if m[1] in extra
-                                                                else self.value({"Ref": m[1]})), text)
+                return re.sub(
+                    r"\$\{([^}!]+)\}", lambda m: str(extra[m[1]] if m[1] in extra else self.value({"Ref": m[1]})), text
+                )
             if key == "Fn::GetAtt":
                 return ".".join(arg)
         return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
 
     def resources(self) -> dict[str, dict[str, Any]]:
-        return {name: resource for name, resource in self.template["Resources"].items()
-                if "Condition" not in resource or self.condition(resource["Condition"])}
+        return {
+            name: resource
+            for name, resource in self.template["Resources"].items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
+        }
 
     def disabled_connectors_text(self) -> str:
         """DISABLED_CONNECTORS as every function gets it."""
@@ -325,12 +410,16 @@ DEFAULTS = Stack()
 
 # -- the parameters ---------------------------------------------------------------------------------
 
+
 def test_the_aws_parameters_are_a_switch_per_connector_and_its_resource_lists() -> None:
     parameters = TEMPLATE["Parameters"]
     assert set(parameters) == set(PARAMETER_DEFAULTS) | set(SWITCHES) | set(SCOPES)
     for switch, task_type in SWITCHES.items():
         assert parameters[switch]["Type"] == "String"
-        assert parameters[switch]["Default"] == "Enabled" and parameters[switch]["AllowedValues"] == ["Enabled", "Disabled"]
+        assert parameters[switch]["Default"] == "Enabled" and parameters[switch]["AllowedValues"] == [
+            "Enabled",
+            "Disabled",
+        ]
         assert TEMPLATE["Conditions"][f"{switch}Enabled"] == {"Fn::Equals": [{"Ref": switch}, "Enabled"]}
         assert task_type in parameters[switch]["Description"]
     for name in SCOPES:
@@ -357,12 +446,16 @@ def test_every_parameter_is_used() -> None:
     used = references({key: value for key, value in TEMPLATE.items() if key != "Parameters"})
     assert not set(TEMPLATE["Parameters"]) - used
     unused = set(TEMPLATE["Conditions"]) - {
-        value for value in json.dumps(TEMPLATE["Resources"]).split('"') + json.dumps(TEMPLATE["Globals"]).split('"')
-        + json.dumps(list(TEMPLATE["Conditions"].values())).split('"')}
+        value
+        for value in json.dumps(TEMPLATE["Resources"]).split('"')
+        + json.dumps(TEMPLATE["Globals"]).split('"')
+        + json.dumps(list(TEMPLATE["Conditions"].values())).split('"')
+    }
     assert not unused, f"conditions no resource or value uses: {sorted(unused)}"
 
 
 # -- switches ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
 def test_each_connector_class_has_its_switch_and_declares_its_operations(switch: str) -> None:
@@ -370,16 +463,20 @@ def test_each_connector_class_has_its_switch_and_declares_its_operations(switch:
     assert cls.task_type_name == SWITCHES[switch]
     assert set(cls.iam_actions) <= {"create", "get", "delete", "logs"} and cls.iam_actions["create"]
     assert ("logs" in cls.iam_actions) == (cls.get_logs is not AsyncConnector.get_logs), (
-        f"{switch} declares logs actions only if it serves GetTaskLogs")
+        f"{switch} declares logs actions only if it serves GetTaskLogs"
+    )
     assert cls.get_metrics is AsyncConnector.get_metrics, f"{switch} serves metrics: GetTaskMetrics needs its grants"
     assert ("iam:PassRole" in cls.iam_actions["create"]) == (cls.task_type_name in PASSED_TO)
 
 
 def test_connector_modules_are_the_ones_the_template_switches_and_registers() -> None:
-    assert set(CLASSES) == set(SWITCHES), f"connectors without a switch: {sorted(set(CLASSES) - set(SWITCHES))}, " \
-                                          f"switches without a connector: {sorted(set(SWITCHES) - set(CLASSES))}"
-    assert {task_type: spec.path for task_type, spec in AWS_CONNECTORS.items()} == {cls.task_type_name: f"{cls.__module__.rpartition('.')[2]}:{name}"
-                              for name, cls in CLASSES.items()}
+    assert set(CLASSES) == set(SWITCHES), (
+        f"connectors without a switch: {sorted(set(CLASSES) - set(SWITCHES))}, "
+        f"switches without a connector: {sorted(set(SWITCHES) - set(CLASSES))}"
+    )
+    assert {task_type: spec.path for task_type, spec in AWS_CONNECTORS.items()} == {
+        cls.task_type_name: f"{cls.__module__.rpartition('.')[2]}:{name}" for name, cls in CLASSES.items()
+    }
 
 
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
@@ -410,6 +507,7 @@ def test_a_disabled_connector_keeps_no_grant_and_is_named_in_disabled_connectors
 
 # -- grants -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
 def test_each_function_has_exactly_the_actions_its_operations_declare(switch: str) -> None:
     cls = connector(switch)
@@ -432,8 +530,9 @@ def test_each_action_acts_on_the_resources_its_parameter_names(switch: str) -> N
     for by_switch in FULL.grants().values():
         for action, resources in action_resources(by_switch.get(switch, [])).items():
             by_action.setdefault(action, set()).update(resources)
-    assert by_action == {action: resources for (owner, action), resources in SCOPED_RESOURCES.items()
-                         if owner == switch}
+    assert by_action == {
+        action: resources for (owner, action), resources in SCOPED_RESOURCES.items() if owner == switch
+    }
 
 
 def test_by_default_every_resource_is_this_account_and_regions() -> None:
@@ -446,7 +545,11 @@ def test_by_default_every_resource_is_this_account_and_regions() -> None:
                     elif resource.startswith("arn:aws:s3:::"):  # S3 ARNs name no account: the bucket does
                         assert resource.startswith(f"arn:aws:s3:::aws-athena-query-results-{A}-{R}"), resource
                     else:
-                        assert resource.startswith("arn:aws:") and f":{R}:{A}:" in resource, (function, action, resource)
+                        assert resource.startswith("arn:aws:") and f":{R}:{A}:" in resource, (
+                            function,
+                            action,
+                            resource,
+                        )
 
 
 def test_roles_are_passed_only_to_the_enabled_connectors_services() -> None:
@@ -492,10 +595,14 @@ def test_the_functions_that_call_connectors_read_secrets_only_under_the_prefix()
     assert "Condition" not in policy  # every connector may take secrets, the AWS ones or not
     roles = {role["Ref"].removesuffix("Role") for role in policy["Properties"]["Roles"]}
     assert roles == {name for name, operations in FUNCTION_OPERATIONS.items() if operations} | {
-        "GetTaskMetricsFunction", "GetTaskLogsFunction"}
+        "GetTaskMetricsFunction",
+        "GetTaskLogsFunction",
+    }
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert [(s["Action"], s["Resource"]["Fn::Sub"]) for s in statements] == [
-        ("secretsmanager:GetSecretValue",
-         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/*"),
+        (
+            "secretsmanager:GetSecretValue",
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/*",
+        ),
         ("ssm:GetParameter", "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${SecretsPrefix}/*"),
     ]

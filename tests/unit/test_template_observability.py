@@ -35,6 +35,7 @@ NO_VALUE = object()
 
 # -- evaluating the template for parameter values ------------------------------------------------
 
+
 def parameter_values(**overrides: Any) -> dict[str, Any]:
     values = {name: p.get("Default") for name, p in TEMPLATE["Parameters"].items()}
     values.update(overrides)
@@ -49,7 +50,7 @@ def evaluate(node: Any, params: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     if len(node) == 1:
-        (key, value), = node.items()
+        ((key, value),) = node.items()
         if key == "Ref" and value == "AWS::NoValue":
             return NO_VALUE
         if key == "Ref" and value in params:
@@ -77,6 +78,7 @@ def condition(name: str, params: dict[str, Any]) -> bool:
 
 
 # -- the dashboard --------------------------------------------------------------------------------
+
 
 def dashboard_body() -> tuple[str, dict[str, Any]]:
     body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
@@ -163,7 +165,8 @@ def test_the_internal_error_rate_alarm_divides_internal_failures_by_all_requests
     alarm = ALARMS["InternalErrorRateAlarm"]["Properties"]
     by_id = _check_metric_math(alarm["Metrics"])
     assert by_id["internal"]["Expression"].endswith(
-        "SUM(flyte_connector_requests_failure_total) FROM FlyteConnectors WHERE error_code = 'internal'")
+        "SUM(flyte_connector_requests_failure_total) FROM FlyteConnectors WHERE error_code = 'internal'"
+    )
     assert "flyte_connector_requests_failure_total" in by_id["failures"]["Expression"]
     assert "flyte_connector_requests_success_total" in by_id["successes"]["Expression"]
     rate = by_id["rate"]
@@ -179,8 +182,10 @@ def test_the_throttling_alarms_sum_every_function_and_every_table_operation() ->
     stats = [m["MetricStat"] for m in by_id.values() if "MetricStat" in m]
     assert {s["Metric"]["MetricName"] for s in stats} == {"Throttles"}
     assert {s["Metric"]["Dimensions"][0]["Value"]["Ref"] for s in stats} == set(FUNCTIONS)
-    assert by_id["throttles"]["Expression"] == "SUM([" + ", ".join(sorted(
-        (i for i in by_id if "MetricStat" in by_id[i]), key=lambda i: int(i[1:]))) + "])"
+    assert (
+        by_id["throttles"]["Expression"]
+        == "SUM([" + ", ".join(sorted((i for i in by_id if "MetricStat" in by_id[i]), key=lambda i: int(i[1:]))) + "])"
+    )
 
     table_alarm = ALARMS["DynamoDBThrottlesAlarm"]["Properties"]
     by_id = _check_metric_math(table_alarm["Metrics"])
@@ -204,8 +209,13 @@ def test_the_reaper_failures_alarm() -> None:
 
 
 def test_without_a_topic_the_alarms_have_no_actions_and_with_one_they_notify_it() -> None:
-    assert set(ALARMS) == {"InternalErrorRateAlarm", "LambdaThrottlesAlarm", "DynamoDBThrottlesAlarm",
-                           "LambdaErrorsAlarm", "ReaperFailuresAlarm"}
+    assert set(ALARMS) == {
+        "InternalErrorRateAlarm",
+        "LambdaThrottlesAlarm",
+        "DynamoDBThrottlesAlarm",
+        "LambdaErrorsAlarm",
+        "ReaperFailuresAlarm",
+    }
     topic = "arn:aws:sns:us-east-1:123456789012:on-call"
     for name, alarm in ALARMS.items():
         quiet = evaluate(alarm["Properties"], parameter_values(AlarmTopicArn=""))
@@ -219,6 +229,7 @@ def test_without_a_topic_the_alarms_have_no_actions_and_with_one_they_notify_it(
 
 
 # -- X-Ray and SnapStart in the template ----------------------------------------------------------
+
 
 def test_tracing_follows_its_parameter_in_lambda_and_in_powertools() -> None:
     globals_ = TEMPLATE["Globals"]["Function"]
@@ -259,15 +270,21 @@ for resource in template["Resources"].values():
         resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
 print(json.dumps(transform(template, json.loads(sys.argv[2]), ManagedPolicies())))
 """
-    result = subprocess.run([str(SAM_PYTHON), "-c", script, str(TEMPLATE_PATH), json.dumps(parameters)],
-                            check=False, capture_output=True, text=True, timeout=120,
-                            env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", script, str(TEMPLATE_PATH), json.dumps(parameters)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 
 
-needs_sam = pytest.mark.skipif(not SAM_PYTHON.exists(),
-                               reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
+needs_sam = pytest.mark.skipif(
+    not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing"
+)
 
 
 @needs_sam
@@ -281,8 +298,11 @@ def test_with_snapstart_enabled_the_api_and_the_schedule_call_each_function_s_al
         function = resources[name]
         assert function["Type"] == "AWS::Lambda::Function"
         assert evaluate(function["Properties"]["SnapStart"], values) == {"ApplyOn": "PublishedVersions"}
-        [version] = [k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Version"
-                     and r["Properties"]["FunctionName"] == {"Ref": name}]
+        [version] = [
+            k
+            for k, r in resources.items()
+            if r["Type"] == "AWS::Lambda::Version" and r["Properties"]["FunctionName"] == {"Ref": name}
+        ]
         alias = f"{name}Aliaslive"
         assert resources[alias]["Type"] == "AWS::Lambda::Alias"
         assert resources[alias]["Properties"]["Name"] == "live"
@@ -297,7 +317,9 @@ def test_with_snapstart_enabled_the_api_and_the_schedule_call_each_function_s_al
             targets[(method, path)] = target
     assert len(targets) >= 2 * len(API_FUNCTIONS)
     assert set(targets.values()) == {aliases[name] for name in API_FUNCTIONS}  # never $LATEST
-    permissions = [r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    permissions = [
+        r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+    ]
     assert permissions and all(p in [{"Ref": a} for a in aliases.values()] for p in permissions)
     [rule] = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Ref": aliases["AbandonedTaskReaperFunction"]}
@@ -333,9 +355,14 @@ def test_cfn_lint_is_clean_with_snapstart_enabled(tmp_path: Path) -> None:
 @needs_sam
 def test_sam_validate_lint_is_clean_with_snapstart_enabled(tmp_path: Path) -> None:
     copy = _lint_copy(tmp_path, "Enabled")
-    result = subprocess.run([str(SAM_PYTHON.parent / "sam"), "validate", "--lint", "--region", "us-east-1",
-                             "--template-file", str(copy)], check=False, capture_output=True, text=True, timeout=300,
-                            env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [str(SAM_PYTHON.parent / "sam"), "validate", "--lint", "--region", "us-east-1", "--template-file", str(copy)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -344,8 +371,17 @@ def test_the_dashboard_and_alarms_read_the_names_the_service_emits() -> None:
     metrics = pytest.importorskip("connectors.observability.metrics")
     text = TEMPLATE_PATH.read_text()
     assert metrics.NAMESPACE == NAMESPACE
-    for name in ("REQUESTS_SUCCESS", "REQUESTS_FAILURE", "REQUEST_LATENCY", "TASKS_CREATED", "TASKS_SUPERSEDED",
-                 "TASKS_REAPED", "CANCEL_FAILURES", "REAPER_FAILURES", "COLD_START"):
+    for name in (
+        "REQUESTS_SUCCESS",
+        "REQUESTS_FAILURE",
+        "REQUEST_LATENCY",
+        "TASKS_CREATED",
+        "TASKS_SUPERSEDED",
+        "TASKS_REAPED",
+        "CANCEL_FAILURES",
+        "REAPER_FAILURES",
+        "COLD_START",
+    ):
         assert getattr(metrics, name) in text, name
     documented = metrics.__doc__ or ""
     for operation in OPERATIONS[3:]:

@@ -19,10 +19,12 @@ AWS_CONNECTORS: dict[str, ConnectorSpec] = {
     "aws_batch_job": ConnectorSpec("batch:AwsBatchJobConnector", "AWS Batch Job Connector", 60.0),
     "sfn_execution": ConnectorSpec("step_functions:SfnExecutionConnector", "AWS Step Functions Connector"),
     "emr_serverless_job": ConnectorSpec("emr_serverless:EmrServerlessJobConnector", "Amazon EMR Serverless Connector"),
-    "sagemaker_training_job": ConnectorSpec("sagemaker_training:SageMakerTrainingJobConnector",
-                                               "Amazon SageMaker Training Connector"),
-    "sagemaker_processing_job": ConnectorSpec("sagemaker_processing:SageMakerProcessingJobConnector",
-                                                 "Amazon SageMaker Processing Connector"),
+    "sagemaker_training_job": ConnectorSpec(
+        "sagemaker_training:SageMakerTrainingJobConnector", "Amazon SageMaker Training Connector"
+    ),
+    "sagemaker_processing_job": ConnectorSpec(
+        "sagemaker_processing:SageMakerProcessingJobConnector", "Amazon SageMaker Processing Connector"
+    ),
     "glue_job": ConnectorSpec("glue:GlueJobConnector", "AWS Glue Job Connector", 60.0),
 }
 

@@ -23,13 +23,16 @@ from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from .base import AwsConnector, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
 
-PHASES = PhaseTable("athena", {
-    "QUEUED": TaskExecution.QUEUED,
-    "RUNNING": TaskExecution.RUNNING,
-    "SUCCEEDED": TaskExecution.SUCCEEDED,
-    "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when AthenaError.Retryable says so
-    "CANCELLED": TaskExecution.ABORTED,
-})
+PHASES = PhaseTable(
+    "athena",
+    {
+        "QUEUED": TaskExecution.QUEUED,
+        "RUNNING": TaskExecution.RUNNING,
+        "SUCCEEDED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when AthenaError.Retryable says so
+        "CANCELLED": TaskExecution.ABORTED,
+    },
+)
 
 
 @dataclass
@@ -53,8 +56,15 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         "delete": ("athena:StopQueryExecution",),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> AthenaQueryMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> AthenaQueryMeta:
         fields = self.fields(task_template)
         query = fields.required("query")
         frames = output_names(task_template, is_dataframe)
@@ -66,16 +76,22 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
             names = [entry.key for entry in task_template.interface.inputs.variables]
         missing = [name for name in names if not isinstance(name, str) or name not in inputs]
         if missing:
-            raise invalid_argument(f"athena_query: template.custom.parameters names {missing[0]!r}, "
-                                   f"which is not an input of this task")
+            raise invalid_argument(
+                f"athena_query: template.custom.parameters names {missing[0]!r}, which is not an input of this task"
+            )
         if query.count("?") < len(names):
-            raise invalid_argument(f"athena_query: template.custom.query has {query.count('?')} '?' placeholders "
-                                   f"for {len(names)} parameters ({', '.join(names)})")
+            raise invalid_argument(
+                f"athena_query: template.custom.query has {query.count('?')} '?' placeholders "
+                f"for {len(names)} parameters ({', '.join(names)})"
+            )
         params: dict[str, Any] = {"QueryString": query, "WorkGroup": work_group}
         if names:
             params["ExecutionParameters"] = [sql_literal(inputs[name], name) for name in names]
-        context = {key: value for key, value in (("Catalog", fields.optional("catalog")),
-                                                  ("Database", fields.optional("database"))) if value}
+        context = {
+            key: value
+            for key, value in (("Catalog", fields.optional("catalog")), ("Database", fields.optional("database")))
+            if value
+        }
         if context:
             params["QueryExecutionContext"] = context
         location = fields.s3_uri("output_location")
@@ -84,11 +100,16 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         if idempotency_token:
             params["ClientRequestToken"] = idempotency_token
         started = await self.aws("start_query_execution", **params)
-        return AthenaQueryMeta(query_execution_id=started["QueryExecutionId"], work_group=work_group,
-                               dataframe_output=frames[0] if frames else None)
+        return AthenaQueryMeta(
+            query_execution_id=started["QueryExecutionId"],
+            work_group=work_group,
+            dataframe_output=frames[0] if frames else None,
+        )
 
     async def get(self, resource_meta: AthenaQueryMeta, **kwargs: Any) -> Resource:
-        found = (await self.aws("get_query_execution", QueryExecutionId=resource_meta.query_execution_id))["QueryExecution"]
+        found = (await self.aws("get_query_execution", QueryExecutionId=resource_meta.query_execution_id))[
+            "QueryExecution"
+        ]
         status = found.get("Status", {})
         state = status.get("State", "")
         phase = PHASES.phase(state)
@@ -100,14 +121,18 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         location = found.get("ResultConfiguration", {}).get("OutputLocation")
         if phase == TaskExecution.SUCCEEDED and resource_meta.dataframe_output and location:
             outputs = {resource_meta.dataframe_output: literals.DataFrameRef(uri=location, format="csv")}
-        info = {"query_execution_id": resource_meta.query_execution_id, "state": state,
-                "work_group": found.get("WorkGroup") or resource_meta.work_group,
-                "statistics": json_data(found.get("Statistics", {}))}
+        info = {
+            "query_execution_id": resource_meta.query_execution_id,
+            "state": state,
+            "work_group": found.get("WorkGroup") or resource_meta.work_group,
+            "statistics": json_data(found.get("Statistics", {})),
+        }
         if location:
             info["output_location"] = location
         link = console_url(f"athena/home?region={{region}}#/query-editor/history/{resource_meta.query_execution_id}")
-        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
-                        log_links=[log_link("Athena query", link)])
+        return Resource(
+            phase=phase, message=message, outputs=outputs, custom_info=info, log_links=[log_link("Athena query", link)]
+        )
 
     async def delete(self, resource_meta: AthenaQueryMeta, **kwargs: Any) -> None:
         try:  # a finished query stays as it ended (AWS accepts the stop)
@@ -137,6 +162,7 @@ def sql_literal(value: Any, name: str) -> str:
         return f"date '{value.isoformat()}'"
     if isinstance(value, (literals.FileRef, literals.DirRef, literals.DataFrameRef)):
         return "'" + value.uri.replace("'", "''") + "'"
-    raise invalid_argument(f"athena_query: input {name!r} is a {type(value).__name__}, which is not a SQL "
-                           f"parameter (use a string, number, boolean, date or datetime)")
-
+    raise invalid_argument(
+        f"athena_query: input {name!r} is a {type(value).__name__}, which is not a SQL "
+        f"parameter (use a string, number, boolean, date or datetime)"
+    )

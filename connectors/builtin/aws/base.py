@@ -34,8 +34,24 @@ from ...connector import AsyncConnector, M
 from ...errors import Code, ConnectError, internal, invalid_argument
 
 __all__ = [
-    "AwsConnector", "Fields", "PhaseTable", "aws_error", "aws_shape", "client", "cloudwatch_log_url", "console_url", "error_code",
-    "input_text", "inputs_json", "json_data", "is_blob", "is_dataframe", "log_link", "output_names", "region", "stem_of",
+    "AwsConnector",
+    "Fields",
+    "PhaseTable",
+    "aws_error",
+    "aws_shape",
+    "client",
+    "cloudwatch_log_url",
+    "console_url",
+    "error_code",
+    "input_text",
+    "inputs_json",
+    "json_data",
+    "is_blob",
+    "is_dataframe",
+    "log_link",
+    "output_names",
+    "region",
+    "stem_of",
     "token_name",
 ]
 
@@ -57,7 +73,8 @@ def _client_config() -> Any:
     attempts = int(os.environ.get(_RETRY_ATTEMPTS_ENV, "") or 3)
     return Config(
         retries={"mode": "standard", "max_attempts": attempts},
-        connect_timeout=min(3.0, timeout), read_timeout=timeout,
+        connect_timeout=min(3.0, timeout),
+        read_timeout=timeout,
         user_agent_extra="flyte-aws-connectors",
     )
 
@@ -96,15 +113,23 @@ def region() -> str:
 
 # -- errors ------------------------------------------------------------------------------------
 
-_VALIDATION = re.compile(r"Validation|Invalid|Malformed|MissingParameter|MissingRequired|ClientException|"
-                         r"SerializationException|UnsupportedOperation|IncompatibleVersion")
-_DENIED = re.compile(r"AccessDenied|Unauthorized|NotAuthorized|Forbidden|UnrecognizedClient|InvalidClientTokenId|"
-                     r"ExpiredToken|SignatureDoesNotMatch|MissingAuthenticationToken|InvalidSignature")
-_THROTTLED = re.compile(r"Throttl|TooManyRequests|RequestLimitExceeded|LimitExceeded|SlowDown|QuotaExceeded|"
-                        r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity|ConcurrentRuns")
+_VALIDATION = re.compile(
+    r"Validation|Invalid|Malformed|MissingParameter|MissingRequired|ClientException|"
+    r"SerializationException|UnsupportedOperation|IncompatibleVersion"
+)
+_DENIED = re.compile(
+    r"AccessDenied|Unauthorized|NotAuthorized|Forbidden|UnrecognizedClient|InvalidClientTokenId|"
+    r"ExpiredToken|SignatureDoesNotMatch|MissingAuthenticationToken|InvalidSignature"
+)
+_THROTTLED = re.compile(
+    r"Throttl|TooManyRequests|RequestLimitExceeded|LimitExceeded|SlowDown|QuotaExceeded|"
+    r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity|ConcurrentRuns"
+)
 _NOT_FOUND = re.compile(r"NotFound|DoesNotExist|NoSuch|UnknownResource")
-_CONFLICT = re.compile(r"Conflict|AlreadyExists|ResourceInUse|IdempotentParameterMismatch|ConcurrentModification|"
-                       r"IllegalState|InvalidState")
+_CONFLICT = re.compile(
+    r"Conflict|AlreadyExists|ResourceInUse|IdempotentParameterMismatch|ConcurrentModification|"
+    r"IllegalState|InvalidState"
+)
 
 
 def aws_error(error: BaseException, what: str) -> ConnectError:
@@ -129,7 +154,9 @@ def aws_error(error: BaseException, what: str) -> ConnectError:
         code = str(body.get("Code", "") or "")
         message = str(body.get("Message", "") or error)
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        mapped = ConnectError(_code_of_kind(code, status), f"{what}: {code}: {message}" if code else f"{what}: {message}")
+        mapped = ConnectError(
+            _code_of_kind(code, status), f"{what}: {code}: {message}" if code else f"{what}: {message}"
+        )
         mapped.aws_code = code  # type: ignore[attr-defined]  # for a connector that tells one refusal from another
         return mapped
     if isinstance(error, ParamValidationError):
@@ -203,8 +230,10 @@ class Fields:
         """Exactly one of ``names`` is given (as a string): which, and its value."""
         given = [name for name in names if self.data.get(name) not in (None, "")]
         if len(given) != 1:
-            raise invalid_argument(f"{self.task_type}: template.custom needs exactly one of {', '.join(names)}"
-                                   + (f" (got {', '.join(given)})" if given else ""))
+            raise invalid_argument(
+                f"{self.task_type}: template.custom needs exactly one of {', '.join(names)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return given[0], self._typed(given[0], self.data[given[0]], str)
 
     def _typed(self, name: str, value: Any, kind: type) -> Any:
@@ -232,8 +261,9 @@ class Fields:
         value = self.optional(name, dict, {})
         bad = [key for key, item in value.items() if not isinstance(item, str)]
         if bad:
-            raise invalid_argument(f"{self.task_type}: template.custom.{name}.{bad[0]} must be a string, "
-                                   f"got {value[bad[0]]!r}")
+            raise invalid_argument(
+                f"{self.task_type}: template.custom.{name}.{bad[0]} must be a string, got {value[bad[0]]!r}"
+            )
         return dict(value)
 
     def named_objects(self, name: str, key: str) -> list[dict[str, Any]]:
@@ -301,7 +331,7 @@ def token_name(token: str, limit: int, *, stem: str = "flyte", allowed: str = "A
     if not token or not re.fullmatch(r"[0-9a-f]{16,64}", token):
         raise internal(f"idempotency token {token!r} is not the service's hex form")
     room = limit - len(token) - 1
-    clean = re.sub(r"-{2,}", "-", re.sub(rf"[^{allowed}]+", "-", stem)).strip("-_")[:max(0, room)].rstrip("-_")
+    clean = re.sub(r"-{2,}", "-", re.sub(rf"[^{allowed}]+", "-", stem)).strip("-_")[: max(0, room)].rstrip("-_")
     return f"{clean}-{token}" if clean else token
 
 
@@ -421,8 +451,9 @@ class AwsConnector(AsyncConnector[M]):
         if unfilled:
             raise invalid_argument(
                 f"{self.task_type_name}: the task declares output(s) {', '.join(map(repr, unfilled))}, which a "
-                f"{self.task_type_name} job does not give" + (f" (it gives only {', '.join(map(repr, fillable))})"
-                                                              if fillable else " (declare none)"))
+                f"{self.task_type_name} job does not give"
+                + (f" (it gives only {', '.join(map(repr, fillable))})" if fillable else " (declare none)")
+            )
 
 
 def _api_name(operation: str) -> str:
@@ -431,8 +462,9 @@ def _api_name(operation: str) -> str:
 
 def output_names(template: TaskTemplate, predicate: Callable[[Any], bool] | None = None) -> list[str]:
     """The declared outputs' names, in order; with ``predicate``, those whose LiteralType it accepts."""
-    return [entry.key for entry in template.interface.outputs.variables
-            if predicate is None or predicate(entry.value.type)]
+    return [
+        entry.key for entry in template.interface.outputs.variables if predicate is None or predicate(entry.value.type)
+    ]
 
 
 def is_dataframe(literal_type: Any) -> bool:

@@ -30,19 +30,21 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, not_found
-from .base import (AwsConnector, PhaseTable, cloudwatch_log_url, console_url, input_text, log_link,
-                   stem_of, token_name)
+from .base import AwsConnector, PhaseTable, cloudwatch_log_url, console_url, input_text, log_link, stem_of, token_name
 from .logs import cloudwatch_log_pages
 
-PHASES = PhaseTable("batch", {
-    "SUBMITTED": TaskExecution.QUEUED,  # accepted, not yet evaluated by the scheduler
-    "PENDING": TaskExecution.QUEUED,  # waiting on dependencies
-    "RUNNABLE": TaskExecution.WAITING_FOR_RESOURCES,  # in the queue, waiting for compute capacity
-    "STARTING": TaskExecution.INITIALIZING,  # placed on a host, its container starting
-    "RUNNING": TaskExecution.RUNNING,
-    "SUCCEEDED": TaskExecution.SUCCEEDED,
-    "FAILED": TaskExecution.FAILED,  # ABORTED when terminated by delete; RETRYABLE_FAILED when its host went away
-})
+PHASES = PhaseTable(
+    "batch",
+    {
+        "SUBMITTED": TaskExecution.QUEUED,  # accepted, not yet evaluated by the scheduler
+        "PENDING": TaskExecution.QUEUED,  # waiting on dependencies
+        "RUNNABLE": TaskExecution.WAITING_FOR_RESOURCES,  # in the queue, waiting for compute capacity
+        "STARTING": TaskExecution.INITIALIZING,  # placed on a host, its container starting
+        "RUNNING": TaskExecution.RUNNING,
+        "SUCCEEDED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,  # ABORTED when terminated by delete; RETRYABLE_FAILED when its host went away
+    },
+)
 
 CANCEL_REASON = "Cancelled by Flyte: the task execution was aborted"
 # The job's (or last attempt's) statusReason when its host went away, not the job's own fault:
@@ -76,8 +78,15 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         "logs": ("batch:DescribeJobs", "logs:FilterLogEvents"),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> AwsBatchJobMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> AwsBatchJobMeta:
         fields = self.fields(task_template)
         self.refuse_unfilled_outputs(task_template)
         queue = fields.required("job_queue")
@@ -86,10 +95,13 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         environment = fields.string_map("environment")
         if environment:
             given = overrides.get("environment", [])
-            if not isinstance(given, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
-                                                      for e in given):
-                raise invalid_argument("aws_batch_job: template.custom.container_overrides.environment must be a list "
-                                       "of {name, value} objects")
+            if not isinstance(given, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) for e in given
+            ):
+                raise invalid_argument(
+                    "aws_batch_job: template.custom.container_overrides.environment must be a list "
+                    "of {name, value} objects"
+                )
             merged = {entry["name"]: entry.get("value", "") for entry in given} | environment
             overrides["environment"] = [{"name": key, "value": value} for key, value in merged.items()]
         if overrides:
@@ -102,7 +114,9 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         timeout = fields.optional("timeout_seconds", int)
         if timeout is not None:
             if timeout < 60:
-                raise invalid_argument(f"aws_batch_job: template.custom.timeout_seconds must be at least 60, got {timeout}")
+                raise invalid_argument(
+                    f"aws_batch_job: template.custom.timeout_seconds must be at least 60, got {timeout}"
+                )
             params["timeout"] = {"attemptDurationSeconds": timeout}
         tags = fields.string_map("tags")
         if tags:
@@ -139,8 +153,10 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     async def _describe(self, meta: AwsBatchJobMeta) -> dict[str, Any]:
         jobs = (await self.aws("describe_jobs", jobs=[meta.job_id])).get("jobs", [])
         if not jobs:
-            raise not_found(f"batch DescribeJobs: job {meta.job_id} ({meta.job_name}) is not known to AWS Batch "
-                            f"(finished jobs are kept for at least 7 days)")
+            raise not_found(
+                f"batch DescribeJobs: job {meta.job_id} ({meta.job_name}) is not known to AWS Batch "
+                f"(finished jobs are kept for at least 7 days)"
+            )
         return jobs[0]
 
     async def get(self, resource_meta: AwsBatchJobMeta, **kwargs: Any) -> Resource:
@@ -160,12 +176,19 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         message = reason or f"Batch job {status.lower()}"
         if phase == TaskExecution.FAILED and exit_code is not None:
             message += f" (exit code {exit_code})"
-        links = [log_link("AWS Batch job", console_url(f"batch/home?region={{region}}#jobs/detail/{resource_meta.job_id}"))]
+        links = [
+            log_link("AWS Batch job", console_url(f"batch/home?region={{region}}#jobs/detail/{resource_meta.job_id}"))
+        ]
         stream = container.get("logStreamName")
         if stream:
             links.append(log_link("CloudWatch logs", cloudwatch_log_url(_log_group(container), stream)))
-        info: dict[str, Any] = {"job_id": resource_meta.job_id, "job_name": resource_meta.job_name,
-                                "job_queue": resource_meta.job_queue, "status": status, "attempts": len(attempts)}
+        info: dict[str, Any] = {
+            "job_id": resource_meta.job_id,
+            "job_name": resource_meta.job_name,
+            "job_queue": resource_meta.job_queue,
+            "status": status,
+            "attempts": len(attempts),
+        }
         if reason:
             info["status_reason"] = reason
         if exit_code is not None:
@@ -180,8 +203,9 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     async def delete(self, resource_meta: AwsBatchJobMeta, **kwargs: Any) -> None:
         await self.aws("terminate_job", jobId=resource_meta.job_id, reason=CANCEL_REASON)
 
-    async def get_logs(self, resource_meta: AwsBatchJobMeta, token: str = "", lines: int = 0,
-                       **kwargs: Any) -> AsyncIterator[Any]:
+    async def get_logs(
+        self, resource_meta: AwsBatchJobMeta, token: str = "", lines: int = 0, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         container = (await self._describe(resource_meta)).get("container") or {}
         stream = container.get("logStreamName")
         if not stream:  # not started yet, or an array parent (its children log): an empty page
@@ -195,4 +219,3 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
 def _log_group(container: dict[str, Any]) -> str:
     options = (container.get("logConfiguration") or {}).get("options") or {}
     return options.get("awslogs-group") or DEFAULT_LOG_GROUP
-

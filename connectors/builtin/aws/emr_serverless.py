@@ -19,22 +19,37 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import AwsConnector, PhaseTable, cloudwatch_log_url, console_url, input_text, json_data, log_link, stem_of, \
-    token_name
+from .base import (
+    AwsConnector,
+    PhaseTable,
+    cloudwatch_log_url,
+    console_url,
+    input_text,
+    json_data,
+    log_link,
+    stem_of,
+    token_name,
+)
 
-PHASES = PhaseTable("emr-serverless", {
-    "SUBMITTED": TaskExecution.QUEUED,
-    "PENDING": TaskExecution.INITIALIZING,
-    "SCHEDULED": TaskExecution.INITIALIZING,
-    "QUEUED": TaskExecution.WAITING_FOR_RESOURCES,  # the application is at its maximum capacity
-    "RUNNING": TaskExecution.RUNNING,
-    "CANCELLING": TaskExecution.RUNNING,  # still ending: ABORTED once CANCELLED
-    "SUCCESS": TaskExecution.SUCCEEDED,
-    "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when stateDetails says AWS ran short or failed itself
-    "CANCELLED": TaskExecution.ABORTED,
-})
-TRANSIENT = re.compile(r"insufficient capacity|InsufficientCapacity|InternalServerError|internal (server )?error|"
-                       r"ServiceUnavailable", re.IGNORECASE)
+PHASES = PhaseTable(
+    "emr-serverless",
+    {
+        "SUBMITTED": TaskExecution.QUEUED,
+        "PENDING": TaskExecution.INITIALIZING,
+        "SCHEDULED": TaskExecution.INITIALIZING,
+        "QUEUED": TaskExecution.WAITING_FOR_RESOURCES,  # the application is at its maximum capacity
+        "RUNNING": TaskExecution.RUNNING,
+        "CANCELLING": TaskExecution.RUNNING,  # still ending: ABORTED once CANCELLED
+        "SUCCESS": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when stateDetails says AWS ran short or failed itself
+        "CANCELLED": TaskExecution.ABORTED,
+    },
+)
+TRANSIENT = re.compile(
+    r"insufficient capacity|InsufficientCapacity|InternalServerError|internal (server )?error|"
+    r"ServiceUnavailable",
+    re.IGNORECASE,
+)
 DEFAULT_LOG_GROUP = "/aws/emr-serverless"
 
 
@@ -56,8 +71,15 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         "delete": ("emr-serverless:CancelJobRun", "emr-serverless:GetJobRun"),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> EmrServerlessJobMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> EmrServerlessJobMeta:
         fields = self.fields(task_template)
         self.refuse_unfilled_outputs(task_template)
         application_id = fields.required("application_id")
@@ -65,12 +87,15 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         spark: dict[str, Any] = {"entryPoint": fields.s3_uri("entry_point", required=True)}
         arguments = fields.optional("entry_point_arguments", list, default=[])
         if not all(isinstance(item, str) for item in arguments):
-            raise invalid_argument("emr_serverless_job: template.custom.entry_point_arguments must be a list of "
-                                   "strings")
+            raise invalid_argument(
+                "emr_serverless_job: template.custom.entry_point_arguments must be a list of strings"
+            )
         for name, value in (inputs or {}).items():
             if f"--{name}" in arguments or any(item.startswith(f"--{name}=") for item in arguments):
-                raise invalid_argument(f"emr_serverless_job: template.custom.entry_point_arguments already sets "
-                                       f"--{name}, which is also the input {name!r}: rename one")
+                raise invalid_argument(
+                    f"emr_serverless_job: template.custom.entry_point_arguments already sets "
+                    f"--{name}, which is also the input {name!r}: rename one"
+                )
             arguments = [*arguments, f"--{name}", input_text(value)]
         if arguments:
             spark["entryPointArguments"] = arguments
@@ -79,9 +104,11 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
             spark["sparkSubmitParameters"] = submit
         stem = stem_of(task_execution_metadata)
         params: dict[str, Any] = {
-            "applicationId": application_id, "executionRoleArn": role, "jobDriver": {"sparkSubmit": spark},
-            "name": fields.optional("name") or (token_name(idempotency_token, 256, stem=stem) if idempotency_token
-                                                 else stem),
+            "applicationId": application_id,
+            "executionRoleArn": role,
+            "jobDriver": {"sparkSubmit": spark},
+            "name": fields.optional("name")
+            or (token_name(idempotency_token, 256, stem=stem) if idempotency_token else stem),
         }
         if idempotency_token:
             params["clientToken"] = idempotency_token
@@ -95,8 +122,9 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         if tags:
             params["tags"] = tags
         started = await self.aws("start_job_run", **params)
-        return EmrServerlessJobMeta(application_id=started.get("applicationId") or application_id,
-                                    job_run_id=started["jobRunId"])
+        return EmrServerlessJobMeta(
+            application_id=started.get("applicationId") or application_id, job_run_id=started["jobRunId"]
+        )
 
     async def get(self, resource_meta: EmrServerlessJobMeta, **kwargs: Any) -> Resource:
         run = await self._run(resource_meta)
@@ -105,19 +133,28 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         details = run.get("stateDetails") or ""
         if phase == TaskExecution.FAILED and TRANSIENT.search(details):
             phase = TaskExecution.RETRYABLE_FAILED
-        info = {"application_id": resource_meta.application_id, "job_run_id": resource_meta.job_run_id,
-                "state": state, "state_details": details,
-                "total_execution_duration_seconds": run.get("totalExecutionDurationSeconds", 0),
-                "billed_resource_utilization": json_data(run.get("billedResourceUtilization", {}))}
+        info = {
+            "application_id": resource_meta.application_id,
+            "job_run_id": resource_meta.job_run_id,
+            "state": state,
+            "state_details": details,
+            "total_execution_duration_seconds": run.get("totalExecutionDurationSeconds", 0),
+            "billed_resource_utilization": json_data(run.get("billedResourceUtilization", {})),
+        }
         if run.get("name"):
             info["name"] = run["name"]
-        return Resource(phase=phase, message=details or f"EMR Serverless job run {state.lower()}",
-                        log_links=self._links(resource_meta, run), custom_info=info)
+        return Resource(
+            phase=phase,
+            message=details or f"EMR Serverless job run {state.lower()}",
+            log_links=self._links(resource_meta, run),
+            custom_info=info,
+        )
 
     async def delete(self, resource_meta: EmrServerlessJobMeta, **kwargs: Any) -> None:
         try:
-            await self.aws("cancel_job_run", applicationId=resource_meta.application_id,
-                           jobRunId=resource_meta.job_run_id)
+            await self.aws(
+                "cancel_job_run", applicationId=resource_meta.application_id, jobRunId=resource_meta.job_run_id
+            )
         except ConnectError as error:
             if error.code == Code.NOT_FOUND:  # a run EMR Serverless no longer knows: nothing to stop
                 return
@@ -133,11 +170,13 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
 
     @staticmethod
     def _links(meta: EmrServerlessJobMeta, run: dict[str, Any]) -> list[Any]:
-        page = console_url(f"emr/home?region={{region}}#/serverless/applications/{meta.application_id}"
-                           f"/job-runs/{meta.job_run_id}")
+        page = console_url(
+            f"emr/home?region={{region}}#/serverless/applications/{meta.application_id}/job-runs/{meta.job_run_id}"
+        )
         links = [log_link("EMR Serverless job run", page)]
         logging = ((run.get("configurationOverrides") or {}).get("monitoringConfiguration") or {}).get(
-            "cloudWatchLoggingConfiguration") or {}
+            "cloudWatchLoggingConfiguration"
+        ) or {}
         if logging.get("enabled"):
             group = logging.get("logGroupName") or DEFAULT_LOG_GROUP
             links.append(log_link("CloudWatch logs", cloudwatch_log_url(group)))

@@ -31,26 +31,32 @@ from ...errors import Code, ConnectError, invalid_argument
 from .base import AwsConnector, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link
 from .logs import cloudwatch_log_pages
 
-PHASES = PhaseTable("glue", {
-    "WAITING": TaskExecution.WAITING_FOR_RESOURCES,  # waiting for capacity or a concurrency slot
-    "STARTING": TaskExecution.INITIALIZING,
-    "RUNNING": TaskExecution.RUNNING,
-    "STOPPING": TaskExecution.RUNNING,  # until it is STOPPED
-    "SUCCEEDED": TaskExecution.SUCCEEDED,
-    "STOPPED": TaskExecution.ABORTED,
-    "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when ErrorMessage says capacity or AWS failed
-    "ERROR": TaskExecution.FAILED,  # the same rule
-    "TIMEOUT": TaskExecution.FAILED,  # it ran past its timeout: would again
-    "EXPIRED": TaskExecution.RETRYABLE_FAILED,  # queued for resources past its limit: never ran
-})
+PHASES = PhaseTable(
+    "glue",
+    {
+        "WAITING": TaskExecution.WAITING_FOR_RESOURCES,  # waiting for capacity or a concurrency slot
+        "STARTING": TaskExecution.INITIALIZING,
+        "RUNNING": TaskExecution.RUNNING,
+        "STOPPING": TaskExecution.RUNNING,  # until it is STOPPED
+        "SUCCEEDED": TaskExecution.SUCCEEDED,
+        "STOPPED": TaskExecution.ABORTED,
+        "FAILED": TaskExecution.FAILED,  # RETRYABLE_FAILED when ErrorMessage says capacity or AWS failed
+        "ERROR": TaskExecution.FAILED,  # the same rule
+        "TIMEOUT": TaskExecution.FAILED,  # it ran past its timeout: would again
+        "EXPIRED": TaskExecution.RETRYABLE_FAILED,  # queued for resources past its limit: never ran
+    },
+)
 
 TOKEN_ARGUMENT = "--flyte-idempotency-token"
 # An ErrorMessage that says the run could not get resources, or Glue failed, not the job's script:
 # AWS's "Max concurrent runs exceeded", "Exceeded maximum concurrent compute capacity", "Resource
 # unavailable", an internal service error or throttling.
-TRANSIENT = re.compile(r"concurrent (job )?runs|concurrent compute|insufficient capacity|capacity (is )?(not available|"
-                       r"unavailable)|resource\s*(is\s*)?(not\s*|un)available|internal\s*(service|server)?\s*(error|"
-                       r"exception|failure)|throttl|rate exceeded", re.IGNORECASE)
+TRANSIENT = re.compile(
+    r"concurrent (job )?runs|concurrent compute|insufficient capacity|capacity (is )?(not available|"
+    r"unavailable)|resource\s*(is\s*)?(not\s*|un)available|internal\s*(service|server)?\s*(error|"
+    r"exception|failure)|throttl|rate exceeded",
+    re.IGNORECASE,
+)
 STOPPED_ALREADY = frozenset({"STOPPING", *PHASES.terminal})
 LOOKUP_PAGES = 10
 PAGE_SIZE = 200  # GetJobRuns' maximum
@@ -78,16 +84,25 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
         "logs": ("glue:GetJobRun", "logs:FilterLogEvents"),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> GlueJobMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> GlueJobMeta:
         fields = self.fields(task_template)
         self.refuse_unfilled_outputs(task_template)
         job_name = fields.required("job_name")
         arguments = fields.string_map("arguments")
         for key in arguments:
             if not key.startswith("--") or key == TOKEN_ARGUMENT:
-                raise invalid_argument(f"glue_job: template.custom.arguments.{key} must be a key like '--day' "
-                                       f"(and not {TOKEN_ARGUMENT}, which the connector sets)")
+                raise invalid_argument(
+                    f"glue_job: template.custom.arguments.{key} must be a key like '--day' "
+                    f"(and not {TOKEN_ARGUMENT}, which the connector sets)"
+                )
         for name, value in (inputs or {}).items():
             if f"--{name}" in arguments:
                 raise invalid_argument(f"glue_job: template.custom.arguments.--{name} is also the input {name!r}")
@@ -95,14 +110,20 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
         if idempotency_token:
             arguments[TOKEN_ARGUMENT] = idempotency_token
         params: dict[str, Any] = {"JobName": job_name, "Arguments": arguments}
-        for field, key, kind in (("worker_type", "WorkerType", str), ("number_of_workers", "NumberOfWorkers", int),
-                                 ("timeout_minutes", "Timeout", int), ("max_capacity", "MaxCapacity", float)):
+        for field, key, kind in (
+            ("worker_type", "WorkerType", str),
+            ("number_of_workers", "NumberOfWorkers", int),
+            ("timeout_minutes", "Timeout", int),
+            ("max_capacity", "MaxCapacity", float),
+        ):
             value = fields.optional(field, kind)
             if value is not None:
                 params[key] = value
         if "MaxCapacity" in params and ("WorkerType" in params or "NumberOfWorkers" in params):
-            raise invalid_argument("glue_job: template.custom.max_capacity cannot be given with worker_type or "
-                                   "number_of_workers (Glue takes one or the other)")
+            raise invalid_argument(
+                "glue_job: template.custom.max_capacity cannot be given with worker_type or "
+                "number_of_workers (Glue takes one or the other)"
+            )
         found = await self._find(job_name, idempotency_token) if idempotency_token else None
         if found is None:
             try:
@@ -146,18 +167,29 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
             log_link("CloudWatch output", cloudwatch_log_url(f"{group}/output", run_id)),
             log_link("CloudWatch errors", cloudwatch_log_url(f"{group}/error", run_id)),
         ]
-        info: dict[str, Any] = {"job_name": job, "job_run_id": run_id, "state": state,
-                                "attempt": run.get("Attempt", 0), "execution_time_seconds": run.get("ExecutionTime", 0)}
-        for key, name in (("DPUSeconds", "dpu_seconds"), ("ErrorMessage", "error_message"), ("WorkerType", "worker_type"),
-                          ("NumberOfWorkers", "number_of_workers"), ("MaxCapacity", "max_capacity")):
+        info: dict[str, Any] = {
+            "job_name": job,
+            "job_run_id": run_id,
+            "state": state,
+            "attempt": run.get("Attempt", 0),
+            "execution_time_seconds": run.get("ExecutionTime", 0),
+        }
+        for key, name in (
+            ("DPUSeconds", "dpu_seconds"),
+            ("ErrorMessage", "error_message"),
+            ("WorkerType", "worker_type"),
+            ("NumberOfWorkers", "number_of_workers"),
+            ("MaxCapacity", "max_capacity"),
+        ):
             if run.get(key) is not None:
                 info[name] = run[key]
         return Resource(phase=phase, message=message, log_links=links, custom_info=info)
 
     async def delete(self, resource_meta: GlueJobMeta, **kwargs: Any) -> None:
         try:
-            answer = await self.aws("batch_stop_job_run", JobName=resource_meta.job_name,
-                                    JobRunIds=[resource_meta.job_run_id])
+            answer = await self.aws(
+                "batch_stop_job_run", JobName=resource_meta.job_name, JobRunIds=[resource_meta.job_run_id]
+            )
             refused = [e for e in answer.get("Errors", []) if e.get("JobRunId") == resource_meta.job_run_id]
             if not refused or (await self._run(resource_meta)).get("JobRunState") in STOPPED_ALREADY:
                 return  # stopping, or it has ended: nothing to stop
@@ -168,13 +200,19 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
         detail = refused[0].get("ErrorDetail") or {}
         from botocore.exceptions import ClientError
 
-        raise aws_error(ClientError({"Error": {"Code": detail.get("ErrorCode", ""), "Message": detail.get(
-            "ErrorMessage", "")}}, "BatchStopJobRun"), "glue BatchStopJobRun")
+        raise aws_error(
+            ClientError(
+                {"Error": {"Code": detail.get("ErrorCode", ""), "Message": detail.get("ErrorMessage", "")}},
+                "BatchStopJobRun",
+            ),
+            "glue BatchStopJobRun",
+        )
 
-    async def get_logs(self, resource_meta: GlueJobMeta, token: str = "", lines: int = 0,
-                       **kwargs: Any) -> AsyncIterator[Any]:
+    async def get_logs(
+        self, resource_meta: GlueJobMeta, token: str = "", lines: int = 0, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         group = (await self._run(resource_meta)).get("LogGroupName") or "/aws-glue/jobs"
-        async for page in cloudwatch_log_pages(self, f"{group}/output", stream=resource_meta.job_run_id,
-                                               token=token, lines=lines):
+        async for page in cloudwatch_log_pages(
+            self, f"{group}/output", stream=resource_meta.job_run_id, token=token, lines=lines
+        ):
             yield page
-

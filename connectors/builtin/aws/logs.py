@@ -21,9 +21,15 @@ DEFAULT_LINES = 100
 MAX_LINES = 10_000  # CloudWatch's own page limit
 
 
-async def cloudwatch_log_pages(connector: AwsConnector[Any], group: str, *, stream: Optional[str] = None,
-                               prefix: Optional[str] = None, token: str = "", lines: int = 0
-                               ) -> AsyncIterator[GetTaskLogsResponse]:
+async def cloudwatch_log_pages(
+    connector: AwsConnector[Any],
+    group: str,
+    *,
+    stream: Optional[str] = None,
+    prefix: Optional[str] = None,
+    token: str = "",
+    lines: int = 0,
+) -> AsyncIterator[GetTaskLogsResponse]:
     """A GetTaskLogs answer: the header (next token), then one body of log lines."""
     params: dict[str, Any] = {"logGroupName": group, "limit": min(MAX_LINES, lines or DEFAULT_LINES)}
     if stream:
@@ -43,6 +49,9 @@ async def cloudwatch_log_pages(connector: AwsConnector[Any], group: str, *, stre
     for event in page.get("events", []):
         when = Timestamp()
         when.FromMilliseconds(int(event.get("timestamp", 0)))
-        found.append(LogLine(timestamp=when, message=str(event.get("message", "")).rstrip("\n"),
-                             originator=LogLineOriginator.USER))
+        found.append(
+            LogLine(
+                timestamp=when, message=str(event.get("message", "")).rstrip("\n"), originator=LogLineOriginator.USER
+            )
+        )
     yield GetTaskLogsResponse(body=GetTaskLogsResponseBody(lines=found))

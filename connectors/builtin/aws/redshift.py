@@ -24,14 +24,17 @@ from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from .base import AwsConnector, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
 
-PHASES = PhaseTable("redshift-data", {
-    "SUBMITTED": TaskExecution.QUEUED,
-    "PICKED": TaskExecution.QUEUED,
-    "STARTED": TaskExecution.RUNNING,
-    "FINISHED": TaskExecution.SUCCEEDED,
-    "FAILED": TaskExecution.FAILED,
-    "ABORTED": TaskExecution.ABORTED,
-})
+PHASES = PhaseTable(
+    "redshift-data",
+    {
+        "SUBMITTED": TaskExecution.QUEUED,
+        "PICKED": TaskExecution.QUEUED,
+        "STARTED": TaskExecution.RUNNING,
+        "FINISHED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,
+        "ABORTED": TaskExecution.ABORTED,
+    },
+)
 _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+(,arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+)*")
 
 
@@ -53,15 +56,26 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
     iam_actions = {
         # the Data API gets database credentials as the caller: one of the last four, by how the
         # template connects (db_user, IAM identity, serverless workgroup, secret_arn)
-        "create": ("redshift-data:ExecuteStatement", "redshift:GetClusterCredentials",
-                   "redshift:GetClusterCredentialsWithIAM", "redshift-serverless:GetCredentials",
-                   "secretsmanager:GetSecretValue"),
+        "create": (
+            "redshift-data:ExecuteStatement",
+            "redshift:GetClusterCredentials",
+            "redshift:GetClusterCredentialsWithIAM",
+            "redshift-serverless:GetCredentials",
+            "secretsmanager:GetSecretValue",
+        ),
         "get": ("redshift-data:DescribeStatement",),
         "delete": ("redshift-data:CancelStatement", "redshift-data:DescribeStatement"),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> RedshiftQueryMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> RedshiftQueryMeta:
         fields = self.fields(task_template)
         query = fields.required("query")
         database = fields.required("database")
@@ -69,13 +83,17 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         unload_prefix = fields.s3_uri("unload_prefix")
         role = fields.required("unload_iam_role") if unload_prefix else fields.optional("unload_iam_role")
         if role and not _ROLE.fullmatch(role):
-            raise invalid_argument(f"redshift_query: template.custom.unload_iam_role must be an IAM role ARN, got {role!r}")
+            raise invalid_argument(
+                f"redshift_query: template.custom.unload_iam_role must be an IAM role ARN, got {role!r}"
+            )
         if unload_prefix and "'" in unload_prefix:
             raise invalid_argument("redshift_query: template.custom.unload_prefix must not contain a quote")
         frames = output_names(task_template, is_dataframe)
         if frames and not unload_prefix:
-            raise invalid_argument(f"redshift_query: output {frames[0]!r} is a DataFrame, which needs "
-                                   f"template.custom.unload_prefix (and unload_iam_role) to unload the result to")
+            raise invalid_argument(
+                f"redshift_query: output {frames[0]!r} is a DataFrame, which needs "
+                f"template.custom.unload_prefix (and unload_iam_role) to unload the result to"
+            )
         self.refuse_unfilled_outputs(task_template, frames[:1])
         inputs = inputs or {}
         named = [name for name in inputs if name in _placeholders(query)]
@@ -88,16 +106,22 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         if frames:
             unload_uri = f"{unload_prefix.rstrip('/')}/{idempotency_token or 'result'}/"
             inner = _inline(query.strip().rstrip(";").strip(), {name: inputs[name] for name in named})
-            params["Sql"] = (f"UNLOAD ('{inner.replace(chr(39), chr(39) * 2)}') TO '{unload_uri}' "
-                             f"IAM_ROLE '{role}' FORMAT AS PARQUET")
+            params["Sql"] = (
+                f"UNLOAD ('{inner.replace(chr(39), chr(39) * 2)}') TO '{unload_uri}' "
+                f"IAM_ROLE '{role}' FORMAT AS PARQUET"
+            )
         else:
             params["Sql"] = query
             if named:
                 params["Parameters"] = [{"name": name, "value": input_text(inputs[name])} for name in named]
         started = await self.aws("execute_statement", **{k: v for k, v in params.items() if v is not None})
-        return RedshiftQueryMeta(statement_id=started["Id"], cluster_identifier=params.get("ClusterIdentifier"),
-                                 workgroup_name=params.get("WorkgroupName"),
-                                 dataframe_output=frames[0] if frames else None, unload_uri=unload_uri)
+        return RedshiftQueryMeta(
+            statement_id=started["Id"],
+            cluster_identifier=params.get("ClusterIdentifier"),
+            workgroup_name=params.get("WorkgroupName"),
+            dataframe_output=frames[0] if frames else None,
+            unload_uri=unload_uri,
+        )
 
     async def get(self, resource_meta: RedshiftQueryMeta, **kwargs: Any) -> Resource:
         found = await self.aws("describe_statement", Id=resource_meta.statement_id)
@@ -106,18 +130,30 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         message = found.get("Error") or f"Redshift statement {status.lower()}"
         outputs = None
         if phase == TaskExecution.SUCCEEDED and resource_meta.dataframe_output and resource_meta.unload_uri:
-            outputs = {resource_meta.dataframe_output: literals.DataFrameRef(uri=resource_meta.unload_uri, format="parquet")}
-        info = {"statement_id": resource_meta.statement_id, "status": status, "result_rows": found.get("ResultRows"),
-                "redshift_query_id": found.get("RedshiftQueryId"), "duration_ns": found.get("Duration"),
-                "has_result_set": found.get("HasResultSet")}
+            outputs = {
+                resource_meta.dataframe_output: literals.DataFrameRef(uri=resource_meta.unload_uri, format="parquet")
+            }
+        info = {
+            "statement_id": resource_meta.statement_id,
+            "status": status,
+            "result_rows": found.get("ResultRows"),
+            "redshift_query_id": found.get("RedshiftQueryId"),
+            "duration_ns": found.get("Duration"),
+            "has_result_set": found.get("HasResultSet"),
+        }
         if resource_meta.unload_uri:
             info["unload_uri"] = resource_meta.unload_uri
         if resource_meta.workgroup_name:
-            link = console_url(f"redshiftv2/home?region={{region}}#serverless-workgroup?workgroup={resource_meta.workgroup_name}")
+            link = console_url(
+                f"redshiftv2/home?region={{region}}#serverless-workgroup?workgroup={resource_meta.workgroup_name}"
+            )
         else:
-            link = console_url(f"redshiftv2/home?region={{region}}#cluster-details?cluster={resource_meta.cluster_identifier}")
-        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
-                        log_links=[log_link("Redshift", link)])
+            link = console_url(
+                f"redshiftv2/home?region={{region}}#cluster-details?cluster={resource_meta.cluster_identifier}"
+            )
+        return Resource(
+            phase=phase, message=message, outputs=outputs, custom_info=info, log_links=[log_link("Redshift", link)]
+        )
 
     async def delete(self, resource_meta: RedshiftQueryMeta, **kwargs: Any) -> None:
         try:
@@ -131,8 +167,10 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
                 raise
             return
         if answer.get("Status") is False and not await self._ended(resource_meta):
-            raise ConnectError(Code.UNAVAILABLE, f"redshift-data CancelStatement: statement "
-                                                 f"{resource_meta.statement_id} was not cancelled")
+            raise ConnectError(
+                Code.UNAVAILABLE,
+                f"redshift-data CancelStatement: statement {resource_meta.statement_id} was not cancelled",
+            )
 
     async def _ended(self, resource_meta: RedshiftQueryMeta) -> bool:
         try:
@@ -146,8 +184,9 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
 
 # A SQL text's parts that hold no placeholder (string literals with their doubled quotes, quoted
 # identifiers, comments), and a placeholder ``:name`` (not a ``::type`` cast).
-_SQL_PARTS = re.compile(r"""('(?:[^']|'')*'?)|("(?:[^"]|"")*"?)|(--[^\n]*)|(/\*.*?(?:\*/|$))|(?<![:\w]):([A-Za-z_]\w*)""",
-                        re.S)
+_SQL_PARTS = re.compile(
+    r"""('(?:[^']|'')*'?)|("(?:[^"]|"")*"?)|(--[^\n]*)|(/\*.*?(?:\*/|$))|(?<![:\w]):([A-Za-z_]\w*)""", re.S
+)
 
 
 def _placeholders(query: str) -> set[str]:
@@ -175,12 +214,17 @@ def _literal(name: str, value: Any) -> str:
             raise invalid_argument(f"redshift_query: input {name!r} is {value}, which has no SQL literal")
         return repr(value)
     if isinstance(value, datetime.datetime):
-        text = value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ") if value.tzinfo else \
-            value.isoformat(sep=" ")
+        text = (
+            value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+            if value.tzinfo
+            else value.isoformat(sep=" ")
+        )
     else:
         text = input_text(value)
     if "\\" in text or any(ord(char) < 32 for char in text):
         # Redshift reads a backslash in a literal as an escape: refuse rather than guess
-        raise invalid_argument(f"redshift_query: input {name!r} holds a backslash or a control character, "
-                               f"which cannot be written safely into an UNLOAD query")
+        raise invalid_argument(
+            f"redshift_query: input {name!r} holds a backslash or a control character, "
+            f"which cannot be written safely into an UNLOAD query"
+        )
     return "'" + text.replace("'", "''") + "'"

@@ -22,22 +22,36 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ... import literals
 from ...connector import M
 from ...errors import Code, ConnectError, failed_precondition, invalid_argument, not_found
-from .base import AwsConnector, Fields, PhaseTable, aws_shape, cloudwatch_log_url, console_url, input_text, log_link, stem_of, \
-    token_name
+from .base import (
+    AwsConnector,
+    Fields,
+    PhaseTable,
+    aws_shape,
+    cloudwatch_log_url,
+    console_url,
+    input_text,
+    log_link,
+    stem_of,
+    token_name,
+)
 from .logs import cloudwatch_log_pages
 
 TOKEN_TAG = "flyte:idempotency-token"
 NAME_LIMIT = 63
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-PHASES = PhaseTable("sagemaker", {
-    "InProgress": TaskExecution.RUNNING,  # INITIALIZING while its SecondaryStatus is one of STARTING
-    "Completed": TaskExecution.SUCCEEDED,
-    "Failed": TaskExecution.FAILED,  # RETRYABLE_FAILED when FailureReason matches TRANSIENT
-    "Stopping": TaskExecution.RUNNING,  # still ending: ABORTED once Stopped
-    "Stopped": TaskExecution.ABORTED,
-})
-STARTING = frozenset({"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading",
-                      "DownloadingTrainingImage"})
+PHASES = PhaseTable(
+    "sagemaker",
+    {
+        "InProgress": TaskExecution.RUNNING,  # INITIALIZING while its SecondaryStatus is one of STARTING
+        "Completed": TaskExecution.SUCCEEDED,
+        "Failed": TaskExecution.FAILED,  # RETRYABLE_FAILED when FailureReason matches TRANSIENT
+        "Stopping": TaskExecution.RUNNING,  # still ending: ABORTED once Stopped
+        "Stopped": TaskExecution.ABORTED,
+    },
+)
+STARTING = frozenset(
+    {"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading", "DownloadingTrainingImage"}
+)
 TRANSIENT = re.compile(r"capacity|InternalServerError|internal (server )?error|ServiceUnavailable", re.IGNORECASE)
 REFS = (literals.FileRef, literals.DirRef, literals.DataFrameRef)
 
@@ -50,24 +64,28 @@ def tags_of(fields: Fields, token: str) -> list[dict[str, str]]:
     """``tags`` (a string map, or AWS's list of {Key, Value}) and our token tag, as AWS takes them."""
     given = fields.data.get("tags")
     if isinstance(given, list):
-        if not all(isinstance(t, dict) and isinstance(t.get("Key"), str) and isinstance(t.get("Value"), str)
-                   for t in given):
-            raise invalid_argument(f"{fields.task_type}: template.custom.tags must be a string map or a list of "
-                                   f"{{Key, Value}} strings")
+        if not all(
+            isinstance(t, dict) and isinstance(t.get("Key"), str) and isinstance(t.get("Value"), str) for t in given
+        ):
+            raise invalid_argument(
+                f"{fields.task_type}: template.custom.tags must be a string map or a list of {{Key, Value}} strings"
+            )
         tags = [{"Key": t["Key"], "Value": t["Value"]} for t in given]
     else:
         tags = [{"Key": key, "Value": value} for key, value in fields.string_map("tags").items()]
     if any(tag["Key"] == TOKEN_TAG for tag in tags):
-        raise invalid_argument(f"{fields.task_type}: template.custom.tags may not set {TOKEN_TAG}, which the "
-                               f"connector sets")
+        raise invalid_argument(
+            f"{fields.task_type}: template.custom.tags may not set {TOKEN_TAG}, which the connector sets"
+        )
     return [*tags, {"Key": TOKEN_TAG, "Value": token}] if token else tags
 
 
 def s3_ref(task_type: str, name: str, value: Any) -> str:
     """A file/directory/DataFrame input's S3 URI (SageMaker reads S3 only)."""
     if not value.uri.startswith("s3://"):
-        raise invalid_argument(f"{task_type}: input {name!r} is at {value.uri!r}, which SageMaker cannot read "
-                               f"(it reads s3:// URIs only)")
+        raise invalid_argument(
+            f"{task_type}: input {name!r} is at {value.uri!r}, which SageMaker cannot read (it reads s3:// URIs only)"
+        )
     return value.uri
 
 
@@ -94,7 +112,8 @@ class SageMakerJobConnector(AwsConnector[M]):
             return await self.aws(f"describe_{self.kind}_job", **{f"{self._noun}Name": name})
         except ConnectError as error:
             if error.code in (Code.NOT_FOUND, Code.INVALID_ARGUMENT) and re.search(
-                    r"not found|could not find|does not exist", error.message, re.IGNORECASE):
+                r"not found|could not find|does not exist", error.message, re.IGNORECASE
+            ):
                 return None
             raise
 
@@ -113,8 +132,10 @@ class SageMakerJobConnector(AwsConnector[M]):
                 tags = (await self.aws("list_tags", ResourceArn=arn)).get("Tags", [])
                 if {"Key": TOKEN_TAG, "Value": token} in [{"Key": t.get("Key"), "Value": t.get("Value")} for t in tags]:
                     return  # this attempt's job: a create retried after a crash
-                raise failed_precondition(f"{self.task_type_name}: a SageMaker {self.kind} job named {name!r} ({arn}) "
-                                          f"exists and is not this attempt's (no {TOKEN_TAG}={token} tag)")
+                raise failed_precondition(
+                    f"{self.task_type_name}: a SageMaker {self.kind} job named {name!r} ({arn}) "
+                    f"exists and is not this attempt's (no {TOKEN_TAG}={token} tag)"
+                )
             try:
                 await self.aws(f"create_{self.kind}_job", **{f"{self._noun}Name": name}, **aws_shape(params))
                 return
@@ -133,14 +154,22 @@ class SageMakerJobConnector(AwsConnector[M]):
         reason = found.get("FailureReason") or ""
         if phase == TaskExecution.FAILED and TRANSIENT.search(reason):
             phase = TaskExecution.RETRYABLE_FAILED
-        message = reason or found.get("ExitMessage") or f"SageMaker {self.kind} job {status.lower()}" + (
-            f" ({secondary})" if secondary and secondary != status else "")
+        message = (
+            reason
+            or found.get("ExitMessage")
+            or f"SageMaker {self.kind} job {status.lower()}"
+            + (f" ({secondary})" if secondary and secondary != status else "")
+        )
         return phase, status, message
 
     def links(self, name: str) -> list[Any]:
-        return [log_link(f"SageMaker {self.kind} job", console_url(f"sagemaker/home?region={{region}}#/"
-                                                                   f"{self.console_path}/{name}")),
-                log_link("CloudWatch logs", cloudwatch_log_url(self.log_group))]
+        return [
+            log_link(
+                f"SageMaker {self.kind} job",
+                console_url(f"sagemaker/home?region={{region}}#/{self.console_path}/{name}"),
+            ),
+            log_link("CloudWatch logs", cloudwatch_log_url(self.log_group)),
+        ]
 
     async def delete(self, resource_meta: M, **kwargs: Any) -> None:
         name = resource_meta.job_name  # type: ignore[attr-defined]
@@ -155,8 +184,9 @@ class SageMakerJobConnector(AwsConnector[M]):
             if found.get(f"{self._noun}Status") not in (*PHASES.terminal, "Stopping"):
                 raise
 
-    async def get_logs(self, resource_meta: M, token: str = "", lines: int = 0,
-                       **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
+    async def get_logs(
+        self, resource_meta: M, token: str = "", lines: int = 0, **kwargs: Any
+    ) -> AsyncIterator[GetTaskLogsResponse]:
         """The job's CloudWatch log streams (``<job name>/algo-1-...``), a page at a time."""
         name = resource_meta.job_name  # type: ignore[attr-defined]
         async for part in cloudwatch_log_pages(self, self.log_group, prefix=f"{name}/", token=token, lines=lines):

@@ -41,15 +41,27 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
     console_path = "processing-jobs"
     log_group = "/aws/sagemaker/ProcessingJobs"
     iam_actions = {
-        "create": ("sagemaker:DescribeProcessingJob", "sagemaker:ListTags", "sagemaker:CreateProcessingJob",
-                   "sagemaker:AddTags", "iam:PassRole"),
+        "create": (
+            "sagemaker:DescribeProcessingJob",
+            "sagemaker:ListTags",
+            "sagemaker:CreateProcessingJob",
+            "sagemaker:AddTags",
+            "iam:PassRole",
+        ),
         "get": ("sagemaker:DescribeProcessingJob",),
         "delete": ("sagemaker:StopProcessingJob", "sagemaker:DescribeProcessingJob"),
         "logs": ("logs:FilterLogEvents",),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> SageMakerProcessingJobMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> SageMakerProcessingJobMeta:
         fields = self.fields(task_template)
         params: dict[str, Any] = {
             "AppSpecification": fields.required("app_specification", dict),
@@ -59,26 +71,42 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
         outputs = fields.named_objects("processing_outputs", "OutputName")
         if outputs:
             params["ProcessingOutputConfig"] = {"Outputs": outputs}
-        produced = {item.get("OutputName") for item in outputs if isinstance(item, dict)
-                    and isinstance(item.get("S3Output"), dict) and item["S3Output"].get("S3Uri")}
+        produced = {
+            item.get("OutputName")
+            for item in outputs
+            if isinstance(item, dict) and isinstance(item.get("S3Output"), dict) and item["S3Output"].get("S3Uri")
+        }
         declared = output_names(task_template)
         dirs = set(output_names(task_template, lambda t: is_blob(t, multipart=True)))
         for name in declared:
             if name not in dirs or name not in produced:
-                raise invalid_argument(f"sagemaker_processing_job: output {name!r} must be a directory named like "
-                                       f"an S3 output's OutputName in template.custom.processing_outputs "
-                                       f"({', '.join(sorted(map(str, produced))) or 'none given'})")
+                raise invalid_argument(
+                    f"sagemaker_processing_job: output {name!r} must be a directory named like "
+                    f"an S3 output's OutputName in template.custom.processing_outputs "
+                    f"({', '.join(sorted(map(str, produced))) or 'none given'})"
+                )
         processing_inputs = fields.named_objects("processing_inputs", "InputName")
         taken = {item.get("InputName") for item in processing_inputs if isinstance(item, dict)}
         for name, value in (inputs or {}).items():
             if not isinstance(value, REFS):
                 continue
             if name in taken:
-                raise invalid_argument(f"sagemaker_processing_job: template.custom.processing_inputs already has an "
-                                       f"input named {name!r}, which is also a task input's")
-            processing_inputs = [*processing_inputs, {"InputName": name, "S3Input": {
-                "S3Uri": s3_ref(self.task_type_name, name, value), "LocalPath": f"{INPUT_ROOT}/{name}",
-                "S3DataType": "S3Prefix", "S3InputMode": "File"}}]
+                raise invalid_argument(
+                    f"sagemaker_processing_job: template.custom.processing_inputs already has an "
+                    f"input named {name!r}, which is also a task input's"
+                )
+            processing_inputs = [
+                *processing_inputs,
+                {
+                    "InputName": name,
+                    "S3Input": {
+                        "S3Uri": s3_ref(self.task_type_name, name, value),
+                        "LocalPath": f"{INPUT_ROOT}/{name}",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                },
+            ]
         if processing_inputs:
             params["ProcessingInputs"] = processing_inputs
         environment = {**fields.string_map("environment"), **scalar_inputs(inputs)}
@@ -96,14 +124,25 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
     async def get(self, resource_meta: SageMakerProcessingJobMeta, **kwargs: Any) -> Resource:
         found = await self.described(resource_meta.job_name)
         phase, status, message = self.status(found)
-        where = {item.get("OutputName"): (item.get("S3Output") or {}).get("S3Uri")
-                 for item in (found.get("ProcessingOutputConfig") or {}).get("Outputs", [])}
+        where = {
+            item.get("OutputName"): (item.get("S3Output") or {}).get("S3Uri")
+            for item in (found.get("ProcessingOutputConfig") or {}).get("Outputs", [])
+        }
         outputs = None
         if phase == TaskExecution.SUCCEEDED and resource_meta.dir_outputs:
             outputs = {name: literals.DirRef(uri=where[name]) for name in resource_meta.dir_outputs if where.get(name)}
-        info = {"job_name": resource_meta.job_name, "job_arn": found.get("ProcessingJobArn", ""), "status": status,
-                "outputs": {name: uri for name, uri in where.items() if name and uri}}
+        info = {
+            "job_name": resource_meta.job_name,
+            "job_arn": found.get("ProcessingJobArn", ""),
+            "status": status,
+            "outputs": {name: uri for name, uri in where.items() if name and uri},
+        }
         if found.get("ExitMessage"):
             info["exit_message"] = found["ExitMessage"]
-        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
-                        log_links=self.links(resource_meta.job_name))
+        return Resource(
+            phase=phase,
+            message=message,
+            outputs=outputs,
+            custom_info=info,
+            log_links=self.links(resource_meta.job_name),
+        )

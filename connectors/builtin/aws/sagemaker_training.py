@@ -41,15 +41,27 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
     console_path = "jobs"
     log_group = "/aws/sagemaker/TrainingJobs"
     iam_actions = {
-        "create": ("sagemaker:DescribeTrainingJob", "sagemaker:ListTags", "sagemaker:CreateTrainingJob",
-                   "sagemaker:AddTags", "iam:PassRole"),
+        "create": (
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:ListTags",
+            "sagemaker:CreateTrainingJob",
+            "sagemaker:AddTags",
+            "iam:PassRole",
+        ),
         "get": ("sagemaker:DescribeTrainingJob",),
         "delete": ("sagemaker:StopTrainingJob", "sagemaker:DescribeTrainingJob"),
         "logs": ("logs:FilterLogEvents",),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> SageMakerTrainingJobMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> SageMakerTrainingJobMeta:
         fields = self.fields(task_template)
         params: dict[str, Any] = {
             "AlgorithmSpecification": fields.required("algorithm_specification", dict),
@@ -67,11 +79,23 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
             if not isinstance(value, REFS):
                 continue
             if name in taken:
-                raise invalid_argument(f"sagemaker_training_job: template.custom.input_data_config already has a "
-                                       f"channel named {name!r}, which is also an input's channel")
-            channels = [*channels, {"ChannelName": name, "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": s3_ref(self.task_type_name, name, value),
-                "S3DataDistributionType": "FullyReplicated"}}}]
+                raise invalid_argument(
+                    f"sagemaker_training_job: template.custom.input_data_config already has a "
+                    f"channel named {name!r}, which is also an input's channel"
+                )
+            channels = [
+                *channels,
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": s3_ref(self.task_type_name, name, value),
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                },
+            ]
         if channels:
             params["InputDataConfig"] = channels
         environment = fields.string_map("environment")
@@ -82,9 +106,11 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
         files = output_names(task_template, lambda t: is_blob(t, multipart=False))
         others = [output for output in output_names(task_template) if files and output != files[0]]
         if others:  # the answer would give some outputs but not all: a task that could never succeed
-            raise invalid_argument(f"sagemaker_training_job: output {others[0]!r} cannot be filled: a training job "
-                                   f"gives one output, its model artifact (the first declared file output, "
-                                   f"{files[0]!r})")
+            raise invalid_argument(
+                f"sagemaker_training_job: output {others[0]!r} cannot be filled: a training job "
+                f"gives one output, its model artifact (the first declared file output, "
+                f"{files[0]!r})"
+            )
         await self.start(name, idempotency_token, params)
         return SageMakerTrainingJobMeta(job_name=name, model_output=files[0] if files else None)
 
@@ -95,12 +121,21 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
         outputs = None
         if phase == TaskExecution.SUCCEEDED and resource_meta.model_output and artifact:
             outputs = {resource_meta.model_output: literals.FileRef(uri=artifact)}
-        info = {"job_name": resource_meta.job_name, "job_arn": found.get("TrainingJobArn", ""), "status": status,
-                "secondary_status": found.get("SecondaryStatus", ""),
-                "training_time_in_seconds": found.get("TrainingTimeInSeconds", 0),
-                "billable_time_in_seconds": found.get("BillableTimeInSeconds", 0),
-                "final_metrics": json_data(found.get("FinalMetricDataList", []))}
+        info = {
+            "job_name": resource_meta.job_name,
+            "job_arn": found.get("TrainingJobArn", ""),
+            "status": status,
+            "secondary_status": found.get("SecondaryStatus", ""),
+            "training_time_in_seconds": found.get("TrainingTimeInSeconds", 0),
+            "billable_time_in_seconds": found.get("BillableTimeInSeconds", 0),
+            "final_metrics": json_data(found.get("FinalMetricDataList", [])),
+        }
         if artifact:
             info["model_artifacts"] = artifact
-        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
-                        log_links=self.links(resource_meta.job_name))
+        return Resource(
+            phase=phase,
+            message=message,
+            outputs=outputs,
+            custom_info=info,
+            log_links=self.links(resource_meta.job_name),
+        )

@@ -20,17 +20,30 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import (AwsConnector, PhaseTable, console_url, error_code, inputs_json, json_data, log_link,
-                   output_names, stem_of, token_name)
+from .base import (
+    AwsConnector,
+    PhaseTable,
+    console_url,
+    error_code,
+    inputs_json,
+    json_data,
+    log_link,
+    output_names,
+    stem_of,
+    token_name,
+)
 
-PHASES = PhaseTable("stepfunctions", {
-    "PENDING_REDRIVE": TaskExecution.QUEUED,  # redriven, about to run again
-    "RUNNING": TaskExecution.RUNNING,
-    "SUCCEEDED": TaskExecution.SUCCEEDED,
-    "FAILED": TaskExecution.FAILED,
-    "TIMED_OUT": TaskExecution.FAILED,
-    "ABORTED": TaskExecution.ABORTED,
-})
+PHASES = PhaseTable(
+    "stepfunctions",
+    {
+        "PENDING_REDRIVE": TaskExecution.QUEUED,  # redriven, about to run again
+        "RUNNING": TaskExecution.RUNNING,
+        "SUCCEEDED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,
+        "TIMED_OUT": TaskExecution.FAILED,
+        "ABORTED": TaskExecution.ABORTED,
+    },
+)
 # arn:<partition>:states:<region>:<account>:stateMachine:<name>[:<version or alias>]
 _MACHINE = re.compile(r"(arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}):stateMachine:([^:\s]+)(:[^:\s]+)?")
 
@@ -53,27 +66,41 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
         "delete": ("states:StopExecution", "states:DescribeExecution"),
     }
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> SfnExecutionMeta:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> SfnExecutionMeta:
         fields = self.fields(task_template)
         machine = fields.required("state_machine_arn")
         found = _MACHINE.fullmatch(machine)
         if not found:
-            raise invalid_argument(f"sfn_execution: template.custom.state_machine_arn must be a state machine ARN "
-                                   f"(arn:aws:states:<region>:<account>:stateMachine:<name>), got {machine!r}")
+            raise invalid_argument(
+                f"sfn_execution: template.custom.state_machine_arn must be a state machine ARN "
+                f"(arn:aws:states:<region>:<account>:stateMachine:<name>), got {machine!r}"
+            )
         document = {**fields.optional("input", dict, {}), **inputs_json(inputs)}
         for key, value in document.items():
             try:
                 json.dumps(value, allow_nan=False)
             except ValueError:
                 where = f"input {key!r}" if key in (inputs or {}) else f"template.custom.input.{key}"
-                raise invalid_argument(f"sfn_execution: {where} holds a NaN or infinite number, which JSON "
-                                       f"cannot carry") from None
+                raise invalid_argument(
+                    f"sfn_execution: {where} holds a NaN or infinite number, which JSON cannot carry"
+                ) from None
         name = token_name(idempotency_token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
         declared = output_names(task_template)
         try:
-            started = await self.aws("start_execution", stateMachineArn=machine, name=name,
-                                     input=json.dumps(document, separators=(",", ":"), allow_nan=False))
+            started = await self.aws(
+                "start_execution",
+                stateMachineArn=machine,
+                name=name,
+                input=json.dumps(document, separators=(",", ":"), allow_nan=False),
+            )
         except ConnectError as error:
             if error_code(error) != "ExecutionAlreadyExists":
                 raise
@@ -93,12 +120,22 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
         outputs = None
         if phase == TaskExecution.SUCCEEDED and resource_meta.outputs:
             outputs = _outputs(found.get("output"), resource_meta.outputs)
-        info = {"execution_arn": resource_meta.execution_arn, "name": found.get("name"), "status": status,
-                "start_date": json_data(found.get("startDate")), "stop_date": json_data(found.get("stopDate")),
-                "redrive_count": found.get("redriveCount", 0)}
+        info = {
+            "execution_arn": resource_meta.execution_arn,
+            "name": found.get("name"),
+            "status": status,
+            "start_date": json_data(found.get("startDate")),
+            "stop_date": json_data(found.get("stopDate")),
+            "redrive_count": found.get("redriveCount", 0),
+        }
         link = console_url(f"states/home?region={{region}}#/v2/executions/details/{resource_meta.execution_arn}")
-        return Resource(phase=phase, message=message, outputs=outputs, custom_info=info,
-                        log_links=[log_link("Step Functions execution", link)])
+        return Resource(
+            phase=phase,
+            message=message,
+            outputs=outputs,
+            custom_info=info,
+            log_links=[log_link("Step Functions execution", link)],
+        )
 
     async def delete(self, resource_meta: SfnExecutionMeta, **kwargs: Any) -> None:
         try:

@@ -16,10 +16,12 @@ from ..spec import ConnectorSpec
 # task type -> its port; ``requires`` is what its extra in pyproject.toml installs
 FLYTEPLUGIN_CONNECTORS: dict[str, ConnectorSpec] = {
     "databricks": ConnectorSpec("databricks:DatabricksConnector", "Databricks Connector", requires=("httpx",)),
-    "snowflake": ConnectorSpec("snowflake:SnowflakeConnector", "Snowflake Connector", 30.0,
-                               requires=("snowflake.connector", "cryptography")),
-    "bigquery_query_job_task": ConnectorSpec("bigquery:BigQueryConnector", "Bigquery Connector",
-                                             requires=("google.cloud.bigquery", "google.oauth2")),
+    "snowflake": ConnectorSpec(
+        "snowflake:SnowflakeConnector", "Snowflake Connector", 30.0, requires=("snowflake.connector", "cryptography")
+    ),
+    "bigquery_query_job_task": ConnectorSpec(
+        "bigquery:BigQueryConnector", "Bigquery Connector", requires=("google.cloud.bigquery", "google.oauth2")
+    ),
     "slurm": ConnectorSpec("slurm:SlurmConnector", "Slurm Connector", requires=("asyncssh",)),
 }
 

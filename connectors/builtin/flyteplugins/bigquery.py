@@ -77,10 +77,13 @@ def _client(project: str, location: str | None, user_agent: str, credentials_jso
             info = json.loads(credentials_json)
             credentials = service_account.Credentials.from_service_account_info(info)
         except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise invalid_argument(f"{TASK_TYPE}: the google_application_credentials secret is not a service "
-                                   f"account key (JSON): {type(error).__name__}: {error}") from None
-    return bigquery.Client(project=project, location=location, client_info=ClientInfo(user_agent=user_agent),
-                           credentials=credentials)
+            raise invalid_argument(
+                f"{TASK_TYPE}: the google_application_credentials secret is not a service "
+                f"account key (JSON): {type(error).__name__}: {error}"
+            ) from None
+    return bigquery.Client(
+        project=project, location=location, client_info=ClientInfo(user_agent=user_agent), credentials=credentials
+    )
 
 
 def query_parameters(template: Any, inputs: dict[str, Any]) -> list[Any]:
@@ -93,8 +96,10 @@ def query_parameters(template: Any, inputs: dict[str, Any]) -> list[Any]:
         literal_type = declared.get(name)
         kind = literal_type.simple if literal_type is not None and literal_type.WhichOneof("type") == "simple" else None
         if kind not in _BIGQUERY_TYPE:
-            raise invalid_argument(f"{TASK_TYPE}: input {name!r} is declared {_type_text(literal_type)}, which is "
-                                   f"not a BigQuery query parameter (use int, float, str, bool or datetime)")
+            raise invalid_argument(
+                f"{TASK_TYPE}: input {name!r} is declared {_type_text(literal_type)}, which is "
+                f"not a BigQuery query parameter (use int, float, str, bool or datetime)"
+            )
         parameters.append(bigquery.ScalarQueryParameter(name, _BIGQUERY_TYPE[kind], value))
     return parameters
 
@@ -118,9 +123,16 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     # 5xx answers, rate limits and broken connections): within the connector's deadline.
     retry_seconds: float | None = None
 
-    async def create(self, task_template: Any, output_prefix: str = "", inputs: dict[str, Any] | None = None,
-                     task_execution_metadata: Any = None, google_application_credentials: str | None = None,
-                     idempotency_token: str = "", **kwargs: Any) -> BigQueryMetadata:
+    async def create(
+        self,
+        task_template: Any,
+        output_prefix: str = "",
+        inputs: dict[str, Any] | None = None,
+        task_execution_metadata: Any = None,
+        google_application_credentials: str | None = None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> BigQueryMetadata:
         from google.api_core import exceptions as google_errors
         from google.cloud import bigquery
 
@@ -145,8 +157,15 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         job_id = f"flyte_{idempotency_token}" if idempotency_token else None
         client = await self._call("jobs.insert", _client, project, location, user_agent, google_application_credentials)
         try:
-            job = await self._call("jobs.insert", client.query, statement, job_config=job_config, job_id=job_id,
-                                   job_retry=None, **self._retry())
+            job = await self._call(
+                "jobs.insert",
+                client.query,
+                statement,
+                job_config=job_config,
+                job_id=job_id,
+                job_retry=None,
+                **self._retry(),
+            )
             job_id = str(job.job_id)
         except ConnectError as error:
             if not (job_id and isinstance(error.__cause__, google_errors.Conflict)):
@@ -154,15 +173,19 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
             # Our id, so our job: started by an earlier try of this attempt.
         return BigQueryMetadata(job_id=job_id, project=project, location=location, user_agent=user_agent)
 
-    async def get(self, resource_meta: BigQueryMetadata, google_application_credentials: str | None = None,
-                  **kwargs: Any) -> Resource:
+    async def get(
+        self, resource_meta: BigQueryMetadata, google_application_credentials: str | None = None, **kwargs: Any
+    ) -> Resource:
         meta = resource_meta
-        client = await self._call("jobs.get", _client, meta.project, meta.location, meta.user_agent,
-                                  google_application_credentials)
+        client = await self._call(
+            "jobs.get", _client, meta.project, meta.location, meta.user_agent, google_application_credentials
+        )
         log_link = TaskLog(
             uri=f"https://console.cloud.google.com/bigquery?project={meta.project}"
-                f"&j=bq:{meta.location}:{meta.job_id}&page=queryresults",
-            name="BigQuery Console", ready=True, link_type=TaskLog.DASHBOARD,
+            f"&j=bq:{meta.location}:{meta.job_id}&page=queryresults",
+            name="BigQuery Console",
+            ready=True,
+            link_type=TaskLog.DASHBOARD,
         )
         job = await self._call("jobs.get", client.get_job, meta.job_id, meta.project, meta.location, **self._retry())
         if job.errors:
@@ -171,22 +194,28 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
         try:
             phase = convert_to_flyte_phase(state)
         except ValueError:
-            raise ConnectError(Code.INTERNAL, f"BigQuery reported job state {state!r}, which this connector "
-                                              f"does not know") from None
+            raise ConnectError(
+                Code.INTERNAL, f"BigQuery reported job state {state!r}, which this connector does not know"
+            ) from None
         outputs = None
         if phase == TaskExecution.SUCCEEDED and job.destination:
             table = job.destination
-            outputs = {"results": literals.DataFrameRef(uri=f"bq://{table.project}:{table.dataset_id}.{table.table_id}")}
+            outputs = {
+                "results": literals.DataFrameRef(uri=f"bq://{table.project}:{table.dataset_id}.{table.table_id}")
+            }
         return Resource(phase=phase, message=state, log_links=[log_link], outputs=outputs)
 
-    async def delete(self, resource_meta: BigQueryMetadata, google_application_credentials: str | None = None,
-                     **kwargs: Any) -> None:
+    async def delete(
+        self, resource_meta: BigQueryMetadata, google_application_credentials: str | None = None, **kwargs: Any
+    ) -> None:
         meta = resource_meta
-        client = await self._call("jobs.cancel", _client, meta.project, meta.location, meta.user_agent,
-                                  google_application_credentials)
+        client = await self._call(
+            "jobs.cancel", _client, meta.project, meta.location, meta.user_agent, google_application_credentials
+        )
         try:  # BigQuery accepts the cancel of a finished job and leaves it as it ended
-            await self._call("jobs.cancel", client.cancel_job, meta.job_id, meta.project, meta.location,
-                             **self._retry())
+            await self._call(
+                "jobs.cancel", client.cancel_job, meta.job_id, meta.project, meta.location, **self._retry()
+            )
         except ConnectError as error:
             if error.code != Code.NOT_FOUND:  # a job BigQuery no longer knows: nothing to cancel
                 raise
@@ -245,13 +274,15 @@ def bigquery_error(error: BaseException, what: str) -> ConnectError:
         text = f"bigquery {what}: {error.code} {error.message}" if error.code else f"bigquery {what}: {error.message}"
         if isinstance(error, google_errors.Forbidden) and reasons & _RATE_LIMITS:
             return ConnectError(Code.RESOURCE_EXHAUSTED, text)
-        for kind, code in ((google_errors.BadRequest, Code.INVALID_ARGUMENT),
-                           (google_errors.Unauthorized, Code.UNAUTHENTICATED),
-                           (google_errors.Forbidden, Code.PERMISSION_DENIED),
-                           (google_errors.NotFound, Code.NOT_FOUND),
-                           (google_errors.Conflict, Code.FAILED_PRECONDITION),
-                           (google_errors.TooManyRequests, Code.RESOURCE_EXHAUSTED),
-                           (google_errors.ServerError, Code.UNAVAILABLE)):
+        for kind, code in (
+            (google_errors.BadRequest, Code.INVALID_ARGUMENT),
+            (google_errors.Unauthorized, Code.UNAUTHENTICATED),
+            (google_errors.Forbidden, Code.PERMISSION_DENIED),
+            (google_errors.NotFound, Code.NOT_FOUND),
+            (google_errors.Conflict, Code.FAILED_PRECONDITION),
+            (google_errors.TooManyRequests, Code.RESOURCE_EXHAUSTED),
+            (google_errors.ServerError, Code.UNAVAILABLE),
+        ):
             if isinstance(error, kind):
                 return ConnectError(code, text)
         return ConnectError(Code.FAILED_PRECONDITION, text)
@@ -260,9 +291,12 @@ def bigquery_error(error: BaseException, what: str) -> ConnectError:
             return ConnectError(Code.UNAVAILABLE, f"bigquery {what}: could not get an access token: {error}")
         return ConnectError(Code.UNAUTHENTICATED, f"bigquery {what}: the service account key was refused: {error}")
     if isinstance(error, auth_errors.DefaultCredentialsError):
-        return ConnectError(Code.UNAUTHENTICATED, f"bigquery {what}: no google_application_credentials secret, and "
-                                                  f"no Google default credentials: {error}")
-    if isinstance(error, (auth_errors.TransportError, requests.exceptions.RequestException, ConnectionError,
-                          TimeoutError)):
+        return ConnectError(
+            Code.UNAUTHENTICATED,
+            f"bigquery {what}: no google_application_credentials secret, and no Google default credentials: {error}",
+        )
+    if isinstance(
+        error, (auth_errors.TransportError, requests.exceptions.RequestException, ConnectionError, TimeoutError)
+    ):
         return ConnectError(Code.UNAVAILABLE, f"bigquery {what}: BigQuery did not answer: {error}")
     raise error  # not a BigQuery failure: the service's call wrapper reports it as internal

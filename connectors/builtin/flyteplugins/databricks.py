@@ -43,6 +43,8 @@ def allowed_instances() -> set[str]:
     listed = {part.strip() for part in os.getenv(ALLOWED_INSTANCES_ENV_KEY, "").split(",") if part.strip()}
     default = os.getenv(DEFAULT_DATABRICKS_INSTANCE_ENV_KEY, "").strip()
     return listed or ({default} if default else set())
+
+
 # flytetools' entrypoint, at the commit the flyte SDK pins: it runs the task's container args.
 ENTRYPOINT = "flyteplugins/databricks/entrypoint.py"
 GIT_SOURCE = {
@@ -98,8 +100,9 @@ def databricks_job_spec(task_template: TaskTemplate) -> dict[str, Any]:
         elif isinstance(cluster["spark_env_vars"], dict):
             cluster["spark_env_vars"].update(env)  # the container's environment wins, as in the SDK
         else:
-            raise invalid_argument(f"databricksConf.new_cluster.spark_env_vars must be an object, "
-                                   f"got {cluster['spark_env_vars']!r}")
+            raise invalid_argument(
+                f"databricksConf.new_cluster.spark_env_vars must be an object, got {cluster['spark_env_vars']!r}"
+            )
     job["spark_python_task"] = {"python_file": ENTRYPOINT, "parameters": list(container.args), "source": "GIT"}
     job["git_source"] = dict(GIT_SOURCE)
     return job
@@ -225,7 +228,8 @@ def _does_not_exist(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
     return body.get("error_code") == "RESOURCE_DOES_NOT_EXIST" or (
-        body.get("error_code") == "INVALID_PARAMETER_VALUE" and "does not exist" in str(body.get("message", "")))
+        body.get("error_code") == "INVALID_PARAMETER_VALUE" and "does not exist" in str(body.get("message", ""))
+    )
 
 
 # -- the connector -------------------------------------------------------------------------
@@ -238,36 +242,56 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
     metadata_type = DatabricksJobMetadata
     secret_names: tuple[str, ...] = ("databricks_token",)
 
-    async def create(self, task_template: TaskTemplate, output_prefix: str = "", inputs: Optional[dict] = None,
-                     task_execution_metadata: Any = None, databricks_token: Optional[str] = None,
-                     idempotency_token: str = "", **kwargs: Any) -> DatabricksJobMetadata:
+    async def create(
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str = "",
+        inputs: Optional[dict] = None,
+        task_execution_metadata: Any = None,
+        databricks_token: Optional[str] = None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> DatabricksJobMetadata:
         spec = databricks_job_spec(task_template)
         instance = _custom(task_template).get("databricksInstance", os.getenv(DEFAULT_DATABRICKS_INSTANCE_ENV_KEY))
         if not instance:
             raise invalid_argument(
                 f"Missing databricks instance. Please set the value through the task config or"
-                f" set the {DEFAULT_DATABRICKS_INSTANCE_ENV_KEY} environment variable in the connector.")
+                f" set the {DEFAULT_DATABRICKS_INSTANCE_ENV_KEY} environment variable in the connector."
+            )
         if not isinstance(instance, str):
             raise invalid_argument(f"databricksInstance must be a host name, got {instance!r}")
         allowed = allowed_instances()
         if allowed and instance not in allowed:
             # The token is the deployment's (Secrets Manager), not the task's: it goes only to the
             # workspaces the deployment names.
-            raise permission_denied(f"databricksInstance {instance!r} is not a workspace this service sends its "
-                                    f"token to ({', '.join(sorted(allowed))}; {ALLOWED_INSTANCES_ENV_KEY})")
+            raise permission_denied(
+                f"databricksInstance {instance!r} is not a workspace this service sends its "
+                f"token to ({', '.join(sorted(allowed))}; {ALLOWED_INSTANCES_ENV_KEY})"
+            )
         if idempotency_token:
             spec["idempotency_token"] = idempotency_token[:IDEMPOTENCY_TOKEN_LIMIT]
-        answer = await _call("POST", f"https://{instance}{DATABRICKS_API_ENDPOINT}/runs/submit", databricks_token,
-                             "Failed to create databricks job", spec)
+        answer = await _call(
+            "POST",
+            f"https://{instance}{DATABRICKS_API_ENDPOINT}/runs/submit",
+            databricks_token,
+            "Failed to create databricks job",
+            spec,
+        )
         if "run_id" not in answer:
             raise ConnectError(Code.UNAVAILABLE, f"Failed to create databricks job: no run_id in {answer}")
         return DatabricksJobMetadata(databricks_instance=instance, run_id=str(answer["run_id"]))
 
-    async def get(self, resource_meta: DatabricksJobMetadata, databricks_token: Optional[str] = None,
-                  **kwargs: Any) -> Resource:
+    async def get(
+        self, resource_meta: DatabricksJobMetadata, databricks_token: Optional[str] = None, **kwargs: Any
+    ) -> Resource:
         instance, run_id = resource_meta.databricks_instance, resource_meta.run_id
-        answer = await _call("GET", f"https://{instance}{DATABRICKS_API_ENDPOINT}/runs/get?run_id={run_id}",
-                             databricks_token, f"Failed to get databricks job {run_id}")
+        answer = await _call(
+            "GET",
+            f"https://{instance}{DATABRICKS_API_ENDPOINT}/runs/get?run_id={run_id}",
+            databricks_token,
+            f"Failed to get databricks job {run_id}",
+        )
         phase, message = TaskExecution.UNDEFINED, ""
         state = answer.get("state")
         if state:
@@ -276,12 +300,18 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
         link = TaskLog(uri=f"https://{instance}/#job/{answer.get('job_id')}/run/{run_id}", name="Databricks Console")
         return Resource(phase=phase, message=message, log_links=[link])
 
-    async def delete(self, resource_meta: DatabricksJobMetadata, databricks_token: Optional[str] = None,
-                     **kwargs: Any) -> None:
+    async def delete(
+        self, resource_meta: DatabricksJobMetadata, databricks_token: Optional[str] = None, **kwargs: Any
+    ) -> None:
         run_id = resource_meta.run_id
         try:  # Databricks answers 200 for a run that has ended already
-            await _call("POST", f"https://{resource_meta.databricks_instance}{DATABRICKS_API_ENDPOINT}/runs/cancel",
-                        databricks_token, f"Failed to cancel databricks job {run_id}", {"run_id": run_id})
+            await _call(
+                "POST",
+                f"https://{resource_meta.databricks_instance}{DATABRICKS_API_ENDPOINT}/runs/cancel",
+                databricks_token,
+                f"Failed to cancel databricks job {run_id}",
+                {"run_id": run_id},
+            )
         except ConnectError as error:
             if error.code != Code.NOT_FOUND:  # a run Databricks no longer knows: nothing to cancel
                 raise

@@ -48,14 +48,32 @@ ENV_WORKING_DIR, ENV_SKIP_HOST_KEY_VERIFICATION = "FLYTE_SLURM_WORKING_DIR", "FL
 DEFAULT_WORKING_DIR = ".flyte/jobs"
 STDERR_TAIL_LINES, LOG_TAIL_LINES = 30, 500
 
-_PHASES = {TaskExecution.QUEUED: ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD",
-                                  "SUSPENDED", "STOPPED"),
-           TaskExecution.RUNNING: ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "RESIZING"),
-           TaskExecution.SUCCEEDED: ("COMPLETED",),
-           TaskExecution.RETRYABLE_FAILED: ("PREEMPTED",),
-           TaskExecution.ABORTED: ("CANCELLED",),
-           TaskExecution.FAILED: ("FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT", "DEADLINE", "BOOT_FAIL",
-                                  "SPECIAL_EXIT", "REVOKED")}
+_PHASES = {
+    TaskExecution.QUEUED: (
+        "PENDING",
+        "CONFIGURING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESV_DEL_HOLD",
+        "SUSPENDED",
+        "STOPPED",
+    ),
+    TaskExecution.RUNNING: ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "RESIZING"),
+    TaskExecution.SUCCEEDED: ("COMPLETED",),
+    TaskExecution.RETRYABLE_FAILED: ("PREEMPTED",),
+    TaskExecution.ABORTED: ("CANCELLED",),
+    TaskExecution.FAILED: (
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "TIMEOUT",
+        "DEADLINE",
+        "BOOT_FAIL",
+        "SPECIAL_EXIT",
+        "REVOKED",
+    ),
+}
 STATE_PHASES = {state: phase for phase, states in _PHASES.items() for state in states}
 
 
@@ -64,8 +82,10 @@ def slurm_state_to_phase(state: str) -> int:
     if base in STATE_PHASES:
         return STATE_PHASES[base]
     # An unknown state is more often terminal than not: polling on would hide it until the timeout.
-    raise internal(f"Unrecognized Slurm job state {state!r}. If this is a real Slurm state, it needs adding to "
-                   "the state map in flyteplugins.slurm.connector.")
+    raise internal(
+        f"Unrecognized Slurm job state {state!r}. If this is a real Slurm state, it needs adding to "
+        "the state map in flyteplugins.slurm.connector."
+    )
 
 
 # -- the sbatch script (flyteplugins.slurm.script) -----------------------------------------------
@@ -84,13 +104,27 @@ def _reserved(key: str) -> bool:
     """A reserved option, by its name, an alias, or an abbreviation sbatch (getopt_long) would take
     for it: ``--outp`` is ``--output``."""
     key = key.lstrip("-")
-    return key in _RESERVED_ALIASES or any(option.startswith(key) for option in _RESERVED | _RESERVED_ALIASES
-                                           if len(key) >= 1 and len(option) > 1)
+    return key in _RESERVED_ALIASES or any(
+        option.startswith(key) for option in _RESERVED | _RESERVED_ALIASES if len(key) >= 1 and len(option) > 1
+    )
+
+
 # Enroot resets PATH; VIRTUAL_ENV survives, so the venv's bin is put back before the entrypoint.
 _PATH_SHIM = 'export PATH="${VIRTUAL_ENV:+$VIRTUAL_ENV/bin:}$PATH"; exec "$@"'
-_FIELDS = {"partition": "partition", "nodes": "nodes", "ntasks": "ntasks", "cpus_per_task": "cpus-per-task",
-           "gres": "gres", "gpus_per_node": "gpus-per-node", "mem": "mem", "time_limit": "time",
-           "account": "account", "qos": "qos", "reservation": "reservation", "constraint": "constraint"}
+_FIELDS = {
+    "partition": "partition",
+    "nodes": "nodes",
+    "ntasks": "ntasks",
+    "cpus_per_task": "cpus-per-task",
+    "gres": "gres",
+    "gpus_per_node": "gpus-per-node",
+    "mem": "mem",
+    "time_limit": "time",
+    "account": "account",
+    "qos": "qos",
+    "reservation": "reservation",
+    "constraint": "constraint",
+}
 _APPTAINER_SCHEMES = ("docker://", "oras://", "library://", "shub://", "docker-daemon://")
 
 
@@ -107,8 +141,9 @@ def apptainer_image_ref(image: str) -> str:
     return image if image.startswith(("/", "./", *_APPTAINER_SCHEMES)) else f"docker://{image}"
 
 
-def _container_invocation(runtime: str, image: str, mounts: Sequence[str], workdir: str | None, gpus: bool,
-                          extra: Sequence[str]) -> list[str]:
+def _container_invocation(
+    runtime: str, image: str, mounts: Sequence[str], workdir: str | None, gpus: bool, extra: Sequence[str]
+) -> list[str]:
     if runtime == "pyxis":
         parts = [f"--container-image={pyxis_image_ref(image)}"]
         parts += [f"--container-mounts={','.join(mounts)}"] if mounts else []
@@ -133,56 +168,88 @@ def _directive(key: str, value: object) -> str:
     if rendered != rendered.strip() or any(c.isspace() for c in rendered):
         raise invalid_argument(
             f"sbatch option {key!r} may not contain whitespace: {rendered!r}. Whitespace is refused because a "
-            "single value could otherwise smuggle in a second option, or end the directive entirely.")
+            "single value could otherwise smuggle in a second option, or end the directive entirely."
+        )
     return f"#SBATCH --{key}={rendered}"
 
 
-def sbatch_directives(job_name: str, stdout_path: str, stderr_path: str, fields: Mapping[str, object],
-                      extra: Mapping[str, object] | None = None) -> list[str]:
+def sbatch_directives(
+    job_name: str,
+    stdout_path: str,
+    stderr_path: str,
+    fields: Mapping[str, object],
+    extra: Mapping[str, object] | None = None,
+) -> list[str]:
     options: dict[str, object] = {"job-name": job_name, "output": stdout_path, "error": stderr_path}
     options.update({flag: fields[name] for name, flag in _FIELDS.items() if fields.get(name) is not None})
     for key, value in (extra or {}).items():
         if _reserved(str(key)):
-            raise invalid_argument(f"sbatch option {str(key)!r} is set by the plugin and cannot be overridden from "
-                                   f"task config. Reserved: {', '.join(sorted(_RESERVED))}.")
+            raise invalid_argument(
+                f"sbatch option {str(key)!r} is set by the plugin and cannot be overridden from "
+                f"task config. Reserved: {', '.join(sorted(_RESERVED))}."
+            )
         options[str(key)] = value
     return [_directive(k, v) for k, v in options.items()]
 
 
-def render_container_job(*, job_name: str, stdout_path: str, stderr_path: str, image: str, command: Sequence[str],
-                         env: Mapping[str, str], sbatch_fields: Mapping[str, object],
-                         sbatch_extra: Mapping[str, object] | None = None, container_mounts: Sequence[str] = (),
-                         container_workdir: str | None = None, srun_extra_args: Sequence[str] = (),
-                         container_runtime: str = "pyxis", container_args: Sequence[str] = (),
-                         modules: Sequence[str] = ()) -> str:
+def render_container_job(
+    *,
+    job_name: str,
+    stdout_path: str,
+    stderr_path: str,
+    image: str,
+    command: Sequence[str],
+    env: Mapping[str, str],
+    sbatch_fields: Mapping[str, object],
+    sbatch_extra: Mapping[str, object] | None = None,
+    container_mounts: Sequence[str] = (),
+    container_workdir: str | None = None,
+    srun_extra_args: Sequence[str] = (),
+    container_runtime: str = "pyxis",
+    container_args: Sequence[str] = (),
+    modules: Sequence[str] = (),
+) -> str:
     """The sbatch script running ``command`` in ``image``: one process (``--nodes=1 --ntasks=1``)."""
     if not command:
         raise invalid_argument("A container job needs a non-empty command")
     gpus = "gpu" in str(sbatch_fields.get("gres") or "").lower() or sbatch_fields.get("gpus_per_node") is not None
-    srun = ["srun", "--nodes=1", "--ntasks=1", *srun_extra_args,
-            *_container_invocation(container_runtime, image, list(container_mounts), container_workdir, gpus,
-                                   container_args),
-            "bash", "-c", _PATH_SHIM, "--", *command]
+    srun = [
+        "srun",
+        "--nodes=1",
+        "--ntasks=1",
+        *srun_extra_args,
+        *_container_invocation(
+            container_runtime, image, list(container_mounts), container_workdir, gpus, container_args
+        ),
+        "bash",
+        "-c",
+        _PATH_SHIM,
+        "--",
+        *command,
+    ]
     for name in modules:
         if any(c.isspace() for c in name):
             raise invalid_argument(f"module name may not contain whitespace: {name!r}")
     for key in env:
         if not _ENV_NAME.match(key):
             raise invalid_argument(f"Invalid environment variable name: {key!r}")
-    return "\n".join([
-        "#!/bin/bash",
-        *sbatch_directives(job_name, stdout_path, stderr_path, sbatch_fields, sbatch_extra),
-        "",
-        "set -euo pipefail",
-        *(f"module load {shlex.quote(name)}" for name in modules),
-        *(f"export {key}={shlex.quote(str(env[key]))}" for key in sorted(env)),
-        "",
-        shlex.join(srun),
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            *sbatch_directives(job_name, stdout_path, stderr_path, sbatch_fields, sbatch_extra),
+            "",
+            "set -euo pipefail",
+            *(f"module load {shlex.quote(name)}" for name in modules),
+            *(f"export {key}={shlex.quote(str(env[key]))}" for key in sorted(env)),
+            "",
+            shlex.join(srun),
+            "",
+        ]
+    )
 
 
 # -- the connector --------------------------------------------------------------------------------
+
 
 @dataclass
 class SlurmJobMetadata(ResourceMeta):
@@ -216,10 +283,16 @@ def _execution_env(tem: TaskExecutionMetadata | None) -> dict[str, str]:
     if tem is None or not tem.HasField("task_execution_id"):
         return {}
     execution = tem.task_execution_id.node_execution_id.execution_id
-    env = {name: value for name, value in (("FLYTE_INTERNAL_EXECUTION_PROJECT", execution.project),
-                                           ("FLYTE_INTERNAL_EXECUTION_DOMAIN", execution.domain),
-                                           ("FLYTE_INTERNAL_EXECUTION_ID", execution.name),
-                                           ("_U_ORG_NAME", execution.org)) if value}
+    env = {
+        name: value
+        for name, value in (
+            ("FLYTE_INTERNAL_EXECUTION_PROJECT", execution.project),
+            ("FLYTE_INTERNAL_EXECUTION_DOMAIN", execution.domain),
+            ("FLYTE_INTERNAL_EXECUTION_ID", execution.name),
+            ("_U_ORG_NAME", execution.org),
+        )
+        if value
+    }
     env["FLYTE_ATTEMPT_NUMBER"] = str(tem.task_execution_id.retry_attempt)
     return env
 
@@ -245,28 +318,44 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
     def __init__(self) -> None:
         self._transports: dict[str, SSHTransport] = {}  # one reused connection per login and key
 
-    def _transport(self, meta: SlurmJobMetadata, ssh_private_key: str | None,
-                   known_hosts_data: str | None) -> SSHTransport:
+    def _transport(
+        self, meta: SlurmJobMetadata, ssh_private_key: str | None, known_hosts_data: str | None
+    ) -> SSHTransport:
         key = ssh_private_key or os.getenv(ENV_SSH_PRIVATE_KEY)
         if not key:
             raise failed_precondition(
                 "Missing Slurm SSH private key. Set `ssh_private_key` on the Slurm config to the name of a "
-                f"Flyte secret, or set {ENV_SSH_PRIVATE_KEY} on the connector.")
+                f"Flyte secret, or set {ENV_SSH_PRIVATE_KEY} on the connector."
+            )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         hosts = hashlib.sha256(known_hosts_data.encode()).hexdigest()[:16] if known_hosts_data else ""
-        cache_key = (f"{meta.username}@{meta.host}:{meta.port}/{digest}/{meta.known_hosts}/{hosts}/"
-                     f"{meta.skip_host_key_verification}")
+        cache_key = (
+            f"{meta.username}@{meta.host}:{meta.port}/{digest}/{meta.known_hosts}/{hosts}/"
+            f"{meta.skip_host_key_verification}"
+        )
         if cache_key not in self._transports:
             self._transports[cache_key] = SSHTransport(
-                host=meta.host, port=meta.port, username=meta.username, private_key=key,
-                known_hosts=meta.known_hosts, known_hosts_data=known_hosts_data,
-                skip_host_key_verification=meta.skip_host_key_verification)
+                host=meta.host,
+                port=meta.port,
+                username=meta.username,
+                private_key=key,
+                known_hosts=meta.known_hosts,
+                known_hosts_data=known_hosts_data,
+                skip_host_key_verification=meta.skip_host_key_verification,
+            )
         return self._transports[cache_key]
 
-    async def create(self, task_template: TaskTemplate, output_prefix: str, inputs: dict[str, Any] | None = None,
-                     task_execution_metadata: TaskExecutionMetadata | None = None,
-                     ssh_private_key: str | None = None, known_hosts_data: str | None = None,
-                     idempotency_token: str = "", **kwargs: Any) -> SlurmJobMetadata:
+    async def create(
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str,
+        inputs: dict[str, Any] | None = None,
+        task_execution_metadata: TaskExecutionMetadata | None = None,
+        ssh_private_key: str | None = None,
+        known_hosts_data: str | None = None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> SlurmJobMetadata:
         custom = MessageToDict(task_template.custom)
         connection = custom.get("connection") or {}
         # The deployment's settings win over the task's: the key is the deployment's, and a
@@ -277,11 +366,15 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
         known_hosts = os.getenv(ENV_KNOWN_HOSTS) or connection.get("known_hosts")
         skip = os.getenv(ENV_SKIP_HOST_KEY_VERIFICATION, "").lower() in ("1", "true", "yes")
         if connection.get("skip_host_key_verification") and not skip:
-            logger.warning("Ignoring `skip_host_key_verification` from task config; set "
-                           f"{ENV_SKIP_HOST_KEY_VERIFICATION} on the connector if that is really wanted.")
+            logger.warning(
+                "Ignoring `skip_host_key_verification` from task config; set "
+                f"{ENV_SKIP_HOST_KEY_VERIFICATION} on the connector if that is really wanted."
+            )
         if not host or not username:
-            raise invalid_argument("Missing Slurm connection details. Set `host` and `username` on the Slurm config, "
-                                   f"or set {ENV_HOST} and {ENV_USERNAME} on the connector.")
+            raise invalid_argument(
+                "Missing Slurm connection details. Set `host` and `username` on the Slurm config, "
+                f"or set {ENV_HOST} and {ENV_USERNAME} on the connector."
+            )
         if task_template.type != self.task_type_name:
             raise invalid_argument(f"task type {task_template.type!r} is not served here: only {self.task_type_name!r}")
         container = task_template.container  # never None in protobuf: no container means no image
@@ -291,8 +384,17 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
             raise invalid_argument("slurm task has no container image")
 
         name = _job_name(task_template, idempotency_token)
-        meta = SlurmJobMetadata(job_id="", job_name=name, host=host, username=username, port=port, stdout_path="",
-                                stderr_path="", known_hosts=known_hosts, skip_host_key_verification=skip)
+        meta = SlurmJobMetadata(
+            job_id="",
+            job_name=name,
+            host=host,
+            username=username,
+            port=port,
+            stdout_path="",
+            stderr_path="",
+            known_hosts=known_hosts,
+            skip_host_key_verification=skip,
+        )
         transport = self._transport(meta, ssh_private_key, known_hosts_data)
         working_dir = custom.get("working_dir") or os.getenv(ENV_WORKING_DIR) or DEFAULT_WORKING_DIR
         if not posixpath.isabs(working_dir):
@@ -301,25 +403,40 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
         meta.stdout_path = posixpath.join(working_dir, f"{name}.out")
         meta.stderr_path = posixpath.join(working_dir, f"{name}.err")
         # Lowest first: template env, the execution's identity, the platform's, the task's own.
-        env = {**{kv.key: kv.value for kv in container.env}, **_execution_env(task_execution_metadata),
-               **(dict(task_execution_metadata.environment_variables) if task_execution_metadata else {}),
-               **(custom.get("env") or {})}
+        env = {
+            **{kv.key: kv.value for kv in container.env},
+            **_execution_env(task_execution_metadata),
+            **(dict(task_execution_metadata.environment_variables) if task_execution_metadata else {}),
+            **(custom.get("env") or {}),
+        }
         script = render_container_job(
-            job_name=name, stdout_path=meta.stdout_path, stderr_path=meta.stderr_path, image=image,
-            command=[*container.command, *container.args], env=env,
+            job_name=name,
+            stdout_path=meta.stdout_path,
+            stderr_path=meta.stderr_path,
+            image=image,
+            command=[*container.command, *container.args],
+            env=env,
             sbatch_fields={k: _int_or_none(v) for k, v in (custom.get("sbatch") or {}).items()},
             sbatch_extra={k: _int_or_none(v) for k, v in (custom.get("sbatch_options") or {}).items()},
-            container_mounts=container_cfg.get("mounts") or [], container_workdir=container_cfg.get("workdir"),
+            container_mounts=container_cfg.get("mounts") or [],
+            container_workdir=container_cfg.get("workdir"),
             srun_extra_args=container_cfg.get("srun_args") or [],
             container_runtime=container_cfg.get("runtime") or "pyxis",
-            container_args=container_cfg.get("args") or [], modules=custom.get("modules") or [])
+            container_args=container_cfg.get("args") or [],
+            modules=custom.get("modules") or [],
+        )
         if idempotency_token:  # an earlier try of this attempt may have submitted it already
             meta.job_id = await transport.find(name) or ""
         meta.job_id = meta.job_id or await transport.submit(script, script_path)
         return meta
 
-    async def get(self, resource_meta: SlurmJobMetadata, ssh_private_key: str | None = None,
-                  known_hosts_data: str | None = None, **kwargs: Any) -> Resource:
+    async def get(
+        self,
+        resource_meta: SlurmJobMetadata,
+        ssh_private_key: str | None = None,
+        known_hosts_data: str | None = None,
+        **kwargs: Any,
+    ) -> Resource:
         meta = resource_meta
         transport = self._transport(meta, ssh_private_key, known_hosts_data)
         state = (await transport.status([meta.job_id])).get(meta.job_id)
@@ -327,23 +444,37 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
             raise not_found(f"Slurm job {meta.job_id} ({meta.job_name}) is not known to squeue or sacct on {meta.host}")
         phase = slurm_state_to_phase(state.base_state)
         # The job's files are on the login node, not behind a URL: named in the message, not linked.
-        message = (f"{_describe(state)}\nJob files on {meta.username}@{meta.host}: "
-                   f"{meta.stdout_path} (stdout), {meta.stderr_path} (stderr)")
+        message = (
+            f"{_describe(state)}\nJob files on {meta.username}@{meta.host}: "
+            f"{meta.stdout_path} (stdout), {meta.stderr_path} (stderr)"
+        )
         if phase == TaskExecution.RUNNING:
-            message += (f"\nAttach to the running job: ssh {meta.username}@{meta.host} "
-                        f"'srun --jobid={meta.job_id} --overlap --pty bash'")
+            message += (
+                f"\nAttach to the running job: ssh {meta.username}@{meta.host} "
+                f"'srun --jobid={meta.job_id} --overlap --pty bash'"
+            )
         if phase in (TaskExecution.FAILED, TaskExecution.RETRYABLE_FAILED):
             tail = await transport.tail(meta.stderr_path, STDERR_TAIL_LINES)
             if tail.strip():
                 message = f"{message}\n--- stderr (last {STDERR_TAIL_LINES} lines) ---\n{tail.rstrip()}"
         return Resource(phase=phase, message=message)
 
-    async def delete(self, resource_meta: SlurmJobMetadata, ssh_private_key: str | None = None,
-                     known_hosts_data: str | None = None, **kwargs: Any) -> None:
+    async def delete(
+        self,
+        resource_meta: SlurmJobMetadata,
+        ssh_private_key: str | None = None,
+        known_hosts_data: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         await self._transport(resource_meta, ssh_private_key, known_hosts_data).cancel(resource_meta.job_id)
 
-    async def get_logs(self, resource_meta: SlurmJobMetadata, ssh_private_key: str | None = None,
-                       known_hosts_data: str | None = None, **kwargs: Any) -> AsyncIterator[GetTaskLogsResponse]:
+    async def get_logs(
+        self,
+        resource_meta: SlurmJobMetadata,
+        ssh_private_key: str | None = None,
+        known_hosts_data: str | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GetTaskLogsResponse]:
         from flyteidl2.logs.dataplane.payload_pb2 import LogLine
 
         meta = resource_meta
@@ -357,6 +488,11 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
                 lines.append(LogLine(timestamp=now, message=f"--- {label}: {path} ---"))
                 lines += [LogLine(timestamp=now, message=line) for line in text.splitlines()]
         if not lines:
-            lines.append(LogLine(timestamp=now, message=f"No output yet from Slurm job {meta.job_id}. Slurm creates "
-                                                        f"{meta.stdout_path} when the job starts writing."))
+            lines.append(
+                LogLine(
+                    timestamp=now,
+                    message=f"No output yet from Slurm job {meta.job_id}. Slurm creates "
+                    f"{meta.stdout_path} when the job starts writing.",
+                )
+            )
         yield GetTaskLogsResponse(body=GetTaskLogsResponseBody(lines=lines))

@@ -38,8 +38,14 @@ logger = logging.getLogger(__name__)
 SACCT_FORMAT = "JobIDRaw,State,ExitCode,Reason"
 SQUEUE_FORMAT = "%i|%T|%r"
 # Slurm's words for "cannot reach the controller/database", told apart from "no such job".
-_UNAVAILABLE_MARKERS = ("unable to contact", "connection timed out", "socket timed out", "slurmdbd",
-                        "no such file or directory", "protocol authentication error")
+_UNAVAILABLE_MARKERS = (
+    "unable to contact",
+    "connection timed out",
+    "socket timed out",
+    "slurmdbd",
+    "no such file or directory",
+    "protocol authentication error",
+)
 
 
 @dataclass
@@ -89,8 +95,9 @@ def parse_scontrol(output: str) -> SlurmJobState | None:
     if not fields.get("JobId") or not fields.get("JobState"):
         return None
     reason = fields.get("Reason")
-    return SlurmJobState(fields["JobId"], fields["JobState"], fields.get("ExitCode"),
-                         None if reason in (None, "None") else reason)
+    return SlurmJobState(
+        fields["JobId"], fields["JobState"], fields.get("ExitCode"), None if reason in (None, "None") else reason
+    )
 
 
 def parse_sbatch_job_id(output: str) -> str:
@@ -116,10 +123,18 @@ class SSHTransport:
     """One login-node connection, opened on first use and again when it has dropped (or when
     a call comes on another event loop: a Lambda may give each invocation a new one)."""
 
-    def __init__(self, host: str, username: str, private_key: str, port: int = 22,
-                 known_hosts: str | None = None, known_hosts_data: str | None = None,
-                 skip_host_key_verification: bool = False, connect_timeout: float = 30.0,
-                 command_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        username: str,
+        private_key: str,
+        port: int = 22,
+        known_hosts: str | None = None,
+        known_hosts_data: str | None = None,
+        skip_host_key_verification: bool = False,
+        connect_timeout: float = 30.0,
+        command_timeout: float = 60.0,
+    ) -> None:
         if not host or not username or not private_key:
             raise invalid_argument("Slurm SSH transport requires a host, a username and a private key")
         self.host, self.port, self.username = host, port, username
@@ -141,8 +156,11 @@ class SSHTransport:
                 return self._conn
             if self._skip:
                 known_hosts: Any = None
-                logger.warning("Slurm SSH transport: host key verification disabled for %s. "
-                               "Set `known_hosts` on the Slurm config for production use.", self.host)
+                logger.warning(
+                    "Slurm SSH transport: host key verification disabled for %s. "
+                    "Set `known_hosts` on the Slurm config for production use.",
+                    self.host,
+                )
             elif self._known_hosts_data:
                 known_hosts = self._known_hosts_data.encode()  # bytes: the entries themselves
             else:
@@ -154,15 +172,19 @@ class SSHTransport:
             where = f"{self.username}@{self.host}:{self.port}"
             try:
                 self._conn = await asyncio.wait_for(
-                    asyncssh.connect(self.host, port=self.port, username=self.username, client_keys=[key],
-                                     known_hosts=known_hosts),
-                    timeout=self._connect_timeout)
+                    asyncssh.connect(
+                        self.host, port=self.port, username=self.username, client_keys=[key], known_hosts=known_hosts
+                    ),
+                    timeout=self._connect_timeout,
+                )
             except asyncssh.PermissionDenied as error:
-                raise ConnectError(Code.PERMISSION_DENIED,
-                                   f"SSH login to {where} was refused: {error.reason}") from None
+                raise ConnectError(
+                    Code.PERMISSION_DENIED, f"SSH login to {where} was refused: {error.reason}"
+                ) from None
             except asyncssh.HostKeyNotVerifiable as error:
-                raise ConnectError(Code.PERMISSION_DENIED,
-                                   f"The SSH host key of {where} could not be verified: {error.reason}") from None
+                raise ConnectError(
+                    Code.PERMISSION_DENIED, f"The SSH host key of {where} could not be verified: {error.reason}"
+                ) from None
             except TimeoutError:
                 raise unavailable(f"SSH connection to {where} timed out after {self._connect_timeout:.0f}s") from None
             except (OSError, asyncssh.Error) as error:
@@ -207,7 +229,8 @@ class SSHTransport:
         stdout, stderr, rc = await self.run(command, check=False)
         if rc != 0:  # sbatch refused the job: its stderr says why
             raise _unreachable(command, self.host, stderr, rc) or invalid_argument(
-                f"`{command}` failed on {self.host} (rc={rc}): {stderr.strip() or stdout.strip()}")
+                f"`{command}` failed on {self.host} (rc={rc}): {stderr.strip() or stdout.strip()}"
+            )
         return parse_sbatch_job_id(stdout)
 
     async def find(self, job_name: str) -> str | None:
@@ -238,7 +261,8 @@ class SSHTransport:
         missing = [j for j in ids if j not in states]
         if missing:
             stdout, stderr, rc = await self.run(
-                f"sacct -X -n -P -j {','.join(missing)} --format={SACCT_FORMAT}", check=False)
+                f"sacct -X -n -P -j {','.join(missing)} --format={SACCT_FORMAT}", check=False
+            )
             if error := _unreachable("sacct", self.host, stderr, rc):
                 raise error
             states.update(parse_sacct(stdout))

@@ -64,12 +64,35 @@ class SnowflakeJobMetadata(ResourceMeta):
 
 
 # connect() arguments that choose the endpoint or the login: a task may not set them.
-ENDPOINT_KEYS = frozenset({
-    "host", "port", "protocol", "region", "authenticator", "jwt_timeout", "token", "password", "private_key",
-    "private_key_file", "private_key_file_pwd", "oauth_client_id", "oauth_client_secret", "proxy_host",
-    "proxy_port", "proxy_user", "proxy_password", "ocsp_response_cache_filename", "disable_ocsp_checks",
-    "insecure_mode", "backoff_policy", "session_token", "master_token", "user", "account",
-})
+ENDPOINT_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "protocol",
+        "region",
+        "authenticator",
+        "jwt_timeout",
+        "token",
+        "password",
+        "private_key",
+        "private_key_file",
+        "private_key_file_pwd",
+        "oauth_client_id",
+        "oauth_client_secret",
+        "proxy_host",
+        "proxy_port",
+        "proxy_user",
+        "proxy_password",
+        "ocsp_response_cache_filename",
+        "disable_ocsp_checks",
+        "insecure_mode",
+        "backoff_policy",
+        "session_token",
+        "master_token",
+        "user",
+        "account",
+    }
+)
 
 
 def private_key_der(private_key_content: str, private_key_passphrase: str | None = None) -> bytes:
@@ -81,8 +104,11 @@ def private_key_der(private_key_content: str, private_key_passphrase: str | None
         key = serialization.load_pem_private_key(private_key_content.strip().encode(), password=password)
     except (ValueError, TypeError) as error:
         raise invalid_argument(f"snowflake_private_key cannot be read: {error}") from None
-    return key.private_bytes(encoding=serialization.Encoding.DER, format=serialization.PrivateFormat.PKCS8,
-                             encryption_algorithm=serialization.NoEncryption())
+    return key.private_bytes(
+        encoding=serialization.Encoding.DER,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
 
 
 # -- connections: one per (account, user, database, schema, warehouse, key, kwargs), reused ---
@@ -92,8 +118,14 @@ _connections_lock = threading.Lock()
 
 
 def _connection_params(meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None) -> dict[str, Any]:
-    params = {"account": meta.account, "user": meta.user, "database": meta.database, "schema": meta.schema,
-              "warehouse": meta.warehouse, **(meta.connection_kwargs or {})}
+    params = {
+        "account": meta.account,
+        "user": meta.user,
+        "database": meta.database,
+        "schema": meta.schema,
+        "warehouse": meta.warehouse,
+        **(meta.connection_kwargs or {}),
+    }
     if private_key:
         params["private_key"] = private_key_der(private_key, passphrase)
     return params
@@ -101,8 +133,20 @@ def _connection_params(meta: SnowflakeJobMetadata, private_key: str | None, pass
 
 def _connection(meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None) -> tuple[str, Any]:
     """The cached connection for these parameters (blocking: connects on a miss)."""
-    key = json.dumps([meta.account, meta.user, meta.database, meta.schema, meta.warehouse, private_key, passphrase,
-                      meta.connection_kwargs or {}], sort_keys=True, default=str)
+    key = json.dumps(
+        [
+            meta.account,
+            meta.user,
+            meta.database,
+            meta.schema,
+            meta.warehouse,
+            private_key,
+            passphrase,
+            meta.connection_kwargs or {},
+        ],
+        sort_keys=True,
+        default=str,
+    )
     with _connections_lock:
         conn = _connections.get(key)
         if conn is not None and not _closed(conn):
@@ -133,8 +177,9 @@ async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) 
     def run() -> Any:
         key = ""
         try:
-            key, conn = _connection(meta, secrets.get("snowflake_private_key"),
-                                    secrets.get("snowflake_private_key_passphrase"))
+            key, conn = _connection(
+                meta, secrets.get("snowflake_private_key"), secrets.get("snowflake_private_key_passphrase")
+            )
             return work(conn)
         except ConnectError:
             raise
@@ -172,6 +217,7 @@ def snowflake_error(error: BaseException) -> ConnectError:
 
 # -- SQL, phases and links, as the original builds them ----------------------------------------
 
+
 def query_link(account: str, query_id: str) -> str:
     """The query's page in Snowsight: ``<org>-<account>`` names become ``<org>/<account>``."""
     org, dash, name = account.partition("-")
@@ -205,7 +251,7 @@ def expand_batch_query(query: str, inputs: dict[str, list[Any]]) -> tuple[str, d
             row = re.sub(rf"%\({re.escape(name)}\)s", f"%({name}_{i})s", row)
             params[f"{name}_{i}"] = column[i]
         tuples.append(f"({row})")
-    return query[:clause.start()] + "VALUES " + ", ".join(tuples) + query[clause.end():], params
+    return query[: clause.start()] + "VALUES " + ", ".join(tuples) + query[clause.end() :], params
 
 
 def _phase(status: Any) -> TaskExecution.Phase.ValueType:
@@ -228,8 +274,15 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
     # this long after a create whose outcome is unknown, in case the query is not listed at once.
     replay_settle_seconds = 30.0
 
-    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None,
-                     idempotency_token: str = "", **kwargs: Any) -> SnowflakeJobMetadata:
+    async def create(
+        self,
+        task_template,
+        output_prefix,
+        inputs=None,
+        task_execution_metadata=None,
+        idempotency_token: str = "",
+        **kwargs: Any,
+    ) -> SnowflakeJobMetadata:
         custom = json_format.MessageToDict(task_template.custom) if task_template.HasField("custom") else {}
         account = custom.get("account")
         if not account:
@@ -244,8 +297,10 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         if steering:
             # The key is the deployment's (Secrets Manager), not the task's: the task may not choose
             # where it is used, or how the login is made.
-            raise permission_denied(f"snowflake: template.custom.connection_kwargs may not set {', '.join(steering)}: "
-                                    f"they choose where and how this service signs in with its key")
+            raise permission_denied(
+                f"snowflake: template.custom.connection_kwargs may not set {', '.join(steering)}: "
+                f"they choose where and how this service signs in with its key"
+            )
         query = task_template.sql.statement
         if custom.get("batch", False) and inputs:
             if not all(isinstance(column, (list, tuple)) for column in inputs.values()):
@@ -255,9 +310,15 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
             statement, params = query, inputs
         tag = _query_tag(connection_kwargs, idempotency_token)
         meta = SnowflakeJobMetadata(
-            account=account, user=user, database=database, schema=custom.get("schema", "PUBLIC"),
-            warehouse=warehouse, query_id="", connection_kwargs=connection_kwargs,
-            has_output=len(task_template.interface.outputs.variables) > 0)
+            account=account,
+            user=user,
+            database=database,
+            schema=custom.get("schema", "PUBLIC"),
+            warehouse=warehouse,
+            query_id="",
+            connection_kwargs=connection_kwargs,
+            has_output=len(task_template.interface.outputs.variables) > 0,
+        )
 
         def submit(conn: Any) -> str:
             cursor = conn.cursor()
@@ -282,8 +343,12 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
 
     async def get(self, resource_meta: SnowflakeJobMetadata, **kwargs: Any) -> Resource:
         meta = resource_meta
-        link = TaskLog(uri=query_link(meta.account, meta.query_id), name="Snowflake Dashboard", ready=True,
-                       link_type=TaskLog.DASHBOARD)
+        link = TaskLog(
+            uri=query_link(meta.account, meta.query_id),
+            name="Snowflake Dashboard",
+            ready=True,
+            link_type=TaskLog.DASHBOARD,
+        )
 
         def status(conn: Any) -> tuple[Any, str | None]:
             found = conn.get_query_status(meta.query_id)
@@ -302,7 +367,9 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         phase = _phase(found)
         outputs = None
         if phase == TaskExecution.SUCCEEDED and meta.has_output:
-            uri = f"snowflake://{meta.user}/{meta.account}/{meta.warehouse}/{meta.database}/{meta.schema}/{meta.query_id}"
+            uri = (
+                f"snowflake://{meta.user}/{meta.account}/{meta.warehouse}/{meta.database}/{meta.schema}/{meta.query_id}"
+            )
             outputs = {"results": DataFrameRef(uri=uri, format="")}
         return Resource(phase=phase, message=found.name, log_links=[link], outputs=outputs)
 
@@ -347,5 +414,9 @@ def _query_tag(connection_kwargs: dict[str, Any], token: str) -> str:
     if not token:
         return ""
     session = connection_kwargs.get("session_parameters") or {}
-    theirs = next((str(v) for k, v in session.items() if str(k).upper() == "QUERY_TAG"), "") if isinstance(session, dict) else ""
+    theirs = (
+        next((str(v) for k, v in session.items() if str(k).upper() == "QUERY_TAG"), "")
+        if isinstance(session, dict)
+        else ""
+    )
     return f"{theirs} {token}" if theirs else token

@@ -20,8 +20,12 @@ REGION = "us-east-1"
 
 
 def configure_moto(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/config", data=json.dumps(MOTO_CONFIG).encode(),
-                                     method="POST", headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config",
+        data=json.dumps(MOTO_CONFIG).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10):
         pass
 
@@ -57,8 +61,10 @@ def ensure_role(clients: Callable[[str], Any], name: str, service: str) -> str:
     try:
         return iam.get_role(RoleName=name)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
-        trust = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
         return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 

@@ -15,16 +15,24 @@ def create(clients: Callable[[str], Any]) -> None:
     batch = clients("batch")
     role = ensure_role(clients, "flyte-example-batch-service", "batch.amazonaws.com")
     if not batch.describe_compute_environments(computeEnvironments=[COMPUTE_ENVIRONMENT])["computeEnvironments"]:
-        batch.create_compute_environment(computeEnvironmentName=COMPUTE_ENVIRONMENT, type="UNMANAGED",
-                                         state="ENABLED", serviceRole=role)
+        batch.create_compute_environment(
+            computeEnvironmentName=COMPUTE_ENVIRONMENT, type="UNMANAGED", state="ENABLED", serviceRole=role
+        )
     if not batch.describe_job_queues(jobQueues=[QUEUE])["jobQueues"]:
-        batch.create_job_queue(jobQueueName=QUEUE, state="ENABLED", priority=1, computeEnvironmentOrder=[
-            {"order": 1, "computeEnvironment": COMPUTE_ENVIRONMENT}])
+        batch.create_job_queue(
+            jobQueueName=QUEUE,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": COMPUTE_ENVIRONMENT}],
+        )
     if not batch.describe_job_definitions(jobDefinitionName=JOB_DEFINITION, status="ACTIVE")["jobDefinitions"]:
-        batch.register_job_definition(jobDefinitionName=JOB_DEFINITION, type="container", parameters={"day": "today"},
-                                      containerProperties={
-                                          "image": "public.ecr.aws/docker/library/busybox:latest",
-                                          "command": COMMAND,
-                                          "resourceRequirements": [{"type": "VCPU", "value": "1"},
-                                                                   {"type": "MEMORY", "value": "512"}],
-                                      })
+        batch.register_job_definition(
+            jobDefinitionName=JOB_DEFINITION,
+            type="container",
+            parameters={"day": "today"},
+            containerProperties={
+                "image": "public.ecr.aws/docker/library/busybox:latest",
+                "command": COMMAND,
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+            },
+        )

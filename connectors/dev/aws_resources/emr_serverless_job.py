@@ -26,5 +26,9 @@ def create(clients: Callable[[str], Any]) -> None:
     emr = clients("emr-serverless")
     names = [app["name"] for app in emr.list_applications()["applications"] if app["id"] == APPLICATION_ID]
     if APPLICATION_NAME not in names:
-        emr.create_application(name=APPLICATION_NAME, releaseLabel="emr-7.0.0", type="SPARK",
-                               tags={"fake-aws:application-id": APPLICATION_ID})
+        emr.create_application(
+            name=APPLICATION_NAME,
+            releaseLabel="emr-7.0.0",
+            type="SPARK",
+            tags={"fake-aws:application-id": APPLICATION_ID},
+        )

@@ -17,6 +17,12 @@ def create(clients: Callable[[str], Any]) -> None:
     ensure_role(clients, UNLOAD_ROLE_NAME, "redshift.amazonaws.com")
     redshift = clients("redshift")
     if CLUSTER not in [c["ClusterIdentifier"] for c in redshift.describe_clusters()["Clusters"]]:
-        redshift.create_cluster(ClusterIdentifier=CLUSTER, NodeType="ra3.xlplus", MasterUsername="admin",
-                                MasterUserPassword="Example-only-1", DBName=DATABASE, NumberOfNodes=1,
-                                ClusterType="single-node")
+        redshift.create_cluster(
+            ClusterIdentifier=CLUSTER,
+            NodeType="ra3.xlplus",
+            MasterUsername="admin",
+            MasterUserPassword="Example-only-1",
+            DBName=DATABASE,
+            NumberOfNodes=1,
+            ClusterType="single-node",
+        )

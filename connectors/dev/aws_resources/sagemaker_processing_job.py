@@ -11,6 +11,9 @@ FEATURES = "s3://flyte-examples/sagemaker/features"
 
 def create(clients: Callable[[str], Any]) -> None:
     ensure_bucket(clients, "flyte-examples")
-    clients("s3").put_object(Bucket="flyte-examples", Key="sagemaker/code/preprocess.py",
-                             Body=b"import pandas as pd\nprint('preprocessing')\n")
+    clients("s3").put_object(
+        Bucket="flyte-examples",
+        Key="sagemaker/code/preprocess.py",
+        Body=b"import pandas as pd\nprint('preprocessing')\n",
+    )
     ensure_role(clients, ROLE, "sagemaker.amazonaws.com")

@@ -15,8 +15,11 @@ DEFINITION = {
     "States": {
         "Report": {
             "Type": "Pass",
-            "Parameters": {"summary.$": "States.Format('{} rows on {}', $.rows, $.day)", "rows.$": "$.rows",
-                           "mode.$": "$.mode"},
+            "Parameters": {
+                "summary.$": "States.Format('{} rows on {}', $.rows, $.day)",
+                "rows.$": "$.rows",
+                "mode.$": "$.mode",
+            },
             "End": True,
         },
     },

@@ -51,8 +51,11 @@ def _fate_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict
         size = int(headers.get("Content-Length") or 0)
         body = json.loads(request.environ["wsgi.input"].read(size).decode("utf-8") or "{}")
         key = (str(body["service"]), str(body["job"]))
-        fate = {name: value if isinstance(value, str) else json.dumps(value)
-                for name, value in body.items() if name not in ("service", "job")}
+        fate = {
+            name: value if isinstance(value, str) else json.dumps(value)
+            for name, value in body.items()
+            if name not in ("service", "job")
+        }
         fate.setdefault("reason", "")
         with _lock:
             FATES[key] = fate

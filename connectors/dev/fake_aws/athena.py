@@ -68,7 +68,9 @@ def _get(original: Any, self: AthenaResponse) -> Any:
     if fate and answer["QueryExecution"]["Status"]["State"] == fate["status"] and fate["status"] == "FAILED":
         answer["QueryExecution"]["Status"]["StateChangeReason"] = fate["reason"]
         answer["QueryExecution"]["Status"]["AthenaError"] = {
-            "ErrorCategory": 2, "ErrorType": 1000, "Retryable": fate.get("retryable") == "true",
+            "ErrorCategory": 2,
+            "ErrorType": 1000,
+            "Retryable": fate.get("retryable") == "true",
             "ErrorMessage": fate["reason"],
         }
     return json.dumps(answer)

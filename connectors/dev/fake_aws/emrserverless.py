@@ -111,7 +111,8 @@ def _create_application(original: Any, self: EMRServerlessBackend, **kwargs: Any
     if fixed:
         del self.applications[application.id]
         application.id = fixed
-        application.arn = APPLICATION_ARN_TEMPLATE.format(partition=self.partition, region=self.region_name,
-                                                          account_id=self.account_id, application_id=fixed)
+        application.arn = APPLICATION_ARN_TEMPLATE.format(
+            partition=self.partition, region=self.region_name, account_id=self.account_id, application_id=fixed
+        )
         self.applications[fixed] = application
     return application

@@ -45,9 +45,14 @@ def _batch_stop_job_run(self: GlueResponse) -> ActionResult:
             run.status = "STOPPING"
             stopped.append({"JobName": name, "JobRunId": run_id})
             continue
-        code, message = (("EntityNotFoundException", f"Job run {run_id} not found.") if run is None else
-                         ("InvalidInputException", f"Job run {run_id} is {state} and cannot be stopped."))
-        errors.append({"JobName": name, "JobRunId": run_id, "ErrorDetail": {"ErrorCode": code, "ErrorMessage": message}})
+        code, message = (
+            ("EntityNotFoundException", f"Job run {run_id} not found.")
+            if run is None
+            else ("InvalidInputException", f"Job run {run_id} is {state} and cannot be stopped.")
+        )
+        errors.append(
+            {"JobName": name, "JobRunId": run_id, "ErrorDetail": {"ErrorCode": code, "ErrorMessage": message}}
+        )
     return ActionResult({"SuccessfulSubmissions": stopped, "Errors": errors})
 
 
@@ -91,8 +96,10 @@ def _write_output(run: FakeJobRun, state: str, fate: dict[str, str] | None) -> N
     shown = " ".join(f"{key}={value}" for key, value in sorted(arguments.items()))
     logs = logs_backends[where[0]][where[1]]
     now = int(time.time() * 1000)
-    written = [("output", f"{run.job_name} started with {shown or 'no arguments'}"),
-               ("output", f"{run.job_name} {state.lower()}")]
+    written = [
+        ("output", f"{run.job_name} started with {shown or 'no arguments'}"),
+        ("output", f"{run.job_name} {state.lower()}"),
+    ]
     if fate and fate.get("reason"):
         written.append(("error", fate["reason"]))
     for kind, message in written:

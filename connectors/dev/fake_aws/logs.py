@@ -25,6 +25,13 @@ def _filter_log_events(original: Any, self: LogsResponse) -> Any:
     if not names:
         return json.dumps({"events": [], "searchedLogStreams": []})
     events, token, searched = self.logs_backend.filter_log_events(
-        group, names, self._get_param("startTime"), self._get_param("endTime"), self._get_param("limit"),
-        self._get_param("nextToken"), self._get_param("filterPattern"), self._get_param("interleaved", False))
+        group,
+        names,
+        self._get_param("startTime"),
+        self._get_param("endTime"),
+        self._get_param("limit"),
+        self._get_param("nextToken"),
+        self._get_param("filterPattern"),
+        self._get_param("interleaved", False),
+    )
     return json.dumps({"events": events, "nextToken": token, "searchedLogStreams": searched})

@@ -24,9 +24,19 @@ from typing import Any
 import botocore.session
 
 SERVICES = {
-    "athena": "athena", "batch": "batch", "emr-serverless": "emrserverless", "glue": "glue",
-    "iam": "iam", "logs": "logs", "redshift-data": "redshiftdata", "s3": "s3", "sagemaker": "sagemaker",
-    "secretsmanager": "secretsmanager", "ssm": "ssm", "stepfunctions": "stepfunctions", "sts": "sts",
+    "athena": "athena",
+    "batch": "batch",
+    "emr-serverless": "emrserverless",
+    "glue": "glue",
+    "iam": "iam",
+    "logs": "logs",
+    "redshift-data": "redshiftdata",
+    "s3": "s3",
+    "sagemaker": "sagemaker",
+    "secretsmanager": "secretsmanager",
+    "ssm": "ssm",
+    "stepfunctions": "stepfunctions",
+    "sts": "sts",
 }
 REST_PROTOCOLS = ("rest-json", "rest-xml")
 EVERY_PATH = "{0}/(?P<fake_aws_rest_path>.+)$"
@@ -36,8 +46,9 @@ ROOT_PATHS = ("{0}/$", "{0}/")
 def rest_protocol_services() -> dict[str, str]:
     """The services of :data:`SERVICES` that the installed botocore calls over a REST protocol."""
     session = botocore.session.get_session()
-    return {name: module for name, module in SERVICES.items()
-            if session.get_service_model(name).protocol in REST_PROTOCOLS}
+    return {
+        name: module for name, module in SERVICES.items() if session.get_service_model(name).protocol in REST_PROTOCOLS
+    }
 
 
 def route_every_path() -> list[str]:

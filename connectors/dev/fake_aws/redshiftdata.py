@@ -69,8 +69,12 @@ def _execute(original: Any, self: RedshiftDataAPIServiceResponse) -> Any:
 
 def _started(statement: Statement) -> dict[str, Any]:
     answer = {"Id": statement.id, "CreatedAt": statement.created_at, "Database": statement.database}
-    for key, value in (("ClusterIdentifier", statement.cluster_identifier), ("DbUser", statement.db_user),
-                       ("SecretArn", statement.secret_arn), ("WorkgroupName", _workgroup(statement))):
+    for key, value in (
+        ("ClusterIdentifier", statement.cluster_identifier),
+        ("DbUser", statement.db_user),
+        ("SecretArn", statement.secret_arn),
+        ("WorkgroupName", _workgroup(statement)),
+    ):
         if value:
             answer[key] = value
     return answer
@@ -91,10 +95,13 @@ def _check_cluster(self: RedshiftDataAPIServiceResponse) -> None:
 
 
 def _check_parameters(sql: str, parameters: list[dict[str, str]]) -> None:
-    unused = [p.get("name", "") for p in parameters
-              if not re.search(rf"(?<![:\w]):{re.escape(p.get('name', ''))}\b", sql)]
+    unused = [
+        p.get("name", "") for p in parameters if not re.search(rf"(?<![:\w]):{re.escape(p.get('name', ''))}\b", sql)
+    ]
     if unused:
-        raise ValidationException(f"Parameters list contains unused parameters. Unused parameters: [{', '.join(unused)}]")
+        raise ValidationException(
+            f"Parameters list contains unused parameters. Unused parameters: [{', '.join(unused)}]"
+        )
 
 
 @wraps_method(RedshiftDataAPIServiceBackend, "describe_statement")
@@ -144,8 +151,12 @@ def _cancel(original: Any, self: RedshiftDataAPIServiceBackend, statement_id: st
 @adds_method(RedshiftDataAPIServiceResponse, "list_statements")
 def _list(self: RedshiftDataAPIServiceResponse) -> Any:
     status = self._get_param("Status") or "ALL"
-    wanted = {"StatementName": self._get_param("StatementName"), "ClusterIdentifier": self._get_param("ClusterIdentifier"),
-              "WorkgroupName": self._get_param("WorkgroupName"), "Database": self._get_param("Database")}
+    wanted = {
+        "StatementName": self._get_param("StatementName"),
+        "ClusterIdentifier": self._get_param("ClusterIdentifier"),
+        "WorkgroupName": self._get_param("WorkgroupName"),
+        "Database": self._get_param("Database"),
+    }
     found = []
     for statement in self.redshiftdata_backend.statements.values():
         _advance(statement)
@@ -154,9 +165,23 @@ def _list(self: RedshiftDataAPIServiceResponse) -> Any:
             continue
         if any(value and fields.get(key) != value for key, value in wanted.items()):
             continue
-        found.append({key: fields[key] for key in ("Id", "Status", "QueryString", "CreatedAt", "UpdatedAt",
-                                                    "SecretArn", "StatementName", "Database", "QueryParameters")
-                      if fields.get(key) is not None})
+        found.append(
+            {
+                key: fields[key]
+                for key in (
+                    "Id",
+                    "Status",
+                    "QueryString",
+                    "CreatedAt",
+                    "UpdatedAt",
+                    "SecretArn",
+                    "StatementName",
+                    "Database",
+                    "QueryParameters",
+                )
+                if fields.get(key) is not None
+            }
+        )
         found[-1]["IsBatchStatement"] = False
     found.sort(key=lambda item: item["CreatedAt"], reverse=True)
     return 200, {}, json.dumps({"Statements": found})

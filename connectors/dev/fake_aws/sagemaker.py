@@ -32,8 +32,12 @@ from ._support import adds_method, wraps_method
 
 TRAINING = "sagemaker::training-job"
 PROCESSING = "sagemaker::processing-job"
-TRAINING_STEPS = [("Starting", "Downloading"), ("Downloading", "Training"), ("Training", "Uploading"),
-                  ("Uploading", "Completed")]
+TRAINING_STEPS = [
+    ("Starting", "Downloading"),
+    ("Downloading", "Training"),
+    ("Training", "Uploading"),
+    ("Uploading", "Completed"),
+]
 PROCESSING_STEPS = [("InProgress", "Completed")]
 ENDED = ("Completed", "Failed", "Stopped")
 for _model in (TRAINING, PROCESSING):
@@ -98,7 +102,8 @@ def _create(kind: str, jobs_of: str, model: str, steps: list[tuple[str, str]], n
         if existing is not None:
             raise ResourceInUseException(
                 message=f"{kind.capitalize()} job names must be unique within an AWS account and region, and a "
-                        f"{kind} job with this name already exists ({existing.arn})")
+                f"{kind} job with this name already exists ({existing.arn})"
+            )
         job = original(self, *args, **kwargs)
         _JOBS[job] = {"managed": ManagedState(model, steps)}
         _refresh(job, advance=False)
@@ -108,9 +113,11 @@ def _create(kind: str, jobs_of: str, model: str, steps: list[tuple[str, str]], n
 
 
 wraps_method(SageMakerModelBackend, "create_training_job")(
-    _create("training", "training_jobs", TRAINING, TRAINING_STEPS, "training_job_name"))
+    _create("training", "training_jobs", TRAINING, TRAINING_STEPS, "training_job_name")
+)
 wraps_method(SageMakerModelBackend, "create_processing_job")(
-    _create("processing", "processing_jobs", PROCESSING, PROCESSING_STEPS, "processing_job_name"))
+    _create("processing", "processing_jobs", PROCESSING, PROCESSING_STEPS, "processing_job_name")
+)
 
 
 def _found(self: SageMakerModelBackend, jobs_of: str, name: str, cls: Any, kind: str) -> Any:

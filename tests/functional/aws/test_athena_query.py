@@ -28,9 +28,12 @@ def started_query(world, handle: bytes) -> dict:
 def test_a_query_runs_to_success_with_typed_parameters_and_its_result_as_a_dataframe(aws_world):
     world = aws_world(AthenaQueryConnector())
     when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    request = world.request(TYPE, {"query": "select * from t where a = ? and b = ? and c > ?", "work_group": WORK_GROUP,
-                                   "database": "default"},
-                            inputs={"a": (STR, "it's"), "b": (INT, 7), "c": (DATETIME, when)}, outputs={"results": DATAFRAME})
+    request = world.request(
+        TYPE,
+        {"query": "select * from t where a = ? and b = ? and c > ?", "work_group": WORK_GROUP, "database": "default"},
+        inputs={"a": (STR, "it's"), "b": (INT, 7), "c": (DATETIME, when)},
+        outputs={"results": DATAFRAME},
+    )
     handle = world.create(request)
     query = started_query(world, handle)
     assert query["ExecutionParameters"] == ["'it''s'", "7", "timestamp '2026-01-02 03:04:05.000'"]
@@ -61,8 +64,13 @@ def test_a_running_query_is_stopped_by_delete(aws_world):
 def test_a_failed_query_is_failed_with_athenas_reason_and_retryable_when_athena_says_so(aws_world, retryable, phase):
     world = aws_world(AthenaQueryConnector())
     handle = world.create(world.request(TYPE, {"query": "select nope", "work_group": WORK_GROUP}))
-    world.fate("athena", started_query(world, handle)["QueryExecutionId"], "FAILED",
-               "COLUMN_NOT_FOUND: Column 'nope' cannot be resolved", retryable=retryable)
+    world.fate(
+        "athena",
+        started_query(world, handle)["QueryExecutionId"],
+        "FAILED",
+        "COLUMN_NOT_FOUND: Column 'nope' cannot be resolved",
+        retryable=retryable,
+    )
     resource = world.wait(handle, TYPE)
     assert resource.phase == phase and "COLUMN_NOT_FOUND" in resource.message
 
@@ -79,13 +87,16 @@ def test_a_create_retried_after_a_crash_starts_one_query(aws_world):
     assert started_query(world, handle)["QueryExecutionId"] == first.query_execution_id
 
 
-@pytest.mark.parametrize("custom, inputs, needle", [
-    ({}, {}, "template.custom.query is required"),
-    ({"query": "select ?", "parameters": ["x"]}, {}, "'x', which is not an input"),
-    ({"query": "select 1", "parameters": ["a"]}, {"a": (INT, 1)}, "0 '?' placeholders for 1"),
-    ({"query": "select 1", "output_location": "/tmp/x"}, {}, "output_location must be an s3:// URI"),
-    ({"query": "select 1", "work_group": 5}, {}, "work_group must be a string"),
-])
+@pytest.mark.parametrize(
+    "custom, inputs, needle",
+    [
+        ({}, {}, "template.custom.query is required"),
+        ({"query": "select ?", "parameters": ["x"]}, {}, "'x', which is not an input"),
+        ({"query": "select 1", "parameters": ["a"]}, {"a": (INT, 1)}, "0 '?' placeholders for 1"),
+        ({"query": "select 1", "output_location": "/tmp/x"}, {}, "output_location must be an s3:// URI"),
+        ({"query": "select 1", "work_group": 5}, {}, "work_group must be a string"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, custom, inputs, needle):
     world = aws_world(AthenaQueryConnector())
     error = world.error(world.create, world.request(TYPE, {"work_group": WORK_GROUP, **custom}, inputs=inputs))

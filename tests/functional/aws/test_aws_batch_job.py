@@ -29,13 +29,18 @@ def the_job(world, handle: bytes) -> dict:
 
 def jobs_of_run(world, run: str) -> list[dict]:
     return world.boto("batch").list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [f"{run}*"]}])[
-        "jobSummaryList"]
+        "jobSummaryList"
+    ]
 
 
 def test_a_job_runs_to_success_with_its_inputs_as_parameters_and_its_output_in_cloudwatch(aws_world):
     world = aws_world(AwsBatchJobConnector())
-    custom = {**BASE, "environment": {"STAGE": "test", "MODE": "fast"}, "tags": {"team": "data"},
-              "container_overrides": {"environment": [{"name": "MODE", "value": "slow"}, {"name": "KEEP", "value": "1"}]}}
+    custom = {
+        **BASE,
+        "environment": {"STAGE": "test", "MODE": "fast"},
+        "tags": {"team": "data"},
+        "container_overrides": {"environment": [{"name": "MODE", "value": "slow"}, {"name": "KEEP", "value": "1"}]},
+    }
     handle = world.create(world.request(TYPE, custom, inputs={"day": (STR, "monday")}, run="rbatchlife"))
     job = the_job(world, handle)
     assert job["jobName"].startswith("rbatchlife-a0-") and job["parameters"]["day"] == "monday"
@@ -70,13 +75,21 @@ def test_a_waiting_job_is_terminated_by_delete_and_ends_aborted(aws_world):
     assert world.record(handle).phase == TaskExecution.ABORTED
 
 
-@pytest.mark.parametrize("reason, extra, phase", [
-    ("Essential container in task exited", {"exit_code": 3}, TaskExecution.FAILED),
-    ("Host EC2 (instance i-0123456789abcdef0) terminated.", {}, TaskExecution.RETRYABLE_FAILED),
-    ("Essential container in task exited", {"attempt_reason": "Your Spot Task was interrupted."},
-     TaskExecution.RETRYABLE_FAILED),
-])
-def test_a_failed_job_is_failed_with_batchs_reason_and_retryable_when_its_host_went_away(aws_world, reason, extra, phase):
+@pytest.mark.parametrize(
+    "reason, extra, phase",
+    [
+        ("Essential container in task exited", {"exit_code": 3}, TaskExecution.FAILED),
+        ("Host EC2 (instance i-0123456789abcdef0) terminated.", {}, TaskExecution.RETRYABLE_FAILED),
+        (
+            "Essential container in task exited",
+            {"attempt_reason": "Your Spot Task was interrupted."},
+            TaskExecution.RETRYABLE_FAILED,
+        ),
+    ],
+)
+def test_a_failed_job_is_failed_with_batchs_reason_and_retryable_when_its_host_went_away(
+    aws_world, reason, extra, phase
+):
     world = aws_world(AwsBatchJobConnector())
     handle = world.create(world.request(TYPE, BASE))
     world.fate("batch", the_job(world, handle)["jobId"], "FAILED", reason, **extra)
@@ -137,28 +150,40 @@ def test_a_newer_attempt_terminates_the_older_attempts_job_found_by_its_name(aws
         assert (described.get("statusReason") == CANCEL_REASON) == (token in tokens)
 
 
-@pytest.mark.parametrize("custom, needle", [
-    ({"job_definition": JOB_DEFINITION}, "template.custom.job_queue is required"),
-    ({"job_queue": QUEUE}, "template.custom.job_definition is required"),
-    ({**BASE, "array_size": 1}, "template.custom.array_size must be from 2 to 10000"),
-    ({**BASE, "timeout_seconds": 30}, "template.custom.timeout_seconds must be at least 60"),
-    ({**BASE, "environment": {"A": 1}}, "template.custom.environment.A must be a string"),
-    ({**BASE, "container_overrides": "big"}, "template.custom.container_overrides must be an object"),
-    ({**BASE, "environment": {"A": "1"}, "container_overrides": {"environment": {"A": "2"}}},
-     "template.custom.container_overrides.environment must be a list"),
-])
+@pytest.mark.parametrize(
+    "custom, needle",
+    [
+        ({"job_definition": JOB_DEFINITION}, "template.custom.job_queue is required"),
+        ({"job_queue": QUEUE}, "template.custom.job_definition is required"),
+        ({**BASE, "array_size": 1}, "template.custom.array_size must be from 2 to 10000"),
+        ({**BASE, "timeout_seconds": 30}, "template.custom.timeout_seconds must be at least 60"),
+        ({**BASE, "environment": {"A": 1}}, "template.custom.environment.A must be a string"),
+        ({**BASE, "container_overrides": "big"}, "template.custom.container_overrides must be an object"),
+        (
+            {**BASE, "environment": {"A": "1"}, "container_overrides": {"environment": {"A": "2"}}},
+            "template.custom.container_overrides.environment must be a list",
+        ),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, custom, needle):
     world = aws_world(AwsBatchJobConnector())
     error = world.error(world.create, world.request(TYPE, custom))
     assert error.code == Code.INVALID_ARGUMENT and needle in error.message
 
 
-@pytest.mark.parametrize("custom, needle", [
-    ({"job_queue": "no-such-queue", "job_definition": JOB_DEFINITION}, "batch ListJobs: ClientException: Job queue "
-                                                                        "no-such-queue does not exist"),
-    ({"job_queue": QUEUE, "job_definition": "no-such-definition"}, "batch SubmitJob: ClientException: Job definition "
-                                                                  "no-such-definition does not exist"),
-])
+@pytest.mark.parametrize(
+    "custom, needle",
+    [
+        (
+            {"job_queue": "no-such-queue", "job_definition": JOB_DEFINITION},
+            "batch ListJobs: ClientException: Job queue no-such-queue does not exist",
+        ),
+        (
+            {"job_queue": QUEUE, "job_definition": "no-such-definition"},
+            "batch SubmitJob: ClientException: Job definition no-such-definition does not exist",
+        ),
+    ],
+)
 def test_aws_refusing_the_job_is_its_code_by_kind_with_awss_message(aws_world, custom, needle):
     world = aws_world(AwsBatchJobConnector())
     error = world.error(world.create, world.request(TYPE, custom))

@@ -22,7 +22,9 @@ TYPE = "emr_serverless_job"
 MODEL = "emr-serverless::job-run"
 ROLE_ARN = f"arn:aws:iam::123456789012:role/{ROLE}"
 EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "emr_serverless_job.json"
-LOGGING = {"monitoringConfiguration": {"cloudWatchLoggingConfiguration": {"enabled": True, "logGroupName": "/emr/flyte"}}}
+LOGGING = {
+    "monitoringConfiguration": {"cloudWatchLoggingConfiguration": {"enabled": True, "logGroupName": "/emr/flyte"}}
+}
 
 
 def custom(**extra):
@@ -36,7 +38,9 @@ def run_id(world, handle: bytes) -> str:
 def job_run(world, handle: bytes) -> dict:
     """The run as GetJobRun answers it (which, in the fake, moves it on)."""
     meta = EmrServerlessJobMeta.decode(world.record(handle).resource_meta)
-    return world.boto("emr-serverless").get_job_run(applicationId=meta.application_id, jobRunId=meta.job_run_id)["jobRun"]
+    return world.boto("emr-serverless").get_job_run(applicationId=meta.application_id, jobRunId=meta.job_run_id)[
+        "jobRun"
+    ]
 
 
 def run_ids(world) -> set[str]:
@@ -50,17 +54,38 @@ def token_of(request: pb.CreateTaskRequest) -> str:
 
 def test_a_job_run_runs_to_success_with_the_inputs_as_arguments_and_its_log_links(aws_world):
     world = aws_world(EmrServerlessJobConnector())
-    request = world.request(TYPE, custom(entry_point_arguments=["--mode", "count"], name="wordcount",
-                                         spark_submit_parameters="--conf spark.executor.cores=1",
-                                         configuration_overrides=LOGGING, execution_timeout_minutes=30,
-                                         tags={"team": "analytics"}),
-                            inputs={"day": (STR, "2026-01-02"), "n": (INT, 7),
-                                    "data": (FILE, literals.FileRef(uri="s3://flyte-examples/in.txt"))})
+    request = world.request(
+        TYPE,
+        custom(
+            entry_point_arguments=["--mode", "count"],
+            name="wordcount",
+            spark_submit_parameters="--conf spark.executor.cores=1",
+            configuration_overrides=LOGGING,
+            execution_timeout_minutes=30,
+            tags={"team": "analytics"},
+        ),
+        inputs={
+            "day": (STR, "2026-01-02"),
+            "n": (INT, 7),
+            "data": (FILE, literals.FileRef(uri="s3://flyte-examples/in.txt")),
+        },
+    )
     handle = world.create(request)
     started = job_run(world, handle)
     assert started["jobDriver"]["sparkSubmit"] == {
-        "entryPoint": ENTRY_POINT, "sparkSubmitParameters": "--conf spark.executor.cores=1",
-        "entryPointArguments": ["--mode", "count", "--day", "2026-01-02", "--n", "7", "--data", "s3://flyte-examples/in.txt"]}
+        "entryPoint": ENTRY_POINT,
+        "sparkSubmitParameters": "--conf spark.executor.cores=1",
+        "entryPointArguments": [
+            "--mode",
+            "count",
+            "--day",
+            "2026-01-02",
+            "--n",
+            "7",
+            "--data",
+            "s3://flyte-examples/in.txt",
+        ],
+    }
     assert started["executionRole"] == ROLE_ARN and started["executionTimeoutMinutes"] == 30
     assert started["configurationOverrides"] == LOGGING
     resource = world.wait(handle, TYPE)
@@ -105,11 +130,14 @@ def test_a_running_job_run_is_cancelled_by_delete_and_ends_aborted(aws_world):
         world.release(MODEL)
 
 
-@pytest.mark.parametrize("reason, phase", [
-    ("Job failed, ExitCode: 1. Error: ZeroDivisionError: division by zero", TaskExecution.FAILED),
-    ("Job failed due to insufficient capacity in the account", TaskExecution.RETRYABLE_FAILED),
-    ("InternalServerError: the service failed to run the job", TaskExecution.RETRYABLE_FAILED),
-])
+@pytest.mark.parametrize(
+    "reason, phase",
+    [
+        ("Job failed, ExitCode: 1. Error: ZeroDivisionError: division by zero", TaskExecution.FAILED),
+        ("Job failed due to insufficient capacity in the account", TaskExecution.RETRYABLE_FAILED),
+        ("InternalServerError: the service failed to run the job", TaskExecution.RETRYABLE_FAILED),
+    ],
+)
 def test_a_failed_run_is_failed_with_its_state_details_and_retryable_when_aws_ran_short(aws_world, reason, phase):
     world = aws_world(EmrServerlessJobConnector())
     handle = world.create(world.request(TYPE, custom()))
@@ -145,17 +173,20 @@ def test_a_newer_attempt_cancels_the_older_attempts_job_run(aws_world):
     assert world.wait(second, TYPE).phase == TaskExecution.SUCCEEDED
 
 
-@pytest.mark.parametrize("fields, needle", [
-    ({"application_id": None}, "template.custom.application_id is required"),
-    ({"execution_role_arn": None}, "template.custom.execution_role_arn is required"),
-    ({"entry_point": None}, "template.custom.entry_point is required"),
-    ({"entry_point": "/tmp/job.py"}, "template.custom.entry_point must be an s3:// URI"),
-    ({"entry_point_arguments": "--x 1"}, "template.custom.entry_point_arguments must be a list"),
-    ({"entry_point_arguments": ["--x", 1]}, "template.custom.entry_point_arguments must be a list of strings"),
-    ({"execution_timeout_minutes": 7.5}, "template.custom.execution_timeout_minutes must be a whole number"),
-    ({"configuration_overrides": "x"}, "template.custom.configuration_overrides must be an object"),
-    ({"tags": {"team": 5}}, "template.custom.tags.team must be a string"),
-])
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"application_id": None}, "template.custom.application_id is required"),
+        ({"execution_role_arn": None}, "template.custom.execution_role_arn is required"),
+        ({"entry_point": None}, "template.custom.entry_point is required"),
+        ({"entry_point": "/tmp/job.py"}, "template.custom.entry_point must be an s3:// URI"),
+        ({"entry_point_arguments": "--x 1"}, "template.custom.entry_point_arguments must be a list"),
+        ({"entry_point_arguments": ["--x", 1]}, "template.custom.entry_point_arguments must be a list of strings"),
+        ({"execution_timeout_minutes": 7.5}, "template.custom.execution_timeout_minutes must be a whole number"),
+        ({"configuration_overrides": "x"}, "template.custom.configuration_overrides must be an object"),
+        ({"tags": {"team": 5}}, "template.custom.tags.team must be a string"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, fields, needle):
     world = aws_world(EmrServerlessJobConnector())
     given = {key: value for key, value in custom(**fields).items() if value is not None}
@@ -173,8 +204,17 @@ def test_aws_refusing_the_run_is_its_code_by_kind_with_awss_message(aws_world):
 
 
 def test_every_emr_serverless_state_has_a_phase():
-    assert set(PHASES.phases) == {"SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "FAILED", "CANCELLING",
-                                  "CANCELLED", "QUEUED"}
+    assert set(PHASES.phases) == {
+        "SUBMITTED",
+        "PENDING",
+        "SCHEDULED",
+        "RUNNING",
+        "SUCCESS",
+        "FAILED",
+        "CANCELLING",
+        "CANCELLED",
+        "QUEUED",
+    }
     assert PHASES.terminal == {"SUCCESS", "FAILED", "CANCELLED"}
 
 

@@ -48,8 +48,16 @@ from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.flyte_requests import execution_metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-CLASSES = [AthenaQueryTask, RedshiftQueryTask, BatchJobTask, StepFunctionsTask, EmrServerlessJobTask,
-           SageMakerTrainingJobTask, SageMakerProcessingJobTask, GlueJobTask]
+CLASSES = [
+    AthenaQueryTask,
+    RedshiftQueryTask,
+    BatchJobTask,
+    StepFunctionsTask,
+    EmrServerlessJobTask,
+    SageMakerTrainingJobTask,
+    SageMakerProcessingJobTask,
+    GlueJobTask,
+]
 # Custom fields whose keyword argument has another name (``name`` is the task's own).
 KWARG = {EmrServerlessJobTask: {"name": "job_run_name"}}
 
@@ -80,16 +88,23 @@ def case(task_class: type, endpoint: str) -> tuple[Any, dict[str, Any], dict[str
     from connectors.dev.aws_resources import client_factory
 
     if task_class is AthenaQueryTask:
-        task = AthenaQueryTask(name=unique("athena_daily"), query="select * from events where day = ? and n > ?",
-                               work_group=WORK_GROUP, database="default", inputs={"day": str, "n": int},
-                               output_dataframe_type=DataFrame)
+        task = AthenaQueryTask(
+            name=unique("athena_daily"),
+            query="select * from events where day = ? and n > ?",
+            work_group=WORK_GROUP,
+            database="default",
+            inputs={"day": str, "n": int},
+            output_dataframe_type=DataFrame,
+        )
         return task, {"day": "2026-01-02", "n": 3}, None
     connector_class(task_class)
     path = ROOT / "examples" / f"{task_class._TASK_TYPE}.json"
     if not path.exists():
         pytest.skip(f"examples/{path.name} (the resources this case names) is not written yet")
-    resources = pytest.importorskip(f"connectors.dev.aws_resources.{task_class._TASK_TYPE}",
-                                    reason=f"the resources of examples/{path.name} are not written yet")
+    resources = pytest.importorskip(
+        f"connectors.dev.aws_resources.{task_class._TASK_TYPE}",
+        reason=f"the resources of examples/{path.name} are not written yet",
+    )
     resources.create(client_factory(endpoint))  # idempotent; it may have landed after the session began
     example = json_format.Parse(path.read_text(), pb.CreateTaskRequest())
     custom = json_format.MessageToDict(example.template.custom)
@@ -97,8 +112,12 @@ def case(task_class: type, endpoint: str) -> tuple[Any, dict[str, Any], dict[str
     interface = example.template.interface
     inputs = {entry.key: python_type(entry.value.type) for entry in interface.inputs.variables}
     outputs = {entry.key: python_type(entry.value.type) for entry in interface.outputs.variables}
-    task = task_class(unique(task_class._TASK_TYPE), **{rename.get(key, key): value for key, value in custom.items()},
-                      inputs=inputs, outputs=outputs)
+    task = task_class(
+        unique(task_class._TASK_TYPE),
+        **{rename.get(key, key): value for key, value in custom.items()},
+        inputs=inputs,
+        outputs=outputs,
+    )
     return task, flyte_values(example, inputs), custom
 
 
@@ -133,8 +152,12 @@ def test_a_task_serialized_by_the_sdk_runs_through_the_served_app_to_success(aws
     if example_custom is not None:  # the class writes exactly the fields the connector reads
         assert custom == example_custom
     inputs = asyncio.run(convert_from_native_to_inputs(task.native_interface, **values)).proto_inputs
-    request = pb.CreateTaskRequest(inputs=inputs, template=template, output_prefix="s3://flyte-examples/outputs/prefix",
-                                   task_execution_metadata=execution_metadata(unique("r").replace("_", "-")))
+    request = pb.CreateTaskRequest(
+        inputs=inputs,
+        template=template,
+        output_prefix="s3://flyte-examples/outputs/prefix",
+        task_execution_metadata=execution_metadata(unique("r").replace("_", "-")),
+    )
     world = aws_world(connector_class(task_class)())
     handle = world.create(request)
     resource = world.wait(handle, task_class._TASK_TYPE, timeout=60)
@@ -213,16 +236,18 @@ def test_a_local_run_hands_the_connector_a_dir_input_and_gives_back_its_dir_outp
 
 
 def test_an_athena_task_run_on_its_own_locally_gives_its_dataframe(local_flyte):
-    task = AthenaQueryTask(name=unique("alone"), query="select 1", work_group=WORK_GROUP,
-                           output_dataframe_type=DataFrame)
+    task = AthenaQueryTask(
+        name=unique("alone"), query="select 1", work_group=WORK_GROUP, output_dataframe_type=DataFrame
+    )
     frame = run_locally(task)
     frame = frame[0] if isinstance(frame, tuple) else frame
     assert isinstance(frame, DataFrame) and frame.uri.startswith(RESULTS) and frame.format == "csv"
 
 
 def test_aws_refusing_a_query_fails_the_local_run_with_awss_message(local_flyte):
-    task = AthenaQueryTask(name=unique("failing"), query="select 1", work_group="no-such-group",
-                           output_dataframe_type=DataFrame)
+    task = AthenaQueryTask(
+        name=unique("failing"), query="select 1", work_group="no-such-group", output_dataframe_type=DataFrame
+    )
     with pytest.raises(Exception, match="WorkGroup does not exist"):
         run_locally(task)
 
@@ -286,8 +311,12 @@ def test_a_cancelled_local_run_stops_the_job_it_started(aws_world):
 
     async def execute(**kwargs):  # the SDK mixin's part: create, then the user presses Ctrl-C
         connector = ConnectorRegistry.get_connector("athena_query")
-        handle = await connector.create(serialized(task), "/tmp/flyte-out", {},
-                                        task_execution_metadata=execution_metadata(unique("r").replace("_", "-")))
+        handle = await connector.create(
+            serialized(task),
+            "/tmp/flyte-out",
+            {},
+            task_execution_metadata=execution_metadata(unique("r").replace("_", "-")),
+        )
         started.append(handle.meta.query_execution_id)
         raise asyncio.CancelledError
 

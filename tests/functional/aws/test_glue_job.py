@@ -38,8 +38,13 @@ def runs_with(world, *tokens: str) -> dict[str, list[dict]]:
 
 def test_a_run_gets_its_inputs_as_arguments_and_runs_to_success(aws_world):
     world = aws_world(GlueJobConnector())
-    custom = {**BASE, "arguments": {"--stage": "test"}, "worker_type": "G.1X", "number_of_workers": 2,
-              "timeout_minutes": 30}
+    custom = {
+        **BASE,
+        "arguments": {"--stage": "test"},
+        "worker_type": "G.1X",
+        "number_of_workers": 2,
+        "timeout_minutes": 30,
+    }
     request = world.request(TYPE, custom, inputs={"day": (STR, "monday"), "limit": (INT, 5)})
     handle = world.create(request)
     run = the_run(world, handle)
@@ -49,8 +54,10 @@ def test_a_run_gets_its_inputs_as_arguments_and_runs_to_success(aws_world):
     assert resource.phase == TaskExecution.SUCCEEDED and resource.custom_info["job_run_id"] == run["Id"]
     assert [link.name for link in resource.log_links] == ["Glue job run", "CloudWatch output", "CloudWatch errors"]
     assert run["Id"] in resource.log_links[0].uri and "aws-glue" in resource.log_links[1].uri
-    assert world.logs(handle, TYPE) == ["flyte-example started with --day=monday --limit=5 --stage=test",
-                                        "flyte-example succeeded"]
+    assert world.logs(handle, TYPE) == [
+        "flyte-example started with --day=monday --limit=5 --stage=test",
+        "flyte-example succeeded",
+    ]
     world.delete(handle, TYPE)  # an ended run: BatchStopJobRun refuses it, the connector returns quietly
     assert the_run(world, handle)["JobRunState"] == "SUCCEEDED"
 
@@ -70,16 +77,24 @@ def test_a_running_run_is_stopped_by_delete_and_ends_aborted(aws_world):
     assert world.record(handle).phase == TaskExecution.ABORTED
 
 
-@pytest.mark.parametrize("status, reason, phase", [
-    ("FAILED", "SyntaxError: invalid syntax (flyte_example.py, line 3)", TaskExecution.FAILED),
-    ("FAILED", "Exceeded maximum concurrent compute capacity for your account: 100.", TaskExecution.RETRYABLE_FAILED),
-    ("ERROR", "Job flyte-example was deleted", TaskExecution.FAILED),
-    ("ERROR", "Internal service error", TaskExecution.RETRYABLE_FAILED),
-    ("TIMEOUT", "Job run timed out", TaskExecution.FAILED),
-    ("EXPIRED", "", TaskExecution.RETRYABLE_FAILED),
-])
+@pytest.mark.parametrize(
+    "status, reason, phase",
+    [
+        ("FAILED", "SyntaxError: invalid syntax (flyte_example.py, line 3)", TaskExecution.FAILED),
+        (
+            "FAILED",
+            "Exceeded maximum concurrent compute capacity for your account: 100.",
+            TaskExecution.RETRYABLE_FAILED,
+        ),
+        ("ERROR", "Job flyte-example was deleted", TaskExecution.FAILED),
+        ("ERROR", "Internal service error", TaskExecution.RETRYABLE_FAILED),
+        ("TIMEOUT", "Job run timed out", TaskExecution.FAILED),
+        ("EXPIRED", "", TaskExecution.RETRYABLE_FAILED),
+    ],
+)
 def test_a_failed_run_is_failed_with_its_error_message_and_retryable_when_glue_lacked_capacity(
-        aws_world, status, reason, phase):
+    aws_world, status, reason, phase
+):
     world = aws_world(GlueJobConnector())
     handle = world.create(world.request(TYPE, BASE))
     world.fate("glue", the_run(world, handle)["Id"], status, reason)
@@ -108,8 +123,9 @@ def test_a_newer_attempt_stops_the_older_attempts_run_found_by_its_token(aws_wor
     CrashesOnce.crashed = not crash
     world = aws_world(CrashesOnce())
     older = world.request(TYPE, BASE, attempt=0)
-    newer = world.request(TYPE, BASE, run=older.task_execution_metadata.task_execution_id.node_execution_id
-                          .execution_id.name, attempt=1)
+    newer = world.request(
+        TYPE, BASE, run=older.task_execution_metadata.task_execution_id.node_execution_id.execution_id.name, attempt=1
+    )
     world.hold("glue::job_run")
     try:
         if crash:  # attempt 0 started its run but its CreateTask failed: its record has no run id
@@ -128,15 +144,22 @@ def test_a_newer_attempt_stops_the_older_attempts_run_found_by_its_token(aws_wor
     assert found[token_of(newer)][0]["JobRunState"] not in ("STOPPING", "STOPPED")
 
 
-@pytest.mark.parametrize("custom, inputs, needle", [
-    ({}, {}, "template.custom.job_name is required"),
-    ({**BASE, "arguments": {"day": "x"}}, {}, "template.custom.arguments.day must be a key like '--day'"),
-    ({**BASE, "arguments": {TOKEN_ARGUMENT: "x"}}, {}, f"template.custom.arguments.{TOKEN_ARGUMENT} must be"),
-    ({**BASE, "arguments": {"--day": "x"}}, {"day": (STR, "y")}, "template.custom.arguments.--day is also the input"),
-    ({**BASE, "arguments": {"--n": 1}}, {}, "template.custom.arguments.--n must be a string"),
-    ({**BASE, "number_of_workers": 2.5}, {}, "template.custom.number_of_workers must be a whole number"),
-    ({**BASE, "max_capacity": 1, "worker_type": "G.1X"}, {}, "template.custom.max_capacity cannot be given with"),
-])
+@pytest.mark.parametrize(
+    "custom, inputs, needle",
+    [
+        ({}, {}, "template.custom.job_name is required"),
+        ({**BASE, "arguments": {"day": "x"}}, {}, "template.custom.arguments.day must be a key like '--day'"),
+        ({**BASE, "arguments": {TOKEN_ARGUMENT: "x"}}, {}, f"template.custom.arguments.{TOKEN_ARGUMENT} must be"),
+        (
+            {**BASE, "arguments": {"--day": "x"}},
+            {"day": (STR, "y")},
+            "template.custom.arguments.--day is also the input",
+        ),
+        ({**BASE, "arguments": {"--n": 1}}, {}, "template.custom.arguments.--n must be a string"),
+        ({**BASE, "number_of_workers": 2.5}, {}, "template.custom.number_of_workers must be a whole number"),
+        ({**BASE, "max_capacity": 1, "worker_type": "G.1X"}, {}, "template.custom.max_capacity cannot be given with"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, custom, inputs, needle):
     world = aws_world(GlueJobConnector())
     error = world.error(world.create, world.request(TYPE, custom, inputs=inputs))
@@ -146,8 +169,10 @@ def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(a
 def test_aws_refusing_an_unknown_job_is_not_found_with_awss_message(aws_world):
     world = aws_world(GlueJobConnector())
     error = world.error(world.create, world.request(TYPE, {"job_name": "no-such-job"}))
-    assert error.code == Code.NOT_FOUND and "glue GetJobRuns: EntityNotFoundException: Job no-such-job not found" \
-        in error.message
+    assert (
+        error.code == Code.NOT_FOUND
+        and "glue GetJobRuns: EntityNotFoundException: Job no-such-job not found" in error.message
+    )
 
 
 def test_the_example_request_runs_to_success(aws_world):

@@ -47,8 +47,11 @@ def token_of(request: pb.CreateTaskRequest) -> str:
 
 def test_a_query_runs_to_success_with_the_inputs_it_names_as_parameters(aws_world):
     world = aws_world(RedshiftQueryConnector())
-    request = world.request(TYPE, custom(query="select * from events where day = :day and n > :n and x::int > 0"),
-                            inputs={"day": (STR, "2026-01-02"), "n": (INT, 7), "unused": (FLOAT, 1.5)})
+    request = world.request(
+        TYPE,
+        custom(query="select * from events where day = :day and n > :n and x::int > 0"),
+        inputs={"day": (STR, "2026-01-02"), "n": (INT, 7), "unused": (FLOAT, 1.5)},
+    )
     handle = world.create(request)
     started = statement(world, handle)
     assert started["QueryParameters"] == [{"name": "day", "value": "2026-01-02"}, {"name": "n", "value": "7"}]
@@ -65,27 +68,38 @@ def test_a_query_runs_to_success_with_the_inputs_it_names_as_parameters(aws_worl
 def test_a_dataframe_output_unloads_the_query_as_parquet_under_the_attempts_token(aws_world):
     world = aws_world(RedshiftQueryConnector())
     when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    request = world.request(TYPE, custom(query="select * from t where a = :a and b = :b and c > :c;",
-                                         unload_prefix=UNLOAD_PREFIX + "/", unload_iam_role=ROLE),
-                            inputs={"a": (STR, "it's"), "b": (INT, 7), "c": (DATETIME, when)},
-                            outputs={"results": DATAFRAME})
+    request = world.request(
+        TYPE,
+        custom(
+            query="select * from t where a = :a and b = :b and c > :c;",
+            unload_prefix=UNLOAD_PREFIX + "/",
+            unload_iam_role=ROLE,
+        ),
+        inputs={"a": (STR, "it's"), "b": (INT, 7), "c": (DATETIME, when)},
+        outputs={"results": DATAFRAME},
+    )
     handle = world.create(request)
     token = token_of(request)
     uri = f"{UNLOAD_PREFIX}/{token}/"
     started = statement(world, handle)
     assert started["QueryString"] == (
         "UNLOAD ('select * from t where a = ''it''''s'' and b = 7 and c > ''2026-01-02 03:04:05''') "
-        f"TO '{uri}' IAM_ROLE '{ROLE}' FORMAT AS PARQUET")
+        f"TO '{uri}' IAM_ROLE '{ROLE}' FORMAT AS PARQUET"
+    )
     assert not started.get("QueryParameters")  # AWS binds no parameters inside UNLOAD
     resource = world.wait(handle, TYPE)
     assert resource.phase == TaskExecution.SUCCEEDED
-    assert world.outputs(resource, {"results": DATAFRAME})["results"] == literals.DataFrameRef(uri=uri, format="parquet")
+    assert world.outputs(resource, {"results": DATAFRAME})["results"] == literals.DataFrameRef(
+        uri=uri, format="parquet"
+    )
     assert resource.custom_info["unload_uri"] == uri
 
 
 def test_a_serverless_workgroup_is_named_instead_of_a_cluster(aws_world):
     world = aws_world(RedshiftQueryConnector())
-    handle = world.create(world.request(TYPE, {"query": "select 1", "database": DATABASE, "workgroup_name": "analytics"}))
+    handle = world.create(
+        world.request(TYPE, {"query": "select 1", "database": DATABASE, "workgroup_name": "analytics"})
+    )
     started = statement(world, handle)
     assert started["WorkgroupName"] == "analytics" and not started.get("ClusterIdentifier")
     resource = world.wait(handle, TYPE)
@@ -145,18 +159,32 @@ def test_a_newer_attempt_cancels_the_older_attempts_statement(aws_world):
         world.release(MODEL)
 
 
-@pytest.mark.parametrize("fields, outputs, needle", [
-    ({"query": None}, {}, "template.custom.query is required"),
-    ({"database": None}, {}, "template.custom.database is required"),
-    ({"cluster_identifier": None}, {}, "exactly one of cluster_identifier, workgroup_name"),
-    ({"workgroup_name": "wg1"}, {}, "exactly one of cluster_identifier, workgroup_name (got cluster_identifier, workgroup_name)"),
-    ({}, {"results": DATAFRAME}, "needs template.custom.unload_prefix"),
-    ({"unload_prefix": "/tmp/x", "unload_iam_role": ROLE}, {"results": DATAFRAME}, "unload_prefix must be an s3:// URI"),
-    ({"unload_prefix": UNLOAD_PREFIX}, {"results": DATAFRAME}, "template.custom.unload_iam_role is required"),
-    ({"unload_prefix": UNLOAD_PREFIX, "unload_iam_role": "admin"}, {"results": DATAFRAME},
-     "unload_iam_role must be an IAM role ARN"),
-    ({"database": 5}, {}, "database must be a string"),
-])
+@pytest.mark.parametrize(
+    "fields, outputs, needle",
+    [
+        ({"query": None}, {}, "template.custom.query is required"),
+        ({"database": None}, {}, "template.custom.database is required"),
+        ({"cluster_identifier": None}, {}, "exactly one of cluster_identifier, workgroup_name"),
+        (
+            {"workgroup_name": "wg1"},
+            {},
+            "exactly one of cluster_identifier, workgroup_name (got cluster_identifier, workgroup_name)",
+        ),
+        ({}, {"results": DATAFRAME}, "needs template.custom.unload_prefix"),
+        (
+            {"unload_prefix": "/tmp/x", "unload_iam_role": ROLE},
+            {"results": DATAFRAME},
+            "unload_prefix must be an s3:// URI",
+        ),
+        ({"unload_prefix": UNLOAD_PREFIX}, {"results": DATAFRAME}, "template.custom.unload_iam_role is required"),
+        (
+            {"unload_prefix": UNLOAD_PREFIX, "unload_iam_role": "admin"},
+            {"results": DATAFRAME},
+            "unload_iam_role must be an IAM role ARN",
+        ),
+        ({"database": 5}, {}, "database must be a string"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, fields, outputs, needle):
     world = aws_world(RedshiftQueryConnector())
     given = {key: value for key, value in custom(**fields).items() if value is not None}
@@ -166,8 +194,12 @@ def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(a
 
 def test_an_input_that_cannot_be_written_safely_into_unload_is_invalid_argument_naming_it(aws_world):
     world = aws_world(RedshiftQueryConnector())
-    request = world.request(TYPE, custom(query="select :path", unload_prefix=UNLOAD_PREFIX, unload_iam_role=ROLE),
-                            inputs={"path": (STR, "a\\'; drop table t; --")}, outputs={"results": DATAFRAME})
+    request = world.request(
+        TYPE,
+        custom(query="select :path", unload_prefix=UNLOAD_PREFIX, unload_iam_role=ROLE),
+        inputs={"path": (STR, "a\\'; drop table t; --")},
+        outputs={"results": DATAFRAME},
+    )
     error = world.error(world.create, request)
     assert error.code == Code.INVALID_ARGUMENT and "input 'path'" in error.message
 
@@ -180,9 +212,16 @@ def test_aws_refusing_the_statement_is_its_code_by_kind_with_awss_message(aws_wo
 
 
 def test_the_phase_table_covers_every_status_of_the_data_api():
-    assert {word: PHASES.phase(word) for word in ("SUBMITTED", "PICKED", "STARTED", "FINISHED", "FAILED", "ABORTED")} == {
-        "SUBMITTED": TaskExecution.QUEUED, "PICKED": TaskExecution.QUEUED, "STARTED": TaskExecution.RUNNING,
-        "FINISHED": TaskExecution.SUCCEEDED, "FAILED": TaskExecution.FAILED, "ABORTED": TaskExecution.ABORTED}
+    assert {
+        word: PHASES.phase(word) for word in ("SUBMITTED", "PICKED", "STARTED", "FINISHED", "FAILED", "ABORTED")
+    } == {
+        "SUBMITTED": TaskExecution.QUEUED,
+        "PICKED": TaskExecution.QUEUED,
+        "STARTED": TaskExecution.RUNNING,
+        "FINISHED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,
+        "ABORTED": TaskExecution.ABORTED,
+    }
     assert set(RedshiftQueryConnector.iam_actions) == {"create", "get", "delete"}
 
 

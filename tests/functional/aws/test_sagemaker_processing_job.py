@@ -29,16 +29,22 @@ REPORT = "s3://flyte-examples/sagemaker/report"
 
 
 def output(name: str, uri: str) -> dict:
-    return {"OutputName": name, "S3Output": {"S3Uri": uri, "LocalPath": f"/opt/ml/processing/output/{name}",
-                                             "S3UploadMode": "EndOfJob"}}
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": f"/opt/ml/processing/output/{name}", "S3UploadMode": "EndOfJob"},
+    }
 
 
 def custom(**extra):
-    return {"app_specification": {"ImageUri": "sklearn:1.2-1", "ContainerEntrypoint": ["python3", "run.py"]},
-            "role_arn": ROLE_ARN,
-            "processing_resources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
-                                                       "VolumeSizeInGB": 10}},
-            "processing_outputs": [output("features", FEATURES), output("report", REPORT)], **extra}
+    return {
+        "app_specification": {"ImageUri": "sklearn:1.2-1", "ContainerEntrypoint": ["python3", "run.py"]},
+        "role_arn": ROLE_ARN,
+        "processing_resources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}
+        },
+        "processing_outputs": [output("features", FEATURES), output("report", REPORT)],
+        **extra,
+    }
 
 
 def token_of(request: pb.CreateTaskRequest) -> str:
@@ -61,20 +67,46 @@ def jobs_named(world, text: str) -> set[str]:
 
 def test_a_processing_job_runs_to_success_and_its_s3_outputs_are_the_dir_outputs(aws_world):
     world = aws_world(SageMakerProcessingJobConnector())
-    code_input = {"InputName": "code", "S3Input": {"S3Uri": CODE, "LocalPath": "/opt/ml/processing/input/code",
-                                                   "S3DataType": "S3Prefix", "S3InputMode": "File"}}
-    request = world.request(TYPE, custom(processing_inputs=[code_input], environment={"LOG_LEVEL": "info"},
-                                         stopping_condition={"MaxRuntimeInSeconds": 600}, tags={"team": "ml"}),
-                            inputs={"raw": (DIR, literals.DirRef(uri="s3://flyte-examples/raw/")),
-                                    "scale": (FLOAT, 0.5), "mode": (STR, "fast")},
-                            outputs={"features": DIR, "report": DIR})
+    code_input = {
+        "InputName": "code",
+        "S3Input": {
+            "S3Uri": CODE,
+            "LocalPath": "/opt/ml/processing/input/code",
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+        },
+    }
+    request = world.request(
+        TYPE,
+        custom(
+            processing_inputs=[code_input],
+            environment={"LOG_LEVEL": "info"},
+            stopping_condition={"MaxRuntimeInSeconds": 600},
+            tags={"team": "ml"},
+        ),
+        inputs={
+            "raw": (DIR, literals.DirRef(uri="s3://flyte-examples/raw/")),
+            "scale": (FLOAT, 0.5),
+            "mode": (STR, "fast"),
+        },
+        outputs={"features": DIR, "report": DIR},
+    )
     handle = world.create(request)
     name = meta_of(world, handle).job_name
     assert name == job_name(token_of(request), request.task_execution_metadata) and NAME_PATTERN.match(name)
     job = described(world, handle)
-    assert job["ProcessingInputs"] == [code_input, {"InputName": "raw", "S3Input": {
-        "S3Uri": "s3://flyte-examples/raw/", "LocalPath": "/opt/ml/processing/input/raw", "S3DataType": "S3Prefix",
-        "S3InputMode": "File"}}]
+    assert job["ProcessingInputs"] == [
+        code_input,
+        {
+            "InputName": "raw",
+            "S3Input": {
+                "S3Uri": "s3://flyte-examples/raw/",
+                "LocalPath": "/opt/ml/processing/input/raw",
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+            },
+        },
+    ]
     assert job["Environment"] == {"LOG_LEVEL": "info", "scale": "0.5", "mode": "fast"}
     assert job["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 600}
@@ -83,16 +115,21 @@ def test_a_processing_job_runs_to_success_and_its_s3_outputs_are_the_dir_outputs
     resource = world.wait(handle, TYPE)
     assert resource.phase == TaskExecution.SUCCEEDED
     assert world.outputs(resource, {"features": DIR, "report": DIR}) == {
-        "features": literals.DirRef(uri=FEATURES), "report": literals.DirRef(uri=REPORT)}
+        "features": literals.DirRef(uri=FEATURES),
+        "report": literals.DirRef(uri=REPORT),
+    }
     assert resource.custom_info["status"] == "Completed" and resource.custom_info["job_name"] == name
     assert f"#/processing-jobs/{name}" in resource.log_links[0].uri and "ProcessingJobs" in resource.log_links[1].uri
 
 
-@pytest.mark.parametrize("outputs, needle", [
-    ({"other": DIR}, "output 'other' must be a directory named like an S3 output's OutputName"),
-    ({"features": FILE}, "output 'features' must be a directory"),
-    ({"features": STR}, "output 'features' must be a directory"),
-])
+@pytest.mark.parametrize(
+    "outputs, needle",
+    [
+        ({"other": DIR}, "output 'other' must be a directory named like an S3 output's OutputName"),
+        ({"features": FILE}, "output 'features' must be a directory"),
+        ({"features": STR}, "output 'features' must be a directory"),
+    ],
+)
 def test_a_declared_output_no_processing_output_fills_is_invalid_argument(aws_world, outputs, needle):
     world = aws_world(SageMakerProcessingJobConnector())
     request = world.request(TYPE, custom(), outputs=outputs)
@@ -107,8 +144,11 @@ def test_get_task_logs_reads_the_jobs_cloudwatch_streams(aws_world):
     name, group, logs = meta_of(world, handle).job_name, "/aws/sagemaker/ProcessingJobs", world.boto("logs")
     logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName=f"{name}/algo-1-1234")
-    logs.put_log_events(logGroupName=group, logStreamName=f"{name}/algo-1-1234",
-                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "preprocessing"}])
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=f"{name}/algo-1-1234",
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": "preprocessing"}],
+    )
     assert world.logs(handle, TYPE) == ["preprocessing"]
 
 
@@ -137,11 +177,14 @@ def test_deleting_a_job_that_already_ended_in_sagemaker_is_quiet_and_changes_not
     assert described(world, handle)["ProcessingJobStatus"] == "Completed"
 
 
-@pytest.mark.parametrize("reason, phase", [
-    ("AlgorithmError: See job logs for more information", TaskExecution.FAILED),
-    ("CapacityError: Unable to provision requested ML compute capacity.", TaskExecution.RETRYABLE_FAILED),
-    ("InternalServerError: We encountered an internal error. Please try again.", TaskExecution.RETRYABLE_FAILED),
-])
+@pytest.mark.parametrize(
+    "reason, phase",
+    [
+        ("AlgorithmError: See job logs for more information", TaskExecution.FAILED),
+        ("CapacityError: Unable to provision requested ML compute capacity.", TaskExecution.RETRYABLE_FAILED),
+        ("InternalServerError: We encountered an internal error. Please try again.", TaskExecution.RETRYABLE_FAILED),
+    ],
+)
 def test_a_failed_job_is_failed_with_its_reason_and_retryable_on_capacity_or_internal_errors(aws_world, reason, phase):
     world = aws_world(SageMakerProcessingJobConnector())
     handle = world.create(world.request(TYPE, custom(), outputs={"features": DIR}))
@@ -165,9 +208,11 @@ def test_a_job_of_that_name_without_the_attempts_token_is_failed_precondition_na
     request = world.request(TYPE, custom())
     name = job_name(token_of(request), request.task_execution_metadata)
     world.boto("sagemaker").create_processing_job(
-        ProcessingJobName=name, AppSpecification={"ImageUri": "other"}, RoleArn=ROLE_ARN,
-        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
-                                               "VolumeSizeInGB": 1}})
+        ProcessingJobName=name,
+        AppSpecification={"ImageUri": "other"},
+        RoleArn=ROLE_ARN,
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}},
+    )
     error = world.error(world.create, request)
     assert error.code == Code.FAILED_PRECONDITION and name in error.message and TOKEN_TAG in error.message
 
@@ -185,18 +230,24 @@ def test_a_newer_attempt_stops_the_older_attempts_job(aws_world):
         world.release(MODEL)
 
 
-@pytest.mark.parametrize("fields, inputs, needle", [
-    ({"app_specification": None}, {}, "template.custom.app_specification is required"),
-    ({"role_arn": None}, {}, "template.custom.role_arn is required"),
-    ({"processing_resources": None}, {}, "template.custom.processing_resources is required"),
-    ({"processing_outputs": {"features": FEATURES}}, {}, "template.custom.processing_outputs must be a list"),
-    ({"environment": {"N": 1}}, {}, "template.custom.environment.N must be a string"),
-    ({"network_config": "vpc"}, {}, "template.custom.network_config must be an object"),
-    ({"tags": {TOKEN_TAG: "mine"}}, {}, f"template.custom.tags may not set {TOKEN_TAG}"),
-    ({"processing_inputs": [{"InputName": "raw"}]}, {"raw": (DIR, literals.DirRef(uri="s3://b/raw/"))},
-     "already has an input named 'raw'"),
-    ({}, {"raw": (DIR, literals.DirRef(uri="gs://b/raw/"))}, "input 'raw' is at 'gs://b/raw/'"),
-])
+@pytest.mark.parametrize(
+    "fields, inputs, needle",
+    [
+        ({"app_specification": None}, {}, "template.custom.app_specification is required"),
+        ({"role_arn": None}, {}, "template.custom.role_arn is required"),
+        ({"processing_resources": None}, {}, "template.custom.processing_resources is required"),
+        ({"processing_outputs": {"features": FEATURES}}, {}, "template.custom.processing_outputs must be a list"),
+        ({"environment": {"N": 1}}, {}, "template.custom.environment.N must be a string"),
+        ({"network_config": "vpc"}, {}, "template.custom.network_config must be an object"),
+        ({"tags": {TOKEN_TAG: "mine"}}, {}, f"template.custom.tags may not set {TOKEN_TAG}"),
+        (
+            {"processing_inputs": [{"InputName": "raw"}]},
+            {"raw": (DIR, literals.DirRef(uri="s3://b/raw/"))},
+            "already has an input named 'raw'",
+        ),
+        ({}, {"raw": (DIR, literals.DirRef(uri="gs://b/raw/"))}, "input 'raw' is at 'gs://b/raw/'"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, fields, inputs, needle):
     world = aws_world(SageMakerProcessingJobConnector())
     given = {key: value for key, value in custom(**fields).items() if value is not None}

@@ -30,9 +30,13 @@ GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def custom(**extra):
-    return {"algorithm_specification": {"TrainingImage": "xgboost:1.7-1", "TrainingInputMode": "File"},
-            "role_arn": ROLE_ARN, "output_path": OUTPUT_PATH,
-            "resource_config": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10}, **extra}
+    return {
+        "algorithm_specification": {"TrainingImage": "xgboost:1.7-1", "TrainingInputMode": "File"},
+        "role_arn": ROLE_ARN,
+        "output_path": OUTPUT_PATH,
+        "resource_config": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        **extra,
+    }
 
 
 def token_of(request: pb.CreateTaskRequest) -> str:
@@ -59,18 +63,40 @@ def jobs_named(world, text: str) -> set[str]:
 
 def test_a_training_job_runs_to_success_and_its_model_artifact_is_the_file_output(aws_world):
     world = aws_world(SageMakerTrainingJobConnector())
-    request = world.request(TYPE, custom(hyperparameters={"objective": "binary:logistic"}, environment={"A": "b"},
-                                         stopping_condition={"MaxRuntimeInSeconds": 600}, tags={"team": "ml"}),
-                            inputs={"train": (FILE, literals.FileRef(uri=TRAIN_DATA)), "max_depth": (INT, 5),
-                                    "eta": (FLOAT, 0.3), "note": (STR, "first")},
-                            outputs={"model": FILE}, run=f"Train_Run.{uuid.uuid4().hex[:6]}")
+    request = world.request(
+        TYPE,
+        custom(
+            hyperparameters={"objective": "binary:logistic"},
+            environment={"A": "b"},
+            stopping_condition={"MaxRuntimeInSeconds": 600},
+            tags={"team": "ml"},
+        ),
+        inputs={
+            "train": (FILE, literals.FileRef(uri=TRAIN_DATA)),
+            "max_depth": (INT, 5),
+            "eta": (FLOAT, 0.3),
+            "note": (STR, "first"),
+        },
+        outputs={"model": FILE},
+        run=f"Train_Run.{uuid.uuid4().hex[:6]}",
+    )
     handle = world.create(request)
     name = meta_of(world, handle).job_name
     assert name == name_of(request) and NAME_PATTERN.match(name) and name.endswith(token_of(request))
     job = described(world, handle)
     assert job["HyperParameters"] == {"objective": "binary:logistic", "max_depth": "5", "eta": "0.3", "note": "first"}
-    assert job["InputDataConfig"] == [{"ChannelName": "train", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri": TRAIN_DATA, "S3DataDistributionType": "FullyReplicated"}}}]
+    assert job["InputDataConfig"] == [
+        {
+            "ChannelName": "train",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": TRAIN_DATA,
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+    ]
     assert job["ResourceConfig"]["InstanceCount"] == 1 and job["StoppingCondition"] == {"MaxRuntimeInSeconds": 600}
     tags = world.boto("sagemaker").list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
     assert {"Key": TOKEN_TAG, "Value": token_of(request)} in tags and {"Key": "team", "Value": "ml"} in tags
@@ -109,11 +135,16 @@ def test_get_task_logs_reads_the_jobs_cloudwatch_streams(aws_world):
     except logs.exceptions.ResourceAlreadyExistsException:
         pass
     now = int(time.time() * 1000)
-    for stream, lines in ((f"{name}/algo-1-1234", ["[0] train-auc:0.91", "[1] train-auc:0.95"]),
-                          (f"{name}x/algo-1-1234", ["another job's line"])):
+    for stream, lines in (
+        (f"{name}/algo-1-1234", ["[0] train-auc:0.91", "[1] train-auc:0.95"]),
+        (f"{name}x/algo-1-1234", ["another job's line"]),
+    ):
         logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-        logs.put_log_events(logGroupName=GROUP, logStreamName=stream,
-                            logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
+        logs.put_log_events(
+            logGroupName=GROUP,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+        )
     assert world.logs(handle, TYPE) == ["[0] train-auc:0.91", "[1] train-auc:0.95"]
 
 
@@ -142,10 +173,15 @@ def test_deleting_a_job_that_already_ended_in_sagemaker_is_quiet_and_changes_not
     assert described(world, handle)["TrainingJobStatus"] == "Completed"
 
 
-@pytest.mark.parametrize("secondary, phase", [
-    ("Starting", TaskExecution.INITIALIZING), ("Downloading", TaskExecution.INITIALIZING),
-    ("Training", TaskExecution.RUNNING), ("Uploading", TaskExecution.RUNNING),
-])
+@pytest.mark.parametrize(
+    "secondary, phase",
+    [
+        ("Starting", TaskExecution.INITIALIZING),
+        ("Downloading", TaskExecution.INITIALIZING),
+        ("Training", TaskExecution.RUNNING),
+        ("Uploading", TaskExecution.RUNNING),
+    ],
+)
 def test_an_in_progress_job_is_initializing_until_it_trains(aws_world, secondary, phase):
     world = aws_world(SageMakerTrainingJobConnector())
     request = world.request(TYPE, custom())
@@ -154,12 +190,18 @@ def test_an_in_progress_job_is_initializing_until_it_trains(aws_world, secondary
     assert resource.phase == phase and secondary in resource.message
 
 
-@pytest.mark.parametrize("reason, phase", [
-    ("AlgorithmError: ExecuteUserScriptError: division by zero", TaskExecution.FAILED),
-    ("CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance "
-     "type.", TaskExecution.RETRYABLE_FAILED),
-    ("InternalServerError: We encountered an internal error. Please try again.", TaskExecution.RETRYABLE_FAILED),
-])
+@pytest.mark.parametrize(
+    "reason, phase",
+    [
+        ("AlgorithmError: ExecuteUserScriptError: division by zero", TaskExecution.FAILED),
+        (
+            "CapacityError: Unable to provision requested ML compute capacity. Please retry using a different ML instance "
+            "type.",
+            TaskExecution.RETRYABLE_FAILED,
+        ),
+        ("InternalServerError: We encountered an internal error. Please try again.", TaskExecution.RETRYABLE_FAILED),
+    ],
+)
 def test_a_failed_job_is_failed_with_its_reason_and_retryable_on_capacity_or_internal_errors(aws_world, reason, phase):
     world = aws_world(SageMakerTrainingJobConnector())
     handle = world.create(world.request(TYPE, custom(), outputs={"model": FILE}))
@@ -185,10 +227,13 @@ def test_a_job_of_that_name_without_the_attempts_token_is_failed_precondition_na
     request = world.request(TYPE, custom())
     name = name_of(request)
     world.boto("sagemaker").create_training_job(
-        TrainingJobName=name, AlgorithmSpecification={"TrainingImage": "other", "TrainingInputMode": "File"},
-        RoleArn=ROLE_ARN, OutputDataConfig={"S3OutputPath": OUTPUT_PATH},
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": "other", "TrainingInputMode": "File"},
+        RoleArn=ROLE_ARN,
+        OutputDataConfig={"S3OutputPath": OUTPUT_PATH},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
-        StoppingCondition={"MaxRuntimeInSeconds": 60})
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
     error = world.error(world.create, request)
     assert error.code == Code.FAILED_PRECONDITION and name in error.message and TOKEN_TAG in error.message
     assert jobs_named(world, token_of(request)) == {name}
@@ -207,20 +252,26 @@ def test_a_newer_attempt_stops_the_older_attempts_job(aws_world):
         world.release(MODEL)
 
 
-@pytest.mark.parametrize("fields, inputs, needle", [
-    ({"algorithm_specification": None}, {}, "template.custom.algorithm_specification is required"),
-    ({"role_arn": None}, {}, "template.custom.role_arn is required"),
-    ({"output_path": None}, {}, "template.custom.output_path is required"),
-    ({"resource_config": None}, {}, "template.custom.resource_config is required"),
-    ({"output_path": "/tmp/models"}, {}, "template.custom.output_path must be an s3:// URI"),
-    ({"resource_config": "ml.m5.large"}, {}, "template.custom.resource_config must be an object"),
-    ({"hyperparameters": {"depth": 5}}, {}, "template.custom.hyperparameters.depth must be a string"),
-    ({"tags": {TOKEN_TAG: "mine"}}, {}, f"template.custom.tags may not set {TOKEN_TAG}"),
-    ({"tags": [{"Key": "a"}]}, {}, "template.custom.tags must be a string map or a list of {Key, Value}"),
-    ({"input_data_config": [{"ChannelName": "train"}]}, {"train": (FILE, literals.FileRef(uri=TRAIN_DATA))},
-     "already has a channel named 'train'"),
-    ({}, {"train": (FILE, literals.FileRef(uri="/local/train.csv"))}, "input 'train' is at '/local/train.csv'"),
-])
+@pytest.mark.parametrize(
+    "fields, inputs, needle",
+    [
+        ({"algorithm_specification": None}, {}, "template.custom.algorithm_specification is required"),
+        ({"role_arn": None}, {}, "template.custom.role_arn is required"),
+        ({"output_path": None}, {}, "template.custom.output_path is required"),
+        ({"resource_config": None}, {}, "template.custom.resource_config is required"),
+        ({"output_path": "/tmp/models"}, {}, "template.custom.output_path must be an s3:// URI"),
+        ({"resource_config": "ml.m5.large"}, {}, "template.custom.resource_config must be an object"),
+        ({"hyperparameters": {"depth": 5}}, {}, "template.custom.hyperparameters.depth must be a string"),
+        ({"tags": {TOKEN_TAG: "mine"}}, {}, f"template.custom.tags may not set {TOKEN_TAG}"),
+        ({"tags": [{"Key": "a"}]}, {}, "template.custom.tags must be a string map or a list of {Key, Value}"),
+        (
+            {"input_data_config": [{"ChannelName": "train"}]},
+            {"train": (FILE, literals.FileRef(uri=TRAIN_DATA))},
+            "already has a channel named 'train'",
+        ),
+        ({}, {"train": (FILE, literals.FileRef(uri="/local/train.csv"))}, "input 'train' is at '/local/train.csv'"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, fields, inputs, needle):
     world = aws_world(SageMakerTrainingJobConnector())
     given_fields = {key: value for key, value in custom(**fields).items() if value is not None}
@@ -236,8 +287,9 @@ def test_aws_refusing_the_job_is_its_code_by_kind_with_awss_message(aws_world):
 
 
 @settings(max_examples=300, deadline=None)
-@given(run=st.text(max_size=80), action=st.text(max_size=80), token=st.text("0123456789abcdef", min_size=32,
-                                                                              max_size=32))
+@given(
+    run=st.text(max_size=80), action=st.text(max_size=80), token=st.text("0123456789abcdef", min_size=32, max_size=32)
+)
 def test_the_job_name_always_matches_sagemakers_pattern(run, action, token):
     name = job_name(token, execution_metadata(run, action))
     assert NAME_PATTERN.match(name) and len(name) <= 63 and name.endswith(token)

@@ -41,9 +41,12 @@ def machines(aws_endpoint):  # noqa: F811
     clients = client_factory(aws_endpoint)
     role = ensure_role(clients, "flyte-sfn-tests", "states.amazonaws.com")
     suffix = uuid.uuid4().hex[:6]
-    return {kind: clients("stepfunctions").create_state_machine(
-        name=f"flyte-test-{kind}-{suffix}", definition=json.dumps(definition), roleArn=role)["stateMachineArn"]
-        for kind, definition in MACHINES.items()}
+    return {
+        kind: clients("stepfunctions").create_state_machine(
+            name=f"flyte-test-{kind}-{suffix}", definition=json.dumps(definition), roleArn=role
+        )["stateMachineArn"]
+        for kind, definition in MACHINES.items()
+    }
 
 
 def execution(world, handle: bytes) -> dict:
@@ -52,26 +55,42 @@ def execution(world, handle: bytes) -> dict:
 
 
 def executions(world, machine: str) -> set[str]:
-    return {e["executionArn"] for e in world.boto("stepfunctions").list_executions(stateMachineArn=machine)["executions"]}
+    return {
+        e["executionArn"] for e in world.boto("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+    }
 
 
 def test_an_execution_runs_to_success_and_its_output_object_gives_the_declared_outputs(aws_world, machines):
     world = aws_world(SfnExecutionConnector())
-    request = world.request(TYPE, {"state_machine_arn": machines["echo"], "input": {"mode": "full", "limit": 3, "day": "x"}},
-                            inputs={"day": (STR, "2026-01-02"), "rows": (INT, 7), "ratio": (FLOAT, 0.5)},
-                            outputs={"day": STR, "rows": INT, "mode": STR, "limit": INT}, run="rsfn", action="enrich")
+    request = world.request(
+        TYPE,
+        {"state_machine_arn": machines["echo"], "input": {"mode": "full", "limit": 3, "day": "x"}},
+        inputs={"day": (STR, "2026-01-02"), "rows": (INT, 7), "ratio": (FLOAT, 0.5)},
+        outputs={"day": STR, "rows": INT, "mode": STR, "limit": INT},
+        run="rsfn",
+        action="enrich",
+    )
     handle = world.create(request)
     started = execution(world, handle)
     assert json.loads(started["input"]) == {"mode": "full", "limit": 3, "day": "2026-01-02", "rows": 7, "ratio": 0.5}
     assert '"limit":3,' in started["input"]  # the custom input's 3 stays 3, not the Struct's 3.0
     token = TaskExecutionKey.from_metadata(request.task_execution_metadata).idempotency_token()
     assert started["name"] == f"rsfn-enrich-{token}"
-    assert started["executionArn"] == machines["echo"].replace(":stateMachine:", ":execution:") + f":rsfn-enrich-{token}"
+    assert (
+        started["executionArn"] == machines["echo"].replace(":stateMachine:", ":execution:") + f":rsfn-enrich-{token}"
+    )
     resource = world.wait(handle, TYPE)
     assert resource.phase == TaskExecution.SUCCEEDED
     assert world.outputs(resource, {"day": STR, "rows": INT, "mode": STR, "limit": INT}) == {
-        "day": "2026-01-02", "rows": 7, "mode": "full", "limit": 3}
-    assert resource.custom_info["execution_arn"] == started["executionArn"] and resource.custom_info["status"] == "SUCCEEDED"
+        "day": "2026-01-02",
+        "rows": 7,
+        "mode": "full",
+        "limit": 3,
+    }
+    assert (
+        resource.custom_info["execution_arn"] == started["executionArn"]
+        and resource.custom_info["status"] == "SUCCEEDED"
+    )
     assert resource.log_links[0].uri.startswith("https://") and started["executionArn"] in resource.log_links[0].uri
     world.delete(handle, TYPE)  # a finished execution: delete is accepted and changes nothing
     assert execution(world, handle)["status"] == "SUCCEEDED"
@@ -83,12 +102,14 @@ def test_a_single_declared_output_takes_an_output_that_is_not_an_object_holding_
     resource = world.wait(handle, TYPE)
     assert resource.phase == TaskExecution.SUCCEEDED
     assert world.outputs(resource, {"values": INTS}) == {"values": [1, 2, 3]}  # the whole output
-    handle = world.create(world.request(TYPE, {"state_machine_arn": machines["echo"]}, inputs={"n": (INT, 4)},
-                                        outputs={"result": STRUCT}))
+    handle = world.create(
+        world.request(TYPE, {"state_machine_arn": machines["echo"]}, inputs={"n": (INT, 4)}, outputs={"result": STRUCT})
+    )
     resource = world.wait(handle, TYPE)
     assert world.outputs(resource, {"result": STRUCT}) == {"result": {"n": 4}}  # an object without "result"
-    handle = world.create(world.request(TYPE, {"state_machine_arn": machines["echo"]}, inputs={"n": (INT, 4)},
-                                        outputs={"n": INT}))
+    handle = world.create(
+        world.request(TYPE, {"state_machine_arn": machines["echo"]}, inputs={"n": (INT, 4)}, outputs={"n": INT})
+    )
     assert world.outputs(world.wait(handle, TYPE), {"n": INT}) == {"n": 4}  # an object holding "n"
 
 
@@ -101,8 +122,14 @@ def test_an_output_that_does_not_fit_its_declared_type_fails_the_task_naming_it(
 
 def test_an_output_missing_from_the_execution_output_fails_the_task_naming_it(aws_world, machines):
     world = aws_world(SfnExecutionConnector())
-    handle = world.create(world.request(TYPE, {"state_machine_arn": machines["echo"]}, inputs={"rows": (INT, 7)},
-                                        outputs={"rows": INT, "summary": STR}))
+    handle = world.create(
+        world.request(
+            TYPE,
+            {"state_machine_arn": machines["echo"]},
+            inputs={"rows": (INT, 7)},
+            outputs={"rows": INT, "summary": STR},
+        )
+    )
     resource = world.wait(handle, TYPE)
     # the connector reports what the output holds; the service, finding a declared output
     # without a value, fails the task naming it rather than answer a success that cannot finish
@@ -166,16 +193,22 @@ def test_a_newer_attempt_stops_the_older_attempts_execution(aws_world, machines)
     first = world.create(world.request(TYPE, {"state_machine_arn": machines["wait"]}, run=run))
     second = world.create(world.request(TYPE, {"state_machine_arn": machines["wait"]}, run=run, attempt=1))
     assert execution(world, first)["status"] == "ABORTED"
-    assert execution(world, second)["status"] == "RUNNING" and execution(world, second)["name"] != execution(world, first)["name"]
+    assert (
+        execution(world, second)["status"] == "RUNNING"
+        and execution(world, second)["name"] != execution(world, first)["name"]
+    )
     world.delete(second, TYPE)
 
 
-@pytest.mark.parametrize("custom, needle", [
-    ({}, "template.custom.state_machine_arn is required"),
-    ({"state_machine_arn": "flyte-example"}, "template.custom.state_machine_arn must be a state machine ARN"),
-    ({"state_machine_arn": EXAMPLE_ARN.replace(":stateMachine:", ":activity:")}, "must be a state machine ARN"),
-    ({"state_machine_arn": EXAMPLE_ARN, "input": ["a"]}, "template.custom.input must be an object"),
-])
+@pytest.mark.parametrize(
+    "custom, needle",
+    [
+        ({}, "template.custom.state_machine_arn is required"),
+        ({"state_machine_arn": "flyte-example"}, "template.custom.state_machine_arn must be a state machine ARN"),
+        ({"state_machine_arn": EXAMPLE_ARN.replace(":stateMachine:", ":activity:")}, "must be a state machine ARN"),
+        ({"state_machine_arn": EXAMPLE_ARN, "input": ["a"]}, "template.custom.input must be an object"),
+    ],
+)
 def test_a_template_that_lacks_or_spoils_a_field_is_invalid_argument_naming_it(aws_world, custom, needle):
     world = aws_world(SfnExecutionConnector())
     error = world.error(world.create, world.request(TYPE, custom))
@@ -191,10 +224,17 @@ def test_aws_refusing_an_unknown_state_machine_is_not_found_with_awss_message(aw
 
 
 def test_the_phase_table_covers_every_execution_status():
-    assert {word: PHASES.phase(word) for word in ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED",
-                                                  "PENDING_REDRIVE")} == {
-        "RUNNING": TaskExecution.RUNNING, "SUCCEEDED": TaskExecution.SUCCEEDED, "FAILED": TaskExecution.FAILED,
-        "TIMED_OUT": TaskExecution.FAILED, "ABORTED": TaskExecution.ABORTED, "PENDING_REDRIVE": TaskExecution.QUEUED}
+    assert {
+        word: PHASES.phase(word)
+        for word in ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+    } == {
+        "RUNNING": TaskExecution.RUNNING,
+        "SUCCEEDED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,
+        "TIMED_OUT": TaskExecution.FAILED,
+        "ABORTED": TaskExecution.ABORTED,
+        "PENDING_REDRIVE": TaskExecution.QUEUED,
+    }
     assert set(SfnExecutionConnector.iam_actions) == {"create", "get", "delete"}
 
 
@@ -205,4 +245,7 @@ def test_the_example_runs_to_success(aws_world):
     resource = world.wait(handle, TYPE)
     assert resource.phase == TaskExecution.SUCCEEDED, resource.message
     assert world.outputs(resource, {"summary": STR, "rows": INT, "mode": STR}) == {
-        "summary": "42 rows on 2026-01-01", "rows": 42, "mode": "full"}
+        "summary": "42 rows on 2026-01-01",
+        "rows": 42,
+        "mode": "full",
+    }

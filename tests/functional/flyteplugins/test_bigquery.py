@@ -62,8 +62,13 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     wheels = sorted((ROOT / ".venv" / "wheels").glob("flyteplugins_bigquery-2.12.1-*.whl"))
     if not wheels:
         where = tmp_path_factory.mktemp("wheels")
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL, "-d", str(where)],
-                              capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL, "-d", str(where)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         wheels = sorted(where.glob("flyteplugins_bigquery-*.whl"))
         if done.returncode or not wheels:
             pytest.skip(f"could not download {WHEEL}: {done.stderr[-500:]}")
@@ -71,8 +76,10 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     with zipfile.ZipFile(wheels[0]) as wheel:
         wheel.extractall(unpacked)
     package = unpacked / "flyteplugins" / "bigquery"
-    return SimpleNamespace(connector=_load("_flyte_sdk_bigquery_connector", package / "connector.py"),
-                           task=_load("_flyte_sdk_bigquery_task", package / "task.py"))
+    return SimpleNamespace(
+        connector=_load("_flyte_sdk_bigquery_connector", package / "connector.py"),
+        task=_load("_flyte_sdk_bigquery_task", package / "task.py"),
+    )
 
 
 class _Context:
@@ -107,12 +114,16 @@ class OriginalService:
         return self._call("CreateTask", request).resource_meta
 
     def poll(self, handle: bytes, connection: Any) -> pb.Resource:
-        return self._call("GetTask", pb.GetTaskRequest(resource_meta=handle, connection=connection,
-                                                       task_category=pb.TaskCategory(name=TYPE))).resource
+        return self._call(
+            "GetTask",
+            pb.GetTaskRequest(resource_meta=handle, connection=connection, task_category=pb.TaskCategory(name=TYPE)),
+        ).resource
 
     def delete(self, handle: bytes, connection: Any) -> None:
-        self._call("DeleteTask", pb.DeleteTaskRequest(resource_meta=handle, connection=connection,
-                                                      task_category=pb.TaskCategory(name=TYPE)))
+        self._call(
+            "DeleteTask",
+            pb.DeleteTaskRequest(resource_meta=handle, connection=connection, task_category=pb.TaskCategory(name=TYPE)),
+        )
 
 
 # -- tasks and requests --------------------------------------------------------------------------
@@ -125,9 +136,18 @@ def fake(monkeypatch: pytest.MonkeyPatch):
         yield fake
 
 
-def request_for(original: SimpleNamespace, fake: FakeBigQuery, *, inputs: dict[str, tuple[type, Any]] | None = None,
-                dataframe: bool = True, location: str | None = "US", query: str = "select * from `p.d.t` where a = @a",
-                key: str | None = None, run: str | None = None, **config: Any) -> pb.CreateTaskRequest:
+def request_for(
+    original: SimpleNamespace,
+    fake: FakeBigQuery,
+    *,
+    inputs: dict[str, tuple[type, Any]] | None = None,
+    dataframe: bool = True,
+    location: str | None = "US",
+    query: str = "select * from `p.d.t` where a = @a",
+    key: str | None = None,
+    run: str | None = None,
+    **config: Any,
+) -> pb.CreateTaskRequest:
     """A CreateTaskRequest for a BigQueryTask as the flyte SDK serializes it, with its inputs
     converted by the SDK and the service account key as the connection secret."""
     import flyte
@@ -138,7 +158,8 @@ def request_for(original: SimpleNamespace, fake: FakeBigQuery, *, inputs: dict[s
 
     inputs = inputs or {}
     task = original.task.BigQueryTask(
-        name=f"bq_{uuid.uuid4().hex[:8]}", query_template=query,
+        name=f"bq_{uuid.uuid4().hex[:8]}",
+        query_template=query,
         plugin_config=original.task.BigQueryConfig(ProjectID="flyte-project", Location=location, **config),
         inputs={name: kind for name, (kind, _) in inputs.items()} or None,
         output_dataframe_type=DataFrame if dataframe else None,
@@ -148,14 +169,19 @@ def request_for(original: SimpleNamespace, fake: FakeBigQuery, *, inputs: dict[s
     values = {name: value for name, (_, value) in inputs.items()}
     proto_inputs = asyncio.run(convert_from_native_to_inputs(task.native_interface, **values)).proto_inputs
     return pb.CreateTaskRequest(
-        inputs=proto_inputs, template=template, output_prefix="s3://flyte-examples/outputs/prefix",
+        inputs=proto_inputs,
+        template=template,
+        output_prefix="s3://flyte-examples/outputs/prefix",
         task_execution_metadata=execution_metadata(run or f"r{uuid.uuid4().hex[:12]}"),
         connection={"secrets": {"google_application_credentials": key or fake.service_account_json()}},
     )
 
 
 TYPED_INPUTS = {
-    "a": (int, 7), "b": (float, 2.5), "c": (str, "it's"), "d": (bool, True),
+    "a": (int, 7),
+    "b": (float, 2.5),
+    "c": (str, "it's"),
+    "d": (bool, True),
     "e": (datetime.datetime, datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)),
     "f": (datetime.date, datetime.date(2026, 2, 3)),
 }
@@ -167,8 +193,9 @@ def inserted(fake: FakeBigQuery) -> list[Any]:
 
 def poll(world: Any, handle: bytes, request: pb.CreateTaskRequest) -> pb.Resource:
     """GetTask as the executor sends it: with the connection (the secret) it decodes from the template."""
-    return world.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=TYPE),
-                                                   connection=request.connection)).resource
+    return world.client.get_task(
+        pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=TYPE), connection=request.connection)
+    ).resource
 
 
 def wait(world: Any, handle: bytes, request: pb.CreateTaskRequest) -> pb.Resource:
@@ -180,8 +207,11 @@ def wait(world: Any, handle: bytes, request: pb.CreateTaskRequest) -> pb.Resourc
 
 
 def delete(world: Any, handle: bytes, request: pb.CreateTaskRequest) -> None:
-    world.client.delete_task(pb.DeleteTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=TYPE),
-                                                  connection=request.connection))
+    world.client.delete_task(
+        pb.DeleteTaskRequest(
+            resource_meta=handle, task_category=pb.TaskCategory(name=TYPE), connection=request.connection
+        )
+    )
 
 
 def meta_of(world: Any, handle: bytes) -> BigQueryMetadata:
@@ -198,33 +228,54 @@ def test_a_query_job_runs_to_success_with_typed_parameters_and_its_table_as_a_da
     job_id = f"flyte_{world.token(request)}"
     [insert] = inserted(fake)
     assert insert.body["jobReference"] == {"jobId": job_id, "projectId": "flyte-project", "location": "US"}
-    assert insert.body["configuration"] == {"query": {
-        "query": "select * from `p.d.t` where a = @a", "useLegacySql": False, "parameterMode": "NAMED",
-        "queryParameters": [
-            {"name": "a", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "7"}},
-            {"name": "b", "parameterType": {"type": "FLOAT64"}, "parameterValue": {"value": 2.5}},
-            {"name": "c", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "it's"}},
-            {"name": "d", "parameterType": {"type": "BOOL"}, "parameterValue": {"value": "true"}},
-            {"name": "e", "parameterType": {"type": "DATETIME"}, "parameterValue": {"value": "2026-01-02T03:04:05.678901"}},
-            {"name": "f", "parameterType": {"type": "DATETIME"}, "parameterValue": {"value": "2026-02-03T00:00:00.000000"}},
-        ]}}
+    assert insert.body["configuration"] == {
+        "query": {
+            "query": "select * from `p.d.t` where a = @a",
+            "useLegacySql": False,
+            "parameterMode": "NAMED",
+            "queryParameters": [
+                {"name": "a", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "7"}},
+                {"name": "b", "parameterType": {"type": "FLOAT64"}, "parameterValue": {"value": 2.5}},
+                {"name": "c", "parameterType": {"type": "STRING"}, "parameterValue": {"value": "it's"}},
+                {"name": "d", "parameterType": {"type": "BOOL"}, "parameterValue": {"value": "true"}},
+                {
+                    "name": "e",
+                    "parameterType": {"type": "DATETIME"},
+                    "parameterValue": {"value": "2026-01-02T03:04:05.678901"},
+                },
+                {
+                    "name": "f",
+                    "parameterType": {"type": "DATETIME"},
+                    "parameterValue": {"value": "2026-02-03T00:00:00.000000"},
+                },
+            ],
+        }
+    }
     assert insert.headers["authorization"].removeprefix("Bearer ") in fake.tokens
     assert insert.headers["user-agent"].startswith("Flyte/2.12.1 (GPN:Union;development) ")
-    assert meta_of(world, handle) == BigQueryMetadata(job_id=job_id, project="flyte-project", location="US",
-                                                      user_agent="Flyte/2.12.1 (GPN:Union;development)")
+    assert meta_of(world, handle) == BigQueryMetadata(
+        job_id=job_id, project="flyte-project", location="US", user_agent="Flyte/2.12.1 (GPN:Union;development)"
+    )
 
     first = poll(world, handle, request)
     assert (first.phase, first.message) == (TaskExecution.RUNNING, "RUNNING")
     resource = wait(world, handle, request)
     assert (resource.phase, resource.message) == (TaskExecution.SUCCEEDED, "DONE")
     assert world.outputs(resource, {"results": DATAFRAME}) == {
-        "results": literals.DataFrameRef(uri=f"bq://flyte-project:_fake_anon.anon_{job_id}")}
-    assert list(resource.log_links) == [TaskLog(
-        uri=f"https://console.cloud.google.com/bigquery?project=flyte-project&j=bq:US:{job_id}&page=queryresults",
-        name="BigQuery Console", ready=True, link_type=TaskLog.DASHBOARD)]
+        "results": literals.DataFrameRef(uri=f"bq://flyte-project:_fake_anon.anon_{job_id}")
+    }
+    assert list(resource.log_links) == [
+        TaskLog(
+            uri=f"https://console.cloud.google.com/bigquery?project=flyte-project&j=bq:US:{job_id}&page=queryresults",
+            name="BigQuery Console",
+            ready=True,
+            link_type=TaskLog.DASHBOARD,
+        )
+    ]
     gets = [r for r in fake.api_calls() if r.method == "GET"]
-    assert gets and all(r.path == f"/bigquery/v2/projects/flyte-project/jobs/{job_id}" and r.query["location"] == ["US"]
-                        for r in gets)
+    assert gets and all(
+        r.path == f"/bigquery/v2/projects/flyte-project/jobs/{job_id}" and r.query["location"] == ["US"] for r in gets
+    )
 
     delete(world, handle, request)  # a finished task: nothing to cancel, the job stays as it ended
     assert "errors" not in fake.jobs[f"flyte-project.{job_id}"]["status"]
@@ -266,33 +317,46 @@ def test_a_create_retried_after_its_answer_was_lost_adopts_the_job_it_started(aw
     request = request_for(original, fake, inputs={"a": (int, 1)})
     secrets = dict(request.connection.secrets)
     inputs = {"a": 1}
-    first = asyncio.run(connector.create(request.template, request.output_prefix, inputs, request.task_execution_metadata,
-                                         idempotency_token=world.token(request), **secrets))
+    first = asyncio.run(
+        connector.create(
+            request.template,
+            request.output_prefix,
+            inputs,
+            request.task_execution_metadata,
+            idempotency_token=world.token(request),
+            **secrets,
+        )
+    )
     handle = world.create(request)  # the executor's retry of the same attempt
     assert len(inserted(fake)) == 2 and len(fake.jobs) == 1  # the second insert met "Already Exists"
     assert meta_of(world, handle) == first
     assert wait(world, handle, request).phase == TaskExecution.SUCCEEDED
 
-    newer = request_for(original, fake, run=request.task_execution_metadata.task_execution_id.node_execution_id
-                        .execution_id.name)
+    newer = request_for(
+        original, fake, run=request.task_execution_metadata.task_execution_id.node_execution_id.execution_id.name
+    )
     newer.task_execution_metadata.task_execution_id.retry_attempt = 1
     world.create(newer)  # a new attempt is a new job
     assert len(fake.jobs) == 2
 
 
-@pytest.mark.parametrize("method, path, status, reason, code", [
-    ("POST", r"/jobs$", 400, "invalid", Code.INVALID_ARGUMENT),
-    ("POST", r"/jobs$", 401, "unauthorized", Code.UNAUTHENTICATED),
-    ("POST", r"/jobs$", 403, "accessDenied", Code.PERMISSION_DENIED),
-    ("POST", r"/jobs$", 403, "rateLimitExceeded", Code.RESOURCE_EXHAUSTED),  # retried, then given up
-    ("POST", r"/jobs$", 403, "quotaExceeded", Code.RESOURCE_EXHAUSTED),
-    ("POST", r"/jobs$", 404, "notFound", Code.NOT_FOUND),
-    ("POST", r"/jobs$", 429, "tooManyRequests", Code.RESOURCE_EXHAUSTED),
-    ("POST", r"/jobs$", 503, "backendError", Code.UNAVAILABLE),  # retried, then given up
-    ("POST", r"/jobs$", 500, "internalError", Code.UNAVAILABLE),
-])
-def test_a_refused_create_answers_the_code_of_bigquerys_error_with_its_message(aws_world, fake, original, method, path,
-                                                                                status, reason, code):
+@pytest.mark.parametrize(
+    "method, path, status, reason, code",
+    [
+        ("POST", r"/jobs$", 400, "invalid", Code.INVALID_ARGUMENT),
+        ("POST", r"/jobs$", 401, "unauthorized", Code.UNAUTHENTICATED),
+        ("POST", r"/jobs$", 403, "accessDenied", Code.PERMISSION_DENIED),
+        ("POST", r"/jobs$", 403, "rateLimitExceeded", Code.RESOURCE_EXHAUSTED),  # retried, then given up
+        ("POST", r"/jobs$", 403, "quotaExceeded", Code.RESOURCE_EXHAUSTED),
+        ("POST", r"/jobs$", 404, "notFound", Code.NOT_FOUND),
+        ("POST", r"/jobs$", 429, "tooManyRequests", Code.RESOURCE_EXHAUSTED),
+        ("POST", r"/jobs$", 503, "backendError", Code.UNAVAILABLE),  # retried, then given up
+        ("POST", r"/jobs$", 500, "internalError", Code.UNAVAILABLE),
+    ],
+)
+def test_a_refused_create_answers_the_code_of_bigquerys_error_with_its_message(
+    aws_world, fake, original, method, path, status, reason, code
+):
     connector = BigQueryConnector()
     connector.retry_seconds = 0.5
     world = aws_world(connector)
@@ -302,10 +366,15 @@ def test_a_refused_create_answers_the_code_of_bigquerys_error_with_its_message(a
     assert f"BigQuery says no ({reason})" in error.message and "jobs.insert" in error.message
 
 
-@pytest.mark.parametrize("status, reason, code", [
-    (404, "notFound", Code.NOT_FOUND), (403, "accessDenied", Code.PERMISSION_DENIED),
-    (503, "backendError", Code.UNAVAILABLE), (400, "invalid", Code.INVALID_ARGUMENT),
-])
+@pytest.mark.parametrize(
+    "status, reason, code",
+    [
+        (404, "notFound", Code.NOT_FOUND),
+        (403, "accessDenied", Code.PERMISSION_DENIED),
+        (503, "backendError", Code.UNAVAILABLE),
+        (400, "invalid", Code.INVALID_ARGUMENT),
+    ],
+)
 def test_a_failed_poll_answers_the_code_of_bigquerys_error(aws_world, fake, original, status, reason, code):
     connector = BigQueryConnector()
     connector.retry_seconds = 0.5
@@ -333,8 +402,9 @@ def test_the_key_comes_from_secrets_manager_when_the_executor_sends_none(aws_wor
     prefix = f"flyte-test-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
     world = aws_world(BigQueryConnector())
-    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/google_application_credentials",
-                                               SecretString=fake.service_account_json())
+    world.boto("secretsmanager").create_secret(
+        Name=f"{prefix}/{TYPE}/google_application_credentials", SecretString=fake.service_account_json()
+    )
     fake.plan(states=["PENDING"] + ["RUNNING"] * 100)
     request = request_for(original, fake)
     request.ClearField("connection")
@@ -365,14 +435,17 @@ def test_a_key_the_token_endpoint_refuses_is_unauthenticated(aws_world, fake, or
     assert not fake.api_calls()
 
 
-@pytest.mark.parametrize("case, wants", [
-    ("not json", "not a service account key"),
-    ("no project", "ProjectID is required"),
-    ("empty query", "sql.statement is empty"),
-    ("a duration input", "input 'a' is declared DURATION"),
-    ("a list input", "input 'a' is declared collection_type"),
-    ("an optional input", "input 'a' is declared union_type"),
-])
+@pytest.mark.parametrize(
+    "case, wants",
+    [
+        ("not json", "not a service account key"),
+        ("no project", "ProjectID is required"),
+        ("empty query", "sql.statement is empty"),
+        ("a duration input", "input 'a' is declared DURATION"),
+        ("a list input", "input 'a' is declared collection_type"),
+        ("an optional input", "input 'a' is declared union_type"),
+    ],
+)
 def test_a_task_the_port_cannot_send_is_invalid_argument_before_any_call(aws_world, fake, original, case, wants):
     world = aws_world(BigQueryConnector())
     if case == "a duration input":
@@ -395,8 +468,9 @@ def test_a_task_the_port_cannot_send_is_invalid_argument_before_any_call(aws_wor
 def test_the_port_declares_what_the_original_does(original):
     theirs, ours = original.connector.BigQueryConnector, BigQueryConnector
     assert (ours.name, ours.task_type_name, ours.task_type_version) == (theirs.name, theirs.task_type_name, 0)
-    assert [f.name for f in ours.metadata_type.__dataclass_fields__.values()] == \
-        [f.name for f in theirs.metadata_type.__dataclass_fields__.values()]
+    assert [f.name for f in ours.metadata_type.__dataclass_fields__.values()] == [
+        f.name for f in theirs.metadata_type.__dataclass_fields__.values()
+    ]
     assert ours.secret_names == ("google_application_credentials",)
 
 
@@ -406,8 +480,12 @@ def test_the_port_declares_what_the_original_does(original):
 SCENARIOS: dict[str, dict[str, Any]] = {
     "typed inputs to success": {"inputs": TYPED_INPUTS},
     "no inputs, no location, config the original ignores": {"location": None, "dataframe": False, "query": "select 1"},
-    "a failed job": {"plan": {"states": ["PENDING", "RUNNING", "DONE"],
-                              "errors": [{"reason": "accessDenied", "message": "Access Denied: Table p:d.t"}]}},
+    "a failed job": {
+        "plan": {
+            "states": ["PENDING", "RUNNING", "DONE"],
+            "errors": [{"reason": "accessDenied", "message": "Access Denied: Table p:d.t"}],
+        }
+    },
     "a running job cancelled": {"plan": {"states": ["PENDING"] + ["RUNNING"] * 50}, "polls": 2},
 }
 
@@ -426,9 +504,17 @@ def _calls(fake: FakeBigQuery, start: int, job_id: str, end: int) -> list[tuple[
             # Named parameters: their order means nothing to BigQuery. The original's is the order
             # in which flyte's TypeEngine finished converting the inputs; the port's is the declared.
             body["configuration"]["query"]["queryParameters"].sort(key=lambda item: item["name"])
-        calls.append((r.method, _normalize(r.path, job_id), r.query, body, r.headers.get("user-agent"),
-                      r.headers.get("x-goog-api-client"), r.headers.get("authorization", "").removeprefix("Bearer ")
-                      in fake.tokens))
+        calls.append(
+            (
+                r.method,
+                _normalize(r.path, job_id),
+                r.query,
+                body,
+                r.headers.get("user-agent"),
+                r.headers.get("x-goog-api-client"),
+                r.headers.get("authorization", "").removeprefix("Bearer ") in fake.tokens,
+            )
+        )
     return calls
 
 
@@ -480,15 +566,23 @@ def test_the_port_sends_and_answers_what_the_original_does(aws_world, fake, orig
         delete_it()
         if polls:  # cancelled (a poll of a deleted task is the service's own answer: ABORTED)
             assert fake.jobs[f"flyte-project.{job_id}"]["status"]["errorResult"]["reason"] == "stopped"
-        runs[who] = SimpleNamespace(calls=_calls(fake, start, job_id, before_delete), resources=resources,
-                                    cancels=_calls(fake, before_delete, job_id, len(fake.requests)))
+        runs[who] = SimpleNamespace(
+            calls=_calls(fake, start, job_id, before_delete),
+            resources=resources,
+            cancels=_calls(fake, before_delete, job_id, len(fake.requests)),
+        )
     assert runs["port"].calls == runs["original"].calls
     assert runs["port"].resources == runs["original"].resources
     if polls:  # a running job: both cancel it the same way
         assert runs["port"].cancels == runs["original"].cancels
-        assert [call[1] for call in runs["port"].cancels][:1] == ["/bigquery/v2/projects/flyte-project/jobs/<job>/cancel"]
+        assert [call[1] for call in runs["port"].cancels][:1] == [
+            "/bigquery/v2/projects/flyte-project/jobs/<job>/cancel"
+        ]
     else:  # a finished task: the original cancels the done job (a no-op); the service answers the delete itself
-        assert [call[1] for call in runs["original"].cancels] == ["/bigquery/v2/projects/flyte-project/jobs/<job>/cancel"]
+        assert [call[1] for call in runs["original"].cancels] == [
+            "/bigquery/v2/projects/flyte-project/jobs/<job>/cancel"
+        ]
         assert runs["port"].cancels == []
-    assert runs["port"].resources[-1]["phase"] == ("RUNNING" if polls else "SUCCEEDED" if "success" in scenario
-                                                   or "no inputs" in scenario else "FAILED")
+    assert runs["port"].resources[-1]["phase"] == (
+        "RUNNING" if polls else "SUCCEEDED" if "success" in scenario or "no inputs" in scenario else "FAILED"
+    )

@@ -40,13 +40,24 @@ WHEELS = ROOT / ".venv" / "wheels"
 # -- templates, as flyteplugins.databricks's DatabricksFunctionTask writes them ------------------
 
 
-def databricks_custom(databricks_conf: dict | None, instance: str | None = None, spark_conf: dict | None = None,
-                      secret: str | None = "databricks_token") -> dict[str, Any]:
+def databricks_custom(
+    databricks_conf: dict | None,
+    instance: str | None = None,
+    spark_conf: dict | None = None,
+    secret: str | None = "databricks_token",
+) -> dict[str, Any]:
     """``DatabricksFunctionTask.custom_config``: a SparkJob as a dict, plus the secret's name.
     (The task class itself needs pyspark, which this venv does not hold.)"""
-    job = SparkJob(sparkConf=spark_conf or {}, hadoopConf={}, mainApplicationFile="local:///root/entrypoint.py",
-                   executorPath="/usr/bin/python3", mainClass="", applicationType=SparkApplication.PYTHON,
-                   databricksConf=databricks_conf, databricksInstance=instance)
+    job = SparkJob(
+        sparkConf=spark_conf or {},
+        hadoopConf={},
+        mainApplicationFile="local:///root/entrypoint.py",
+        executorPath="/usr/bin/python3",
+        mainClass="",
+        applicationType=SparkApplication.PYTHON,
+        databricksConf=databricks_conf,
+        databricksInstance=instance,
+    )
     custom = MessageToDict(job)
     custom["secrets"] = {"databricks_token": secret}
     return custom
@@ -57,8 +68,12 @@ def template(custom: dict[str, Any], *, env: dict[str, str] | None = None) -> ta
     struct.update(custom)
     env = ENV if env is None else env
     return tasks_pb2.TaskTemplate(
-        type=TYPE, custom=struct,
-        container=tasks_pb2.Container(image=IMAGE, args=ARGS, env=[KeyValuePair(key=k, value=v) for k, v in env.items()]))
+        type=TYPE,
+        custom=struct,
+        container=tasks_pb2.Container(
+            image=IMAGE, args=ARGS, env=[KeyValuePair(key=k, value=v) for k, v in env.items()]
+        ),
+    )
 
 
 def request(world: Any, tpl: tasks_pb2.TaskTemplate, *, secrets: dict[str, str] | None = None, run: str | None = None):
@@ -69,8 +84,11 @@ def request(world: Any, tpl: tasks_pb2.TaskTemplate, *, secrets: dict[str, str] 
     return created
 
 
-NEW_CLUSTER = {"run_name": "nightly", "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m5.xlarge",
-                                                       "num_workers": 2}, "timeout_seconds": 3600}
+NEW_CLUSTER = {
+    "run_name": "nightly",
+    "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m5.xlarge", "num_workers": 2},
+    "timeout_seconds": 3600,
+}
 
 
 @pytest.fixture
@@ -108,10 +126,19 @@ def test_a_run_is_submitted_polled_to_success_and_its_cancel_after_the_end_is_qu
     (submit,) = fake.calls("runs/submit")
     body = submit.body
     assert submit.headers["authorization"] == f"Bearer {TOKEN}"
-    assert body["new_cluster"] == {"spark_version": "13.3.x-scala2.12", "node_type_id": "m5.xlarge", "num_workers": 2,
-                                   "docker_image": {"url": IMAGE}, "spark_conf": {"spark.a": "1"}, "spark_env_vars": ENV}
-    assert body["spark_python_task"] == {"python_file": "flyteplugins/databricks/entrypoint.py", "parameters": ARGS,
-                                         "source": "GIT"}
+    assert body["new_cluster"] == {
+        "spark_version": "13.3.x-scala2.12",
+        "node_type_id": "m5.xlarge",
+        "num_workers": 2,
+        "docker_image": {"url": IMAGE},
+        "spark_conf": {"spark.a": "1"},
+        "spark_env_vars": ENV,
+    }
+    assert body["spark_python_task"] == {
+        "python_file": "flyteplugins/databricks/entrypoint.py",
+        "parameters": ARGS,
+        "source": "GIT",
+    }
     assert body["git_source"]["git_url"] == "https://github.com/flyteorg/flytetools"
     assert body["run_name"] == "nightly" and body["timeout_seconds"] == 3600
     assert len(body["idempotency_token"]) <= 64
@@ -141,20 +168,26 @@ def test_delete_cancels_a_running_run(world, fake):
     world.delete(handle, TYPE)
     (cancel,) = fake.calls("runs/cancel")
     assert cancel.body == {"run_id": run_id} and cancel.headers["authorization"] == f"Bearer {TOKEN}"
-    assert fake.runs[int(run_id)].state() == {"life_cycle_state": "TERMINATED", "result_state": "CANCELED",
-                                              "state_message": "Run cancelled."}
+    assert fake.runs[int(run_id)].state() == {
+        "life_cycle_state": "TERMINATED",
+        "result_state": "CANCELED",
+        "state_message": "Run cancelled.",
+    }
 
 
-@pytest.mark.parametrize("states, phase", [
-    ([("TERMINATED", "FAILED")], TaskExecution.FAILED),
-    ([("TERMINATED", "TIMEDOUT")], TaskExecution.FAILED),
-    ([("TERMINATED", "CANCELED")], TaskExecution.FAILED),
-    ([("SKIPPED", None)], TaskExecution.FAILED),
-    ([("INTERNAL_ERROR", None)], TaskExecution.RETRYABLE_FAILED),
-    ([("QUEUED", None)], TaskExecution.QUEUED),
-    ([("BLOCKED", None)], TaskExecution.QUEUED),
-    ([("TERMINATING", None)], TaskExecution.RUNNING),
-])
+@pytest.mark.parametrize(
+    "states, phase",
+    [
+        ([("TERMINATED", "FAILED")], TaskExecution.FAILED),
+        ([("TERMINATED", "TIMEDOUT")], TaskExecution.FAILED),
+        ([("TERMINATED", "CANCELED")], TaskExecution.FAILED),
+        ([("SKIPPED", None)], TaskExecution.FAILED),
+        ([("INTERNAL_ERROR", None)], TaskExecution.RETRYABLE_FAILED),
+        ([("QUEUED", None)], TaskExecution.QUEUED),
+        ([("BLOCKED", None)], TaskExecution.QUEUED),
+        ([("TERMINATING", None)], TaskExecution.RUNNING),
+    ],
+)
 def test_phases_and_messages(world, fake, states, phase):
     handle = world.create(request(world, template(databricks_custom(NEW_CLUSTER, fake.instance))))
     fake.script(run_of(world, handle).run_id, states, message="Workload failed, see run output for details")
@@ -175,9 +208,16 @@ def test_an_existing_cluster_run_keeps_its_conf_and_the_instance_comes_from_the_
 def test_a_create_retried_after_a_crash_starts_one_run(world, fake):
     created = request(world, template(databricks_custom(NEW_CLUSTER, fake.instance)))
     # The first try started its run, then crashed before its record was finished (world.first_try, with the token).
-    first = asyncio.run(DatabricksConnector().create(created.template, created.output_prefix, {},
-                                                     created.task_execution_metadata,
-                                                     idempotency_token=world.token(created), databricks_token=TOKEN))
+    first = asyncio.run(
+        DatabricksConnector().create(
+            created.template,
+            created.output_prefix,
+            {},
+            created.task_execution_metadata,
+            idempotency_token=world.token(created),
+            databricks_token=TOKEN,
+        )
+    )
     handle = world.create(created)
     assert run_of(world, handle).run_id == first.run_id
     assert len(fake.runs) == 1 and len(fake.calls("runs/submit")) == 2
@@ -192,13 +232,21 @@ def test_a_create_retried_after_a_crash_starts_one_run(world, fake):
 # -- errors ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("custom, message", [
-    (databricks_custom(None, "x.cloud.databricks.com"), "Missing Databricks job configuration in task template."),
-    (databricks_custom({"run_name": "n"}, "x.cloud.databricks.com"),
-     "Either existing_cluster_id or new_cluster must be specified"),
-    (databricks_custom(NEW_CLUSTER), "Missing databricks instance. Please set the value through the task config or "
-                                     "set the FLYTE_DATABRICKS_INSTANCE environment variable in the connector."),
-])
+@pytest.mark.parametrize(
+    "custom, message",
+    [
+        (databricks_custom(None, "x.cloud.databricks.com"), "Missing Databricks job configuration in task template."),
+        (
+            databricks_custom({"run_name": "n"}, "x.cloud.databricks.com"),
+            "Either existing_cluster_id or new_cluster must be specified",
+        ),
+        (
+            databricks_custom(NEW_CLUSTER),
+            "Missing databricks instance. Please set the value through the task config or "
+            "set the FLYTE_DATABRICKS_INSTANCE environment variable in the connector.",
+        ),
+    ],
+)
 def test_a_bad_template_is_invalid_argument_with_the_originals_message(world, fake, monkeypatch, custom, message):
     monkeypatch.delenv("FLYTE_DATABRICKS_INSTANCE", raising=False)
     error = world.error(world.create, request(world, template(custom)))
@@ -206,13 +254,20 @@ def test_a_bad_template_is_invalid_argument_with_the_originals_message(world, fa
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("status, body, code", [
-    (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Cluster size must be positive"}, Code.INVALID_ARGUMENT),
-    (403, {"error_code": "PERMISSION_DENIED", "message": "User cannot create clusters"}, Code.PERMISSION_DENIED),
-    (429, {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "Too many requests"}, Code.RESOURCE_EXHAUSTED),
-    (500, {"error_code": "INTERNAL_ERROR", "message": "Something went wrong"}, Code.UNAVAILABLE),
-    (503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "Try again"}, Code.UNAVAILABLE),
-])
+@pytest.mark.parametrize(
+    "status, body, code",
+    [
+        (
+            400,
+            {"error_code": "INVALID_PARAMETER_VALUE", "message": "Cluster size must be positive"},
+            Code.INVALID_ARGUMENT,
+        ),
+        (403, {"error_code": "PERMISSION_DENIED", "message": "User cannot create clusters"}, Code.PERMISSION_DENIED),
+        (429, {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "Too many requests"}, Code.RESOURCE_EXHAUSTED),
+        (500, {"error_code": "INTERNAL_ERROR", "message": "Something went wrong"}, Code.UNAVAILABLE),
+        (503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "Try again"}, Code.UNAVAILABLE),
+    ],
+)
 def test_databricks_errors_map_to_codes_with_databricks_message(world, fake, status, body, code):
     fake.fail("runs/submit", status, body, times=5)
     error = world.error(world.create, request(world, template(databricks_custom(NEW_CLUSTER, fake.instance))))
@@ -221,8 +276,14 @@ def test_databricks_errors_map_to_codes_with_databricks_message(world, fake, sta
 
 
 def test_a_wrong_token_is_unauthenticated_and_the_token_is_not_echoed(world, fake):
-    error = world.error(world.create, request(world, template(databricks_custom(NEW_CLUSTER, fake.instance)),
-                                              secrets={"databricks_token": "dapi-wrong-token-value"}))
+    error = world.error(
+        world.create,
+        request(
+            world,
+            template(databricks_custom(NEW_CLUSTER, fake.instance)),
+            secrets={"databricks_token": "dapi-wrong-token-value"},
+        ),
+    )
     assert error.code == Code.UNAUTHENTICATED and "Invalid access token." in error.message
     assert "dapi-wrong-token-value" not in error.message
     assert fake.runs == {}
@@ -277,8 +338,21 @@ def original() -> types.ModuleType:
     pattern = str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl")
     if not glob.glob(pattern):
         WHEELS.mkdir(parents=True, exist_ok=True)
-        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                                  "flyteplugins-databricks==2.12.1", "-d", str(WHEELS)], capture_output=True, text=True)
+        fetched = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "flyteplugins-databricks==2.12.1",
+                "-d",
+                str(WHEELS),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if fetched.returncode != 0 or not glob.glob(pattern):
             pytest.skip(f"flyteplugins-databricks 2.12.1 could not be fetched: {fetched.stderr[-500:]}")
     unpacked = WHEELS / "flyteplugins_databricks-2.12.1"
@@ -306,15 +380,25 @@ def trusting(module: types.ModuleType, cafile: str) -> None:
 
     context = ssl.create_default_context(cafile=cafile)
     module.aiohttp = types.SimpleNamespace(
-        ClientSession=lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)))
+        ClientSession=lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+    )
 
 
 DIFFERENTIAL_CASES = {
     "new cluster": (NEW_CLUSTER, {"spark.executor.memory": "4g"}, ENV),
     "new cluster with its own image, conf and environment": (
-        {"new_cluster": {"num_workers": 1, "docker_image": {"url": "mine:1"}, "spark_conf": {"x": "y"},
-                         "spark_env_vars": {"MINE": "1", "_F_PRJ": "overridden"}}, "run_name": "own"},
-        {"spark.ignored": "1"}, ENV),
+        {
+            "new_cluster": {
+                "num_workers": 1,
+                "docker_image": {"url": "mine:1"},
+                "spark_conf": {"x": "y"},
+                "spark_env_vars": {"MINE": "1", "_F_PRJ": "overridden"},
+            },
+            "run_name": "own",
+        },
+        {"spark.ignored": "1"},
+        ENV,
+    ),
     "existing cluster": ({"existing_cluster_id": "0101-abc", "libraries": [{"pypi": {"package": "pandas"}}]}, {}, {}),
     "no environment": ({"new_cluster": {"num_workers": 0, "autoscale": {"min_workers": 1, "max_workers": 3}}}, {}, {}),
 }
@@ -331,8 +415,14 @@ def without_token(calls: list[Any]) -> list[tuple]:
     return keys
 
 
-def through_original(module: types.ModuleType, fake: FakeDatabricks, tpl: tasks_pb2.TaskTemplate,
-                     script: list, message: str, cancel: bool = False) -> tuple[list, list]:
+def through_original(
+    module: types.ModuleType,
+    fake: FakeDatabricks,
+    tpl: tasks_pb2.TaskTemplate,
+    script: list,
+    message: str,
+    cancel: bool = False,
+) -> tuple[list, list]:
     """create, a poll per scripted state (a ValueError where the flyte SDK's phase words end), and
     with ``cancel`` a delete (the service calls none once the run has ended)."""
     trusting(module, fake.cafile)
@@ -345,8 +435,13 @@ def through_original(module: types.ModuleType, fake: FakeDatabricks, tpl: tasks_
         for _ in script:
             try:
                 resource = await connector.get(meta, databricks_token=TOKEN)
-                seen.append((resource.phase, resource.message,
-                             [(link.name, link.uri.replace(fake.instance, "<instance>")) for link in resource.log_links]))
+                seen.append(
+                    (
+                        resource.phase,
+                        resource.message,
+                        [(link.name, link.uri.replace(fake.instance, "<instance>")) for link in resource.log_links],
+                    )
+                )
             except ValueError as error:
                 seen.append(("error", str(error)))
         if cancel:
@@ -356,16 +451,22 @@ def through_original(module: types.ModuleType, fake: FakeDatabricks, tpl: tasks_
     return asyncio.run(run())
 
 
-def through_port(world: Any, fake: FakeDatabricks, tpl: tasks_pb2.TaskTemplate, script: list, message: str,
-                 cancel: bool = False):
+def through_port(
+    world: Any, fake: FakeDatabricks, tpl: tasks_pb2.TaskTemplate, script: list, message: str, cancel: bool = False
+):
     handle = world.create(request(world, tpl))
     run_id = run_of(world, handle).run_id
     fake.script(run_id, script, message=message)
     seen = []
     for _ in script:
         resource = world.poll(handle, TYPE)
-        seen.append((resource.phase, resource.message,
-                     [(link.name, link.uri.replace(fake.instance, "<instance>")) for link in resource.log_links]))
+        seen.append(
+            (
+                resource.phase,
+                resource.message,
+                [(link.name, link.uri.replace(fake.instance, "<instance>")) for link in resource.log_links],
+            )
+        )
     if cancel:
         world.delete(handle, TYPE)
     return seen, [run_id]
@@ -373,17 +474,20 @@ def through_port(world: Any, fake: FakeDatabricks, tpl: tasks_pb2.TaskTemplate, 
 
 @pytest.mark.parametrize("case", sorted(DIFFERENTIAL_CASES))
 def test_differential_the_same_requests_phases_messages_and_links_as_the_flyte_sdk_connector(
-        original, aws_world, monkeypatch, case):
+    original, aws_world, monkeypatch, case
+):
     conf, spark_conf, env = DIFFERENTIAL_CASES[case]
     message = "In run"
     with FakeDatabricks(token=TOKEN) as theirs, FakeDatabricks(token=TOKEN) as ours:
         # The same template but for the instance, each pointed at its own fake (the same run ids).
         their_seen, their_runs = through_original(
-            original, theirs, template(databricks_custom(conf, theirs.instance, spark_conf), env=env), SCRIPT, message)
+            original, theirs, template(databricks_custom(conf, theirs.instance, spark_conf), env=env), SCRIPT, message
+        )
         monkeypatch.setenv("SSL_CERT_FILE", ours.cafile)
         world = databricks_world(aws_world, monkeypatch)
         our_seen, our_runs = through_port(
-            world, ours, template(databricks_custom(conf, ours.instance, spark_conf), env=env), SCRIPT, message)
+            world, ours, template(databricks_custom(conf, ours.instance, spark_conf), env=env), SCRIPT, message
+        )
 
     assert their_runs == our_runs
     assert without_token(ours.requests) == without_token(theirs.requests)
@@ -399,13 +503,26 @@ def test_differential_the_same_requests_phases_messages_and_links_as_the_flyte_s
     assert our_seen[queued][0] == TaskExecution.QUEUED
     del their_seen[queued], our_seen[queued]
     assert our_seen == their_seen
-    assert [phase for phase, _, _ in our_seen] == [TaskExecution.INITIALIZING, TaskExecution.RUNNING,
-                                                   TaskExecution.RUNNING, TaskExecution.SUCCEEDED]
+    assert [phase for phase, _, _ in our_seen] == [
+        TaskExecution.INITIALIZING,
+        TaskExecution.RUNNING,
+        TaskExecution.RUNNING,
+        TaskExecution.SUCCEEDED,
+    ]
     assert {m for _, m, _ in our_seen} == {message}
 
 
-@pytest.mark.parametrize("life, result", [("TERMINATED", "FAILED"), ("TERMINATED", "TIMEDOUT"), ("TERMINATED", "CANCELED"),
-                                          ("SKIPPED", None), ("INTERNAL_ERROR", None), ("TERMINATED", "SUCCESS")])
+@pytest.mark.parametrize(
+    "life, result",
+    [
+        ("TERMINATED", "FAILED"),
+        ("TERMINATED", "TIMEDOUT"),
+        ("TERMINATED", "CANCELED"),
+        ("SKIPPED", None),
+        ("INTERNAL_ERROR", None),
+        ("TERMINATED", "SUCCESS"),
+    ],
+)
 def test_differential_terminal_phases(original, aws_world, monkeypatch, life, result):
     script = [(life, result)]
     tpl = lambda fake: template(databricks_custom(NEW_CLUSTER, fake.instance))  # noqa: E731
@@ -424,16 +541,22 @@ def test_differential_cancel_of_an_active_run(original, aws_world, monkeypatch, 
     with FakeDatabricks(token=TOKEN) as theirs, FakeDatabricks(token=TOKEN) as ours:
         their_seen, _ = through_original(original, theirs, tpl(theirs), script, "busy", cancel=True)
         monkeypatch.setenv("SSL_CERT_FILE", ours.cafile)
-        our_seen, _ = through_port(databricks_world(aws_world, monkeypatch), ours, tpl(ours), script, "busy", cancel=True)
+        our_seen, _ = through_port(
+            databricks_world(aws_world, monkeypatch), ours, tpl(ours), script, "busy", cancel=True
+        )
         assert ours.runs[1001].state()["result_state"] == theirs.runs[1001].state()["result_state"] == "CANCELED"
     assert our_seen == their_seen
     assert without_token(ours.requests) == without_token(theirs.requests)
     assert [call.path for call in ours.requests][-1] == "/api/2.1/jobs/runs/cancel"
 
 
-@pytest.mark.parametrize("conf, instance", [(None, "x.cloud.databricks.com"), ({"run_name": "n"}, "x.cloud.databricks.com"),
-                                            (NEW_CLUSTER, None)])
-def test_differential_template_errors_have_the_originals_message(original, aws_world, fake, monkeypatch, conf, instance):
+@pytest.mark.parametrize(
+    "conf, instance",
+    [(None, "x.cloud.databricks.com"), ({"run_name": "n"}, "x.cloud.databricks.com"), (NEW_CLUSTER, None)],
+)
+def test_differential_template_errors_have_the_originals_message(
+    original, aws_world, fake, monkeypatch, conf, instance
+):
     monkeypatch.delenv("FLYTE_DATABRICKS_INSTANCE", raising=False)
     tpl = template(databricks_custom(conf, instance))
     with pytest.raises(ValueError) as theirs:
@@ -457,8 +580,7 @@ def test_differential_a_refused_submit_names_the_same_call(original, aws_world, 
     assert body["message"] in str(theirs.value) and body["message"] in error.message
 
 
-def test_a_token_kept_only_in_secrets_manager_reaches_databricks_and_nothing_else(aws_world, fake, monkeypatch,
-                                                                                     caplog):
+def test_a_token_kept_only_in_secrets_manager_reaches_databricks_and_nothing_else(aws_world, fake, monkeypatch, caplog):
     """The issue's case: no request carries the token; the fake Databricks API receives it from
     (moto's) Secrets Manager; the table, every log record at DEBUG and every answer lack it."""
     import json

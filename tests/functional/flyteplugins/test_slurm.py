@@ -37,41 +37,59 @@ def template(fake: FakeSlurm, **config: Any) -> Any:
     from flyte.models import SerializationContext
     from flyteplugins.slurm import Slurm
 
-    settings = {"partition": "main", "gres": "gpu:1", "time_limit": "1:00:00", "host": "127.0.0.1",
-                "port": fake.port, "username": "flyte", "ssh_private_key": "slurm-ssh-key",
-                "known_hosts_secret": "slurm-known-hosts", "env": {"AWS_REGION": "us-east-1"},
-                "sbatch_options": {"exclusive": True}, **config}
+    settings = {
+        "partition": "main",
+        "gres": "gpu:1",
+        "time_limit": "1:00:00",
+        "host": "127.0.0.1",
+        "port": fake.port,
+        "username": "flyte",
+        "ssh_private_key": "slurm-ssh-key",
+        "known_hosts_secret": "slurm-known-hosts",
+        "env": {"AWS_REGION": "us-east-1"},
+        "sbatch_options": {"exclusive": True},
+        **config,
+    }
     env = flyte.TaskEnvironment(name=f"slurm_{fake.port}_{len(config)}", plugin_config=Slurm(**settings), image=IMAGE)
 
     @env.task
     async def train(steps: int) -> float:
         return float(steps)
 
-    return get_proto_task(train, SerializationContext(version="v1", project="flytesnacks", domain="development",
-                                                             root_dir=ROOT))
+    return get_proto_task(
+        train, SerializationContext(version="v1", project="flytesnacks", domain="development", root_dir=ROOT)
+    )
 
 
 def secrets(fake: FakeSlurm) -> dict[str, str]:
     return {"ssh_private_key": fake.private_key, "known_hosts_data": fake.known_hosts}
 
 
-def request(world: Any, fake: FakeSlurm, tpl: Any = None, secret_values: dict[str, str] | None = None,
-            run: str | None = None) -> pb.CreateTaskRequest:
-    created = world.request(TYPE, {}, inputs={"steps": (INT, 3)}, run=run,
-                            secrets=secrets(fake) if secret_values is None else secret_values)
+def request(
+    world: Any, fake: FakeSlurm, tpl: Any = None, secret_values: dict[str, str] | None = None, run: str | None = None
+) -> pb.CreateTaskRequest:
+    created = world.request(
+        TYPE, {}, inputs={"steps": (INT, 3)}, run=run, secrets=secrets(fake) if secret_values is None else secret_values
+    )
     created.template.CopyFrom(tpl or template(fake))
     created.task_execution_metadata.environment_variables["_U_RUN_BASE"] = "s3://bucket/run"
     return created
 
 
 def poll(world: Any, handle: bytes, fake: FakeSlurm) -> pb.Resource:
-    return world.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=TYPE),
-                                                   connection={"secrets": secrets(fake)})).resource
+    return world.client.get_task(
+        pb.GetTaskRequest(
+            resource_meta=handle, task_category=pb.TaskCategory(name=TYPE), connection={"secrets": secrets(fake)}
+        )
+    ).resource
 
 
 def delete(world: Any, handle: bytes, fake: FakeSlurm) -> None:
-    world.client.delete_task(pb.DeleteTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=TYPE),
-                                                  connection={"secrets": secrets(fake)}))
+    world.client.delete_task(
+        pb.DeleteTaskRequest(
+            resource_meta=handle, task_category=pb.TaskCategory(name=TYPE), connection={"secrets": secrets(fake)}
+        )
+    )
 
 
 def job(fake: FakeSlurm) -> str:
@@ -91,24 +109,35 @@ def test_a_slurm_task_runs_from_sbatch_to_success(aws_world, fake):
     script = fake.jobs[job_id].script
     assert f"#SBATCH --output={HOME}/.flyte/jobs/{name}.out" in script
     assert "#SBATCH --partition=main\n#SBATCH --gres=gpu:1\n#SBATCH --time=1:00:00\n#SBATCH --exclusive\n" in script
-    assert "export FLYTE_INTERNAL_EXECUTION_PROJECT=flytesnacks" in script and "export _U_RUN_BASE=s3://bucket/run" in script
+    assert (
+        "export FLYTE_INTERNAL_EXECUTION_PROJECT=flytesnacks" in script
+        and "export _U_RUN_BASE=s3://bucket/run" in script
+    )
     assert "export AWS_REGION=us-east-1" in script and "'--container-image=ghcr.io#example/train:abc123'" in script
     assert fake.commands()[-1] == f"sbatch --parsable {HOME}/.flyte/jobs/{name}.sbatch"
     assert ("sftp-chmod", f"{HOME}/.flyte/jobs/{name}.sbatch 0o700") in fake.calls
 
     pending = poll(world, handle, fake)
-    assert pending.phase == TaskExecution.QUEUED and pending.message.startswith(f"Slurm job {job_id} is PENDING, reason: Priority")
+    assert pending.phase == TaskExecution.QUEUED and pending.message.startswith(
+        f"Slurm job {job_id} is PENDING, reason: Priority"
+    )
     fake.set_state(job_id, "RUNNING")
     running = poll(world, handle, fake)
     assert running.phase == TaskExecution.RUNNING
-    assert running.message.endswith(f"Attach to the running job: ssh flyte@127.0.0.1 'srun --jobid={job_id} --overlap --pty bash'")
+    assert running.message.endswith(
+        f"Attach to the running job: ssh flyte@127.0.0.1 'srun --jobid={job_id} --overlap --pty bash'"
+    )
     fake.set_state(job_id, "COMPLETED")
     done = poll(world, handle, fake)
     assert done.phase == TaskExecution.SUCCEEDED and not done.log_links
-    assert done.message == (f"Slurm job {job_id} is COMPLETED\nJob files on flyte@127.0.0.1: {HOME}/.flyte/jobs/{name}.out "
-                            f"(stdout), {HOME}/.flyte/jobs/{name}.err (stderr)")
-    assert fake.commands()[-2:] == [f"squeue -h -j {job_id} -o '%i|%T|%r'",
-                                    f"sacct -X -n -P -j {job_id} --format=JobIDRaw,State,ExitCode,Reason"]
+    assert done.message == (
+        f"Slurm job {job_id} is COMPLETED\nJob files on flyte@127.0.0.1: {HOME}/.flyte/jobs/{name}.out "
+        f"(stdout), {HOME}/.flyte/jobs/{name}.err (stderr)"
+    )
+    assert fake.commands()[-2:] == [
+        f"squeue -h -j {job_id} -o '%i|%T|%r'",
+        f"sacct -X -n -P -j {job_id} --format=JobIDRaw,State,ExitCode,Reason",
+    ]
     delete(world, handle, fake)  # a finished task: nothing to cancel
     assert not any(c.startswith("scancel") for c in fake.commands())
 
@@ -120,20 +149,35 @@ def test_a_failed_job_reports_its_stderr_tail_and_its_logs(aws_world, fake, monk
     world = aws_world(SlurmConnector())
     handle = world.create(request(world, fake, template(fake, known_hosts=str(known_hosts))))
     job_id = job(fake)
-    assert world.logs(handle, TYPE) == [f"No output yet from Slurm job {job_id}. Slurm creates "
-                                        f"{fake.jobs[job_id].stdout_path} when the job starts writing."]
+    assert world.logs(handle, TYPE) == [
+        f"No output yet from Slurm job {job_id}. Slurm creates "
+        f"{fake.jobs[job_id].stdout_path} when the job starts writing."
+    ]
     fake.write_output(job_id, stdout="step 1\nstep 2\n", stderr="Traceback\nValueError: bad\n")
     fake.set_state(job_id, "OUT_OF_MEMORY", exit_code="0:125")
     failed = poll(world, handle, fake)
     assert failed.phase == TaskExecution.FAILED
     assert failed.message.startswith(f"Slurm job {job_id} is OUT_OF_MEMORY, exit code 0:125\n")
     assert failed.message.endswith("--- stderr (last 30 lines) ---\nTraceback\nValueError: bad")
-    assert world.logs(handle, TYPE) == [f"--- stdout: {fake.jobs[job_id].stdout_path} ---", "step 1", "step 2",
-                                        f"--- stderr: {fake.jobs[job_id].stderr_path} ---", "Traceback", "ValueError: bad"]
+    assert world.logs(handle, TYPE) == [
+        f"--- stdout: {fake.jobs[job_id].stdout_path} ---",
+        "step 1",
+        "step 2",
+        f"--- stderr: {fake.jobs[job_id].stderr_path} ---",
+        "Traceback",
+        "ValueError: bad",
+    ]
 
 
-@pytest.mark.parametrize("state, phase", [("CANCELLED+", TaskExecution.ABORTED), ("PREEMPTED", TaskExecution.RETRYABLE_FAILED),
-                                          ("TIMEOUT", TaskExecution.FAILED), ("COMPLETING", TaskExecution.RUNNING)])
+@pytest.mark.parametrize(
+    "state, phase",
+    [
+        ("CANCELLED+", TaskExecution.ABORTED),
+        ("PREEMPTED", TaskExecution.RETRYABLE_FAILED),
+        ("TIMEOUT", TaskExecution.FAILED),
+        ("COMPLETING", TaskExecution.RUNNING),
+    ],
+)
 def test_slurm_states_map_to_phases(aws_world, fake, state, phase):
     world = aws_world(SlurmConnector())
     handle = world.create(request(world, fake))
@@ -151,7 +195,10 @@ def test_delete_cancels_a_running_job_and_is_quiet_for_a_gone_one(aws_world, fak
     connector = SlurmConnector()
     meta = SlurmJobMetadata("999", "flyte-x", "127.0.0.1", "flyte", fake.port, "/o", "/e")
     asyncio.run(connector.delete(meta, **secrets(fake)))  # "Invalid job id": already gone
-    fake.fail["scancel"] = (1, f"scancel: error: Kill job error on job id {job_id}: Job/step already completing or completed\n")
+    fake.fail["scancel"] = (
+        1,
+        f"scancel: error: Kill job error on job id {job_id}: Job/step already completing or completed\n",
+    )
     asyncio.run(connector.delete(meta, **secrets(fake)))  # ended between polls: quiet too (the original raises)
     fake.fail["scancel"] = (1, "scancel: error: Unable to contact slurm controller (connect failure)\n")
     with pytest.raises(Exception) as caught:
@@ -172,13 +219,29 @@ def test_a_replayed_create_finds_the_job_the_first_try_submitted(aws_world, fake
     connector = SlurmConnector()
     world = aws_world(connector)
     created = request(world, fake)
-    first = asyncio.run(connector.create(created.template, created.output_prefix, {"steps": 3}, created.task_execution_metadata,
-                                         idempotency_token=world.token(created), **secrets(fake)))
+    first = asyncio.run(
+        connector.create(
+            created.template,
+            created.output_prefix,
+            {"steps": 3},
+            created.task_execution_metadata,
+            idempotency_token=world.token(created),
+            **secrets(fake),
+        )
+    )
     world.create(created)  # the same attempt again: found by its name, not submitted twice
     assert list(fake.jobs) == [first.job_id]
     fake.set_state(first.job_id, "COMPLETED")  # finished: only sacct still knows it
-    asyncio.run(connector.create(created.template, created.output_prefix, {"steps": 3}, created.task_execution_metadata,
-                                 idempotency_token=world.token(created), **secrets(fake)))
+    asyncio.run(
+        connector.create(
+            created.template,
+            created.output_prefix,
+            {"steps": 3},
+            created.task_execution_metadata,
+            idempotency_token=world.token(created),
+            **secrets(fake),
+        )
+    )
     assert list(fake.jobs) == [first.job_id]
     world.create(request(world, fake))  # another run: its own job
     assert len(fake.jobs) == 2
@@ -192,8 +255,11 @@ def test_sbatch_refusing_the_job_is_invalid_argument_with_its_stderr(aws_world, 
     fake.fail["sbatch"] = (1, "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
     error = world.error(world.create, request(world, fake))
     assert error.code == Code.INVALID_ARGUMENT
-    assert re.search(r"`sbatch --parsable \S+\.sbatch` failed on 127\.0\.0\.1 \(rc=1\): sbatch: error: Batch job "
-                     r"submission failed: Invalid partition name specified$", error.message), error.message
+    assert re.search(
+        r"`sbatch --parsable \S+\.sbatch` failed on 127\.0\.0\.1 \(rc=1\): sbatch: error: Batch job "
+        r"submission failed: Invalid partition name specified$",
+        error.message,
+    ), error.message
 
 
 def test_an_unreachable_controller_is_unavailable(aws_world, fake):
@@ -201,7 +267,10 @@ def test_an_unreachable_controller_is_unavailable(aws_world, fake):
     fake.fail["sbatch"] = (1, "sbatch: error: Batch job submission failed: Unable to contact slurm controller\n")
     assert world.error(world.create, request(world, fake)).code == Code.UNAVAILABLE
     handle = world.create(request(world, fake))
-    fake.fail["squeue"] = (1, "squeue: error: slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n")
+    fake.fail["squeue"] = (
+        1,
+        "squeue: error: slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n",
+    )
     error = world.error(poll, world, handle, fake)
     assert error.code == Code.UNAVAILABLE and "`squeue` could not reach Slurm on 127.0.0.1 (rc=1)" in error.message
 
@@ -210,13 +279,20 @@ def test_login_failures(aws_world, fake):
     world = aws_world(SlurmConnector())
     other = FakeSlurm()  # another key pair and host key, never served
     other.loop.close()
-    wrong_key = world.error(world.create, request(world, fake, secret_values={**secrets(fake), "ssh_private_key": other.private_key}))
+    wrong_key = world.error(
+        world.create, request(world, fake, secret_values={**secrets(fake), "ssh_private_key": other.private_key})
+    )
     assert wrong_key.code == Code.PERMISSION_DENIED and "SSH login to flyte@127.0.0.1" in wrong_key.message
-    hosts = fake.known_hosts.replace(fake.host_key.export_public_key().decode().strip(),
-                                     other.host_key.export_public_key().decode().strip())
-    wrong_host = world.error(world.create, request(world, fake, secret_values={**secrets(fake), "known_hosts_data": hosts}))
+    hosts = fake.known_hosts.replace(
+        fake.host_key.export_public_key().decode().strip(), other.host_key.export_public_key().decode().strip()
+    )
+    wrong_host = world.error(
+        world.create, request(world, fake, secret_values={**secrets(fake), "known_hosts_data": hosts})
+    )
     assert wrong_host.code == Code.PERMISSION_DENIED and "host key" in wrong_host.message
-    bad_key = world.error(world.create, request(world, fake, secret_values={**secrets(fake), "ssh_private_key": "not a key!"}))
+    bad_key = world.error(
+        world.create, request(world, fake, secret_values={**secrets(fake), "ssh_private_key": "not a key!"})
+    )
     assert bad_key.code == Code.FAILED_PRECONDITION
     no_key = world.error(world.create, request(world, fake, secret_values={"known_hosts_data": fake.known_hosts}))
     assert no_key.code == Code.FAILED_PRECONDITION and no_key.message.startswith("Missing Slurm SSH private key.")
@@ -261,14 +337,30 @@ def test_the_port_sends_what_the_original_sends_and_reports_the_same(aws_world, 
     for side in ("original", "port"):
         with FakeSlurm() as fake:
             world = aws_world(SlurmConnector())
-            created = request(world, fake, template(fake, modules=["apptainer"], container_runtime="apptainer",
-                                                    container_mounts=["/data:/data"], srun_args=["--mpi=pmix"]),
-                              run="r-differential")
+            created = request(
+                world,
+                fake,
+                template(
+                    fake,
+                    modules=["apptainer"],
+                    container_runtime="apptainer",
+                    container_mounts=["/data:/data"],
+                    srun_args=["--mpi=pmix"],
+                ),
+                run="r-differential",
+            )
             if side == "original":
                 original = Original()
                 run = loop.run_until_complete  # the original keeps its connection for the loop it was made on
-                meta = run(original.create(created.template, created.output_prefix, {"steps": 3},
-                                           created.task_execution_metadata, **secrets(fake)))
+                meta = run(
+                    original.create(
+                        created.template,
+                        created.output_prefix,
+                        {"steps": 3},
+                        created.task_execution_metadata,
+                        **secrets(fake),
+                    )
+                )
                 get = lambda: run(original.get(meta, **secrets(fake)))  # noqa: E731
                 logs = lambda: run(_logs(original, meta, **secrets(fake)))  # noqa: E731
                 cancel = lambda: run(original.delete(meta, **secrets(fake)))  # noqa: E731
@@ -299,9 +391,13 @@ def test_the_port_sends_what_the_original_sends_and_reports_the_same(aws_world, 
     original, port = outcomes
     assert port[0] == original[0]  # the script, byte for byte
     assert "module load apptainer" in port[0] and "apptainer exec --nv --bind /data:/data docker://" in port[0]
-    assert port[-1][:5] == [("exec", "pwd"), ("exec", f"mkdir -p {HOME}/.flyte/jobs"), ("sftp-open", f"{HOME}/.flyte/jobs/JOB.sbatch"),
-                            ("sftp-chmod", f"{HOME}/.flyte/jobs/JOB.sbatch 0o700"),
-                            ("exec", f"sbatch --parsable {HOME}/.flyte/jobs/JOB.sbatch")]
+    assert port[-1][:5] == [
+        ("exec", "pwd"),
+        ("exec", f"mkdir -p {HOME}/.flyte/jobs"),
+        ("sftp-open", f"{HOME}/.flyte/jobs/JOB.sbatch"),
+        ("sftp-chmod", f"{HOME}/.flyte/jobs/JOB.sbatch 0o700"),
+        ("exec", f"sbatch --parsable {HOME}/.flyte/jobs/JOB.sbatch"),
+    ]
     assert port[-1][-1] == ("exec", "scancel 1001") and len(port) == len(original) == 7
     for mine, theirs in zip(port[1:], original[1:]):
         assert mine == theirs

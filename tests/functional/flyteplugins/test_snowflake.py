@@ -31,8 +31,13 @@ from tests.flyte_requests import execution_metadata
 TYPE = "snowflake"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 WHEELS = ROOT / ".venv" / "wheels"
-CUSTOM = {"account": "myorg-myaccount", "user": "FLYTE", "database": "ANALYTICS", "schema": "PUBLIC",
-          "warehouse": "COMPUTE_WH"}
+CUSTOM = {
+    "account": "myorg-myaccount",
+    "user": "FLYTE",
+    "database": "ANALYTICS",
+    "schema": "PUBLIC",
+    "warehouse": "COMPUTE_WH",
+}
 
 
 def rsa_pem(passphrase: str | None = None) -> str:
@@ -40,8 +45,9 @@ def rsa_pem(passphrase: str | None = None) -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
-                  else serialization.NoEncryption())
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+    )
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption).decode()
 
 
@@ -59,7 +65,9 @@ def world(aws_world, fake):  # noqa: F811
     return aws_world(port.SnowflakeConnector())
 
 
-def request(custom: dict[str, Any] | None = None, sql: str = "SELECT COUNT(*) FROM users", **kwargs: Any) -> pb.CreateTaskRequest:
+def request(
+    custom: dict[str, Any] | None = None, sql: str = "SELECT COUNT(*) FROM users", **kwargs: Any
+) -> pb.CreateTaskRequest:
     from tests.aws_world import task_request
 
     made = task_request(TYPE, {**CUSTOM, **(custom or {})} if custom is not False else {}, **kwargs)
@@ -72,16 +80,23 @@ def request(custom: dict[str, Any] | None = None, sql: str = "SELECT COUNT(*) FR
 
 def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(world, fake):
     pem = rsa_pem("s3cret")
-    made = request(sql="SELECT * FROM users WHERE id = %(id)s AND name = %(name)s",
-                   inputs={"id": (INT, 7), "name": (STR, "ann")}, outputs={"results": DATAFRAME},
-                   secrets={"snowflake_private_key": pem, "snowflake_private_key_passphrase": "s3cret"})
+    made = request(
+        sql="SELECT * FROM users WHERE id = %(id)s AND name = %(name)s",
+        inputs={"id": (INT, 7), "name": (STR, "ann")},
+        outputs={"results": DATAFRAME},
+        secrets={"snowflake_private_key": pem, "snowflake_private_key_passphrase": "s3cret"},
+    )
     handle = world.create(made)
-    connect, = fake.connects
+    (connect,) = fake.connects
     assert {k: v for k, v in connect.items() if k != "private_key"} == CUSTOM
     assert connect["private_key"] == port.private_key_der(pem, "s3cret")
     lookup, submitted = fake.statements
     token = world.token(made)
-    assert lookup.kind == "execute" and lookup.sql == port.LOOKUP_SQL and lookup.params == {"user": "FLYTE", "token": token}
+    assert (
+        lookup.kind == "execute"
+        and lookup.sql == port.LOOKUP_SQL
+        and lookup.params == {"user": "FLYTE", "token": token}
+    )
     assert submitted.kind == "execute_async" and submitted.sql == made.template.sql.statement
     assert submitted.params == {"id": 7, "name": "ann"}
     assert submitted.kwargs == {"_statement_params": {"QUERY_TAG": token}}
@@ -89,7 +104,7 @@ def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(w
     phases = [world.poll(handle, TYPE) for _ in range(3)]
     assert [r.phase for r in phases] == [TaskExecution.QUEUED, TaskExecution.RUNNING, TaskExecution.SUCCEEDED]
     assert [r.message for r in phases] == ["QUEUED", "RUNNING", "SUCCESS"]
-    link, = phases[-1].log_links
+    (link,) = phases[-1].log_links
     assert link.uri == f"https://app.snowflake.com/myorg/myaccount/#/compute/history/queries/{query.query_id}/detail"
     assert link.name == "Snowflake Dashboard" and link.ready and link.link_type == TaskLog.DASHBOARD
     frame = world.outputs(phases[-1], {"results": DATAFRAME})["results"]
@@ -104,14 +119,20 @@ def test_a_batch_insert_becomes_one_multi_row_values_clause(world, fake):
 
     ints = types_pb2.LiteralType(collection_type=INT)
     strs = types_pb2.LiteralType(collection_type=STR)
-    made = request({"batch": True}, sql="INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)",
-                   inputs={"a": (ints, [1, 2]), "b": (strs, ["x", "y"])})
+    made = request(
+        {"batch": True},
+        sql="INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)",
+        inputs={"a": (ints, [1, 2]), "b": (strs, ["x", "y"])},
+    )
     world.create(made)
-    submitted, = fake.submitted()
+    (submitted,) = fake.submitted()
     assert submitted.sql == "INSERT INTO t (a, b) VALUES (%(a_0)s, %(b_0)s), (%(a_1)s, %(b_1)s)"
     assert submitted.params == {"a_0": 1, "b_0": "x", "a_1": 2, "b_1": "y"}
-    bad = request({"batch": True}, sql="INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)",
-                  inputs={"a": (ints, [1, 2]), "b": (strs, ["x"])})
+    bad = request(
+        {"batch": True},
+        sql="INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)",
+        inputs={"a": (ints, [1, 2]), "b": (strs, ["x"])},
+    )
     error = world.error(world.create, bad)
     assert error.code == Code.INVALID_ARGUMENT and "All batch input lists must have the same length." in error.message
 
@@ -136,8 +157,9 @@ def test_delete_cancels_a_running_query_and_is_quiet_once_it_has_ended(world, fa
     fake.plan = ("SUCCESS",)
     done = world.create(request())
     assert world.wait(done, TYPE).phase == TaskExecution.SUCCEEDED
-    fake.cancel_error = errors.ProgrammingError(msg="Statement not found", errno=2003, sqlstate="02000",
-                                                send_telemetry=False)
+    fake.cancel_error = errors.ProgrammingError(
+        msg="Statement not found", errno=2003, sqlstate="02000", send_telemetry=False
+    )
     world.delete(done, TYPE)  # refused for a finished query: quiet
 
 
@@ -165,29 +187,65 @@ def test_a_session_query_tag_is_kept_before_the_token(world, fake):
     assert fake.submitted()[0].kwargs["_statement_params"]["QUERY_TAG"] == f"team-a {world.token(made)}"
 
 
-@pytest.mark.parametrize("custom, message", [
-    ({"account": ""}, "Missing Snowflake account. Set it through task configuration."),
-    ({"warehouse": ""}, "User, database and warehouse must be specified in the task configuration."),
-    ({"connection_kwargs": "role=x"}, "connection_kwargs must be an object"),
-])
+@pytest.mark.parametrize(
+    "custom, message",
+    [
+        ({"account": ""}, "Missing Snowflake account. Set it through task configuration."),
+        ({"warehouse": ""}, "User, database and warehouse must be specified in the task configuration."),
+        ({"connection_kwargs": "role=x"}, "connection_kwargs must be an object"),
+    ],
+)
 def test_a_template_without_its_fields_is_invalid_argument(world, fake, custom, message):
     error = world.error(world.create, request(custom))
     assert error.code == Code.INVALID_ARGUMENT and message in error.message
     assert fake.connects == []
 
 
-@pytest.mark.parametrize("where, raised, code", [
-    ("connect", errors.DatabaseError(msg="Incorrect username or password was specified.", errno=390100,
-                                     sqlstate="28000", send_telemetry=False), Code.UNAUTHENTICATED),
-    ("connect", errors.ForbiddenError(msg="403 Forbidden"), Code.PERMISSION_DENIED),
-    ("connect", errors.OperationalError(msg="Failed to connect to DB: timed out", errno=250001,
-                                        sqlstate="08001", send_telemetry=False), Code.UNAVAILABLE),
-    ("submit", errors.ProgrammingError(msg="SQL compilation error: syntax error line 1", errno=1003,
-                                       sqlstate="42000", send_telemetry=False), Code.INVALID_ARGUMENT),
-    ("submit", errors.ProgrammingError(msg="Insufficient privileges to operate on table 'T'", errno=3001,
-                                       sqlstate="42501", send_telemetry=False), Code.PERMISSION_DENIED),
-    ("submit", errors.OperationalError(msg="Connection aborted", errno=251011, send_telemetry=False), Code.UNAVAILABLE),
-])
+@pytest.mark.parametrize(
+    "where, raised, code",
+    [
+        (
+            "connect",
+            errors.DatabaseError(
+                msg="Incorrect username or password was specified.",
+                errno=390100,
+                sqlstate="28000",
+                send_telemetry=False,
+            ),
+            Code.UNAUTHENTICATED,
+        ),
+        ("connect", errors.ForbiddenError(msg="403 Forbidden"), Code.PERMISSION_DENIED),
+        (
+            "connect",
+            errors.OperationalError(
+                msg="Failed to connect to DB: timed out", errno=250001, sqlstate="08001", send_telemetry=False
+            ),
+            Code.UNAVAILABLE,
+        ),
+        (
+            "submit",
+            errors.ProgrammingError(
+                msg="SQL compilation error: syntax error line 1", errno=1003, sqlstate="42000", send_telemetry=False
+            ),
+            Code.INVALID_ARGUMENT,
+        ),
+        (
+            "submit",
+            errors.ProgrammingError(
+                msg="Insufficient privileges to operate on table 'T'",
+                errno=3001,
+                sqlstate="42501",
+                send_telemetry=False,
+            ),
+            Code.PERMISSION_DENIED,
+        ),
+        (
+            "submit",
+            errors.OperationalError(msg="Connection aborted", errno=251011, send_telemetry=False),
+            Code.UNAVAILABLE,
+        ),
+    ],
+)
 def test_snowflake_errors_at_create_become_connect_codes_with_their_message(world, fake, where, raised, code):
     if where == "connect":
         fake.connect_error = raised
@@ -208,8 +266,10 @@ def test_a_status_poll_that_cannot_reach_snowflake_is_unavailable_then_reconnect
 
 
 def test_an_unreadable_private_key_is_invalid_argument(world, fake):
-    error = world.error(world.create, request(secrets={"snowflake_private_key": rsa_pem("right"),
-                                                       "snowflake_private_key_passphrase": "wrong"}))
+    error = world.error(
+        world.create,
+        request(secrets={"snowflake_private_key": rsa_pem("right"), "snowflake_private_key_passphrase": "wrong"}),
+    )
     assert error.code == Code.INVALID_ARGUMENT and "snowflake_private_key cannot be read" in error.message
     assert fake.connects == []
 
@@ -221,8 +281,23 @@ def _plugin_wheel() -> pathlib.Path:
     found = sorted(WHEELS.glob("flyteplugins_snowflake-2.12.1-*.whl"))
     if not found:
         WHEELS.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(WHEELS),
-                               "flyteplugins-snowflake==2.12.1"], capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "-d",
+                str(WHEELS),
+                "flyteplugins-snowflake==2.12.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         found = sorted(WHEELS.glob("flyteplugins_snowflake-2.12.1-*.whl"))
         if not found:
             pytest.skip(f"flyteplugins-snowflake 2.12.1 could not be downloaded: {done.stderr.strip()[-300:]}")
@@ -240,8 +315,10 @@ def original(tmp_path_factory) -> types.SimpleNamespace:
     package = types.ModuleType("flyte_sdk_snowflake")
     package.__path__ = [str(where)]
     sys.modules["flyte_sdk_snowflake"] = package
-    return types.SimpleNamespace(connector=importlib.import_module("flyte_sdk_snowflake.connector"),
-                                 task=importlib.import_module("flyte_sdk_snowflake.task"))
+    return types.SimpleNamespace(
+        connector=importlib.import_module("flyte_sdk_snowflake.connector"),
+        task=importlib.import_module("flyte_sdk_snowflake.task"),
+    )
 
 
 def sdk_task(original, **kwargs: Any) -> tuple[Any, Any]:
@@ -252,8 +329,13 @@ def sdk_task(original, **kwargs: Any) -> tuple[Any, Any]:
 
     name = f"sf_{uuid.uuid4().hex[:8]}"
     config = original.task.SnowflakeConfig(**CUSTOM, connection_kwargs={"role": "ANALYST"})
-    task = original.task.Snowflake(name=name, plugin_config=config, snowflake_private_key="sf-key",
-                                   snowflake_private_key_passphrase="sf-pass", **kwargs)
+    task = original.task.Snowflake(
+        name=name,
+        plugin_config=config,
+        snowflake_private_key="sf-key",
+        snowflake_private_key_passphrase="sf-pass",
+        **kwargs,
+    )
     flyte.TaskEnvironment.from_task(f"env_{name}", task)
     return task, get_proto_task(task, SerializationContext(version="v1", project="flytesnacks", domain="development"))
 
@@ -269,14 +351,17 @@ def sdk_inputs(task: Any, template: Any, values: dict[str, Any]) -> tuple[Any, d
     from flyte.types import TypeEngine
 
     proto = asyncio.run(convert_from_native_to_inputs(task.native_interface, **values)).proto_inputs
-    guessed = {entry.key: (TypeEngine.guess_python_type(entry.value.type), inspect.Parameter.empty)
-               for entry in template.interface.inputs.variables}
+    guessed = {
+        entry.key: (TypeEngine.guess_python_type(entry.value.type), inspect.Parameter.empty)
+        for entry in template.interface.inputs.variables
+    }
     interface = NativeInterface.from_types(inputs=guessed, outputs={})
     return proto, asyncio.run(convert_from_inputs_to_native(interface, Inputs(proto_inputs=proto)))
 
 
-def through_original(original, monkeypatch, template, native, secrets, polls: int,
-                     like: FakeSnowflake) -> tuple[FakeSnowflake, list[Any]]:
+def through_original(
+    original, monkeypatch, template, native, secrets, polls: int, like: FakeSnowflake
+) -> tuple[FakeSnowflake, list[Any]]:
     fake = FakeSnowflake()
     fake.plan, fake.fail_with = like.plan, like.fail_with
     module = original.connector
@@ -285,8 +370,13 @@ def through_original(original, monkeypatch, template, native, secrets, polls: in
     connector = module.SnowflakeConnector()
 
     async def lifecycle() -> list[Any]:  # in one event loop, as flyte's connector server runs it
-        meta = await connector.create(task_template=template, inputs=native, output_prefix="s3://bucket/prefix",
-                                      task_execution_metadata=execution_metadata(), **secrets)
+        meta = await connector.create(
+            task_template=template,
+            inputs=native,
+            output_prefix="s3://bucket/prefix",
+            task_execution_metadata=execution_metadata(),
+            **secrets,
+        )
         meta = type(meta).decode(meta.encode())
         answers = [await connector.get(resource_meta=meta, **secrets) for _ in range(polls)]
         await connector.delete(resource_meta=meta, **secrets)
@@ -297,15 +387,24 @@ def through_original(original, monkeypatch, template, native, secrets, polls: in
 
 
 def through_port(world, fake, template, proto, secrets, polls: int) -> list[Any]:
-    made = pb.CreateTaskRequest(inputs=proto, template=template, output_prefix="s3://bucket/prefix",
-                                task_execution_metadata=execution_metadata(), connection={"secrets": secrets})
+    made = pb.CreateTaskRequest(
+        inputs=proto,
+        template=template,
+        output_prefix="s3://bucket/prefix",
+        task_execution_metadata=execution_metadata(),
+        connection={"secrets": secrets},
+    )
     handle = world.create(made)
     category = pb.TaskCategory(name=TYPE)
-    answers = [world.client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=category,
-                                                       connection={"secrets": secrets})).resource
-               for _ in range(polls)]  # the executor sends the connection with every call
-    world.client.delete_task(pb.DeleteTaskRequest(resource_meta=handle, task_category=category,
-                                                  connection={"secrets": secrets}))
+    answers = [
+        world.client.get_task(
+            pb.GetTaskRequest(resource_meta=handle, task_category=category, connection={"secrets": secrets})
+        ).resource
+        for _ in range(polls)
+    ]  # the executor sends the connection with every call
+    world.client.delete_task(
+        pb.DeleteTaskRequest(resource_meta=handle, task_category=category, connection={"secrets": secrets})
+    )
     return answers
 
 
@@ -325,15 +424,23 @@ def same_answers(theirs: list[Any], ours: list[Any], their_id: str, our_id: str)
     for their, our in zip(theirs, ours, strict=True):
         assert our.phase == their.phase
         assert our.message.replace(our_id, "<id>") == their.message.replace(their_id, "<id>")
-        their_links = [(link.uri.replace(their_id, "<id>"), link.name, link.ready, link.link_type) for link in their.log_links]
-        assert [(link.uri.replace(our_id, "<id>"), link.name, link.ready, link.link_type) for link in our.log_links] == their_links
+        their_links = [
+            (link.uri.replace(their_id, "<id>"), link.name, link.ready, link.link_type) for link in their.log_links
+        ]
+        assert [
+            (link.uri.replace(our_id, "<id>"), link.name, link.ready, link.link_type) for link in our.log_links
+        ] == their_links
 
 
 def test_differential_a_parameterized_query_with_a_dataframe(original, monkeypatch, world, fake):
     from flyte.io import DataFrame
 
-    task, template = sdk_task(original, query_template="SELECT *\n FROM users\tWHERE id = %(id)s AND since > %(since)s",
-                              inputs={"id": int, "since": datetime.datetime}, output_dataframe_type=DataFrame)
+    task, template = sdk_task(
+        original,
+        query_template="SELECT *\n FROM users\tWHERE id = %(id)s AND since > %(since)s",
+        inputs={"id": int, "since": datetime.datetime},
+        output_dataframe_type=DataFrame,
+    )
     assert template.type == TYPE and template.custom["secrets"]["snowflake_private_key"] == "SF_KEY"
     proto, native = sdk_inputs(task, template, {"id": 7, "since": datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)})
     pem = rsa_pem("pw")
@@ -346,13 +453,19 @@ def test_differential_a_parameterized_query_with_a_dataframe(original, monkeypat
     same_answers(their_answers, ours, their_id, our_id)
     their_frame = their_answers[-1].outputs["results"]
     our_frame = world.outputs(ours[-1], {"results": DATAFRAME})["results"]
-    assert (our_frame.uri.replace(our_id, "<id>"), our_frame.format) == (their_frame.uri.replace(their_id, "<id>"),
-                                                                        their_frame.format)
+    assert (our_frame.uri.replace(our_id, "<id>"), our_frame.format) == (
+        their_frame.uri.replace(their_id, "<id>"),
+        their_frame.format,
+    )
 
 
 def test_differential_a_batch_insert(original, monkeypatch, world, fake):
-    task, template = sdk_task(original, query_template="INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)",
-                              inputs={"a": list[int], "b": list[str]}, batch=True)
+    task, template = sdk_task(
+        original,
+        query_template="INSERT INTO t (a, b) VALUES (%(a)s, %(b)s)",
+        inputs={"a": list[int], "b": list[str]},
+        batch=True,
+    )
     proto, native = sdk_inputs(task, template, {"a": [1, 2, 3], "b": ["x", "y", "z"]})
     secrets = {"snowflake_private_key": rsa_pem()}
     fake.plan = ("RUNNING", "SUCCESS")

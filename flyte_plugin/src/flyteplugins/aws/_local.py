@@ -130,8 +130,9 @@ class LocalConnector(AsyncConnector):
         metadata = task_execution_metadata or self._metadata()
         token = kwargs.pop("idempotency_token", None) or idempotency_token(metadata)
         native = await _service_inputs(run.task, task_template, inputs or {})
-        meta = await self.connector.create(task_template, output_prefix, native, metadata,
-                                           idempotency_token=token, **kwargs)
+        meta = await self.connector.create(
+            task_template, output_prefix, native, metadata, idempotency_token=token, **kwargs
+        )
         started = LocalMeta(meta=meta, task=run.task, template=task_template)
         run.started.append(started)
         return started
@@ -143,8 +144,13 @@ class LocalConnector(AsyncConnector):
         outputs = None
         if found.phase == TaskExecution.SUCCEEDED:
             outputs = await _flyte_outputs(resource_meta.task, resource_meta.template, found.outputs or {})
-        return Resource(phase=found.phase, message=found.message, log_links=found.log_links, outputs=outputs,
-                        custom_info=found.custom_info)
+        return Resource(
+            phase=found.phase,
+            message=found.message,
+            log_links=found.log_links,
+            outputs=outputs,
+            custom_info=found.custom_info,
+        )
 
     async def delete(self, resource_meta: LocalMeta, **kwargs) -> None:
         await self.connector.delete(resource_meta.meta, **kwargs)
@@ -160,15 +166,20 @@ class LocalConnector(AsyncConnector):
         with _REGISTER_LOCK:
             attempt = self._attempts.get(key, -1) + 1
             self._attempts[key] = attempt
-        return TaskExecutionMetadata(task_execution_id=identifier_pb2.TaskExecutionIdentifier(
-            node_execution_id=identifier_pb2.NodeExecutionIdentifier(
-                node_id=action.name,
-                execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                    org=action.org or "", project=action.project or "", domain=action.domain or "",
-                    name=action.run_name or ""),
-            ),
-            retry_attempt=attempt,
-        ))
+        return TaskExecutionMetadata(
+            task_execution_id=identifier_pb2.TaskExecutionIdentifier(
+                node_execution_id=identifier_pb2.NodeExecutionIdentifier(
+                    node_id=action.name,
+                    execution_id=identifier_pb2.WorkflowExecutionIdentifier(
+                        org=action.org or "",
+                        project=action.project or "",
+                        domain=action.domain or "",
+                        name=action.run_name or "",
+                    ),
+                ),
+                retry_attempt=attempt,
+            )
+        )
 
 
 def idempotency_token(metadata: Any) -> str:
@@ -177,8 +188,14 @@ def idempotency_token(metadata: Any) -> str:
     task_execution_id = metadata.task_execution_id
     node = task_execution_id.node_execution_id
     execution = node.execution_id
-    parts = [execution.org, execution.project, execution.domain, execution.name, node.node_id,
-             task_execution_id.retry_attempt]
+    parts = [
+        execution.org,
+        execution.project,
+        execution.domain,
+        execution.name,
+        node.node_id,
+        task_execution_id.retry_attempt,
+    ]
     return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16, person=b"flyte-idem").hexdigest()
 
 
@@ -200,8 +217,10 @@ async def _flyte_outputs(task: Any, template: Any, values: Dict[str, Any]) -> Di
     declared = task.native_interface.outputs
     missing = [name for name in declared if name not in values]
     if missing:
-        raise RuntimeError(f"{task.name}: the {task.task_type} connector reported no output {missing[0]!r} "
-                           f"(it reported {sorted(values) or 'none'})")
+        raise RuntimeError(
+            f"{task.name}: the {task.task_type} connector reported no output {missing[0]!r} "
+            f"(it reported {sorted(values) or 'none'})"
+        )
     converted = literals.native_to_outputs({name: values[name] for name in declared}, template.interface.outputs)
     literal_map = LiteralMap(literals={named.name: named.value for named in converted.literals})
     natives = await TypeEngine.literal_map_to_kwargs(literal_map, declared)

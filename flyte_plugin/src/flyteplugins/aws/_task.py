@@ -42,8 +42,10 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
         **kwargs: Any,
     ) -> None:
         if outputs and not self._GIVES_OUTPUTS:
-            raise TypeError(f"{type(self).__name__} {name!r}: a {self._TASK_TYPE} job gives no outputs, so the task "
-                            f"can declare none (got {', '.join(outputs)})")
+            raise TypeError(
+                f"{type(self).__name__} {name!r}: a {self._TASK_TYPE} job gives no outputs, so the task "
+                f"can declare none (got {', '.join(outputs)})"
+            )
         super().__init__(
             name=name,
             interface=NativeInterface({key: (kind, None) for key, kind in (inputs or {}).items()}, dict(outputs or {})),

@@ -45,8 +45,14 @@ class AthenaQueryTask(AwsTask):
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, query=query)
-        custom = {"query": query, "parameters": parameters, "work_group": work_group, "catalog": catalog,
-                  "database": database, "output_location": output_location}
+        custom = {
+            "query": query,
+            "parameters": parameters,
+            "work_group": work_group,
+            "catalog": catalog,
+            "database": database,
+            "output_location": output_location,
+        }
         super().__init__(name, custom, inputs, with_results(outputs, output_dataframe_type), **kwargs)
 
     def sql(self, sctx: SerializationContext) -> Optional[tasks_pb2.Sql]:

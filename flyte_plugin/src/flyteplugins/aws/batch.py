@@ -42,7 +42,13 @@ class BatchJobTask(AwsTask):
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, job_queue=job_queue, job_definition=job_definition)
-        custom = {"job_queue": job_queue, "job_definition": job_definition, "container_overrides": container_overrides,
-                  "environment": environment, "array_size": array_size, "timeout_seconds": timeout_seconds,
-                  "tags": tags}
+        custom = {
+            "job_queue": job_queue,
+            "job_definition": job_definition,
+            "container_overrides": container_overrides,
+            "environment": environment,
+            "array_size": array_size,
+            "timeout_seconds": timeout_seconds,
+            "tags": tags,
+        }
         super().__init__(name, custom, inputs, outputs, **kwargs)

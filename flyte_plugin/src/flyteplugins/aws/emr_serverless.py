@@ -44,11 +44,21 @@ class EmrServerlessJobTask(AwsTask):
         outputs: Optional[Dict[str, Type]] = None,
         **kwargs: Any,
     ) -> None:
-        required(type(self).__name__, application_id=application_id, execution_role_arn=execution_role_arn,
-                 entry_point=entry_point)
-        custom = {"application_id": application_id, "execution_role_arn": execution_role_arn,
-                  "entry_point": entry_point, "entry_point_arguments": entry_point_arguments,
-                  "spark_submit_parameters": spark_submit_parameters,
-                  "configuration_overrides": configuration_overrides, "name": job_run_name,
-                  "execution_timeout_minutes": execution_timeout_minutes, "tags": tags}
+        required(
+            type(self).__name__,
+            application_id=application_id,
+            execution_role_arn=execution_role_arn,
+            entry_point=entry_point,
+        )
+        custom = {
+            "application_id": application_id,
+            "execution_role_arn": execution_role_arn,
+            "entry_point": entry_point,
+            "entry_point_arguments": entry_point_arguments,
+            "spark_submit_parameters": spark_submit_parameters,
+            "configuration_overrides": configuration_overrides,
+            "name": job_run_name,
+            "execution_timeout_minutes": execution_timeout_minutes,
+            "tags": tags,
+        }
         super().__init__(name, custom, inputs, outputs, **kwargs)

@@ -40,7 +40,12 @@ class GlueJobTask(AwsTask):
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, job_name=job_name)
-        custom = {"job_name": job_name, "arguments": arguments, "worker_type": worker_type,
-                  "number_of_workers": number_of_workers, "timeout_minutes": timeout_minutes,
-                  "max_capacity": max_capacity}
+        custom = {
+            "job_name": job_name,
+            "arguments": arguments,
+            "worker_type": worker_type,
+            "number_of_workers": number_of_workers,
+            "timeout_minutes": timeout_minutes,
+            "max_capacity": max_capacity,
+        }
         super().__init__(name, custom, inputs, outputs, **kwargs)

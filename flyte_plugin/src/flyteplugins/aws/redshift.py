@@ -53,9 +53,16 @@ class RedshiftQueryTask(AwsTask):
             raise ValueError(f"{type(self).__name__}: give exactly one of cluster_identifier and workgroup_name")
         if unload_prefix is not None and not unload_iam_role:
             raise ValueError(f"{type(self).__name__}: unload_iam_role is required with unload_prefix")
-        custom = {"query": query, "database": database, "cluster_identifier": cluster_identifier,
-                  "workgroup_name": workgroup_name, "db_user": db_user, "secret_arn": secret_arn,
-                  "unload_prefix": unload_prefix, "unload_iam_role": unload_iam_role}
+        custom = {
+            "query": query,
+            "database": database,
+            "cluster_identifier": cluster_identifier,
+            "workgroup_name": workgroup_name,
+            "db_user": db_user,
+            "secret_arn": secret_arn,
+            "unload_prefix": unload_prefix,
+            "unload_iam_role": unload_iam_role,
+        }
         super().__init__(name, custom, inputs, with_results(outputs, output_dataframe_type), **kwargs)
 
     def sql(self, sctx: SerializationContext) -> Optional[tasks_pb2.Sql]:

@@ -46,12 +46,24 @@ class SageMakerTrainingJobTask(AwsTask):
         outputs: Optional[Dict[str, Type]] = None,
         **kwargs: Any,
     ) -> None:
-        required(type(self).__name__, algorithm_specification=algorithm_specification, role_arn=role_arn,
-                 output_path=output_path, resource_config=resource_config)
-        custom = {"algorithm_specification": algorithm_specification, "role_arn": role_arn,
-                  "output_path": output_path, "resource_config": resource_config,
-                  "stopping_condition": stopping_condition, "hyperparameters": hyperparameters,
-                  "input_data_config": input_data_config, "environment": environment, "tags": tags}
+        required(
+            type(self).__name__,
+            algorithm_specification=algorithm_specification,
+            role_arn=role_arn,
+            output_path=output_path,
+            resource_config=resource_config,
+        )
+        custom = {
+            "algorithm_specification": algorithm_specification,
+            "role_arn": role_arn,
+            "output_path": output_path,
+            "resource_config": resource_config,
+            "stopping_condition": stopping_condition,
+            "hyperparameters": hyperparameters,
+            "input_data_config": input_data_config,
+            "environment": environment,
+            "tags": tags,
+        }
         super().__init__(name, custom, inputs, outputs, **kwargs)
 
 
@@ -94,10 +106,21 @@ class SageMakerProcessingJobTask(AwsTask):
         outputs: Optional[Dict[str, Type]] = None,
         **kwargs: Any,
     ) -> None:
-        required(type(self).__name__, app_specification=app_specification, role_arn=role_arn,
-                 processing_resources=processing_resources)
-        custom = {"app_specification": app_specification, "role_arn": role_arn,
-                  "processing_resources": processing_resources, "processing_outputs": processing_outputs,
-                  "processing_inputs": processing_inputs, "environment": environment,
-                  "stopping_condition": stopping_condition, "network_config": network_config, "tags": tags}
+        required(
+            type(self).__name__,
+            app_specification=app_specification,
+            role_arn=role_arn,
+            processing_resources=processing_resources,
+        )
+        custom = {
+            "app_specification": app_specification,
+            "role_arn": role_arn,
+            "processing_resources": processing_resources,
+            "processing_outputs": processing_outputs,
+            "processing_inputs": processing_inputs,
+            "environment": environment,
+            "stopping_condition": stopping_condition,
+            "network_config": network_config,
+            "tags": tags,
+        }
         super().__init__(name, custom, inputs, outputs, **kwargs)
