@@ -51,17 +51,20 @@ def rest_protocol_services() -> dict[str, str]:
     }
 
 
-def route_every_path() -> list[str]:
-    """Add the every-path route where moto routes only ``/``; the services it was added to."""
-    routed = []
+def route_every_path() -> dict[str, str]:
+    """Add the every-path route where moto routes only ``/``. Each REST service -> who routes its
+    paths: ``"moto"`` (its own url_paths) or ``"fake_aws"`` (the route added here)."""
+    routed = {}
     for name, module in rest_protocol_services().items():
         urls: Any = importlib.import_module(f"moto.{module}.urls")
         paths: dict[str, Any] = urls.url_paths
         if EVERY_PATH in paths:
-            routed.append(name)
+            routed[name] = "fake_aws"
         elif paths and set(paths) <= set(ROOT_PATHS):
             paths[EVERY_PATH] = next(iter(paths.values()))
-            routed.append(name)
+            routed[name] = "fake_aws"
+        elif paths:
+            routed[name] = "moto"
     return routed
 
 
