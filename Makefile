@@ -141,7 +141,7 @@ layer-requirements: | $(UV)
 build-DependenciesLayer: | $(UV)
 	$(MAKE) -s --no-print-directory layer-requirements > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(UV) pip install -q --no-deps --require-hashes --only-binary :all: --no-compile \
-	  --python-platform aarch64-manylinux2014 --python-version $(LAMBDA_PYTHON_VERSION) \
+	  --python-platform aarch64-manylinux_2_34 --python-version $(LAMBDA_PYTHON_VERSION) \
 	  --target "$(ARTIFACTS_DIR)/python" -r "$(ARTIFACTS_DIR)/requirements.txt"
 	rm -rf "$(ARTIFACTS_DIR)/requirements.txt" "$(ARTIFACTS_DIR)/python/bin"
 	$(call compile_pyc,$(ARTIFACTS_DIR)/python)

@@ -1,0 +1,114 @@
+"""What is deployed is what was tested: the Lambda layer is uv.lock's runtime set, at its versions.
+
+`make build-DependenciesLayer` (what `sam build` runs) installs `make -s layer-requirements`,
+uv's export of uv.lock without the dev group. These tests walk uv.lock themselves, from the
+project's own dependencies (and the extras a build chooses) through every package's locked
+dependencies, and compare: the requirement list, then a real layer build (arm64 wheels for
+CPython 3.12, from the registry through uv's cache) by the dist-info directories it holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "flyte-aws-connectors"
+# The Lambda runtime the layer is built for: arm64 Amazon Linux 2023, CPython 3.12.
+LAMBDA_ENV = {
+    "python_version": "3.12", "python_full_version": "3.12.0", "sys_platform": "linux", "platform_system": "Linux",
+    "platform_machine": "aarch64", "os_name": "posix", "implementation_name": "cpython",
+    "platform_python_implementation": "CPython", "extra": "",
+}  # fmt: skip
+
+
+def lock() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "uv.lock").read_text())
+
+
+def runtime_closure(extras: list[str]) -> dict[str, str]:
+    """name -> version of every package the runtime (plus ``extras``) needs, walking uv.lock."""
+    packages = {p["name"]: p for p in lock()["package"]}
+    project = packages[PROJECT]
+    wanted = list(project.get("dependencies", []))
+    for extra in extras:
+        wanted += project.get("optional-dependencies", {}).get(extra, [])
+    found: dict[str, str] = {}
+    while wanted:
+        dep = wanted.pop()
+        package = packages[dep["name"]]
+        for extra in dep.get("extra", []):
+            wanted += package.get("optional-dependencies", {}).get(extra, [])
+        if dep["name"] in found:
+            continue
+        found[dep["name"]] = package["version"]
+        wanted += package.get("dependencies", [])
+    return found
+
+
+def layer_requirements(connectors: str = "") -> list[Requirement]:
+    done = subprocess.run(
+        ["make", "-s", "--no-print-directory", "layer-requirements", f"FLYTE_CONNECTORS={connectors}"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = re.sub(r"\\\n\s*", " ", done.stdout)
+    lines = [line.split(" --hash")[0].strip() for line in text.splitlines()]
+    assert all("--hash=sha256:" in line for line in text.splitlines() if line.strip()), "every line has its hash"
+    return [Requirement(line) for line in lines if line and not line.startswith("#")]
+
+
+def pinned(requirements: list[Requirement]) -> dict[str, str]:
+    found = {}
+    for requirement in requirements:
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", requirement
+        found[canonicalize_name(requirement.name)] = spec.version
+    return found
+
+
+@pytest.mark.parametrize("connectors, extras", [
+    ("", ["tracing"]),
+    ("databricks slurm", ["tracing", "databricks", "slurm"]),
+    ("all", ["tracing", "databricks", "snowflake", "bigquery", "slurm"]),
+])  # fmt: skip
+def test_the_layer_requirements_are_the_locks_runtime_versions(connectors: str, extras: list[str]) -> None:
+    requirements = pinned(layer_requirements(connectors))
+    assert requirements == runtime_closure(extras)
+    assert "pytest" not in requirements and "moto" not in requirements and "flyte" not in requirements
+
+
+def test_an_unknown_flyte_connector_is_refused_by_name() -> None:
+    done = subprocess.run(["make", "-s", "layer-requirements", "FLYTE_CONNECTORS=databricks,nope"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode != 0 and "nope" in done.stderr
+
+
+def test_the_built_layer_holds_exactly_the_locked_versions(tmp_path: Path) -> None:
+    env = {**os.environ, "ARTIFACTS_DIR": str(tmp_path), "FLYTE_CONNECTORS": ""}
+    done = subprocess.run(["make", "-s", "--no-print-directory", "build-DependenciesLayer"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    installed = {}
+    for info in (tmp_path / "python").glob("*.dist-info"):
+        name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
+        installed[canonicalize_name(name)] = version
+    for_lambda = {
+        canonicalize_name(r.name): v
+        for r, v in zip(layer_requirements(), pinned(layer_requirements()).values(), strict=True)
+        if r.marker is None or Marker(str(r.marker)).evaluate(LAMBDA_ENV)
+    }
+    assert installed == for_lambda
+    assert installed["botocore"] == runtime_closure(["tracing"])["botocore"]
+    # arm64 wheels: a compiled module of the layer is an aarch64 ELF, never the build machine's.
+    compiled = next((tmp_path / "python").glob("pydantic_core/_pydantic_core*.so"))
+    assert compiled.read_bytes()[18] == 183, f"{compiled.name} is not an aarch64 ELF (e_machine 183)"
