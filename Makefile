@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # Dependencies. Every install is exactly a committed lock, with hashes, and never resolves anew:
 # - uv.lock: the runtime set, every extra, the dev group and the flyte plugin (a workspace member);
 # - tools/sam/uv.lock: the SAM CLI, in a venv of its own (its pins would hold the runtime back);
-# - tools/uv.txt: uv itself, installed by pip with --require-hashes into .tools/uv;
+# - tools/requirements-uv.txt: uv itself, installed by pip with --require-hashes into .tools/uv;
 # - tools/oracle-wheels.txt: the flyte-sdk plugin wheels the differential tests load by file.
 # `make lock` refreshes the locks to the newest releases on purpose; `make test-latest` runs the
 # whole suite in a throwaway copy resolved to the newest releases and prints what moved.
@@ -30,15 +30,15 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: help install serve test lint lint-template lock upgrade test-latest sam-build clean
+.PHONY: help install serve test lint lint-github lint-template lock upgrade test-latest sam-build clean
 
 help:
 	@echo "make serve   run the service locally on an embedded DynamoDB (http://127.0.0.1:\$${PORT:-8080})"
 	@echo "make test    install into .venv and run every check and test"
 
-$(UV): tools/uv.txt
+$(UV): tools/requirements-uv.txt
 	$(PYTHON) -m venv $(TOOLS)/uv
-	$(TOOLS)/uv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r tools/uv.txt
+	$(TOOLS)/uv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r tools/requirements-uv.txt
 	touch $@
 
 $(STAMP): pyproject.toml flyte_plugin/pyproject.toml uv.lock tools/oracle-wheels.txt | $(UV)
@@ -60,12 +60,20 @@ lint-template: $(STAMP) $(SAM)
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1 --template-file template.yaml
 
-# ruff (lint and format), mypy, the workflow files (actionlint) and the pre-commit config.
-lint: $(STAMP)
+# ruff (lint and format), mypy, the .github files and the pre-commit config (.pre-commit-config.yaml
+# runs the same before a commit).
+lint: $(STAMP) lint-github
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/actionlint .github/workflows/*.yml
+
+# The workflow and dependabot files against their schemas (vendored in check-jsonschema: offline)
+# and zizmor's audit (--offline: no GitHub API); the pre-commit config against pre-commit's.
+lint-github: $(STAMP)
+	$(BIN)/check-jsonschema -q --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema -q --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(BIN)/zizmor -q --offline .github/workflows/*.yml .github/dependabot.yml
+	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 
 test: $(STAMP) lint lint-template
 	$(BIN)/python -m pytest
@@ -74,7 +82,7 @@ test: $(STAMP) lint lint-template
 lock upgrade: | $(UV)
 	$(UV) lock --upgrade
 	cd tools/sam && $(UV) lock --upgrade
-	$(UV) pip compile -q --upgrade --universal --generate-hashes tools/uv.in -o tools/uv.txt
+	$(UV) pip compile -q --upgrade --universal --generate-hashes tools/requirements-uv.in -o tools/requirements-uv.txt
 	$(UV) pip compile -q --upgrade --universal --generate-hashes --no-deps tools/oracle-wheels.in -o tools/oracle-wheels.txt
 
 # The whole suite against the newest releases, in a throwaway copy of this checkout (its own
