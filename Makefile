@@ -30,7 +30,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: help install serve test lint lint-github lint-template lock upgrade test-latest sam-build clean
+.PHONY: help install serve test lint lint-github lint-template lock upgrade relay-requirements test-latest sam-build clean
 
 help:
 	@echo "make serve   run the service locally on an embedded DynamoDB (http://127.0.0.1:\$${PORT:-8080})"
@@ -84,6 +84,13 @@ lock upgrade: | $(UV)
 	cd tools/sam && $(UV) lock --upgrade
 	$(UV) pip compile -q --upgrade --universal --generate-hashes tools/requirements-uv.in -o tools/requirements-uv.txt
 	$(UV) pip compile -q --upgrade --universal --generate-hashes --no-deps tools/oracle-wheels.in -o tools/oracle-wheels.txt
+	$(MAKE) relay-requirements
+
+# The relay image's requirements (deploy/relay/requirements.txt): the lock's runtime set, the relay
+# extra and the setuptools that builds the package, with hashes. `make lock` writes it again.
+relay-requirements: | $(UV)
+	$(UV) export --frozen --no-dev --group build --extra relay --no-emit-project --no-annotate -q \
+	  --format requirements-txt -o deploy/relay/requirements.txt
 
 # The whole suite against the newest releases, in a throwaway copy of this checkout (its own
 # .venv and locks); prints which packages moved. Not part of .ci/run.

@@ -1,4 +1,4 @@
-"""What is deployed is what was tested: the Lambda layer is uv.lock's runtime set, at its versions.
+"""What is deployed is what was tested: the Lambda layer and the relay image are uv.lock's, by hash.
 
 `make build-DependenciesLayer` (what `sam build` runs) installs `make -s layer-requirements`,
 uv's export of uv.lock without the dev group. These tests walk uv.lock themselves, from the
@@ -61,10 +61,15 @@ def layer_requirements(connectors: str = "") -> list[Requirement]:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    text = re.sub(r"\\\n\s*", " ", done.stdout)
-    lines = [line.split(" --hash")[0].strip() for line in text.splitlines()]
-    assert all("--hash=sha256:" in line for line in text.splitlines() if line.strip()), "every line has its hash"
-    return [Requirement(line) for line in lines if line and not line.startswith("#")]
+    return parse_requirements(done.stdout)
+
+
+def parse_requirements(text: str) -> list[Requirement]:
+    """The requirements of a hashed requirements file; every one must carry its hashes."""
+    lines = [line.strip() for line in re.sub(r"\\\n\s*", " ", text).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    assert all("--hash=sha256:" in line for line in lines), "every requirement has its hashes"
+    return [Requirement(line.split(" --hash")[0]) for line in lines]
 
 
 def pinned(requirements: list[Requirement]) -> dict[str, str]:
@@ -112,3 +117,27 @@ def test_the_built_layer_holds_exactly_the_locked_versions(tmp_path: Path) -> No
     # arm64 wheels: a compiled module of the layer is an aarch64 ELF, never the build machine's.
     compiled = next((tmp_path / "python").glob("pydantic_core/_pydantic_core*.so"))
     assert compiled.read_bytes()[18] == 183, f"{compiled.name} is not an aarch64 ELF (e_machine 183)"
+
+
+def test_the_relay_images_requirements_are_the_locks() -> None:
+    """deploy/relay/requirements.txt (what the Dockerfile installs) is today's export of uv.lock:
+    `make relay-requirements` after a lock refresh, or this fails."""
+    committed = (ROOT / "deploy" / "relay" / "requirements.txt").read_text()
+    done = subprocess.run(["make", "-s", "--no-print-directory", "relay-requirements"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (ROOT / "deploy" / "relay" / "requirements.txt").read_text() == committed
+    requirements = pinned(parse_requirements(committed))
+    assert requirements == {**runtime_closure(["relay"]), "setuptools": build_setuptools()}
+
+
+def build_setuptools() -> str:
+    (spec,) = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["build"]
+    return str(Requirement(spec).specifier).removeprefix("==")
+
+
+def test_the_editable_builds_use_the_locked_setuptools() -> None:
+    uv = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    assert uv["build-constraint-dependencies"] == [f"setuptools=={build_setuptools()}"]
+    locked = {p["name"]: p["version"] for p in lock()["package"]}
+    assert locked["setuptools"] == build_setuptools()
