@@ -51,7 +51,7 @@ def test_twenty_concurrent_creates_start_one_job(dynamodb_client):
 
     handles = {a for a in answers if isinstance(a, bytes)}
     errors = [a for a in answers if not isinstance(a, bytes)]
-    assert counting.calls["create"] == 1
+    assert counting.calls["create"] == 1, (answers, counting.kwargs)
     assert len(handles) == 1 and handles == {retried}
     assert set(errors) <= {Code.UNAVAILABLE, Code.ABORTED}
     items = scan_table(dynamodb_client, table)

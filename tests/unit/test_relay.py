@@ -259,7 +259,7 @@ HEADER = pb.GetTaskLogsResponse(header=pb.GetTaskLogsResponseHeader(token="t")).
         (encode(HEADER), STREAM, grpc.StatusCode.UNAVAILABLE),  # cut before its end-of-stream message
         (encode(HEADER)[:-2], STREAM, grpc.StatusCode.UNAVAILABLE),
         (
-            encode(gzip.compress(HEADER), COMPRESSED) + encode(b"{}", END_STREAM),
+            encode(gzip.compress(HEADER, mtime=0), COMPRESSED) + encode(b"{}", END_STREAM),
             {**STREAM, "connect-content-encoding": "gzip"},
             None,
         ),
