@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -62,7 +63,7 @@ def _from_hint(hint: Any, value: Any) -> Any:
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
         return _from_dict(hint, value)
-    if origin is Union or str(origin) == "types.UnionType":
+    if origin is Union or origin is types.UnionType:  # Optional[X], and X | None
         for arg in args:
             if dataclasses.is_dataclass(arg) and isinstance(value, dict):
                 return _from_dict(arg, value)

@@ -36,6 +36,18 @@ def test_resource_meta_round_trips_nested_dataclasses():
     assert QueryMeta.decode(encoded) == meta
 
 
+@dataclass
+class Pep604Meta(ResourceMeta):
+    maybe: Inner | None = None
+    either: Inner | int = 0
+
+
+def test_resource_meta_rebuilds_dataclasses_in_pep604_unions():
+    meta = Pep604Meta(Inner("eu-west-1", ["a"]), Inner("us-east-1"))
+    assert Pep604Meta.decode(meta.encode()) == meta
+    assert Pep604Meta.decode(Pep604Meta(None, 3).encode()) == Pep604Meta(None, 3)
+
+
 @pytest.mark.parametrize(
     ("word", "phase"),
     [
