@@ -50,10 +50,11 @@ import time
 import uuid
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -357,10 +358,8 @@ class DynamoMeter:
                     self._items[self._key(item)] = item
         elif api in WRITES:
             key = self._key(params.get("Key") or params.get("Item") or {})
-            call.exact = (
-                key in self._items
-                or api == "PutItem"
-                and "attribute_not_exists" in params.get("ConditionExpression", "")
+            call.exact = key in self._items or (
+                api == "PutItem" and "attribute_not_exists" in params.get("ConditionExpression", "")
             )
             before = self._items.get(key)
             if call.error == "ConditionalCheckFailedException":

@@ -275,9 +275,9 @@ class Canceller:
 __all__ = [
     "REFUSED_CODES",
     "Canceller",
-    "replay_settle_seconds",
     "CleanupReport",
     "pack_create_request",
+    "replay_settle_seconds",
     "request_digest",
     "unpack_create_request",
 ]

@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import re
 import logging
+import re
 import time
 import traceback
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Awaitable, Iterable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 from flyteidl2.core.security_pb2 import Connection
 
 from .connector import AsyncConnector
-from .observability import metrics, tracing
 from .errors import ConnectError, deadline_exceeded, internal, invalid_argument, unimplemented
+from .observability import metrics, tracing
 from .settings import Settings
 from .store import TaskRecord
 
@@ -257,8 +258,8 @@ def _as_connect_error(
 
 
 __all__ = [
-    "ConnectorCalls",
     "RESERVED_KWARGS",
+    "ConnectorCalls",
     "add_redacted_values",
     "connection_kwargs",
     "invocation_deadline",

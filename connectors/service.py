@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Callable, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -22,7 +23,6 @@ from .answers import answer_resource, stored_resource
 from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle_seconds, request_digest
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
-from .observability import logs, metrics, observed
 from .errors import (
     Code,
     ConnectError,
@@ -33,6 +33,7 @@ from .errors import (
     unavailable,
     unimplemented,
 )
+from .observability import logs, metrics, observed
 from .phase import phase_name
 from .registry import ConnectorRegistry
 from .secrets import SecretResolver

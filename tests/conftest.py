@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
 
 from connectors.dev.background_server import BackgroundServer

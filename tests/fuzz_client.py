@@ -17,7 +17,8 @@ import json
 import os
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -27,9 +28,9 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.connect_envelope import END_STREAM, encode, read_all
 from connectors.builtin import EchoConnector
 from connectors.builtin.echo import EchoMetadata
+from connectors.connect_envelope import END_STREAM, encode, read_all
 from connectors.registry import ConnectorRegistry
 from connectors.store import ACTIVE, CLAIMED, ENDED, TaskHandle, TaskRecord
 from connectors.transport import create_app

@@ -16,14 +16,13 @@ from typing import Any, NamedTuple, Optional, TypedDict, Union
 
 import pydantic
 import pytest
-from flyteidl2.core.interface_pb2 import Variable, VariableEntry, VariableMap
-from flyteidl2.core.literals_pb2 import Literal
-
 from flyte._interface import literal_to_enum
 from flyte.io import DataFrame, Dir, File
 from flyte.types import TypeEngine
+from flyteidl2.core.interface_pb2 import Variable, VariableEntry, VariableMap
+from flyteidl2.core.literals_pb2 import Literal
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 # -- the user's types ------------------------------------------------------------------------------
@@ -52,12 +51,12 @@ class Job:
     budget: datetime.timedelta
     color: Color
     points: list[Point]
-    origin: Optional[Point]
+    origin: Point | None
     labels: dict[str, int]
     report: File
     blob: bytes
     retries: int = 3
-    note: Optional[str] = None
+    note: str | None = None
 
 
 @dataclasses.dataclass
@@ -74,7 +73,7 @@ class Dog:
 
 class Address(pydantic.BaseModel):
     street: str
-    zip_code: Optional[str] = None
+    zip_code: str | None = None
 
 
 class Customer(pydantic.BaseModel):
@@ -185,7 +184,7 @@ ROUND_TRIPS = [
     pytest.param([1, 2, 3], list[int], id="list-int"),
     pytest.param([], list[int], id="list-empty"),
     pytest.param([[1.0], [], [2.5, -3.0]], list[list[float]], id="list-list-float"),
-    pytest.param(["a", None, "c"], list[Optional[str]], id="list-optional-str"),
+    pytest.param(["a", None, "c"], list[str | None], id="list-optional-str"),
     pytest.param({"a": 1, "b": -2}, dict[str, int], id="dict-str-int"),
     pytest.param({"k": ["v", "w"], "e": []}, dict[str, list[str]], id="dict-str-list"),
     pytest.param({"outer": {"inner": True}}, dict[str, dict[str, bool]], id="dict-nested"),

@@ -301,7 +301,7 @@ def _infer_literal(value: Any, where: str) -> Literal:
         )
     if hasattr(value, "model_dump") and not isinstance(value, type):
         return _plain_msgpack(value, PYDANTIC, where)
-    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type) or hasattr(value, "_asdict"):
+    if (hasattr(value, "__dataclass_fields__") and not isinstance(value, type)) or hasattr(value, "_asdict"):
         return _plain_msgpack(value, DATACLASS, where)
     raise _refused(where, None, f"cannot infer a Flyte type for a {type(value).__name__}")
 

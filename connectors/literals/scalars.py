@@ -15,16 +15,17 @@ from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, Primitive, Scalar, Void
 from flyteidl2.core.types_pb2 import SimpleType
+
 from connectors.literals.simple_types import Simple
 
 __all__ = [
     "PRIMITIVE_SIMPLE_TYPES",
-    "read_primitive_list",
-    "write_primitive_list",
     "from_msgpack_value",
     "literal_of_none",
     "native_to_primitive",
     "primitive_to_native",
+    "read_primitive_list",
+    "write_primitive_list",
 ]
 
 PRIMITIVE_SIMPLE_TYPES = frozenset(
@@ -38,7 +39,7 @@ PRIMITIVE_SIMPLE_TYPES = frozenset(
     }
 )
 
-_UTC = datetime.timezone.utc
+_UTC = datetime.UTC
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 

@@ -137,7 +137,7 @@ def _fit_enum(value: Any, allowed: list, flavor: str, at: str) -> Any:
         for candidate in (value.name, value.value) if flavor == PYDANTIC else (value.value, value.name):
             if candidate in allowed:
                 return candidate
-    elif value in allowed and not isinstance(value, bool) or value is None and None in allowed:
+    elif (value in allowed and not isinstance(value, bool)) or (value is None and None in allowed):
         return value
     raise SchemaMismatch(at, f"{value!r} is not one of {allowed}")
 

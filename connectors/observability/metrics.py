@@ -29,8 +29,9 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any
 
 from . import logs
 

@@ -12,7 +12,7 @@ the reason the relay itself sends the call again (:mod:`.retry`).
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 import grpc
 

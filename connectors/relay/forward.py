@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import AsyncIterator, Type, TypeVar
+from collections.abc import AsyncIterator
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import grpc
@@ -103,7 +104,7 @@ class Forwarder:
             verify=True if ssl_context is None else ssl_context,
         )
 
-    async def __aenter__(self) -> "Forwarder":
+    async def __aenter__(self) -> Forwarder:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -189,7 +190,7 @@ class Forwarder:
                 grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}", "signing"
             ) from None
 
-    async def unary(self, procedure: str, request: Message, response_type: Type[M], timeout: float | None) -> M:
+    async def unary(self, procedure: str, request: Message, response_type: type[M], timeout: float | None) -> M:
         """One unary call: ``procedure`` is ``/<package.Service>/<Method>``; ``timeout`` the
         remaining seconds of the incoming call (None: no deadline)."""
         deadline = self._deadline(timeout)
@@ -202,7 +203,7 @@ class Forwarder:
                 await self._retry_or_raise(procedure, error, attempt, deadline)
             attempt += 1
 
-    async def _unary_once(self, procedure: str, body: bytes, response_type: Type[M], deadline: float) -> M:
+    async def _unary_once(self, procedure: str, body: bytes, response_type: type[M], deadline: float) -> M:
         response = await self._send(procedure, "application/proto", body, deadline, stream=False)
         if response.status_code != 200:
             raise error_from_response(response.status_code, response.content, response.headers)
@@ -219,7 +220,7 @@ class Forwarder:
             ) from None
 
     async def server_stream(
-        self, procedure: str, request: Message, response_type: Type[M], timeout: float | None
+        self, procedure: str, request: Message, response_type: type[M], timeout: float | None
     ) -> AsyncIterator[M]:
         """A server-streaming call: yields each message as it arrives. Close the generator
         (``contextlib.aclosing``) to abandon the stream early."""
@@ -241,7 +242,7 @@ class Forwarder:
             attempt += 1
 
     async def _stream_once(
-        self, procedure: str, body: bytes, response_type: Type[M], deadline: float
+        self, procedure: str, body: bytes, response_type: type[M], deadline: float
     ) -> AsyncIterator[M]:
         response = await self._send(procedure, "application/connect+proto", body, deadline, stream=True)
         try:

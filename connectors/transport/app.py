@@ -7,7 +7,8 @@ server (``connectors serve``) builds it with all of them.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse

@@ -19,8 +19,8 @@ from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin import EchoConnector
-from connectors.reaper import reap_abandoned
 from connectors.errors import Code
+from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
 from connectors.store import TaskHandle

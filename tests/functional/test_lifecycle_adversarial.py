@@ -20,8 +20,9 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from connectrpc.errors import ConnectError
@@ -56,7 +57,7 @@ class AdversarialLedger(LedgerConnector):
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
         custom = MessageToDict(task_template.custom)
         for name in custom.get("require_kwargs", []):
-            kwargs[name]  # noqa: B018 - a connector that reads its connection config (KeyError without it)
+            kwargs[name]  # a connector that reads its connection config (KeyError without it)
         if custom.get("leak_secret"):
             # Many client libraries quote the URL, and with it a key, in their exception text.
             raise RuntimeError(f"401 Unauthorized for url https://api.example.com/v1/jobs?api_key={kwargs['api_key']}")

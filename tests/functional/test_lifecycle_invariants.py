@@ -86,7 +86,7 @@ class Executor:
         self.polling = threading.Event()
         self.polling.set()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         for server in self.servers:
             server.__enter__()
         self.client = AsyncConnectorServiceClientSync(self.servers[0].url)
@@ -244,7 +244,7 @@ class Executor:
             self.polling.wait()
             try:
                 self.poll_all()
-            except BaseException as error:  # noqa: BLE001 - reported by the test
+            except BaseException as error:  # reported by the test
                 failures.append(error)
                 return
             stop.wait(0.25)

@@ -227,7 +227,7 @@ def test_tracing_sends_connector_and_store_subsegments_to_the_daemon(lambda_envi
             header, _, body = daemon.recv(65536).decode().partition("\n")
             assert json.loads(header) == {"format": "json", "version": 1}
             documents.append(json.loads(body))
-    except socket.timeout:
+    except TimeoutError:
         pass
     finally:
         daemon.close()

@@ -15,8 +15,9 @@ The tests read the table directly from moto, past the proxy.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from connectrpc.errors import ConnectError

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pytest
 from flyteidl2.core.execution_pb2 import TaskExecution
 
-from connectors import AsyncConnector, ConnectorNotFound, ConnectorRegistry, Resource, ResourceMeta
-from connectors import convert_to_flyte_phase, is_terminal_phase
+from connectors import (
+    AsyncConnector,
+    ConnectorNotFound,
+    ConnectorRegistry,
+    Resource,
+    ResourceMeta,
+    convert_to_flyte_phase,
+    is_terminal_phase,
+)
 from connectors.errors import Code
 
 
@@ -25,7 +31,7 @@ class QueryMeta(ResourceMeta):
     inner: Inner
     history: list[Inner] = field(default_factory=list)
     by_name: dict[str, Inner] = field(default_factory=dict)
-    maybe: Optional[Inner] = None
+    maybe: Inner | None = None
     attempts: int = 0
 
 

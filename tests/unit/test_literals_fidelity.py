@@ -13,14 +13,13 @@ from typing import Any, Optional
 
 import msgpack
 import pytest
+from flyte.io import DataFrame, Dir, File
+from flyte.types import TypeEngine
 from flyteidl2.core.interface_pb2 import TypedInterface
 from flyteidl2.core.literals_pb2 import Literal
 from flyteidl2.core.types_pb2 import LiteralType, SimpleType, StructuredDatasetType
 from flyteidl2.task.common_pb2 import Inputs, NamedLiteral
 from google.protobuf.struct_pb2 import Struct
-
-from flyte.io import DataFrame, Dir, File
-from flyte.types import TypeEngine
 
 from connectors.literals import (
     DataFrameRef,

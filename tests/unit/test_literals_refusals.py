@@ -8,12 +8,11 @@ output that does not fit its declared type are each refused with a
 from typing import Any, Optional, Union
 
 import pytest
+from flyte.io import DataFrame, Dir, File
+from flyte.types import TypeEngine
 from flyteidl2.core.interface_pb2 import TypedInterface
 from flyteidl2.core.literals_pb2 import Literal, LiteralOffloadedMetadata
 from flyteidl2.task.common_pb2 import Inputs, NamedLiteral
-
-from flyte.io import DataFrame, Dir, File
-from flyte.types import TypeEngine
 
 from connectors.literals import DataFrameRef, FileRef, LiteralConversionError, inputs_to_native, native_to_outputs
 from tests.literal_cases import DIR, FILE, FRAME, Address, Color, Point, Priority, declared, sdk_literal

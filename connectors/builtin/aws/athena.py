@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
@@ -39,7 +39,7 @@ PHASES = PhaseTable(
 class AthenaQueryMeta(ResourceMeta):
     query_execution_id: str
     work_group: str = "primary"
-    dataframe_output: Optional[str] = None  # the output that gets the result file
+    dataframe_output: str | None = None  # the output that gets the result file
 
 
 class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
@@ -156,7 +156,7 @@ def sql_literal(value: Any, name: str) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, datetime.datetime):
-        text = value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
+        text = value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
         return f"timestamp '{text}'"
     if isinstance(value, datetime.date):
         return f"date '{value.isoformat()}'"

@@ -23,8 +23,9 @@ import functools
 import os
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, TypeVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.tasks_pb2 import TaskTemplate
@@ -45,9 +46,9 @@ __all__ = [
     "error_code",
     "input_text",
     "inputs_json",
-    "json_data",
     "is_blob",
     "is_dataframe",
+    "json_data",
     "log_link",
     "output_names",
     "region",
@@ -141,10 +142,12 @@ def aws_error(error: BaseException, what: str) -> ConnectError:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
-        ConnectionError as BotoConnectionError,
         NoCredentialsError,
         ParamValidationError,
         ReadTimeoutError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
     )
 
     if isinstance(error, ConnectError):
@@ -277,7 +280,7 @@ class Fields:
                 raise self._bad(f"{name}[{index}].{key}", "a string", item[key])
         return items
 
-    def s3_uri(self, name: str, required: bool = False) -> Optional[str]:
+    def s3_uri(self, name: str, required: bool = False) -> str | None:
         value = self.required(name) if required else self.optional(name)
         if value is not None and not value.startswith("s3://"):
             raise self._bad(name, "an s3:// URI", value)
@@ -305,9 +308,9 @@ class PhaseTable:
     """AWS's status words of one job kind, each to a Flyte phase."""
 
     service: str
-    phases: Mapping[str, "TaskExecution.Phase.ValueType"]
+    phases: Mapping[str, TaskExecution.Phase.ValueType]
 
-    def phase(self, status: str) -> "TaskExecution.Phase.ValueType":
+    def phase(self, status: str) -> TaskExecution.Phase.ValueType:
         """The phase for a status; an unknown word is ``internal`` (a poll error the executor counts),
         never a guess that could end a running job's task."""
         try:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskLogsResponseHeader
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -136,7 +137,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
                     raise
         return AwsBatchJobMeta(job_id=found, job_name=name, job_queue=queue)
 
-    async def _find(self, queue: str, name: str) -> Optional[str]:
+    async def _find(self, queue: str, name: str) -> str | None:
         """The id of the job named ``name`` in ``queue`` (newest first, any status), if there is one."""
         request: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [name]}]}
         for _ in range(LOOKUP_PAGES):

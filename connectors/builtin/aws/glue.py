@@ -21,8 +21,9 @@ a lost answer, starting a second run); when its answer is lost, the runs are loo
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
@@ -136,7 +137,7 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
                     raise
         return GlueJobMeta(job_name=job_name, job_run_id=found)
 
-    async def _find(self, job_name: str, token: str) -> Optional[str]:
+    async def _find(self, job_name: str, token: str) -> str | None:
         """The id of the job's run started with ``token``, if one is within the newest pages."""
         request: dict[str, Any] = {"JobName": job_name, "MaxResults": PAGE_SIZE}
         for _ in range(LOOKUP_PAGES):

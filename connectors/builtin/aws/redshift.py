@@ -15,7 +15,7 @@ import datetime
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
@@ -41,10 +41,10 @@ _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+(,arn:aws[a-z-]
 @dataclass
 class RedshiftQueryMeta(ResourceMeta):
     statement_id: str
-    cluster_identifier: Optional[str] = None
-    workgroup_name: Optional[str] = None
-    dataframe_output: Optional[str] = None  # the output that gets the unloaded files
-    unload_uri: Optional[str] = None
+    cluster_identifier: str | None = None
+    workgroup_name: str | None = None
+    dataframe_output: str | None = None  # the output that gets the unloaded files
+    unload_uri: str | None = None
 
 
 class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
@@ -215,7 +215,7 @@ def _literal(name: str, value: Any) -> str:
         return repr(value)
     if isinstance(value, datetime.datetime):
         text = (
-            value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+            value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(sep=" ")
             if value.tzinfo
             else value.isoformat(sep=" ")
         )

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
@@ -29,7 +29,7 @@ DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
 @dataclass
 class SageMakerTrainingJobMeta(ResourceMeta):
     job_name: str
-    model_output: Optional[str] = None  # the output that gets the model artifact
+    model_output: str | None = None  # the output that gets the model artifact
 
 
 class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMeta]):

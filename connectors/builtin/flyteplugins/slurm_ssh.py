@@ -282,7 +282,7 @@ class SSHTransport:
         if rc != 0 and "Invalid job id" not in stderr and "already completing or completed" not in stderr:
             message = f"scancel {job_id} failed on {self.host}: {stderr.strip()}"
             lowered = stderr.lower()
-            if "access" in lowered and "denied" in lowered or "permission denied" in lowered:
+            if ("access" in lowered and "denied" in lowered) or "permission denied" in lowered:
                 raise ConnectError(Code.PERMISSION_DENIED, message)
             raise _unreachable(command, self.host, stderr, rc) or internal(message)
 

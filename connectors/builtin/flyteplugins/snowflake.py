@@ -183,7 +183,7 @@ async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) 
             return work(conn)
         except ConnectError:
             raise
-        except Exception as error:  # noqa: BLE001 - every client error is mapped
+        except Exception as error:  # every client error is mapped
             mapped = snowflake_error(error)
             if key and mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
                 _forget(key)
@@ -356,7 +356,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
                 return found, None
             try:  # the error's text, as the original reports it
                 conn.get_query_status_throw_if_error(meta.query_id)
-            except Exception as error:  # noqa: BLE001 - its message is the answer
+            except Exception as error:  # its message is the answer
                 return found, str(error)
             return found, found.name
 

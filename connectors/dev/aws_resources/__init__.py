@@ -11,7 +11,8 @@ import importlib
 import json
 import pkgutil
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # moto runs Batch jobs without Docker and Step Functions state machines only when told so.
 MOTO_CONFIG = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}

@@ -37,7 +37,7 @@ FIXED_ID_TAG = "fake-aws:application-id"
 state_manager.register_default_transition(MODEL, {"progression": "immediate"})
 
 # per run: its ManagedState, and the GetJobRun calls seen since it was cancelled
-_RUNS: "weakref.WeakKeyDictionary[JobRun, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_RUNS: weakref.WeakKeyDictionary[JobRun, dict[str, Any]] = weakref.WeakKeyDictionary()
 _TOKENS: dict[tuple[int, str, str], JobRun] = {}  # (backend, application, clientToken) -> run
 
 

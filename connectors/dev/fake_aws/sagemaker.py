@@ -43,7 +43,7 @@ ENDED = ("Completed", "Failed", "Stopped")
 for _model in (TRAINING, PROCESSING):
     state_manager.register_default_transition(_model, {"progression": "immediate"})
 
-_JOBS: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_JOBS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def _status(job: Any) -> str:

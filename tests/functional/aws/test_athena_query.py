@@ -27,7 +27,7 @@ def started_query(world, handle: bytes) -> dict:
 
 def test_a_query_runs_to_success_with_typed_parameters_and_its_result_as_a_dataframe(aws_world):
     world = aws_world(AthenaQueryConnector())
-    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     request = world.request(
         TYPE,
         {"query": "select * from t where a = ? and b = ? and c > ?", "work_group": WORK_GROUP, "database": "default"},

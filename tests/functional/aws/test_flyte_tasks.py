@@ -25,13 +25,13 @@ import uuid
 from typing import Any
 
 import flyte
-import flyteplugins.aws
 import pytest
 from flyte.io import DataFrame, Dir, File
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf import json_format
 
+import flyteplugins.aws
 from connectors.dev.aws_resources.athena_query import RESULTS, WORK_GROUP
 from flyteplugins.aws import (
     AthenaQueryTask,
@@ -300,9 +300,9 @@ def serialized_alone(task: Any) -> Any:
 
 
 def test_a_cancelled_local_run_stops_the_job_it_started(aws_world):
-    from connectors.builtin.aws.athena import AthenaQueryConnector
     from flyte.connectors import ConnectorRegistry
 
+    from connectors.builtin.aws.athena import AthenaQueryConnector
     from flyteplugins.aws._local import run_locally as local_execute
 
     world = aws_world(AthenaQueryConnector())

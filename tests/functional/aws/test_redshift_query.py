@@ -67,7 +67,7 @@ def test_a_query_runs_to_success_with_the_inputs_it_names_as_parameters(aws_worl
 
 def test_a_dataframe_output_unloads_the_query_as_parquet_under_the_attempts_token(aws_world):
     world = aws_world(RedshiftQueryConnector())
-    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     request = world.request(
         TYPE,
         custom(

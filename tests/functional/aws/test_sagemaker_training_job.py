@@ -11,7 +11,8 @@ import pytest
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf import json_format
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors import literals
 from connectors.builtin.aws.sagemaker_jobs import NAME_PATTERN, TOKEN_TAG, job_name

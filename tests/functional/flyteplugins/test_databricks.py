@@ -12,8 +12,9 @@ import sys
 import types
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flyteidl2.core import tasks_pb2
@@ -375,8 +376,9 @@ def original() -> types.ModuleType:
 
 def trusting(module: types.ModuleType, cafile: str) -> None:
     """The original's ``aiohttp.ClientSession()`` trusting the fake's certificate."""
-    import aiohttp
     import ssl
+
+    import aiohttp
 
     context = ssl.create_default_context(cafile=cafile)
     module.aiohttp = types.SimpleNamespace(

@@ -28,8 +28,9 @@ import hashlib
 import importlib
 import json
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any
 
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource, ResourceMeta
 
@@ -51,14 +52,14 @@ class _Run:
     """One local execute of one task: what the adapter needs from it, and the jobs it started."""
 
     task: Any
-    started: List["LocalMeta"] = field(default_factory=list)
+    started: list[LocalMeta] = field(default_factory=list)
 
 
-_RUN: contextvars.ContextVar[Optional[_Run]] = contextvars.ContextVar("flyteplugins_aws_local_run", default=None)
+_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("flyteplugins_aws_local_run", default=None)
 _REGISTER_LOCK = threading.Lock()
 
 
-async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs: Dict[str, Any]) -> Any:
+async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Any:
     """Run ``execute`` (the SDK mixin's) with this task's connector registered in flyte."""
     connector = connector_for(task)
     run = _Run(task)
@@ -69,7 +70,7 @@ async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs:
         for started in run.started:  # the SDK's loop does not abort a remote job; this does
             try:
                 await connector.delete(started)
-            except Exception:  # noqa: BLE001 - the cancellation is what the caller must see
+            except Exception:  # the cancellation is what the caller must see
                 pass
         raise
     finally:
@@ -121,7 +122,7 @@ class LocalConnector(AsyncConnector):
         self.name = f"{connector.name} (local)"
         self.task_type_name = connector.task_type_name
         self.task_type_version = connector.task_type_version
-        self._attempts: Dict[tuple, int] = {}
+        self._attempts: dict[tuple, int] = {}
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
         run = _RUN.get()
@@ -199,20 +200,22 @@ def idempotency_token(metadata: Any) -> str:
     return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16, person=b"flyte-idem").hexdigest()
 
 
-async def _service_inputs(task: Any, template: Any, values: Dict[str, Any]) -> Dict[str, Any]:
+async def _service_inputs(task: Any, template: Any, values: dict[str, Any]) -> dict[str, Any]:
     """flyte's native inputs as the service hands them to a connector."""
-    from connectors import literals
     from flyte._internal.runtime.convert import convert_from_native_to_inputs
+
+    from connectors import literals
 
     converted = await convert_from_native_to_inputs(task.native_interface, **values)
     return literals.inputs_to_native(converted.proto_inputs, template.interface)
 
 
-async def _flyte_outputs(task: Any, template: Any, values: Dict[str, Any]) -> Dict[str, Any]:
+async def _flyte_outputs(task: Any, template: Any, values: dict[str, Any]) -> dict[str, Any]:
     """The connector's outputs as the task's declared flyte types, in declared order."""
-    from connectors import literals
     from flyte.types import TypeEngine
     from flyteidl2.core.literals_pb2 import LiteralMap
+
+    from connectors import literals
 
     declared = task.native_interface.outputs
     missing = [name for name in declared if name not in values]
