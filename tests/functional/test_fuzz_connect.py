@@ -33,7 +33,7 @@ from tests.fuzz_bodies import (
     mutated,
     small_text,
 )
-from tests.fuzz_client import FUZZ, UNARY, check_the_run, envelope, fuzz, fuzz_property, real, served  # noqa: F401 (the module-scoped fixtures)
+from tests.fuzz_client import FUZZ, UNARY, check_the_run, envelope, fuzz_property
 
 # The Connect module alone sends the whole suite's former share: 2,000 bodies, 100 per RPC.
 MIN_BODIES = 2000

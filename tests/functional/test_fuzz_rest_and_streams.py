@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from hypothesis import strategies as st
 
 from tests.fuzz_bodies import create_requests, handles, json_with_wrong_types, mutated
-from tests.fuzz_client import check_the_run, envelope, fuzz, fuzz_property, real, served  # noqa: F401 (the module-scoped fixtures)
+from tests.fuzz_client import check_the_run, envelope, fuzz_property
 
 # With test_fuzz_connect.py's 2,000 and 100: more than the 2,000 bodies and 100 per RPC of the whole run.
 MIN_BODIES = 400

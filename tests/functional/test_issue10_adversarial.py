@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """Adversarial tests for issue 10: connector secrets from Secrets Manager/SSM, the four ports of
 flyte's own connectors, and the build setting.
 
@@ -28,7 +27,6 @@ from flyteidl2.connector import connector_pb2 as pb
 from connectors.builtin.flyteplugins.databricks import DatabricksConnector
 from connectors.errors import Code
 from connectors.secrets import SecretResolver, SecretSource
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.conftest import scan_table
 from tests.fake_databricks import FakeDatabricks
 from tests.sample_connectors import CountingConnector

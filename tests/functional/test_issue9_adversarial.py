@@ -25,7 +25,6 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf.json_format import MessageToDict
 
 from connectors.errors import Code, not_found, unavailable
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401 - fixtures
 from tests.ledger_world import LedgerWorld
 from tests.remote_ledger import Ledger, LedgerConnector, LedgerMeta
 

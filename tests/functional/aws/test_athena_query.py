@@ -11,7 +11,7 @@ from connectors import literals
 from connectors.builtin.aws.athena import AthenaQueryConnector, AthenaQueryMeta
 from connectors.dev.aws_resources.athena_query import RESULTS, WORK_GROUP
 from connectors.errors import Code
-from tests.aws_world import DATAFRAME, DATETIME, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, DATETIME, INT, STR
 
 TYPE = "athena_query"
 

@@ -52,7 +52,7 @@ from connectors.dev.aws_resources.sagemaker_training_job import OUTPUT_PATH
 from connectors.dev.aws_resources.sagemaker_training_job import ROLE as SM_ROLE
 from connectors.dev.aws_resources.sfn_execution import ARN as SFN_ARN
 from connectors.errors import Code
-from tests.aws_world import DATAFRAME, DIR, FLOAT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, FLOAT, STR
 
 UNLOAD_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{UNLOAD_ROLE_NAME}"
 SM_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{SM_ROLE}"

@@ -44,7 +44,6 @@ from flyteplugins.aws import (
     StepFunctionsTask,
 )
 from flyteplugins.aws._local import ConnectorNotInstalled, LocalConnector, idempotency_token
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.flyte_requests import execution_metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]

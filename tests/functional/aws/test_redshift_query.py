@@ -16,7 +16,7 @@ from connectors.builtin.aws.redshift import PHASES, RedshiftQueryConnector, Reds
 from connectors.dev.aws_resources.redshift_query import CLUSTER, DATABASE, DB_USER, UNLOAD_PREFIX, UNLOAD_ROLE_NAME
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import DATAFRAME, DATETIME, FLOAT, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, DATETIME, FLOAT, INT, STR
 
 TYPE = "redshift_query"
 MODEL = "redshiftdata::statement"

@@ -20,7 +20,7 @@ from connectors.builtin.aws.sagemaker_training import SageMakerTrainingJobConnec
 from connectors.dev.aws_resources.sagemaker_training_job import OUTPUT_PATH, ROLE, TRAIN_DATA
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import FILE, FLOAT, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import FILE, FLOAT, INT, STR
 from tests.flyte_requests import execution_metadata
 
 TYPE = "sagemaker_training_job"

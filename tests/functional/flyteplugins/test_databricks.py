@@ -26,7 +26,6 @@ from google.protobuf.struct_pb2 import Struct
 
 from connectors.builtin.flyteplugins.databricks import DatabricksConnector, DatabricksJobMetadata
 from connectors.errors import Code
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.fake_databricks import FakeDatabricks
 
 TYPE = "databricks"

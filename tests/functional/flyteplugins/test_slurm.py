@@ -17,7 +17,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin.flyteplugins.slurm import SlurmConnector, SlurmJobMetadata
 from connectors.errors import Code
-from tests.aws_world import INT, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import INT
 from tests.fake_slurm import HOME, FakeSlurm
 
 TYPE = "slurm"
