@@ -62,11 +62,11 @@ def _from_hint(hint: Any, value: Any) -> Any:
         return None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _from_dict(hint, value)
     if origin is Union or origin is types.UnionType:  # Optional[X], and X | None
         for arg in args:
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg) and isinstance(value, dict):
                 return _from_dict(arg, value)
         return value
     if origin in (list, tuple, set, frozenset) and args and isinstance(value, list):

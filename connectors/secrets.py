@@ -62,7 +62,7 @@ class SecretSource:
         return f"/{self.prefix}/{task_type}/{name}"
 
 
-class Connection(dict):  # type: ignore[type-arg]
+class Connection(dict[str, str]):
     """A call's keyword arguments, remembering which values were fetched from AWS (``fetched``)."""
 
     def __init__(self, values: dict[str, str], fetched: dict[str, str]) -> None:

@@ -149,12 +149,12 @@ class ConnectorService:
         except RecordChanged as changed:
             current = changed.current
             if current is not None and current.lease_owner == record.secret and current.superseded_by is not None:
-                problem = failed_precondition(
+                unkept = failed_precondition(
                     f"attempt {current.superseded_by} of this action started while this "
                     f"attempt was being created; this attempt's job is not kept"
                 )
-                await self._cancel_unkept_job(connector, current, meta, connection, problem)
-                raise problem from None
+                await self._cancel_unkept_job(connector, current, meta, connection, unkept)
+                raise unkept from None
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
         logger.info("created %s task %s", template.type, created.name)
         metrics.task_created(template.type)

@@ -60,8 +60,7 @@ async def run_hypercorn(app: Any, host: str, port: int, shutdown: Callable[[], A
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = None
-    kwargs = {"shutdown_trigger": shutdown} if shutdown is not None else {}
-    await hypercorn_serve(app, config, **kwargs)
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown)  # None: hypercorn's own default
 
 
 def serve(port: int, dynamodb_port: int) -> None:

@@ -42,7 +42,7 @@ def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) 
 
 
 def _by_kind(
-    converters: Mapping[str | None, Callable[[Any, LiteralType, str], Any]],
+    converters: Mapping[str, Callable[[Any, LiteralType, str], Any]],
     subject: Any,
     literal_type: LiteralType,
     where: str,

@@ -94,9 +94,10 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
     if simple == Simple.INTEGER:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(_wrong(value))
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        integer = int(value)
+        if not _INT64_MIN <= integer <= _INT64_MAX:
             raise TypeError(f"{value} does not fit in 64 bits")
-        return Literal(scalar=Scalar(primitive=Primitive(integer=int(value))))
+        return Literal(scalar=Scalar(primitive=Primitive(integer=integer)))
     if simple == Simple.FLOAT:
         if isinstance(value, bool) or not isinstance(value, (numbers.Real)):
             raise TypeError(_wrong(value))
@@ -193,7 +194,7 @@ def read_primitive_list(literals, simple: int) -> list | None:
     if spec is None:
         return None
     field = spec[0]
-    values = []
+    values: list[Any] = []
     append = values.append
     for literal in literals:
         primitive = literal.scalar.primitive
@@ -215,7 +216,7 @@ def write_primitive_list(values, simple: int, collection: LiteralCollection) -> 
     for value in values:
         if type(value) is not python_type:
             return False
-        if python_type is int and not _INT64_MIN <= value <= _INT64_MAX:
+        if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:  # python_type is int
             return False
     add = collection.literals.add
     for value in values:

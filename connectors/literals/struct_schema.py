@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -167,7 +168,9 @@ def _fit_number(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str
     if schema.get("format") == "time-delta" and isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return int(value) if schema.get("format") == "integer" else float(value)
+        if schema.get("format") == "integer":
+            return int(math.trunc(value))  # noqa: RUF046 - a Real truncates to an Integral, not always to an int
+        return float(value)
     raise SchemaMismatch(at, f"expected a number, got a {type(value).__name__}")
 
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -221,7 +221,7 @@ class Forwarder:
 
     async def server_stream(
         self, procedure: str, request: Message, response_type: type[M], timeout: float | None
-    ) -> AsyncIterator[M]:
+    ) -> AsyncGenerator[M, None]:
         """A server-streaming call: yields each message as it arrives. Close the generator
         (``contextlib.aclosing``) to abandon the stream early."""
         deadline = self._deadline(timeout)
@@ -243,7 +243,7 @@ class Forwarder:
 
     async def _stream_once(
         self, procedure: str, body: bytes, response_type: type[M], deadline: float
-    ) -> AsyncIterator[M]:
+    ) -> AsyncGenerator[M, None]:
         response = await self._send(procedure, "application/connect+proto", body, deadline, stream=True)
         try:
             if response.status_code != 200:
@@ -280,9 +280,9 @@ class Forwarder:
                     )
                 for flags, message in reader.feed(chunk):
                     if flags & END_STREAM:
-                        error = end_stream_error(message)
-                        if error is not None:
-                            said, code = error.get("message"), str(error.get("code", "unknown"))
+                        failure = end_stream_error(message)
+                        if failure is not None:
+                            said, code = failure.get("message"), str(failure.get("code", "unknown"))
                             raise RelayError(
                                 grpc_code_for_connect(code),
                                 said if isinstance(said, str) else "the stream failed",

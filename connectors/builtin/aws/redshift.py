@@ -103,7 +103,7 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
             if fields.optional(name):
                 params[key] = fields.optional(name)
         unload_uri = None
-        if frames:
+        if frames and unload_prefix:  # a DataFrame output without unload_prefix is refused above
             unload_uri = f"{unload_prefix.rstrip('/')}/{idempotency_token or 'result'}/"
             inner = _inline(query.strip().rstrip(";").strip(), {name: inputs[name] for name in named})
             params["Sql"] = (

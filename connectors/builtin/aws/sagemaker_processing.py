@@ -130,7 +130,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
         }
         outputs = None
         if phase == TaskExecution.SUCCEEDED and resource_meta.dir_outputs:
-            outputs = {name: literals.DirRef(uri=where[name]) for name in resource_meta.dir_outputs if where.get(name)}
+            outputs = {name: literals.DirRef(uri=uri) for name in resource_meta.dir_outputs if (uri := where.get(name))}
         info = {
             "job_name": resource_meta.job_name,
             "job_arn": found.get("ProcessingJobArn", ""),

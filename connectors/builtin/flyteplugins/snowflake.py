@@ -288,7 +288,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         if not account:
             raise invalid_argument("Missing Snowflake account. Set it through task configuration.")
         user, database, warehouse = custom.get("user"), custom.get("database"), custom.get("warehouse")
-        if not all([user, database, warehouse]):
+        if not (user and database and warehouse):
             raise invalid_argument("User, database and warehouse must be specified in the task configuration.")
         connection_kwargs = custom.get("connection_kwargs", {})
         if not isinstance(connection_kwargs, dict):

@@ -15,7 +15,7 @@ def wraps_method(cls: type, name: str) -> Callable[[Callable[..., Any]], Callabl
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         original = getattr(cls, name)
         patch_id = f"{fn.__module__}.{fn.__qualname__}"
-        applied = getattr(original, "__fake_aws__", frozenset())
+        applied: frozenset[str] = getattr(original, "__fake_aws__", frozenset())
         if patch_id in applied:
             return original
 

@@ -31,7 +31,12 @@ from . import fate_of
 from ._support import wraps_method
 
 MODEL = "emr-serverless::job-run"
-STEPS = [("SUBMITTED", "PENDING"), ("PENDING", "SCHEDULED"), ("SCHEDULED", "RUNNING"), ("RUNNING", "SUCCESS")]
+STEPS: list[tuple[str | None, str]] = [
+    ("SUBMITTED", "PENDING"),
+    ("PENDING", "SCHEDULED"),
+    ("SCHEDULED", "RUNNING"),
+    ("RUNNING", "SUCCESS"),
+]
 ENDED = ("SUCCESS", "FAILED", "CANCELLED")
 FIXED_ID_TAG = "fake-aws:application-id"
 state_manager.register_default_transition(MODEL, {"progression": "immediate"})

@@ -138,7 +138,8 @@ class LocalConnector(AsyncConnector):
         run.started.append(started)
         return started
 
-    async def get(self, resource_meta: LocalMeta, **kwargs) -> Resource:
+    # flyte's interface: get and delete receive a metadata_type (LocalMeta), which its types cannot say.
+    async def get(self, resource_meta: LocalMeta, **kwargs) -> Resource:  # type: ignore[override]
         from flyteidl2.core.execution_pb2 import TaskExecution
 
         found = await self.connector.get(resource_meta.meta, **kwargs)
@@ -153,7 +154,7 @@ class LocalConnector(AsyncConnector):
             custom_info=found.custom_info,
         )
 
-    async def delete(self, resource_meta: LocalMeta, **kwargs) -> None:
+    async def delete(self, resource_meta: LocalMeta, **kwargs) -> None:  # type: ignore[override]
         await self.connector.delete(resource_meta.meta, **kwargs)
 
     def _metadata(self) -> Any:
@@ -162,7 +163,10 @@ class LocalConnector(AsyncConnector):
         from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
         from flyteidl2.core import identifier_pb2
 
-        action = internal_ctx().data.task_context.action
+        task_context = internal_ctx().data.task_context
+        if task_context is None:  # create refuses any call outside a local run first
+            raise RuntimeError(f"{self.name} serves local runs of flyteplugins.aws tasks only")
+        action = task_context.action
         key = (action.org, action.project, action.domain, action.run_name, action.name)
         with _REGISTER_LOCK:
             attempt = self._attempts.get(key, -1) + 1

@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from flyte import Cache
 from flyte.connectors import AsyncConnectorExecutorMixin
 from flyte.extend import TaskTemplate
 from flyte.models import NativeInterface, SerializationContext
@@ -79,7 +80,7 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
         version would be empty and a changed query or job would keep hitting an old result. The
         version is the custom fields' digest instead (as flyteplugins.slurm's script task does)."""
         cache = self.cache
-        if cache is None or not cache.is_enabled() or cache.behavior != "auto":
+        if not isinstance(cache, Cache) or not cache.is_enabled() or cache.behavior != "auto":  # flyte made it a Cache
             return
         digest = hashlib.sha256(json.dumps([self._TASK_TYPE, self._custom], sort_keys=True, default=str).encode())
         self.cache = dataclasses.replace(cache, behavior="override", version_override=digest.hexdigest())
