@@ -112,7 +112,7 @@ async def main() -> int:
         print(
             "  ".join(
                 cell.ljust(width) if column < 2 else cell.rjust(width)
-                for column, (cell, width) in enumerate(zip(line, widths))
+                for column, (cell, width) in enumerate(zip(line, widths, strict=True))
             )
         )
         if index == 0:

@@ -152,7 +152,7 @@ class Canceller:
         results = await asyncio.gather(
             *(self.cancel(r, connection, f"cancelled: {reason}", "superseded") for r in claimed)
         )
-        for record, ok in zip(claimed, results):
+        for record, ok in zip(claimed, results, strict=True):
             report.add(record.name, ok)
         return report
 

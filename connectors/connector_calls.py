@@ -190,7 +190,11 @@ class ConnectorCalls:
         self.settings = settings
 
     async def call(
-        self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T], timeout: float | None = None
+        self,
+        connector: AsyncConnector[Any],
+        operation: str,
+        call: Awaitable[T],
+        timeout: float | None = None,  # noqa: ASYNC109 - the deadline this enforces and reports as deadline_exceeded
     ) -> T:
         timeout = seconds_left(self.settings) if timeout is None else timeout
         started = time.perf_counter()

@@ -134,7 +134,7 @@ class SecretResolver:
 
     async def _fetch(self, task_type: str, names: list[str], connection: dict[str, str], force: bool) -> Connection:
         found = await asyncio.gather(*(asyncio.to_thread(self._read, task_type, name, force) for name in names))
-        fetched = {name: value for name, value in zip(names, found) if value is not None}
+        fetched = {name: value for name, value in zip(names, found, strict=True) if value is not None}
         add_redacted_values(fetched.values())
         return Connection({**fetched, **connection}, fetched)
 

@@ -11,6 +11,7 @@ between them are in :mod:`connectors.store.lifecycle`; connector calls run throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -313,10 +314,8 @@ class ConnectorService:
             connection,
             lambda kwargs: connector.delete(resource_meta=meta, **kwargs),
         )
-        try:
+        with contextlib.suppress(RecordChanged):  # it ended or a canceller took it: the job is stopped either way
             await self.run_store(self.store.delete_task, record, TaskExecution.ABORTED, "deleted by DeleteTask")
-        except RecordChanged:
-            pass  # it ended or a canceller took it meanwhile: the job is stopped either way
         return pb.DeleteTaskResponse()
 
     @observed("get_metrics")

@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 import enum
 import typing
-from typing import Any, NamedTuple, Optional, TypedDict, Union
+from typing import Any, NamedTuple, TypedDict
 
 import pydantic
 import pytest
@@ -166,9 +166,9 @@ ROUND_TRIPS = [
     pytest.param(True, bool, id="bool-true"),
     pytest.param(False, bool, id="bool-false"),
     pytest.param(None, type(None), id="none"),
-    pytest.param(None, Optional[int], id="optional-int-none"),
-    pytest.param(7, Optional[int], id="optional-int-set"),
-    pytest.param("x", Optional[str], id="optional-str-set"),
+    pytest.param(None, int | None, id="optional-int-none"),
+    pytest.param(7, int | None, id="optional-int-set"),
+    pytest.param("x", str | None, id="optional-str-set"),
     pytest.param(datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC), datetime.datetime, id="datetime"),
     pytest.param(
         datetime.datetime(2024, 1, 1, 8, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
@@ -193,23 +193,23 @@ ROUND_TRIPS = [
     pytest.param(Point(1.0, -2.5), Point, id="dataclass"),
     pytest.param(JOB, Job, id="dataclass-nested-rich"),
     pytest.param([Point(0.0, 0.0), Point(1.0, 1.0)], list[Point], id="list-dataclass"),
-    pytest.param(None, Optional[Point], id="optional-dataclass-none"),
-    pytest.param(Point(3.0, 4.0), Optional[Point], id="optional-dataclass-set"),
-    pytest.param(Dog("rex", True), Union[Cat, Dog], id="union-dataclasses"),
+    pytest.param(None, Point | None, id="optional-dataclass-none"),
+    pytest.param(Point(3.0, 4.0), Point | None, id="optional-dataclass-set"),
+    pytest.param(Dog("rex", True), Cat | Dog, id="union-dataclasses"),
     pytest.param(Address(street="5th Ave"), Address, id="pydantic"),
     pytest.param(CUSTOMER, Customer, id="pydantic-rich"),
     pytest.param({"home": Address(street="x", zip_code="1")}, dict[str, Address], id="dict-pydantic"),
-    pytest.param(5, Union[int, str], id="union-int"),
-    pytest.param("5", Union[int, str], id="union-str"),
-    pytest.param(1.0, Union[int, float], id="union-float-not-int"),
-    pytest.param({"a": 1}, Union[list[int], dict[str, int]], id="union-of-containers"),
-    pytest.param(Address(street="s"), Union[Address, int], id="union-pydantic"),
+    pytest.param(5, int | str, id="union-int"),
+    pytest.param("5", int | str, id="union-str"),
+    pytest.param(1.0, int | float, id="union-float-not-int"),
+    pytest.param({"a": 1}, list[int] | dict[str, int], id="union-of-containers"),
+    pytest.param(Address(street="s"), Address | int, id="union-pydantic"),
     pytest.param(FILE, File, id="file"),
     pytest.param(DIR, Dir, id="dir"),
     pytest.param(FRAME, DataFrame, id="dataframe"),
     pytest.param([FILE, File(path="s3://b/2.txt")], list[File], id="list-file"),
-    pytest.param(None, Optional[File], id="optional-file-none"),
-    pytest.param(DIR, Optional[Dir], id="optional-dir-set"),
+    pytest.param(None, File | None, id="optional-file-none"),
+    pytest.param(DIR, Dir | None, id="optional-dir-set"),
     pytest.param((1, "one"), tuple[int, str], id="tuple"),
     pytest.param(Pair(2, "two"), Pair, id="named-tuple"),
     pytest.param(Movie(title="Heat", year=1995), Movie, id="typed-dict"),
@@ -219,6 +219,6 @@ ROUND_TRIPS = [
 def assert_same(back: Any, value: Any) -> None:
     """``back`` equals ``value`` as :func:`same` has it (a list item by item)."""
     if isinstance(value, list):
-        assert len(back) == len(value) and all(same(a, b) for a, b in zip(value, back))
+        assert len(back) == len(value) and all(same(a, b) for a, b in zip(value, back, strict=True))
     else:
         assert same(back, value), f"{back!r} != {value!r}"

@@ -323,7 +323,7 @@ def decode_body(response: dict, event: dict | None = None) -> Any:
             for flags, payload in read_all(raw, headers.get("connect-content-encoding", "identity")):
                 parts.append(json.loads(payload) if flags & END_STREAM else as_dict(payload))
             return parts
-        if content_type.startswith("application/proto") or content_type.startswith("application/grpc"):
+        if content_type.startswith(("application/proto", "application/grpc")):
             return as_dict(raw)
         if content_type.startswith(("application/json", "text/")):
             text = raw.decode("utf-8")

@@ -261,7 +261,9 @@ def format_table(rows: Iterable[dict[str, Any]], *, handles: bool = False) -> st
             line.append(row["handle"])
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 def format_details(shown: dict[str, Any]) -> str:

@@ -241,7 +241,7 @@ def _tuple_as_items(value: tuple | list, properties: Mapping) -> dict | None:
         return dict(value._asdict())
     names = [f"item_{index}" for index in range(len(value))]
     if properties and set(names) == set(properties):
-        return dict(zip(names, value))
+        return dict(zip(names, value, strict=True))
     return None
 
 

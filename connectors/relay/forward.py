@@ -136,7 +136,7 @@ class Forwarder:
         try:
             async with asyncio.timeout_at(deadline):
                 if self.signer is not None:
-                    headers = await self._signed(url, headers, body)
+                    headers = await self._signed(self.signer, url, headers, body)
                 request = self._client.build_request(
                     "POST", url, content=body, headers=headers, timeout=httpx.Timeout(remaining)
                 )
@@ -180,17 +180,22 @@ class Forwarder:
         )
         await asyncio.sleep(delay)
 
-    async def _signed(self, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        assert self.signer is not None
+    async def _signed(self, signer: Signer, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         try:
-            return await self.signer.sign("POST", url, headers, body)
+            return await signer.sign("POST", url, headers, body)
         except Exception as error:  # a credential refresh that failed (STS unreachable, token file missing)
             logger.warning("could not sign a request: %s", error)
             raise RelayError(
                 grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}", "signing"
             ) from None
 
-    async def unary(self, procedure: str, request: Message, response_type: type[M], timeout: float | None) -> M:
+    async def unary(
+        self,
+        procedure: str,
+        request: Message,
+        response_type: type[M],
+        timeout: float | None,  # noqa: ASYNC109 - the incoming gRPC call's remaining time: every attempt's deadline
+    ) -> M:
         """One unary call: ``procedure`` is ``/<package.Service>/<Method>``; ``timeout`` the
         remaining seconds of the incoming call (None: no deadline)."""
         deadline = self._deadline(timeout)
@@ -220,7 +225,11 @@ class Forwarder:
             ) from None
 
     async def server_stream(
-        self, procedure: str, request: Message, response_type: type[M], timeout: float | None
+        self,
+        procedure: str,
+        request: Message,
+        response_type: type[M],
+        timeout: float | None,  # noqa: ASYNC109 - as unary's
     ) -> AsyncGenerator[M, None]:
         """A server-streaming call: yields each message as it arrives. Close the generator
         (``contextlib.aclosing``) to abandon the stream early."""

@@ -200,7 +200,7 @@ def test_notes_stop_growing_when_cancelling_keeps_failing(dynamodb_client):
     later = time.time()
     for _ in range(MAX_NOTES + 5):
         later += 120
-        service.store.clock = lambda: later
+        service.store.clock = lambda now=later: now
         report = asyncio.run(reap_abandoned(service.canceller, now=later + 120))
         assert report.failed and not report.cancelled
     [item] = scan_table(dynamodb_client, table)

@@ -52,7 +52,7 @@ from tests.tcp_proxy import TcpProxy
 
 LEDGER = pb.TaskCategory(name="ledger", version=0)
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = dict(connector_timeout_seconds=1.0, create_claim_seconds=2.0, abandoned_after_minutes=2 / 60)
+SETTINGS = {"connector_timeout_seconds": 1.0, "create_claim_seconds": 2.0, "abandoned_after_minutes": 2 / 60}
 FAULTS = ["none", "none", "none", "deadline", "oversized", "unencodable", "dynamodb_cut", "duplicates", "killed"]
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.ABORTED}
 

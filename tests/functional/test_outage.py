@@ -156,7 +156,9 @@ def test_calls_answer_unavailable_fast_and_records_survive(
     ]
     # Several at once, as executors would call: each answers unavailable before the executor gives up.
     with ThreadPoolExecutor(len(calls)) as pool:
-        answers = dict(zip([name for name, *_ in calls], pool.map(lambda c: timed_error(c[1], c[2]), calls)))
+        answers = dict(
+            zip([name for name, *_ in calls], pool.map(lambda c: timed_error(c[1], c[2]), calls), strict=True)
+        )
     print(
         f"\n{mode} outage:",
         ", ".join(f"{name} {code.value} in {seconds:.2f} s" for name, (code, seconds) in answers.items()),

@@ -41,7 +41,7 @@ from tests.flyte_requests import ECHO, echo_request
 from tests.functional.test_relay import RunningRelay
 
 SERVICES = ("", "flyteidl2.connector.AsyncConnectorService", "flyteidl2.connector.ConnectorMetadataService")
-FAST = dict(base_delay=0.01, max_delay=0.05)  # quick backoff, so tests do not wait on jitter
+FAST = {"base_delay": 0.01, "max_delay": 0.05}  # quick backoff, so tests do not wait on jitter
 
 
 @dataclass

@@ -445,12 +445,11 @@ def references(node: Any) -> set[str]:
 def test_every_parameter_is_used() -> None:
     used = references({key: value for key, value in TEMPLATE.items() if key != "Parameters"})
     assert not set(TEMPLATE["Parameters"]) - used
-    unused = set(TEMPLATE["Conditions"]) - {
-        value
-        for value in json.dumps(TEMPLATE["Resources"]).split('"')
+    unused = set(TEMPLATE["Conditions"]) - set(
+        json.dumps(TEMPLATE["Resources"]).split('"')
         + json.dumps(TEMPLATE["Globals"]).split('"')
         + json.dumps(list(TEMPLATE["Conditions"].values())).split('"')
-    }
+    )
     assert not unused, f"conditions no resource or value uses: {sorted(unused)}"
 
 

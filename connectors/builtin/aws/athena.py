@@ -14,14 +14,14 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import AwsConnector, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
+from .base import AwsConnector, IamActions, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
 
 PHASES = PhaseTable(
     "athena",
@@ -50,7 +50,7 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
     service = "athena"
     # Athena also runs the query with the caller's rights on the result location (S3) and the
     # Glue Data Catalog: template.yaml grants those on the resources its parameters name.
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": ("athena:StartQueryExecution",),
         "get": ("athena:GetQueryExecution",),
         "delete": ("athena:StopQueryExecution",),

@@ -25,7 +25,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.tasks_pb2 import TaskTemplate
@@ -416,10 +416,14 @@ def inputs_json(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
 # -- the connector base ------------------------------------------------------------------------
 
 
+IamActions = Mapping[str, tuple[str, ...]]  # an operation ("create", "get"...) -> the IAM actions it needs
+
+
 class AwsConnector(AsyncConnector[M]):
     """An AWS connector: ``service`` names its boto3 client; :meth:`aws` makes its calls."""
 
     service: str  # the boto3 service name ("athena", "batch", ...)
+    iam_actions: ClassVar[IamActions]  # what template.yaml grants each function that serves an operation
 
     @property
     def client(self) -> Any:

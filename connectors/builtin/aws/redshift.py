@@ -15,14 +15,14 @@ import datetime
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import AwsConnector, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
+from .base import AwsConnector, IamActions, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
 
 PHASES = PhaseTable(
     "redshift-data",
@@ -53,7 +53,7 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
     task_type_version = 0
     metadata_type = RedshiftQueryMeta
     service = "redshift-data"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         # the Data API gets database credentials as the caller: one of the last four, by how the
         # template connects (db_user, IAM identity, serverless workgroup, secret_arn)
         "create": (

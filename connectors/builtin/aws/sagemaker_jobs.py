@@ -37,7 +37,7 @@ from .base import (
 )
 from .logs import cloudwatch_log_pages
 
-TOKEN_TAG = "flyte:idempotency-token"
+TOKEN_TAG = "flyte:idempotency-token"  # noqa: S105 - the key of a tag, not a secret
 NAME_LIMIT = 63
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PHASES = PhaseTable(

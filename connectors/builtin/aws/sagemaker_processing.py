@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
-from .base import is_blob, output_names
+from .base import IamActions, is_blob, output_names
 from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
 
 INPUT_ROOT = "/opt/ml/processing/input"
@@ -40,7 +40,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
     kind = "processing"
     console_path = "processing-jobs"
     log_group = "/aws/sagemaker/ProcessingJobs"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": (
             "sagemaker:DescribeProcessingJob",
             "sagemaker:ListTags",

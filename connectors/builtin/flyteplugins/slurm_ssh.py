@@ -148,10 +148,11 @@ class SSHTransport:
 
     async def _connection(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a connection and a lock belong to the loop that made them
-            self._conn, self._loop, self._lock = None, loop, asyncio.Lock()
-        assert self._lock is not None
-        async with self._lock:
+        lock = self._lock
+        if self._loop is not loop or lock is None:  # a connection and a lock belong to the loop that made them
+            lock = asyncio.Lock()
+            self._conn, self._loop, self._lock = None, loop, lock
+        async with lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             if self._skip:

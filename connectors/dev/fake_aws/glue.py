@@ -55,7 +55,7 @@ def _batch_stop_job_run(self: GlueResponse) -> ActionResult:
     for run_id in self._get_param("JobRunIds") or []:
         run = next((run for run in job.job_runs if run.job_run_id == run_id), None)
         state = run.status if run is not None else None
-        if run is not None and state in STOPPABLE + ("STOPPING",):
+        if run is not None and state in (*STOPPABLE, "STOPPING"):
             run.status = "STOPPING"
             stopped.append({"JobName": name, "JobRunId": run_id})
             continue

@@ -165,7 +165,7 @@ def test_a_task_serialized_by_the_sdk_runs_through_the_served_app_to_success(aws
     declared = task.native_interface.outputs
     got = (got,) if len(declared) == 1 else (got or ())
     assert len(got) == len(declared)
-    for value, kind in zip(got, declared.values()):
+    for value, kind in zip(got, declared.values(), strict=True):
         assert isinstance(value, kind)
     if task_class is AthenaQueryTask:
         query_id = resource.custom_info["query_execution_id"]
@@ -202,7 +202,7 @@ def test_each_example_in_the_docs_runs_locally_through_the_connectors(local_flyt
     for name in set(re.findall(r"\b(\w+Task)\(", example)):
         connector_class(getattr(flyteplugins.aws, name))
     # As `python example.py` runs it: flyte.init(), then flyte.run in local mode.
-    exec(compile(example, "docs/flyte-tasks.md", "exec"), {"__name__": "__main__"})
+    exec(compile(example, "docs/flyte-tasks.md", "exec"), {"__name__": "__main__"})  # noqa: S102 - the docs' own example
     printed = capsys.readouterr().out
     if "async def daily(" in example:  # Glue, then Athena, then Step Functions
         assert "results at s3://flyte-examples/athena/" in printed and "1 rows on 2026-01-01" in printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import time
 import uuid
@@ -131,10 +132,8 @@ def test_get_task_logs_reads_the_jobs_cloudwatch_streams(aws_world):
     name = meta_of(world, handle).job_name
     assert world.logs(handle, TYPE) == []  # nothing logged yet: an empty page
     logs = world.boto("logs")
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=GROUP)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     now = int(time.time() * 1000)
     for stream, lines in (
         (f"{name}/algo-1-1234", ["[0] train-auc:0.91", "[1] train-auc:0.95"]),

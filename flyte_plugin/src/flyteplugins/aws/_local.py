@@ -23,6 +23,7 @@ of flyteplugins-aws: when it is missing, a local run says what to install.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import importlib
@@ -68,10 +69,8 @@ async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs:
         return await execute(**kwargs)
     except (asyncio.CancelledError, KeyboardInterrupt):
         for started in run.started:  # the SDK's loop does not abort a remote job; this does
-            try:
+            with contextlib.suppress(Exception):  # the cancellation is what the caller must see
                 await connector.delete(started)
-            except Exception:  # the cancellation is what the caller must see
-                pass
         raise
     finally:
         _RUN.reset(token)
