@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         f"cold start: import time, min of {args.runs} fresh Python {version} processes; target <= {args.target}x baseline"
     )
     baseline, baseline_modules, _ = measure(args.python, BASELINE, args.runs)
-    width = max(len(m) for m in modules + ["baseline (FastAPI+Mangum+boto3)"])
+    width = max(len(m) for m in [*modules, "baseline (FastAPI+Mangum+boto3)"])
     print(f"{'module':<{width}}  {'import ms':>9}  {'modules':>7}  {'ratio':>5}  {'DynamoDB client':>15}")
     print(
         f"{'baseline (FastAPI+Mangum+boto3)':<{width}}  {baseline * 1000:9.1f}  {baseline_modules:7d}  {1:5.2f}  "

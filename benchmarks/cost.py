@@ -37,14 +37,14 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from warm import (  # noqa: E402
+from warm import (
     READ_UNIT_BYTES,
     WRITE_UNIT_BYTES,
     Bench,
@@ -53,9 +53,9 @@ from warm import (  # noqa: E402
     clock_ahead,
     percentile,
     print_table,
-    with_local_table,
     print_units_note,
     read_units,
+    with_local_table,
     write_units,
 )
 
@@ -82,10 +82,10 @@ class Units:
     read: float = 0.0
     write: float = 0.0
 
-    def __add__(self, other: "Units") -> "Units":
+    def __add__(self, other: Units) -> Units:
         return Units(self.read + other.read, self.write + other.write)
 
-    def __mul__(self, factor: float) -> "Units":
+    def __mul__(self, factor: float) -> Units:
         return Units(self.read * factor, self.write * factor)
 
     __rmul__ = __mul__

@@ -20,15 +20,16 @@ import dataclasses
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flyteidl2.core.interface_pb2 import TypedInterface, Variable, VariableEntry, VariableMap  # noqa: E402
-from flyteidl2.task.common_pb2 import Inputs, NamedLiteral  # noqa: E402
+from flyteidl2.core.interface_pb2 import TypedInterface, Variable, VariableEntry, VariableMap
+from flyteidl2.task.common_pb2 import Inputs, NamedLiteral
 
-from connectors.literals import inputs_to_native, native_to_outputs  # noqa: E402
+from connectors.literals import inputs_to_native, native_to_outputs
 
 try:
     from flyte.types import TypeEngine
@@ -111,7 +112,7 @@ async def main() -> int:
         print(
             "  ".join(
                 cell.ljust(width) if column < 2 else cell.rjust(width)
-                for column, (cell, width) in enumerate(zip(line, widths))
+                for column, (cell, width) in enumerate(zip(line, widths, strict=True))
             )
         )
         if index == 0:

@@ -50,10 +50,11 @@ import time
 import uuid
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,7 +78,7 @@ READ_UNIT_BYTES = 4096  # one strongly consistent read of up to 4 KB (eventually
 WRITE_UNIT_BYTES = 1024  # one write of up to 1 KB, to the table or to an index
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 READS = ("GetItem", "Query", "Scan")
-SINGLE_ITEM_CALLS = WRITES + ("GetItem",)
+SINGLE_ITEM_CALLS = (*WRITES, "GetItem")
 
 
 def number_bytes(text: str) -> int:
@@ -268,7 +269,7 @@ class DynamoMeter:
         self._items: dict[str, dict[str, Any] | None] = {}  # key -> last item seen (None: known absent)
         self._lock = threading.Lock()
         events = client.meta.events
-        for api in SINGLE_ITEM_CALLS + ("Query", "Scan"):
+        for api in (*SINGLE_ITEM_CALLS, "Query", "Scan"):
             events.register(f"before-parameter-build.dynamodb.{api}", self._ask_capacity)
         events.register("before-call.dynamodb.*", self._before_call)
         events.register("after-call.dynamodb.*", self._after_call)
@@ -357,10 +358,8 @@ class DynamoMeter:
                     self._items[self._key(item)] = item
         elif api in WRITES:
             key = self._key(params.get("Key") or params.get("Item") or {})
-            call.exact = (
-                key in self._items
-                or api == "PutItem"
-                and "attribute_not_exists" in params.get("ConditionExpression", "")
+            call.exact = key in self._items or (
+                api == "PutItem" and "attribute_not_exists" in params.get("ConditionExpression", "")
             )
             before = self._items.get(key)
             if call.error == "ConditionalCheckFailedException":
@@ -727,7 +726,7 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print(
             "  ".join(
                 str(cell).ljust(width) if i == 0 or not _numeric(str(cell)) else str(cell).rjust(width)
-                for i, (cell, width) in enumerate(zip(row, widths))
+                for i, (cell, width) in enumerate(zip(row, widths, strict=False))
             ).rstrip()
         )
 

@@ -152,7 +152,7 @@ class Canceller:
         results = await asyncio.gather(
             *(self.cancel(r, connection, f"cancelled: {reason}", "superseded") for r in claimed)
         )
-        for record, ok in zip(claimed, results):
+        for record, ok in zip(claimed, results, strict=True):
             report.add(record.name, ok)
         return report
 
@@ -275,9 +275,9 @@ class Canceller:
 __all__ = [
     "REFUSED_CODES",
     "Canceller",
-    "replay_settle_seconds",
     "CleanupReport",
     "pack_create_request",
+    "replay_settle_seconds",
     "request_digest",
     "unpack_create_request",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["COMPRESSED", "END_STREAM", "EnvelopeError", "EnvelopeReader", "encode", "end_stream_error", "read_all"]
 

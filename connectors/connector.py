@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import asdict, dataclass
-from typing import Any, AsyncIterator, Coroutine, Generic, Optional, TypeVar, Union
+from typing import Any, Generic, TypeVar, Union
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskMetricsResponse, TaskExecutionMetadata
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
@@ -60,11 +62,11 @@ def _from_hint(hint: Any, value: Any) -> Any:
         return None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _from_dict(hint, value)
-    if origin is Union or str(origin) == "types.UnionType":
+    if origin is Union or origin is types.UnionType:  # Optional[X], and X | None
         for arg in args:
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg) and isinstance(value, dict):
                 return _from_dict(arg, value)
         return value
     if origin in (list, tuple, set, frozenset) and args and isinstance(value, list):
@@ -84,10 +86,10 @@ class Resource:
     """
 
     phase: TaskExecution.Phase
-    message: Optional[str] = None
-    log_links: Optional[list[TaskLog]] = None
-    outputs: Optional[dict[str, Any]] = None
-    custom_info: Optional[dict[str, Any]] = None
+    message: str | None = None
+    log_links: list[TaskLog] | None = None
+    outputs: dict[str, Any] | None = None
+    custom_info: dict[str, Any] | None = None
 
 
 M = TypeVar("M", bound=ResourceMeta)
@@ -118,8 +120,8 @@ class AsyncConnector(ABC, Generic[M]):
         self,
         task_template: TaskTemplate,
         output_prefix: str,
-        inputs: Optional[dict[str, Any]] = None,
-        task_execution_metadata: Optional[TaskExecutionMetadata] = None,
+        inputs: dict[str, Any] | None = None,
+        task_execution_metadata: TaskExecutionMetadata | None = None,
         **kwargs: Any,
     ) -> M:
         """Start the remote job and return what identifies it."""
@@ -141,6 +143,6 @@ class AsyncConnector(ABC, Generic[M]):
 
     def get_logs(
         self, resource_meta: M, **kwargs: Any
-    ) -> Union[Coroutine[Any, Any, GetTaskLogsResponse], AsyncIterator[GetTaskLogsResponse]]:
+    ) -> Coroutine[Any, Any, GetTaskLogsResponse] | AsyncIterator[GetTaskLogsResponse]:
         """Optional: logs of the job, a coroutine returning one response or an async generator."""
         raise NotImplementedError

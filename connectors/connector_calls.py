@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import re
 import logging
+import re
 import time
 import traceback
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Awaitable, Iterable, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 from flyteidl2.core.security_pb2 import Connection
 
 from .connector import AsyncConnector
-from .observability import metrics, tracing
 from .errors import ConnectError, deadline_exceeded, internal, invalid_argument, unimplemented
+from .observability import metrics, tracing
 from .settings import Settings
 from .store import TaskRecord
 
@@ -189,7 +190,11 @@ class ConnectorCalls:
         self.settings = settings
 
     async def call(
-        self, connector: AsyncConnector[Any], operation: str, call: Awaitable[T], timeout: float | None = None
+        self,
+        connector: AsyncConnector[Any],
+        operation: str,
+        call: Awaitable[T],
+        timeout: float | None = None,  # noqa: ASYNC109 - the deadline this enforces and reports as deadline_exceeded
     ) -> T:
         timeout = seconds_left(self.settings) if timeout is None else timeout
         started = time.perf_counter()
@@ -257,8 +262,8 @@ def _as_connect_error(
 
 
 __all__ = [
-    "ConnectorCalls",
     "RESERVED_KWARGS",
+    "ConnectorCalls",
     "add_redacted_values",
     "connection_kwargs",
     "invocation_deadline",

@@ -7,7 +7,7 @@ operation is a bug and is answered as ``internal`` with the stack trace kept in 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError

@@ -17,8 +17,9 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import Connector as ConnectorProto
 from flyteidl2.connector.connector_pb2 import TaskCategory
@@ -52,7 +53,7 @@ class _on_default_or_instance:
         self._fn = fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
-    def __get__(self, obj: "ConnectorRegistry | None", cls: type["ConnectorRegistry"]) -> Callable[..., Any]:
+    def __get__(self, obj: ConnectorRegistry | None, cls: type[ConnectorRegistry]) -> Callable[..., Any]:
         return functools.partial(self._fn, obj if obj is not None else cls.default())
 
 
@@ -76,7 +77,7 @@ class LazyConnector:
 class ConnectorRegistry:
     """Connectors keyed by (task type name, task type version); metadata keyed by connector name."""
 
-    _default: "ConnectorRegistry | None" = None
+    _default: ConnectorRegistry | None = None
 
     def __init__(self, connectors: Iterable[AsyncConnector[Any]] = ()) -> None:
         self._connectors: dict[tuple[str, int], AsyncConnector[Any]] = {}
@@ -87,7 +88,7 @@ class ConnectorRegistry:
             self.register(connector)
 
     @classmethod
-    def default(cls) -> "ConnectorRegistry":
+    def default(cls) -> ConnectorRegistry:
         """The process-wide registry that ``ConnectorRegistry.register(...)`` fills."""
         if cls._default is None:
             cls._default = ConnectorRegistry()

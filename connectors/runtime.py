@@ -12,11 +12,12 @@ import functools
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from . import snapstart
-from .observability import logs, metrics, tracing
 from .connector_calls import invocation_deadline, request_arrived_at
+from .observability import logs, metrics, tracing
 from .registry import ConnectorRegistry, load_default_connectors
 from .service import ConnectorService
 from .settings import Settings

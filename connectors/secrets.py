@@ -21,11 +21,12 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .connector_calls import add_redacted_values
-from .errors import ConnectError, Code
+from .errors import Code, ConnectError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,7 +46,7 @@ class SecretSource:
     enabled: bool = True
 
     @classmethod
-    def from_env(cls) -> "SecretSource":
+    def from_env(cls) -> SecretSource:
         prefix = os.environ.get("SECRETS_PREFIX", DEFAULT_PREFIX).strip().strip("/")
         raw_age = os.environ.get("SECRETS_MAX_AGE_SECONDS", "").strip()
         return cls(
@@ -61,7 +62,7 @@ class SecretSource:
         return f"/{self.prefix}/{task_type}/{name}"
 
 
-class Connection(dict):  # type: ignore[type-arg]
+class Connection(dict[str, str]):
     """A call's keyword arguments, remembering which values were fetched from AWS (``fetched``)."""
 
     def __init__(self, values: dict[str, str], fetched: dict[str, str]) -> None:
@@ -131,9 +132,9 @@ class SecretResolver:
             )
             return await calls.call(connector, operation, make(fresh))
 
-    async def _fetch(self, task_type: str, names: list[str], connection: dict[str, str], force: bool) -> "Connection":
+    async def _fetch(self, task_type: str, names: list[str], connection: dict[str, str], force: bool) -> Connection:
         found = await asyncio.gather(*(asyncio.to_thread(self._read, task_type, name, force) for name in names))
-        fetched = {name: value for name, value in zip(names, found) if value is not None}
+        fetched = {name: value for name, value in zip(names, found, strict=True) if value is not None}
         add_redacted_values(fetched.values())
         return Connection({**fetched, **connection}, fetched)
 

@@ -11,8 +11,10 @@ between them are in :mod:`connectors.store.lifecycle`; connector calls run throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any, AsyncIterator, Callable, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -22,7 +24,6 @@ from .answers import answer_resource, stored_resource
 from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle_seconds, request_digest
 from .connector import AsyncConnector, Resource
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
-from .observability import logs, metrics, observed
 from .errors import (
     Code,
     ConnectError,
@@ -33,6 +34,7 @@ from .errors import (
     unavailable,
     unimplemented,
 )
+from .observability import logs, metrics, observed
 from .phase import phase_name
 from .registry import ConnectorRegistry
 from .secrets import SecretResolver
@@ -148,12 +150,12 @@ class ConnectorService:
         except RecordChanged as changed:
             current = changed.current
             if current is not None and current.lease_owner == record.secret and current.superseded_by is not None:
-                problem = failed_precondition(
+                unkept = failed_precondition(
                     f"attempt {current.superseded_by} of this action started while this "
                     f"attempt was being created; this attempt's job is not kept"
                 )
-                await self._cancel_unkept_job(connector, current, meta, connection, problem)
-                raise problem from None
+                await self._cancel_unkept_job(connector, current, meta, connection, unkept)
+                raise unkept from None
             raise ConnectError(Code.ABORTED, "another CreateTask took over this task execution; retry") from None
         logger.info("created %s task %s", template.type, created.name)
         metrics.task_created(template.type)
@@ -312,10 +314,8 @@ class ConnectorService:
             connection,
             lambda kwargs: connector.delete(resource_meta=meta, **kwargs),
         )
-        try:
+        with contextlib.suppress(RecordChanged):  # it ended or a canceller took it: the job is stopped either way
             await self.run_store(self.store.delete_task, record, TaskExecution.ABORTED, "deleted by DeleteTask")
-        except RecordChanged:
-            pass  # it ended or a canceller took it meanwhile: the job is stopped either way
         return pb.DeleteTaskResponse()
 
     @observed("get_metrics")

@@ -39,7 +39,7 @@ class Settings:
     token_salt: str = ""
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             tasks_table=os.environ.get("TASKS_TABLE", "").strip() or cls.tasks_table,
             connector_timeout_seconds=_number("CONNECTOR_TIMEOUT_SECONDS", cls.connector_timeout_seconds),

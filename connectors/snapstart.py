@@ -100,8 +100,9 @@ def _drop_secret_providers(service: Any) -> None:
 
 
 def _drop_default_boto3_session() -> None:
-    boto3 = sys.modules.get("boto3")
-    if boto3 is not None:
+    if sys.modules.get("boto3") is not None:  # only when something imported it
+        import boto3
+
         boto3.DEFAULT_SESSION = None
 
 

@@ -15,7 +15,8 @@ import json
 import time
 import urllib.request
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from connectrpc.errors import ConnectError
@@ -28,8 +29,8 @@ from google.protobuf.struct_pb2 import Struct
 
 from connectors import literals
 from connectors.connector import AsyncConnector
-from connectors.errors import unavailable
 from connectors.dev.aws_resources import REGION, client_factory, create_example_resources
+from connectors.errors import unavailable
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
@@ -105,7 +106,7 @@ class AwsWorld:
         self.server = ServedApp(create_app(self.service))
         self.boto = client_factory(endpoint)  # boto("athena"): the test's own view of AWS
 
-    def __enter__(self) -> "AwsWorld":
+    def __enter__(self) -> AwsWorld:
         self.server.__enter__()
         self.client = AsyncConnectorServiceClientSync(self.server.url)
         return self
@@ -194,13 +195,13 @@ class AwsWorld:
     # -- steering the fake ------------------------------------------------------------------
 
     def _post(self, path: str, body: Any) -> Any:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - the test's own moto server (http, loopback)
             f"{self.endpoint}{path}",
             data=json.dumps(body).encode(),
             method="POST",
             headers={"content-type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - as above
             text = answer.read()
         return json.loads(text) if text else None
 

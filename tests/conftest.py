@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-import boto3
 import pytest
 
 from connectors.dev.background_server import BackgroundServer
 from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB
-from connectors.runtime import build_service
+from connectors.observability import tracing
+from connectors.runtime import build_service, configure_logging
 from connectors.service import ConnectorService
 from connectors.settings import Settings
 from connectors.store import TaskStore, new_client
+
+# Fixtures that live beside the helpers they build on: the AWS world (moto for every AWS API) and
+# the fuzz harness. Listed here, every test module sees them without importing them.
+pytest_plugins = ["tests.aws_world", "tests.fuzz_client"]
 
 for _key, _value in LOCAL_ENV.items():
     os.environ[_key] = _value  # never reach for real AWS credentials from a test
@@ -105,3 +110,22 @@ class LambdaContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 15000
+
+
+NAMESPACE = "FlyteConnectorsTest"  # the metrics namespace in_lambda sets
+
+
+@pytest.fixture
+def in_lambda(lambda_environment, monkeypatch):
+    """The environment Lambda and the template give a function; logging configured for it."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", LambdaContext.function_name)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flyte-connectors-test")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    tracing.reset()
+    configure_logging()
+    yield
+    monkeypatch.undo()
+    tracing.reset()
+    configure_logging()  # text again, for later tests

@@ -170,7 +170,7 @@ class FakeBigQuery:
             claims = jwt.decode(
                 assertion, certs={"fake-key-1": _public_key_pem()}, audience="https://oauth2.googleapis.com/token"
             )
-        except Exception as error:  # noqa: BLE001 - a bad signature, audience, expiry...
+        except Exception as error:  # a bad signature, audience, expiry...
             return 400, {"error": "invalid_grant", "error_description": f"bad assertion: {error}"}
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not re.search(
             r"auth/(bigquery|cloud-platform)", claims.get("scope", "")

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 API = "/api/2.1/jobs"
@@ -42,7 +42,7 @@ def self_signed_certificate(directory: str) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-databricks.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     public = key.public_key()
     cert = (
         x509.CertificateBuilder()
@@ -96,7 +96,7 @@ class Recorded:
     headers: dict[str, str]  # names lower-cased
     body: Any  # the parsed JSON body, None when there is none
 
-    def key(self) -> tuple[str, str, Any, Any, Optional[str], Optional[str]]:
+    def key(self) -> tuple[str, str, Any, Any, str | None, str | None]:
         """What a client chose to send: method, path, query, body, authorization, content type."""
         return (
             self.method,
@@ -113,7 +113,7 @@ class Run:
     run_id: int
     job_id: int
     spec: dict[str, Any]
-    script: list[tuple[str, Optional[str]]]
+    script: list[tuple[str, str | None]]
     step: int = 0
     cancelled: bool = False
     message: str = ""
@@ -134,7 +134,7 @@ class FakeDatabricks:
     token: str = "dapi-test-token"
     runs: dict[int, Run] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
-    default_script: list[tuple[str, Optional[str]]] = field(default_factory=lambda: list(DEFAULT_SCRIPT))
+    default_script: list[tuple[str, str | None]] = field(default_factory=lambda: list(DEFAULT_SCRIPT))
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -144,7 +144,7 @@ class FakeDatabricks:
 
     # -- steering ---------------------------------------------------------------------------
 
-    def script(self, run_id: int | str, states: list[tuple[str, Optional[str]]], message: str = "") -> None:
+    def script(self, run_id: int | str, states: list[tuple[str, str | None]], message: str = "") -> None:
         """The states ``runs/get`` answers for the run from now on, one a call, the last kept."""
         with self._lock:
             run = self.runs[int(run_id)]
@@ -160,7 +160,7 @@ class FakeDatabricks:
 
     # -- serving ----------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeDatabricks":
+    def __enter__(self) -> FakeDatabricks:
         self._dir = tempfile.TemporaryDirectory(prefix="fake-databricks-")
         self.cafile, key_file = self_signed_certificate(self._dir.name)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -254,7 +254,7 @@ class FakeDatabricks:
             self._tokens[token] = run.run_id
         return 200, {"run_id": run.run_id}
 
-    def _run(self, run_id: Any) -> Optional[Run]:
+    def _run(self, run_id: Any) -> Run | None:
         try:
             return self.runs.get(int(run_id))
         except (TypeError, ValueError):

@@ -369,10 +369,10 @@ def json_with_wrong_types(message: Message) -> st.SearchStrategy[bytes]:
         found = [prefix]
         if isinstance(node, dict):
             for key, item in node.items():
-                found += paths(item, prefix + (key,))
+                found += paths(item, (*prefix, key))
         elif isinstance(node, list):
             for index, item in enumerate(node):
-                found += paths(item, prefix + (index,))
+                found += paths(item, (*prefix, index))
         return found
 
     @st.composite

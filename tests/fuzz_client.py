@@ -7,8 +7,9 @@ bodies it sent, by RPC, and the answers, by code; each fuzz module gets its own 
 served app and table) and ends with :func:`check_the_run`: enough bodies were sent, and every
 record the fuzzing left in the table is whole.
 
-The fixtures below are module-scoped; a fuzz module imports them by name. ``@fuzz_property``
-makes a test a Hypothesis property over values it draws from ``data``.
+The fixtures below are module-scoped; tests/conftest.py lists this module in ``pytest_plugins``,
+so a fuzz module asks for ``fuzz`` and ``real`` by name. ``@fuzz_property`` makes a test a
+Hypothesis property over values it draws from ``data``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import json
 import os
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -27,9 +29,9 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.connect_envelope import END_STREAM, encode, read_all
 from connectors.builtin import EchoConnector
 from connectors.builtin.echo import EchoMetadata
+from connectors.connect_envelope import END_STREAM, encode, read_all
 from connectors.registry import ConnectorRegistry
 from connectors.store import ACTIVE, CLAIMED, ENDED, TaskHandle, TaskRecord
 from connectors.transport import create_app
@@ -196,7 +198,7 @@ class FuzzClient:
 
 
 @pytest.fixture(scope="module")
-def served(settings, dynamodb_client) -> Iterator[ServedApp]:
+def echo_served(settings, dynamodb_client) -> Iterator[ServedApp]:
     """The app with only the built-in echo connector, on the module's own table."""
     registry = ConnectorRegistry([EchoConnector()])
     with ServedApp(create_app(make_service(settings, dynamodb_client, registry))) as server:
@@ -204,8 +206,8 @@ def served(settings, dynamodb_client) -> Iterator[ServedApp]:
 
 
 @pytest.fixture(scope="module")
-def fuzz(served) -> Iterator[FuzzClient]:
-    with httpx.Client(base_url=served.url, timeout=30) as http:
+def fuzz(echo_served) -> Iterator[FuzzClient]:
+    with httpx.Client(base_url=echo_served.url, timeout=30) as http:
         yield FuzzClient(http)
 
 

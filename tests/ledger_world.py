@@ -4,9 +4,10 @@ served on loopback, and a Connect client, with the reads tests check against."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from connectrpc.errors import ConnectError
@@ -38,7 +39,7 @@ class LedgerWorld:
         self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry([self.connector]))
         self.server = ServedApp(create_app(self.service))
 
-    def __enter__(self) -> "LedgerWorld":
+    def __enter__(self) -> LedgerWorld:
         self.server.__enter__()
         self.client = AsyncConnectorServiceClientSync(self.server.url)
         return self

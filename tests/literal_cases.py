@@ -12,18 +12,17 @@ import dataclasses
 import datetime
 import enum
 import typing
-from typing import Any, NamedTuple, Optional, TypedDict, Union
+from typing import Any, NamedTuple, TypedDict
 
 import pydantic
 import pytest
-from flyteidl2.core.interface_pb2 import Variable, VariableEntry, VariableMap
-from flyteidl2.core.literals_pb2 import Literal
-
 from flyte._interface import literal_to_enum
 from flyte.io import DataFrame, Dir, File
 from flyte.types import TypeEngine
+from flyteidl2.core.interface_pb2 import Variable, VariableEntry, VariableMap
+from flyteidl2.core.literals_pb2 import Literal
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 # -- the user's types ------------------------------------------------------------------------------
@@ -52,12 +51,12 @@ class Job:
     budget: datetime.timedelta
     color: Color
     points: list[Point]
-    origin: Optional[Point]
+    origin: Point | None
     labels: dict[str, int]
     report: File
     blob: bytes
     retries: int = 3
-    note: Optional[str] = None
+    note: str | None = None
 
 
 @dataclasses.dataclass
@@ -74,7 +73,7 @@ class Dog:
 
 class Address(pydantic.BaseModel):
     street: str
-    zip_code: Optional[str] = None
+    zip_code: str | None = None
 
 
 class Customer(pydantic.BaseModel):
@@ -167,9 +166,9 @@ ROUND_TRIPS = [
     pytest.param(True, bool, id="bool-true"),
     pytest.param(False, bool, id="bool-false"),
     pytest.param(None, type(None), id="none"),
-    pytest.param(None, Optional[int], id="optional-int-none"),
-    pytest.param(7, Optional[int], id="optional-int-set"),
-    pytest.param("x", Optional[str], id="optional-str-set"),
+    pytest.param(None, int | None, id="optional-int-none"),
+    pytest.param(7, int | None, id="optional-int-set"),
+    pytest.param("x", str | None, id="optional-str-set"),
     pytest.param(datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC), datetime.datetime, id="datetime"),
     pytest.param(
         datetime.datetime(2024, 1, 1, 8, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
@@ -185,7 +184,7 @@ ROUND_TRIPS = [
     pytest.param([1, 2, 3], list[int], id="list-int"),
     pytest.param([], list[int], id="list-empty"),
     pytest.param([[1.0], [], [2.5, -3.0]], list[list[float]], id="list-list-float"),
-    pytest.param(["a", None, "c"], list[Optional[str]], id="list-optional-str"),
+    pytest.param(["a", None, "c"], list[str | None], id="list-optional-str"),
     pytest.param({"a": 1, "b": -2}, dict[str, int], id="dict-str-int"),
     pytest.param({"k": ["v", "w"], "e": []}, dict[str, list[str]], id="dict-str-list"),
     pytest.param({"outer": {"inner": True}}, dict[str, dict[str, bool]], id="dict-nested"),
@@ -194,23 +193,23 @@ ROUND_TRIPS = [
     pytest.param(Point(1.0, -2.5), Point, id="dataclass"),
     pytest.param(JOB, Job, id="dataclass-nested-rich"),
     pytest.param([Point(0.0, 0.0), Point(1.0, 1.0)], list[Point], id="list-dataclass"),
-    pytest.param(None, Optional[Point], id="optional-dataclass-none"),
-    pytest.param(Point(3.0, 4.0), Optional[Point], id="optional-dataclass-set"),
-    pytest.param(Dog("rex", True), Union[Cat, Dog], id="union-dataclasses"),
+    pytest.param(None, Point | None, id="optional-dataclass-none"),
+    pytest.param(Point(3.0, 4.0), Point | None, id="optional-dataclass-set"),
+    pytest.param(Dog("rex", True), Cat | Dog, id="union-dataclasses"),
     pytest.param(Address(street="5th Ave"), Address, id="pydantic"),
     pytest.param(CUSTOMER, Customer, id="pydantic-rich"),
     pytest.param({"home": Address(street="x", zip_code="1")}, dict[str, Address], id="dict-pydantic"),
-    pytest.param(5, Union[int, str], id="union-int"),
-    pytest.param("5", Union[int, str], id="union-str"),
-    pytest.param(1.0, Union[int, float], id="union-float-not-int"),
-    pytest.param({"a": 1}, Union[list[int], dict[str, int]], id="union-of-containers"),
-    pytest.param(Address(street="s"), Union[Address, int], id="union-pydantic"),
+    pytest.param(5, int | str, id="union-int"),
+    pytest.param("5", int | str, id="union-str"),
+    pytest.param(1.0, int | float, id="union-float-not-int"),
+    pytest.param({"a": 1}, list[int] | dict[str, int], id="union-of-containers"),
+    pytest.param(Address(street="s"), Address | int, id="union-pydantic"),
     pytest.param(FILE, File, id="file"),
     pytest.param(DIR, Dir, id="dir"),
     pytest.param(FRAME, DataFrame, id="dataframe"),
     pytest.param([FILE, File(path="s3://b/2.txt")], list[File], id="list-file"),
-    pytest.param(None, Optional[File], id="optional-file-none"),
-    pytest.param(DIR, Optional[Dir], id="optional-dir-set"),
+    pytest.param(None, File | None, id="optional-file-none"),
+    pytest.param(DIR, Dir | None, id="optional-dir-set"),
     pytest.param((1, "one"), tuple[int, str], id="tuple"),
     pytest.param(Pair(2, "two"), Pair, id="named-tuple"),
     pytest.param(Movie(title="Heat", year=1995), Movie, id="typed-dict"),
@@ -220,6 +219,6 @@ ROUND_TRIPS = [
 def assert_same(back: Any, value: Any) -> None:
     """``back`` equals ``value`` as :func:`same` has it (a list item by item)."""
     if isinstance(value, list):
-        assert len(back) == len(value) and all(same(a, b) for a, b in zip(value, back))
+        assert len(back) == len(value) and all(same(a, b) for a, b in zip(value, back, strict=True))
     else:
         assert same(back, value), f"{back!r} != {value!r}"

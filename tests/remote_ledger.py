@@ -29,9 +29,10 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseHeader
 from flyteidl2.core.execution_pb2 import TaskExecution

@@ -117,7 +117,8 @@ class LedgerConnector(AsyncConnector[JobMeta]):
         jobs = self.jobs()
         if token not in jobs:
             jobs[token] = f"job-{len(jobs) + 1}"
-            with open(self.path, "w") as f:
+            # Blocking on purpose: no other create may run between reading the ledger and writing it.
+            with open(self.path, "w") as f:  # noqa: ASYNC230
                 json.dump(jobs, f)
         if os.environ.get("LEDGER_DIE_AFTER_START") == "1":
             os._exit(17)

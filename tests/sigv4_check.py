@@ -93,7 +93,7 @@ class SigV4Check:
             return False
         amz_date = headers.get("x-amz-date", "")
         try:
-            signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+            signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
         except ValueError:
             return False
         if (
@@ -101,7 +101,7 @@ class SigV4Check:
             or match["region"] != self.region
             or match["service"] != self.service
             or match["date"] != amz_date[:8]
-            or abs(datetime.datetime.now(datetime.timezone.utc) - signed_at) > self.max_skew
+            or abs(datetime.datetime.now(datetime.UTC) - signed_at) > self.max_skew
         ):
             return False
         signed = match["signed"].split(";")

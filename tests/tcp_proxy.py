@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -29,7 +30,7 @@ class TcpProxy:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((HOST, self.port))
@@ -62,10 +63,8 @@ class TcpProxy:
 
     def _close_listener(self) -> None:
         if self._listener is not None:
-            try:  # wakes the thread blocked in accept(); close() alone would leave it accepting
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept(); close() alone would not
                 self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._listener.close()
             self._listener = None
 
@@ -111,7 +110,5 @@ class TcpProxy:
         except OSError:
             pass
         for sock in (source, target):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass

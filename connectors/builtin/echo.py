@@ -11,8 +11,9 @@ so that every operation of the service can be tried end to end.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Optional
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import (
     GetTaskLogsResponse,
@@ -36,7 +37,7 @@ from ..errors import invalid_argument
 class EchoMetadata(ResourceMeta):
     created_at: float
     delay_seconds: float = 0.0
-    fail: Optional[str] = None
+    fail: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)  # literals.to_json_safe form
 
 

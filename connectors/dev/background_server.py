@@ -26,7 +26,7 @@ class BackgroundServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._start_timeout = start_timeout
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + self._start_timeout
         while not self._server.started:

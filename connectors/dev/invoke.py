@@ -29,8 +29,9 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -293,7 +294,7 @@ def _output_type(path: str) -> Any:
         module = importlib.import_module(f"{package}.service_pb2")
         descriptor = module.DESCRIPTOR.services_by_name[service].methods_by_name[method].output_type
         return message_factory.GetMessageClass(descriptor)
-    except Exception:  # noqa: BLE001 - decoding is a convenience only
+    except Exception:  # decoding is a convenience only
         return None
 
 
@@ -322,7 +323,7 @@ def decode_body(response: dict, event: dict | None = None) -> Any:
             for flags, payload in read_all(raw, headers.get("connect-content-encoding", "identity")):
                 parts.append(json.loads(payload) if flags & END_STREAM else as_dict(payload))
             return parts
-        if content_type.startswith("application/proto") or content_type.startswith("application/grpc"):
+        if content_type.startswith(("application/proto", "application/grpc")):
             return as_dict(raw)
         if content_type.startswith(("application/json", "text/")):
             text = raw.decode("utf-8")
@@ -330,7 +331,7 @@ def decode_body(response: dict, event: dict | None = None) -> Any:
                 return json.loads(text)
             except ValueError:
                 return text
-    except Exception as e:  # noqa: BLE001 - decoding is a convenience only
+    except Exception as e:  # decoding is a convenience only
         return {"undecodable": f"{type(e).__name__}: {e}"}
     return None
 

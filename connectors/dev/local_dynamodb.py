@@ -55,10 +55,10 @@ class LocalDynamoDB:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "LocalDynamoDB":
+    def start(self, timeout: float = 20.0) -> LocalDynamoDB:
         out = subprocess.DEVNULL if self._quiet else None
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed module and a port number
             [sys.executable, "-m", "connectors.dev.fake_aws", "-H", HOST, "-p", str(self.port)],
             stdout=out,
             stderr=out,
@@ -77,7 +77,7 @@ class LocalDynamoDB:
                 self._process.wait()
         self._process = None
 
-    def __enter__(self) -> "LocalDynamoDB":
+    def __enter__(self) -> LocalDynamoDB:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

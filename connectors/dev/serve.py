@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Any, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from ..runtime import build_service, configure_logging
 from ..settings import Settings
@@ -59,8 +60,7 @@ async def run_hypercorn(app: Any, host: str, port: int, shutdown: Callable[[], A
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = None
-    kwargs = {"shutdown_trigger": shutdown} if shutdown is not None else {}
-    await hypercorn_serve(app, config, **kwargs)
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown)  # None: hypercorn's own default
 
 
 def serve(port: int, dynamodb_port: int) -> None:

@@ -30,8 +30,9 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -159,7 +160,7 @@ def open_table(table: str | None = None) -> tuple[TaskReader, str]:
 def _iso(timestamp: float | None) -> str | None:
     if not timestamp:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _age(seconds: float) -> str:
@@ -260,7 +261,9 @@ def format_table(rows: Iterable[dict[str, Any]], *, handles: bool = False) -> st
             line.append(row["handle"])
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 def format_details(shown: dict[str, Any]) -> str:

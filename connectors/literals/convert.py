@@ -42,7 +42,7 @@ def native_to_literal(value: Any, literal_type: LiteralType | None, where: str) 
 
 
 def _by_kind(
-    converters: Mapping[str | None, Callable[[Any, LiteralType, str], Any]],
+    converters: Mapping[str, Callable[[Any, LiteralType, str], Any]],
     subject: Any,
     literal_type: LiteralType,
     where: str,
@@ -301,7 +301,7 @@ def _infer_literal(value: Any, where: str) -> Literal:
         )
     if hasattr(value, "model_dump") and not isinstance(value, type):
         return _plain_msgpack(value, PYDANTIC, where)
-    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type) or hasattr(value, "_asdict"):
+    if (hasattr(value, "__dataclass_fields__") and not isinstance(value, type)) or hasattr(value, "_asdict"):
         return _plain_msgpack(value, DATACLASS, where)
     raise _refused(where, None, f"cannot infer a Flyte type for a {type(value).__name__}")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Optional
 
 from flyteidl2.core.literals_pb2 import (
     Blob,
@@ -46,7 +45,7 @@ class _BlobRef:
 
     uri: str
     format: str = ""
-    hash: Optional[str] = None
+    hash: str | None = None
 
     @property
     def path(self) -> str:
@@ -75,7 +74,7 @@ class DataFrameRef:
 
     uri: str
     format: str = ""
-    hash: Optional[str] = None
+    hash: str | None = None
 
 
 def flyte_io_to_ref(value: object) -> object:
@@ -95,12 +94,12 @@ def flyte_io_to_ref(value: object) -> object:
 _FLYTE_IO_REFS: dict[str, type] = {"File": FileRef, "Dir": DirRef, "DataFrame": DataFrameRef}
 
 
-def ref_class(dimensionality: "BlobType.BlobDimensionality.ValueType") -> type[FileRef] | type[DirRef]:
+def ref_class(dimensionality: BlobType.BlobDimensionality.ValueType) -> type[FileRef] | type[DirRef]:
     """The reference for a blob of this dimensionality: multipart is a directory, single a file."""
     return DirRef if dimensionality == BlobType.MULTIPART else FileRef
 
 
-def blob_to_ref(literal: Literal, dimensionality: "BlobType.BlobDimensionality.ValueType | None") -> FileRef | DirRef:
+def blob_to_ref(literal: Literal, dimensionality: BlobType.BlobDimensionality.ValueType | None) -> FileRef | DirRef:
     """The reference in a Blob literal; ``dimensionality`` is the declared one (None: any).
 
     Raises ``TypeError`` when the blob has the other dimensionality or is a pickle.

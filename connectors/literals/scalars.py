@@ -15,16 +15,17 @@ from typing import Any
 
 from flyteidl2.core.literals_pb2 import Literal, LiteralCollection, Primitive, Scalar, Void
 from flyteidl2.core.types_pb2 import SimpleType
+
 from connectors.literals.simple_types import Simple
 
 __all__ = [
     "PRIMITIVE_SIMPLE_TYPES",
-    "read_primitive_list",
-    "write_primitive_list",
     "from_msgpack_value",
     "literal_of_none",
     "native_to_primitive",
     "primitive_to_native",
+    "read_primitive_list",
+    "write_primitive_list",
 ]
 
 PRIMITIVE_SIMPLE_TYPES = frozenset(
@@ -38,7 +39,7 @@ PRIMITIVE_SIMPLE_TYPES = frozenset(
     }
 )
 
-_UTC = datetime.timezone.utc
+_UTC = datetime.UTC
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -93,9 +94,10 @@ def native_to_primitive(value: Any, simple: SimpleType.ValueType | None) -> Lite
     if simple == Simple.INTEGER:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(_wrong(value))
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        integer = int(value)
+        if not _INT64_MIN <= integer <= _INT64_MAX:
             raise TypeError(f"{value} does not fit in 64 bits")
-        return Literal(scalar=Scalar(primitive=Primitive(integer=int(value))))
+        return Literal(scalar=Scalar(primitive=Primitive(integer=integer)))
     if simple == Simple.FLOAT:
         if isinstance(value, bool) or not isinstance(value, (numbers.Real)):
             raise TypeError(_wrong(value))
@@ -192,7 +194,7 @@ def read_primitive_list(literals, simple: int) -> list | None:
     if spec is None:
         return None
     field = spec[0]
-    values = []
+    values: list[Any] = []
     append = values.append
     for literal in literals:
         primitive = literal.scalar.primitive
@@ -214,7 +216,7 @@ def write_primitive_list(values, simple: int, collection: LiteralCollection) -> 
     for value in values:
         if type(value) is not python_type:
             return False
-        if python_type is int and not _INT64_MIN <= value <= _INT64_MAX:
+        if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:  # python_type is int
             return False
     add = collection.literals.add
     for value in values:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -137,7 +138,7 @@ def _fit_enum(value: Any, allowed: list, flavor: str, at: str) -> Any:
         for candidate in (value.name, value.value) if flavor == PYDANTIC else (value.value, value.name):
             if candidate in allowed:
                 return candidate
-    elif value in allowed and not isinstance(value, bool) or value is None and None in allowed:
+    elif (value in allowed and not isinstance(value, bool)) or (value is None and None in allowed):
         return value
     raise SchemaMismatch(at, f"{value!r} is not one of {allowed}")
 
@@ -167,7 +168,9 @@ def _fit_number(value: Any, schema: Mapping, defs: Mapping, flavor: str, at: str
     if schema.get("format") == "time-delta" and isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return int(value) if schema.get("format") == "integer" else float(value)
+        if schema.get("format") == "integer":
+            return int(math.trunc(value))  # noqa: RUF046 - a Real truncates to an Integral, not always to an int
+        return float(value)
     raise SchemaMismatch(at, f"expected a number, got a {type(value).__name__}")
 
 
@@ -238,7 +241,7 @@ def _tuple_as_items(value: tuple | list, properties: Mapping) -> dict | None:
         return dict(value._asdict())
     names = [f"item_{index}" for index in range(len(value))]
     if properties and set(names) == set(properties):
-        return dict(zip(names, value))
+        return dict(zip(names, value, strict=True))
     return None
 
 

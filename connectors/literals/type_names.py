@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flyteidl2.core.literals_pb2 import Literal
 from flyteidl2.core.types_pb2 import BlobType, LiteralType
+
 from connectors.literals.simple_types import Simple
 
 __all__ = ["describe_literal", "describe_type"]

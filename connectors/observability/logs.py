@@ -17,13 +17,17 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Iterator
+from types import MappingProxyType
+from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-_invocation_keys: ContextVar[dict[str, Any]] = ContextVar("log_invocation_keys", default={})
-_request_keys: ContextVar[dict[str, Any]] = ContextVar("log_request_keys", default={})
+# Each is set to a new dict, never changed in place: the shared default is read-only.
+_NO_KEYS: Mapping[str, Any] = MappingProxyType({})
+_invocation_keys: ContextVar[Mapping[str, Any]] = ContextVar("log_invocation_keys", default=_NO_KEYS)
+_request_keys: ContextVar[Mapping[str, Any]] = ContextVar("log_request_keys", default=_NO_KEYS)
 _cold_start = True
 
 
@@ -56,7 +60,7 @@ class _Stdout(logging.StreamHandler):
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 

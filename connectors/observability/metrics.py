@@ -29,8 +29,9 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any
 
 from . import logs
 
@@ -110,8 +111,8 @@ def flush(batch: _Batch, request_id: str | None = None) -> None:
     lines = []
     for dimensions, metrics in batch.groups.items():
         provider = AmazonCloudWatchEMFProvider(namespace=namespace, metric_set={}, dimension_set={}, metadata_set={})
-        for name, value in dimensions:
-            provider.add_dimension(name, value)
+        for dimension, label in dimensions:
+            provider.add_dimension(dimension, label)
         if request_id:
             provider.add_metadata("function_request_id", request_id)
         for name, (unit, values) in metrics.items():

@@ -22,7 +22,8 @@ import functools
 import importlib.util
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 logger = logging.getLogger(__name__)
 

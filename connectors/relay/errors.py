@@ -11,8 +11,9 @@ the reason the relay itself sends the call again (:mod:`.retry`).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 import grpc
 
@@ -71,10 +72,8 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str] | N
     """The error an HTTP error response stands for: its Connect code when the body has one, else
     its HTTP status; the message names API Gateway's request id when there is one."""
     payload: object = None
-    try:
+    with contextlib.suppress(ValueError):
         payload = json.loads(body) if body else None
-    except ValueError:
-        pass
     request_id = (headers or {}).get("apigw-requestid")
     if isinstance(payload, dict) and isinstance(payload.get("code"), str):
         message = payload.get("message")

@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import AsyncIterator, Type, TypeVar
+from collections.abc import AsyncGenerator
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import grpc
@@ -103,7 +104,7 @@ class Forwarder:
             verify=True if ssl_context is None else ssl_context,
         )
 
-    async def __aenter__(self) -> "Forwarder":
+    async def __aenter__(self) -> Forwarder:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -135,7 +136,7 @@ class Forwarder:
         try:
             async with asyncio.timeout_at(deadline):
                 if self.signer is not None:
-                    headers = await self._signed(url, headers, body)
+                    headers = await self._signed(self.signer, url, headers, body)
                 request = self._client.build_request(
                     "POST", url, content=body, headers=headers, timeout=httpx.Timeout(remaining)
                 )
@@ -179,17 +180,22 @@ class Forwarder:
         )
         await asyncio.sleep(delay)
 
-    async def _signed(self, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        assert self.signer is not None
+    async def _signed(self, signer: Signer, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         try:
-            return await self.signer.sign("POST", url, headers, body)
+            return await signer.sign("POST", url, headers, body)
         except Exception as error:  # a credential refresh that failed (STS unreachable, token file missing)
             logger.warning("could not sign a request: %s", error)
             raise RelayError(
                 grpc.StatusCode.UNAVAILABLE, f"the relay could not sign the request: {error}", "signing"
             ) from None
 
-    async def unary(self, procedure: str, request: Message, response_type: Type[M], timeout: float | None) -> M:
+    async def unary(
+        self,
+        procedure: str,
+        request: Message,
+        response_type: type[M],
+        timeout: float | None,  # noqa: ASYNC109 - the incoming gRPC call's remaining time: every attempt's deadline
+    ) -> M:
         """One unary call: ``procedure`` is ``/<package.Service>/<Method>``; ``timeout`` the
         remaining seconds of the incoming call (None: no deadline)."""
         deadline = self._deadline(timeout)
@@ -202,7 +208,7 @@ class Forwarder:
                 await self._retry_or_raise(procedure, error, attempt, deadline)
             attempt += 1
 
-    async def _unary_once(self, procedure: str, body: bytes, response_type: Type[M], deadline: float) -> M:
+    async def _unary_once(self, procedure: str, body: bytes, response_type: type[M], deadline: float) -> M:
         response = await self._send(procedure, "application/proto", body, deadline, stream=False)
         if response.status_code != 200:
             raise error_from_response(response.status_code, response.content, response.headers)
@@ -219,8 +225,12 @@ class Forwarder:
             ) from None
 
     async def server_stream(
-        self, procedure: str, request: Message, response_type: Type[M], timeout: float | None
-    ) -> AsyncIterator[M]:
+        self,
+        procedure: str,
+        request: Message,
+        response_type: type[M],
+        timeout: float | None,  # noqa: ASYNC109 - as unary's
+    ) -> AsyncGenerator[M, None]:
         """A server-streaming call: yields each message as it arrives. Close the generator
         (``contextlib.aclosing``) to abandon the stream early."""
         deadline = self._deadline(timeout)
@@ -241,8 +251,8 @@ class Forwarder:
             attempt += 1
 
     async def _stream_once(
-        self, procedure: str, body: bytes, response_type: Type[M], deadline: float
-    ) -> AsyncIterator[M]:
+        self, procedure: str, body: bytes, response_type: type[M], deadline: float
+    ) -> AsyncGenerator[M, None]:
         response = await self._send(procedure, "application/connect+proto", body, deadline, stream=True)
         try:
             if response.status_code != 200:
@@ -279,9 +289,9 @@ class Forwarder:
                     )
                 for flags, message in reader.feed(chunk):
                     if flags & END_STREAM:
-                        error = end_stream_error(message)
-                        if error is not None:
-                            said, code = error.get("message"), str(error.get("code", "unknown"))
+                        failure = end_stream_error(message)
+                        if failure is not None:
+                            said, code = failure.get("message"), str(failure.get("code", "unknown"))
                             raise RelayError(
                                 grpc_code_for_connect(code),
                                 said if isinstance(said, str) else "the stream failed",

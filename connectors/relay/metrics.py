@@ -17,6 +17,7 @@ text exposition format.
 from __future__ import annotations
 
 import threading
+
 import grpc
 from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import start_http_server

@@ -15,7 +15,8 @@ import contextlib
 import logging
 import ssl
 import time
-from typing import Any, Callable, Type, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import grpc
 from flyteidl2.connector import connector_pb2 as pb
@@ -77,7 +78,7 @@ async def _forward_unary(
     context: grpc.aio.ServicerContext,
     procedure: str,
     request: Message,
-    response_type: Type[M],
+    response_type: type[M],
 ) -> M:
     started = time.monotonic()
     operation, task_type = operation_of(procedure), _task_type(request)
@@ -107,7 +108,7 @@ class AsyncConnectorRelay(service_pb2_grpc.AsyncConnectorServiceServicer):
         self._forwarder = forwarder
         self._metrics = metrics if metrics is not None else RelayMetrics()
 
-    async def _unary(self, method: str, request: Message, response_type: Type[M], context: Any) -> M:
+    async def _unary(self, method: str, request: Message, response_type: type[M], context: Any) -> M:
         return await _forward_unary(
             self._forwarder, self._metrics, context, ASYNC_SERVICE + method, request, response_type
         )

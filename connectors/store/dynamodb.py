@@ -10,8 +10,9 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -161,7 +162,7 @@ class TaskTable:
     def stale_tasks(self, cutoff: float, page_size: int = 100) -> Iterator[list[StaleTask]]:
         """Pages of tasks not ended whose heartbeat is older than ``cutoff``, oldest first in each
         shard (starting at a random shard), read lazily from the keys-only sparse index (one Query per page)."""
-        first = random.randrange(ACTIVE_SHARDS)  # each pass starts elsewhere: no shard waits behind another
+        first = random.randrange(ACTIVE_SHARDS)  # noqa: S311 - spreads passes over shards; nothing secret
         for shard in [(first + n) % ACTIVE_SHARDS for n in range(ACTIVE_SHARDS)]:
             kwargs: dict[str, Any] = {
                 "IndexName": ACTIVE_INDEX,

@@ -51,7 +51,7 @@ class TaskHandle:
         return hmac.compare_digest(self.secret, secret)
 
     @classmethod
-    def decode(cls, data: bytes) -> "TaskHandle":
+    def decode(cls, data: bytes) -> TaskHandle:
         """Parse a handle; ``invalid_argument`` for anything that is not one."""
         if not data:
             raise invalid_argument("resource_meta is empty: pass the value CreateTask answered")

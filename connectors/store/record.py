@@ -39,7 +39,7 @@ class TaskExecutionKey:
     attempt: int = 0
 
     @classmethod
-    def from_metadata(cls, metadata: TaskExecutionMetadata) -> "TaskExecutionKey | None":
+    def from_metadata(cls, metadata: TaskExecutionMetadata) -> TaskExecutionKey | None:
         """The key of a request's task execution id, or None when the request carries none."""
         task_execution_id = metadata.task_execution_id
         node = task_execution_id.node_execution_id
@@ -115,7 +115,7 @@ class TaskRecord:
         return f"{self.action_id}/{self.attempt}"
 
     @property
-    def key(self) -> "TaskExecutionKey":
+    def key(self) -> TaskExecutionKey:
         return TaskExecutionKey(
             **{k: self.execution.get(k, "") for k in ("org", "project", "domain", "run", "action")},
             attempt=self.attempt,
@@ -134,7 +134,7 @@ class TaskRecord:
         return item
 
     @classmethod
-    def from_item(cls, item: dict[str, dict[str, Any]]) -> "TaskRecord":
+    def from_item(cls, item: dict[str, dict[str, Any]]) -> TaskRecord:
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in item:

@@ -21,7 +21,8 @@ import base64
 import json
 import logging
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..connect_envelope import END_STREAM, encode
 from ..errors import resource_exhausted

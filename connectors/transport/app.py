@@ -7,10 +7,12 @@ server (``connectors serve``) builds it with all of them.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from ..service import ConnectorService
 from .connect import connect_applications, procedure_paths
@@ -34,7 +36,7 @@ class _OnlyProcedures:
         self._app = app
         self._allowed = allowed
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self._allowed:
             body = json.dumps({"code": "unimplemented", "message": f"this function does not serve {scope['path']}"})
             await send(
@@ -52,7 +54,7 @@ class _BodyLimit:
         self._app = app
         self._max = max_bytes
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             for name, value in scope.get("headers", ()):
                 if name == b"content-length" and value.isdigit() and int(value) > self._max:

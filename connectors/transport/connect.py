@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
 
 from connectrpc.request import RequestContext
 from flyteidl2.connector import connector_pb2 as pb
@@ -20,8 +21,8 @@ from flyteidl2.connector.service_connect import (
     ConnectorMetadataServiceASGIApplication,
 )
 
-from ..errors import ConnectError, internal
 from ..connector_calls import set_request_deadline
+from ..errors import ConnectError, internal
 from ..service import ConnectorService
 from .connect_hardening import BoundedGzip, StreamEnvelopeCheck, strict_codecs
 
@@ -104,14 +105,12 @@ def connect_applications(service: ConnectorService, max_request_bytes: int) -> l
 
 def procedure_paths(operations: Iterable[str]) -> set[str]:
     """Connect paths for operation names such as ``CreateTask`` or ``ListConnectors``."""
-    services = {
-        name: ASYNC_SERVICE for name in ("CreateTask", "GetTask", "DeleteTask", "GetTaskMetrics", "GetTaskLogs")
-    }
-    services.update({name: METADATA_SERVICE for name in ("GetConnector", "ListConnectors")})
+    services = dict.fromkeys(("CreateTask", "GetTask", "DeleteTask", "GetTaskMetrics", "GetTaskLogs"), ASYNC_SERVICE)
+    services.update(dict.fromkeys(("GetConnector", "ListConnectors"), METADATA_SERVICE))
     unknown = set(operations) - set(services)
     if unknown:
         raise ValueError(f"unknown operations {sorted(unknown)}; known: {sorted(services)}")
     return {f"/{services[name]}/{name}" for name in operations}
 
 
-__all__ = ["connect_applications", "procedure_paths", "pb"]
+__all__ = ["connect_applications", "pb", "procedure_paths"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest

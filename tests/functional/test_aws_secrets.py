@@ -20,7 +20,6 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors import Resource
 from connectors.secrets import SecretResolver, SecretSource
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.conftest import scan_table
 from tests.sample_connectors import CountingConnector, JobMeta
 

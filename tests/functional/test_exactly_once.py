@@ -19,8 +19,8 @@ from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin import EchoConnector
-from connectors.reaper import reap_abandoned
 from connectors.errors import Code
+from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.settings import Settings
 from connectors.store import TaskHandle
@@ -200,7 +200,7 @@ def test_notes_stop_growing_when_cancelling_keeps_failing(dynamodb_client):
     later = time.time()
     for _ in range(MAX_NOTES + 5):
         later += 120
-        service.store.clock = lambda: later
+        service.store.clock = lambda now=later: now
         report = asyncio.run(reap_abandoned(service.canceller, now=later + 120))
         assert report.failed and not report.cancelled
     [item] = scan_table(dynamodb_client, table)

@@ -52,7 +52,7 @@ from tests.fake_databricks import FakeDatabricks
 
 flyte_connectors = pytest.importorskip("flyte.connectors")
 flyte_io = pytest.importorskip("flyte.io")
-from flyte.connectors._connector import FlyteConnectorNotFound
+FlyteConnectorNotFound = pytest.importorskip("flyte.connectors._connector").FlyteConnectorNotFound
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / ".venv" / "wheels"

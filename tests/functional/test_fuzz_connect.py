@@ -34,7 +34,6 @@ from tests.fuzz_bodies import (
     small_text,
 )
 from tests.fuzz_client import FUZZ, UNARY, check_the_run, envelope, fuzz_property
-from tests.fuzz_client import fuzz, real, served  # noqa: F401 (the module-scoped fixtures)
 
 # The Connect module alone sends the whole suite's former share: 2,000 bodies, 100 per RPC.
 MIN_BODIES = 2000

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from tests.fuzz_bodies import create_requests, handles, json_with_wrong_types, mutated
 from tests.fuzz_client import check_the_run, envelope, fuzz_property
-from tests.fuzz_client import fuzz, real, served  # noqa: F401 (the module-scoped fixtures)
 
 # With test_fuzz_connect.py's 2,000 and 100: more than the 2,000 bodies and 100 per RPC of the whole run.
 MIN_BODIES = 400

@@ -36,11 +36,11 @@ from connectors.service import ConnectorService
 from connectors.settings import Settings
 from connectors.store import TaskHandle, new_client
 from connectors.transport import create_app
-from tests.unit.test_template import dynamodb_grants
-from tests.unit.test_template_aws_connectors import FUNCTION_OPERATIONS
 from tests.conftest import ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import echo_request
 from tests.sample_connectors import BulkyConnector, CountingConnector, FailingConnector
+from tests.unit.test_template import dynamodb_grants
+from tests.unit.test_template_aws_connectors import FUNCTION_OPERATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")

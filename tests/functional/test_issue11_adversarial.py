@@ -31,16 +31,11 @@ from connectors.relay.metrics import MAX_TASK_TYPES, RelayMetrics
 from connectors.relay.retry import RetryPolicy, retry_reason
 from connectors.settings import Settings
 from connectors.store import TaskHandle
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
-from tests.conftest import LambdaContext, make_service
+from tests.conftest import NAMESPACE, LambdaContext, make_service
 from tests.flyte_requests import ECHO, echo_request
 from tests.sample_connectors import CountingConnector, JobMeta
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
-from tests.functional.test_observability import NAMESPACE  # noqa: E402
-
-
-from tests.functional.test_observability import in_lambda  # noqa: E402,F401  (the Lambda environment)
 
 
 def output(capsys) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -70,7 +65,7 @@ class SyncLogsConnector(CountingConnector):
 
 
 # Was a break, now fixed: service.get_task_logs logs the sync failure with logger.exception (unredacted traceback) and answers internal(f'...{error}') unredacted: the Secrets Manager value reaches the JSON log line's exception and the caller
-def test_a_fetched_secret_in_a_get_logs_failure_is_never_logged_nor_answered(aws_world, monkeypatch, caplog):  # noqa: F811
+def test_a_fetched_secret_in_a_get_logs_failure_is_never_logged_nor_answered(aws_world, monkeypatch, caplog):
     prefix = f"flyte-adv-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
     world = aws_world(SyncLogsConnector())

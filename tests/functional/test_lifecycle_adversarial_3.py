@@ -10,7 +10,7 @@ The harness is the second review's ``World2`` (``tests/ledger_world.py`` with ``
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx

@@ -52,7 +52,7 @@ from tests.tcp_proxy import TcpProxy
 
 LEDGER = pb.TaskCategory(name="ledger", version=0)
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = dict(connector_timeout_seconds=1.0, create_claim_seconds=2.0, abandoned_after_minutes=2 / 60)
+SETTINGS = {"connector_timeout_seconds": 1.0, "create_claim_seconds": 2.0, "abandoned_after_minutes": 2 / 60}
 FAULTS = ["none", "none", "none", "deadline", "oversized", "unencodable", "dynamodb_cut", "duplicates", "killed"]
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.ABORTED}
 
@@ -86,7 +86,7 @@ class Executor:
         self.polling = threading.Event()
         self.polling.set()
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         for server in self.servers:
             server.__enter__()
         self.client = AsyncConnectorServiceClientSync(self.servers[0].url)
@@ -244,7 +244,7 @@ class Executor:
             self.polling.wait()
             try:
                 self.poll_all()
-            except BaseException as error:  # noqa: BLE001 - reported by the test
+            except BaseException as error:  # reported by the test
                 failures.append(error)
                 return
             stop.wait(0.25)

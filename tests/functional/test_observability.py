@@ -22,28 +22,11 @@ from flyteidl2.connector import connector_pb2 as pb
 from connectors.dev.events import http_api_event
 from connectors.observability import metrics, tracing
 from connectors.runtime import configure_logging, default_service
-from tests.conftest import LambdaContext
+from tests.conftest import NAMESPACE, LambdaContext
 from tests.flyte_requests import ECHO, echo_request
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
 ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "FlyteConnectorsTest"
-
-
-@pytest.fixture
-def in_lambda(lambda_environment, monkeypatch):
-    """The environment Lambda and the template give a function; logging configured for it."""
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", LambdaContext.function_name)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "flyte-connectors-test")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.delenv("LOG_FORMAT", raising=False)
-    tracing.reset()
-    configure_logging()
-    yield
-    monkeypatch.undo()
-    tracing.reset()
-    configure_logging()  # text again, for later tests
 
 
 class ReaperContext(LambdaContext):
@@ -227,7 +210,7 @@ def test_tracing_sends_connector_and_store_subsegments_to_the_daemon(lambda_envi
             header, _, body = daemon.recv(65536).decode().partition("\n")
             assert json.loads(header) == {"format": "json", "version": 1}
             documents.append(json.loads(body))
-    except socket.timeout:
+    except TimeoutError:
         pass
     finally:
         daemon.close()

@@ -15,8 +15,9 @@ The tests read the table directly from moto, past the proxy.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from connectrpc.errors import ConnectError
@@ -155,7 +156,9 @@ def test_calls_answer_unavailable_fast_and_records_survive(
     ]
     # Several at once, as executors would call: each answers unavailable before the executor gives up.
     with ThreadPoolExecutor(len(calls)) as pool:
-        answers = dict(zip([name for name, *_ in calls], pool.map(lambda c: timed_error(c[1], c[2]), calls)))
+        answers = dict(
+            zip([name for name, *_ in calls], pool.map(lambda c: timed_error(c[1], c[2]), calls), strict=True)
+        )
     print(
         f"\n{mode} outage:",
         ", ".join(f"{name} {code.value} in {seconds:.2f} s" for name, (code, seconds) in answers.items()),

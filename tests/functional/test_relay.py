@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -109,7 +110,7 @@ class RunningRelay:
 
 def loopback_certificate(directory: Path) -> tuple[Path, Path, Path]:
     """A CA made for this run and a certificate it issued for 127.0.0.1: (CA, certificate, key) PEM files."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def issue(
         subject: str,
@@ -328,14 +329,13 @@ def test_a_signing_relay_refuses_a_plain_http_endpoint(api):
     server, checked = api  # server.url is http://127.0.0.1:<port>
     before = len(checked.accepted)
     relay = RunningRelay(server.url)
-    with pytest.raises(RuntimeError, match="did not start"):
-        with relay as channel:
-            service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors(pb.ListConnectorsRequest(), timeout=5)
-            sent = checked.accepted[before:][-1]
-            pytest.fail(
-                f"the relay signed a request over plain http: Authorization {sent.get('authorization')!r} "
-                f"and X-Amz-Security-Token {sent.get('x-amz-security-token')!r} went in clear"
-            )
+    with pytest.raises(RuntimeError, match="did not start"), relay as channel:
+        service_pb2_grpc.ConnectorMetadataServiceStub(channel).ListConnectors(pb.ListConnectorsRequest(), timeout=5)
+        sent = checked.accepted[before:][-1]
+        pytest.fail(
+            f"the relay signed a request over plain http: Authorization {sent.get('authorization')!r} "
+            f"and X-Amz-Security-Token {sent.get('x-amz-security-token')!r} went in clear"
+        )
     assert isinstance(relay._error, ValueError)
     said = str(relay._error)
     assert server.url in said and "in clear" in said and "replay" in said and "https" in said and "--unsigned" in said

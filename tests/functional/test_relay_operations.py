@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import grpc
 import httpx
@@ -41,7 +41,7 @@ from tests.flyte_requests import ECHO, echo_request
 from tests.functional.test_relay import RunningRelay
 
 SERVICES = ("", "flyteidl2.connector.AsyncConnectorService", "flyteidl2.connector.ConnectorMetadataService")
-FAST = dict(base_delay=0.01, max_delay=0.05)  # quick backoff, so tests do not wait on jitter
+FAST = {"base_delay": 0.01, "max_delay": 0.05}  # quick backoff, so tests do not wait on jitter
 
 
 @dataclass
@@ -131,7 +131,7 @@ class Relay(RunningRelay):
     def _metrics_started(self, port: int) -> None:
         self.metrics_port = port
 
-    def __enter__(self) -> "Relay":  # type: ignore[override]
+    def __enter__(self) -> Relay:  # type: ignore[override]
         self.channel = super().__enter__()
         self.tasks = service_pb2_grpc.AsyncConnectorServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)

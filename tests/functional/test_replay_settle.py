@@ -5,7 +5,7 @@ by a retry of the same attempt, a newer attempt or the reaper, so the look-up se
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from flyteidl2.core.execution_pb2 import TaskExecution

@@ -150,7 +150,7 @@ def test_a_live_lease_is_not_reaped_and_a_failed_cancel_comes_back_to_the_reaper
 def test_notes_stop_at_the_cap(store):
     record = store.claim(new_record("dd"), lease_seconds=60).record
     for n in range(MAX_NOTES + 3):
-        store.clock = lambda: T0 + 100 + n
+        store.clock = lambda n=n: T0 + 100 + n
         record = store.reap_claim(StaleTask(record.action_id, 0, record.heartbeat_at), bytes([n]) * 16, 0, "x")
         store.cancel_failed(record, f"note {n}", 0.0)
         record = store.attempts(record.action_id)[0]
@@ -172,7 +172,7 @@ def test_the_size_budget_holds_at_its_boundary(store):
     big = "m" * (MESSAGE_BYTES * 2)
     store.release_claim(record, big)
     for n in range(MAX_NOTES):
-        store.clock = lambda: T0 + 100 + n
+        store.clock = lambda n=n: T0 + 100 + n
         record = store.reap_claim(StaleTask(record.action_id, 0, record.heartbeat_at), bytes([n]) * 16, 0, big)
         store.cancel_failed(record, "n" * (NOTE_BYTES * 2), 0.0)
         record = store.attempts(record.action_id)[0]

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from flyteidl2.core.execution_pb2 import TaskExecution
 from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf.struct_pb2 import Struct
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors import literals
 from connectors.builtin.aws.base import Fields, PhaseTable, aws_error, input_text, inputs_json, token_name
@@ -117,7 +118,7 @@ def test_an_unknown_status_word_is_a_poll_error_never_a_guessed_phase():
 
 
 def test_inputs_become_the_text_aws_parameters_take():
-    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
     assert [input_text(v) for v in (True, 3, 1.5, "s", when, literals.FileRef("s3://b/k"), [1, {"a": None}])] == [
         "true",
         "3",

@@ -70,8 +70,8 @@ def test_aws_connectors_are_imported_only_when_a_request_needs_one():
 
     assert out[0] == str(1 + len(AWS_CONNECTORS) + len(available_flyteplugin_connectors()))
     assert out[1].strip() == (
-        "[] 60.0 GlueJobConnector ['connectors.builtin.aws.base', 'connectors.builtin.aws.glue', "
-        "'connectors.builtin.aws.logs']"
+        "[] 60.0 GlueJobConnector ['connectors.builtin.aws.base', 'connectors.builtin.aws.fields', "
+        "'connectors.builtin.aws.glue', 'connectors.builtin.aws.logs']"
     )
 
 

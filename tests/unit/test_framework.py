@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import pytest
 from flyteidl2.core.execution_pb2 import TaskExecution
 
-from connectors import AsyncConnector, ConnectorNotFound, ConnectorRegistry, Resource, ResourceMeta
-from connectors import convert_to_flyte_phase, is_terminal_phase
+from connectors import (
+    AsyncConnector,
+    ConnectorNotFound,
+    ConnectorRegistry,
+    Resource,
+    ResourceMeta,
+    convert_to_flyte_phase,
+    is_terminal_phase,
+)
 from connectors.errors import Code
 
 
@@ -25,7 +31,7 @@ class QueryMeta(ResourceMeta):
     inner: Inner
     history: list[Inner] = field(default_factory=list)
     by_name: dict[str, Inner] = field(default_factory=dict)
-    maybe: Optional[Inner] = None
+    maybe: Inner | None = None
     attempts: int = 0
 
 
@@ -34,6 +40,18 @@ def test_resource_meta_round_trips_nested_dataclasses():
     encoded = meta.encode()
     assert encoded.startswith(b"{") and b'"query_id": "q-1"' in encoded
     assert QueryMeta.decode(encoded) == meta
+
+
+@dataclass
+class Pep604Meta(ResourceMeta):
+    maybe: Inner | None = None
+    either: Inner | int = 0
+
+
+def test_resource_meta_rebuilds_dataclasses_in_pep604_unions():
+    meta = Pep604Meta(Inner("eu-west-1", ["a"]), Inner("us-east-1"))
+    assert Pep604Meta.decode(meta.encode()) == meta
+    assert Pep604Meta.decode(Pep604Meta(None, 3).encode()) == Pep604Meta(None, 3)
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def round_trip(value, literal_type: LiteralType):
         ({"a": 1, "b": 2}, map_of(INT)),
         ({"a": [True], "b": []}, map_of(list_of(BOOL))),
         ([{"x": {"y": "z"}}], list_of(map_of(map_of(STR)))),
-        (datetime.datetime(2024, 2, 29, 12, 30, 1, 123456, tzinfo=datetime.timezone.utc), DATETIME),
+        (datetime.datetime(2024, 2, 29, 12, 30, 1, 123456, tzinfo=datetime.UTC), DATETIME),
         (datetime.timedelta(days=2, microseconds=7), DURATION),
     ],
 )
@@ -105,14 +105,14 @@ def test_an_int_fits_a_float_both_ways():
 def test_naive_datetime_is_taken_as_utc():
     naive = datetime.datetime(2024, 1, 1, 8, 0, 0)
     _, back = round_trip(naive, DATETIME)
-    assert back == naive.replace(tzinfo=datetime.timezone.utc)
+    assert back == naive.replace(tzinfo=datetime.UTC)
 
 
 def test_aware_datetime_is_read_back_in_utc():
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     moment = datetime.datetime(2024, 1, 1, 8, 0, 0, tzinfo=plus_two)
     _, back = round_trip(moment, DATETIME)
-    assert back == moment and back.tzinfo == datetime.timezone.utc
+    assert back == moment and back.tzinfo == datetime.UTC
 
 
 def test_undeclared_inputs_are_read_as_what_they_hold():

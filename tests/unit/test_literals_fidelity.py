@@ -9,18 +9,17 @@ connector builds itself. The cases that must be refused are in ``test_literals_r
 
 import datetime
 import json
-from typing import Any, Optional
+from typing import Any
 
 import msgpack
 import pytest
+from flyte.io import DataFrame, Dir, File
+from flyte.types import TypeEngine
 from flyteidl2.core.interface_pb2 import TypedInterface
 from flyteidl2.core.literals_pb2 import Literal
 from flyteidl2.core.types_pb2 import LiteralType, SimpleType, StructuredDatasetType
 from flyteidl2.task.common_pb2 import Inputs, NamedLiteral
 from google.protobuf.struct_pb2 import Struct
-
-from flyte.io import DataFrame, Dir, File
-from flyte.types import TypeEngine
 
 from connectors.literals import (
     DataFrameRef,
@@ -90,7 +89,7 @@ def test_the_matrix_is_at_least_forty_cases():
         (Priority.HIGH, Priority, "HIGH"),
         ("c", Letter, "c"),
         (datetime.date(2024, 1, 2), datetime.date, datetime.datetime(2024, 1, 2, tzinfo=UTC)),
-        (7, Optional[int], 7),
+        (7, int | None, 7),
         (Point(1.0, 2.0), Point, {"x": 1.0, "y": 2.0}),
         (Pair(1, "a"), Pair, {"left": 1, "right": "a"}),
         ((1, "a"), tuple[int, str], {"item_0": 1, "item_1": "a"}),
@@ -120,7 +119,7 @@ def test_a_dataclass_arrives_as_the_dict_the_sdk_encoded():
 def test_undeclared_inputs_are_read_from_the_literal_itself():
     literals = {
         "n": sdk_literal(5, int)[0],
-        "maybe": sdk_literal(5, Optional[int])[0],
+        "maybe": sdk_literal(5, int | None)[0],
         "point": sdk_literal(Point(1.0, 2.0), Point)[0],
         "file": sdk_literal(FILE, File)[0],
         "frame": sdk_literal(FRAME, DataFrame)[0],
@@ -227,7 +226,7 @@ def test_connector_built_scalars_take_the_declared_shape():
     assert connector_output(Pair(1, "x"), Pair) == Pair(1, "x")
     naive = datetime.datetime(2024, 1, 1, 12, 0)
     assert connector_output(naive, datetime.datetime) == naive.replace(tzinfo=UTC)
-    assert connector_output(3, Optional[float]) == 3.0
+    assert connector_output(3, float | None) == 3.0
 
 
 def test_a_protobuf_struct_round_trips_as_a_dict():

@@ -5,15 +5,14 @@ output that does not fit its declared type are each refused with a
 :class:`~connectors.literals.LiteralConversionError` that names where, the type and the problem.
 """
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import pytest
+from flyte.io import DataFrame, Dir, File
+from flyte.types import TypeEngine
 from flyteidl2.core.interface_pb2 import TypedInterface
 from flyteidl2.core.literals_pb2 import Literal, LiteralOffloadedMetadata
 from flyteidl2.task.common_pb2 import Inputs, NamedLiteral
-
-from flyte.io import DataFrame, Dir, File
-from flyte.types import TypeEngine
 
 from connectors.literals import DataFrameRef, FileRef, LiteralConversionError, inputs_to_native, native_to_outputs
 from tests.literal_cases import DIR, FILE, FRAME, Address, Color, Point, Priority, declared, sdk_literal
@@ -49,7 +48,7 @@ def refused_output(value: Any, declared_type: Any) -> LiteralConversionError:
         (Color.RED, Color, Priority, "enum{LOW,HIGH}"),
         ([1], list[int], dict[str, int], "dict[str, int]"),
         (Point(1.0, 2.0), Point, list[int], "list[int]"),
-        (True, bool, Optional[int], "int | none"),
+        (True, bool, int | None, "int | none"),
     ],
 )
 def test_an_input_that_does_not_match_its_declared_type_is_refused(value, written_as, declared_as, type_name):
@@ -80,7 +79,7 @@ def test_an_offloaded_input_is_refused():
         (FileRef(uri="s3://x"), DataFrame, "output 'o'", "DataFrameRef"),
         (DataFrameRef(uri="s3://x"), File, "output 'o'", "FileRef"),
         (FileRef(uri="s3://x"), Dir, "output 'o'", "DirRef"),
-        (1.5, Union[int, str], "output 'o'", "none of the variants"),
+        (1.5, int | str, "output 'o'", "none of the variants"),
         ("1", int, "output 'o'", "str"),
         (True, int, "output 'o'", "bool"),
         ([1, "2"], list[int], "output 'o'[1]", "str"),
@@ -98,5 +97,5 @@ def test_an_output_that_does_not_fit_its_declared_type_is_refused(value, declare
 
 
 def test_an_undeclared_output_of_an_unknown_type_is_refused():
-    with pytest.raises(LiteralConversionError, match="output 'o'.*object"):
+    with pytest.raises(LiteralConversionError, match=r"output 'o'.*object"):
         native_to_outputs({"o": object()}, None)

@@ -16,8 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 from flyteidl2.connector import connector_pb2 as pb
 
-from connectors.relay import Forwarder, RelayError, Signer, error_from_response, resolve_region
 from connectors.connect_envelope import COMPRESSED, END_STREAM, EnvelopeError, EnvelopeReader, encode
+from connectors.relay import Forwarder, RelayError, Signer, error_from_response, resolve_region
 from tests.sigv4_check import SigV4Check
 
 LIST = "/flyteidl2.connector.ConnectorMetadataService/ListConnectors"
@@ -121,9 +121,7 @@ def test_signing_follows_rotated_credentials():
 
     def refresh():
         issued.append(f"AKIA{len(issued)}")
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-            minutes=10
-        )  # inside the refresh window
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=10)  # inside the refresh window
         return {"access_key": issued[-1], "secret_key": "s", "token": "t", "expiry_time": expiry.isoformat()}
 
     credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")

@@ -445,12 +445,11 @@ def references(node: Any) -> set[str]:
 def test_every_parameter_is_used() -> None:
     used = references({key: value for key, value in TEMPLATE.items() if key != "Parameters"})
     assert not set(TEMPLATE["Parameters"]) - used
-    unused = set(TEMPLATE["Conditions"]) - {
-        value
-        for value in json.dumps(TEMPLATE["Resources"]).split('"')
+    unused = set(TEMPLATE["Conditions"]) - set(
+        json.dumps(TEMPLATE["Resources"]).split('"')
         + json.dumps(TEMPLATE["Globals"]).split('"')
         + json.dumps(list(TEMPLATE["Conditions"].values())).split('"')
-    }
+    )
     assert not unused, f"conditions no resource or value uses: {sorted(unused)}"
 
 
@@ -489,8 +488,8 @@ def test_a_switched_off_connector_is_left_out_at_cold_start(switch: str) -> None
 
 def test_all_enabled_disables_none_and_all_disabled_disables_every_aws_connector() -> None:
     assert DEFAULTS.disabled_connectors() == set()
-    assert Stack(**{switch: "Disabled" for switch in SWITCHES}).disabled_connectors() == set(SWITCHES.values())
-    none_left = Stack(**SCOPES, **{switch: "Disabled" for switch in SWITCHES}).grants()
+    assert Stack(**dict.fromkeys(SWITCHES, "Disabled")).disabled_connectors() == set(SWITCHES.values())
+    none_left = Stack(**SCOPES, **dict.fromkeys(SWITCHES, "Disabled")).grants()
     assert all(not by_switch for by_switch in none_left.values()), none_left
 
 
@@ -578,7 +577,7 @@ def test_each_roles_inline_policies_fit_iams_limit() -> None:
     the reaper's roles (about 6,700) leave 3,000 for longer lists (an ARN is ~60, and a state
     machine's or SageMaker job pattern's appears in up to four statements of one role)."""
     for stack in (DEFAULTS, FULL):
-        sizes = {function: 0 for function in FUNCTION_OPERATIONS}
+        sizes = dict.fromkeys(FUNCTION_OPERATIONS, 0)
         for name, resource in stack.resources().items():
             if resource["Type"] == "AWS::IAM::Policy":
                 text = json.dumps(stack.value(resource["Properties"]["PolicyDocument"]), separators=(",", ":"))

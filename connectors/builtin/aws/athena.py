@@ -14,14 +14,14 @@ from __future__ import annotations
 import datetime
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import AwsConnector, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
+from .base import AwsConnector, IamActions, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
 
 PHASES = PhaseTable(
     "athena",
@@ -39,7 +39,7 @@ PHASES = PhaseTable(
 class AthenaQueryMeta(ResourceMeta):
     query_execution_id: str
     work_group: str = "primary"
-    dataframe_output: Optional[str] = None  # the output that gets the result file
+    dataframe_output: str | None = None  # the output that gets the result file
 
 
 class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
@@ -50,7 +50,7 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
     service = "athena"
     # Athena also runs the query with the caller's rights on the result location (S3) and the
     # Glue Data Catalog: template.yaml grants those on the resources its parameters name.
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": ("athena:StartQueryExecution",),
         "get": ("athena:GetQueryExecution",),
         "delete": ("athena:StopQueryExecution",),
@@ -156,7 +156,7 @@ def sql_literal(value: Any, name: str) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, datetime.datetime):
-        text = value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
+        text = value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
         return f"timestamp '{text}'"
     if isinstance(value, datetime.date):
         return f"date '{value.isoformat()}'"

@@ -1,4 +1,5 @@
-"""What the AWS connectors share: clients, the template's fields, phase tables, names, errors.
+"""What the AWS connectors share: clients, the template's fields (``fields.py``), phase tables,
+names, errors.
 
 Each AWS connector is one short module that reads like its row in docs/aws-connectors.md: it
 subclasses :class:`AwsConnector`, reads its template with :class:`Fields`, calls AWS through
@@ -23,15 +24,16 @@ import functools
 import os
 import re
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.tasks_pb2 import TaskTemplate
-from google.protobuf import json_format
 
 from ...connector import AsyncConnector, M
 from ...errors import Code, ConnectError, internal, invalid_argument
+from .fields import Fields, aws_shape
 
 __all__ = [
     "AwsConnector",
@@ -45,9 +47,9 @@ __all__ = [
     "error_code",
     "input_text",
     "inputs_json",
-    "json_data",
     "is_blob",
     "is_dataframe",
+    "json_data",
     "log_link",
     "output_names",
     "region",
@@ -141,10 +143,12 @@ def aws_error(error: BaseException, what: str) -> ConnectError:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
-        ConnectionError as BotoConnectionError,
         NoCredentialsError,
         ParamValidationError,
         ReadTimeoutError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
     )
 
     if isinstance(error, ConnectError):
@@ -196,107 +200,6 @@ def error_code(error: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
-# -- the template ------------------------------------------------------------------------------
-
-
-class Fields:
-    """``template.custom`` of one task type, read with errors that name the missing or bad field."""
-
-    def __init__(self, task_type: str, template: TaskTemplate) -> None:
-        self.task_type = task_type
-        try:
-            data = json_format.MessageToDict(template.custom) if template.HasField("custom") else {}
-        except ValueError as error:  # an infinite or NaN number does not serialize
-            raise invalid_argument(f"{task_type}: template.custom is not JSON: {error}") from None
-        self.data: dict[str, Any] = aws_shape(data)
-
-    def _bad(self, name: str, expected: str, value: Any) -> ConnectError:
-        return invalid_argument(f"{self.task_type}: template.custom.{name} must be {expected}, got {value!r}")
-
-    def required(self, name: str, kind: type = str) -> Any:
-        """A field that must be present and not empty."""
-        value = self.data.get(name)
-        if value is None or value == "" or value == [] or value == {}:
-            raise invalid_argument(f"{self.task_type}: template.custom.{name} is required")
-        return self._typed(name, value, kind)
-
-    def optional(self, name: str, kind: type = str, default: Any = None) -> Any:
-        value = self.data.get(name)
-        if value is None or value == "":
-            return default
-        return self._typed(name, value, kind)
-
-    def one_of(self, *names: str) -> tuple[str, str]:
-        """Exactly one of ``names`` is given (as a string): which, and its value."""
-        given = [name for name in names if self.data.get(name) not in (None, "")]
-        if len(given) != 1:
-            raise invalid_argument(
-                f"{self.task_type}: template.custom needs exactly one of {', '.join(names)}"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
-        return given[0], self._typed(given[0], self.data[given[0]], str)
-
-    def _typed(self, name: str, value: Any, kind: type) -> Any:
-        if kind is int:
-            # JSON numbers come back from a Struct as floats: accept whole ones.
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-                raise self._bad(name, "a whole number", value)
-            return int(value)
-        if kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self._bad(name, "a number", value)
-            return float(value)
-        if kind is str and not isinstance(value, str):
-            raise self._bad(name, "a string", value)
-        if kind is dict and not isinstance(value, dict):
-            raise self._bad(name, "an object", value)
-        if kind is list and not isinstance(value, list):
-            raise self._bad(name, "a list", value)
-        if kind is bool and not isinstance(value, bool):
-            raise self._bad(name, "true or false", value)
-        return value
-
-    def string_map(self, name: str) -> dict[str, str]:
-        """An optional object of strings (environment variables, arguments, tags)."""
-        value = self.optional(name, dict, {})
-        bad = [key for key, item in value.items() if not isinstance(item, str)]
-        if bad:
-            raise invalid_argument(
-                f"{self.task_type}: template.custom.{name}.{bad[0]} must be a string, got {value[bad[0]]!r}"
-            )
-        return dict(value)
-
-    def named_objects(self, name: str, key: str) -> list[dict[str, Any]]:
-        """An optional list of AWS-shaped objects, each naming itself by ``key`` (OutputName,
-        ChannelName...) with a string when it names itself at all."""
-        items = self.optional(name, list, default=[])
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise self._bad(f"{name}[{index}]", "an object", item)
-            if key in item and not isinstance(item[key], str):
-                raise self._bad(f"{name}[{index}].{key}", "a string", item[key])
-        return items
-
-    def s3_uri(self, name: str, required: bool = False) -> Optional[str]:
-        value = self.required(name) if required else self.optional(name)
-        if value is not None and not value.startswith("s3://"):
-            raise self._bad(name, "an s3:// URI", value)
-        return value
-
-
-def aws_shape(value: Any) -> Any:
-    """Template data for AWS: a Struct holds every number as a float, and boto3 refuses a float
-    where AWS wants an integer (``"vcpus": 2.0``); whole numbers become ints (boto3 takes an int
-    wherever AWS wants a float)."""
-    if isinstance(value, dict):
-        return {key: aws_shape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [aws_shape(item) for item in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 # -- phases ------------------------------------------------------------------------------------
 
 
@@ -305,9 +208,9 @@ class PhaseTable:
     """AWS's status words of one job kind, each to a Flyte phase."""
 
     service: str
-    phases: Mapping[str, "TaskExecution.Phase.ValueType"]
+    phases: Mapping[str, TaskExecution.Phase.ValueType]
 
-    def phase(self, status: str) -> "TaskExecution.Phase.ValueType":
+    def phase(self, status: str) -> TaskExecution.Phase.ValueType:
         """The phase for a status; an unknown word is ``internal`` (a poll error the executor counts),
         never a guess that could end a running job's task."""
         try:
@@ -413,10 +316,14 @@ def inputs_json(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
 # -- the connector base ------------------------------------------------------------------------
 
 
+IamActions = Mapping[str, tuple[str, ...]]  # an operation ("create", "get"...) -> the IAM actions it needs
+
+
 class AwsConnector(AsyncConnector[M]):
     """An AWS connector: ``service`` names its boto3 client; :meth:`aws` makes its calls."""
 
     service: str  # the boto3 service name ("athena", "batch", ...)
+    iam_actions: ClassVar[IamActions]  # what template.yaml grants each function that serves an operation
 
     @property
     def client(self) -> Any:

@@ -22,15 +22,26 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional
+from typing import Any, ClassVar
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskLogsResponseHeader
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, not_found
-from .base import AwsConnector, PhaseTable, cloudwatch_log_url, console_url, input_text, log_link, stem_of, token_name
+from .base import (
+    AwsConnector,
+    IamActions,
+    PhaseTable,
+    cloudwatch_log_url,
+    console_url,
+    input_text,
+    log_link,
+    stem_of,
+    token_name,
+)
 from .logs import cloudwatch_log_pages
 
 PHASES = PhaseTable(
@@ -71,7 +82,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     # ListJobs is eventually consistent: a create whose outcome is unknown is replayed (its job
     # looked up by the token) no sooner than this after it began (connectors/connector.py).
     replay_settle_seconds = 60.0
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": ("batch:ListJobs", "batch:SubmitJob", "batch:TagResource"),
         "get": ("batch:DescribeJobs",),
         "delete": ("batch:TerminateJob",),
@@ -136,7 +147,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
                     raise
         return AwsBatchJobMeta(job_id=found, job_name=name, job_queue=queue)
 
-    async def _find(self, queue: str, name: str) -> Optional[str]:
+    async def _find(self, queue: str, name: str) -> str | None:
         """The id of the job named ``name`` in ``queue`` (newest first, any status), if there is one."""
         request: dict[str, Any] = {"jobQueue": queue, "filters": [{"name": "JOB_NAME", "values": [name]}]}
         for _ in range(LOOKUP_PAGES):

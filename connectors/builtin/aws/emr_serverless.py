@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
@@ -21,6 +21,7 @@ from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from .base import (
     AwsConnector,
+    IamActions,
     PhaseTable,
     cloudwatch_log_url,
     console_url,
@@ -65,7 +66,7 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
     task_type_version = 0
     metadata_type = EmrServerlessJobMeta
     service = "emr-serverless"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": ("emr-serverless:StartJobRun", "emr-serverless:TagResource", "iam:PassRole"),
         "get": ("emr-serverless:GetJobRun",),
         "delete": ("emr-serverless:CancelJobRun", "emr-serverless:GetJobRun"),

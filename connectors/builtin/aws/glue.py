@@ -21,14 +21,15 @@ a lost answer, starting a second run); when its answer is lost, the runs are loo
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Optional
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import AwsConnector, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link
+from .base import AwsConnector, IamActions, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link
 from .logs import cloudwatch_log_pages
 
 PHASES = PhaseTable(
@@ -47,7 +48,7 @@ PHASES = PhaseTable(
     },
 )
 
-TOKEN_ARGUMENT = "--flyte-idempotency-token"
+TOKEN_ARGUMENT = "--flyte-idempotency-token"  # noqa: S105 - the name of an argument, not a secret
 # An ErrorMessage that says the run could not get resources, or Glue failed, not the job's script:
 # AWS's "Max concurrent runs exceeded", "Exceeded maximum concurrent compute capacity", "Resource
 # unavailable", an internal service error or throttling.
@@ -77,7 +78,7 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
     # GetJobRuns is eventually consistent: a create whose outcome is unknown is replayed (its job
     # looked up by the token) no sooner than this after it began (connectors/connector.py).
     replay_settle_seconds = 60.0
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": ("glue:GetJobRuns", "glue:StartJobRun"),
         "get": ("glue:GetJobRun",),
         "delete": ("glue:BatchStopJobRun", "glue:GetJobRun"),
@@ -136,7 +137,7 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
                     raise
         return GlueJobMeta(job_name=job_name, job_run_id=found)
 
-    async def _find(self, job_name: str, token: str) -> Optional[str]:
+    async def _find(self, job_name: str, token: str) -> str | None:
         """The id of the job's run started with ``token``, if one is within the newest pages."""
         request: dict[str, Any] = {"JobName": job_name, "MaxResults": PAGE_SIZE}
         for _ in range(LOOKUP_PAGES):

@@ -8,13 +8,14 @@ stream does not exist) answers an empty page, not an error.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskLogsResponseHeader
 from flyteidl2.logs.dataplane.payload_pb2 import LogLine, LogLineOriginator
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ...errors import ConnectError, Code
+from ...errors import Code, ConnectError
 from .base import AwsConnector
 
 DEFAULT_LINES = 100
@@ -25,8 +26,8 @@ async def cloudwatch_log_pages(
     connector: AwsConnector[Any],
     group: str,
     *,
-    stream: Optional[str] = None,
-    prefix: Optional[str] = None,
+    stream: str | None = None,
+    prefix: str | None = None,
     token: str = "",
     lines: int = 0,
 ) -> AsyncIterator[GetTaskLogsResponse]:

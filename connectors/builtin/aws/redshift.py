@@ -15,14 +15,14 @@ import datetime
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
-from .base import AwsConnector, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
+from .base import AwsConnector, IamActions, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
 
 PHASES = PhaseTable(
     "redshift-data",
@@ -41,10 +41,10 @@ _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+(,arn:aws[a-z-]
 @dataclass
 class RedshiftQueryMeta(ResourceMeta):
     statement_id: str
-    cluster_identifier: Optional[str] = None
-    workgroup_name: Optional[str] = None
-    dataframe_output: Optional[str] = None  # the output that gets the unloaded files
-    unload_uri: Optional[str] = None
+    cluster_identifier: str | None = None
+    workgroup_name: str | None = None
+    dataframe_output: str | None = None  # the output that gets the unloaded files
+    unload_uri: str | None = None
 
 
 class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
@@ -53,7 +53,7 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
     task_type_version = 0
     metadata_type = RedshiftQueryMeta
     service = "redshift-data"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         # the Data API gets database credentials as the caller: one of the last four, by how the
         # template connects (db_user, IAM identity, serverless workgroup, secret_arn)
         "create": (
@@ -103,7 +103,7 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
             if fields.optional(name):
                 params[key] = fields.optional(name)
         unload_uri = None
-        if frames:
+        if frames and unload_prefix:  # a DataFrame output without unload_prefix is refused above
             unload_uri = f"{unload_prefix.rstrip('/')}/{idempotency_token or 'result'}/"
             inner = _inline(query.strip().rstrip(";").strip(), {name: inputs[name] for name in named})
             params["Sql"] = (
@@ -215,7 +215,7 @@ def _literal(name: str, value: Any) -> str:
         return repr(value)
     if isinstance(value, datetime.datetime):
         text = (
-            value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+            value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(sep=" ")
             if value.tzinfo
             else value.isoformat(sep=" ")
         )

@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -36,7 +37,7 @@ from .base import (
 )
 from .logs import cloudwatch_log_pages
 
-TOKEN_TAG = "flyte:idempotency-token"
+TOKEN_TAG = "flyte:idempotency-token"  # noqa: S105 - the key of a tag, not a secret
 NAME_LIMIT = 63
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PHASES = PhaseTable(
@@ -89,7 +90,7 @@ def s3_ref(task_type: str, name: str, value: Any) -> str:
     return value.uri
 
 
-def scalar_inputs(inputs: Optional[dict[str, Any]]) -> dict[str, str]:
+def scalar_inputs(inputs: dict[str, Any] | None) -> dict[str, str]:
     """The inputs that are not files, directories or DataFrames, as text."""
     return {name: input_text(value) for name, value in (inputs or {}).items() if not isinstance(value, REFS)}
 
@@ -106,7 +107,7 @@ class SageMakerJobConnector(AwsConnector[M]):
     def _noun(self) -> str:
         return f"{self.kind.capitalize()}Job"
 
-    async def describe(self, name: str) -> Optional[dict[str, Any]]:
+    async def describe(self, name: str) -> dict[str, Any] | None:
         """The job of that name as Describe answers it; None when there is none."""
         try:
             return await self.aws(f"describe_{self.kind}_job", **{f"{self._noun}Name": name})

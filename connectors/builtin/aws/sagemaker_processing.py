@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
-from .base import is_blob, output_names
+from .base import IamActions, is_blob, output_names
 from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
 
 INPUT_ROOT = "/opt/ml/processing/input"
@@ -40,7 +40,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
     kind = "processing"
     console_path = "processing-jobs"
     log_group = "/aws/sagemaker/ProcessingJobs"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": (
             "sagemaker:DescribeProcessingJob",
             "sagemaker:ListTags",
@@ -130,7 +130,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
         }
         outputs = None
         if phase == TaskExecution.SUCCEEDED and resource_meta.dir_outputs:
-            outputs = {name: literals.DirRef(uri=where[name]) for name in resource_meta.dir_outputs if where.get(name)}
+            outputs = {name: literals.DirRef(uri=uri) for name in resource_meta.dir_outputs if (uri := where.get(name))}
         info = {
             "job_name": resource_meta.job_name,
             "job_arn": found.get("ProcessingJobArn", ""),

@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
-from .base import is_blob, json_data, output_names
+from .base import IamActions, is_blob, json_data, output_names
 from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
 
 DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
@@ -29,7 +29,7 @@ DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
 @dataclass
 class SageMakerTrainingJobMeta(ResourceMeta):
     job_name: str
-    model_output: Optional[str] = None  # the output that gets the model artifact
+    model_output: str | None = None  # the output that gets the model artifact
 
 
 class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMeta]):
@@ -40,7 +40,7 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
     kind = "training"
     console_path = "jobs"
     log_group = "/aws/sagemaker/TrainingJobs"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": (
             "sagemaker:DescribeTrainingJob",
             "sagemaker:ListTags",

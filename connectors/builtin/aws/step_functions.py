@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
@@ -22,6 +22,7 @@ from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from .base import (
     AwsConnector,
+    IamActions,
     PhaseTable,
     console_url,
     error_code,
@@ -60,7 +61,7 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
     task_type_version = 0
     metadata_type = SfnExecutionMeta
     service = "stepfunctions"
-    iam_actions = {
+    iam_actions: ClassVar[IamActions] = {
         "create": ("states:StartExecution", "states:DescribeExecution"),
         "get": ("states:DescribeExecution",),
         "delete": ("states:StopExecution", "states:DescribeExecution"),

@@ -264,7 +264,7 @@ def bigquery_error(error: BaseException, what: str) -> ConnectError:
         cause = error.cause if isinstance(error.cause, Exception) else None
         try:
             inner = bigquery_error(cause, what) if cause is not None else None
-        except Exception:  # noqa: BLE001 - a cause that is no Google failure: answered as below
+        except Exception:  # a cause that is no Google failure: answered as below
             inner = None
         if inner is None:
             return ConnectError(Code.UNAVAILABLE, f"bigquery {what}: {error}")

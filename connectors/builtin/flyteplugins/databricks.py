@@ -22,7 +22,7 @@ import os
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.tasks_pb2 import TaskTemplate
@@ -144,7 +144,7 @@ def phase_of(state: dict[str, Any]) -> int:
         raise internal(f"Unrecognized state: {word.lower()}") from None
 
 
-def get_header(token: Optional[str]) -> dict[str, str]:
+def get_header(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "content-type": "application/json"}
 
 
@@ -178,7 +178,7 @@ def _timeout() -> Any:
     return httpx.Timeout(seconds, connect=min(3.0, seconds))
 
 
-async def _call(method: str, url: str, token: Optional[str], what: str, body: Optional[dict[str, Any]] = None) -> dict:
+async def _call(method: str, url: str, token: str | None, what: str, body: dict[str, Any] | None = None) -> dict:
     """One Databricks REST call; its JSON answer, or a Connect error by Databricks' status."""
     import httpx
 
@@ -246,9 +246,9 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
         self,
         task_template: TaskTemplate,
         output_prefix: str = "",
-        inputs: Optional[dict] = None,
+        inputs: dict | None = None,
         task_execution_metadata: Any = None,
-        databricks_token: Optional[str] = None,
+        databricks_token: str | None = None,
         idempotency_token: str = "",
         **kwargs: Any,
     ) -> DatabricksJobMetadata:
@@ -283,7 +283,7 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
         return DatabricksJobMetadata(databricks_instance=instance, run_id=str(answer["run_id"]))
 
     async def get(
-        self, resource_meta: DatabricksJobMetadata, databricks_token: Optional[str] = None, **kwargs: Any
+        self, resource_meta: DatabricksJobMetadata, databricks_token: str | None = None, **kwargs: Any
     ) -> Resource:
         instance, run_id = resource_meta.databricks_instance, resource_meta.run_id
         answer = await _call(
@@ -301,7 +301,7 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
         return Resource(phase=phase, message=message, log_links=[link])
 
     async def delete(
-        self, resource_meta: DatabricksJobMetadata, databricks_token: Optional[str] = None, **kwargs: Any
+        self, resource_meta: DatabricksJobMetadata, databricks_token: str | None = None, **kwargs: Any
     ) -> None:
         run_id = resource_meta.run_id
         try:  # Databricks answers 200 for a run that has ended already

@@ -148,10 +148,11 @@ class SSHTransport:
 
     async def _connection(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a connection and a lock belong to the loop that made them
-            self._conn, self._loop, self._lock = None, loop, asyncio.Lock()
-        assert self._lock is not None
-        async with self._lock:
+        lock = self._lock
+        if self._loop is not loop or lock is None:  # a connection and a lock belong to the loop that made them
+            lock = asyncio.Lock()
+            self._conn, self._loop, self._lock = None, loop, lock
+        async with lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             if self._skip:
@@ -282,7 +283,7 @@ class SSHTransport:
         if rc != 0 and "Invalid job id" not in stderr and "already completing or completed" not in stderr:
             message = f"scancel {job_id} failed on {self.host}: {stderr.strip()}"
             lowered = stderr.lower()
-            if "access" in lowered and "denied" in lowered or "permission denied" in lowered:
+            if ("access" in lowered and "denied" in lowered) or "permission denied" in lowered:
                 raise ConnectError(Code.PERMISSION_DENIED, message)
             raise _unreachable(command, self.host, stderr, rc) or internal(message)
 

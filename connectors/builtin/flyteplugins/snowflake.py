@@ -9,7 +9,8 @@
 | log link | ``Snowflake Dashboard``: ``https://app.snowflake.com/<org>/<account>/#/compute/history/queries/<id>/detail`` |
 
 Only ``snowflake-connector-python`` (without its pandas extra) and ``cryptography`` are needed. The
-client is built by :func:`snowflake_connect`, the one function tests replace.
+client is built by :func:`snowflake_connect`, the one function tests replace; the SQL is
+``snowflake_sql``'s.
 """
 
 from __future__ import annotations
@@ -29,16 +30,11 @@ from google.protobuf import json_format
 from ...connector import AsyncConnector, Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, permission_denied
 from ...literals import DataFrameRef
+from .snowflake_sql import LOOKUP_SQL, expand_batch_query, query_link, query_phase, query_tag
 
 logger = logging.getLogger(__name__)
 
 TASK_TYPE = "snowflake"
-# Looked up before a query starts: this user's queries of the last day, the most recent first.
-LOOKUP_SQL = (
-    "SELECT QUERY_ID FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY_BY_USER("
-    "USER_NAME => %(user)s, END_TIME_RANGE_START => DATEADD('day', -1, CURRENT_TIMESTAMP()), "
-    "RESULT_LIMIT => 10000)) WHERE ENDSWITH(QUERY_TAG, %(token)s) ORDER BY START_TIME LIMIT 1"
-)
 _CACHE_SIZE = 16
 
 
@@ -183,7 +179,7 @@ async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) 
             return work(conn)
         except ConnectError:
             raise
-        except Exception as error:  # noqa: BLE001 - every client error is mapped
+        except Exception as error:  # every client error is mapped
             mapped = snowflake_error(error)
             if key and mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
                 _forget(key)
@@ -215,55 +211,6 @@ def snowflake_error(error: BaseException) -> ConnectError:
     return ConnectError(Code.UNAVAILABLE, f"{type(error).__name__}: {message}")
 
 
-# -- SQL, phases and links, as the original builds them ----------------------------------------
-
-
-def query_link(account: str, query_id: str) -> str:
-    """The query's page in Snowsight: ``<org>-<account>`` names become ``<org>/<account>``."""
-    org, dash, name = account.partition("-")
-    base = f"https://app.snowflake.com/{org}/{name}" if dash else f"https://app.snowflake.com/{account}"
-    return f"{base}/#/compute/history/queries/{query_id}/detail"
-
-
-_VALUES = re.compile(r"VALUES\s*\(((?:[^()]*|\([^)]*\))*)\)", re.IGNORECASE)
-
-
-def expand_batch_query(query: str, inputs: dict[str, list[Any]]) -> tuple[str, dict[str, Any]]:
-    """A one-row ``INSERT ... VALUES (%(a)s, %(b)s)`` with list inputs as one multi-row VALUES
-    clause: ``VALUES (%(a_0)s, %(b_0)s), (%(a_1)s, %(b_1)s)`` and ``{"a_0": ..., "b_0": ...}``."""
-    lengths = {len(column) for column in inputs.values()}
-    if len(lengths) != 1:
-        raise invalid_argument("All batch input lists must have the same length.")
-    rows = lengths.pop()
-    if rows == 0:
-        raise invalid_argument("Batch inputs must contain at least one row.")
-    found = list(_VALUES.finditer(query))
-    if not found:
-        raise invalid_argument("Batch inputs require a query template with a VALUES (...) clause.")
-    if len(found) > 1:
-        raise invalid_argument("Batch query expansion supports exactly one VALUES (...) clause.")
-    clause = found[0]
-    params: dict[str, Any] = {}
-    tuples = []
-    for i in range(rows):
-        row = clause.group(1)
-        for name, column in inputs.items():
-            row = re.sub(rf"%\({re.escape(name)}\)s", f"%({name}_{i})s", row)
-            params[f"{name}_{i}"] = column[i]
-        tuples.append(f"({row})")
-    return query[: clause.start()] + "VALUES " + ", ".join(tuples) + query[clause.end() :], params
-
-
-def _phase(status: Any) -> TaskExecution.Phase.ValueType:
-    """The original maps RUNNING and SUCCESS by name (flyte's convert_to_flyte_phase) and fails on
-    any other word; the waiting words are QUEUED here, the other running ones RUNNING."""
-    if status.name == "SUCCESS":
-        return TaskExecution.SUCCEEDED
-    if status.name in ("QUEUED", "RESUMING_WAREHOUSE", "QUEUED_REPARING_WAREHOUSE", "NO_DATA"):
-        return TaskExecution.QUEUED
-    return TaskExecution.RUNNING  # RUNNING, BLOCKED, RESTARTED
-
-
 class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
     name = "Snowflake Connector"
     task_type_name = TASK_TYPE
@@ -288,7 +235,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         if not account:
             raise invalid_argument("Missing Snowflake account. Set it through task configuration.")
         user, database, warehouse = custom.get("user"), custom.get("database"), custom.get("warehouse")
-        if not all([user, database, warehouse]):
+        if not (user and database and warehouse):
             raise invalid_argument("User, database and warehouse must be specified in the task configuration.")
         connection_kwargs = custom.get("connection_kwargs", {})
         if not isinstance(connection_kwargs, dict):
@@ -308,7 +255,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
             statement, params = expand_batch_query(query, inputs)
         else:
             statement, params = query, inputs
-        tag = _query_tag(connection_kwargs, idempotency_token)
+        tag = query_tag(connection_kwargs, idempotency_token)
         meta = SnowflakeJobMetadata(
             account=account,
             user=user,
@@ -356,7 +303,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
                 return found, None
             try:  # the error's text, as the original reports it
                 conn.get_query_status_throw_if_error(meta.query_id)
-            except Exception as error:  # noqa: BLE001 - its message is the answer
+            except Exception as error:  # its message is the answer
                 return found, str(error)
             return found, found.name
 
@@ -364,7 +311,7 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
         if error is not None:
             logger.error("Snowflake query failed: %s", error)
             return Resource(phase=TaskExecution.FAILED, message=error, log_links=[link])
-        phase = _phase(found)
+        phase = query_phase(found)
         outputs = None
         if phase == TaskExecution.SUCCEEDED and meta.has_output:
             uri = (
@@ -407,16 +354,3 @@ def _still_running(conn: Any, query_id: str) -> bool:
         if _refused(error):
             return False
         raise
-
-
-def _query_tag(connection_kwargs: dict[str, Any], token: str) -> str:
-    """The QUERY_TAG of the query: the token, after a tag the task's session parameters set."""
-    if not token:
-        return ""
-    session = connection_kwargs.get("session_parameters") or {}
-    theirs = (
-        next((str(v) for k, v in session.items() if str(k).upper() == "QUERY_TAG"), "")
-        if isinstance(session, dict)
-        else ""
-    )
-    return f"{theirs} {token}" if theirs else token

@@ -11,7 +11,8 @@ import importlib
 import json
 import pkgutil
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # moto runs Batch jobs without Docker and Step Functions state machines only when told so.
 MOTO_CONFIG = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
@@ -20,13 +21,13 @@ REGION = "us-east-1"
 
 
 def configure_moto(endpoint: str) -> None:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the http endpoint of the moto server being set up
         f"{endpoint}/moto-api/config",
         data=json.dumps(MOTO_CONFIG).encode(),
         method="POST",
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10):
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - as above
         pass
 
 

@@ -1,6 +1,7 @@
 """examples/athena_query.json: the work group ``flyte`` with results in s3://flyte-examples/athena/."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_bucket
 

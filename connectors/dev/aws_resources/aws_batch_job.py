@@ -1,7 +1,8 @@
 """examples/aws_batch_job.json: the job queue ``flyte-example`` on an unmanaged compute environment,
 and the job definition ``flyte-example`` (a container that echoes its ``day`` parameter)."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_role
 

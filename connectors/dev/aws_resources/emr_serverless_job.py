@@ -1,7 +1,8 @@
 """examples/emr_serverless_job.json: the Spark application ``flyte-example`` (id APPLICATION_ID, which
 the patched moto gives it), its execution role and the job's script in s3://flyte-examples/emr-serverless/."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_bucket, ensure_role
 

@@ -1,7 +1,8 @@
 """examples/glue_job.json: the Glue job ``flyte-example`` (a Python shell script in S3) with a role
 Glue may assume; up to 100 runs at once, so that held runs in tests do not refuse new ones."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_bucket, ensure_role
 

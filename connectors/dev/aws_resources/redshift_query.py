@@ -1,7 +1,8 @@
 """examples/redshift_query.json: the provisioned cluster ``flyte-example`` (database ``dev``) and
 the role ``flyte-redshift-unload`` that UNLOAD writes to s3://flyte-examples/redshift/ with."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_bucket, ensure_role
 

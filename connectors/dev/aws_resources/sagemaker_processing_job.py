@@ -1,6 +1,7 @@
 """examples/sagemaker_processing_job.json: the role SageMaker assumes, and the script it runs."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_bucket, ensure_role
 from .sagemaker_training_job import ROLE

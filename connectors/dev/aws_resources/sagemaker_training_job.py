@@ -1,6 +1,7 @@
 """examples/sagemaker_training_job.json: the role SageMaker assumes, and s3://flyte-examples/sagemaker/."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ensure_bucket, ensure_role
 

@@ -3,7 +3,8 @@
 ``rows`` and ``mode``."""
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import ACCOUNT, REGION, ensure_role
 

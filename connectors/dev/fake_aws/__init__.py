@@ -19,7 +19,8 @@ import importlib
 import json
 import pkgutil
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # service -> function(job id or name, status, reason) that sets a job's outcome in moto's backend
 _FATE_SETTERS: dict[str, Callable[[str, str, str], None]] = {}

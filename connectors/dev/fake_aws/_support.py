@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def wraps_method(cls: type, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -14,7 +15,7 @@ def wraps_method(cls: type, name: str) -> Callable[[Callable[..., Any]], Callabl
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         original = getattr(cls, name)
         patch_id = f"{fn.__module__}.{fn.__qualname__}"
-        applied = getattr(original, "__fake_aws__", frozenset())
+        applied: frozenset[str] = getattr(original, "__fake_aws__", frozenset())
         if patch_id in applied:
             return original
 

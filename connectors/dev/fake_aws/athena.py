@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from moto.core.exceptions import JsonRESTError
 from moto.athena.models import AthenaBackend
 from moto.athena.responses import AthenaResponse
+from moto.core.exceptions import JsonRESTError
 
 from . import fate_of
 from ._support import wraps_method

@@ -30,6 +30,8 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from moto.batch.models import BatchBackend, Job
@@ -40,6 +42,17 @@ from ._support import wraps_method
 
 _lock = threading.RLock()
 DEFAULT_GROUP = "/aws/batch/job"
+
+
+@dataclass
+class _Seen:
+    """What this fake keeps of a job, beside moto's job (which has no field for it)."""
+
+    ran: bool = False  # seen RUNNING once: it ends on the next describe
+    fate: dict[str, str] | None = None  # the fate last applied
+
+
+_JOBS: weakref.WeakKeyDictionary[Job, _Seen] = weakref.WeakKeyDictionary()
 
 
 @wraps_method(BatchSimpleBackend, "_mark_job_as_finished")
@@ -110,8 +123,9 @@ def _settle(job: Job) -> None:
     if status in ("STARTING", "RUNNING") and job.latest_attempt is None:
         job.job_started_at = datetime.datetime.now()
         job._start_attempt()
-    if status == "RUNNING" and not getattr(job, "_fake_ran", False):
-        job._fake_ran = True  # seen RUNNING once; it ends on the next describe
+    seen = _JOBS.setdefault(job, _Seen())
+    if status == "RUNNING" and not seen.ran:
+        seen.ran = True  # seen RUNNING once; it ends on the next describe
         job.log_stream_name = job._stream_name
     elif status == "RUNNING":
         _write_output(job)
@@ -126,9 +140,10 @@ def _fate(job: Job) -> dict[str, str] | None:
 
 def _apply_fate(job: Job) -> None:
     fate = _fate(job)
-    if not fate or getattr(job, "_fake_fate", None) == fate:
+    seen = _JOBS.setdefault(job, _Seen())
+    if not fate or seen.fate == fate:
         return
-    job._fake_fate = fate
+    seen.fate = fate
     job.status = fate["status"]
     job.job_stopped_reason = fate.get("reason") or None
     if fate["status"] == "FAILED":
@@ -150,5 +165,6 @@ def _write_output(job: Job) -> None:
     now = int(time.time() * 1000)
     logs = job._log_backend
     logs.ensure_log_group(group)
-    logs.ensure_log_stream(group, job.log_stream_name)
-    logs.put_log_events(group, job.log_stream_name, [{"timestamp": now, "message": line} for line in lines])
+    stream = job._stream_name  # its log_stream_name since it started
+    logs.ensure_log_stream(group, stream)
+    logs.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])

@@ -31,13 +31,18 @@ from . import fate_of
 from ._support import wraps_method
 
 MODEL = "emr-serverless::job-run"
-STEPS = [("SUBMITTED", "PENDING"), ("PENDING", "SCHEDULED"), ("SCHEDULED", "RUNNING"), ("RUNNING", "SUCCESS")]
+STEPS: list[tuple[str | None, str]] = [
+    ("SUBMITTED", "PENDING"),
+    ("PENDING", "SCHEDULED"),
+    ("SCHEDULED", "RUNNING"),
+    ("RUNNING", "SUCCESS"),
+]
 ENDED = ("SUCCESS", "FAILED", "CANCELLED")
 FIXED_ID_TAG = "fake-aws:application-id"
 state_manager.register_default_transition(MODEL, {"progression": "immediate"})
 
 # per run: its ManagedState, and the GetJobRun calls seen since it was cancelled
-_RUNS: "weakref.WeakKeyDictionary[JobRun, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_RUNS: weakref.WeakKeyDictionary[JobRun, dict[str, Any]] = weakref.WeakKeyDictionary()
 _TOKENS: dict[tuple[int, str, str], JobRun] = {}  # (backend, application, clientToken) -> run
 
 

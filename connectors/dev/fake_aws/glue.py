@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import time
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from moto.core.responses import ActionResult
@@ -33,6 +35,18 @@ STOPPABLE = ("STARTING", "RUNNING", "WAITING")
 ENDED = ("STOPPED", "SUCCEEDED", "FAILED", "ERROR", "TIMEOUT", "EXPIRED")
 
 
+@dataclass
+class _Seen:
+    """What this fake keeps of a run, beside moto's run (which has no field for it)."""
+
+    where: tuple[str, str] | None = None  # (account, region): where its output is logged
+    stopping_seen: bool = False  # answered STOPPING once: STOPPED on the next read
+    logged: bool = False  # its output is written
+
+
+_RUNS: weakref.WeakKeyDictionary[FakeJobRun, _Seen] = weakref.WeakKeyDictionary()
+
+
 @adds_method(GlueResponse, "batch_stop_job_run")
 def _batch_stop_job_run(self: GlueResponse) -> ActionResult:
     name = self._get_param("JobName", "")
@@ -41,7 +55,7 @@ def _batch_stop_job_run(self: GlueResponse) -> ActionResult:
     for run_id in self._get_param("JobRunIds") or []:
         run = next((run for run in job.job_runs if run.job_run_id == run_id), None)
         state = run.status if run is not None else None
-        if run is not None and state in STOPPABLE + ("STOPPING",):
+        if run is not None and state in (*STOPPABLE, "STOPPING"):
             run.status = "STOPPING"
             stopped.append({"JobName": name, "JobRunId": run_id})
             continue
@@ -65,16 +79,17 @@ def _newest_first(original: Any, self: FakeJob) -> list[FakeJobRun]:
 def _start(original: Any, self: FakeJob, **kwargs: Any) -> str:
     run_id = original(self, **kwargs)
     run = next(run for run in self.job_runs if run.job_run_id == run_id)
-    run._fake_where = (self.backend.account_id, self.backend.region_name)
+    _RUNS.setdefault(run, _Seen()).where = (self.backend.account_id, self.backend.region_name)
     return run_id
 
 
 @wraps_method(FakeJobRun, "as_dict")
 def _as_dict(original: Any, self: FakeJobRun) -> dict[str, Any]:
+    seen = _RUNS.setdefault(self, _Seen())
     state = self.status
-    if state == "STOPPING" and getattr(self, "_fake_stopping_seen", False):
+    if state == "STOPPING" and seen.stopping_seen:
         self.status = state = "STOPPED"
-    self._fake_stopping_seen = state == "STOPPING"
+    seen.stopping_seen = state == "STOPPING"
     fate = fate_of("glue", self.job_run_id)
     if fate and state == "SUCCEEDED":
         self.status = state = fate["status"]
@@ -82,14 +97,15 @@ def _as_dict(original: Any, self: FakeJobRun) -> dict[str, Any]:
     answer["LogGroupName"] = LOG_GROUP
     if fate and state == fate["status"] and fate.get("reason"):
         answer["ErrorMessage"] = fate["reason"]
-    if state in ENDED and not getattr(self, "_fake_logged", False):
-        self._fake_logged = True
+    if state in ENDED and not seen.logged:
+        seen.logged = True
         _write_output(self, state, fate)
     return answer
 
 
 def _write_output(run: FakeJobRun, state: str, fate: dict[str, str] | None) -> None:
-    where = getattr(run, "_fake_where", None)
+    seen = _RUNS.get(run)
+    where = seen.where if seen is not None else None
     if where is None:
         return
     arguments = {key: value for key, value in (run.arguments or {}).items() if key != "--flyte-idempotency-token"}

@@ -20,7 +20,9 @@ def _filter_log_events(original: Any, self: LogsResponse) -> Any:
     if not prefix or self._get_param("logStreamNames"):
         return original(self)
     group = self._get_param("logGroupName")
-    self.logs_backend.filter_log_events(group, [], None, None, 1, None, "", False)  # an unknown group: as moto answers
+    self.logs_backend.filter_log_events(
+        group, [], 0, 0, 1, None, "", False
+    )  # an unknown group: as moto answers (0: no time bound)
     names = [name for name in self.logs_backend.groups[group].streams if name.startswith(prefix)]
     if not names:
         return json.dumps({"events": [], "searchedLogStreams": []})

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from moto.moto_api import state_manager
@@ -47,6 +49,19 @@ class _Progress(ManagedState):
         super().__init__(MODEL, [("SUBMITTED", "PICKED"), ("PICKED", "STARTED"), ("STARTED", "FINISHED")])
 
 
+@dataclass
+class _Kept:
+    """What this fake keeps of a statement it ran, beside moto's (which has no field for it)."""
+
+    progress: _Progress
+    workgroup: str | None = None
+    name: str | None = None
+    error: str | None = None  # a fate's reason
+
+
+_KEPT: weakref.WeakKeyDictionary[Statement, _Kept] = weakref.WeakKeyDictionary()
+
+
 @wraps_method(RedshiftDataAPIServiceResponse, "execute_statement")
 def _execute(original: Any, self: RedshiftDataAPIServiceResponse) -> Any:
     backend = self.redshiftdata_backend
@@ -59,9 +74,7 @@ def _execute(original: Any, self: RedshiftDataAPIServiceResponse) -> Any:
     status, headers, body = original(self)
     statement = backend.statements[json.loads(body)["Id"]]
     statement.status = "SUBMITTED"
-    statement._fake_progress = _Progress()
-    statement._fake_workgroup = self._get_param("WorkgroupName")
-    statement._fake_name = self._get_param("StatementName")
+    _KEPT[statement] = _Kept(_Progress(), self._get_param("WorkgroupName"), self._get_param("StatementName"))
     if token:
         tokens[token] = statement.id
     return status, headers, json.dumps(_started(statement))
@@ -81,7 +94,8 @@ def _started(statement: Statement) -> dict[str, Any]:
 
 
 def _workgroup(statement: Statement) -> str | None:
-    return getattr(statement, "_fake_workgroup", None)
+    kept = _KEPT.get(statement)
+    return kept.workgroup if kept is not None else None
 
 
 def _check_cluster(self: RedshiftDataAPIServiceResponse) -> None:
@@ -112,16 +126,18 @@ def _describe(original: Any, self: RedshiftDataAPIServiceBackend, statement_id: 
 
 
 def _advance(statement: Statement) -> None:
-    progress = getattr(statement, "_fake_progress", None)
-    if progress is None or statement.status not in RUNNING:
+    kept = _KEPT.get(statement)
+    if kept is None or statement.status not in RUNNING:
         return
     fate = fate_of("redshift-data", statement.id)
     if fate:
         statement.status = fate["status"]
-        statement._fake_error = fate["reason"]
+        kept.error = fate["reason"]
         return
-    progress.advance()
-    statement.status = progress.status
+    kept.progress.advance()
+    status = kept.progress.status
+    if status is not None:  # always: each of its transitions names the state it goes to
+        statement.status = status
     if statement.status == "FINISHED":
         select = bool(re.match(r"\s*(select|with|show)\b", statement.query_string or "", re.I))
         statement.has_result_set = select
@@ -134,10 +150,11 @@ def _fields(original: Any, self: Statement) -> Any:
     yield from original(self)
     if _workgroup(self):
         yield "WorkgroupName", _workgroup(self)
-    if getattr(self, "_fake_name", None):
-        yield "StatementName", self._fake_name
-    if getattr(self, "_fake_error", None):
-        yield "Error", self._fake_error
+    kept = _KEPT.get(self)
+    if kept is not None and kept.name:
+        yield "StatementName", kept.name
+    if kept is not None and kept.error:
+        yield "Error", kept.error
 
 
 @wraps_method(RedshiftDataAPIServiceBackend, "cancel_statement")

@@ -32,18 +32,18 @@ from ._support import adds_method, wraps_method
 
 TRAINING = "sagemaker::training-job"
 PROCESSING = "sagemaker::processing-job"
-TRAINING_STEPS = [
+TRAINING_STEPS: list[tuple[str | None, str]] = [  # moto's ManagedState transitions
     ("Starting", "Downloading"),
     ("Downloading", "Training"),
     ("Training", "Uploading"),
     ("Uploading", "Completed"),
 ]
-PROCESSING_STEPS = [("InProgress", "Completed")]
+PROCESSING_STEPS: list[tuple[str | None, str]] = [("InProgress", "Completed")]
 ENDED = ("Completed", "Failed", "Stopped")
 for _model in (TRAINING, PROCESSING):
     state_manager.register_default_transition(_model, {"progression": "immediate"})
 
-_JOBS: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_JOBS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def _status(job: Any) -> str:
@@ -95,7 +95,7 @@ def _stop(job: Any, kind: str) -> None:
     _JOBS.setdefault(job, {})["stopped"] = 0
 
 
-def _create(kind: str, jobs_of: str, model: str, steps: list[tuple[str, str]], name_param: str) -> Any:
+def _create(kind: str, jobs_of: str, model: str, steps: list[tuple[str | None, str]], name_param: str) -> Any:
     def create(original: Any, self: SageMakerModelBackend, *args: Any, **kwargs: Any) -> Any:
         name = kwargs.get(name_param) or (args[0] if args else "")
         existing = getattr(self, jobs_of).get(name)

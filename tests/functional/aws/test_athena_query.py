@@ -11,7 +11,7 @@ from connectors import literals
 from connectors.builtin.aws.athena import AthenaQueryConnector, AthenaQueryMeta
 from connectors.dev.aws_resources.athena_query import RESULTS, WORK_GROUP
 from connectors.errors import Code
-from tests.aws_world import DATAFRAME, DATETIME, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, DATETIME, INT, STR
 
 TYPE = "athena_query"
 
@@ -27,7 +27,7 @@ def started_query(world, handle: bytes) -> dict:
 
 def test_a_query_runs_to_success_with_typed_parameters_and_its_result_as_a_dataframe(aws_world):
     world = aws_world(AthenaQueryConnector())
-    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     request = world.request(
         TYPE,
         {"query": "select * from t where a = ? and b = ? and c > ?", "work_group": WORK_GROUP, "database": "default"},

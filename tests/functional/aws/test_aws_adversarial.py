@@ -9,6 +9,7 @@ moto to reach a state the service cannot (a job AWS no longer knows).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -52,7 +53,7 @@ from connectors.dev.aws_resources.sagemaker_training_job import OUTPUT_PATH
 from connectors.dev.aws_resources.sagemaker_training_job import ROLE as SM_ROLE
 from connectors.dev.aws_resources.sfn_execution import ARN as SFN_ARN
 from connectors.errors import Code
-from tests.aws_world import DATAFRAME, DIR, FLOAT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, FLOAT, STR
 
 UNLOAD_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{UNLOAD_ROLE_NAME}"
 SM_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{SM_ROLE}"
@@ -126,7 +127,7 @@ def test_redshift_unload_inlines_hostile_single_values_as_literals(aws_world):
     custom = redshift_custom(
         query="select * from t where a = :a and n > :n", unload_prefix=UNLOAD_PREFIX, unload_iam_role=UNLOAD_ROLE
     )
-    hostile = "x'); drop table t; -- ' /* é’ */ :n"
+    hostile = "x'); drop table t; -- ' /* é’ */ :n"  # noqa: RUF001 - hostile input: the odd quote is the point
     handle = world.create(
         world.request(
             "redshift_query", custom, inputs={"a": (STR, hostile), "n": (FLOAT, 1.5)}, outputs={"df": DATAFRAME}
@@ -456,12 +457,10 @@ def test_a_forged_log_token_cannot_page_into_another_jobs_streams(aws_world):
     mine, theirs = (world.create(world.request("sagemaker_training_job", training_custom())) for _ in range(2))
     names = [SageMakerTrainingJobMeta.decode(world.record(handle).resource_meta).job_name for handle in (mine, theirs)]
     logs, group = world.boto("logs"), "/aws/sagemaker/TrainingJobs"
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=group)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     now = int(time.time() * 1000)
-    for name, text in zip(names, ("my line", "THEIR SECRET LINE")):
+    for name, text in zip(names, ("my line", "THEIR SECRET LINE"), strict=True):
         logs.create_log_stream(logGroupName=group, logStreamName=f"{name}/algo-1-1")
         logs.put_log_events(
             logGroupName=group,
@@ -577,7 +576,7 @@ def test_emr_an_input_cannot_override_a_fixed_entry_point_argument(aws_world):
     arguments = world.boto("emr-serverless").get_job_run(applicationId=meta.application_id, jobRunId=meta.job_run_id)[
         "jobRun"
     ]["jobDriver"]["sparkSubmit"]["entryPointArguments"]
-    parsed = dict(zip(arguments[0::2], arguments[1::2]))  # the example script's own parser (aws_resources)
+    parsed = dict(zip(arguments[0::2], arguments[1::2], strict=False))  # the example script's parser (aws_resources)
     assert parsed["--source"] == "s3://trusted/data", arguments
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from connectors.builtin.aws.batch import CANCEL_REASON, AwsBatchJobConnector, Aw
 from connectors.dev.aws_resources.aws_batch_job import JOB_DEFINITION, QUEUE
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import crashes_once, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import STR, crashes_once
 
 TYPE = "aws_batch_job"
 EXAMPLE = pathlib.Path(__file__).parents[3] / "examples" / "aws_batch_job.json"

@@ -16,7 +16,7 @@ from connectors.builtin.aws.emr_serverless import PHASES, EmrServerlessJobConnec
 from connectors.dev.aws_resources.emr_serverless_job import APPLICATION_ID, ENTRY_POINT, ROLE
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import FILE, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import FILE, INT, STR
 
 TYPE = "emr_serverless_job"
 MODEL = "emr-serverless::job-run"

@@ -25,13 +25,13 @@ import uuid
 from typing import Any
 
 import flyte
-import flyteplugins.aws
 import pytest
 from flyte.io import DataFrame, Dir, File
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf import json_format
 
+import flyteplugins.aws
 from connectors.dev.aws_resources.athena_query import RESULTS, WORK_GROUP
 from flyteplugins.aws import (
     AthenaQueryTask,
@@ -44,7 +44,6 @@ from flyteplugins.aws import (
     StepFunctionsTask,
 )
 from flyteplugins.aws._local import ConnectorNotInstalled, LocalConnector, idempotency_token
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.flyte_requests import execution_metadata
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -166,7 +165,7 @@ def test_a_task_serialized_by_the_sdk_runs_through_the_served_app_to_success(aws
     declared = task.native_interface.outputs
     got = (got,) if len(declared) == 1 else (got or ())
     assert len(got) == len(declared)
-    for value, kind in zip(got, declared.values()):
+    for value, kind in zip(got, declared.values(), strict=True):
         assert isinstance(value, kind)
     if task_class is AthenaQueryTask:
         query_id = resource.custom_info["query_execution_id"]
@@ -203,7 +202,7 @@ def test_each_example_in_the_docs_runs_locally_through_the_connectors(local_flyt
     for name in set(re.findall(r"\b(\w+Task)\(", example)):
         connector_class(getattr(flyteplugins.aws, name))
     # As `python example.py` runs it: flyte.init(), then flyte.run in local mode.
-    exec(compile(example, "docs/flyte-tasks.md", "exec"), {"__name__": "__main__"})
+    exec(compile(example, "docs/flyte-tasks.md", "exec"), {"__name__": "__main__"})  # noqa: S102 - the docs' own example
     printed = capsys.readouterr().out
     if "async def daily(" in example:  # Glue, then Athena, then Step Functions
         assert "results at s3://flyte-examples/athena/" in printed and "1 rows on 2026-01-01" in printed
@@ -300,9 +299,9 @@ def serialized_alone(task: Any) -> Any:
 
 
 def test_a_cancelled_local_run_stops_the_job_it_started(aws_world):
-    from connectors.builtin.aws.athena import AthenaQueryConnector
     from flyte.connectors import ConnectorRegistry
 
+    from connectors.builtin.aws.athena import AthenaQueryConnector
     from flyteplugins.aws._local import run_locally as local_execute
 
     world = aws_world(AthenaQueryConnector())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from connectors.builtin.aws.glue import TOKEN_ARGUMENT, GlueJobConnector, GlueJo
 from connectors.dev.aws_resources.glue_job import JOB_NAME
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import crashes_once, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import INT, STR, crashes_once
 
 TYPE = "glue_job"
 EXAMPLE = pathlib.Path(__file__).parents[3] / "examples" / "glue_job.json"

@@ -16,7 +16,7 @@ from connectors.builtin.aws.redshift import PHASES, RedshiftQueryConnector, Reds
 from connectors.dev.aws_resources.redshift_query import CLUSTER, DATABASE, DB_USER, UNLOAD_PREFIX, UNLOAD_ROLE_NAME
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import DATAFRAME, DATETIME, FLOAT, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, DATETIME, FLOAT, INT, STR
 
 TYPE = "redshift_query"
 MODEL = "redshiftdata::statement"
@@ -67,7 +67,7 @@ def test_a_query_runs_to_success_with_the_inputs_it_names_as_parameters(aws_worl
 
 def test_a_dataframe_output_unloads_the_query_as_parquet_under_the_attempts_token(aws_world):
     world = aws_world(RedshiftQueryConnector())
-    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     request = world.request(
         TYPE,
         custom(
@@ -83,8 +83,8 @@ def test_a_dataframe_output_unloads_the_query_as_parquet_under_the_attempts_toke
     uri = f"{UNLOAD_PREFIX}/{token}/"
     started = statement(world, handle)
     assert started["QueryString"] == (
-        "UNLOAD ('select * from t where a = ''it''''s'' and b = 7 and c > ''2026-01-02 03:04:05''') "
-        f"TO '{uri}' IAM_ROLE '{ROLE}' FORMAT AS PARQUET"
+        "UNLOAD ('select * from t where a = ''it''''s'' and b = 7 and c > ''2026-01-02 03:04:05''') "  # noqa: S608
+        f"TO '{uri}' IAM_ROLE '{ROLE}' FORMAT AS PARQUET"  # S608: the SQL the connector must send, not one run here
     )
     assert not started.get("QueryParameters")  # AWS binds no parameters inside UNLOAD
     resource = world.wait(handle, TYPE)

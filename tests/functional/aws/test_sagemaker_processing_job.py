@@ -19,7 +19,7 @@ from connectors.dev.aws_resources.sagemaker_processing_job import CODE, FEATURES
 from connectors.dev.aws_resources.sagemaker_training_job import ROLE
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import DIR, FILE, FLOAT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DIR, FILE, FLOAT, STR
 
 TYPE = "sagemaker_processing_job"
 MODEL = "sagemaker::processing-job"

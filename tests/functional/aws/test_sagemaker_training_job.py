@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import time
 import uuid
@@ -11,7 +12,8 @@ import pytest
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 from google.protobuf import json_format
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors import literals
 from connectors.builtin.aws.sagemaker_jobs import NAME_PATTERN, TOKEN_TAG, job_name
@@ -19,7 +21,7 @@ from connectors.builtin.aws.sagemaker_training import SageMakerTrainingJobConnec
 from connectors.dev.aws_resources.sagemaker_training_job import OUTPUT_PATH, ROLE, TRAIN_DATA
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import FILE, FLOAT, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import FILE, FLOAT, INT, STR
 from tests.flyte_requests import execution_metadata
 
 TYPE = "sagemaker_training_job"
@@ -130,10 +132,8 @@ def test_get_task_logs_reads_the_jobs_cloudwatch_streams(aws_world):
     name = meta_of(world, handle).job_name
     assert world.logs(handle, TYPE) == []  # nothing logged yet: an empty page
     logs = world.boto("logs")
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=GROUP)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     now = int(time.time() * 1000)
     for stream, lines in (
         (f"{name}/algo-1-1234", ["[0] train-auc:0.91", "[1] train-auc:0.95"]),

@@ -18,7 +18,7 @@ from connectors.dev.aws_resources import ACCOUNT, REGION
 from connectors.dev.aws_resources.sfn_execution import ARN as EXAMPLE_ARN
 from connectors.errors import Code
 from connectors.store.record import TaskExecutionKey
-from tests.aws_world import FLOAT, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import FLOAT, INT, STR
 
 TYPE = "sfn_execution"
 INTS = types_pb2.LiteralType(collection_type=INT)
@@ -34,7 +34,7 @@ MACHINES = {
 
 
 @pytest.fixture(scope="module")
-def machines(aws_endpoint):  # noqa: F811
+def machines(aws_endpoint):
     """State machines of this module's own, by kind: their ARNs."""
     from connectors.dev.aws_resources import client_factory, ensure_role
 

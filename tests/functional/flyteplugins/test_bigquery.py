@@ -33,7 +33,7 @@ from google.protobuf import json_format
 from connectors import literals
 from connectors.builtin.flyteplugins.bigquery import BigQueryConnector, BigQueryMetadata
 from connectors.errors import Code
-from tests.aws_world import DATAFRAME, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME
 from tests.fake_bigquery import FakeBigQuery
 from tests.flyte_requests import execution_metadata
 

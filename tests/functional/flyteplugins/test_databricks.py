@@ -12,8 +12,9 @@ import sys
 import types
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flyteidl2.core import tasks_pb2
@@ -25,7 +26,6 @@ from google.protobuf.struct_pb2 import Struct
 
 from connectors.builtin.flyteplugins.databricks import DatabricksConnector, DatabricksJobMetadata
 from connectors.errors import Code
-from tests.aws_world import aws_endpoint, aws_world  # noqa: F401
 from tests.fake_databricks import FakeDatabricks
 
 TYPE = "databricks"
@@ -375,8 +375,9 @@ def original() -> types.ModuleType:
 
 def trusting(module: types.ModuleType, cafile: str) -> None:
     """The original's ``aiohttp.ClientSession()`` trusting the fake's certificate."""
-    import aiohttp
     import ssl
+
+    import aiohttp
 
     context = ssl.create_default_context(cafile=cafile)
     module.aiohttp = types.SimpleNamespace(

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flyteidl2.connector import connector_pb2 as pb
@@ -16,7 +17,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin.flyteplugins.slurm import SlurmConnector, SlurmJobMetadata
 from connectors.errors import Code
-from tests.aws_world import INT, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import INT
 from tests.fake_slurm import HOME, FakeSlurm
 
 TYPE = "slurm"
@@ -328,6 +329,41 @@ async def _logs(connector: Any, meta: Any, **kwargs: Any) -> list[str]:
     return [line.message for part in [r async for r in connector.get_logs(meta, **kwargs)] for line in part.body.lines]
 
 
+Calls = tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any]]  # get, logs, cancel
+
+
+def _through_original(original_class: Any, loop: asyncio.AbstractEventLoop, fake: FakeSlurm, created: Any) -> Calls:
+    original = original_class()
+    run = loop.run_until_complete  # the original keeps its connection for the loop it was made on
+    meta = run(
+        original.create(
+            created.template,
+            created.output_prefix,
+            {"steps": 3},
+            created.task_execution_metadata,
+            **secrets(fake),
+        )
+    )
+    return (
+        lambda: run(original.get(meta, **secrets(fake))),
+        lambda: run(_logs(original, meta, **secrets(fake))),
+        lambda: run(original.delete(meta, **secrets(fake))),
+    )
+
+
+def _through_port(world: Any, fake: FakeSlurm, created: Any) -> Calls:
+    handle = world.create(created)
+    # Called directly: the logs request carries no secrets, and the service sends no
+    # DeleteTask to the connector for a task it has seen end (here: FAILED).
+    port = SlurmConnector()
+    meta = SlurmJobMetadata.decode(world.record(handle).resource_meta)
+    return (
+        lambda: poll(world, handle, fake),
+        lambda: asyncio.run(_logs(port, meta, **secrets(fake))),
+        lambda: asyncio.run(port.delete(meta, **secrets(fake))),
+    )
+
+
 def test_the_port_sends_what_the_original_sends_and_reports_the_same(aws_world, monkeypatch):
     from flyteplugins.slurm.connector import SlurmConnector as Original
 
@@ -350,29 +386,9 @@ def test_the_port_sends_what_the_original_sends_and_reports_the_same(aws_world, 
                 run="r-differential",
             )
             if side == "original":
-                original = Original()
-                run = loop.run_until_complete  # the original keeps its connection for the loop it was made on
-                meta = run(
-                    original.create(
-                        created.template,
-                        created.output_prefix,
-                        {"steps": 3},
-                        created.task_execution_metadata,
-                        **secrets(fake),
-                    )
-                )
-                get = lambda: run(original.get(meta, **secrets(fake)))  # noqa: E731
-                logs = lambda: run(_logs(original, meta, **secrets(fake)))  # noqa: E731
-                cancel = lambda: run(original.delete(meta, **secrets(fake)))  # noqa: E731
+                get, logs, cancel = _through_original(Original, loop, fake, created)
             else:
-                handle = world.create(created)
-                get = lambda: poll(world, handle, fake)  # noqa: E731
-                # Called directly: the logs request carries no secrets, and the service sends no
-                # DeleteTask to the connector for a task it has seen end (here: FAILED).
-                port = SlurmConnector()
-                meta = SlurmJobMetadata.decode(world.record(handle).resource_meta)
-                logs = lambda: asyncio.run(_logs(port, meta, **secrets(fake)))  # noqa: E731
-                cancel = lambda: asyncio.run(port.delete(meta, **secrets(fake)))  # noqa: E731
+                get, logs, cancel = _through_port(world, fake, created)
             job_id = job(fake)
             name = fake.jobs[job_id].name
             seen: list[Any] = [fake.jobs[job_id].script.replace(name, "JOB")]
@@ -399,7 +415,7 @@ def test_the_port_sends_what_the_original_sends_and_reports_the_same(aws_world, 
         ("exec", f"sbatch --parsable {HOME}/.flyte/jobs/JOB.sbatch"),
     ]
     assert port[-1][-1] == ("exec", "scancel 1001") and len(port) == len(original) == 7
-    for mine, theirs in zip(port[1:], original[1:]):
+    for mine, theirs in zip(port[1:], original[1:], strict=True):
         assert mine == theirs
 
 

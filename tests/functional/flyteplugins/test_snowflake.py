@@ -24,7 +24,7 @@ from snowflake.connector import errors
 from connectors.builtin.flyteplugins import snowflake as port
 from connectors.errors import Code
 from connectors.literals import DataFrameRef
-from tests.aws_world import DATAFRAME, INT, STR, aws_endpoint, aws_world  # noqa: F401
+from tests.aws_world import DATAFRAME, INT, STR
 from tests.fake_snowflake import FakeSnowflake
 from tests.flyte_requests import execution_metadata
 
@@ -61,7 +61,7 @@ def fake(monkeypatch) -> FakeSnowflake:
 
 
 @pytest.fixture
-def world(aws_world, fake):  # noqa: F811
+def world(aws_world, fake):
     return aws_world(port.SnowflakeConnector())
 
 

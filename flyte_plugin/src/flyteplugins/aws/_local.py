@@ -23,13 +23,15 @@ of flyteplugins-aws: when it is missing, a local run says what to install.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import importlib
 import json
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any
 
 from flyte.connectors import AsyncConnector, ConnectorRegistry, Resource, ResourceMeta
 
@@ -51,14 +53,14 @@ class _Run:
     """One local execute of one task: what the adapter needs from it, and the jobs it started."""
 
     task: Any
-    started: List["LocalMeta"] = field(default_factory=list)
+    started: list[LocalMeta] = field(default_factory=list)
 
 
-_RUN: contextvars.ContextVar[Optional[_Run]] = contextvars.ContextVar("flyteplugins_aws_local_run", default=None)
+_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("flyteplugins_aws_local_run", default=None)
 _REGISTER_LOCK = threading.Lock()
 
 
-async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs: Dict[str, Any]) -> Any:
+async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Any:
     """Run ``execute`` (the SDK mixin's) with this task's connector registered in flyte."""
     connector = connector_for(task)
     run = _Run(task)
@@ -67,10 +69,8 @@ async def run_locally(task: Any, execute: Callable[..., Awaitable[Any]], kwargs:
         return await execute(**kwargs)
     except (asyncio.CancelledError, KeyboardInterrupt):
         for started in run.started:  # the SDK's loop does not abort a remote job; this does
-            try:
+            with contextlib.suppress(Exception):  # the cancellation is what the caller must see
                 await connector.delete(started)
-            except Exception:  # noqa: BLE001 - the cancellation is what the caller must see
-                pass
         raise
     finally:
         _RUN.reset(token)
@@ -121,7 +121,7 @@ class LocalConnector(AsyncConnector):
         self.name = f"{connector.name} (local)"
         self.task_type_name = connector.task_type_name
         self.task_type_version = connector.task_type_version
-        self._attempts: Dict[tuple, int] = {}
+        self._attempts: dict[tuple, int] = {}
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
         run = _RUN.get()
@@ -137,7 +137,8 @@ class LocalConnector(AsyncConnector):
         run.started.append(started)
         return started
 
-    async def get(self, resource_meta: LocalMeta, **kwargs) -> Resource:
+    # flyte's interface: get and delete receive a metadata_type (LocalMeta), which its types cannot say.
+    async def get(self, resource_meta: LocalMeta, **kwargs) -> Resource:  # type: ignore[override]
         from flyteidl2.core.execution_pb2 import TaskExecution
 
         found = await self.connector.get(resource_meta.meta, **kwargs)
@@ -152,7 +153,7 @@ class LocalConnector(AsyncConnector):
             custom_info=found.custom_info,
         )
 
-    async def delete(self, resource_meta: LocalMeta, **kwargs) -> None:
+    async def delete(self, resource_meta: LocalMeta, **kwargs) -> None:  # type: ignore[override]
         await self.connector.delete(resource_meta.meta, **kwargs)
 
     def _metadata(self) -> Any:
@@ -161,7 +162,10 @@ class LocalConnector(AsyncConnector):
         from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
         from flyteidl2.core import identifier_pb2
 
-        action = internal_ctx().data.task_context.action
+        task_context = internal_ctx().data.task_context
+        if task_context is None:  # create refuses any call outside a local run first
+            raise RuntimeError(f"{self.name} serves local runs of flyteplugins.aws tasks only")
+        action = task_context.action
         key = (action.org, action.project, action.domain, action.run_name, action.name)
         with _REGISTER_LOCK:
             attempt = self._attempts.get(key, -1) + 1
@@ -199,20 +203,22 @@ def idempotency_token(metadata: Any) -> str:
     return hashlib.blake2b(json.dumps(parts).encode(), digest_size=16, person=b"flyte-idem").hexdigest()
 
 
-async def _service_inputs(task: Any, template: Any, values: Dict[str, Any]) -> Dict[str, Any]:
+async def _service_inputs(task: Any, template: Any, values: dict[str, Any]) -> dict[str, Any]:
     """flyte's native inputs as the service hands them to a connector."""
-    from connectors import literals
     from flyte._internal.runtime.convert import convert_from_native_to_inputs
+
+    from connectors import literals
 
     converted = await convert_from_native_to_inputs(task.native_interface, **values)
     return literals.inputs_to_native(converted.proto_inputs, template.interface)
 
 
-async def _flyte_outputs(task: Any, template: Any, values: Dict[str, Any]) -> Dict[str, Any]:
+async def _flyte_outputs(task: Any, template: Any, values: dict[str, Any]) -> dict[str, Any]:
     """The connector's outputs as the task's declared flyte types, in declared order."""
-    from connectors import literals
     from flyte.types import TypeEngine
     from flyteidl2.core.literals_pb2 import LiteralMap
+
+    from connectors import literals
 
     declared = task.native_interface.outputs
     missing = [name for name in declared if name not in values]

@@ -13,8 +13,10 @@ import copy
 import dataclasses
 import hashlib
 import json
-from typing import Any, ClassVar, Dict, Mapping, Optional, Type
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+from flyte import Cache
 from flyte.connectors import AsyncConnectorExecutorMixin
 from flyte.extend import TaskTemplate
 from flyte.models import NativeInterface, SerializationContext
@@ -37,8 +39,8 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
         self,
         name: str,
         custom: Mapping[str, Any],
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         if outputs and not self._GIVES_OUTPUTS:
@@ -66,11 +68,11 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
         self._pin_cache_version()
 
     @property
-    def custom_fields(self) -> Dict[str, Any]:
+    def custom_fields(self) -> dict[str, Any]:
         """The template's custom fields (a copy)."""
         return copy.deepcopy(self._custom)
 
-    def custom_config(self, sctx: SerializationContext) -> Dict[str, Any]:
+    def custom_config(self, sctx: SerializationContext) -> dict[str, Any]:
         return self.custom_fields
 
     def _pin_cache_version(self) -> None:
@@ -78,7 +80,7 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
         version would be empty and a changed query or job would keep hitting an old result. The
         version is the custom fields' digest instead (as flyteplugins.slurm's script task does)."""
         cache = self.cache
-        if cache is None or not cache.is_enabled() or cache.behavior != "auto":
+        if not isinstance(cache, Cache) or not cache.is_enabled() or cache.behavior != "auto":  # flyte made it a Cache
             return
         digest = hashlib.sha256(json.dumps([self._TASK_TYPE, self._custom], sort_keys=True, default=str).encode())
         self.cache = dataclasses.replace(cache, behavior="override", version_override=digest.hexdigest())
@@ -98,7 +100,7 @@ def required(cls_name: str, **values: Any) -> None:
             raise ValueError(f"{cls_name}: {key} is required")
 
 
-def with_results(outputs: Optional[Dict[str, Type]], output_dataframe_type: Optional[Type]) -> Dict[str, Type]:
+def with_results(outputs: dict[str, type] | None, output_dataframe_type: type | None) -> dict[str, type]:
     """``outputs``, plus ``{"results": output_dataframe_type}`` when given (BigQueryTask's shape)."""
     declared = dict(outputs or {})
     if output_dataframe_type is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Type
+from typing import Any
 
 from flyte.models import SerializationContext
 from flyteidl2.core import tasks_pb2
@@ -34,14 +34,14 @@ class AthenaQueryTask(AwsTask):
         name: str,
         *,
         query: str,
-        parameters: Optional[List[str]] = None,
-        work_group: Optional[str] = None,
-        catalog: Optional[str] = None,
-        database: Optional[str] = None,
-        output_location: Optional[str] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
-        output_dataframe_type: Optional[Type] = None,
+        parameters: list[str] | None = None,
+        work_group: str | None = None,
+        catalog: str | None = None,
+        database: str | None = None,
+        output_location: str | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
+        output_dataframe_type: type | None = None,
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, query=query)
@@ -55,5 +55,5 @@ class AthenaQueryTask(AwsTask):
         }
         super().__init__(name, custom, inputs, with_results(outputs, output_dataframe_type), **kwargs)
 
-    def sql(self, sctx: SerializationContext) -> Optional[tasks_pb2.Sql]:
+    def sql(self, sctx: SerializationContext) -> tasks_pb2.Sql | None:
         return tasks_pb2.Sql(statement=self._custom["query"], dialect=tasks_pb2.Sql.Dialect.ANSI)

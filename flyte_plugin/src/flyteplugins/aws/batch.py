@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 from ._task import AwsTask, required
 
@@ -32,13 +32,13 @@ class BatchJobTask(AwsTask):
         *,
         job_queue: str,
         job_definition: str,
-        container_overrides: Optional[Dict[str, Any]] = None,
-        environment: Optional[Dict[str, str]] = None,
-        array_size: Optional[int] = None,
-        timeout_seconds: Optional[int] = None,
-        tags: Optional[Dict[str, str]] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        container_overrides: dict[str, Any] | None = None,
+        environment: dict[str, str] | None = None,
+        array_size: int | None = None,
+        timeout_seconds: int | None = None,
+        tags: dict[str, str] | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, job_queue=job_queue, job_definition=job_definition)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Type
+from typing import Any
 
 from ._task import AwsTask, required
 
@@ -34,14 +34,14 @@ class EmrServerlessJobTask(AwsTask):
         application_id: str,
         execution_role_arn: str,
         entry_point: str,
-        entry_point_arguments: Optional[List[str]] = None,
-        spark_submit_parameters: Optional[str] = None,
-        configuration_overrides: Optional[Dict[str, Any]] = None,
-        job_run_name: Optional[str] = None,
-        execution_timeout_minutes: Optional[int] = None,
-        tags: Optional[Dict[str, str]] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        entry_point_arguments: list[str] | None = None,
+        spark_submit_parameters: str | None = None,
+        configuration_overrides: dict[str, Any] | None = None,
+        job_run_name: str | None = None,
+        execution_timeout_minutes: int | None = None,
+        tags: dict[str, str] | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         required(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 from ._task import AwsTask, required
 
@@ -30,13 +30,13 @@ class GlueJobTask(AwsTask):
         name: str,
         *,
         job_name: str,
-        arguments: Optional[Dict[str, str]] = None,
-        worker_type: Optional[str] = None,
-        number_of_workers: Optional[int] = None,
-        timeout_minutes: Optional[int] = None,
-        max_capacity: Optional[float] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        arguments: dict[str, str] | None = None,
+        worker_type: str | None = None,
+        number_of_workers: int | None = None,
+        timeout_minutes: int | None = None,
+        max_capacity: float | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, job_name=job_name)

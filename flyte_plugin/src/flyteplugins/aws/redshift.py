@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 from flyte.models import SerializationContext
 from flyteidl2.core import tasks_pb2
@@ -37,15 +37,15 @@ class RedshiftQueryTask(AwsTask):
         *,
         query: str,
         database: str,
-        cluster_identifier: Optional[str] = None,
-        workgroup_name: Optional[str] = None,
-        db_user: Optional[str] = None,
-        secret_arn: Optional[str] = None,
-        unload_prefix: Optional[str] = None,
-        unload_iam_role: Optional[str] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
-        output_dataframe_type: Optional[Type] = None,
+        cluster_identifier: str | None = None,
+        workgroup_name: str | None = None,
+        db_user: str | None = None,
+        secret_arn: str | None = None,
+        unload_prefix: str | None = None,
+        unload_iam_role: str | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
+        output_dataframe_type: type | None = None,
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, query=query, database=database)
@@ -65,5 +65,5 @@ class RedshiftQueryTask(AwsTask):
         }
         super().__init__(name, custom, inputs, with_results(outputs, output_dataframe_type), **kwargs)
 
-    def sql(self, sctx: SerializationContext) -> Optional[tasks_pb2.Sql]:
+    def sql(self, sctx: SerializationContext) -> tasks_pb2.Sql | None:
         return tasks_pb2.Sql(statement=self._custom["query"], dialect=tasks_pb2.Sql.Dialect.ANSI)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any
 
 from ._task import AwsTask, required
 
@@ -33,17 +33,17 @@ class SageMakerTrainingJobTask(AwsTask):
         self,
         name: str,
         *,
-        algorithm_specification: Dict[str, Any],
+        algorithm_specification: dict[str, Any],
         role_arn: str,
         output_path: str,
-        resource_config: Dict[str, Any],
-        stopping_condition: Optional[Dict[str, Any]] = None,
-        hyperparameters: Optional[Dict[str, str]] = None,
-        input_data_config: Optional[List[Dict[str, Any]]] = None,
-        environment: Optional[Dict[str, str]] = None,
-        tags: Optional[Union[Dict[str, str], List[Dict[str, str]]]] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        resource_config: dict[str, Any],
+        stopping_condition: dict[str, Any] | None = None,
+        hyperparameters: dict[str, str] | None = None,
+        input_data_config: list[dict[str, Any]] | None = None,
+        environment: dict[str, str] | None = None,
+        tags: dict[str, str] | list[dict[str, str]] | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         required(
@@ -93,17 +93,17 @@ class SageMakerProcessingJobTask(AwsTask):
         self,
         name: str,
         *,
-        app_specification: Dict[str, Any],
+        app_specification: dict[str, Any],
         role_arn: str,
-        processing_resources: Dict[str, Any],
-        processing_outputs: Optional[List[Dict[str, Any]]] = None,
-        processing_inputs: Optional[List[Dict[str, Any]]] = None,
-        environment: Optional[Dict[str, str]] = None,
-        stopping_condition: Optional[Dict[str, Any]] = None,
-        network_config: Optional[Dict[str, Any]] = None,
-        tags: Optional[Union[Dict[str, str], List[Dict[str, str]]]] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        processing_resources: dict[str, Any],
+        processing_outputs: list[dict[str, Any]] | None = None,
+        processing_inputs: list[dict[str, Any]] | None = None,
+        environment: dict[str, str] | None = None,
+        stopping_condition: dict[str, Any] | None = None,
+        network_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | list[dict[str, str]] | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         required(

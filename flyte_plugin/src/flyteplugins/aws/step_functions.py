@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any
 
 from ._task import AwsTask, required
 
@@ -30,9 +30,9 @@ class StepFunctionsTask(AwsTask):
         name: str,
         *,
         state_machine_arn: str,
-        input: Optional[Dict[str, Any]] = None,
-        inputs: Optional[Dict[str, Type]] = None,
-        outputs: Optional[Dict[str, Type]] = None,
+        input: dict[str, Any] | None = None,
+        inputs: dict[str, type] | None = None,
+        outputs: dict[str, type] | None = None,
         **kwargs: Any,
     ) -> None:
         required(type(self).__name__, state_machine_arn=state_machine_arn)
