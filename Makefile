@@ -75,8 +75,12 @@ lint-github: $(STAMP)
 	$(BIN)/zizmor -q --offline .github/workflows/*.yml .github/dependabot.yml
 	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 
+# The suite on parallel workers (pytest-xdist): most of its time is waiting on servers and jobs,
+# not CPU. A test file stays on one worker (--dist loadfile), with its module's fixtures; each
+# worker starts its own moto server. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 4
 test: $(STAMP) lint lint-template
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # Refresh both locks to the newest releases (then run `make test` and commit them together).
 lock upgrade: | $(UV)

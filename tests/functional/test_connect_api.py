@@ -72,7 +72,8 @@ def test_list_and_get_connectors(served, codec):
 
 
 def test_echo_task_runs_to_success_and_echoes_its_inputs(client):
-    created = client.create_task(echo_request(x=7, name="flyte", custom={"delay_seconds": 0.5}))
+    # Long enough that the first poll, even on a loaded machine (parallel test workers), comes first.
+    created = client.create_task(echo_request(x=7, name="flyte", custom={"delay_seconds": 3.0}))
     handle = created.resource_meta
     assert handle.startswith(b"t1") and len(handle) < 64
     first = client.get_task(pb.GetTaskRequest(resource_meta=handle, task_category=ECHO)).resource

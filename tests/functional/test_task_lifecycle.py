@@ -118,18 +118,19 @@ def test_a_create_killed_after_its_job_started_is_cancelled_by_the_reaper(world,
 
 def test_a_poll_while_the_reaper_works_saves_its_task_and_a_poll_after_the_claim_is_told(world):
     world.set(abandoned_after_minutes=1 / 60)  # a second
-    handles = {run: world.create(run, 0, delete_seconds=1.5) for run in ("reap-run-a", "reap-run-b")}
+    # Each cancel takes 3 s: the window in which the other task's poll must come, even on a loaded
+    # machine (parallel test workers).
+    handles = {run: world.create(run, 0, delete_seconds=3.0) for run in ("reap-run-a", "reap-run-b")}
     time.sleep(1.2)  # both are stale now
     outcome: dict[str, Any] = {}
     reaper = threading.Thread(target=lambda: outcome.update(report=world.reap(concurrency=1)))
     reaper.start()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # the reaper lists both, and cancels one at a time (slowly)
-        cancelling = [run for run in handles if world.records(run)[0].state == CANCELLING]
-        if cancelling:
-            break
+    slow_run = None
+    while slow_run is None and time.monotonic() < deadline:  # the reaper cancels one at a time (slowly)
+        slow_run = next((run for run in handles if world.records(run)[0].state == CANCELLING), None)
         time.sleep(0.02)
-    [slow_run] = cancelling
+    assert slow_run is not None, "the reaper never began a cancel"
     [watched_run] = [run for run in handles if run != slow_run]
     told = world.poll(handles[slow_run])  # the reaper holds it: told so, with what is stored
     assert told.phase == TaskExecution.QUEUED and told.message.startswith("being cancelled: no executor polled")

@@ -1,7 +1,7 @@
 """events/local/env.json, the `sam local invoke --env-vars` file, matches template.yaml and the docs.
 
 Docker is not available here, so `sam local invoke` itself is not run; the SAM CLI's own code
-(its venv, .venv/sam) resolves each function's container environment from the file instead.
+(its venv, .tools/sam) resolves each function's container environment from the file instead.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 ENV_FILE = ROOT / "events" / "local" / "env.json"
 DOCS = ROOT / "docs" / "local-invoke.md"
-SAM_PYTHON = ROOT / ".venv" / "sam" / "bin" / "python"
+SAM_PYTHON = ROOT / ".tools" / "sam" / "bin" / "python"
 
 # What `make serve` runs: moto on 127.0.0.1:8000 (connectors/cli.py's --dynamodb-port default).
 LOCAL_ENDPOINT = "http://host.docker.internal:8000"
@@ -128,7 +128,7 @@ print(json.dumps({f.name: runner._make_env_vars(f).resolve() for f in provider.g
 def container_environments(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """Each function's environment as `sam local invoke --env-vars events/local/env.json` sets it."""
     if not SAM_PYTHON.exists():
-        pytest.skip("the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
+        pytest.skip("the SAM CLI venv (.tools/sam, `make lint-template`) is missing")
     home = tmp_path_factory.mktemp("home")  # no ~/.aws: the SAM CLI's own placeholder credentials
     result = subprocess.run(
         [str(SAM_PYTHON), "-c", _RESOLVE, str(TEMPLATE_PATH), str(ENV_FILE)],

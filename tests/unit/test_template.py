@@ -22,7 +22,7 @@ from connectors.dev.invoke import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
-SAM_PYTHON = ROOT / ".venv" / "sam" / "bin" / "python"
+SAM_PYTHON = ROOT / ".tools" / "sam" / "bin" / "python"
 
 CONNECT = "/flyteidl2.connector.AsyncConnectorService"
 METADATA = "/flyteidl2.connector.ConnectorMetadataService"
@@ -166,7 +166,7 @@ def test_every_route_requires_iam_auth(template: dict[str, Any]) -> None:
         assert "FunctionUrlConfig" not in function["Properties"]
 
 
-@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.tools/sam, `make lint-template`) is missing")
 def test_every_route_is_aws_iam_after_the_sam_transform() -> None:
     """Run SAM's own translator and read the HTTP API definition it generates."""
     script = r"""
@@ -404,7 +404,7 @@ def test_samconfig_makes_sam_deploy_need_no_flags() -> None:
     assert default["build"]["parameters"]["build_in_source"] is True
 
 
-@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing")
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.tools/sam, `make lint-template`) is missing")
 def test_sam_build_packages_only_the_runtime(tmp_path: Path) -> None:
     """`sam build` (about 10 s): each function holds connectors/ and handlers/, the layer the dependencies."""
     python = Path(

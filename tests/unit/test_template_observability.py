@@ -19,7 +19,7 @@ from connectors.dev.invoke import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
-SAM_PYTHON = ROOT / ".venv" / "sam" / "bin" / "python"
+SAM_PYTHON = ROOT / ".tools" / "sam" / "bin" / "python"
 CFN_LINT = ROOT / ".venv" / "bin" / "cfn-lint"
 
 TEMPLATE = load_template(TEMPLATE_PATH)
@@ -283,7 +283,7 @@ print(json.dumps(transform(template, json.loads(sys.argv[2]), ManagedPolicies())
 
 
 needs_sam = pytest.mark.skipif(
-    not SAM_PYTHON.exists(), reason="the SAM CLI venv (.venv/sam, `make lint-template`) is missing"
+    not SAM_PYTHON.exists(), reason="the SAM CLI venv (.tools/sam, `make lint-template`) is missing"
 )
 
 
