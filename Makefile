@@ -38,7 +38,8 @@ help:
 
 $(UV): tools/requirements-uv.txt
 	$(PYTHON) -m venv $(TOOLS)/uv
-	$(TOOLS)/uv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r tools/requirements-uv.txt
+	PIP_CONFIG_FILE=/dev/null $(TOOLS)/uv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps \
+	  -r tools/requirements-uv.txt
 	touch $@
 
 $(STAMP): pyproject.toml flyte_plugin/pyproject.toml uv.lock tools/oracle-wheels.txt | $(UV)

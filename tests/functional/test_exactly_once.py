@@ -34,6 +34,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_twenty_concurrent_creates_start_one_job(dynamodb_client):
+    """One claim wins; the others find it (lease live: ``unavailable``) or its record (the handle).
+
+    Within the claim's lease no path calls create again; ``aborted`` would mean a finish lost to a
+    second claim, which only a store whose conditional put is not atomic allows (moto's is not:
+    test_fake_dynamodb_atomicity.py makes that race certain and names the sequence)."""
     table = make_table(dynamodb_client)
     counting = CountingConnector(create_seconds=0.5)
     service = make_service(Settings(tasks_table=table), dynamodb_client, ConnectorRegistry([counting]))
@@ -53,7 +58,7 @@ def test_twenty_concurrent_creates_start_one_job(dynamodb_client):
     errors = [a for a in answers if not isinstance(a, bytes)]
     assert counting.calls["create"] == 1, (answers, counting.kwargs)
     assert len(handles) == 1 and handles == {retried}
-    assert set(errors) <= {Code.UNAVAILABLE, Code.ABORTED}
+    assert set(errors) <= {Code.UNAVAILABLE}, answers
     items = scan_table(dynamodb_client, table)
     assert len(items) == 1 and items[0]["state"]["S"] == "active"
 

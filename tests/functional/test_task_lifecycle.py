@@ -117,9 +117,9 @@ def test_a_create_killed_after_its_job_started_is_cancelled_by_the_reaper(world,
 
 
 def test_a_poll_while_the_reaper_works_saves_its_task_and_a_poll_after_the_claim_is_told(world):
-    world.set(abandoned_after_minutes=1 / 60)  # a second
-    # Each cancel takes 3 s: the window in which the other task's poll must come, even on a loaded
-    # machine (parallel test workers).
+    # Each cancel takes 3 s (within the connector timeout): the window in which the other task's poll
+    # must come, even on a loaded machine (parallel test workers).
+    world.set(abandoned_after_minutes=1 / 60, connector_timeout_seconds=8.0)  # stale after a second
     handles = {run: world.create(run, 0, delete_seconds=3.0) for run in ("reap-run-a", "reap-run-b")}
     time.sleep(1.2)  # both are stale now
     outcome: dict[str, Any] = {}
