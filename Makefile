@@ -93,16 +93,17 @@ lock upgrade: | $(UV)
 
 # The relay image's requirements (deploy/relay/requirements.txt): the lock's runtime set, the relay
 # extra and the setuptools that builds the package, with hashes. `make lock` writes it again.
+RELAY_REQUIREMENTS ?= deploy/relay/requirements.txt
 relay-requirements: | $(UV)
-	$(UV) export --frozen --no-dev --group build --extra relay --no-emit-project --no-annotate -q \
-	  --format requirements-txt -o deploy/relay/requirements.txt
+	$(UV) export --frozen --no-dev --no-default-groups --group build --extra relay --no-emit-project \
+	  --no-annotate --no-header -q --format requirements-txt -o $(RELAY_REQUIREMENTS)
 
 # The whole suite against the newest releases, in a throwaway copy of this checkout (its own
 # .venv and locks); prints which packages moved. Not part of .ci/run.
 test-latest: | $(UV)
 	set -e; latest=$$(mktemp -d -t test-latest.XXXXXX); \
 	git ls-files -z --cached --others --exclude-standard | tar --null -cf - -T - | tar -xf - -C $$latest; \
-	(cd $$latest && $(UV) lock --upgrade -q && cd tools/sam && $(UV) lock --upgrade -q); \
+	(cd $$latest && $(UV) lock --upgrade -q && $(MAKE) -s relay-requirements && cd tools/sam && $(UV) lock --upgrade -q); \
 	$(PYTHON) tools/lock_diff.py uv.lock $$latest/uv.lock; \
 	$(PYTHON) tools/lock_diff.py tools/sam/uv.lock $$latest/tools/sam/uv.lock; \
 	$(MAKE) -C $$latest test PYTHON=$(PYTHON); \
@@ -150,15 +151,20 @@ endef
 
 FLYTE_CONNECTOR_NAMES := databricks snowflake bigquery slurm
 comma := ,
-CHOSEN_CONNECTORS = $(if $(filter all,$(FLYTE_CONNECTORS)),$(FLYTE_CONNECTOR_NAMES),$(subst $(comma), ,$(FLYTE_CONNECTORS)))
+NAMED_CONNECTORS = $(subst $(comma), ,$(FLYTE_CONNECTORS))
+CHOSEN_CONNECTORS = $(if $(filter all,$(NAMED_CONNECTORS)),$(FLYTE_CONNECTOR_NAMES),$(NAMED_CONNECTORS))
 LAYER_EXTRAS = tracing $(CHOSEN_CONNECTORS)
 
 layer-requirements: | $(UV)
-	$(if $(filter-out $(FLYTE_CONNECTOR_NAMES),$(CHOSEN_CONNECTORS)),$(error FLYTE_CONNECTORS: not one of $(FLYTE_CONNECTOR_NAMES) (or all): $(filter-out $(FLYTE_CONNECTOR_NAMES),$(CHOSEN_CONNECTORS))))
-	@$(UV) export --frozen --no-dev --no-emit-project --no-header --no-annotate -q \
+	$(if $(filter-out $(FLYTE_CONNECTOR_NAMES) all,$(NAMED_CONNECTORS)),$(error FLYTE_CONNECTORS: not one of $(FLYTE_CONNECTOR_NAMES) or all: $(filter-out $(FLYTE_CONNECTOR_NAMES) all,$(NAMED_CONNECTORS))))
+	@$(UV) export --frozen --no-dev --no-default-groups --no-emit-project --no-header --no-annotate -q \
 	  --format requirements-txt $(addprefix --extra ,$(LAYER_EXTRAS))
 
+# sam build sets ARTIFACTS_DIR; without it these targets would write to the filesystem's root.
+need_artifacts_dir = $(if $(ARTIFACTS_DIR),,$(error ARTIFACTS_DIR is not set: `sam build` (make sam-build) sets it))
+
 build-DependenciesLayer: | $(UV)
+	$(need_artifacts_dir)
 	$(MAKE) -s --no-print-directory layer-requirements > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(UV) pip install -q --no-deps --require-hashes --only-binary :all: --no-compile \
 	  --python-platform aarch64-manylinux_2_34 --python-version $(LAMBDA_PYTHON_VERSION) \
@@ -167,6 +173,7 @@ build-DependenciesLayer: | $(UV)
 	$(call compile_pyc,$(ARTIFACTS_DIR)/python)
 
 $(addprefix build-,$(SAM_FUNCTIONS)):
+	$(need_artifacts_dir)
 	tar -cf - --exclude=__pycache__ --exclude="*.pyc" --exclude=connectors/dev --exclude=connectors/relay connectors handlers | tar -xf - -C "$(ARTIFACTS_DIR)"
 	$(call compile_pyc,$(ARTIFACTS_DIR))
 

@@ -11,7 +11,6 @@ catchable as ``FlyteConnectorNotFound``, ``FLYTE_SDK_CONNECTORS``.
 from __future__ import annotations
 
 import copy
-import glob
 import hashlib
 import importlib
 import logging
@@ -49,6 +48,7 @@ from connectors.transport import create_app
 from tests.aws_world import DATAFRAME, DIR, FILE, STR, AwsWorld, task_request, variable_map
 from tests.conftest import ServedApp, make_service, make_table
 from tests.fake_databricks import FakeDatabricks
+from tests.oracle_wheels import oracle_wheel
 
 flyte_connectors = pytest.importorskip("flyte.connectors")
 flyte_io = pytest.importorskip("flyte.io")
@@ -64,29 +64,8 @@ MODULE = "flyte_sdk_databricks_connector"  # the wheel's connector module, copie
 
 
 def databricks_wheel() -> Path:
-    """flyteplugins-databricks 2.12.1 (downloaded once into .venv/wheels/; the registry is allowed)."""
-    found = glob.glob(str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl"))
-    if not found:
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "flyteplugins-databricks==2.12.1",
-                "-d",
-                str(WHEELS),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        found = glob.glob(str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl"))
-        if not found:
-            pytest.skip(f"flyteplugins-databricks 2.12.1 could not be downloaded: {done.stderr[-300:]}")
-    return Path(found[0])
+    """flyteplugins-databricks, as tools/oracle-wheels.txt locks it (in .venv/wheels/)."""
+    return oracle_wheel("flyteplugins-databricks")
 
 
 @pytest.fixture(scope="module")

@@ -222,7 +222,19 @@ def test_importing_the_task_classes_pulls_in_no_aws_or_service_library():
 
 def test_the_wheel_builds_requires_only_flyte_and_shares_the_flyteplugins_namespace(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(PLUGIN), "-w", str(tmp_path)],
+        # the locked setuptools in .venv, not one resolved anew into an isolated build environment
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(PLUGIN),
+            "-w",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -55,11 +55,16 @@ def runtime_closure(extras: list[str]) -> dict[str, str]:
     return found
 
 
+def make(*arguments: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``make -s`` in the checkout, without what a calling make passes down (``make test
+    FLYTE_CONNECTORS=all`` would otherwise reach these makes through MAKEFLAGS)."""
+    env = {k: v for k, v in (env or os.environ).items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "-s", "--no-print-directory", *arguments], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False, timeout=timeout)  # fmt: skip
+
+
 def layer_requirements(connectors: str = "") -> list[Requirement]:
-    done = subprocess.run(
-        ["make", "-s", "--no-print-directory", "layer-requirements", f"FLYTE_CONNECTORS={connectors}"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    done = make("layer-requirements", f"FLYTE_CONNECTORS={connectors}")
     assert done.returncode == 0, done.stderr
     return parse_requirements(done.stdout)
 
@@ -81,10 +86,15 @@ def pinned(requirements: list[Requirement]) -> dict[str, str]:
     return found
 
 
+ALL = ["tracing", "databricks", "snowflake", "bigquery", "slurm"]
+
+
 @pytest.mark.parametrize("connectors, extras", [
     ("", ["tracing"]),
     ("databricks slurm", ["tracing", "databricks", "slurm"]),
-    ("all", ["tracing", "databricks", "snowflake", "bigquery", "slurm"]),
+    ("databricks,slurm", ["tracing", "databricks", "slurm"]),
+    ("all", ALL),
+    ("all,slurm", ALL),
 ])  # fmt: skip
 def test_the_layer_requirements_are_the_locks_runtime_versions(connectors: str, extras: list[str]) -> None:
     requirements = pinned(layer_requirements(connectors))
@@ -92,16 +102,21 @@ def test_the_layer_requirements_are_the_locks_runtime_versions(connectors: str, 
     assert "pytest" not in requirements and "moto" not in requirements and "flyte" not in requirements
 
 
-def test_an_unknown_flyte_connector_is_refused_by_name() -> None:
-    done = subprocess.run(["make", "-s", "layer-requirements", "FLYTE_CONNECTORS=databricks,nope"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    assert done.returncode != 0 and "nope" in done.stderr
+@pytest.mark.parametrize("connectors", ["databricks,nope", "all nope", "Databricks"])
+def test_an_unknown_flyte_connector_is_refused_by_name(connectors: str) -> None:
+    done = make("layer-requirements", f"FLYTE_CONNECTORS={connectors}")
+    assert done.returncode != 0 and connectors.split(",")[-1].split()[-1] in done.stderr
+
+
+def test_a_build_target_without_artifacts_dir_writes_nothing() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARTIFACTS_DIR"}
+    for target in ("build-DependenciesLayer", "build-CreateTaskFunction"):
+        done = make(target, env=env)
+        assert done.returncode != 0 and "ARTIFACTS_DIR is not set" in done.stderr
 
 
 def test_the_built_layer_holds_exactly_the_locked_versions(tmp_path: Path) -> None:
-    env = {**os.environ, "ARTIFACTS_DIR": str(tmp_path), "FLYTE_CONNECTORS": ""}
-    done = subprocess.run(["make", "-s", "--no-print-directory", "build-DependenciesLayer"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
+    done = make("build-DependenciesLayer", f"ARTIFACTS_DIR={tmp_path}", "FLYTE_CONNECTORS=", timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     installed = {}
     for info in (tmp_path / "python").glob("*.dist-info"):
@@ -119,14 +134,14 @@ def test_the_built_layer_holds_exactly_the_locked_versions(tmp_path: Path) -> No
     assert compiled.read_bytes()[18] == 183, f"{compiled.name} is not an aarch64 ELF (e_machine 183)"
 
 
-def test_the_relay_images_requirements_are_the_locks() -> None:
+def test_the_relay_images_requirements_are_the_locks(tmp_path: Path) -> None:
     """deploy/relay/requirements.txt (what the Dockerfile installs) is today's export of uv.lock:
     `make relay-requirements` after a lock refresh, or this fails."""
     committed = (ROOT / "deploy" / "relay" / "requirements.txt").read_text()
-    done = subprocess.run(["make", "-s", "--no-print-directory", "relay-requirements"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    fresh = tmp_path / "requirements.txt"
+    done = make("relay-requirements", f"RELAY_REQUIREMENTS={fresh}")
     assert done.returncode == 0, done.stderr
-    assert (ROOT / "deploy" / "relay" / "requirements.txt").read_text() == committed
+    assert fresh.read_text() == committed, "deploy/relay/requirements.txt is not uv.lock's: run make relay-requirements"
     requirements = pinned(parse_requirements(committed))
     assert requirements == {**runtime_closure(["relay"]), "setuptools": build_setuptools()}
 

@@ -16,7 +16,9 @@ call the examples' resources make (recorded while they are created).
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,6 +34,7 @@ from connectors.dev import aws_resources
 from connectors.dev.aws_resources import REGION
 from connectors.dev.fake_aws import protocols
 
+ROOT = Path(__file__).resolve().parents[3]
 # IAM's service prefix -> botocore's service name
 IAM_PREFIXES = {"states": "stepfunctions"}
 NOT_AWS_SHAPED = ("NotImplemented", "InternalFailure", "InternalError", "InternalServerError")
@@ -43,11 +46,30 @@ AUTHORIZATIONS_ONLY = {
 }  # fmt: skip
 # Members a model leaves optional that every real call sends (the connectors do): moto needs them.
 SENT_ANYWAY = {
+    ("dynamodb", "CreateTable"): {
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+    },
     ("sagemaker", "CreateTrainingJob"): {
         "AlgorithmSpecification": {"TrainingImage": "a", "TrainingInputMode": "File"},
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
     },
 }
+
+
+# The service's own calls besides the connectors': the store (connectors/store/, through its
+# ``_call("operation"``, plus the table's creation) and the secrets (connectors/secrets.py, through
+# Powertools' providers: GetSecretValue, then GetParameter).
+SECRETS_OPERATIONS = {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")}
+
+
+def store_operations() -> set[tuple[str, str]]:
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    by_method = {botocore.xform_name(name): name for name in model.operation_names}
+    source = " ".join(path.read_text() for path in (ROOT / "connectors" / "store").glob("*.py"))
+    methods = set(re.findall(r'_call\(\s*"([a-z_]+)"', source)) | set(re.findall(r"client\.([a-z_]+)\(", source))
+    return {("dynamodb", by_method[method]) for method in methods if method in by_method}
 
 
 def connector_operations() -> set[tuple[str, str]]:
@@ -149,13 +171,14 @@ def test_the_operations_cover_every_connector_and_the_examples(example_operation
         "athena", "batch", "emr-serverless", "glue", "logs", "redshift-data", "sagemaker", "stepfunctions"
     }  # fmt: skip
     assert ("athena", "StartQueryExecution") in connector_operations()
+    assert {"GetItem", "Query", "PutItem", "UpdateItem", "CreateTable"} <= {op for _, op in store_operations()}
     assert ("athena", "CreateWorkGroup") in example_operations or ("athena", "ListWorkGroups") in example_operations
 
 
 def test_every_operation_is_answered_as_aws_answers(
     aws_endpoint: str, example_operations: set[tuple[str, str]]
 ) -> None:
-    operations = sorted(connector_operations() | example_operations)
+    operations = sorted(connector_operations() | example_operations | store_operations() | SECRETS_OPERATIONS)
     wrong = {}
     for service, operation in operations:
         status, code = answer_of(aws_endpoint, service, operation)

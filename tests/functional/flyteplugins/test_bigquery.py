@@ -18,7 +18,6 @@ import importlib.util
 import json
 import logging
 import pathlib
-import subprocess
 import sys
 import uuid
 import zipfile
@@ -36,6 +35,7 @@ from connectors.errors import Code
 from tests.aws_world import DATAFRAME
 from tests.fake_bigquery import FakeBigQuery
 from tests.flyte_requests import execution_metadata
+from tests.oracle_wheels import oracle_wheel
 
 TYPE = "bigquery_query_job_task"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -59,19 +59,7 @@ def _load(name: str, path: pathlib.Path) -> ModuleType:
 @pytest.fixture(scope="session")
 def original(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """flyteplugins.bigquery's connector and task modules, each imported alone."""
-    wheels = sorted((ROOT / ".venv" / "wheels").glob("flyteplugins_bigquery-2.12.1-*.whl"))
-    if not wheels:
-        where = tmp_path_factory.mktemp("wheels")
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", WHEEL, "-d", str(where)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        wheels = sorted(where.glob("flyteplugins_bigquery-*.whl"))
-        if done.returncode or not wheels:
-            pytest.skip(f"could not download {WHEEL}: {done.stderr[-500:]}")
+    wheels = [oracle_wheel("flyteplugins-bigquery")]
     unpacked = tmp_path_factory.mktemp("flyteplugins_bigquery")
     with zipfile.ZipFile(wheels[0]) as wheel:
         wheel.extractall(unpacked)

@@ -5,10 +5,7 @@ original connector module of flyteplugins-databricks 2.12.1."""
 from __future__ import annotations
 
 import asyncio
-import glob
 import importlib.util
-import subprocess
-import sys
 import types
 import uuid
 import zipfile
@@ -27,6 +24,7 @@ from google.protobuf.struct_pb2 import Struct
 from connectors.builtin.flyteplugins.databricks import DatabricksConnector, DatabricksJobMetadata
 from connectors.errors import Code
 from tests.fake_databricks import FakeDatabricks
+from tests.oracle_wheels import oracle_wheel
 
 TYPE = "databricks"
 TOKEN = "dapi-0123456789abcdef"
@@ -334,31 +332,12 @@ def test_the_connector_declares_its_secret():
 def original() -> types.ModuleType:
     """flyteplugins/databricks/connector.py from the flyteplugins-databricks 2.12.1 wheel, imported
     alone (the package's __init__ imports the task side, which needs pyspark). The wheel is fetched
-    once with pip into .venv/wheels."""
-    pattern = str(WHEELS / "flyteplugins_databricks-2.12.1-*.whl")
-    if not glob.glob(pattern):
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        fetched = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "-q",
-                "flyteplugins-databricks==2.12.1",
-                "-d",
-                str(WHEELS),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if fetched.returncode != 0 or not glob.glob(pattern):
-            pytest.skip(f"flyteplugins-databricks 2.12.1 could not be fetched: {fetched.stderr[-500:]}")
-    unpacked = WHEELS / "flyteplugins_databricks-2.12.1"
+    locked by hash in tools/oracle-wheels.txt, in .venv/wheels."""
+    wheel_path = oracle_wheel("flyteplugins-databricks")
+    unpacked = WHEELS / wheel_path.name.split("-py")[0]
     source = unpacked / "flyteplugins" / "databricks" / "connector.py"
     if not source.exists():
-        with zipfile.ZipFile(glob.glob(pattern)[0]) as wheel:
+        with zipfile.ZipFile(wheel_path) as wheel:
             wheel.extractall(unpacked)
     from flyte.connectors import ConnectorRegistry
 

@@ -9,7 +9,6 @@ import datetime
 import importlib
 import inspect
 import pathlib
-import subprocess
 import sys
 import types
 import uuid
@@ -27,6 +26,7 @@ from connectors.literals import DataFrameRef
 from tests.aws_world import DATAFRAME, INT, STR
 from tests.fake_snowflake import FakeSnowflake
 from tests.flyte_requests import execution_metadata
+from tests.oracle_wheels import oracle_wheel
 
 TYPE = "snowflake"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -278,30 +278,7 @@ def test_an_unreadable_private_key_is_invalid_argument(world, fake):
 
 
 def _plugin_wheel() -> pathlib.Path:
-    found = sorted(WHEELS.glob("flyteplugins_snowflake-2.12.1-*.whl"))
-    if not found:
-        WHEELS.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                "-d",
-                str(WHEELS),
-                "flyteplugins-snowflake==2.12.1",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        found = sorted(WHEELS.glob("flyteplugins_snowflake-2.12.1-*.whl"))
-        if not found:
-            pytest.skip(f"flyteplugins-snowflake 2.12.1 could not be downloaded: {done.stderr.strip()[-300:]}")
-    return found[0]
+    return oracle_wheel("flyteplugins-snowflake")
 
 
 @pytest.fixture(scope="session")
