@@ -31,8 +31,8 @@ These tests make the race deterministic without relying on CPU load: their moto 
 fake AWS, with every patch ``connectors.dev.fake_aws`` applies) holds each PutItem of an absent
 key between its read and its write until a second PutItem of the same key has read it too (or
 3 s passed). On a store whose conditional put is atomic the second read waits for the first
-write, and exactly one claim wins. They are expected to fail until the fake AWS serialises
-DynamoDB's writes (``xfail(strict=True)``: once it does, remove the marker).
+write, and exactly one claim wins. Both failed (two winners, two creates) until
+``connectors/dev/fake_aws/dynamodb.py`` applied each item operation as one step.
 """
 
 from __future__ import annotations
@@ -101,35 +101,17 @@ _SERVER = textwrap.dedent(
 
     if {widen!r}:
         Table.put_item, Table.get_item = putting, reading
-    if {serialise!r}:  # what DynamoDB does: each item operation applied as one step
-        import functools
-        from moto.dynamodb.responses import DynamoHandler
-        lock = threading.RLock()
-        def serialised(method):
-            @functools.wraps(method)
-            def call(self, *args, **kwargs):
-                with lock:
-                    return method(self, *args, **kwargs)
-            return call
-        for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan"):
-            setattr(DynamoHandler, name, serialised(getattr(DynamoHandler, name)))
     from moto.server import main
     main(["-H", {host!r}, "-p", "{port}"])
     """
 )
 
-STRICT_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="moto's conditional PutItem is not atomic (read, check and write without a lock); "
-    "connectors/dev/fake_aws must serialise DynamoDB's writes as DynamoDB does",
-)
 
-
-def _server(*, widen: bool, serialise: bool) -> Iterator[int]:
+def _server(*, widen: bool) -> Iterator[int]:
     port = free_port()
     env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
-    script = _SERVER.format(root=str(ROOT), host=HOST, port=port, widen=widen, serialise=serialise)
-    process = subprocess.Popen(  # noqa: S603 - this interpreter and a fixed script
+    script = _SERVER.format(root=str(ROOT), host=HOST, port=port, widen=widen)
+    process = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     try:
@@ -142,16 +124,17 @@ def _server(*, widen: bool, serialise: bool) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def racy_endpoint() -> Iterator[str]:
-    """The fake AWS as every test runs it, with moto's read-to-write window made wide."""
-    for port in _server(widen=True, serialise=False):
+    """The fake AWS as every test runs it, with moto's read-to-write window made wide: a second
+    PutItem of the key must come in while the first is between its read and its write."""
+    for port in _server(widen=True):
         yield f"http://{HOST}:{port}"
 
 
 @pytest.fixture(scope="module")
 def atomic_port() -> Iterator[int]:
-    """The fake AWS with each item operation serialised, as DynamoDB applies it: what is left to
-    test is the service's own handling of lost answers and botocore's retries."""
-    yield from _server(widen=False, serialise=True)
+    """The fake AWS as every test runs it (each item operation one step, as DynamoDB applies it):
+    what is left to test is the service's own handling of lost answers and botocore's retries."""
+    yield from _server(widen=False)
 
 
 @pytest.fixture
@@ -166,7 +149,6 @@ def _table(client: Any, name: str) -> str:
     return name
 
 
-@STRICT_XFAIL
 def test_two_concurrent_claims_of_one_attempt_one_wins(client):
     """The store-level invariant the service builds on: of two claims of one absent attempt, one."""
     store = TaskStore(_table(client, "claim-race"), client)
@@ -182,7 +164,6 @@ def test_two_concurrent_claims_of_one_attempt_one_wins(client):
     assert claimed.count(True) == 1, claimed
 
 
-@STRICT_XFAIL
 def test_concurrent_creates_start_one_job_when_the_store_interleaves_claims(client):
     """test_exactly_once's twenty concurrent CreateTasks, with moto's race made certain: one create."""
     table = _table(client, "create-race")
