@@ -37,8 +37,9 @@ def test_twenty_concurrent_creates_start_one_job(dynamodb_client):
     """One claim wins; the others find it (lease live: ``unavailable``) or its record (the handle).
 
     Within the claim's lease no path calls create again; ``aborted`` would mean a finish lost to a
-    second claim, which only a store whose conditional put is not atomic allows (moto's is not:
-    test_fake_dynamodb_atomicity.py makes that race certain and names the sequence)."""
+    second claim, which only a store whose conditional put is not atomic allows (moto's alone is
+    not; connectors/dev/fake_aws/dynamodb.py makes it one step, and test_fake_dynamodb_atomicity.py
+    makes the race certain and names the sequence)."""
     table = make_table(dynamodb_client)
     counting = CountingConnector(create_seconds=0.5)
     service = make_service(Settings(tasks_table=table), dynamodb_client, ConnectorRegistry([counting]))
