@@ -25,6 +25,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._dropped = threading.Condition()
+        self.responses_dropped = 0  # reads of a server's answer lost in drop_responses mode
 
     @property
     def url(self) -> str:
@@ -47,6 +49,12 @@ class TcpProxy:
             self._reset_all()
         elif mode == "hang":
             self._reset_all()  # pooled connections would still work otherwise; new ones are held mute
+
+    def wait_for_a_dropped_response(self, since: int, timeout: float = 10.0) -> None:
+        """Until an answer is lost after ``since`` dropped ones: the request it answers was applied.
+        An event, not a poll of the table: the caller restores the link within botocore's retries."""
+        with self._dropped:
+            assert self._dropped.wait_for(lambda: self.responses_dropped > since, timeout), "no answer was dropped"
 
     def restore(self) -> None:
         """Forward again; connections open during the outage are reset (their HTTP framing is lost)."""
@@ -104,7 +112,12 @@ class TcpProxy:
     def _pump(self, source: socket.socket, target: socket.socket, is_response: bool) -> None:
         try:
             while data := source.recv(65536):
-                if self.mode == "hang" or (is_response and self.mode == "drop_responses"):
+                if is_response and self.mode == "drop_responses":
+                    with self._dropped:
+                        self.responses_dropped += 1
+                        self._dropped.notify_all()
+                    continue
+                if self.mode == "hang":
                     continue
                 target.sendall(data)
         except OSError:

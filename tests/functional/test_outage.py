@@ -228,15 +228,11 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(client, proxy, direct, outa
     which then fails against the caller's own claim. The caller must recognise it and go on."""
     request = echo_request(task_type="counting", run="lost-claim-answer")
     creates_before = counting.calls["create"]
+    dropped = proxy.responses_dropped
     proxy.cut("drop_responses")
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(lambda: client.create_task(request).resource_meta)
-        wait_for(
-            lambda: any(
-                r.execution.get("run") == "lost-claim-answer" for r in records(direct, outage_settings).values()
-            ),
-            what="the claim to be written",
-        )
+        proxy.wait_for_a_dropped_response(since=dropped)  # the claim is written; its answer lost
         proxy.restore()  # the pending put's connection is reset; botocore retries it
         handle = pending.result(timeout=30)
     assert counting.calls["create"] == creates_before + 1
@@ -254,14 +250,10 @@ def test_a_finish_whose_answer_was_lost_is_still_ours(client, proxy, direct, out
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(lambda: client.create_task(request).resource_meta)
         wait_for(lambda: counting.calls["create"] == creates_before + 1, what="connector.create to start")
+        dropped = proxy.responses_dropped
         proxy.cut("drop_responses")
-        wait_for(
-            lambda: any(
-                r.execution.get("run") == "lost-finish-answer" and r.state == ACTIVE
-                for r in records(direct, outage_settings).values()
-            ),
-            what="the record to be finished",
-        )
+        # The next store call is the finishing write: once its answer is lost, the record is finished.
+        proxy.wait_for_a_dropped_response(since=dropped)
         proxy.restore()
         handle = pending.result(timeout=30)
     assert counting.calls["create"] == creates_before + 1
