@@ -4,9 +4,9 @@ unzipped and zipped, beside Lambda's limits and the part the AWS connectors add.
     make sam-build && .venv/bin/python benchmarks/package_size.py
     .venv/bin/python benchmarks/package_size.py --per-connector   # what each of flyte's connectors adds
 
-``--per-connector`` installs, for the Lambda's platform (arm64, CPython 3.12), the runtime
-dependencies alone and then with each optional connector's extra (FLYTE_CONNECTORS), and prints
-what each extra adds to the layer.
+``--per-connector`` builds the layer as `sam build` does (`make build-DependenciesLayer`, from
+uv.lock, arm64 CPython 3.12) alone and then with each optional connector's extra
+(FLYTE_CONNECTORS), and prints what each extra adds to the layer.
 
 Lambda allows 250 MB unzipped for a function and its layers together, and 50 MB zipped for a
 direct upload (SAM uploads through S3, where the zipped limit does not apply). The baseline in
@@ -38,55 +38,33 @@ def measure(root: Path, skip: str | None = None) -> tuple[int, int]:
     return unzipped, len(buffer.getvalue())
 
 
-def install(requirements: list[str], target: Path) -> int:
-    """Unzipped bytes of ``requirements`` installed as the layer installs them (Makefile)."""
+def install(connectors: str, target: Path) -> int:
+    """Unzipped bytes (less the build's .pyc) of the layer `make build-DependenciesLayer` builds
+    from uv.lock with ``FLYTE_CONNECTORS=connectors``: what `sam build` deploys."""
+    import os
     import subprocess
-    import sys
 
+    target.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--platform",
-            "manylinux2014_aarch64",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.12",
-            "--implementation",
-            "cp",
-            "--target",
-            str(target),
-            *requirements,
-        ],
-        check=True,
-    )
-    return sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
+        ["make", "-s", "--no-print-directory", "build-DependenciesLayer", f"ARTIFACTS_DIR={target}",
+         f"FLYTE_CONNECTORS={connectors}"],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+    return sum(path.stat().st_size for path in target.rglob("*") if path.is_file() and path.suffix != ".pyc")
 
 
 def per_connector() -> None:
     import tempfile
-    import tomllib
 
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    base_requirements = list(project["dependencies"])
     with tempfile.TemporaryDirectory() as tmp:
-        base = install(base_requirements, Path(tmp) / "base")
-        print(f"{'layer':<34}{'unzipped MB':>12}{'adds MB':>9}")
+        base = install("", Path(tmp) / "base")
+        print(f"{'layer (less .pyc)':<34}{'unzipped MB':>12}{'adds MB':>9}")
         print(f"{'runtime dependencies (baseline)':<34}{mb(base):>12}{'':>9}")
         for extra in ("databricks", "snowflake", "bigquery", "slurm"):
-            size = install(base_requirements + project["optional-dependencies"][extra], Path(tmp) / extra)
+            size = install(extra, Path(tmp) / extra)
             print(f"{'+ ' + extra:<34}{mb(size):>12}{mb(size - base):>9}")
-        every = [
-            d
-            for extra in ("databricks", "snowflake", "bigquery", "slurm")
-            for d in project["optional-dependencies"][extra]
-        ]
-        size = install(base_requirements + every, Path(tmp) / "all")
+        size = install("all", Path(tmp) / "all")
         print(f"{'+ all four':<34}{mb(size):>12}{mb(size - base):>9}")
 
 
