@@ -143,6 +143,14 @@ def client(racy_endpoint: str) -> Any:
     return boto3.client("dynamodb", endpoint_url=racy_endpoint, config=config)
 
 
+def create(served: ServedApp, request: Any) -> bytes | Code:
+    """One CreateTask through the served app: its handle, or its error's code."""
+    try:
+        return AsyncConnectorServiceClientSync(served.url, timeout_ms=60_000).create_task(request).resource_meta
+    except ConnectError as error:
+        return error.code
+
+
 def _table(client: Any, name: str) -> str:
     TaskStore(name, client).create_table()
     return name
@@ -170,14 +178,8 @@ def test_concurrent_creates_start_one_job_when_the_store_interleaves_claims(clie
     service = make_service(Settings(tasks_table=table), client, ConnectorRegistry([counting]))
     request = echo_request(task_type="counting", run="racy-run", action="a3")
 
-    def call(_: int) -> bytes | Code:
-        try:
-            return AsyncConnectorServiceClientSync(served.url, timeout_ms=60_000).create_task(request).resource_meta
-        except ConnectError as error:
-            return error.code
-
     with ServedApp(create_app(service)) as served, ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(call, range(20)))
+        answers = list(pool.map(lambda _: create(served, request), range(20)))
 
     tokens = {call["idempotency_token"] for call in counting.kwargs if call["operation"] == "create"}
     assert len(tokens) == 1  # whatever happens, every create of the attempt carries its one token
@@ -199,16 +201,10 @@ def test_lost_answers_amid_twenty_concurrent_creates_start_one_job(atomic_port):
     service = make_service(Settings(tasks_table=table), new_client(proxy.url), ConnectorRegistry([counting]))
     request = echo_request(task_type="counting", run="lost-answers-run", action="a3")
 
-    def call(_: int) -> bytes | Code:
-        try:
-            return AsyncConnectorServiceClientSync(served.url, timeout_ms=60_000).create_task(request).resource_meta
-        except ConnectError as error:
-            return error.code
-
     try:
         with ServedApp(create_app(service)) as served, ThreadPoolExecutor(20) as pool:
             proxy.cut("drop_responses")
-            pending = [pool.submit(call, n) for n in range(20)]
+            pending = [pool.submit(create, served, request) for _ in range(20)]
             proxy.wait_for_a_dropped_response(since=0)  # a claim is written; its answer lost
             proxy.restore()  # the pending calls' connections are reset: botocore retries them
             answers = [future.result(timeout=60) for future in pending]
