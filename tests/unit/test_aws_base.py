@@ -129,3 +129,29 @@ def test_inputs_become_the_text_aws_parameters_take():
         '[1,{"a":null}]',
     ]
     assert inputs_json({"d": literals.DataFrameRef("s3://b/p"), "n": 1}) == {"d": "s3://b/p", "n": 1}
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"AWS_REGION": "eu-west-1"}, "eu-west-1"),  # the documented local run sets only this
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"}, "eu-west-1"),  # Lambda sets both
+        ({"AWS_DEFAULT_REGION": "us-east-2"}, "us-east-2"),
+    ],
+)
+def test_the_clients_call_the_region_the_links_name(monkeypatch, env, expected):
+    """botocore alone reads AWS_DEFAULT_REGION, never AWS_REGION: a client built without a region
+    failed ("You must specify a region") where the console links named AWS_REGION's."""
+    from connectors.builtin.aws import base
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no profile region from the machine
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    base.reset_clients()
+    try:
+        assert base.client("athena").meta.region_name == expected
+        assert base.console_url("athena/home?region={region}").startswith(f"https://{expected}.console")
+    finally:
+        base.reset_clients()

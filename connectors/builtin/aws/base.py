@@ -97,7 +97,9 @@ def client(service: str, *, once: bool = False) -> Any:
             config = _client_config()
             if once:
                 config = config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
-            _clients[key] = boto3.session.Session().client(service, config=config)
+            # The region the console links name too: AWS_REGION first (Lambda sets it; botocore
+            # alone reads only AWS_DEFAULT_REGION and the profile).
+            _clients[key] = boto3.session.Session().client(service, region_name=region(), config=config)
         return _clients[key]
 
 
@@ -109,8 +111,14 @@ def reset_clients() -> None:
 
 
 def region() -> str:
-    """The region the clients call (the Lambda's own)."""
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    """The region the clients call and the console links name: ``AWS_REGION`` (the Lambda's own),
+    else ``AWS_DEFAULT_REGION``, else the profile's, else us-east-1."""
+    found = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not found:
+        import boto3
+
+        found = boto3.session.Session().region_name
+    return found or "us-east-1"
 
 
 # -- errors ------------------------------------------------------------------------------------
