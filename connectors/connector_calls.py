@@ -25,6 +25,7 @@ from flyteidl2.core.security_pb2 import Connection
 from .connector import AsyncConnector
 from .errors import ConnectError, deadline_exceeded, internal, invalid_argument, unimplemented
 from .observability import metrics, tracing
+from .remote_text import readable
 from .settings import Settings
 from .store import TaskRecord
 
@@ -246,8 +247,8 @@ class ConnectorCalls:
 def _as_connect_error(
     connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float
 ) -> BaseException:
-    if isinstance(error, ConnectError):
-        message = redact(error.message)
+    if isinstance(error, ConnectError):  # a remote's error page comes out as what a person reads
+        message = redact(readable(error.message))
         return error if message == error.message else ConnectError(error.code, message)
     if isinstance(error, asyncio.TimeoutError):
         logger.error("connector %s %s took longer than %.1f s", connector.name, operation, timeout)
@@ -257,7 +258,7 @@ def _as_connect_error(
     if isinstance(error, Exception):
         trace = redact("".join(traceback.format_exception(error)))
         logger.error("connector %s %s failed:\n%s", connector.name, operation, trace.rstrip())
-        return internal(redact(f"connector {connector.name} failed to {operation}: {error}"))
+        return internal(redact(readable(f"connector {connector.name} failed to {operation}: {error}")))
     return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
 
 
