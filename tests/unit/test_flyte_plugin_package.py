@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import email
+import inspect
 import pathlib
 import subprocess
 import sys
@@ -155,8 +156,25 @@ def test_each_class_writes_exactly_its_spec_fields_under_its_task_type(cls):
     assert task.task_type == task_type and task.task_type_version == 0 and task.image is None
     assert task.parent_env_name == "t"  # its own environment until from_task puts it in one
     assert task.custom_config(SCTX) == fields
-    assert task.native_interface.inputs == {"day": (str, None), "when": (datetime.datetime, None), "raw": (Dir, None)}
+    no_default = inspect.Parameter.empty  # what the flyte SDK reads as "required, no default"
+    assert task.native_interface.inputs == {
+        "day": (str, no_default), "when": (datetime.datetime, no_default), "raw": (Dir, no_default)
+    }  # fmt: skip
     assert task.native_interface.outputs == outputs
+
+
+@pytest.mark.parametrize("cls", list(FIELDS), ids=lambda cls: cls.__name__)
+def test_a_task_with_inputs_serializes_and_its_inputs_are_required(cls):
+    """Issue 16, item 1: inputs declared (type, None) read as defaults of None to flyte, so
+    flyte.extras.serialize (and flyte deploy's default upload) failed: "Failed to convert default
+    value for parameter 'day'", and a forgotten input was no missing input."""
+    import flyte.extras
+
+    _, fields = FIELDS[cls]
+    task = make(cls, fields, inputs={"day": str, "count": int})
+    assert sorted(task.native_interface.required_inputs()) == ["count", "day"]
+    serialized = flyte.extras.serialize(task)
+    assert serialized
 
 
 @pytest.mark.parametrize("cls", list(FIELDS), ids=lambda cls: cls.__name__)

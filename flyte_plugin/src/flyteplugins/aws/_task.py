@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import inspect
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -50,7 +51,11 @@ class AwsTask(AsyncConnectorExecutorMixin, TaskTemplate):
             )
         super().__init__(
             name=name,
-            interface=NativeInterface({key: (kind, None) for key, kind in (inputs or {}).items()}, dict(outputs or {})),
+            # inspect.Parameter.empty is the SDK's "no default": every input is required (None
+            # would be a default of None, which flyte deploy fails to convert and upload).
+            interface=NativeInterface(
+                {key: (kind, inspect.Parameter.empty) for key, kind in (inputs or {}).items()}, dict(outputs or {})
+            ),
             task_type=self._TASK_TYPE,
             image=None,  # the connector service runs the task: no container image of its own
             # The SDK writes a container for a task that is not SQL and wants its environment's
