@@ -120,6 +120,10 @@ def lambda_handler(
     from .transport.answer_limit import limit_answers
 
     app = create_app(service if service is not None else default_service(), operations, health=health)
+    # Mangum writes an access line at INFO whose REST path carries the task's handle (what a
+    # GetTask or DeleteTask needs): never in the logs, whatever LOG_LEVEL says. The service logs
+    # each call its own way, without the handle.
+    logging.getLogger("mangum").setLevel(logging.WARNING)
     adapter = limit_answers(Mangum(app, lifespan="off"))  # an answer Lambda cannot return: resource_exhausted
 
     def handler(event: dict, context: Any) -> dict:
