@@ -122,9 +122,11 @@ def test_the_built_layer_holds_exactly_the_locked_versions(tmp_path: Path) -> No
     for info in (tmp_path / "python").glob("*.dist-info"):
         name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
         installed[canonicalize_name(name)] = version
+    requirements = layer_requirements()
+    versions = pinned(requirements)
     for_lambda = {
-        canonicalize_name(r.name): v
-        for r, v in zip(layer_requirements(), pinned(layer_requirements()).values(), strict=True)
+        name: versions[name]
+        for name, r in ((canonicalize_name(r.name), r) for r in requirements)
         if r.marker is None or Marker(str(r.marker)).evaluate(LAMBDA_ENV)
     }
     assert installed == for_lambda

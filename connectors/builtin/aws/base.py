@@ -113,12 +113,16 @@ def reset_clients() -> None:
 def region() -> str:
     """The region the clients call and the console links name: ``AWS_REGION`` (the Lambda's own),
     else ``AWS_DEFAULT_REGION``, else the profile's, else us-east-1."""
-    found = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not found:
-        import boto3
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or _profile_region() or "us-east-1"
 
-        found = boto3.session.Session().region_name
-    return found or "us-east-1"
+
+@functools.cache
+def _profile_region() -> str | None:
+    """The profile's region, read once per process: region() names one in every console link of
+    every answer, and a boto3 Session reads the config files."""
+    import boto3
+
+    return boto3.session.Session().region_name
 
 
 # -- errors ------------------------------------------------------------------------------------
