@@ -9,7 +9,9 @@ did not carry, the service reads
 - the SSM parameter ``/<SECRETS_PREFIX>/<task type>/<name>`` (a SecureString, decrypted),
 
 and passes it as the same keyword argument. Values an executor does send win. A secret found in
-neither is left out (the connector decides what that means); one the function may not read is
+neither is left out (the connector decides what that means), unless the connector lists it in
+``required_secrets``: then the call is ``unauthenticated`` before the connector runs, and the
+answer names the secret and the parameter to create. One the function may not read is
 ``permission_denied``, and AWS failing is ``unavailable``. Values are cached for
 ``SECRETS_MAX_AGE_SECONDS`` (Powertools' parameters utility), never stored in a task record,
 never logged, and cut from every message like a request's own secrets.
@@ -72,8 +74,17 @@ class Connection(dict[str, str]):
 
 def secret_names(connector: Any) -> tuple[str, ...]:
     """The secret keyword arguments a connector takes (its ``secret_names``)."""
-    names = getattr(connector, "secret_names", ()) or ()
-    return tuple(name for name in names if isinstance(name, str) and name)
+    return _names(getattr(connector, "secret_names", ()))
+
+
+def required_secret_names(connector: Any) -> tuple[str, ...]:
+    """The secrets without which the connector cannot sign in (its ``required_secrets``; a
+    property may say none is needed, as when the deployment gives the key another way)."""
+    return _names(getattr(connector, "required_secrets", ()))
+
+
+def _names(names: Any) -> tuple[str, ...]:
+    return tuple(name for name in (names or ()) if isinstance(name, str) and name)
 
 
 class SecretResolver:
@@ -92,9 +103,30 @@ class SecretResolver:
     async def complete(self, connector: Any, task_type: str, connection: dict[str, str]) -> dict[str, str]:
         """``connection`` with each secret the connector takes and the request lacks, from AWS."""
         missing = [name for name in secret_names(connector) if name not in connection]
-        if not missing or not self.source.enabled:
-            return connection
-        return await self._fetch(task_type, missing, connection, force=False)
+        if missing and self.source.enabled:
+            connection = await self._fetch(task_type, missing, connection, force=False)
+        absent = [name for name in required_secret_names(connector) if not connection.get(name)]
+        if absent:
+            raise ConnectError(Code.UNAUTHENTICATED, self.where_to_put(task_type, absent, connector))
+        return connection
+
+    def where_to_put(self, task_type: str, names: list[str], connector: Any = None) -> str:
+        """What an operator must create for a connector that found none of ``names``."""
+        listed = ", ".join(names)
+        if not self.source.enabled:
+            told = (
+                f"{task_type}: no {listed} credential: the request's connection carries none, and this "
+                f"deployment reads no secrets from AWS (SECRETS_PREFIX is empty)"
+            )
+        else:
+            places = "; ".join(
+                f"the Secrets Manager secret {self.source.secret_id(task_type, name)!r} or the SSM "
+                f"parameter {self.source.parameter_name(task_type, name)!r} (a SecureString)"
+                for name in names
+            )
+            told = f"{task_type}: no {listed} credential: create {places}, in this service's account and region"
+        hint = getattr(connector, "missing_secret_hint", "")
+        return f"{told}. {hint}" if isinstance(hint, str) and hint else told
 
     async def refresh(self, task_type: str, connection: dict[str, str]) -> dict[str, str] | None:
         """After the remote refused a call's credentials: the secrets this service fetched for it,
@@ -201,4 +233,4 @@ def _aws_code(error: BaseException) -> str:
     return ""
 
 
-__all__ = ["SecretResolver", "SecretSource", "secret_names"]
+__all__ = ["SecretResolver", "SecretSource", "required_secret_names", "secret_names"]

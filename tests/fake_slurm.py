@@ -46,6 +46,7 @@ class FakeSlurm:
         self.calls: list[tuple[str, str]] = []  # ("exec", command) / ("sftp-open", path) / ("sftp-chmod", path)
         self.fail: dict[str, tuple[int, str]] = {}  # program -> (rc, stderr), used once
         self.refuse_login = False
+        self.connections = 0  # SSH connections accepted (a login or not)
         self.next_id = 1001
         self._tmp = tempfile.TemporaryDirectory()
         self.root = Path(self._tmp.name)
@@ -75,6 +76,9 @@ class FakeSlurm:
         fake = self
 
         class Server(asyncssh.SSHServer):
+            def connection_made(self, conn: Any) -> None:
+                fake.connections += 1
+
             def begin_auth(self, username: str) -> bool:
                 return True
 

@@ -241,6 +241,7 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
     task_type_version = 0
     metadata_type = DatabricksJobMetadata
     secret_names: tuple[str, ...] = ("databricks_token",)
+    required_secrets: tuple[str, ...] = ("databricks_token",)
 
     async def create(
         self,

@@ -155,6 +155,12 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
     task_type_version = 0
     metadata_type = SlurmJobMetadata
     secret_names: tuple[str, ...] = ("ssh_private_key", "known_hosts_data")
+    missing_secret_hint = f"Or set {ENV_SSH_PRIVATE_KEY} on the function."
+
+    @property
+    def required_secrets(self) -> tuple[str, ...]:
+        """The SSH key, unless the deployment gives it in the environment."""
+        return () if os.getenv(ENV_SSH_PRIVATE_KEY) else ("ssh_private_key",)
 
     def __init__(self) -> None:
         self._transports: dict[str, SSHTransport] = {}  # one reused connection per login and key
@@ -165,8 +171,8 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
         key = ssh_private_key or os.getenv(ENV_SSH_PRIVATE_KEY)
         if not key:
             raise failed_precondition(
-                "Missing Slurm SSH private key. Set `ssh_private_key` on the Slurm config to the name of a "
-                f"Flyte secret, or set {ENV_SSH_PRIVATE_KEY} on the connector."
+                "Missing Slurm SSH private key: no ssh_private_key secret was given (the service reads it "
+                f"from Secrets Manager, <SECRETS_PREFIX>/slurm/ssh_private_key), and {ENV_SSH_PRIVATE_KEY} is not set."
             )
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         hosts = hashlib.sha256(known_hosts_data.encode()).hexdigest()[:16] if known_hosts_data else ""

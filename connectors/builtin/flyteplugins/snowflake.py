@@ -217,6 +217,8 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
     task_type_version = 0
     metadata_type = SnowflakeJobMetadata
     secret_names: tuple[str, ...] = ("snowflake_private_key", "snowflake_private_key_passphrase")
+    # A task may not choose how the service signs in (ENDPOINT_KEYS), so the key is the only login.
+    required_secrets: tuple[str, ...] = ("snowflake_private_key",)
     # INFORMATION_SCHEMA.QUERY_HISTORY_BY_USER shows a query once Snowflake has it; a replay waits
     # this long after a create whose outcome is unknown, in case the query is not listed at once.
     replay_settle_seconds = 30.0

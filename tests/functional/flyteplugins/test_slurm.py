@@ -296,7 +296,7 @@ def test_login_failures(aws_world, fake):
     )
     assert bad_key.code == Code.FAILED_PRECONDITION
     no_key = world.error(world.create, request(world, fake, secret_values={"known_hosts_data": fake.known_hosts}))
-    assert no_key.code == Code.FAILED_PRECONDITION and no_key.message.startswith("Missing Slurm SSH private key.")
+    assert no_key.code == Code.UNAUTHENTICATED and "slurm: no ssh_private_key credential" in no_key.message
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]

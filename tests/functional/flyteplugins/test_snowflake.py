@@ -60,9 +60,19 @@ def fake(monkeypatch) -> FakeSnowflake:
     port._connections.clear()
 
 
+@pytest.fixture(scope="session")
+def deployment_key() -> str:
+    return rsa_pem()
+
+
 @pytest.fixture
-def world(aws_world, fake):
-    return aws_world(port.SnowflakeConnector())
+def world(aws_world, fake, deployment_key, monkeypatch):
+    """The served app with the port, its key in (moto's) Secrets Manager as a deployment keeps it."""
+    prefix = f"flyte-connectors-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    world = aws_world(port.SnowflakeConnector())
+    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/snowflake_private_key", SecretString=deployment_key)
+    return world
 
 
 def request(
