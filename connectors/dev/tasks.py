@@ -25,6 +25,7 @@ metadata and the outputs interface.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -128,7 +129,8 @@ def _describe(error: Exception) -> str:
 
 def open_table(table: str | None = None) -> tuple[TaskReader, str]:
     """The task table the environment names, and where it is (for the header line)."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    # AWS_ENDPOINT_URL sends boto3's DynamoDB calls to the same place (a local run's environment).
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
     import boto3
 
     if endpoint:
@@ -142,7 +144,7 @@ def open_table(table: str | None = None) -> tuple[TaskReader, str]:
     name = table or os.environ.get("TASKS_TABLE", "").strip()
     if not name:
         raise TasksError(
-            "which task table? Set AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 for `make serve`'s, "
+            "which task table? Set AWS_ENDPOINT_URL_DYNAMODB (or AWS_ENDPOINT_URL)=http://127.0.0.1:8000 for `make serve`'s, "
             "or TASKS_TABLE (the stack's output TasksTableName) and AWS credentials for a deployed one",
             USAGE_ERROR,
         )
@@ -327,14 +329,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def given_handle(text: str) -> TaskHandle:
+    """The handle as ``tasks list --handles`` prints it, or as a JSON answer carries it
+    (``resourceMeta``: the same bytes in base64, as proto3 JSON writes bytes; plain or URL-safe)."""
+    text = text.strip()
+    try:
+        return TaskHandle.decode(text.encode())
+    except ConnectError as error:
+        first = error
+    try:
+        decoded = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+        return TaskHandle.decode(decoded)
+    except (ValueError, ConnectError):
+        raise TasksError(
+            f"{text!r} is not a task handle: {first.message.replace('resource_meta', 'it')}", USAGE_ERROR
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.tasks_command == "show":
-        try:
-            handle = TaskHandle.decode(args.handle.strip().encode())
-        except ConnectError as error:
-            raise TasksError(
-                f"{args.handle!r} is not a task handle: {error.message.replace('resource_meta', 'it')}", USAGE_ERROR
-            ) from None
+        handle = given_handle(args.handle)
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise TasksError("--limit must be at least 1", USAGE_ERROR)
     reader, where = open_table(args.table)

@@ -205,6 +205,38 @@ def test_show_a_claimed_task_names_its_lease(service: ConnectorService, table_na
     assert record.secret.hex() not in json.dumps(shown)
 
 
+def test_show_takes_the_handle_as_a_json_answer_gives_it(world: dict[str, bytes], table_name: str) -> None:
+    """CreateTask over JSON (curl, the README) answers ``resourceMeta`` in base64, as proto3 JSON
+    writes bytes: that is the handle an operator has in hand, and show finds the task by it."""
+    import base64
+
+    raw = world["retried_0"]
+    for given in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")):
+        result = tasks("show", given, table=table_name)
+        assert result.returncode == 0, result.stderr
+        assert f"handle:" in result.stdout and raw.decode() in result.stdout
+
+
+def test_the_general_aws_endpoint_names_the_local_table_too(world: dict[str, bytes], table_name: str) -> None:
+    """AWS_ENDPOINT_URL (docs/flyte-tasks.md's local environment) sends boto3's DynamoDB calls to
+    make serve's moto as AWS_ENDPOINT_URL_DYNAMODB does: the command reads that table."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "TASKS_TABLE")}
+    environment |= {"AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL_DYNAMODB"]}
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "tasks", "list", "--run", "run-retried", "--table", table_name],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run-retried" in result.stdout
+    # With no table named, make serve's (connector-tasks) at that endpoint, not "which task table?"
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", "tasks", "list"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert "which task table" not in result.stderr
+    assert result.returncode == 0 or "connector-tasks" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("handle", ["not-a-handle", "t1" + "A" * 48, ""])
 def test_show_a_bad_handle_is_a_usage_error(handle: str, table_name: str) -> None:
     result = tasks("show", handle, table=table_name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -113,8 +114,10 @@ _connections: OrderedDict[str, Any] = OrderedDict()
 _connections_lock = threading.Lock()
 
 
-def _connection_params(meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None) -> dict[str, Any]:
-    params = {
+def _connection_params(
+    meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None, login_seconds: float = 0.0
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "account": meta.account,
         "user": meta.user,
         "database": meta.database,
@@ -124,10 +127,16 @@ def _connection_params(meta: SnowflakeJobMetadata, private_key: str | None, pass
     }
     if private_key:
         params["private_key"] = private_key_der(private_key, passphrase)
+    if login_seconds:  # the driver's default is 120 s; a task may ask for less, not more
+        asked = params.get("login_timeout")
+        limit = max(1, int(login_seconds))
+        params["login_timeout"] = min(asked, limit) if isinstance(asked, (int, float)) and asked > 0 else limit
     return params
 
 
-def _connection(meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None) -> tuple[str, Any]:
+def _connection(
+    meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None, login_seconds: float = 0.0
+) -> tuple[str, Any]:
     """The cached connection for these parameters (blocking: connects on a miss)."""
     key = json.dumps(
         [
@@ -148,7 +157,7 @@ def _connection(meta: SnowflakeJobMetadata, private_key: str | None, passphrase:
         if conn is not None and not _closed(conn):
             _connections.move_to_end(key)
             return key, conn
-    conn = snowflake_connect(**_connection_params(meta, private_key, passphrase))
+    conn = snowflake_connect(**_connection_params(meta, private_key, passphrase, login_seconds))
     with _connections_lock:
         _connections[key] = conn
         while len(_connections) > _CACHE_SIZE:
@@ -166,22 +175,46 @@ def _forget(key: str) -> None:
         _connections.pop(key, None)
 
 
+def snowflake_host(account: str) -> str:
+    """The host the driver signs in at for an account identifier (``<account>.snowflakecomputing.com``)."""
+    return f"{account}.snowflakecomputing.com"
+
+
+def connect_seconds() -> float:
+    """How long a sign-in may take: under the call's deadline (``CONNECTOR_TIMEOUT_SECONDS``), so
+    that a host the function cannot reach is told as that host, not as a deadline."""
+    return 0.75 * float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "") or 8.0)
+
+
 async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) -> Any:
     """``work(connection)`` in a worker thread; a Snowflake error becomes a Connect error (the
     connection is dropped from the cache when the error is about it, so the next call reconnects)."""
+    host, budget = snowflake_host(meta.account), connect_seconds()
+    key_text, passphrase = secrets.get("snowflake_private_key"), secrets.get("snowflake_private_key_passphrase")
+    try:
+        key, conn = await asyncio.wait_for(asyncio.to_thread(_connection, meta, key_text, passphrase, budget), budget)
+    except TimeoutError:  # the sign-in thread ends on the driver's own login_timeout
+        raise ConnectError(
+            Code.UNAVAILABLE,
+            f"snowflake: no answer from {host} within {budget:.3g} s: check the account identifier and this "
+            f"function's route to Snowflake (from a VPC: a NAT gateway or a PrivateLink endpoint)",
+        ) from None
+    except ConnectError:
+        raise
+    except Exception as error:  # every client error is mapped
+        mapped = snowflake_error(error)
+        if mapped.code == Code.UNAVAILABLE:
+            raise ConnectError(Code.UNAVAILABLE, f"snowflake: could not connect to {host}: {mapped.message}") from None
+        raise mapped from None
 
     def run() -> Any:
-        key = ""
         try:
-            key, conn = _connection(
-                meta, secrets.get("snowflake_private_key"), secrets.get("snowflake_private_key_passphrase")
-            )
             return work(conn)
         except ConnectError:
             raise
         except Exception as error:  # every client error is mapped
             mapped = snowflake_error(error)
-            if key and mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
+            if mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
                 _forget(key)
             raise mapped from None
 

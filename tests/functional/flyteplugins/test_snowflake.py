@@ -31,6 +31,7 @@ from tests.oracle_wheels import oracle_wheel
 TYPE = "snowflake"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 WHEELS = ROOT / ".venv" / "wheels"
+REAL_CONNECT = port.snowflake_connect  # before any fixture replaces it
 CUSTOM = {
     "account": "myorg-myaccount",
     "user": "FLYTE",
@@ -98,7 +99,8 @@ def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(w
     )
     handle = world.create(made)
     (connect,) = fake.connects
-    assert {k: v for k, v in connect.items() if k != "private_key"} == CUSTOM
+    assert {k: v for k, v in connect.items() if k not in ("private_key", "login_timeout")} == CUSTOM
+    assert connect["login_timeout"] == int(port.connect_seconds())  # under the call's deadline (the driver's: 120 s)
     assert connect["private_key"] == port.private_key_der(pem, "s3cret")
     lookup, submitted = fake.statements
     token = world.token(made)
@@ -398,7 +400,9 @@ def through_port(world, fake, template, proto, secrets, polls: int) -> list[Any]
 def same_calls(theirs: FakeSnowflake, ours: FakeSnowflake, cancelled: bool = False) -> None:
     """Same connects and submitted SQL; with ``cancelled``, the same cancel statement (the service
     calls delete only for a task that has not ended: the original is asked to cancel a finished one too)."""
-    assert ours.connects == theirs.connects  # account, user, database, schema, warehouse, role, private key (DER)
+    # account, user, database, schema, warehouse, role, private key (DER); the port alone bounds the sign-in
+    assert [{k: v for k, v in c.items() if k != "login_timeout"} for c in ours.connects] == theirs.connects
+    assert all(c["login_timeout"] == int(port.connect_seconds()) for c in ours.connects)
     (their_query,), (our_query,) = theirs.queries.values(), ours.queries.values()
     assert [(s.sql, s.params) for s in ours.submitted()] == [(s.sql, s.params) for s in theirs.submitted()]
     if cancelled:
@@ -484,3 +488,44 @@ def test_differential_a_running_query_cancelled(original, monkeypatch, world, fa
     same_calls(theirs, fake, cancelled=True)
     same_answers(their_answers, ours, theirs.only_query().query_id, fake.only_query().query_id)
     assert theirs.only_query().plan == fake.only_query().plan == ["ABORTED"]
+
+
+# -- a Snowflake the function cannot reach (issue 16, item 6) ---------------------------------------
+
+
+def test_a_snowflake_that_never_answers_is_unavailable_naming_its_host_before_the_deadline(world, fake, monkeypatch):
+    """No route to the account's host (a VPC without NAT): the connect blocks, as a dropped SYN
+    does. The answer names the host, not just 'did not finish create within 8 s'."""
+    import threading
+
+    monkeypatch.setenv("CONNECTOR_TIMEOUT_SECONDS", "3")
+    released = threading.Event()
+
+    def blackholed(**params: Any) -> Any:
+        released.wait(30)
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(port, "snowflake_connect", blackholed)
+    try:
+        error = world.error(world.create, request())
+    finally:
+        released.set()
+    assert error.code == Code.UNAVAILABLE, error
+    assert "myorg-myaccount.snowflakecomputing.com" in error.message and "did not finish" not in error.message
+
+
+def test_the_real_driver_that_cannot_resolve_the_account_names_its_host(world, monkeypatch):
+    """The real snowflake-connector-python (no fake): the account's host does not resolve on this
+    machine (no internet), and the driver gives up within the service's deadline."""
+    monkeypatch.setattr(port, "snowflake_connect", REAL_CONNECT)
+    monkeypatch.setenv("CONNECTOR_TIMEOUT_SECONDS", "4")
+    error = world.error(world.create, request())
+    assert error.code == Code.UNAVAILABLE, error
+    assert "myorg-myaccount.snowflakecomputing.com" in error.message and "did not finish" not in error.message
+
+
+def test_a_task_may_shorten_the_sign_in_but_not_lengthen_it():
+    meta = port.SnowflakeJobMetadata(**CUSTOM, query_id="", has_output=False, connection_kwargs={"login_timeout": 600})
+    assert port._connection_params(meta, None, None, 6.0)["login_timeout"] == 6
+    meta.connection_kwargs = {"login_timeout": 2}
+    assert port._connection_params(meta, None, None, 6.0)["login_timeout"] == 2
