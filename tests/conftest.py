@@ -23,7 +23,7 @@ from connectors.store import TaskStore, new_client
 
 # Fixtures that live beside the helpers they build on: the AWS world (moto for every AWS API) and
 # the fuzz harness. Listed here, every test module sees them without importing them.
-pytest_plugins = ["tests.aws_world", "tests.fuzz_client"]
+pytest_plugins = ["tests.aws_world", "tests.fuzz_client", "tests.docs_world"]
 
 for _key, _value in LOCAL_ENV.items():
     os.environ[_key] = _value  # never reach for real AWS credentials from a test

@@ -55,7 +55,7 @@ class Block:
 
     def directive(self, kind: str) -> str | None:
         for directive in self.directives:
-            if directive == kind or directive.startswith(f"{kind} ") or directive.startswith(f"{kind}:"):
+            if directive == kind or directive.startswith((f"{kind} ", f"{kind}:")):
                 return directive[len(kind) :].lstrip(": ").strip()
         return None
 
@@ -126,7 +126,9 @@ def counts(found: list[Block] | None = None) -> Counter[str]:
 def main() -> None:
     found = all_blocks()
     tally = counts(found)
-    print(f"{len(found)} code blocks in README.md and docs/: " + ", ".join(f"{n} {k}" for k, n in sorted(tally.items())))
+    print(
+        f"{len(found)} code blocks in README.md and docs/: " + ", ".join(f"{n} {k}" for k, n in sorted(tally.items()))
+    )
     for block in found:
         if block.disposition == "not run":
             print(f"  not run  {block.where}: {block.directive('not run')}")

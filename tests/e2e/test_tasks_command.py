@@ -214,7 +214,7 @@ def test_show_takes_the_handle_as_a_json_answer_gives_it(world: dict[str, bytes]
     for given in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("=")):
         result = tasks("show", given, table=table_name)
         assert result.returncode == 0, result.stderr
-        assert f"handle:" in result.stdout and raw.decode() in result.stdout
+        assert "handle:" in result.stdout and raw.decode() in result.stdout
 
 
 def test_the_general_aws_endpoint_names_the_local_table_too(world: dict[str, bytes], table_name: str) -> None:
@@ -224,14 +224,24 @@ def test_the_general_aws_endpoint_names_the_local_table_too(world: dict[str, byt
     environment |= {"AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL_DYNAMODB"]}
     result = subprocess.run(
         [sys.executable, "-m", "connectors.cli", "tasks", "list", "--run", "run-retried", "--table", table_name],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "run-retried" in result.stdout
     # With no table named, make serve's (connector-tasks) at that endpoint, not "which task table?"
     result = subprocess.run(
         [sys.executable, "-m", "connectors.cli", "tasks", "list"],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert "which task table" not in result.stderr
     assert result.returncode == 0 or "connector-tasks" in result.stderr, result.stderr

@@ -72,7 +72,9 @@ def world(aws_world, fake, deployment_key, monkeypatch):
     prefix = f"flyte-connectors-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
     world = aws_world(port.SnowflakeConnector())
-    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/snowflake_private_key", SecretString=deployment_key)
+    world.boto("secretsmanager").create_secret(
+        Name=f"{prefix}/{TYPE}/snowflake_private_key", SecretString=deployment_key
+    )
     return world
 
 
