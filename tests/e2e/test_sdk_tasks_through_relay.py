@@ -41,6 +41,7 @@ task's own container, which writes the outputs under the output prefix: their an
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import subprocess
@@ -264,6 +265,10 @@ def sdk_case(task: Any, values: dict[str, Any], **options: Any) -> Case:
 
 def aws_case(task_class: Any) -> Callable[[Stack], Case]:
     def build(stack: Stack) -> Case:
+        # case() skips a class whose connector, example or resources are not written yet: here, all are.
+        for module in (task_class._CONNECTOR.split(":")[0], f"connectors.dev.aws_resources.{task_class._TASK_TYPE}"):
+            importlib.import_module(module)
+        assert (ROOT / "examples" / f"{task_class._TASK_TYPE}.json").is_file()
         task, values, _ = case(task_class, stack.aws)  # from examples/<task type>.json
         return sdk_case(task, values, uri_prefix="s3://flyte-examples/")  # where the examples' jobs write
 
