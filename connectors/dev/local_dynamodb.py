@@ -64,7 +64,11 @@ class LocalDynamoDB:
             stderr=out,
             env=env,
         )
-        _wait_for_port(self.port, self._process, timeout)
+        try:
+            _wait_for_port(self.port, self._process, timeout)
+        except BaseException:
+            self.stop()  # one that did not listen in time is not left running (``with`` calls no __exit__)
+            raise
         return self
 
     def stop(self) -> None:
