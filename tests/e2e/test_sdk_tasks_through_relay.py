@@ -178,23 +178,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "BIGQUERY_EMULATOR_HOST": bigquery.url,
         }
         served = children.start("serve", [sys.executable, "-m", "tests.e2e.serve_with_fake_snowflake"], env)
+        # Alone while it starts: its embedded moto gives up after 20 s, and two CPUs shared by four
+        # test workers are slow enough already.
+        wait_until(lambda: answers(f"{base}/healthz"), "connectors serve", *served)
         relay = ["relay", "--unsigned", "--endpoint", base, "--listen", f"{HOST}:{relay_port}"]
         relayed = children.start("relay", [sys.executable, "-m", "connectors.cli", *relay], dict(os.environ))
-        # While they start: flyte-sdk's task modules, and the keys.
+        # While the relay starts: flyte-sdk's task modules, and each credential where the deployment keeps it.
         sdk = SimpleNamespace(
             bigquery=sdk_task_module("flyteplugins-bigquery", logs),
             snowflake=sdk_task_module("flyteplugins-snowflake", logs),
         )
-        credentials = [
+        secrets = client_factory(moto)("secretsmanager")
+        for task_type, name, value in [
             ("databricks", "databricks_token", TOKEN),
             ("snowflake", "snowflake_private_key", rsa_pem()),
             ("bigquery_query_job_task", "google_application_credentials", bigquery.service_account_json()),
             ("slurm", "ssh_private_key", slurm.private_key),
             ("slurm", "known_hosts_data", slurm.known_hosts),
-        ]
-        wait_until(lambda: answers(f"{base}/healthz"), "connectors serve", *served)
-        secrets = client_factory(moto)("secretsmanager")  # each credential where the deployment keeps it
-        for task_type, name, value in credentials:
+        ]:
             secrets.create_secret(Name=f"{PREFIX}/{task_type}/{name}", SecretString=value)
         channel = stack.enter_context(grpc.insecure_channel(f"{HOST}:{relay_port}"))
         wait_until(lambda: grpc_ready(channel), "connectors relay", *relayed)
