@@ -55,7 +55,9 @@ class LocalDynamoDB:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> LocalDynamoDB:
+    def start(self, timeout: float = 60.0) -> LocalDynamoDB:
+        # The fake AWS imports moto and every service it patches: ~10 s alone, far more on a
+        # 2-core machine running four test workers.
         out = subprocess.DEVNULL if self._quiet else None
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed module and a port number

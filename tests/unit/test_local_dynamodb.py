@@ -21,7 +21,7 @@ def test_a_server_that_does_not_listen_in_time_is_stopped_not_left_running(monke
 
     monkeypatch.setattr(local_dynamodb.subprocess, "Popen", recording)
     try:
-        # No moto server listens within 0 s; on a loaded machine 20 s (the default) can pass too,
+        # No moto server listens within 0 s; on a loaded machine the default can pass too,
         # and each server left behind loads it more.
         with pytest.raises(RuntimeError, match="did not listen"):
             LocalDynamoDB().start(timeout=0)
