@@ -91,7 +91,8 @@ def test_rest_paths_queries_and_bodies(fuzz, real, data):
         fuzz.rest(rpc, method, path, params=params)
     create = data.draw(
         st.one_of(
-            create_requests().map(lambda m: json_format.MessageToJson(m).encode()),
+            # inf in a template's Struct is legal in binary proto, and has no proto3 JSON form
+            create_requests().map(_json_or_none).filter(lambda body: body is not None),
             json_with_wrong_types(real["messages"]["CreateTask"]),
             mutated(json_format.MessageToJson(real["messages"]["CreateTask"]).encode()),
             st.binary(max_size=100),
@@ -105,3 +106,11 @@ def test_rest_paths_queries_and_bodies(fuzz, real, data):
 def test_every_record_is_whole_after_the_fuzzing(fuzz, settings, dynamodb_client):
     """Enough bodies were sent, and no half-written record: each is created with its metadata, and its handle answers GetTask."""
     check_the_run(fuzz, settings, dynamodb_client, tests=TESTS, min_bodies=MIN_BODIES, min_per_rpc=MIN_PER_RPC)
+
+
+def _json_or_none(message: object) -> bytes | None:
+    """A message's proto3 JSON, or None for one JSON cannot carry (a Struct number that is inf)."""
+    try:
+        return json_format.MessageToJson(message).encode()  # type: ignore[arg-type]
+    except ValueError:
+        return None
