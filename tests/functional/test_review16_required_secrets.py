@@ -97,8 +97,6 @@ def test_an_empty_key_in_the_request_is_completed_from_secrets_manager(aws_world
     """Finding 3 (weak). An executor (or a relay) that sends the secret's name with an empty
     value: the look-up is skipped (the name is present) and the check then finds it absent."""
     world = aws_world(port.SnowflakeConnector())
-    world.boto("secretsmanager").create_secret(
-        Name=f"{prefix}/{TYPE}/snowflake_private_key", SecretString=rsa_pem()
-    )
+    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/snowflake_private_key", SecretString=rsa_pem())
     handle = world.create(request(secrets={"snowflake_private_key": ""}))
     assert handle
