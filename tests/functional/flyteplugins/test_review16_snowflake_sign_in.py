@@ -17,7 +17,7 @@ from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 
 from connectors.builtin.flyteplugins import snowflake as port
 from connectors.errors import Code
-from tests.functional.flyteplugins.test_snowflake import fake, request, world  # noqa: F401 - fixtures
+from tests.functional.flyteplugins.test_snowflake import deployment_key, fake, request, world  # noqa: F401 - fixtures
 
 HOST = "myorg-myaccount.snowflakecomputing.com"
 
