@@ -57,9 +57,8 @@ install: $(STAMP)
 # make serve serves what the Lambda package serves: the dev venv also holds the flyte SDK and
 # flyteplugins-slurm (for the differential tests), whose connectors the deployment does not have.
 # `make serve FLYTE_SDK_CONNECTORS=all` serves them too (connectors/flyte_sdk.py).
-FLYTE_SDK_CONNECTORS ?= none
 serve: $(STAMP)
-	FLYTE_SDK_CONNECTORS=$(FLYTE_SDK_CONNECTORS) $(BIN)/connectors serve
+	FLYTE_SDK_CONNECTORS=$(or $(FLYTE_SDK_CONNECTORS),none) $(BIN)/connectors serve
 
 lint-template: $(STAMP) $(SAM)
 	$(BIN)/cfn-lint template.yaml

@@ -239,6 +239,7 @@ class Canceller:
         request = unpack_create_request(record.create_request)
         kwargs = {**dict(request.connection.configs), **connection}  # the caller's secrets, the task's configs
         try:
+            self.secrets.require(connector, record.task_type, kwargs)  # a refusal like the connector's own
             inputs = literals.inputs_to_native(request.inputs, request.template.interface)
             return await self.calls.call(
                 connector,

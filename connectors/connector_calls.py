@@ -40,6 +40,8 @@ invocation_deadline: ContextVar[float | None] = ContextVar("invocation_deadline"
 # When API Gateway took the request (time.time()), so that a caller's timeout counts from there
 # (a cold start's init is not the caller's time to give): set per event by the Lambda handler.
 request_arrived_at: ContextVar[float | None] = ContextVar("request_arrived_at", default=None)
+# When the connector call running now must have finished (time.monotonic()), as the connector sees it.
+_call_deadline: ContextVar[float | None] = ContextVar("call_deadline", default=None)
 # The request's connection secret values: cut from every message a connector's failure or report
 # puts in a log line, a record or an answer.
 _secret_values: ContextVar[tuple[str, ...]] = ContextVar("secret_values", default=())
@@ -178,6 +180,13 @@ def seconds_left(settings: Settings, reserve: float = STORE_RESERVE_SECONDS) -> 
     return max(MIN_CALL_SECONDS, timeout)
 
 
+def call_seconds_left() -> float | None:
+    """Inside a connector call: the seconds left of its deadline (a connector that waits on a
+    remote of its own, as a sign-in, stops before it to say what it waited for). None outside."""
+    deadline = _call_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
 def invocation_seconds_left() -> float | None:
     """Seconds before this Lambda invocation is killed, or None outside Lambda."""
     deadline = invocation_deadline.get()
@@ -200,6 +209,7 @@ class ConnectorCalls:
         timeout = seconds_left(self.settings) if timeout is None else timeout
         started = time.perf_counter()
         task_type = getattr(connector, "task_type_name", connector.name)
+        marked = _call_deadline.set(time.monotonic() + timeout)  # the call's task copies it
         try:
             with tracing.subsegment(f"connector {operation}", task_type=task_type, operation=operation):
                 try:  # the subsegment sees only the Connect error, redacted
@@ -207,6 +217,7 @@ class ConnectorCalls:
                 except BaseException as error:
                     raise _as_connect_error(connector, operation, error, timeout) from None
         finally:
+            _call_deadline.reset(marked)
             logger.debug("connector %s %s took %.3f s", connector.name, operation, time.perf_counter() - started)
             metrics.connector_call(task_type, operation, time.perf_counter() - started)
 
@@ -248,7 +259,9 @@ def _as_connect_error(
     connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float
 ) -> BaseException:
     if isinstance(error, ConnectError):  # a remote's error page comes out as what a person reads
-        message = redact(readable(error.message))
+        # redacted before the cut and the folding (a secret cut in two or joined onto one line
+        # would no longer match), and after them (one the page held HTML-escaped)
+        message = redact(readable(redact(error.message)))
         return error if message == error.message else ConnectError(error.code, message)
     if isinstance(error, asyncio.TimeoutError):
         logger.error("connector %s %s took longer than %.1f s", connector.name, operation, timeout)
@@ -258,7 +271,7 @@ def _as_connect_error(
     if isinstance(error, Exception):
         trace = redact("".join(traceback.format_exception(error)))
         logger.error("connector %s %s failed:\n%s", connector.name, operation, trace.rstrip())
-        return internal(redact(readable(f"connector {connector.name} failed to {operation}: {error}")))
+        return internal(redact(readable(redact(f"connector {connector.name} failed to {operation}: {error}"))))
     return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
 
 

@@ -10,8 +10,9 @@ did not carry, the service reads
 
 and passes it as the same keyword argument. Values an executor does send win. A secret found in
 neither is left out (the connector decides what that means), unless the connector lists it in
-``required_secrets``: then the call is ``unauthenticated`` before the connector runs, and the
-answer names the secret and the parameter to create. One the function may not read is
+``required_secrets``: then a call that needs the connector is ``unauthenticated`` before the
+connector runs, and the answer names the secret and the parameter to create. An empty value in
+the request counts as none. One the function may not read is
 ``permission_denied``, and AWS failing is ``unavailable``. Values are cached for
 ``SECRETS_MAX_AGE_SECONDS`` (Powertools' parameters utility), never stored in a task record,
 never logged, and cut from every message like a request's own secrets.
@@ -102,13 +103,19 @@ class SecretResolver:
 
     async def complete(self, connector: Any, task_type: str, connection: dict[str, str]) -> dict[str, str]:
         """``connection`` with each secret the connector takes and the request lacks, from AWS."""
-        missing = [name for name in secret_names(connector) if name not in connection]
-        if missing and self.source.enabled:
-            connection = await self._fetch(task_type, missing, connection, force=False)
+        missing = [name for name in secret_names(connector) if not connection.get(name)]
+        if not missing or not self.source.enabled:
+            return connection
+        given = {name: value for name, value in connection.items() if value or name not in missing}
+        return await self._fetch(task_type, missing, given, force=False)
+
+    def require(self, connector: Any, task_type: str, connection: dict[str, str]) -> None:
+        """``unauthenticated`` naming where to put each required secret ``connection`` lacks: said
+        before a call that would sign in without it (and only then: a task that needs no call, an
+        ended one, is answered from its record whatever the secrets)."""
         absent = [name for name in required_secret_names(connector) if not connection.get(name)]
         if absent:
             raise ConnectError(Code.UNAUTHENTICATED, self.where_to_put(task_type, absent, connector))
-        return connection
 
     def where_to_put(self, task_type: str, names: list[str], connector: Any = None) -> str:
         """What an operator must create for a connector that found none of ``names``."""
@@ -151,6 +158,7 @@ class SecretResolver:
     ) -> T:
         """``calls.call(connector, operation, make(connection))``; when the remote refuses the
         credentials and some were fetched from AWS, once more with them read again."""
+        self.require(connector, task_type, connection)
         try:
             return await calls.call(connector, operation, make(connection))
         except ConnectError as error:

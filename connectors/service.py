@@ -85,6 +85,7 @@ class ConnectorService:
         connector = self.registry.get_connector(template.type, template.task_type_version)
         logs.add_keys(task_type=template.type)  # a task type the service serves: a bounded metric dimension
         connection = await self.secrets.complete(connector, template.type, connection)
+        self.secrets.require(connector, template.type, connection)  # refused before any record is written
         if deadline_passed():  # no time to start a job and record it: start nothing
             raise deadline_exceeded("the caller's deadline passed before this CreateTask could start its job")
         try:
@@ -252,9 +253,10 @@ class ConnectorService:
     @observed("get")
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
+        connection = connection_kwargs(request.connection)  # completed from AWS only for a connector call
         fresh: pb.Resource | None = None
         if record.state == ACTIVE:
+            connection = await self.secrets.complete(connector, record.task_type, connection)
             fresh = await self._poll_connector(connector, record, connection)
             for _ in range(POLL_WRITE_TRIES):
                 if record.state != ACTIVE:
@@ -269,6 +271,7 @@ class ConnectorService:
             else:
                 raise unavailable("this task's record kept changing while it was polled; retry")
         if record.phase == TaskExecution.SUCCEEDED and (fresh is None or fresh.phase != TaskExecution.SUCCEEDED):
+            connection = await self.secrets.complete(connector, record.task_type, connection)
             fresh = await self._poll_connector(connector, record, connection)  # for the outputs
         return pb.GetTaskResponse(resource=stored_resource(record, fresh))
 
@@ -324,8 +327,10 @@ class ConnectorService:
         if not _overrides(connector, "get_metrics"):
             raise unimplemented(f"connector {connector.name} does not serve metrics")
         meta = self.calls.decode_meta(connector, record)
+        secrets = await self.secrets.complete(connector, record.task_type, {})
+        self.secrets.require(connector, record.task_type, secrets)
         kwargs = {
-            **await self.secrets.complete(connector, record.task_type, {}),
+            **secrets,
             "queries": list(request.queries),
             "start_time": request.start_time,
             "end_time": request.end_time,
@@ -340,6 +345,7 @@ class ConnectorService:
             raise unimplemented(f"connector {connector.name} does not serve logs")
         meta = self.calls.decode_meta(connector, record)
         secrets = await self.secrets.complete(connector, record.task_type, {})
+        self.secrets.require(connector, record.task_type, secrets)
         try:
             result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines, **secrets)
         except NotImplementedError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -14,8 +15,8 @@ def _number(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"environment variable {name} must not be negative, got {raw!r}")
+    if value < 0 or not math.isfinite(value):
+        raise ValueError(f"environment variable {name} must be a finite number, not negative, got {raw!r}")
     return value
 
 

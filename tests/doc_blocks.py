@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGUAGES = {"sh": "shell", "bash": "shell", "python": "python"}
 CHECKED_LANGUAGES = {"json", "yaml"}
 SHOWN_LANGUAGES = {"", "text", "promql", "sql"}
-_FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
+# CommonMark's fenced code: three or more backticks or tildes, an info string whose first word is
+# the language; closed by the same character, at least as many, and nothing else on the line.
+_FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
 
 
@@ -97,20 +99,23 @@ def blocks(path: Path) -> list[Block]:
         if not opened:
             index += 1
             continue
-        indent, start = len(opened.group("indent")), index
+        indent, fence, start = len(opened.group("indent")), opened.group("fence"), index
+        info = opened.group("info").split()
         directives = []
         back = index - 1
         while back >= 0 and (match := _DIRECTIVE.match(lines[back])):
             directives.insert(0, match.group("body"))
             back -= 1
+        closing = re.compile(rf"^ *{re.escape(fence[0])}{{{len(fence)},}}\s*$")
         index += 1
         body = []
-        while index < len(lines) and not re.match(rf"^ {{{indent}}}```\s*$", lines[index]):
+        while index < len(lines) and not closing.match(lines[index]):
             body.append(lines[index][indent:] if lines[index][:indent].strip() == "" else lines[index])
             index += 1
         if index == len(lines):
             raise ValueError(f"{path.relative_to(ROOT)}:{start + 1}: a fence that never closes")
-        found.append(Block(path, start + 1, opened.group("lang"), "\n".join(body) + "\n", directives))
+        language = info[0].lower() if info else ""
+        found.append(Block(path, start + 1, language, "\n".join(body) + "\n", directives))
         index += 1
     return found
 

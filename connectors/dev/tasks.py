@@ -127,10 +127,21 @@ def _describe(error: Exception) -> str:
     return type(error).__name__
 
 
+def _loopback(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:
+        return None
+    return url.strip() if host in ("127.0.0.1", "localhost", "::1") else None
+
+
 def open_table(table: str | None = None) -> tuple[TaskReader, str]:
     """The task table the environment names, and where it is (for the header line)."""
-    # AWS_ENDPOINT_URL sends boto3's DynamoDB calls to the same place (a local run's environment).
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    # AWS_ENDPOINT_URL sends boto3's DynamoDB calls to the same place: a local run's environment
+    # when it is on this machine (a VPC endpoint or a proxy is not make serve's table).
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or _loopback(os.environ.get("AWS_ENDPOINT_URL", ""))
     import boto3
 
     if endpoint:
@@ -334,13 +345,15 @@ def given_handle(text: str) -> TaskHandle:
     (``resourceMeta``: the same bytes in base64, as proto3 JSON writes bytes; plain or URL-safe)."""
     text = text.strip()
     try:
-        return TaskHandle.decode(text.encode())
+        return TaskHandle.decode(text.encode("utf-8", "surrogateescape"))
     except ConnectError as error:
         first = error
+    except (UnicodeError, ValueError):
+        raise TasksError(f"{text!r} is not a task handle", USAGE_ERROR) from None
     try:
         decoded = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
         return TaskHandle.decode(decoded)
-    except (ValueError, ConnectError):
+    except (ValueError, UnicodeError, ConnectError):
         raise TasksError(
             f"{text!r} is not a task handle: {first.message.replace('resource_meta', 'it')}", USAGE_ERROR
         ) from None

@@ -20,11 +20,12 @@ on ``PATH``, and no AWS configuration files, so nothing can reach a real account
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
 
-from tests.doc_blocks import Block
+from tests.doc_blocks import Block, all_blocks
 from tests.docs_world import Docs, of, ran_well, run_in_background, run_shell
 
 SHELL = [block for block in of("run") if block.lang != "python"]
@@ -77,3 +78,24 @@ def test_make_serve_serves_what_the_lambda_package_serves(docs: Docs) -> None:
     }
     assert "slurm" in served and "athena_query" in served
     assert "slurm_script" not in served
+
+
+def _block_with(path: str, text: str) -> Block:
+    (found,) = [block for block in all_blocks() if block.where.startswith(f"{path}:") and text in block.text]
+    return found
+
+
+def test_the_documented_curl_pair_fails_when_the_api_refuses_the_task(docs: Docs) -> None:
+    """A block must fail when its command fails: curl -f and jq -e make the pair do so."""
+    block = _block_with("README.md", "-d @examples/athena_query.json")
+    broken = replace(block, text=block.text.replace("-d @examples/athena_query.json", "-d '{\"template\": {}}'"))
+    assert broken.text != block.text
+    with pytest.raises(AssertionError):
+        ran_well(broken, run_shell(docs, broken))
+
+
+def test_a_broken_tasks_command_block_fails(docs: Docs) -> None:
+    block = _block_with("docs/tasks-command.md", "connectors tasks show <handle>")
+    broken = replace(block, text=block.text.replace("connectors tasks show <handle>", "connectors tasks show t1nope"))
+    with pytest.raises(AssertionError):
+        ran_well(broken, run_shell(docs, broken))

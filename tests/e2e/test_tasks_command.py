@@ -247,7 +247,7 @@ def test_the_general_aws_endpoint_names_the_local_table_too(world: dict[str, byt
     assert result.returncode == 0 or "connector-tasks" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("handle", ["not-a-handle", "t1" + "A" * 48, ""])
+@pytest.mark.parametrize("handle", ["not-a-handle", "t1" + "A" * 48, "", "\udcff", "dDE="])
 def test_show_a_bad_handle_is_a_usage_error(handle: str, table_name: str) -> None:
     result = tasks("show", handle, table=table_name)
     assert result.returncode == 2

@@ -106,6 +106,7 @@ def client(service: str, *, once: bool = False) -> Any:
 def reset_clients() -> None:
     """Forget every client built (after a SnapStart restore: their connections and credentials
     belong to the snapshot); the next call builds them again."""
+    _profile_region.cache_clear()
     with _clients_lock:
         _clients.clear()
 

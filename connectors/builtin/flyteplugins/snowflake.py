@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -29,6 +30,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from google.protobuf import json_format
 
 from ...connector import AsyncConnector, Resource, ResourceMeta
+from ...connector_calls import call_seconds_left
 from ...errors import Code, ConnectError, invalid_argument, permission_denied
 from ...literals import DataFrameRef
 from .snowflake_sql import LOOKUP_SQL, expand_batch_query, query_link, query_phase, query_tag
@@ -181,9 +183,16 @@ def snowflake_host(account: str) -> str:
 
 
 def connect_seconds() -> float:
-    """How long a sign-in may take: under the call's deadline (``CONNECTOR_TIMEOUT_SECONDS``), so
-    that a host the function cannot reach is told as that host, not as a deadline."""
-    return 0.75 * float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "") or 8.0)
+    """How long a sign-in may take: three quarters of what is left of the call's deadline (the
+    caller's, the Lambda's, else ``CONNECTOR_TIMEOUT_SECONDS``), so that a host the function
+    cannot reach is told as that host, not as a deadline."""
+    left = call_seconds_left()
+    if left is None:
+        try:
+            left = float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "") or 8.0)
+        except ValueError:
+            left = 8.0
+    return max(0.05, 0.75 * left) if math.isfinite(left) else 6.0
 
 
 async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) -> Any:

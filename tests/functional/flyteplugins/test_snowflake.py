@@ -102,7 +102,7 @@ def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(w
     handle = world.create(made)
     (connect,) = fake.connects
     assert {k: v for k, v in connect.items() if k not in ("private_key", "login_timeout")} == CUSTOM
-    assert connect["login_timeout"] == int(port.connect_seconds())  # under the call's deadline (the driver's: 120 s)
+    assert 1 <= connect["login_timeout"] <= 6  # 3/4 of the call's deadline (the world's 5 s; the driver's: 120 s)
     assert connect["private_key"] == port.private_key_der(pem, "s3cret")
     lookup, submitted = fake.statements
     token = world.token(made)
@@ -404,7 +404,7 @@ def same_calls(theirs: FakeSnowflake, ours: FakeSnowflake, cancelled: bool = Fal
     calls delete only for a task that has not ended: the original is asked to cancel a finished one too)."""
     # account, user, database, schema, warehouse, role, private key (DER); the port alone bounds the sign-in
     assert [{k: v for k, v in c.items() if k != "login_timeout"} for c in ours.connects] == theirs.connects
-    assert all(c["login_timeout"] == int(port.connect_seconds()) for c in ours.connects)
+    assert all(1 <= c["login_timeout"] <= 6 for c in ours.connects)
     (their_query,), (our_query,) = theirs.queries.values(), ours.queries.values()
     assert [(s.sql, s.params) for s in ours.submitted()] == [(s.sql, s.params) for s in theirs.submitted()]
     if cancelled:

@@ -120,7 +120,7 @@ def _create_echo(world: Any, token: str) -> tuple[str, list[str]]:
             ).values()
         )
     )
-    return error.message, list(record.notes) + [record.message]
+    return error.message, [*record.notes, record.message]
 
 
 def test_a_secret_at_the_length_cut_is_not_half_answered(aws_world):
