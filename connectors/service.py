@@ -20,9 +20,9 @@ from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from . import literals
-from .answers import answer_resource, stored_resource
+from .answers import stored_resource
 from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle_seconds, request_digest
-from .connector import AsyncConnector, Resource
+from .connector import AsyncConnector
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
 from .errors import (
     Code,
@@ -36,6 +36,7 @@ from .errors import (
 )
 from .observability import logs, metrics, observed
 from .phase import phase_name
+from .polling import Poller
 from .registry import ConnectorRegistry
 from .secrets import SecretResolver
 from .settings import Settings
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # A poll's write that loses to another writer is decided again on the record it found.
-POLL_WRITE_TRIES = 4
 
 
 # Codes of a failed create that leave open whether it started a job (its answer was lost, its
@@ -64,6 +64,7 @@ class ConnectorService:
         self.calls = ConnectorCalls(self.settings)
         self.secrets = SecretResolver()
         self.canceller = Canceller(registry, store, self.calls, self.settings, self.secrets)
+        self.poller = Poller(self)
 
     # -- AsyncConnectorService ---------------------------------------------------------------
 
@@ -257,50 +258,13 @@ class ConnectorService:
         fresh: pb.Resource | None = None
         if record.state == ACTIVE:
             connection = await self.secrets.complete(connector, record.task_type, connection)
-            fresh = await self._poll_connector(connector, record, connection)
-            for _ in range(POLL_WRITE_TRIES):
-                if record.state != ACTIVE:
-                    break
-                try:
-                    record = await self.run_store(self._store_poll, record, fresh.phase, fresh.message)
-                    return pb.GetTaskResponse(resource=fresh)
-                except RecordChanged as changed:  # another writer came first: decide again on what it wrote
-                    if changed.current is None:
-                        raise unavailable("this task's record changed while it was polled; retry") from None
-                    record = changed.current
-            else:
-                raise unavailable("this task's record kept changing while it was polled; retry")
+            record, fresh, answer = await self.poller.poll(connector, record, connection)
+            if answer is not None:
+                return answer
         if record.phase == TaskExecution.SUCCEEDED and (fresh is None or fresh.phase != TaskExecution.SUCCEEDED):
             connection = await self.secrets.complete(connector, record.task_type, connection)
-            fresh = await self._poll_connector(connector, record, connection)  # for the outputs
+            fresh = await self.poller.read(connector, record, connection)  # for the outputs
         return pb.GetTaskResponse(resource=stored_resource(record, fresh))
-
-    async def _poll_connector(
-        self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]
-    ) -> pb.Resource:
-        meta = self.calls.decode_meta(connector, record)
-        resource = await self.secrets.call(
-            self.calls,
-            connector,
-            record.task_type,
-            "get",
-            connection,
-            lambda kwargs: connector.get(resource_meta=meta, **kwargs),
-        )
-        if not isinstance(resource, Resource):
-            raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
-        return answer_resource(record, resource)  # what is answered is what is stored
-
-    def _store_poll(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
-        """The write a poll needs: none when nothing changed and the heartbeat is recent; a
-        heartbeat (which moves the index entry) at most once per quarter of the reaper's window."""
-        heartbeat_seconds = self.settings.abandoned_after_minutes * 60 / 4
-        due = record.heartbeat_at is None or record.heartbeat_at <= self.store.clock() - heartbeat_seconds
-        if phase != record.phase or message != record.message:
-            if phase != record.phase:
-                logger.info("task %s: %s -> %s", record.name, phase_name(record.phase), phase_name(phase))
-            return self.store.record_phase(record, phase, message, heartbeat=due)
-        return self.store.heartbeat(record) if due else record
 
     @observed("delete")
     async def delete_task(self, request: pb.DeleteTaskRequest) -> pb.DeleteTaskResponse:

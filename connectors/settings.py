@@ -38,6 +38,11 @@ class Settings:
     # Mixed into every idempotency token (template.yaml: the stack's name), so that two
     # deployments sharing an AWS account never find each other's jobs for the same run name.
     token_salt: str = ""
+    # GetTask answers the stored phase while status reads fail in passing (throttled, unavailable,
+    # a deadline), and the failure only once none has succeeded for this long: longer than AWS's
+    # throttling storms and regional blips usually last, short enough that a job the service can
+    # no longer reach is failed within the hour (polling.py).
+    status_stale_after_minutes: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +55,5 @@ class Settings:
             abandoned_after_minutes=_number("ABANDONED_AFTER_MINUTES", cls.abandoned_after_minutes),
             max_request_bytes=int(_number("MAX_REQUEST_BYTES", cls.max_request_bytes)),
             token_salt=os.environ.get("IDEMPOTENCY_TOKEN_SALT", "").strip(),
+            status_stale_after_minutes=_number("STATUS_STALE_AFTER_MINUTES", cls.status_stale_after_minutes),
         )

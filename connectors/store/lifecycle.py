@@ -39,6 +39,7 @@ from ..phase import ends_attempt
 from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
 from .dynamodb import RecordChanged, StaleTask, TaskTable
 from .record import ACTIVE, ACTIVE_SHARDS, CANCELLING, CLAIMED, ENDED, TaskRecord
+from .status_reads import StatusReads
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ClaimResult:
     prior_create_error: str = ""
 
 
-class TaskStore(TaskTable):
+class TaskStore(StatusReads, TaskTable):
     def __init__(
         self,
         table_name: str,

@@ -98,6 +98,9 @@ class TaskRecord:
     version: int = 1
     active_shard: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Since when every status read of the job has failed in passing (throttled, unavailable, a
+    # deadline); None once one succeeds. GetTask answers the stored phase meanwhile (polling.py).
+    status_failing_since: float | None = None
 
     @property
     def handle(self) -> TaskHandle:
@@ -143,7 +146,7 @@ class TaskRecord:
 
 
 _INT_FIELDS = {"attempt", "task_version", "phase", "version", "expires_at", "superseded_by"}
-_FLOAT_FIELDS = {"created_at", "updated_at", "heartbeat_at", "lease_expires_at"}
+_FLOAT_FIELDS = {"created_at", "updated_at", "heartbeat_at", "lease_expires_at", "status_failing_since"}
 
 
 def _to_attribute(name: str, value: Any) -> dict[str, Any]:

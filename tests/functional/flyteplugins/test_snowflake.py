@@ -272,8 +272,8 @@ def test_snowflake_errors_at_create_become_connect_codes_with_their_message(worl
 def test_a_status_poll_that_cannot_reach_snowflake_is_unavailable_then_reconnects(world, fake):
     handle = world.create(request())
     fake.status_error = errors.OperationalError(msg="Connection reset by peer", errno=251011, send_telemetry=False)
-    error = world.error(world.poll, handle, TYPE)
-    assert error.code == Code.UNAVAILABLE and "Connection reset by peer" in error.message
+    answer = world.poll(handle, TYPE)  # a status read failing in passing: the stored phase, saying so
+    assert "unavailable" in answer.message and "Connection reset by peer" in answer.message
     fake.status_error = None
     assert world.wait(handle, TYPE).phase == TaskExecution.SUCCEEDED
     assert len(fake.connects) == 2  # the broken connection was dropped

@@ -1,0 +1,131 @@
+"""GetTask of an active task: read the job's status from its remote, store it, answer it.
+
+What is answered is what is stored: a phase is told only once the record holds it. Two things
+the remote does are not the job's doing, and never fail the task:
+
+- **A transient failure of the status read** (throttled, unavailable, a deadline: the codes in
+  ``TRANSIENT``). The Flyte executor counts every GetTask error against the task and fails it
+  after five, for good; a 10-hour job polled every 30 s meets 0.5 % of such errors 6 times. So
+  the answer is the stored phase, its message saying that the status read failed and since when,
+  and the record keeps ``status_failing_since``. Only when no status read has succeeded for
+  longer than ``status_stale_after_minutes`` is the failure answered (the job may be gone, or
+  the service may no longer reach it: someone must look).
+- **Another poll writing first** (two executors, a relay retry): the answer is the record it
+  lost to, decided again, never ``unavailable``.
+
+Errors that say something about the job or the deployment (not found, denied, a connector bug)
+answer as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from flyteidl2.connector import connector_pb2 as pb
+
+from .answers import answer_resource, stored_resource
+from .connector import AsyncConnector, Resource
+from .errors import Code, ConnectError, internal
+from .phase import phase_name
+from .store import ACTIVE, RecordChanged, TaskRecord, TaskStore
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = frozenset({Code.RESOURCE_EXHAUSTED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED})
+POLL_WRITE_TRIES = 4
+
+
+class Poller:
+    """Reads an active task's status and moves its record; the service's GetTask uses it."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service  # its store, settings, calls, secrets and run_store
+
+    @property
+    def store(self) -> TaskStore:
+        return self.service.store
+
+    async def poll(
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]
+    ) -> tuple[TaskRecord, pb.Resource | None, pb.GetTaskResponse | None]:
+        """The record after this poll, the connector's report (None when it could not be read),
+        and the answer when it is already decided."""
+        try:
+            fresh = await self.read(connector, record, connection)
+        except ConnectError as error:
+            if error.code not in TRANSIENT:
+                raise
+            return record, None, await self._through_failure(record, error)
+        for _ in range(POLL_WRITE_TRIES):
+            if record.state != ACTIVE:
+                break
+            try:
+                record = await self.service.run_store(self._store_poll, record, fresh.phase, fresh.message)
+                return record, fresh, pb.GetTaskResponse(resource=fresh)
+            except RecordChanged as changed:  # another writer came first: decide again on what it wrote
+                if changed.current is None:  # the record is gone (its TTL): nothing is stored to tell
+                    raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
+                record = changed.current
+        else:  # it kept changing under us: tell what is stored now, as any other poll would
+            return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, None))
+        return record, fresh, None
+
+    async def read(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> pb.Resource:
+        meta = self.service.calls.decode_meta(connector, record)
+        make: Callable[[dict[str, str]], Awaitable[Any]] = lambda kwargs: connector.get(resource_meta=meta, **kwargs)  # noqa: E731
+        resource = await self.service.secrets.call(
+            self.service.calls, connector, record.task_type, "get", connection, make
+        )
+        if not isinstance(resource, Resource):
+            raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
+        return answer_resource(record, resource)  # what is answered is what is stored
+
+    def _store_poll(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
+        """The write a poll needs: none when nothing changed and the heartbeat is recent; a
+        heartbeat (which moves the index entry) at most once per quarter of the reaper's window;
+        the mark of failing status reads cleared once one succeeds."""
+        heartbeat_seconds = self.service.settings.abandoned_after_minutes * 60 / 4
+        due = record.heartbeat_at is None or record.heartbeat_at <= self.store.clock() - heartbeat_seconds
+        if record.status_failing_since is not None:
+            record = self.store.status_read_succeeded(record)
+        if phase != record.phase or message != record.message:
+            if phase != record.phase:
+                logger.info("task %s: %s -> %s", record.name, phase_name(record.phase), phase_name(phase))
+            return self.store.record_phase(record, phase, message, heartbeat=due)
+        return self.store.heartbeat(record) if due else record
+
+    async def _through_failure(self, record: TaskRecord, error: ConnectError) -> pb.GetTaskResponse:
+        """The stored phase, saying the status read failed and since when; the failure itself once
+        none has succeeded for longer than the deployment allows."""
+        now = self.store.clock()
+        if record.status_failing_since is None:
+            try:
+                record = await self.service.run_store(self.store.status_read_failed, record)
+            except RecordChanged as changed:
+                if changed.current is None:
+                    raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
+                record = changed.current
+            except ConnectError as store_error:  # the store is down too: the stored phase is still known
+                logger.warning("could not note the failed status read of %s: %s", record.name, store_error.message)
+        since = record.status_failing_since if record.status_failing_since is not None else now
+        failing = max(0.0, now - since)
+        limit = self.service.settings.status_stale_after_minutes * 60
+        if record.state == ACTIVE and failing > limit:
+            logger.error("task %s: no status read has succeeded for %.0f s: %s", record.name, failing, error.message)
+            raise ConnectError(
+                error.code,
+                f"no status read has succeeded for {failing / 60:.1f} min (the limit is "
+                f"{limit / 60:g} min): {error.message}",
+            ) from None
+        logger.warning("task %s: status read failed (%s), answering the stored phase", record.name, error.code.value)
+        stored = stored_resource(record, None)
+        when = time.strftime("%H:%M:%SZ", time.gmtime(since))
+        note = f"status read failed since {when} ({failing:.0f} s; {error.code.value}: {error.message})"
+        stored.message = f"{record.message} [{note}]" if record.message else note
+        return pb.GetTaskResponse(resource=stored)
+
+
+__all__ = ["POLL_WRITE_TRIES", "TRANSIENT", "Poller"]
