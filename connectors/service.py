@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A poll's write that loses to another writer is decided again on the record it found.
-
 
 # Codes of a failed create that leave open whether it started a job (its answer was lost, its
 # deadline passed, it broke half-way); any other code is the remote or the connector refusing.

@@ -45,6 +45,13 @@ def client_error(code: str, status: int, message: str = "the message") -> Client
         ("ConflictException", 409, Code.FAILED_PRECONDITION),
         ("IdempotentParameterMismatch", 400, Code.FAILED_PRECONDITION),
         ("InternalServerException", 500, Code.UNAVAILABLE),
+        # Redshift Data's quotas (HTTP 400 in the service model): a quota is resource_exhausted
+        ("ActiveStatementsExceededException", 400, Code.RESOURCE_EXHAUSTED),
+        ("ActiveSessionsExceededException", 400, Code.RESOURCE_EXHAUSTED),
+        # Glue's "The operation timed out" (any of 233 operations): the call may have taken effect,
+        # so an outcome unknown (unavailable: the lifecycle looks the job up), never a refusal
+        ("OperationTimeoutException", 400, Code.UNAVAILABLE),
+        ("RequestTimeout", 400, Code.UNAVAILABLE),
         ("ServiceUnavailable", 503, Code.UNAVAILABLE),
         ("SomethingNew", 400, Code.INVALID_ARGUMENT),
         ("SomethingNew", 418, Code.FAILED_PRECONDITION),

@@ -138,8 +138,11 @@ _DENIED = re.compile(
 )
 _THROTTLED = re.compile(
     r"Throttl|TooManyRequests|RequestLimitExceeded|LimitExceeded|SlowDown|QuotaExceeded|"
-    r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity|ConcurrentRuns"
+    r"ProvisionedThroughputExceeded|RequestThrottled|ResourceLimitExceeded|Capacity|ConcurrentRuns|"
+    r"ActiveStatementsExceeded|ActiveSessionsExceeded"
 )
+# A call that timed out on AWS's side may still have taken effect: its outcome is unknown.
+_TIMED_OUT = re.compile(r"OperationTimeout|RequestTimeout")
 _NOT_FOUND = re.compile(r"NotFound|DoesNotExist|NoSuch|UnknownResource")
 _CONFLICT = re.compile(
     r"Conflict|AlreadyExists|ResourceInUse|IdempotentParameterMismatch|ConcurrentModification|"
@@ -197,6 +200,8 @@ def _code_of_kind(code: str, status: int) -> Code:
         return Code.FAILED_PRECONDITION
     if _NOT_FOUND.search(code) or status == 404:
         return Code.NOT_FOUND
+    if _TIMED_OUT.search(code):
+        return Code.UNAVAILABLE
     if status >= 500 or "InternalServer" in code or "ServiceUnavailable" in code or "InternalFailure" in code:
         return Code.UNAVAILABLE
     if _VALIDATION.search(code) or status == 400:

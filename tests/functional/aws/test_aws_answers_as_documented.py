@@ -1,0 +1,83 @@
+"""AWS's answers that moto never gives, as botocore's service models document them, sent to the
+served app by a scripted endpoint on loopback (issue 17): the connector must read them as AWS
+means them.
+
+- Glue's ``OperationTimeoutException`` ("The operation timed out") from StartJobRun: the run may
+  have started, so CreateTask's outcome is unknown (``unavailable``): the record keeps its claim
+  for the look-up and settle hold a lost answer gets, never ended as a clean refusal.
+- Redshift Data's ``ActiveStatementsExceededException`` (HTTP 400, "The number of active
+  statements exceeds the limit"): a quota, ``resource_exhausted``, not ``invalid_argument``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from connectors.builtin.aws import base
+from connectors.builtin.aws.glue import GlueJobConnector
+from connectors.builtin.aws.redshift import RedshiftQueryConnector
+from connectors.errors import Code
+from connectors.store import CLAIMED
+from tests.aws_world import task_request
+
+
+def scripted(error_type: str) -> type[BaseHTTPRequestHandler]:
+    class Answer(BaseHTTPRequestHandler):
+        """Every call answers one JSON error, as AWS's json protocol writes it (HTTP 400)."""
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"__type": error_type, "message": "scripted by the test"}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Answer
+
+
+@pytest.fixture
+def endpoint(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(service_env: str, error_type: str) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), scripted(error_type))
+        servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        monkeypatch.setenv(service_env, f"http://127.0.0.1:{server.server_address[1]}")
+        base.reset_clients()
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+    base.reset_clients()
+
+
+def test_a_glue_start_that_timed_out_is_an_unknown_outcome_not_a_refusal(aws_world, endpoint):
+    endpoint("AWS_ENDPOINT_URL_GLUE", "OperationTimeoutException")
+    world = aws_world(GlueJobConnector())
+    request = task_request("glue_job", {"job_name": "nightly"})
+    error = world.error(world.create, request)
+    assert error.code == Code.UNAVAILABLE and "OperationTimeoutException" in error.message
+    (record,) = world.records(
+        request.task_execution_metadata.task_execution_id.node_execution_id.execution_id.name
+    ).values()
+    assert record.state == CLAIMED and record.create_error == Code.UNAVAILABLE.value  # kept for the look-up
+
+
+def test_redshift_datas_active_statement_quota_is_resource_exhausted(aws_world, endpoint):
+    endpoint("AWS_ENDPOINT_URL_REDSHIFT_DATA", "ActiveStatementsExceededException")
+    world = aws_world(RedshiftQueryConnector())
+    custom = {"query": "select 1", "database": "dev", "cluster_identifier": "flyte-example", "db_user": "flyte"}
+    error = world.error(world.create, task_request("redshift_query", custom))
+    assert error.code == Code.RESOURCE_EXHAUSTED and "ActiveStatementsExceededException" in error.message
