@@ -14,7 +14,10 @@ the remote does are not the job's doing, and never fail the task:
   lost to, decided again, never ``unavailable``.
 
 Errors that say something about the job or the deployment (not found, denied, a connector bug)
-answer as they are.
+answer as they are. A job that ended cancelled while its record is active was not stopped by
+this service (DeleteTask and the cancellers end or take the record first): AWS stopped it (an
+execution time limit) or someone did by hand, so it is FAILED with the remote's reason, never
+ABORTED, which the executor reads as the user's abort.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flyteidl2.connector import connector_pb2 as pb
+from flyteidl2.core.execution_pb2 import TaskExecution
 
 from .answers import answer_resource, stored_resource
 from .connector import AsyncConnector, Resource
@@ -59,6 +63,11 @@ class Poller:
             if error.code not in TRANSIENT:
                 raise
             return record, None, await self._through_failure(record, error)
+        if fresh.phase == TaskExecution.ABORTED:
+            # An active record was never stopped by this service (DeleteTask and the cancellers
+            # end it or take it first): the job was stopped by AWS (a time limit) or by hand.
+            fresh.phase = TaskExecution.FAILED
+            fresh.message = f"the job was stopped, not by this service: {fresh.message or 'no reason given'}"
         for _ in range(POLL_WRITE_TRIES):
             if record.state != ACTIVE:
                 break

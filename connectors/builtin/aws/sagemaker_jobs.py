@@ -47,9 +47,12 @@ PHASES = PhaseTable(
         "Completed": TaskExecution.SUCCEEDED,
         "Failed": TaskExecution.FAILED,  # RETRYABLE_FAILED when FailureReason matches TRANSIENT
         "Stopping": TaskExecution.RUNNING,  # still ending: ABORTED once Stopped
-        "Stopped": TaskExecution.ABORTED,
+        "Stopped": TaskExecution.ABORTED,  # FAILED when its own StoppingCondition stopped it
+        "Deleting": TaskExecution.FAILED,  # someone deletes the job: it will never give a result
     },
 )
+# SecondaryStatus of a job that SageMaker stopped by its StoppingCondition, not by a StopJob call.
+STOPPED_BY_LIMIT = frozenset({"MaxRuntimeExceeded", "MaxWaitTimeExceeded"})
 STARTING = frozenset(
     {"Starting", "Pending", "LaunchingMLInstances", "PreparingTrainingStack", "Downloading", "DownloadingTrainingImage"}
 )
@@ -155,6 +158,15 @@ class SageMakerJobConnector(AwsConnector[M]):
         reason = found.get("FailureReason") or ""
         if phase == TaskExecution.FAILED and TRANSIENT.search(reason):
             phase = TaskExecution.RETRYABLE_FAILED
+        if status == "Stopped" and secondary in STOPPED_BY_LIMIT:  # its time limit, not a cancel
+            artifact = (found.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+            limit = "MaxRuntimeInSeconds" if secondary == "MaxRuntimeExceeded" else "MaxWaitTimeInSeconds"
+            reason = f"SageMaker stopped the {self.kind} job at its StoppingCondition's {limit} ({secondary})" + (
+                f"; the model artifact SageMaker saved is at {artifact}" if artifact else ""
+            )
+            phase = TaskExecution.FAILED
+        if status == "Deleting":
+            reason = reason or f"the SageMaker {self.kind} job is being deleted (not by this service)"
         message = (
             reason
             or found.get("ExitMessage")

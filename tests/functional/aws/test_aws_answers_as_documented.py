@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin.aws import base
 from connectors.builtin.aws.glue import GlueJobConnector
@@ -81,3 +82,41 @@ def test_redshift_datas_active_statement_quota_is_resource_exhausted(aws_world, 
     custom = {"query": "select 1", "database": "dev", "cluster_identifier": "flyte-example", "db_user": "flyte"}
     error = world.error(world.create, task_request("redshift_query", custom))
     assert error.code == Code.RESOURCE_EXHAUSTED and "ActiveStatementsExceededException" in error.message
+
+
+# -- SageMaker: statuses and secondary statuses moto never reports (botocore's model) -----------
+
+
+def sagemaker_status(found: dict[str, Any]) -> tuple[int, str, str]:
+    from connectors.builtin.aws.sagemaker_training import SageMakerTrainingJobConnector
+
+    return SageMakerTrainingJobConnector().status(found)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "secondary, limit", [("MaxRuntimeExceeded", "MaxRuntimeInSeconds"), ("MaxWaitTimeExceeded", "MaxWaitTimeInSeconds")]
+)
+def test_a_training_job_stopped_by_its_own_stopping_condition_failed_and_names_its_artifact(secondary, limit):
+    """TrainingJobStatus Stopped with SecondaryStatus MaxRuntimeExceeded: SageMaker stopped it at
+    the limit the connector sets by default (24 h). Not a cancel: FAILED, the artifact SageMaker
+    documents as saved named in the message (the task's declared output stays unset: a model cut
+    off by its time limit is not the task's result)."""
+    phase, status, message = sagemaker_status(
+        {
+            "TrainingJobStatus": "Stopped",
+            "SecondaryStatus": secondary,
+            "ModelArtifacts": {"S3ModelArtifacts": "s3://models/train-1/output/model.tar.gz"},
+        }
+    )
+    assert phase == TaskExecution.FAILED and status == "Stopped"
+    assert limit in message and "s3://models/train-1/output/model.tar.gz" in message
+
+
+def test_a_training_job_being_deleted_is_failed_not_a_poll_error():
+    phase, _, message = sagemaker_status({"TrainingJobStatus": "Deleting", "SecondaryStatus": "Deleting"})
+    assert phase == TaskExecution.FAILED and "deleted" in message
+
+
+def test_a_training_job_stopped_by_a_stop_call_is_still_aborted_by_the_connector():
+    phase, _, _ = sagemaker_status({"TrainingJobStatus": "Stopped", "SecondaryStatus": "Stopped"})
+    assert phase == TaskExecution.ABORTED  # the service decides, from its record, who stopped it

@@ -173,7 +173,8 @@ def test_a_failed_job_reports_its_stderr_tail_and_its_logs(aws_world, fake, monk
 @pytest.mark.parametrize(
     "state, phase",
     [
-        ("CANCELLED+", TaskExecution.ABORTED),
+        # the connector says ABORTED; the service, which never cancelled it, answers FAILED (polling.py)
+        ("CANCELLED+", TaskExecution.FAILED),
         ("PREEMPTED", TaskExecution.RETRYABLE_FAILED),
         ("TIMEOUT", TaskExecution.FAILED),
         ("COMPLETING", TaskExecution.RUNNING),
