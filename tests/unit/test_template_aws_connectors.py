@@ -188,9 +188,12 @@ SCOPED_RESOURCES: dict[tuple[str, str], set[str]] = {
     ("AwsBatchJobConnector", "batch:DescribeJobs"): {"*"},
     ("AwsBatchJobConnector", "batch:TerminateJob"): {f"arn:aws:batch:{R}:{A}:job/*"},
     ("AwsBatchJobConnector", "logs:FilterLogEvents"): {f"{LOGS}:/flyte/batch", f"{LOGS}:/flyte/batch:*"},
-    ("SfnExecutionConnector", "states:StartExecution"): {
-        f"arn:aws:states:{R}:{A}:stateMachine:etl",
-        f"arn:aws:states:{R}:{A}:stateMachine:report",
+    **{
+        ("SfnExecutionConnector", action): {
+            f"arn:aws:states:{R}:{A}:stateMachine:etl",
+            f"arn:aws:states:{R}:{A}:stateMachine:report",
+        }
+        for action in ("states:StartExecution", "states:DescribeStateMachine")  # EXPRESS refused first
     },
     **{
         ("SfnExecutionConnector", action): {

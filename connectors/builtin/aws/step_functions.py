@@ -62,7 +62,7 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
     metadata_type = SfnExecutionMeta
     service = "stepfunctions"
     iam_actions: ClassVar[IamActions] = {
-        "create": ("states:StartExecution", "states:DescribeExecution"),
+        "create": ("states:DescribeStateMachine", "states:StartExecution", "states:DescribeExecution"),
         "get": ("states:DescribeExecution",),
         "delete": ("states:StopExecution", "states:DescribeExecution"),
     }
@@ -93,6 +93,16 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
                 raise invalid_argument(
                     f"sfn_execution: {where} holds a NaN or infinite number, which JSON cannot carry"
                 ) from None
+        described = await self.aws("describe_state_machine", stateMachineArn=machine)
+        if described.get("type") == "EXPRESS":
+            # The model: StartExecution "isn't idempotent for EXPRESS workflows", and neither
+            # DescribeExecution nor StopExecution supports them: it could start twice, never be
+            # polled, never be stopped. Refused before anything starts.
+            raise invalid_argument(
+                f"sfn_execution: {machine} is an EXPRESS state machine: Step Functions cannot start one "
+                f"exactly once, report its status or stop it (StartExecution is not idempotent for it, "
+                f"DescribeExecution and StopExecution do not support it); use a STANDARD state machine"
+            )
         name = token_name(idempotency_token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
         declared = output_names(task_template)
         try:

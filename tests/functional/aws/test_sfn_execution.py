@@ -223,7 +223,7 @@ def test_aws_refusing_an_unknown_state_machine_is_not_found_with_awss_message(aw
     arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:no-such-machine"
     error = world.error(world.create, world.request(TYPE, {"state_machine_arn": arn}))
     assert error.code == Code.NOT_FOUND and "State Machine Does Not Exist" in error.message
-    assert "stepfunctions StartExecution" in error.message
+    assert "stepfunctions DescribeStateMachine" in error.message  # looked at before it starts (EXPRESS is refused)
 
 
 def test_the_phase_table_covers_every_execution_status():
@@ -252,3 +252,23 @@ def test_the_example_runs_to_success(aws_world):
         "rows": 42,
         "mode": "full",
     }
+
+
+def test_an_express_state_machine_is_refused_before_anything_starts(aws_world, aws_endpoint):
+    """botocore's model: StartExecution "isn't idempotent for EXPRESS workflows", and neither
+    DescribeExecution nor StopExecution supports them: a retry could start it twice, and no poll
+    or cancel could ever reach it. invalid_argument, and no execution."""
+    from connectors.dev.aws_resources import client_factory, ensure_role
+
+    clients = client_factory(aws_endpoint)
+    role = ensure_role(clients, "flyte-sfn-tests", "states.amazonaws.com")
+    machine = clients("stepfunctions").create_state_machine(
+        name=f"flyte-test-express-{uuid.uuid4().hex[:6]}",
+        definition=json.dumps(MACHINES["wait"]),
+        roleArn=role,
+        type="EXPRESS",
+    )["stateMachineArn"]
+    world = aws_world(SfnExecutionConnector())
+    error = world.error(world.create, world.request(TYPE, {"state_machine_arn": machine}))
+    assert error.code == Code.INVALID_ARGUMENT and "EXPRESS" in error.message and "STANDARD" in error.message
+    assert executions(world, machine) == set()
