@@ -26,8 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET_INPUT = "input-value-never-shown"
 
 
-def tasks(*args: str, table: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "TASKS_TABLE": table, **(env or {})}
+def tasks(
+    *args: str, table: str | None, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **({"TASKS_TABLE": table} if table else {}), **(env or {})}
+    environment = {key: value for key, value in environment.items() if key not in drop}
     return subprocess.run(
         [sys.executable, "-m", "connectors.cli", "tasks", *args],
         cwd=ROOT,
@@ -220,29 +223,13 @@ def test_show_takes_the_handle_as_a_json_answer_gives_it(world: dict[str, bytes]
 def test_the_general_aws_endpoint_names_the_local_table_too(world: dict[str, bytes], table_name: str) -> None:
     """AWS_ENDPOINT_URL (docs/flyte-tasks.md's local environment) sends boto3's DynamoDB calls to
     make serve's moto as AWS_ENDPOINT_URL_DYNAMODB does: the command reads that table."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "TASKS_TABLE")}
-    environment |= {"AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL_DYNAMODB"]}
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "tasks", "list", "--run", "run-retried", "--table", table_name],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    local = {"AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL_DYNAMODB"]}
+    drop = ("AWS_ENDPOINT_URL_DYNAMODB", "TASKS_TABLE")
+    result = tasks("list", "--run", "run-retried", "--table", table_name, table=None, env=local, drop=drop)
     assert result.returncode == 0, result.stderr
     assert "run-retried" in result.stdout
     # With no table named, make serve's (connector-tasks) at that endpoint, not "which task table?"
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "tasks", "list"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = tasks("list", table=None, env=local, drop=drop)
     assert "which task table" not in result.stderr
     assert result.returncode == 0 or "connector-tasks" in result.stderr, result.stderr
 
@@ -264,16 +251,7 @@ def test_show_a_handle_with_the_wrong_secret_finds_nothing(world: dict[str, byte
 
 
 def test_no_table_named_is_a_usage_error(table_name: str) -> None:
-    drop = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "TASKS_TABLE")
-    env = {key: value for key, value in os.environ.items() if key not in drop}
-    result = subprocess.run(
-        [sys.executable, "-m", "connectors.cli", "tasks", "list"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = tasks("list", table=None, drop=("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "TASKS_TABLE"))
     assert result.returncode == 2
     assert "AWS_ENDPOINT_URL_DYNAMODB" in result.stderr and "TASKS_TABLE" in result.stderr
 

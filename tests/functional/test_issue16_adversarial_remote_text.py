@@ -17,51 +17,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from connectors.builtin.aws import base
 from connectors.builtin.aws.glue import GlueJobConnector
 from connectors.errors import Code, unavailable
 from tests.aws_world import task_request
 from tests.sample_connectors import CountingConnector
+from tests.scripted_endpoint import scripted_endpoint
 
 PATHOLOGICAL = ("<!doctype html>" + "<script>" * 12500).encode()  # 100 KB (botocore passes it on as the message)
 
 
-class _Pathological(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(400)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PATHOLOGICAL)))
-        self.end_headers()
-        self.wfile.write(PATHOLOGICAL)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def glue_behind_a_hostile_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pathological)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", url)
-    base.reset_clients()
-    try:
+    with scripted_endpoint(monkeypatch, "AWS_ENDPOINT_URL_GLUE", 400, "text/html", PATHOLOGICAL) as url:
         yield url
-    finally:
-        server.shutdown()
-        monkeypatch.delenv("AWS_ENDPOINT_URL_GLUE")
-        base.reset_clients()
 
 
 PROBE = """

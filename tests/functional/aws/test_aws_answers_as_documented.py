@@ -11,57 +11,32 @@ means them.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from flyteidl2.core.execution_pb2 import TaskExecution
 
-from connectors.builtin.aws import base
 from connectors.builtin.aws.glue import GlueJobConnector
 from connectors.builtin.aws.redshift import RedshiftQueryConnector
 from connectors.errors import Code
 from connectors.store import CLAIMED
 from tests.aws_world import task_request
-
-
-def scripted(error_type: str) -> type[BaseHTTPRequestHandler]:
-    class Answer(BaseHTTPRequestHandler):
-        """Every call answers one JSON error, as AWS's json protocol writes it (HTTP 400)."""
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.dumps({"__type": error_type, "message": "scripted by the test"}).encode()
-            self.send_response(400)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Answer
+from tests.scripted_endpoint import scripted_endpoint
 
 
 @pytest.fixture
 def endpoint(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
+    with contextlib.ExitStack() as stack:
 
-    def serve(service_env: str, error_type: str) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), scripted(error_type))
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        monkeypatch.setenv(service_env, f"http://127.0.0.1:{server.server_address[1]}")
-        base.reset_clients()
+        def serve(service_env: str, error_type: str) -> None:
+            """Every call answers one JSON error, as AWS's json protocol writes it (HTTP 400)."""
+            body = json.dumps({"__type": error_type, "message": "scripted by the test"}).encode()
+            stack.enter_context(scripted_endpoint(monkeypatch, service_env, 400, "application/x-amz-json-1.1", body))
 
-    yield serve
-    for server in servers:
-        server.shutdown()
-    base.reset_clients()
+        yield serve
 
 
 def test_a_glue_start_that_timed_out_is_an_unknown_outcome_not_a_refusal(aws_world, endpoint):

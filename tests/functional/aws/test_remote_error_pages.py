@@ -10,18 +10,15 @@ through the served app.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
-from connectors.builtin.aws import base
 from connectors.builtin.aws.glue import GlueJobConnector
 from connectors.errors import Code
 from connectors.remote_text import MAX_MESSAGE_CHARS, readable
 from tests.aws_world import task_request
+from tests.scripted_endpoint import scripted_endpoint
 
 # What a Flask/werkzeug server (moto's, a proxy's admin app...) answers an unhandled error with.
 ERROR_PAGE = (
@@ -31,35 +28,10 @@ ERROR_PAGE = (
 )
 
 
-class _ErrorPage(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = ERROR_PAGE.encode()
-        self.send_response(500)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def glue_behind_a_broken_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ErrorPage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", url)
-    base.reset_clients()
-    try:
+    with scripted_endpoint(monkeypatch, "AWS_ENDPOINT_URL_GLUE", 500, "text/html", ERROR_PAGE.encode()) as url:
         yield url
-    finally:
-        server.shutdown()
-        monkeypatch.delenv("AWS_ENDPOINT_URL_GLUE")
-        base.reset_clients()
 
 
 def test_an_html_error_page_from_aws_is_answered_as_its_words(aws_world, glue_behind_a_broken_proxy):
