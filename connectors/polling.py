@@ -13,6 +13,13 @@ the remote does are not the job's doing, and never fail the task:
 - **Another poll writing first** (two executors, a relay retry): the answer is the record it
   lost to, decided again, never ``unavailable``.
 
+However many pollers ask (two executors in a rollout, a relay retry, an operator), the remote is
+read at most once per ``status_read_interval_seconds`` per task: a poll takes the turn with one
+conditional write (``status_read_at``), and polls in between answer the stored phase from the
+record they already read. While reads fail the turns come further apart (half the time failing,
+at most a minute), so a throttled remote is not asked harder. A poll answered without a read
+still writes the heartbeat when one is due.
+
 Errors that say something about the job or the deployment (not found, denied, a connector bug)
 answer as they are. A job that ended cancelled while its record is active was not stopped by
 this service (DeleteTask and the cancellers end or take the record first): AWS stopped it (an
@@ -40,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 TRANSIENT = frozenset({Code.RESOURCE_EXHAUSTED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED})
 POLL_WRITE_TRIES = 4
+# While status reads fail, the turn to read comes at most this far apart (half the time failing).
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class Poller:
@@ -57,6 +66,11 @@ class Poller:
     ) -> tuple[TaskRecord, pb.Resource | None, pb.GetTaskResponse | None]:
         """The record after this poll, the connector's report (None when it could not be read),
         and the answer when it is already decided."""
+        if self.service.settings.status_read_interval_seconds > 0:
+            turn = await self._take_turn(record)
+            if isinstance(turn, tuple):
+                return turn
+            record = turn
         try:
             fresh = await self.read(connector, record, connection)
         except ConnectError as error:
@@ -82,6 +96,50 @@ class Poller:
             return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, None))
         return record, fresh, None
 
+    async def _take_turn(
+        self, record: TaskRecord
+    ) -> TaskRecord | tuple[TaskRecord, pb.Resource | None, pb.GetTaskResponse | None]:
+        """This poll's turn to read the remote (the record, marked), or the answer without one:
+        a status read was taken less than the interval ago (longer while reads fail: a throttled
+        remote is not asked harder), so the stored phase is what a read would have told."""
+        now = self.store.clock()
+        wait = self.service.settings.status_read_interval_seconds
+        if record.status_failing_since is not None:
+            wait = min(MAX_BACKOFF_SECONDS, max(wait, (now - record.status_failing_since) / 2))
+        if record.status_read_at is not None and record.status_read_at > now - wait:
+            return record, None, await self._answer_stored(record)
+        try:
+            return await self.service.run_store(
+                self.store.take_status_read, record, now - wait, self._heartbeat_due(record)
+            )
+        except RecordChanged as changed:  # another poll took the turn, or the record moved on
+            if changed.current is None:
+                raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
+            if changed.current.state != ACTIVE:
+                return changed.current, None, None
+            return changed.current, None, await self._answer_stored(changed.current)
+
+    async def _answer_stored(self, record: TaskRecord) -> pb.GetTaskResponse:
+        await self._heartbeat_if_due(record)
+        stored = stored_resource(record, None)
+        if record.status_failing_since is not None:
+            when = time.strftime("%H:%M:%SZ", time.gmtime(record.status_failing_since))
+            stored.message = f"{record.message} [status reads failing since {when}]".lstrip()
+        return pb.GetTaskResponse(resource=stored)
+
+    def _heartbeat_due(self, record: TaskRecord) -> bool:
+        heartbeat_seconds = self.service.settings.abandoned_after_minutes * 60 / 4
+        return record.heartbeat_at is None or record.heartbeat_at <= self.store.clock() - heartbeat_seconds
+
+    async def _heartbeat_if_due(self, record: TaskRecord) -> None:
+        """A poll answered without a read still shows the executor is watching (the reaper's clock)."""
+        if not self._heartbeat_due(record):
+            return
+        try:
+            await self.service.run_store(self.store.heartbeat, record)
+        except (RecordChanged, ConnectError) as error:  # the next poll writes it; the answer stands
+            logger.info("heartbeat of %s not written: %s", record.name, type(error).__name__)
+
     async def read(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> pb.Resource:
         meta = self.service.calls.decode_meta(connector, record)
         make: Callable[[dict[str, str]], Awaitable[Any]] = lambda kwargs: connector.get(resource_meta=meta, **kwargs)  # noqa: E731
@@ -96,8 +154,7 @@ class Poller:
         """The write a poll needs: none when nothing changed and the heartbeat is recent; a
         heartbeat (which moves the index entry) at most once per quarter of the reaper's window;
         the mark of failing status reads cleared once one succeeds."""
-        heartbeat_seconds = self.service.settings.abandoned_after_minutes * 60 / 4
-        due = record.heartbeat_at is None or record.heartbeat_at <= self.store.clock() - heartbeat_seconds
+        due = self._heartbeat_due(record)
         if record.status_failing_since is not None:
             record = self.store.status_read_succeeded(record)
         if phase != record.phase or message != record.message:
@@ -130,6 +187,7 @@ class Poller:
                 f"{limit / 60:g} min): {error.message}",
             ) from None
         logger.warning("task %s: status read failed (%s), answering the stored phase", record.name, error.code.value)
+        await self._heartbeat_if_due(record)
         stored = stored_resource(record, None)
         when = time.strftime("%H:%M:%SZ", time.gmtime(since))
         note = f"status read failed since {when} ({failing:.0f} s; {error.code.value}: {error.message})"

@@ -20,6 +20,11 @@ def _number(name: str, default: float) -> float:
     return value
 
 
+# Below the executor's 30 s resync, so one executor's polls each read; AWS Batch's DescribeJobs
+# budget (about 50 calls/s per account) then serves 250 tasks polled by any number of pollers.
+DEFAULT_STATUS_READ_INTERVAL_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class Settings:
     tasks_table: str = "connector-tasks"
@@ -43,6 +48,11 @@ class Settings:
     # throttling storms and regional blips usually last, short enough that a job the service can
     # no longer reach is failed within the hour (polling.py).
     status_stale_after_minutes: float = 30.0
+    # A task's remote status is read at most once per this many seconds, however many pollers ask
+    # (two executors in a rollout, a relay retry, an operator); polls in between answer the stored
+    # phase from one DynamoDB read. 0: every poll reads (a Settings made in code; the functions'
+    # environment always names it, DEFAULT_STATUS_READ_INTERVAL_SECONDS when unset).
+    status_read_interval_seconds: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,4 +66,5 @@ class Settings:
             max_request_bytes=int(_number("MAX_REQUEST_BYTES", cls.max_request_bytes)),
             token_salt=os.environ.get("IDEMPOTENCY_TOKEN_SALT", "").strip(),
             status_stale_after_minutes=_number("STATUS_STALE_AFTER_MINUTES", cls.status_stale_after_minutes),
+            status_read_interval_seconds=_number("STATUS_READ_INTERVAL_SECONDS", DEFAULT_STATUS_READ_INTERVAL_SECONDS),
         )

@@ -31,6 +31,9 @@ def task_table(dynamodb_port: int) -> Iterator[str]:
         return
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
+    # The embedded AWS never throttles, and a person trying it waits on each poll: read a task's
+    # status at most once a second (a deployment: StatusReadIntervalSeconds, 5 by default).
+    os.environ.setdefault("STATUS_READ_INTERVAL_SECONDS", "1")
     with LocalDynamoDB(dynamodb_port) as local:
         # The same moto serves every AWS API the AWS connectors call, with the examples' resources.
         endpoints = {"AWS_ENDPOINT_URL_DYNAMODB": local.endpoint_url, "AWS_ENDPOINT_URL": local.endpoint_url}

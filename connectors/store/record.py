@@ -101,6 +101,8 @@ class TaskRecord:
     # Since when every status read of the job has failed in passing (throttled, unavailable, a
     # deadline); None once one succeeds. GetTask answers the stored phase meanwhile (polling.py).
     status_failing_since: float | None = None
+    # When a poll last took the turn to read the job's status (at most one per interval).
+    status_read_at: float | None = None
 
     @property
     def handle(self) -> TaskHandle:
@@ -146,7 +148,14 @@ class TaskRecord:
 
 
 _INT_FIELDS = {"attempt", "task_version", "phase", "version", "expires_at", "superseded_by"}
-_FLOAT_FIELDS = {"created_at", "updated_at", "heartbeat_at", "lease_expires_at", "status_failing_since"}
+_FLOAT_FIELDS = {
+    "created_at",
+    "updated_at",
+    "heartbeat_at",
+    "lease_expires_at",
+    "status_failing_since",
+    "status_read_at",
+}
 
 
 def _to_attribute(name: str, value: Any) -> dict[str, Any]:

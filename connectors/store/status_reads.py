@@ -17,6 +17,24 @@ class StatusReads:
 
     _update: Any
     clock: Any
+    _active_retention: float
+
+    def take_status_read(self, record: TaskRecord, not_since: float, heartbeat: bool) -> TaskRecord:
+        """active, no status read taken since ``not_since``  ──▶  active, ``status_read_at`` now:
+        this poll reads the remote; a poll that loses answers the record (another just read it).
+        Carries the heartbeat when one is due (the executor is watching)."""
+        now = self.clock()
+        return self._update(
+            record,
+            "SET status_read_at = :now" + (", heartbeat_at = :now, expires_at = :expires" if heartbeat else ""),
+            "#state = :active AND (attribute_not_exists(status_read_at) OR status_read_at <= :since)",
+            {
+                ":active": {"S": ACTIVE},
+                ":now": {"N": repr(now)},
+                ":since": {"N": repr(not_since)},
+                ":expires": {"N": str(int(now + self._active_retention))},
+            },
+        )
 
     def status_read_failed(self, record: TaskRecord) -> TaskRecord:
         """active, no mark  ──▶  active, ``status_failing_since`` now (the first failure counts)."""

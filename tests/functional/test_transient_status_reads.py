@@ -102,3 +102,54 @@ def test_a_task_never_fails_for_a_throttled_remote_within_the_limit(flaky):
         if phase == TaskExecution.SUCCEEDED:
             break
     assert errors == 0 and phase == TaskExecution.SUCCEEDED
+
+
+# -- status reads bounded per task -----------------------------------------------------------
+
+
+def test_many_pollers_read_the_remote_once_per_interval(aws_world):
+    """Eight pollers at once (two executors, relay retries, an operator): one status read; the
+    others answer the stored phase from the record they read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    connector = FlakyStatusConnector()
+    world = aws_world(connector, status_read_interval_seconds=30.0)
+    handle = world.create(world.request(TYPE, {}))
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: world.poll(handle, TYPE), range(8)))
+    assert connector.calls["get"] == 1
+    assert {answer.phase for answer in answers} <= {TaskExecution.QUEUED, TaskExecution.RUNNING}
+    assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING  # the stored phase, no read
+    assert connector.calls["get"] == 1
+
+
+def test_the_next_turn_reads_again_and_a_failing_remote_is_asked_less_often(aws_world):
+    connector = FlakyStatusConnector()
+    world = aws_world(connector, status_read_interval_seconds=0.1)
+    handle = world.create(world.request(TYPE, {}))
+    world.poll(handle, TYPE)
+    time.sleep(0.15)
+    world.poll(handle, TYPE)
+    assert connector.calls["get"] == 2  # a turn per interval
+    connector.script = [Code.RESOURCE_EXHAUSTED] * 100
+    time.sleep(0.15)
+    world.poll(handle, TYPE)  # fails: the mark is set
+    reads = connector.calls["get"]
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING  # the stored phase, never an error
+        time.sleep(0.02)
+    # Every 0.1 s would be ~15 reads in 1.5 s; turns half the failing time apart: ~7.
+    assert connector.calls["get"] - reads <= 9, connector.calls["get"] - reads
+
+
+def test_polls_answered_without_a_read_still_write_the_heartbeat(aws_world):
+    connector = FlakyStatusConnector()
+    world = aws_world(connector, status_read_interval_seconds=60.0, abandoned_after_minutes=0.02)  # due every 0.3 s
+    handle = world.create(world.request(TYPE, {}))
+    world.poll(handle, TYPE)
+    first = world.record(handle).heartbeat_at
+    time.sleep(0.5)
+    world.poll(handle, TYPE)  # no read (its turn is a minute away), but the heartbeat is due
+    assert connector.calls["get"] == 1
+    assert world.record(handle).heartbeat_at > first
