@@ -72,19 +72,17 @@ class Poller:
                 return turn
             record = turn
         try:
-            fresh = await self.read(connector, record, connection)
+            reported = await self.read(connector, record, connection)
         except ConnectError as error:
             if error.code not in TRANSIENT:
                 raise
-            return record, None, await self._through_failure(record, error)
-        if fresh.phase == TaskExecution.ABORTED:
-            # An active record was never stopped by this service (DeleteTask and the cancellers
-            # end it or take it first): the job was stopped by AWS (a time limit) or by hand.
-            fresh.phase = TaskExecution.FAILED
-            fresh.message = f"the job was stopped, not by this service: {fresh.message or 'no reason given'}"
+            record, answer = await self._through_failure(record, error)
+            return record, None, answer
+        fresh = reported
         for _ in range(POLL_WRITE_TRIES):
             if record.state != ACTIVE:
                 break
+            fresh = self._as_told(record, reported)
             try:
                 record = await self.service.run_store(self._store_poll, record, fresh.phase, fresh.message)
                 return record, fresh, pb.GetTaskResponse(resource=fresh)
@@ -96,6 +94,19 @@ class Poller:
             return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, None))
         return record, fresh, None
 
+    @staticmethod
+    def _as_told(record: TaskRecord, reported: pb.Resource) -> pb.Resource:
+        """A job reported cancelled while its record is active and not marked by DeleteTask was
+        not stopped by this service (the cancellers take the record first): AWS stopped it (an
+        execution time limit) or a person did. FAILED with the remote's reason, not ABORTED."""
+        if reported.phase != TaskExecution.ABORTED or record.delete_requested_at is not None:
+            return reported
+        told = pb.Resource()
+        told.CopyFrom(reported)
+        told.phase = TaskExecution.FAILED
+        told.message = f"the job was stopped, not by this service: {reported.message or 'no reason given'}"
+        return told
+
     async def _take_turn(
         self, record: TaskRecord
     ) -> TaskRecord | tuple[TaskRecord, pb.Resource | None, pb.GetTaskResponse | None]:
@@ -104,14 +115,17 @@ class Poller:
         remote is not asked harder), so the stored phase is what a read would have told."""
         now = self.store.clock()
         wait = self.service.settings.status_read_interval_seconds
-        if record.status_failing_since is not None:
-            wait = min(MAX_BACKOFF_SECONDS, max(wait, (now - record.status_failing_since) / 2))
+        if record.status_failing_since is not None:  # never sooner than a healthy remote is read
+            wait = max(wait, min(MAX_BACKOFF_SECONDS, (now - record.status_failing_since) / 2))
         if record.status_read_at is not None and record.status_read_at > now - wait:
             return record, None, await self._answer_stored(record)
         try:
             return await self.service.run_store(
                 self.store.take_status_read, record, now - wait, self._heartbeat_due(record)
             )
+        except ConnectError as store_error:  # the table is busy: the record just read is the answer
+            logger.warning("could not take the status read of %s: %s", record.name, store_error.message)
+            return record, None, pb.GetTaskResponse(resource=stored_resource(record, None))
         except RecordChanged as changed:  # another poll took the turn, or the record moved on
             if changed.current is None:
                 raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
@@ -163,7 +177,9 @@ class Poller:
             return self.store.record_phase(record, phase, message, heartbeat=due)
         return self.store.heartbeat(record) if due else record
 
-    async def _through_failure(self, record: TaskRecord, error: ConnectError) -> pb.GetTaskResponse:
+    async def _through_failure(
+        self, record: TaskRecord, error: ConnectError
+    ) -> tuple[TaskRecord, pb.GetTaskResponse | None]:
         """The stored phase, saying the status read failed and since when; the failure itself once
         none has succeeded for longer than the deployment allows."""
         now = self.store.clock()
@@ -176,6 +192,8 @@ class Poller:
                 record = changed.current
             except ConnectError as store_error:  # the store is down too: the stored phase is still known
                 logger.warning("could not note the failed status read of %s: %s", record.name, store_error.message)
+        if record.state != ACTIVE:  # another poll ended it meanwhile: answered as an ended record is
+            return record, None
         since = record.status_failing_since if record.status_failing_since is not None else now
         failing = max(0.0, now - since)
         limit = self.service.settings.status_stale_after_minutes * 60
@@ -192,7 +210,7 @@ class Poller:
         when = time.strftime("%H:%M:%SZ", time.gmtime(since))
         note = f"status read failed since {when} ({failing:.0f} s; {error.code.value}: {error.message})"
         stored.message = f"{record.message} [{note}]" if record.message else note
-        return pb.GetTaskResponse(resource=stored)
+        return record, pb.GetTaskResponse(resource=stored)
 
 
 __all__ = ["POLL_WRITE_TRIES", "TRANSIENT", "Poller"]

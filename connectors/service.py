@@ -271,6 +271,12 @@ class ConnectorService:
             return pb.DeleteTaskResponse()  # ended, or a canceller is already stopping it
         connection = await self.secrets.complete(connector, record.task_type, connection_kwargs(request.connection))
         meta = self.calls.decode_meta(connector, record)
+        try:  # marked first: a poll that then sees the job cancelled knows who stopped it
+            record = await self.run_store(self.store.mark_deleting, record)
+        except RecordChanged as changed:
+            if changed.current is None or changed.current.state != ACTIVE:
+                return pb.DeleteTaskResponse()  # it ended, or a canceller is stopping it
+            record = changed.current
         await self.secrets.call(
             self.calls,
             connector,

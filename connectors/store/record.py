@@ -103,6 +103,9 @@ class TaskRecord:
     status_failing_since: float | None = None
     # When a poll last took the turn to read the job's status (at most one per interval).
     status_read_at: float | None = None
+    # Set by DeleteTask before it stops the job: a poll that then reads the job cancelled knows
+    # this service stopped it (ABORTED), not AWS or a person (FAILED, polling.py).
+    delete_requested_at: float | None = None
 
     @property
     def handle(self) -> TaskHandle:

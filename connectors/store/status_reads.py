@@ -1,8 +1,10 @@
-"""The record's mark of failing status reads: two small writes beside the lifecycle's.
+"""The marks a poll reads beside the lifecycle's states: whose turn it is to read the remote,
+since when reads fail, and that DeleteTask is stopping the job.
 
-Neither moves a version: they change nothing the executor is told (the phase and message stay
-the poll's to write, at the version read), as a heartbeat does not. Both write only an active
-record, so an ended or cancelling one is never touched.
+The read marks move no version: they change nothing the executor is told (the phase and message
+stay the poll's to write, at the version read), as a heartbeat does not. The delete mark does, so
+no poll that read the record before it can store its reading of the stopped job. All write only
+an active record, so an ended or cancelling one is never touched.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ class StatusReads:
                 ":since": {"N": repr(not_since)},
                 ":expires": {"N": str(int(now + self._active_retention))},
             },
+        )
+
+    def mark_deleting(self, record: TaskRecord) -> TaskRecord:
+        """active  ──▶  active, ``delete_requested_at`` now, at a new version: a poll that read the
+        record before the mark loses its phase write and decides again on the marked record."""
+        return self._update(
+            record,
+            "SET delete_requested_at = :now, version = version + :one",
+            "#state = :active",
+            {":active": {"S": ACTIVE}, ":now": {"N": repr(self.clock())}, ":one": {"N": "1"}},
         )
 
     def status_read_failed(self, record: TaskRecord) -> TaskRecord:
