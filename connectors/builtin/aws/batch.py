@@ -185,6 +185,13 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
             elif HOST_LOST.search(reason) or HOST_LOST.search(last_reason or ""):
                 phase = TaskExecution.RETRYABLE_FAILED
         message = reason or f"Batch job {status.lower()}"
+        array = job.get("arrayProperties") or {}
+        started = _children_started(array.get("statusSummary") or {})
+        if status == "PENDING" and started:
+            # The model: an array parent "remain[s] in PENDING status while child jobs are running".
+            phase = TaskExecution.RUNNING
+            counts = ", ".join(f"{word} {n}" for word, n in sorted((array.get("statusSummary") or {}).items()) if n)
+            message = f"Batch array job running: {started} of {array.get('size', '?')} children started ({counts})"
         if phase == TaskExecution.FAILED and exit_code is not None:
             message += f" (exit code {exit_code})"
         links = [
@@ -230,3 +237,8 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
 def _log_group(container: dict[str, Any]) -> str:
     options = (container.get("logConfiguration") or {}).get("options") or {}
     return options.get("awslogs-group") or DEFAULT_LOG_GROUP
+
+
+def _children_started(summary: dict[str, Any]) -> int:
+    """How many of an array job's children have started (STARTING, RUNNING or ended)."""
+    return sum(int(n or 0) for word, n in summary.items() if word in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED"))

@@ -95,3 +95,42 @@ def test_a_training_job_being_deleted_is_failed_not_a_poll_error():
 def test_a_training_job_stopped_by_a_stop_call_is_still_aborted_by_the_connector():
     phase, _, _ = sagemaker_status({"TrainingJobStatus": "Stopped", "SecondaryStatus": "Stopped"})
     assert phase == TaskExecution.ABORTED  # the service decides, from its record, who stopped it
+
+
+# -- Batch: an array job's parent (botocore's model: it stays PENDING while its children run) ----
+
+
+def test_an_array_parent_pending_while_its_children_run_is_running(aws_endpoint, monkeypatch):
+    """The model: "Array job parents are updated to PENDING when any child job is updated to
+    RUNNABLE and remain in PENDING status while child jobs are running." The child status summary
+    (arrayProperties.statusSummary) says the job runs: RUNNING, with the counts in the message."""
+    import asyncio
+
+    from connectors.builtin.aws.batch import AwsBatchJobConnector, AwsBatchJobMeta
+
+    described = {
+        "jobs": [
+            {
+                "jobId": "parent-1",
+                "jobName": "nightly",
+                "jobQueue": "queue",
+                "status": "PENDING",
+                "startedAt": 1,
+                "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/train:1",
+                "arrayProperties": {"size": 10, "statusSummary": {"RUNNING": 3, "SUCCEEDED": 2, "RUNNABLE": 5}},
+            }
+        ]
+    }
+    meta = AwsBatchJobMeta(job_id="parent-1", job_name="nightly", job_queue="queue")
+    with scripted_endpoint(
+        monkeypatch, "AWS_ENDPOINT_URL_BATCH", 200, "application/json", json.dumps(described).encode()
+    ):
+        running = asyncio.run(AwsBatchJobConnector().get(meta))
+        described["jobs"][0]["arrayProperties"]["statusSummary"] = {"RUNNABLE": 10}
+    assert running.phase == TaskExecution.RUNNING
+    assert "5 of 10 children started" in running.message and "RUNNING 3" in running.message
+    with scripted_endpoint(
+        monkeypatch, "AWS_ENDPOINT_URL_BATCH", 200, "application/json", json.dumps(described).encode()
+    ):
+        waiting = asyncio.run(AwsBatchJobConnector().get(meta))
+    assert waiting.phase == TaskExecution.QUEUED  # no child has started: still queued
