@@ -88,7 +88,7 @@ class Poller:
                 return record, fresh, pb.GetTaskResponse(resource=fresh)
             except RecordChanged as changed:  # another writer came first: decide again on what it wrote
                 if changed.current is None:  # the record is gone (its TTL): nothing is stored to tell
-                    raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
+                    raise _gone() from None
                 record = changed.current
         else:  # it kept changing under us: tell what is stored now, as any other poll would
             return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, None))
@@ -128,7 +128,7 @@ class Poller:
             return record, None, pb.GetTaskResponse(resource=stored_resource(record, None))
         except RecordChanged as changed:  # another poll took the turn, or the record moved on
             if changed.current is None:
-                raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
+                raise _gone() from None
             if changed.current.state != ACTIVE:
                 return changed.current, None, None
             return changed.current, None, await self._answer_stored(changed.current)
@@ -137,7 +137,7 @@ class Poller:
         await self._heartbeat_if_due(record)
         stored = stored_resource(record, None)
         if record.status_failing_since is not None:
-            when = time.strftime("%H:%M:%SZ", time.gmtime(record.status_failing_since))
+            when = _clock_time(record.status_failing_since)
             stored.message = f"{record.message} [status reads failing since {when}]".lstrip()
         return pb.GetTaskResponse(resource=stored)
 
@@ -188,7 +188,7 @@ class Poller:
                 record = await self.service.run_store(self.store.status_read_failed, record)
             except RecordChanged as changed:
                 if changed.current is None:
-                    raise ConnectError(Code.NOT_FOUND, "this task's record is gone") from None
+                    raise _gone() from None
                 record = changed.current
             except ConnectError as store_error:  # the store is down too: the stored phase is still known
                 logger.warning("could not note the failed status read of %s: %s", record.name, store_error.message)
@@ -207,10 +207,18 @@ class Poller:
         logger.warning("task %s: status read failed (%s), answering the stored phase", record.name, error.code.value)
         await self._heartbeat_if_due(record)
         stored = stored_resource(record, None)
-        when = time.strftime("%H:%M:%SZ", time.gmtime(since))
+        when = _clock_time(since)
         note = f"status read failed since {when} ({failing:.0f} s; {error.code.value}: {error.message})"
         stored.message = f"{record.message} [{note}]" if record.message else note
         return record, pb.GetTaskResponse(resource=stored)
+
+
+def _gone() -> ConnectError:
+    return ConnectError(Code.NOT_FOUND, "this task's record is gone")
+
+
+def _clock_time(epoch: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(epoch))
 
 
 __all__ = ["POLL_WRITE_TRIES", "TRANSIENT", "Poller"]

@@ -4,6 +4,7 @@ checkout, and how a documentation block is run. tests/e2e/test_documentation*.py
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,13 +136,12 @@ class Docs:
             text = text.replace(placeholder, self.values[variable])
         return text
 
-    @contextlib.contextmanager
-    def secrets_left_as_they_were(self) -> Iterator[None]:
-        """What a block stores in Secrets Manager or SSM is deleted after it: the next block that
-        documents the same secret (README's and the Databricks page's) creates it as written."""
+    @functools.cached_property
+    def moto_clients(self) -> dict[str, Any]:
+        """Secrets Manager and SSM on make serve's moto, made once (the environment's keys are not this process's)."""
         import boto3
 
-        clients = {
+        return {
             name: boto3.client(
                 name,
                 endpoint_url=f"http://{HOST}:{self.ports['8000']}",
@@ -150,6 +151,12 @@ class Docs:
             )
             for name in ("secretsmanager", "ssm")
         }
+
+    @contextlib.contextmanager
+    def secrets_left_as_they_were(self) -> Iterator[None]:
+        """What a block stores in Secrets Manager or SSM is deleted after it: the next block that
+        documents the same secret (README's and the Databricks page's) creates it as written."""
+        clients = self.moto_clients
 
         def stored() -> tuple[set[str], set[str]]:
             secrets = {s["Name"] for s in clients["secretsmanager"].list_secrets(MaxResults=100)["SecretList"]}
