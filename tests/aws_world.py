@@ -93,6 +93,12 @@ def task_request(
     )
 
 
+# A connector call's deadline in these worlds. 15 s: a first call builds its boto3 clients, and CI
+# runs four workers on two cores beside `make serve`; 5 s failed a Batch create there. Tests of a
+# deadline set their own.
+CALL_SECONDS = 15.0
+
+
 class AwsWorld:
     def __init__(
         self, endpoint: str, dynamodb_client: Any, connectors: list[AsyncConnector[Any]], **settings: Any
@@ -100,7 +106,7 @@ class AwsWorld:
         self.endpoint = endpoint
         self.dynamodb_client = dynamodb_client
         self.settings = Settings(
-            tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": 5.0, **settings}
+            tasks_table=make_table(dynamodb_client), **{"connector_timeout_seconds": CALL_SECONDS, **settings}
         )
         self.service = make_service(self.settings, dynamodb_client, ConnectorRegistry(connectors))
         self.server = ServedApp(create_app(self.service))

@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import importlib
 import inspect
+import math
 import pathlib
 import sys
 import types
@@ -23,7 +24,7 @@ from snowflake.connector import errors
 from connectors.builtin.flyteplugins import snowflake as port
 from connectors.errors import Code
 from connectors.literals import DataFrameRef
-from tests.aws_world import DATAFRAME, INT, STR
+from tests.aws_world import CALL_SECONDS, DATAFRAME, INT, STR
 from tests.fake_snowflake import FakeSnowflake
 from tests.flyte_requests import execution_metadata
 from tests.oracle_wheels import oracle_wheel
@@ -32,6 +33,7 @@ TYPE = "snowflake"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 WHEELS = ROOT / ".venv" / "wheels"
 REAL_CONNECT = port.snowflake_connect  # before any fixture replaces it
+LOGIN_BOUND = math.ceil(0.75 * CALL_SECONDS)  # the sign-in's share of a call's deadline
 CUSTOM = {
     "account": "myorg-myaccount",
     "user": "FLYTE",
@@ -102,7 +104,8 @@ def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(w
     handle = world.create(made)
     (connect,) = fake.connects
     assert {k: v for k, v in connect.items() if k not in ("private_key", "login_timeout")} == CUSTOM
-    assert 1 <= connect["login_timeout"] <= 6  # 3/4 of the call's deadline (the world's 5 s; the driver's: 120 s)
+    # 3/4 of the call's deadline (the world's 15 s; the driver's own default: 120 s)
+    assert 1 <= connect["login_timeout"] <= LOGIN_BOUND
     assert connect["private_key"] == port.private_key_der(pem, "s3cret")
     lookup, submitted = fake.statements
     token = world.token(made)
@@ -404,7 +407,7 @@ def same_calls(theirs: FakeSnowflake, ours: FakeSnowflake, cancelled: bool = Fal
     calls delete only for a task that has not ended: the original is asked to cancel a finished one too)."""
     # account, user, database, schema, warehouse, role, private key (DER); the port alone bounds the sign-in
     assert [{k: v for k, v in c.items() if k != "login_timeout"} for c in ours.connects] == theirs.connects
-    assert all(1 <= c["login_timeout"] <= 6 for c in ours.connects)
+    assert all(1 <= c["login_timeout"] <= LOGIN_BOUND for c in ours.connects)
     (their_query,), (our_query,) = theirs.queries.values(), ours.queries.values()
     assert [(s.sql, s.params) for s in ours.submitted()] == [(s.sql, s.params) for s in theirs.submitted()]
     if cancelled:
