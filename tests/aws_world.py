@@ -11,6 +11,7 @@ boto3 clients on the same moto to count and steer what reached AWS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
@@ -216,6 +217,16 @@ class AwsWorld:
         self._post(
             "/moto-api/fake-aws/fate", {"service": service, "job": job, "status": status, "reason": reason, **extra}
         )
+
+    @contextlib.contextmanager
+    def faults(self, **settings: Any) -> Iterator[Callable[[], dict[str, Any]]]:
+        """AWS's bad moments (connectors.dev.fake_aws.faults) while the block runs; off after it.
+        Yields a function answering what the fake counted, per ``service:Operation``."""
+        self._post("/moto-api/fake-aws/faults", {"reset_counts": True, "seed": 17, **settings})
+        try:
+            yield lambda: self._post("/moto-api/fake-aws/faults", {})["counts"]
+        finally:
+            self._post("/moto-api/fake-aws/faults", {"reset": True})
 
     def hold(self, model: str, polls: int = 1000) -> None:
         """Keep moto's ``model`` (``athena::execution``, ``batch::job``...) in each state for ``polls``

@@ -10,6 +10,9 @@ It also adds ``POST /moto-api/fake-aws/fate`` so that tests and demos can decide
 ``{"service": "athena", "job": "<id or name>", "status": "FAILED", "reason": "..."}``. A job with
 no fate runs as moto runs it (to success). ``GET /moto-api/fake-aws/fate`` lists the fates set.
 
+``faults.py`` adds AWS's bad moments on demand (throttling at a set rate, 5xx blips, slow
+answers): ``POST /moto-api/fake-aws/faults`` or ``FAKE_AWS_FAULTS`` at start.
+
 Not shipped to Lambda (connectors/dev/ is left out of the build).
 """
 
