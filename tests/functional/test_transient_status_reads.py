@@ -153,3 +153,15 @@ def test_polls_answered_without_a_read_still_write_the_heartbeat(aws_world):
     world.poll(handle, TYPE)  # no read (its turn is a minute away), but the heartbeat is due
     assert connector.calls["get"] == 1
     assert world.record(handle).heartbeat_at > first
+
+
+def test_a_staleness_limit_of_zero_answers_every_failed_read(aws_world):
+    """0 turns the stored-phase answer off (benchmarks/faults.py's baseline: the behaviour before
+    it); the template's minimum is 1, so no deployment gets it by accident."""
+    connector = FlakyStatusConnector()
+    world = aws_world(connector, status_stale_after_minutes=0)
+    handle = world.create(world.request(TYPE, {}))
+    connector.script = [Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, TaskExecution.RUNNING]
+    assert world.error(world.poll, handle, TYPE).code == Code.UNAVAILABLE
+    assert world.error(world.poll, handle, TYPE).code == Code.RESOURCE_EXHAUSTED
+    assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING
