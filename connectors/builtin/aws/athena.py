@@ -2,10 +2,10 @@
 
 | | |
 |---|---|
-| create | StartQueryExecution: ``query`` (``?`` placeholders take the inputs named in ``parameters``, by default every input in declared order, as typed SQL literals), ``work_group``, ``catalog``/``database``, ``output_location``; ClientRequestToken = the idempotency token |
+| create | StartQueryExecution: ``query`` (``?`` placeholders take the inputs named in ``parameters``, by default every input in declared order, as typed SQL literals), ``work_group``, ``catalog``/``database``, ``output_location``; ClientRequestToken = the idempotency token; a literal over 1,024 characters (ExecutionParameter) is invalid_argument |
 | get | GetQueryExecution |
 | delete | StopQueryExecution (a finished query stays as it ended) |
-| outputs | the first declared DataFrame output refers to the result CSV in S3 |
+| outputs | the first declared DataFrame output refers to the result CSV in S3; FAILED when Athena gives no OutputLocation (a work group with managed query results) |
 | custom_info | query execution id, state, work group, statistics |
 """
 
@@ -22,6 +22,7 @@ from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from .base import AwsConnector, IamActions, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
+from .fields import Limit
 
 PHASES = PhaseTable(
     "athena",
@@ -33,6 +34,10 @@ PHASES = PhaseTable(
         "CANCELLED": TaskExecution.ABORTED,
     },
 )
+
+# botocore's athena model: ExecutionParameters is a list of ExecutionParameter, each 1..1024
+# characters (an input's SQL literal, quotes included, is never empty).
+EXECUTION_PARAMETER = Limit("athena", "ExecutionParameter", 1024, least=1, means="an Athena execution parameter")
 
 
 @dataclass
@@ -87,6 +92,8 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         params: dict[str, Any] = {"QueryString": query, "WorkGroup": work_group}
         if names:
             params["ExecutionParameters"] = [sql_literal(inputs[name], name) for name in names]
+            for name, text in zip(names, params["ExecutionParameters"], strict=True):
+                EXECUTION_PARAMETER.check(self.task_type_name, f"input {name!r} as a SQL literal", len(text))
         context = {
             key: value
             for key, value in (("Catalog", fields.optional("catalog")), ("Database", fields.optional("database")))
@@ -118,9 +125,12 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
             phase = TaskExecution.RETRYABLE_FAILED
         message = status.get("StateChangeReason") or error.get("ErrorMessage") or f"Athena query {state.lower()}"
         outputs = None
-        location = found.get("ResultConfiguration", {}).get("OutputLocation")
-        if phase == TaskExecution.SUCCEEDED and resource_meta.dataframe_output and location:
-            outputs = {resource_meta.dataframe_output: literals.DataFrameRef(uri=location, format="csv")}
+        location = (found.get("ResultConfiguration") or {}).get("OutputLocation")
+        if phase == TaskExecution.SUCCEEDED and resource_meta.dataframe_output:
+            if location:
+                outputs = {resource_meta.dataframe_output: literals.DataFrameRef(uri=location, format="csv")}
+            else:  # a task that declared the output never gets it: not a success
+                phase, message = TaskExecution.FAILED, _no_location(resource_meta, found)
         info = {
             "query_execution_id": resource_meta.query_execution_id,
             "state": state,
@@ -141,6 +151,23 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
             # A query Athena no longer knows (InvalidRequestException "... was not found"): nothing to stop.
             if not (error.code == Code.NOT_FOUND or "was not found" in error.message):
                 raise
+
+
+def _no_location(meta: AthenaQueryMeta, found: dict[str, Any]) -> str:
+    """Why a query that succeeded gives its DataFrame output no result file, and what to do."""
+    group = found.get("WorkGroup") or meta.work_group
+    why = (
+        f"work group {group!r} uses managed query results (ManagedQueryResultsConfiguration), which keep "
+        f"the result in Athena-owned storage, with no ResultConfiguration.OutputLocation in S3 to refer to"
+        if (found.get("ManagedQueryResultsConfiguration") or {}).get("Enabled")
+        else "Athena answered no ResultConfiguration.OutputLocation for it"
+    )
+    return (
+        f"athena_query: the query succeeded, but output {meta.dataframe_output!r} cannot be given: {why}. Run "
+        f"it in a work group that writes results to S3 (managed query results off, a query result location "
+        f"set; or template.custom.output_location where the work group does not override it), or declare no "
+        f"DataFrame output"
+    )
 
 
 def sql_literal(value: Any, name: str) -> str:

@@ -42,6 +42,7 @@ from .base import (
     stem_of,
     token_name,
 )
+from .fields import Limit, MapLimits
 from .logs import cloudwatch_log_pages
 
 PHASES = PhaseTable(
@@ -64,6 +65,13 @@ CANCEL_REASON = "Cancelled by Flyte: the task execution was aborted"
 HOST_LOST = re.compile(r"^Host EC2|Spot Task was interrupted", re.IGNORECASE)
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 LOOKUP_PAGES = 5  # ListJobs pages read looking for the attempt's name (one job is expected)
+# botocore's batch model: SubmitJob's tags is a TagrisTagsMap (1..50 entries) of TagKey (1..128)
+# to TagValue (max 256). The connector adds no tag of its own.
+TAGS = MapLimits(
+    Limit("batch", "TagrisTagsMap", 50, least=1, means="a Batch job's tags", unit="tags"),
+    Limit("batch", "TagKey", 128, least=1, means="a tag's key"),
+    Limit("batch", "TagValue", 256, means="a tag's value"),
+)
 
 
 @dataclass
@@ -129,7 +137,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
                     f"aws_batch_job: template.custom.timeout_seconds must be at least 60, got {timeout}"
                 )
             params["timeout"] = {"attemptDurationSeconds": timeout}
-        tags = fields.string_map("tags")
+        tags = fields.string_map("tags", TAGS)
         if tags:
             params["tags"] = tags
         if inputs:

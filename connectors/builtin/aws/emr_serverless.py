@@ -31,6 +31,7 @@ from .base import (
     stem_of,
     token_name,
 )
+from .fields import Limit, MapLimits
 
 PHASES = PhaseTable(
     "emr-serverless",
@@ -52,6 +53,13 @@ TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 DEFAULT_LOG_GROUP = "/aws/emr-serverless"
+# botocore's emr-serverless model: StartJobRun's tags is a TagMap (max 200 entries) of TagKey
+# (1..128) to TagValue (max 256). The connector adds no tag of its own (its clientToken is the token).
+TAGS = MapLimits(
+    Limit("emr-serverless", "TagMap", 200, means="an EMR Serverless job run's tags", unit="tags"),
+    Limit("emr-serverless", "TagKey", 128, least=1, means="a tag's key"),
+    Limit("emr-serverless", "TagValue", 256, means="a tag's value"),
+)
 
 
 @dataclass
@@ -119,7 +127,7 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         timeout = fields.optional("execution_timeout_minutes", int)
         if timeout is not None:
             params["executionTimeoutMinutes"] = timeout
-        tags = fields.string_map("tags")
+        tags = fields.string_map("tags", TAGS)
         if tags:
             params["tags"] = tags
         started = await self.aws("start_job_run", **params)

@@ -1,19 +1,24 @@
 """``template.custom`` of an AWS task type: :class:`Fields` reads it with errors that name the
-missing or bad field, and :func:`aws_shape` makes its numbers what boto3 takes.
+missing or bad field, and :func:`aws_shape` makes its numbers what boto3 takes. :class:`Limit`
+and :class:`MapLimits` hold the bounds botocore's service models state for what a connector sends,
+checked before AWS is called (AWS would refuse the call, and botocore's own validation checks only
+minimums, in its own words).
 
 Imported from :mod:`connectors.builtin.aws.base`, as every AWS connector does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf import json_format
 
 from ...errors import ConnectError, invalid_argument
 
-__all__ = ["Fields", "aws_shape"]
+__all__ = ["Fields", "Limit", "MapLimits", "aws_shape"]
 
 
 class Fields:
@@ -73,14 +78,17 @@ class Fields:
             raise self._bad(name, "true or false", value)
         return value
 
-    def string_map(self, name: str) -> dict[str, str]:
-        """An optional object of strings (environment variables, arguments, tags)."""
+    def string_map(self, name: str, limits: MapLimits | None = None) -> dict[str, str]:
+        """An optional object of strings (environment variables, arguments, tags), within
+        ``limits`` when given."""
         value = self.optional(name, dict, {})
         bad = [key for key, item in value.items() if not isinstance(item, str)]
         if bad:
             raise invalid_argument(
                 f"{self.task_type}: template.custom.{name}.{bad[0]} must be a string, got {value[bad[0]]!r}"
             )
+        if limits:
+            limits.check(self.task_type, f"template.custom.{name}", list(value.items()))
         return dict(value)
 
     def named_objects(self, name: str, key: str) -> list[dict[str, Any]]:
@@ -99,6 +107,80 @@ class Fields:
         if value is not None and not value.startswith("s3://"):
             raise self._bad(name, "an s3:// URI", value)
         return value
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The bounds of one shape in botocore's service model (``botocore/data/<service>/<version>/
+    service-2.json``): ``least`` its ``min``, ``most`` its ``max`` (None: the model states none),
+    of a string's characters or a list's or map's entries. ``means`` says what it bounds, for the
+    error. Every Limit made is compared with the locked botocore's model by
+    tests/functional/aws/test_documented_limits.py."""
+
+    service: str  # botocore's name of the service: "sagemaker"
+    shape: str  # the shape's name in that model: "ProcessingEnvironmentValue"
+    most: int | None
+    least: int = 0
+    means: str = "the value"  # "an Environment value"
+    unit: str = "characters"
+
+    made: ClassVar[list[Limit]] = []
+
+    def __post_init__(self) -> None:
+        Limit.made.append(self)
+
+    @staticmethod
+    def declared() -> list[Limit]:
+        """Every Limit made so far (those of the connector modules imported)."""
+        return list(Limit.made)
+
+    def check(self, task_type: str, what: str, size: int, hint: str = "", own: tuple[int, str] = (0, "")) -> None:
+        """``invalid_argument`` naming ``what`` and this limit when ``size`` is out of bounds.
+        ``own``: how many entries the connector adds itself, and what they are for."""
+        added, why = own
+        source = f"botocore's {self.service} model: {self.shape}"
+        verb = "is" if self.unit == "characters" else "has"
+        if self.most is not None and size + added > self.most:
+            ours = f", and the connector adds {added} of its own ({why}), so at most {self.most - added:,} may be given"
+            raise invalid_argument(
+                f"{task_type}: {what} {verb} {size:,} {self.unit}; {self.means} {verb} at most "
+                f"{self.most:,} {self.unit} ({source} max {self.most}){ours if added else ''}{hint}"
+            )
+        if size < self.least:
+            unit = self.unit if self.least > 1 else self.unit.removesuffix("s")
+            raise invalid_argument(
+                f"{task_type}: {what} {'is empty' if not size else f'{verb} {size:,} {self.unit}'}; {self.means} "
+                f"{verb} at least {self.least:,} {unit} ({source} min {self.least}){hint}"
+            )
+
+
+@dataclass(frozen=True)
+class MapLimits:
+    """The bounds of a map of strings (or list of Key/Value pairs, as SageMaker's tags) an AWS
+    call takes: how many entries, and each key's and value's length."""
+
+    entries: Limit
+    key: Limit
+    value: Limit
+
+    def check(
+        self,
+        task_type: str,
+        field: str,
+        entries: Sequence[tuple[str, str]],
+        inputs: Collection[str] = (),
+        own: tuple[int, str] = (0, ""),
+    ) -> None:
+        """``invalid_argument`` for the first entry out of bounds, named as ``field``.<key>, or as
+        the input it comes from for a key in ``inputs``. An empty map is not sent, so not checked.
+        ``own``: the entries the connector adds (see :meth:`Limit.check`)."""
+        if not entries:
+            return
+        self.entries.check(task_type, f"{field} (with the task's inputs)" if inputs else field, len(entries), own=own)
+        for key, value in entries:
+            shown = key if len(key) <= 40 else key[:40] + "..."
+            self.key.check(task_type, f"input name {shown!r}" if key in inputs else f"{field} key {shown!r}", len(key))
+            self.value.check(task_type, f"input {key!r}" if key in inputs else f"{field}.{shown}", len(value))
 
 
 def aws_shape(value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 | | |
 |---|---|
-| create | ExecuteStatement on ``cluster_identifier`` or ``workgroup_name`` (exactly one), ``database``, ``db_user`` / ``secret_arn``; each input the query names as ``:name`` is a named parameter (its value as text); ClientToken = the idempotency token. With a DataFrame output declared and ``unload_prefix`` given, the SQL becomes ``UNLOAD ('<query>') TO '<unload_prefix>/<token>/' IAM_ROLE '<unload_iam_role>' FORMAT AS PARQUET`` (AWS binds no parameters inside UNLOAD: the inputs are written into it as SQL literals) |
+| create | ExecuteStatement on ``cluster_identifier`` or ``workgroup_name`` (exactly one), ``database``, ``db_user`` / ``secret_arn``; each input the query names as ``:name`` is a named parameter (its value as text; an empty one is invalid_argument: ParameterValue min 1); ClientToken = the idempotency token. With a DataFrame output declared and ``unload_prefix`` given, the SQL becomes ``UNLOAD ('<query>') TO '<unload_prefix>/<token>/' IAM_ROLE '<unload_iam_role>' FORMAT AS PARQUET`` (AWS binds no parameters inside UNLOAD: the inputs are written into it as SQL literals) |
 | get | DescribeStatement: SUBMITTED/PICKED -> QUEUED, STARTED -> RUNNING, FINISHED -> SUCCEEDED, FAILED -> FAILED with AWS's ``Error``, ABORTED -> ABORTED |
 | delete | CancelStatement (a statement that has ended stays as it ended) |
 | outputs | the DataFrame output refers to ``<unload_prefix>/<token>/`` as parquet |
@@ -23,6 +23,7 @@ from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from .base import AwsConnector, IamActions, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
+from .fields import Limit
 
 PHASES = PhaseTable(
     "redshift-data",
@@ -35,6 +36,10 @@ PHASES = PhaseTable(
         "ABORTED": TaskExecution.ABORTED,
     },
 )
+# botocore's redshift-data model: SqlParameter.value is a ParameterValue, "min": 1. An empty input
+# is refused rather than sent as NULL: in Redshift '' and NULL differ, and the Data API has no way
+# to bind either (a value is text Redshift converts).
+PARAMETER_VALUE = Limit("redshift-data", "ParameterValue", None, least=1, means="a Data API parameter's value")
 _ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+(,arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+)*")
 
 
@@ -114,6 +119,13 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
             params["Sql"] = query
             if named:
                 params["Parameters"] = [{"name": name, "value": input_text(inputs[name])} for name in named]
+                for parameter in params["Parameters"]:
+                    PARAMETER_VALUE.check(
+                        self.task_type_name,
+                        f"input {parameter['name']!r}",
+                        len(parameter["value"]),
+                        hint=f"; write '' or NULL in the query in place of :{parameter['name']} for an empty value",
+                    )
         started = await self.aws("execute_statement", **{k: v for k, v in params.items() if v is not None})
         return RedshiftQueryMeta(
             statement_id=started["Id"],

@@ -35,6 +35,7 @@ from .base import (
     stem_of,
     token_name,
 )
+from .fields import Limit, MapLimits
 from .logs import cloudwatch_log_pages
 
 TOKEN_TAG = "flyte:idempotency-token"  # noqa: S105 - the key of a tag, not a secret
@@ -58,6 +59,15 @@ STARTING = frozenset(
 )
 TRANSIENT = re.compile(r"capacity|InternalServerError|internal (server )?error|ServiceUnavailable", re.IGNORECASE)
 REFS = (literals.FileRef, literals.DirRef, literals.DataFrameRef)
+# botocore's sagemaker model: Tags is a TagList (max 50) of Tag {Key: TagKey (1..128), Value:
+# TagValue (max 256)}, for CreateTrainingJob and CreateProcessingJob alike. The connector adds one
+# tag itself, TOKEN_TAG, so a template may give at most 49.
+TAGS = MapLimits(
+    Limit("sagemaker", "TagList", 50, means="a SageMaker job's Tags", unit="tags"),
+    Limit("sagemaker", "TagKey", 128, least=1, means="a tag's Key"),
+    Limit("sagemaker", "TagValue", 256, means="a tag's Value"),
+)
+OWN_TAGS = (1, f"{TOKEN_TAG}, by which a retried create finds its job")
 
 
 def job_name(token: str, task_execution_metadata: Any) -> str:
@@ -81,6 +91,8 @@ def tags_of(fields: Fields, token: str) -> list[dict[str, str]]:
         raise invalid_argument(
             f"{fields.task_type}: template.custom.tags may not set {TOKEN_TAG}, which the connector sets"
         )
+    pairs = [(tag["Key"], tag["Value"]) for tag in tags]
+    TAGS.check(fields.task_type, "template.custom.tags", pairs, own=OWN_TAGS if token else (0, ""))
     return [*tags, {"Key": TOKEN_TAG, "Value": token}] if token else tags
 
 
@@ -96,6 +108,15 @@ def s3_ref(task_type: str, name: str, value: Any) -> str:
 def scalar_inputs(inputs: dict[str, Any] | None) -> dict[str, str]:
     """The inputs that are not files, directories or DataFrames, as text."""
     return {name: input_text(value) for name, value in (inputs or {}).items() if not isinstance(value, REFS)}
+
+
+def with_scalar_inputs(fields: Fields, name: str, inputs: dict[str, Any] | None, limits: MapLimits) -> dict[str, str]:
+    """The string map ``name`` with each scalar input by its text (an input wins over a template
+    key of its name), within ``limits``: an entry too long is named as its input or its field."""
+    scalars = scalar_inputs(inputs)
+    merged = {**fields.string_map(name), **scalars}
+    limits.check(fields.task_type, f"template.custom.{name}", list(merged.items()), inputs=scalars)
+    return merged
 
 
 class SageMakerJobConnector(AwsConnector[M]):

@@ -21,9 +21,17 @@ from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
 from .base import IamActions, is_blob, output_names
-from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
+from .fields import Limit, MapLimits
+from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, tags_of, with_scalar_inputs
 
 INPUT_ROOT = "/opt/ml/processing/input"
+# botocore's sagemaker model: CreateProcessingJob's Environment is a ProcessingEnvironmentMap (max
+# 100 entries) of ProcessingEnvironmentKey (max 256) to ProcessingEnvironmentValue (max 256).
+ENVIRONMENT = MapLimits(
+    Limit("sagemaker", "ProcessingEnvironmentMap", 100, means="a processing job's Environment", unit="entries"),
+    Limit("sagemaker", "ProcessingEnvironmentKey", 256, means="an Environment key"),
+    Limit("sagemaker", "ProcessingEnvironmentValue", 256, means="an Environment value"),
+)
 
 
 @dataclass
@@ -109,7 +117,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
             ]
         if processing_inputs:
             params["ProcessingInputs"] = processing_inputs
-        environment = {**fields.string_map("environment"), **scalar_inputs(inputs)}
+        environment = with_scalar_inputs(fields, "environment", inputs, ENVIRONMENT)
         if environment:
             params["Environment"] = environment
         for key, aws_key in (("stopping_condition", "StoppingCondition"), ("network_config", "NetworkConfig")):

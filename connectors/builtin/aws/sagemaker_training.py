@@ -21,9 +21,23 @@ from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
 from .base import IamActions, is_blob, json_data, output_names
-from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, scalar_inputs, tags_of
+from .fields import Limit, MapLimits
+from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, tags_of, with_scalar_inputs
 
 DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
+# botocore's sagemaker model, CreateTrainingJob: HyperParameters (max 100 entries) of
+# HyperParameterKey (max 256) to HyperParameterValue (max 2500); Environment a
+# TrainingEnvironmentMap (max 100) of TrainingEnvironmentKey (max 512) to TrainingEnvironmentValue (max 512).
+HYPERPARAMETERS = MapLimits(
+    Limit("sagemaker", "HyperParameters", 100, means="a training job's HyperParameters", unit="entries"),
+    Limit("sagemaker", "HyperParameterKey", 256, means="a hyperparameter's name"),
+    Limit("sagemaker", "HyperParameterValue", 2500, means="a hyperparameter's value"),
+)
+ENVIRONMENT = MapLimits(
+    Limit("sagemaker", "TrainingEnvironmentMap", 100, means="a training job's Environment", unit="entries"),
+    Limit("sagemaker", "TrainingEnvironmentKey", 512, means="an Environment key"),
+    Limit("sagemaker", "TrainingEnvironmentValue", 512, means="an Environment value"),
+)
 
 
 @dataclass
@@ -70,7 +84,7 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
             "ResourceConfig": fields.required("resource_config", dict),
             "StoppingCondition": fields.optional("stopping_condition", dict, default=DEFAULT_STOPPING),
         }
-        hyperparameters = {**fields.string_map("hyperparameters"), **scalar_inputs(inputs)}
+        hyperparameters = with_scalar_inputs(fields, "hyperparameters", inputs, HYPERPARAMETERS)
         if hyperparameters:
             params["HyperParameters"] = hyperparameters
         channels = fields.named_objects("input_data_config", "ChannelName")
@@ -98,7 +112,7 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
             ]
         if channels:
             params["InputDataConfig"] = channels
-        environment = fields.string_map("environment")
+        environment = fields.string_map("environment", ENVIRONMENT)
         if environment:
             params["Environment"] = environment
         params["Tags"] = tags_of(fields, idempotency_token)

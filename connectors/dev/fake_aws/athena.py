@@ -6,6 +6,10 @@
 - GetQueryExecution/StopQueryExecution of an unknown id: AWS answers InvalidRequestException,
   moto a bare 500.
 - A query given no result location writes where its work group's configuration says.
+- A query in a work group with ManagedQueryResultsConfiguration enabled answers it, and no
+  ResultConfiguration.OutputLocation: its results are in Athena-owned storage ("A workgroup cannot
+  have the ResultConfiguration$OutputLocation parameter when you set this field to true",
+  athena model); moto answers neither.
 - A fate of FAILED sets State, StateChangeReason and AthenaError (``retryable`` in the fate
   sets AthenaError.Retryable).
 """
@@ -65,6 +69,14 @@ def _get(original: Any, self: AthenaResponse) -> Any:
     if fate and execution.status not in ("CANCELLED",):
         execution.status = fate["status"]
     answer = json.loads(original(self))
+    configuration = getattr(execution.workgroup, "configuration", None) or {}
+    managed = configuration.get("ManagedQueryResultsConfiguration") or {}
+    if managed.get("Enabled"):  # results in Athena-owned storage: no S3 location to answer
+        query = answer["QueryExecution"]
+        query["ManagedQueryResultsConfiguration"] = managed
+        query["ResultConfiguration"] = {
+            key: value for key, value in (query.get("ResultConfiguration") or {}).items() if key != "OutputLocation"
+        }
     if fate and answer["QueryExecution"]["Status"]["State"] == fate["status"] and fate["status"] == "FAILED":
         answer["QueryExecution"]["Status"]["StateChangeReason"] = fate["reason"]
         answer["QueryExecution"]["Status"]["AthenaError"] = {
