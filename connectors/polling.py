@@ -36,6 +36,7 @@ from typing import Any
 
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
+from flyteidl2.core.interface_pb2 import VariableMap
 
 from .answers import answer_resource, stored_resource
 from .connector import AsyncConnector, Resource
@@ -164,6 +165,23 @@ class Poller:
             raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
         return answer_resource(record, resource)  # what is answered is what is stored
 
+    async def read_outputs(
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]
+    ) -> pb.Resource | None:
+        """A SUCCEEDED task's report again, for its outputs and links; None when a task that
+        declares no outputs meets a transient failure (its stored SUCCEEDED is the whole answer:
+        a second executor must not count a throttle against a finished task). A task with outputs
+        answers the failure: SUCCEEDED without them would fail it on a missing outputs.pb."""
+        try:
+            return await self.read(connector, record, connection)
+        except ConnectError as error:
+            if error.code not in TRANSIENT or _declares_outputs(record):
+                raise
+            logger.warning(
+                "task %s: reading the succeeded job failed (%s); it has no outputs", record.name, error.code.value
+            )
+            return None
+
     def _store_poll(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
         """The write a poll needs: none when nothing changed and the heartbeat is recent; a
         heartbeat (which moves the index entry) at most once per quarter of the reaper's window;
@@ -212,6 +230,10 @@ class Poller:
         note = f"status read failed since {when} ({failing:.0f} s; {error.code.value}: {error.message})"
         stored.message = f"{record.message} [{note}]" if record.message else note
         return record, pb.GetTaskResponse(resource=stored)
+
+
+def _declares_outputs(record: TaskRecord) -> bool:
+    return bool(record.outputs_interface) and bool(VariableMap.FromString(record.outputs_interface).variables)
 
 
 def _gone() -> ConnectError:

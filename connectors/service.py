@@ -261,7 +261,7 @@ class ConnectorService:
                 return answer
         if record.phase == TaskExecution.SUCCEEDED and (fresh is None or fresh.phase != TaskExecution.SUCCEEDED):
             connection = await self.secrets.complete(connector, record.task_type, connection)
-            fresh = await self.poller.read(connector, record, connection)  # for the outputs
+            fresh = await self.poller.read_outputs(connector, record, connection)
         return pb.GetTaskResponse(resource=stored_resource(record, fresh))
 
     @observed("delete")

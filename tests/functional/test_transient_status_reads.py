@@ -165,3 +165,29 @@ def test_a_staleness_limit_of_zero_answers_every_failed_read(aws_world):
     assert world.error(world.poll, handle, TYPE).code == Code.UNAVAILABLE
     assert world.error(world.poll, handle, TYPE).code == Code.RESOURCE_EXHAUSTED
     assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING
+
+
+# -- a SUCCEEDED task's outputs ----------------------------------------------------------------
+
+
+def test_a_succeeded_task_without_outputs_answers_succeeded_when_its_remote_is_throttled(flaky):
+    """Found by benchmarks/faults.py: a second executor's poll of a task another poll saw succeed
+    read the remote again for the outputs, and a throttle there was a GetTask error. A task that
+    declares no outputs has nothing to read: the failed read answers the stored SUCCEEDED."""
+    handle = flaky.create(flaky.request(TYPE, {}))
+    flaky.connector.script = [TaskExecution.SUCCEEDED, Code.RESOURCE_EXHAUSTED, Code.UNAVAILABLE]
+    assert flaky.poll(handle, TYPE).phase == TaskExecution.SUCCEEDED
+    for _ in range(2):
+        assert flaky.poll(handle, TYPE).phase == TaskExecution.SUCCEEDED  # no error for the executor to count
+    assert flaky.connector.calls["get"] == 3
+
+
+def test_a_succeeded_task_with_outputs_answers_the_failed_read_of_them(flaky):
+    """Its outputs come only from the remote: SUCCEEDED without them would send the executor to an
+    outputs.pb that does not exist, failing the task; the transient error costs one retry instead."""
+    from tests.aws_world import INT
+
+    handle = flaky.create(flaky.request(TYPE, {}, outputs={"n": INT}))
+    flaky.connector.script = [TaskExecution.SUCCEEDED, Code.RESOURCE_EXHAUSTED]
+    flaky.poll(handle, TYPE)
+    assert flaky.error(flaky.poll, handle, TYPE).code == Code.RESOURCE_EXHAUSTED
