@@ -11,7 +11,9 @@
   have the ResultConfiguration$OutputLocation parameter when you set this field to true",
   athena model); moto answers neither.
 - A fate of FAILED sets State, StateChangeReason and AthenaError (``retryable`` in the fate
-  sets AthenaError.Retryable).
+  sets AthenaError.Retryable). A fate of CANCELLED ("CANCELLED indicates that a user input
+  interrupted query execution": a person, or another program, not this service) sets State and
+  its reason as StateChangeReason ("Further detail about the status of the query").
 """
 
 from __future__ import annotations
@@ -77,9 +79,12 @@ def _get(original: Any, self: AthenaResponse) -> Any:
         query["ResultConfiguration"] = {
             key: value for key, value in (query.get("ResultConfiguration") or {}).items() if key != "OutputLocation"
         }
-    if fate and answer["QueryExecution"]["Status"]["State"] == fate["status"] and fate["status"] == "FAILED":
-        answer["QueryExecution"]["Status"]["StateChangeReason"] = fate["reason"]
-        answer["QueryExecution"]["Status"]["AthenaError"] = {
+    status = answer["QueryExecution"]["Status"]
+    if fate and status["State"] == fate["status"] == "CANCELLED" and fate["reason"]:
+        status["StateChangeReason"] = fate["reason"]
+    if fate and status["State"] == fate["status"] == "FAILED":
+        status["StateChangeReason"] = fate["reason"]
+        status["AthenaError"] = {
             "ErrorCategory": 2,
             "ErrorType": 1000,
             "Retryable": fate.get("retryable") == "true",

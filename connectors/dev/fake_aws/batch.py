@@ -18,9 +18,18 @@ moto's Docker-less Batch marks every job SUCCEEDED inside SubmitJob. Here instea
   transition to FAILED. Jobs that have not progressed to the STARTING state are cancelled");
   an array parent takes its children with it. A finished job stays as it ended (moto wrote the
   reason onto it).
+- A fate of a status a job passes through on its way (``RUNNING``, ``RUNNABLE``...) holds the job
+  there once it gets there, its ``reason`` as statusReason (RUNNABLE with
+  ``CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY``, "All compute environments have insufficient
+  capacity to service the job"), until it is terminated or another fate is set.
 - An array job's children are listed with ``arrayJobId``, not among the queue's jobs (moto adds
-  them to the queue, so ListJobs by JOB_NAME found each child beside the parent); the parent
-  ends when its children have: FAILED if one failed, else SUCCEEDED.
+  them to the queue, so ListJobs by JOB_NAME found each child beside the parent). A fate set for
+  the parent's id is each child's (a child's own, ``<parent id>:<index>``, goes first), never
+  the parent's: it ends as its children do. The parent is PENDING from when a child gets to RUNNABLE
+  until its children have ended, as the model says: "Array job parents are updated to PENDING
+  when any child job is updated to RUNNABLE and remain in PENDING status while child jobs are
+  running" (moto left it SUBMITTED), with ``arrayProperties.statusSummary`` counting its
+  children by status; then it ends FAILED if one failed, else SUCCEEDED.
 - ListJobs answers the newest job first ("The results are sorted by the createdAt field, with
   the most recent jobs being first").
 """
@@ -42,6 +51,7 @@ from ._support import wraps_method
 
 _lock = threading.RLock()
 DEFAULT_GROUP = "/aws/batch/job"
+ON_THE_WAY = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")  # a fate of one holds the job there
 
 
 @dataclass
@@ -116,18 +126,24 @@ def _settle(job: Job) -> None:
             if failed:
                 job.job_stopped_reason = f"Array Child Job failed: {failed[0].job_stopped_reason or 'exit code'}"
             job._mark_stopped(success=not failed)
-            _apply_fate(job)
+        elif any(child.status not in ("SUBMITTED", "PENDING") for child in job._child_jobs):
+            job.status = "PENDING"  # a child got to RUNNABLE: PENDING while its children run
         return
-    job.advance()
+    fate = _fate(job)
+    holding = fate["status"] if fate and fate["status"] in ON_THE_WAY else None
+    if job.status != holding:
+        job.advance()
     status = job.status
     if status in ("STARTING", "RUNNING") and job.latest_attempt is None:
         job.job_started_at = datetime.datetime.now()
         job._start_attempt()
     seen = _JOBS.setdefault(job, _Seen())
+    if status == holding:
+        job.job_stopped_reason = fate.get("reason") or None if fate else None
     if status == "RUNNING" and not seen.ran:
         seen.ran = True  # seen RUNNING once; it ends on the next describe
         job.log_stream_name = job._stream_name
-    elif status == "RUNNING":
+    elif status == "RUNNING" and status != holding:
         _write_output(job)
         job.exit_code = 0
         job._mark_stopped(success=True)
@@ -141,8 +157,8 @@ def _fate(job: Job) -> dict[str, str] | None:
 def _apply_fate(job: Job) -> None:
     fate = _fate(job)
     seen = _JOBS.setdefault(job, _Seen())
-    if not fate or seen.fate == fate:
-        return
+    if not fate or seen.fate == fate or fate["status"] in ON_THE_WAY or job._child_jobs:
+        return  # an array parent ends as its children did: its fate is theirs
     seen.fate = fate
     job.status = fate["status"]
     job.job_stopped_reason = fate.get("reason") or None

@@ -15,10 +15,19 @@
 - ListJobRuns of an application that has no runs yet lists none (moto: "does not exist").
 - A fate (service ``emr-serverless``, job = the run id or its name) sets the run's state and
   stateDetails (a fate of ``RUNNING`` keeps it running until it is cancelled).
+- A run that has not ended when its executionTimeoutMinutes have passed since StartJobRun is
+  cancelled by EMR Serverless itself: "If the job run exceeds this duration, Amazon EMR Serverless
+  cancels it automatically" (the model; the user guide: CANCELLING when "the job run has timed
+  out"), so CANCELLING on that GetJobRun, then CANCELLED, with stateDetails saying so (AWS's own
+  wording is not documented). Only a run held running (a fate of ``RUNNING``, ``world.hold``) lives
+  that long, and the timeout is at least 5 minutes (moto: "RunTimeout must be at least 5
+  minutes"), so a fate may say how many seconds a minute of that run lasts (``minute_seconds``,
+  default 60): ``{"status": "RUNNING", "minute_seconds": 0.2}`` times a 5-minute run out in 1 s.
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import Any
 
@@ -39,9 +48,10 @@ STEPS: list[tuple[str | None, str]] = [
 ]
 ENDED = ("SUCCESS", "FAILED", "CANCELLED")
 FIXED_ID_TAG = "fake-aws:application-id"
+MINUTE_SECONDS = 60.0
 state_manager.register_default_transition(MODEL, {"progression": "immediate"})
 
-# per run: its ManagedState, and the GetJobRun calls seen since it was cancelled
+# per run: its ManagedState, when it started, and the GetJobRun calls seen since it was cancelled
 _RUNS: weakref.WeakKeyDictionary[JobRun, dict[str, Any]] = weakref.WeakKeyDictionary()
 _TOKENS: dict[tuple[int, str, str], JobRun] = {}  # (backend, application, clientToken) -> run
 
@@ -57,13 +67,19 @@ def _refresh(run: JobRun, advance: bool) -> None:
                 run.state = "CANCELLED"
         return
     fate = fate_of("emr-serverless", run.id) or (fate_of("emr-serverless", run.name) if run.name else None)
+    minute = float((fate or {}).get("minute_seconds") or MINUTE_SECONDS)
     if fate:
         run.state = fate["status"]
         run.state_details = fate["reason"] or None
-        return
-    if advance:
-        extra["managed"].advance()
-    run.state = extra["managed"].status
+    else:
+        if advance:
+            extra["managed"].advance()
+        run.state = extra["managed"].status
+    timeout = run.execution_timeout_minutes
+    if run.state not in ENDED and timeout and time.monotonic() - extra["started"] > timeout * minute:
+        run.state = "CANCELLING"  # EMR Serverless cancels it: not a CancelJobRun call
+        run.state_details = f"Job run timed out: it ran longer than its executionTimeoutMinutes ({timeout} minutes)"
+        extra["cancelled"] = 0
 
 
 @wraps_method(EMRServerlessBackend, "start_job_run")
@@ -73,7 +89,7 @@ def _start(original: Any, self: EMRServerlessBackend, **kwargs: Any) -> JobRun:
     if token and key in _TOKENS:
         return _TOKENS[key]
     run = original(self, **kwargs)
-    _RUNS[run] = {"managed": ManagedState(MODEL, STEPS)}
+    _RUNS[run] = {"managed": ManagedState(MODEL, STEPS), "started": time.monotonic()}
     _refresh(run, advance=False)
     if token:
         _TOKENS[key] = run
@@ -103,7 +119,7 @@ def _cancel(original: Any, self: EMRServerlessBackend, application_id: str, job_
     if run.state in ENDED or run.state == "CANCELLING":
         raise ValidationException(f"Job run {job_run_id} is not in a cancellable state: {run.state}")
     run.state = "CANCELLING"
-    _RUNS.setdefault(run, {"managed": ManagedState(MODEL, STEPS)})["cancelled"] = 0
+    _RUNS.setdefault(run, {"managed": ManagedState(MODEL, STEPS), "started": time.monotonic()})["cancelled"] = 0
     return application_id, job_run_id
 
 
