@@ -1,6 +1,10 @@
 """examples/sfn_execution.json: the state machine ``flyte-example`` (STANDARD), run by the role
 ``flyte-sfn-example``; its output object holds the example's declared outputs ``summary``,
-``rows`` and ``mode``."""
+``rows`` and ``mode``.
+
+Two more, for showing how an execution can end (docs/aws-connectors.md, "Ending a job the ways
+AWS documents"): ``flyte-example-wait`` (STANDARD) waits an hour, so it runs until something
+stops it; ``flyte-example-express`` is an EXPRESS state machine, which the connector refuses."""
 
 import json
 from collections.abc import Callable
@@ -27,8 +31,18 @@ DEFINITION = {
 }
 
 
+WAITS = {"Comment": "Runs an hour: until something stops it.", "StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}  # fmt: skip
+MACHINES = {  # name -> (type, definition)
+    NAME: ("STANDARD", DEFINITION),
+    f"{NAME}-wait": ("STANDARD", WAITS),
+    f"{NAME}-express": ("EXPRESS", DEFINITION),
+}
+
+
 def create(clients: Callable[[str], Any]) -> None:
     role = ensure_role(clients, "flyte-sfn-example", "states.amazonaws.com")
     sfn = clients("stepfunctions")
-    if NAME not in [machine["name"] for machine in sfn.list_state_machines()["stateMachines"]]:
-        sfn.create_state_machine(name=NAME, definition=json.dumps(DEFINITION), roleArn=role, type="STANDARD")
+    made = {machine["name"] for machine in sfn.list_state_machines()["stateMachines"]}
+    for name, (kind, definition) in MACHINES.items():
+        if name not in made:
+            sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role, type=kind)
