@@ -13,6 +13,10 @@ no fate runs as moto runs it (to success). ``GET /moto-api/fake-aws/fate`` lists
 ``faults.py`` adds AWS's bad moments on demand (throttling at a set rate, 5xx blips, slow
 answers): ``POST /moto-api/fake-aws/faults`` or ``FAKE_AWS_FAULTS`` at start.
 
+``GET /moto-api/fake-aws/calls`` lists how often each start call reached the fake, by the key it
+carried (``[{"service": "athena", "operation": "StartQueryExecution", "key": "<token>", "count": 2}]``):
+a create replayed with the attempt's token is one more call even where it starts no second job.
+
 Not shipped to Lambda (connectors/dev/ is left out of the build).
 """
 
@@ -22,6 +26,7 @@ import importlib
 import json
 import pkgutil
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +34,8 @@ from typing import Any
 _FATE_SETTERS: dict[str, Callable[[str, str, str], None]] = {}
 # (service, job) -> {"status", "reason"}: applied by each module's patch when moto reports the job
 FATES: dict[tuple[str, str], dict[str, str]] = {}
+# (service, operation, key) -> how many calls reached the fake (count_call)
+CALLS: Counter[tuple[str, str, str]] = Counter()
 _lock = threading.Lock()
 
 
@@ -47,6 +54,18 @@ def fate_of(service: str, job: str) -> dict[str, str] | None:
     """The fate a test set for ``service``'s ``job`` (an id or a name), or None."""
     with _lock:
         return FATES.get((service, job))
+
+
+def count_call(service: str, operation: str, key: str = "") -> None:
+    """Count a call that reached the fake, by the idempotency key (token, name) it carried."""
+    with _lock:
+        CALLS[(service, operation, key)] += 1
+
+
+def _calls_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
+    with _lock:
+        listed = [{"service": s, "operation": o, "key": k, "count": n} for (s, o, k), n in CALLS.items()]
+    return 200, {"Content-Type": "application/json"}, json.dumps(listed).encode("utf-8")
 
 
 def _fate_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
@@ -76,6 +95,7 @@ def apply_patches() -> list[str]:
     from moto.moto_api._internal import urls
 
     urls.url_paths["{0}/moto-api/fake-aws/fate"] = _fate_endpoint
+    urls.url_paths["{0}/moto-api/fake-aws/calls"] = _calls_endpoint
     applied = []
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_"):

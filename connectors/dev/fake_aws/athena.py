@@ -25,7 +25,7 @@ from moto.athena.models import AthenaBackend
 from moto.athena.responses import AthenaResponse
 from moto.core.exceptions import JsonRESTError
 
-from . import fate_of
+from . import count_call, fate_of
 from ._support import wraps_method
 
 _TOKENS = "_fake_aws_tokens"
@@ -34,6 +34,7 @@ _TOKENS = "_fake_aws_tokens"
 @wraps_method(AthenaResponse, "start_query_execution")
 def _start(original: Any, self: AthenaResponse) -> Any:
     token = self._get_param("ClientRequestToken")
+    count_call("athena", "StartQueryExecution", token or "")
     tokens: dict[str, str] = self.athena_backend.__dict__.setdefault(_TOKENS, {})
     if token and token in tokens:
         return json.dumps({"QueryExecutionId": tokens[token]})
