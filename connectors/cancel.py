@@ -9,7 +9,8 @@ connector refuses outright (``invalid_argument``, ``failed_precondition``, ``uni
 ``out_of_range``) started nothing, and the record ends with a note saying so. Any other failure
 (a deadline, a network error answered ``internal``, a permission the reaper lacks) may hide a
 running job: the lease is released and the reaper tries again, backing off from one minute to
-the whole abandonment window.
+the whole abandonment window. A create whose outcome is unknown is replayed only within its
+connector's replay window (:mod:`.replay`); past it, the record ends saying where the job may be.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .connector_calls import ConnectorCalls
 from .errors import Code, ConnectError
 from .observability import logs, metrics
 from .registry import ConnectorRegistry
+from .replay import past_replay_window, report_unreplayed, unreplayed_message
 from .secrets import SecretResolver
 from .settings import Settings
 from .store import CANCELLING, CLAIMED, ENDED, RecordChanged, TaskRecord, TaskStore
@@ -186,6 +188,10 @@ class Canceller:
         logs.task_keys(record.task_type, record.execution, record.attempt)  # each cancel runs in a task of its own
         try:
             connector = self.registry.get_connector(record.task_type, record.task_version)
+            if record.resource_meta is None and past_replay_window(
+                connector, record, self.settings, self.store.clock()
+            ):
+                return await self._end_unreplayed(connector, record, reason, note)
             # The caller's secrets (a newer attempt's), else the connector's own from AWS (the reaper).
             connection = await self.secrets.complete(connector, record.task_type, connection)
             if record.resource_meta is None:  # a replayed create that fails may have started a job
@@ -220,6 +226,30 @@ class Canceller:
             logger.info("cancelled %s, but its lease was taken over meanwhile", record.name)
         logger.info("cancelled %s: %s", record.name, reason)
         metrics.task_cancelled(record.task_type, note.partition(":")[0], ok=True)
+        return True
+
+    async def _end_unreplayed(self, connector: AsyncConnector[Any], record: TaskRecord, reason: str, note: str) -> bool:
+        """End a record whose create is past its replay window without replaying it (a replay
+        could start a second job): no job if every try was refused, else one may run unobserved."""
+        refused = record.create_error in REFUSED_CODES
+        if refused:
+            message = reason
+            note = f"{note}: create was refused ({record.create_error}), so no job was started (past its replay window)"
+        else:
+            request = unpack_create_request(record.create_request) if record.create_request else None
+            token = record.key.idempotency_token(self.settings.token_salt)
+            message = unreplayed_message(connector, record, request, token, self.settings, self.store.clock())
+            note = f"{note}: not replayed past its replay window; its job, if it started, runs unobserved"
+        try:
+            ended = await self._store(self.store.cancelled, record, TaskExecution.ABORTED, message, note)
+        except RecordChanged:
+            logger.info("%s was taken over before it could be ended", record.name)
+            return True
+        if ended is not None and refused:
+            logger.info("cancelled %s: %s", record.name, reason)
+            metrics.task_cancelled(record.task_type, note.partition(":")[0], ok=True)
+        elif ended is not None:
+            report_unreplayed(record, message)
         return True
 
     def _retry_heartbeat(self, record: TaskRecord, hold: float = 0.0) -> float:

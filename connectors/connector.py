@@ -18,6 +18,7 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, Generic, TypeVar, Union
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskMetricsResponse, TaskExecutionMetadata
@@ -114,6 +115,19 @@ class AsyncConnector(ABC, Generic[M]):
     # that lags (an eventually consistent list): how long after a create whose outcome is unknown
     # before it may be replayed with the same token (by a retry, a newer attempt or the reaper).
     replay_settle_seconds: float = 0.0
+    # How long after an attempt's first create a replay with its token still finds the job that
+    # create started, as the remote documents its key (a client token kept N days, a name unique
+    # while the job exists: ``timedelta.max``). None: the remote documents no window, and the
+    # deployment's REPLAY_WINDOW_MINUTES bounds it. Past the window a create whose answer was lost
+    # is not replayed (a replay could start a second job): its record ends saying where to look.
+    replay_window: timedelta | None = None
+
+    def replay_hint(
+        self, task_template: TaskTemplate, idempotency_token: str, task_execution_metadata: TaskExecutionMetadata
+    ) -> str:
+        """Where a person finds the job a create with this request and token would have started
+        (a job name, a client token, a tag): said when such a create is not replayed."""
+        return f"a job started with idempotency token {idempotency_token}"
 
     @abstractmethod
     async def create(

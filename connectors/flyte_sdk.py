@@ -31,6 +31,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flyteidl2.connector.connector_pb2 import TaskExecutionMetadata
@@ -210,7 +211,10 @@ class FlyteSdkConnector(AsyncConnector[Any]):
     """One of ours that serves a flyte SDK connector (``flyte.connectors.AsyncConnector``).
 
     Same name, task category and ResourceMeta class (``metadata_type``) as the SDK connector;
-    ``secret_names`` and ``replay_settle_seconds`` as it declares them, if it does.
+    ``secret_names``, ``replay_settle_seconds`` and ``replay_window`` (a timedelta, or seconds) as it
+    declares them, if it does. Without a ``replay_window``, a create whose answer was lost is
+    replayed only within the deployment's REPLAY_WINDOW_MINUTES: whether the SDK connector's remote
+    honours ``idempotency_token``, and how long, is not known here.
     """
 
     def __init__(self, sdk_connector: Any) -> None:
@@ -220,6 +224,10 @@ class FlyteSdkConnector(AsyncConnector[Any]):
         self.task_type_version = int(sdk_connector.task_type_version)
         self.metadata_type = sdk_connector.metadata_type
         self.replay_settle_seconds = float(getattr(sdk_connector, "replay_settle_seconds", 0) or 0)
+        window = getattr(sdk_connector, "replay_window", None)
+        self.replay_window = (
+            window if window is None or isinstance(window, timedelta) else timedelta(seconds=float(window))
+        )
         self.secret_names = tuple(getattr(sdk_connector, "secret_names", ()) or ())
         self._takes = {
             method: _accepted(getattr(sdk_connector, method))

@@ -38,6 +38,7 @@ from .observability import logs, metrics, observed
 from .phase import phase_name
 from .polling import Poller
 from .registry import ConnectorRegistry
+from .replay import past_replay_window, report_unreplayed, unreplayed_message
 from .secrets import SecretResolver
 from .settings import Settings
 from .store import ACTIVE, CLAIMED, RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_secret
@@ -114,6 +115,9 @@ class ConnectorService:
             return self._answer_duplicate_create(claim.record, record)
         # From here the record stays until its job is known finished or cancelled.
         older = await self._older_attempts(record, claim.took_over)
+        # An earlier try whose outcome is unknown is found only by replaying create, within its window.
+        if claim.took_over and claim.prior_create_error not in REFUSED_CODES:
+            await self._refuse_past_replay_window(connector, record, request, key)
         try:
             meta = await self.secrets.call(
                 self.calls,
@@ -184,6 +188,22 @@ class ConnectorService:
                 await self.run_store(self.store.end_create, record, TaskExecution.ABORTED, message)
             except (ConnectError, RecordChanged) as error:  # its lease expires; a canceller replays create
                 logger.warning("could not end the claim on %s: %s", record.name, error)
+        raise failed_precondition(message)
+
+    async def _refuse_past_replay_window(
+        self, connector: AsyncConnector[Any], record: TaskRecord, request: pb.CreateTaskRequest, key: TaskExecutionKey
+    ) -> None:
+        """A retry that took over a claim past its connector's replay window does not call create
+        (it could start a second job): the record ends saying where the first try's job may be."""
+        if not past_replay_window(connector, record, self.settings, self.store.clock()):
+            return
+        token = key.idempotency_token(self.settings.token_salt)
+        message = unreplayed_message(connector, record, request, token, self.settings, self.store.clock())
+        try:
+            await self.run_store(self.store.end_create, record, TaskExecution.ABORTED, message)
+            report_unreplayed(record, message)
+        except (ConnectError, RecordChanged) as error:  # its lease expires; a canceller finds it past the window too
+            logger.warning("could not end the claim on %s: %s", record.name, error)
         raise failed_precondition(message)
 
     def _encode_meta(self, connector: AsyncConnector[Any], record: TaskRecord, meta: Any) -> bytes:

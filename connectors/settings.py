@@ -53,6 +53,13 @@ class Settings:
     # phase from one DynamoDB read. 0: every poll reads (a Settings made in code; the functions'
     # environment always names it, DEFAULT_STATUS_READ_INTERVAL_SECONDS when unset).
     status_read_interval_seconds: float = 0.0
+    # How long after an attempt's first create a create whose answer was lost may be replayed with
+    # its token to find the job, for a connector whose remote documents no window for the key
+    # (Athena, Redshift Data, EMR Serverless, Databricks, a connector that declares none;
+    # replay.py). AWS documents nothing here: this is the deployment's bound, not AWS's promise.
+    # 180: the reaper's first pass comes at abandoned_after_minutes (60) plus one schedule period
+    # (5), and its back-off retries (1, 2, 4... minutes) add about an hour more over six failures.
+    replay_window_minutes: float = 180.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,4 +74,5 @@ class Settings:
             token_salt=os.environ.get("IDEMPOTENCY_TOKEN_SALT", "").strip(),
             status_stale_after_minutes=_number("STATUS_STALE_AFTER_MINUTES", cls.status_stale_after_minutes),
             status_read_interval_seconds=_number("STATUS_READ_INTERVAL_SECONDS", DEFAULT_STATUS_READ_INTERVAL_SECONDS),
+            replay_window_minutes=_number("REPLAY_WINDOW_MINUTES", cls.replay_window_minutes),
         )

@@ -13,6 +13,8 @@ operations flyte's server does not count, get_metrics, get_logs, get_connector, 
   jobs cancelled for a newer attempt / because no executor polled them
 - ``flyte_connector_cancel_failures_total`` {task_type, reason}: superseded or abandoned
 - ``flyte_connector_reaper_failures_total``, ``flyte_connector_reaper_skipped_total`` {} : per reaper pass
+- ``flyte_connector_suspected_orphans_total`` {task_type}: creates whose answer was lost, not
+  replayed past their connector's replay window: their job, if it started, runs unobserved
 - ``ColdStart`` {function_name}: Powertools' own name
 
 Every document also carries the ``service`` dimension (POWERTOOLS_SERVICE_NAME) when set, and the
@@ -46,6 +48,7 @@ TASKS_REAPED = "flyte_connector_tasks_reaped_total"
 CANCEL_FAILURES = "flyte_connector_cancel_failures_total"
 REAPER_FAILURES = "flyte_connector_reaper_failures_total"
 REAPER_SKIPPED = "flyte_connector_reaper_skipped_total"
+SUSPECTED_ORPHANS = "flyte_connector_suspected_orphans_total"
 COLD_START = "ColdStart"
 UNKNOWN = "unknown"
 
@@ -154,6 +157,11 @@ def task_cancelled(task_type: str, reason: str, ok: bool) -> None:
         add(TASKS_SUPERSEDED if reason == "superseded" else TASKS_REAPED, "Count", 1, task_type=task_type)
 
 
+def suspected_orphan(task_type: str) -> None:
+    """A create whose outcome is unknown, past its replay window: its job, if any, runs unobserved."""
+    add(SUSPECTED_ORPHANS, "Count", 1, task_type=task_type)
+
+
 def reaper_pass(failed: int, skipped: int) -> None:
     """Every pass counts its failures, 0 included, so that an alarm on them always has data."""
     add(REAPER_FAILURES, "Count", failed)
@@ -169,6 +177,7 @@ __all__ = [
     "flush",
     "reaper_pass",
     "request",
+    "suspected_orphan",
     "task_cancelled",
     "task_created",
 ]

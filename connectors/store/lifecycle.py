@@ -84,7 +84,9 @@ class TaskStore(StatusReads, TaskTable):
         claimed (ours).
 
         A PutItem of the whole record (create_request included), so a takeover resumes with a
-        clean record; the caller keeps the same idempotency token, derived from the key."""
+        clean record; the caller keeps the same idempotency token, derived from the key. A
+        takeover is a second PutItem, conditional on the claim it read, and keeps that claim's
+        ``created_at``: the attempt's first create, from which its replay window counts."""
         now = self.clock()
         record.state, record.lease_owner = CLAIMED, record.secret
         record.created_at = record.updated_at = record.heartbeat_at = now
@@ -93,32 +95,44 @@ class TaskStore(StatusReads, TaskTable):
         record.active_shard = f"active#{int.from_bytes(record.secret[:2], 'big') % ACTIVE_SHARDS}"
         check_fits(record.to_item())
         try:
-            replaced = self._call(
-                "put_item",
-                Item=record.to_item(),
-                ReturnValues="ALL_OLD",
-                ConditionExpression="attribute_not_exists(action_id) OR "
-                "(#state = :claimed AND lease_expires_at < :now AND attribute_not_exists(superseded_by) "
-                "AND (attribute_not_exists(request_digest) OR request_digest = :digest))",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={
-                    ":claimed": {"S": CLAIMED},
-                    ":now": {"N": repr(now)},
-                    ":digest": {"B": record.request_digest or b""},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            self._put(record, "attribute_not_exists(action_id)", {})
+            return ClaimResult(record, claimed=True)
         except RecordChanged as changed:
             current = changed.current
-            if current is not None and current.secret == record.secret:  # botocore retried this put after its
-                return ClaimResult(record, claimed=True, took_over=True)  # answer was lost: what it replaced is unknown
             if current is None:  # pragma: no cover - DynamoDB returns the old item
                 raise
+            if current.secret == record.secret:  # botocore retried this put after its answer was lost
+                return ClaimResult(record, claimed=True)
+        if not (
+            current.state == CLAIMED
+            and current.lease_expired(now)
+            and current.superseded_by is None
+            and current.request_digest in (None, record.request_digest)
+        ):
             return ClaimResult(current, claimed=False)
-        if "Attributes" not in replaced:
-            return ClaimResult(record, claimed=True)
-        prior = TaskRecord.from_item(replaced["Attributes"])
-        return ClaimResult(record, claimed=True, took_over=True, prior_create_error=prior.create_error or "")
+        record.created_at = current.created_at or now
+        record.version = current.version + 1
+        try:
+            self._put(
+                record,
+                "#state = :claimed AND version = :version AND lease_expires_at < :now "
+                "AND attribute_not_exists(superseded_by)",
+                {":claimed": {"S": CLAIMED}, ":version": {"N": str(current.version)}, ":now": {"N": repr(now)}},
+            )
+        except RecordChanged as changed:
+            if changed.current is None or changed.current.secret != record.secret:  # (else retried, as above)
+                return ClaimResult(changed.current or current, claimed=False)  # a retry of this CreateTask decides
+        return ClaimResult(record, claimed=True, took_over=True, prior_create_error=current.create_error or "")
+
+    def _put(self, record: TaskRecord, condition: str, values: dict[str, Any]) -> None:
+        self._call(
+            "put_item",
+            Item=record.to_item(),
+            ConditionExpression=condition,
+            **({"ExpressionAttributeNames": {"#state": "state"}} if "#state" in condition else {}),
+            **({"ExpressionAttributeValues": values} if values else {}),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
 
     @staticmethod
     def check_metadata_fits(record: TaskRecord, resource_meta: bytes) -> None:

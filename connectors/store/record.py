@@ -83,6 +83,8 @@ class TaskRecord:
     output_prefix: str = ""
     outputs_interface: bytes = b""
     execution: dict[str, str] = field(default_factory=dict)
+    # The attempt's first claim, just before its first create; a takeover keeps it (the replay
+    # window, replay.py, counts from it).
     created_at: float = 0.0
     updated_at: float = 0.0
     heartbeat_at: float | None = None

@@ -145,8 +145,9 @@ def test_deadline_passed_without_a_deadline_is_false():
 
 def test_claim_reports_took_over_only_when_it_replaced_a_claim_and_a_lost_answer_counts_as_one(world):
     """A fresh claim: took_over False. The same put again (botocore's retry after a lost answer):
-    claimed, took_over True (what the first put replaced is unknown). A takeover of a released
-    claim: took_over True."""
+    claimed, took_over False (a fresh claim is a put if absent: it replaced nothing). A takeover
+    of a released claim: took_over True, and the claim keeps the first try's created_at (the
+    replay window counts from it)."""
     run = "took-over-run"
     assert world.error(world.create, run, 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
     released = world.records(run)[0]
@@ -157,10 +158,11 @@ def test_claim_reports_took_over_only_when_it_replaced_a_claim_and_a_lost_answer
     first = store.claim(fresh, 60)
     assert first.claimed and not first.took_over
     again = store.claim(fresh, 60)
-    assert again.claimed and again.took_over
+    assert again.claimed and not again.took_over
     takeover = TaskRecord(**{**released.__dict__, "secret": b"t" * 16, "version": 1, "create_error": None})
     result = store.claim(takeover, 60)
     assert result.claimed and result.took_over
+    assert world.records(run)[0].created_at == released.created_at and result.record.version == released.version + 1
 
 
 def test_a_takeover_with_another_request_is_refused_and_leaves_the_released_claim(world):

@@ -112,7 +112,7 @@ def test_the_reaper_does_not_replay_an_athena_create_past_the_window_and_ends_it
     assert record.state == ENDED and record.phase == TaskExecution.ABORTED and record.resource_meta is None
     assert NOT_FOUND in record.message, record.message
     assert token in record.message and WORK_GROUP in record.message and "ClientRequestToken" in record.message
-    assert "AWS documents no window" in record.message  # the bound is the deployment's, not AWS's
+    assert "REPLAY_WINDOW_MINUTES" in record.message and "documents no window" in record.message  # not AWS's bound
     assert any("past its replay window" in note for note in record.notes), record.notes
     assert report.failed == []
     [line] = [r for r in caplog.records if r.levelno == logging.WARNING and NOT_FOUND in r.getMessage()]

@@ -126,6 +126,7 @@ def test_the_dashboard_shows_tasks_throttles_lambda_errors_and_cold_starts() -> 
     assert "WHERE operation = 'delete'" in tasks  # cancelled by the executor
     failures = json.dumps(_widget("Reaper and cancel failures")["metrics"])
     assert "flyte_connector_reaper_failures_total" in failures and "flyte_connector_cancel_failures_total" in failures
+    assert "flyte_connector_suspected_orphans_total" in failures
     dynamodb = _widget("DynamoDB throttled")["metrics"]
     assert {m[5] for m in dynamodb} == {"GetItem", "PutItem", "UpdateItem", "Query"}
     assert all(m[:4] == ["AWS/DynamoDB", "ThrottledRequests", "TableName", "SUB-TasksTable"] for m in dynamodb)
@@ -208,6 +209,14 @@ def test_the_reaper_failures_alarm() -> None:
     assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
 
 
+def test_the_suspected_orphans_alarm() -> None:
+    alarm = ALARMS["SuspectedOrphansAlarm"]["Properties"]
+    [query] = alarm["Metrics"]
+    _check_metric_math(alarm["Metrics"])
+    assert query["Expression"] == "SELECT SUM(flyte_connector_suspected_orphans_total) FROM FlyteConnectors"
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
 def test_without_a_topic_the_alarms_have_no_actions_and_with_one_they_notify_it() -> None:
     assert set(ALARMS) == {
         "InternalErrorRateAlarm",
@@ -215,6 +224,7 @@ def test_without_a_topic_the_alarms_have_no_actions_and_with_one_they_notify_it(
         "DynamoDBThrottlesAlarm",
         "LambdaErrorsAlarm",
         "ReaperFailuresAlarm",
+        "SuspectedOrphansAlarm",
     }
     topic = "arn:aws:sns:us-east-1:123456789012:on-call"
     for name, alarm in ALARMS.items():
@@ -380,6 +390,7 @@ def test_the_dashboard_and_alarms_read_the_names_the_service_emits() -> None:
         "TASKS_REAPED",
         "CANCEL_FAILURES",
         "REAPER_FAILURES",
+        "SUSPECTED_ORPHANS",
         "COLD_START",
     ):
         assert getattr(metrics, name) in text, name

@@ -60,6 +60,12 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         "get": ("athena:GetQueryExecution",),
         "delete": ("athena:StopQueryExecution",),
     }
+    # replay_window: None. AWS documents no window for ClientRequestToken ("another query is not
+    # created"): the deployment's REPLAY_WINDOW_MINUTES bounds a replay (connectors/replay.py).
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        work_group = self.fields(task_template).optional("work_group", default="primary")
+        return f"an Athena query in work group {work_group} started with ClientRequestToken {idempotency_token}"
 
     async def create(
         self,

@@ -24,6 +24,7 @@ import copy
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskLogsResponseBody, GetTaskLogsResponseHeader
@@ -90,12 +91,18 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     # ListJobs is eventually consistent: a create whose outcome is unknown is replayed (its job
     # looked up by the token) no sooner than this after it began (connectors/connector.py).
     replay_settle_seconds = 60.0
+    # The job is found by ListJobs, which lists a job at least 7 days after it ends.
+    replay_window = timedelta(days=7)
     iam_actions: ClassVar[IamActions] = {
         "create": ("batch:ListJobs", "batch:SubmitJob", "batch:TagResource"),
         "get": ("batch:DescribeJobs",),
         "delete": ("batch:TerminateJob",),
         "logs": ("batch:DescribeJobs", "logs:FilterLogEvents"),
     }
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        queue = self.fields(task_template).required("job_queue")
+        return f"the AWS Batch job named {_job_name(idempotency_token, task_execution_metadata)} in queue {queue}"
 
     async def create(
         self,
@@ -142,7 +149,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
             params["tags"] = tags
         if inputs:
             params["parameters"] = {name: input_text(value) for name, value in inputs.items()}
-        name = token_name(idempotency_token, 128, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
+        name = _job_name(idempotency_token, task_execution_metadata)
         found = await self._find(queue, name)
         if found is None:
             try:
@@ -250,3 +257,8 @@ def _log_group(container: dict[str, Any]) -> str:
 def _children_started(summary: dict[str, Any]) -> int:
     """How many of an array job's children have started (STARTING, RUNNING or ended)."""
     return sum(int(n or 0) for word, n in summary.items() if word in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED"))
+
+
+def _job_name(token: str, task_execution_metadata: Any) -> str:
+    """The attempt's job name: ``<run>-<action>-<token>``, cut to Batch's 128."""
+    return token_name(token, 128, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")

@@ -79,6 +79,16 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         "get": ("emr-serverless:GetJobRun",),
         "delete": ("emr-serverless:CancelJobRun", "emr-serverless:GetJobRun"),
     }
+    # replay_window: None. AWS documents no window for clientToken: the deployment's
+    # REPLAY_WINDOW_MINUTES bounds a replay (connectors/replay.py).
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        fields = self.fields(task_template)
+        name = _run_name(fields, idempotency_token, task_execution_metadata)
+        return (
+            f"a job run named {name} on EMR Serverless application {fields.required('application_id')} "
+            f"(clientToken {idempotency_token})"
+        )
 
     async def create(
         self,
@@ -111,13 +121,11 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         submit = fields.optional("spark_submit_parameters")
         if submit:
             spark["sparkSubmitParameters"] = submit
-        stem = stem_of(task_execution_metadata)
         params: dict[str, Any] = {
             "applicationId": application_id,
             "executionRoleArn": role,
             "jobDriver": {"sparkSubmit": spark},
-            "name": fields.optional("name")
-            or (token_name(idempotency_token, 256, stem=stem) if idempotency_token else stem),
+            "name": _run_name(fields, idempotency_token, task_execution_metadata),
         }
         if idempotency_token:
             params["clientToken"] = idempotency_token
@@ -190,3 +198,9 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
             group = logging.get("logGroupName") or DEFAULT_LOG_GROUP
             links.append(log_link("CloudWatch logs", cloudwatch_log_url(group)))
         return links
+
+
+def _run_name(fields: Any, token: str, task_execution_metadata: Any) -> str:
+    """The job run's name: ``name`` as the template gives it, else ``<run>-<action>-<token>``."""
+    stem = stem_of(task_execution_metadata)
+    return fields.optional("name") or (token_name(token, 256, stem=stem) if token else stem)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -78,12 +79,19 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
     # GetJobRuns is eventually consistent: a create whose outcome is unknown is replayed (its job
     # looked up by the token) no sooner than this after it began (connectors/connector.py).
     replay_settle_seconds = 60.0
+    # The run is found by GetJobRuns, which lists a job's runs of the last 90 days (at most the
+    # newest LOOKUP_PAGES x PAGE_SIZE of them are read).
+    replay_window = timedelta(days=90)
     iam_actions: ClassVar[IamActions] = {
         "create": ("glue:GetJobRuns", "glue:StartJobRun"),
         "get": ("glue:GetJobRun",),
         "delete": ("glue:BatchStopJobRun", "glue:GetJobRun"),
         "logs": ("glue:GetJobRun", "logs:FilterLogEvents"),
     }
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        job = self.fields(task_template).required("job_name")
+        return f"a run of Glue job {job} whose arguments carry {TOKEN_ARGUMENT} {idempotency_token}"
 
     async def create(
         self,

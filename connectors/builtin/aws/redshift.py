@@ -71,6 +71,14 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         "get": ("redshift-data:DescribeStatement",),
         "delete": ("redshift-data:CancelStatement", "redshift-data:DescribeStatement"),
     }
+    # replay_window: None. AWS documents no window for ClientToken: the deployment's
+    # REPLAY_WINDOW_MINUTES bounds a replay (connectors/replay.py).
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        fields = self.fields(task_template)
+        where, target = fields.one_of("cluster_identifier", "workgroup_name")
+        on = f"cluster {target}" if where == "cluster_identifier" else f"serverless work group {target}"
+        return f"a Redshift Data statement on {on} run with ClientToken {idempotency_token} (ListStatements)"
 
     async def create(
         self,

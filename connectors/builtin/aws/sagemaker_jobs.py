@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse
@@ -126,6 +127,12 @@ class SageMakerJobConnector(AwsConnector[M]):
     kind: str
     console_path: str  # the console page of one job, after "#/": "jobs" or "processing-jobs"
     log_group: str  # "/aws/sagemaker/TrainingJobs"
+    # A job's name is refused while the job exists (until someone deletes it): no time limit.
+    replay_window = timedelta.max
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        name = job_name(idempotency_token, task_execution_metadata)
+        return f"the SageMaker {self.kind} job {name} (tagged {TOKEN_TAG}={idempotency_token})"
 
     @property
     def _noun(self) -> str:

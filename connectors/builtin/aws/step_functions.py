@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from flyteidl2.core.execution_pb2 import TaskExecution
@@ -66,6 +67,14 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
         "get": ("states:DescribeExecution",),
         "delete": ("states:StopExecution", "states:DescribeExecution"),
     }
+    # An execution's name is refused for 90 days after the execution closes (STANDARD machines;
+    # EXPRESS ones are refused): counted from the first create, 90 days is within that.
+    replay_window = timedelta(days=90)
+
+    def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
+        machine = self.fields(task_template).required("state_machine_arn")
+        name = _execution_name(idempotency_token, task_execution_metadata)
+        return f"the execution {name} of state machine {machine}"
 
     async def create(
         self,
@@ -103,7 +112,7 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
                 f"exactly once, report its status or stop it (StartExecution is not idempotent for it, "
                 f"DescribeExecution and StopExecution do not support it); use a STANDARD state machine"
             )
-        name = token_name(idempotency_token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")
+        name = _execution_name(idempotency_token, task_execution_metadata)
         declared = output_names(task_template)
         try:
             started = await self.aws(
@@ -171,3 +180,8 @@ def _outputs(text: str | None, declared: list[str]) -> dict[str, Any]:
     if isinstance(value, dict) and any(name in value for name in declared):
         return {name: value[name] for name in declared if name in value}
     return {declared[0]: value} if len(declared) == 1 else {}
+
+
+def _execution_name(token: str, task_execution_metadata: Any) -> str:
+    """The attempt's execution name: ``<run>-<action>-<token>``, cut to Step Functions' 80."""
+    return token_name(token, 80, stem=stem_of(task_execution_metadata), allowed="A-Za-z0-9_-")

@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from flyteidl2.core import types_pb2
@@ -119,6 +120,14 @@ class BigQueryConnector(AsyncConnector[BigQueryMetadata]):
     task_type_version = 0
     metadata_type = BigQueryMetadata
     secret_names: tuple[str, ...] = ("google_application_credentials",)
+    # The job id is the token's: jobs.insert refuses an id BigQuery knows, and it keeps a job's
+    # information for six months after its creation.
+    replay_window = timedelta(days=180)
+
+    def replay_hint(self, task_template: Any, idempotency_token: str, task_execution_metadata: Any) -> str:
+        project = _custom(task_template).get("ProjectID")
+        return f"the BigQuery job flyte_{idempotency_token} in project {project}"
+
     # How long the client keeps retrying one call (google-api-core's DEFAULT_RETRY, which retries
     # 5xx answers, rate limits and broken connections): within the connector's deadline.
     retry_seconds: float | None = None

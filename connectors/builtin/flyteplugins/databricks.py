@@ -242,6 +242,11 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
     metadata_type = DatabricksJobMetadata
     secret_names: tuple[str, ...] = ("databricks_token",)
     required_secrets: tuple[str, ...] = ("databricks_token",)
+    # replay_window: None. Databricks documents no time window for runs/submit's idempotency_token
+    # (it answers "an active run" with that token): the deployment's REPLAY_WINDOW_MINUTES bounds a replay.
+
+    def replay_hint(self, task_template: TaskTemplate, idempotency_token: str, task_execution_metadata: Any) -> str:
+        return f"a Databricks run submitted with idempotency_token {idempotency_token[:IDEMPOTENCY_TOKEN_LIMIT]}"
 
     async def create(
         self,

@@ -23,7 +23,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flyteidl2.connector.connector_pb2 import (
@@ -156,6 +156,12 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
     metadata_type = SlurmJobMetadata
     secret_names: tuple[str, ...] = ("ssh_private_key", "known_hosts_data")
     missing_secret_hint = f"Or set {ENV_SSH_PRIVATE_KEY} on the function."
+    # The job is found by its name: squeue while the cluster holds it, then sacct over 7 days
+    # (with accounting on; without it, only until the cluster forgets the job, MinJobAge).
+    replay_window = timedelta(days=7)
+
+    def replay_hint(self, task_template: TaskTemplate, idempotency_token: str, task_execution_metadata: Any) -> str:
+        return f"a Slurm job named {_job_name(task_template, idempotency_token)} (squeue, sacct)"
 
     @property
     def required_secrets(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
@@ -264,6 +265,11 @@ class SnowflakeConnector(AsyncConnector[SnowflakeJobMetadata]):
     # INFORMATION_SCHEMA.QUERY_HISTORY_BY_USER shows a query once Snowflake has it; a replay waits
     # this long after a create whose outcome is unknown, in case the query is not listed at once.
     replay_settle_seconds = 30.0
+    # The query is found by its tag in QUERY_HISTORY_BY_USER over the last day (LOOKUP_SQL).
+    replay_window = timedelta(days=1)
+
+    def replay_hint(self, task_template: Any, idempotency_token: str, task_execution_metadata: Any) -> str:
+        return f"a Snowflake query whose QUERY_TAG ends with {idempotency_token} (QUERY_HISTORY)"
 
     async def create(
         self,
