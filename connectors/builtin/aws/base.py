@@ -15,6 +15,8 @@ subclasses :class:`AwsConnector`, reads its template with :class:`Fields`, calls
 - :func:`token_name` derives a remote job's name from the attempt's idempotency token, for APIs
   that take no client token: the same attempt always gets the same name, so a create retried
   after a crash finds the job it started instead of starting another.
+- :func:`scope_tag` is the tag template.yaml's IAM policies scope the service by: the connectors
+  whose jobs can be tagged at creation (Batch, EMR Serverless, SageMaker) put it on each job.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 
 from ...connector import AsyncConnector, M
 from ...errors import Code, ConnectError, internal, invalid_argument
-from .fields import Fields, aws_shape
+from .fields import Fields, MapLimits, aws_shape
 
 __all__ = [
     "AwsConnector",
@@ -53,6 +55,8 @@ __all__ = [
     "log_link",
     "output_names",
     "region",
+    "scope_tag",
+    "scoped_tags",
     "stem_of",
     "token_name",
 ]
@@ -216,6 +220,42 @@ def error_code(error: BaseException) -> str:
         return error.aws_code  # type: ignore[attr-defined]
     response = getattr(error, "response", None)
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+# -- the scope tag -----------------------------------------------------------------------------
+
+SCOPE_TAG_KEY_ENV = "CONNECTOR_TAG_KEY"
+SCOPE_TAG_VALUE_ENV = "CONNECTOR_TAG_VALUE"
+
+
+def scope_tag() -> tuple[str, str] | None:
+    """The tag (key, value) template.yaml scopes this stack's IAM grants by: ConnectorTagKey and
+    ConnectorTagValue (the stack's name by default), in CONNECTOR_TAG_KEY and CONNECTOR_TAG_VALUE.
+    A job started with it is one IAM lets the service look up and stop later, and a Batch job, an
+    EMR Serverless run or a SageMaker job started without it is refused (aws:RequestTag;
+    docs/security.md). None where the variables are unset (``make serve``, most tests)."""
+    key = os.environ.get(SCOPE_TAG_KEY_ENV, "").strip()
+    return (key, os.environ.get(SCOPE_TAG_VALUE_ENV, "").strip()) if key else None
+
+
+def scoped_tags(fields: Fields, limits: MapLimits) -> dict[str, str]:
+    """``template.custom.tags`` (a string map within ``limits``) with :func:`scope_tag` added; a
+    template may not set that key itself."""
+    tags = fields.string_map("tags")
+    scope = scope_tag()
+    if scope is None:
+        limits.check(fields.task_type, "template.custom.tags", list(tags.items()))
+        return tags
+    key, value = scope
+    if key in tags:
+        raise invalid_argument(
+            f"{fields.task_type}: template.custom.tags may not set {key!r}, which the connector sets "
+            f"(the tag this service's IAM grants are scoped by)"
+        )
+    limits.check(
+        fields.task_type, "template.custom.tags", list(tags.items()), own=(1, f"{key}, the tag IAM scopes it by")
+    )
+    return {**tags, key: value}
 
 
 # -- phases ------------------------------------------------------------------------------------

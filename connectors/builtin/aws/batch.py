@@ -2,7 +2,7 @@
 
 | | |
 |---|---|
-| create | ListJobs of ``job_queue`` filtered by JOB_NAME = the attempt's name (every status): a job found is adopted; else SubmitJob: jobName = ``token_name(token, 128, stem)``, ``job_definition``, each input as a Batch ``parameters`` entry (``Ref::<name>`` in the command), ``container_overrides`` with ``environment`` merged into its environment, ``array_size``, ``timeout_seconds``, ``tags`` |
+| create | ListJobs of ``job_queue`` filtered by JOB_NAME = the attempt's name (every status): a job found is adopted; else SubmitJob: jobName = ``token_name(token, 128, stem)``, ``job_definition``, each input as a Batch ``parameters`` entry (``Ref::<name>`` in the command), ``container_overrides`` with ``environment`` merged into its environment, ``array_size``, ``timeout_seconds``, ``tags`` and the stack's scope tag |
 | get | DescribeJobs; an array job's phase is its parent's status |
 | delete | TerminateJob (a finished job stays as it ended) |
 | outputs | none; log links to the job's console page and its CloudWatch stream |
@@ -40,6 +40,7 @@ from .base import (
     console_url,
     input_text,
     log_link,
+    scoped_tags,
     stem_of,
     token_name,
 )
@@ -67,7 +68,8 @@ HOST_LOST = re.compile(r"^Host EC2|Spot Task was interrupted", re.IGNORECASE)
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 LOOKUP_PAGES = 5  # ListJobs pages read looking for the attempt's name (one job is expected)
 # botocore's batch model: SubmitJob's tags is a TagrisTagsMap (1..50 entries) of TagKey (1..128)
-# to TagValue (max 256). The connector adds no tag of its own.
+# to TagValue (max 256). The connector adds one of its own in a deployment: the scope tag
+# (base.scope_tag), without which IAM refuses the submission and, later, TerminateJob.
 TAGS = MapLimits(
     Limit("batch", "TagrisTagsMap", 50, least=1, means="a Batch job's tags", unit="tags"),
     Limit("batch", "TagKey", 128, least=1, means="a tag's key"),
@@ -144,7 +146,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
                     f"aws_batch_job: template.custom.timeout_seconds must be at least 60, got {timeout}"
                 )
             params["timeout"] = {"attemptDurationSeconds": timeout}
-        tags = fields.string_map("tags", TAGS)
+        tags = scoped_tags(fields, TAGS)
         if tags:
             params["tags"] = tags
         if inputs:

@@ -2,7 +2,7 @@
 
 | | |
 |---|---|
-| create | StartJobRun on ``application_id`` as ``execution_role_arn``: ``entry_point`` (s3) with ``entry_point_arguments`` and each input appended as ``--<name> <input_text>``, ``spark_submit_parameters``, ``configuration_overrides`` (AWS shape), ``name``, ``execution_timeout_minutes``, ``tags``; clientToken = the idempotency token |
+| create | StartJobRun on ``application_id`` as ``execution_role_arn``: ``entry_point`` (s3) with ``entry_point_arguments`` and each input appended as ``--<name> <input_text>``, ``spark_submit_parameters``, ``configuration_overrides`` (AWS shape), ``name``, ``execution_timeout_minutes``, ``tags`` and the stack's scope tag; clientToken = the idempotency token |
 | get | GetJobRun |
 | delete | CancelJobRun (a run that has ended stays as it ended) |
 | log links | the EMR console's job run page; the CloudWatch log group when configuration_overrides.monitoringConfiguration.cloudWatchLoggingConfiguration is enabled |
@@ -28,6 +28,7 @@ from .base import (
     input_text,
     json_data,
     log_link,
+    scoped_tags,
     stem_of,
     token_name,
 )
@@ -54,7 +55,8 @@ TRANSIENT = re.compile(
 )
 DEFAULT_LOG_GROUP = "/aws/emr-serverless"
 # botocore's emr-serverless model: StartJobRun's tags is a TagMap (max 200 entries) of TagKey
-# (1..128) to TagValue (max 256). The connector adds no tag of its own (its clientToken is the token).
+# (1..128) to TagValue (max 256). The connector adds one of its own in a deployment: the scope tag
+# (base.scope_tag), by which IAM lets it start, look up and cancel the run (its clientToken is the token).
 TAGS = MapLimits(
     Limit("emr-serverless", "TagMap", 200, means="an EMR Serverless job run's tags", unit="tags"),
     Limit("emr-serverless", "TagKey", 128, least=1, means="a tag's key"),
@@ -135,7 +137,7 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         timeout = fields.optional("execution_timeout_minutes", int)
         if timeout is not None:
             params["executionTimeoutMinutes"] = timeout
-        tags = fields.string_map("tags", TAGS)
+        tags = scoped_tags(fields, TAGS)
         if tags:
             params["tags"] = tags
         started = await self.aws("start_job_run", **params)

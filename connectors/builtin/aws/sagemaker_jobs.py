@@ -3,8 +3,9 @@
 - Name: ``token_name(token, 63, stem=stem_of(metadata), allowed="A-Za-z0-9-")``, which always
   matches SageMaker's ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$``: one attempt, one name.
 - SageMaker has no client token, so create first describes that name: no such job -> create it,
-  tagged ``flyte:idempotency-token=<token>``; a job carrying our token -> adopt it (a create
-  retried after a crash); a job of that name without it -> failed_precondition naming the job.
+  tagged ``flyte:idempotency-token=<token>`` (and with the stack's scope tag, base.scope_tag, by
+  which IAM lets the service create, look up and stop it); a job carrying our token -> adopt it (a
+  create retried after a crash); a job of that name without it -> failed_precondition naming the job.
 - Phases: InProgress (INITIALIZING while instances start and data downloads, then RUNNING),
   Completed, Failed (RETRYABLE_FAILED when FailureReason says capacity or an internal error),
   Stopping, Stopped (ABORTED).
@@ -33,6 +34,7 @@ from .base import (
     console_url,
     input_text,
     log_link,
+    scope_tag,
     stem_of,
     token_name,
 )
@@ -61,14 +63,14 @@ STARTING = frozenset(
 TRANSIENT = re.compile(r"capacity|InternalServerError|internal (server )?error|ServiceUnavailable", re.IGNORECASE)
 REFS = (literals.FileRef, literals.DirRef, literals.DataFrameRef)
 # botocore's sagemaker model: Tags is a TagList (max 50) of Tag {Key: TagKey (1..128), Value:
-# TagValue (max 256)}, for CreateTrainingJob and CreateProcessingJob alike. The connector adds one
-# tag itself, TOKEN_TAG, so a template may give at most 49.
+# TagValue (max 256)}, for CreateTrainingJob and CreateProcessingJob alike. The connector adds
+# TOKEN_TAG itself, and in a deployment the scope tag, so a template may give at most 49 (or 48).
 TAGS = MapLimits(
     Limit("sagemaker", "TagList", 50, means="a SageMaker job's Tags", unit="tags"),
     Limit("sagemaker", "TagKey", 128, least=1, means="a tag's Key"),
     Limit("sagemaker", "TagValue", 256, means="a tag's Value"),
 )
-OWN_TAGS = (1, f"{TOKEN_TAG}, by which a retried create finds its job")
+TOKEN_TAG_USE = f"{TOKEN_TAG}, by which a retried create finds its job"
 
 
 def job_name(token: str, task_execution_metadata: Any) -> str:
@@ -76,7 +78,8 @@ def job_name(token: str, task_execution_metadata: Any) -> str:
 
 
 def tags_of(fields: Fields, token: str) -> list[dict[str, str]]:
-    """``tags`` (a string map, or AWS's list of {Key, Value}) and our token tag, as AWS takes them."""
+    """``tags`` (a string map, or AWS's list of {Key, Value}), our token tag and the stack's scope
+    tag, as AWS takes them."""
     given = fields.data.get("tags")
     if isinstance(given, list):
         if not all(
@@ -88,13 +91,20 @@ def tags_of(fields: Fields, token: str) -> list[dict[str, str]]:
         tags = [{"Key": t["Key"], "Value": t["Value"]} for t in given]
     else:
         tags = [{"Key": key, "Value": value} for key, value in fields.string_map("tags").items()]
-    if any(tag["Key"] == TOKEN_TAG for tag in tags):
-        raise invalid_argument(
-            f"{fields.task_type}: template.custom.tags may not set {TOKEN_TAG}, which the connector sets"
-        )
+    ours = [{"Key": TOKEN_TAG, "Value": token}] if token else []
+    uses = [TOKEN_TAG_USE] if token else []
+    scope = scope_tag()
+    if scope is not None:
+        ours.append({"Key": scope[0], "Value": scope[1]})
+        uses.append(f"{scope[0]}, the tag IAM scopes it by")
+    for key in (tag["Key"] for tag in ours):
+        if any(tag["Key"] == key for tag in tags):
+            raise invalid_argument(
+                f"{fields.task_type}: template.custom.tags may not set {key}, which the connector sets"
+            )
     pairs = [(tag["Key"], tag["Value"]) for tag in tags]
-    TAGS.check(fields.task_type, "template.custom.tags", pairs, own=OWN_TAGS if token else (0, ""))
-    return [*tags, {"Key": TOKEN_TAG, "Value": token}] if token else tags
+    TAGS.check(fields.task_type, "template.custom.tags", pairs, own=(len(ours), "; ".join(uses)))
+    return [*tags, *ours]
 
 
 def s3_ref(task_type: str, name: str, value: Any) -> str:
