@@ -322,6 +322,7 @@ def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
     # checked in tests/unit/test_template_aws_connectors.py (which also checks that no other
     # parameter is there).
     assert variables.pop("DISABLED_CONNECTORS")
+    assert variables.pop("CONNECTOR_TAG_KEY") and variables.pop("CONNECTOR_TAG_VALUE")  # the scope tag, likewise
     assert variables == ENVIRONMENT
     parameters = template["Parameters"]
     assert {name: parameters[name]["Default"] for name in PARAMETER_DEFAULTS} == PARAMETER_DEFAULTS
