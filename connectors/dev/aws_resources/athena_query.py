@@ -1,9 +1,10 @@
-"""examples/athena_query.json: the work group ``flyte`` with results in s3://flyte-examples/athena/."""
+"""examples/athena_query.json: the work group ``flyte`` (tagged for the connectors) with results in
+s3://flyte-examples/athena/ (a deployment names that bucket: AthenaResultsBucketArns)."""
 
 from collections.abc import Callable
 from typing import Any
 
-from . import ensure_bucket
+from . import ensure_bucket, scope_tags
 
 WORK_GROUP = "flyte"
 RESULTS = "s3://flyte-examples/athena/"
@@ -14,4 +15,8 @@ def create(clients: Callable[[str], Any]) -> None:
     athena = clients("athena")
     names = [group["Name"] for group in athena.list_work_groups()["WorkGroups"]]
     if WORK_GROUP not in names:
-        athena.create_work_group(Name=WORK_GROUP, Configuration={"ResultConfiguration": {"OutputLocation": RESULTS}})
+        athena.create_work_group(
+            Name=WORK_GROUP,
+            Configuration={"ResultConfiguration": {"OutputLocation": RESULTS}},
+            Tags=scope_tags(),
+        )

@@ -1,10 +1,12 @@
 """examples/aws_batch_job.json: the job queue ``flyte-example`` on an unmanaged compute environment,
-and the job definition ``flyte-example`` (a container that echoes its ``day`` parameter)."""
+and the job definition ``flyte-example`` (a container that echoes its ``day`` parameter), both
+tagged for the connectors: IAM tests a job definition's tags only when a task names its revision,
+so the example names ``flyte-example:1``."""
 
 from collections.abc import Callable
 from typing import Any
 
-from . import ensure_role
+from . import SCOPE_TAG, ensure_role
 
 QUEUE = "flyte-example"
 JOB_DEFINITION = "flyte-example"
@@ -25,6 +27,7 @@ def create(clients: Callable[[str], Any]) -> None:
             state="ENABLED",
             priority=1,
             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": COMPUTE_ENVIRONMENT}],
+            tags=SCOPE_TAG,
         )
     if not batch.describe_job_definitions(jobDefinitionName=JOB_DEFINITION, status="ACTIVE")["jobDefinitions"]:
         batch.register_job_definition(
@@ -36,4 +39,5 @@ def create(clients: Callable[[str], Any]) -> None:
                 "command": COMMAND,
                 "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
             },
+            tags=SCOPE_TAG,
         )

@@ -1,10 +1,11 @@
-"""examples/glue_job.json: the Glue job ``flyte-example`` (a Python shell script in S3) with a role
-Glue may assume; up to 100 runs at once, so that held runs in tests do not refuse new ones."""
+"""examples/glue_job.json: the Glue job ``flyte-example`` (a Python shell script in S3, tagged for the
+connectors) with a role Glue may assume; up to 100 runs at once, so that held runs in tests do not
+refuse new ones."""
 
 from collections.abc import Callable
 from typing import Any
 
-from . import ensure_bucket, ensure_role
+from . import SCOPE_TAG, ensure_bucket, ensure_role
 
 JOB_NAME = "flyte-example"
 SCRIPT = "s3://flyte-examples/glue/flyte_example.py"
@@ -31,4 +32,5 @@ def create(clients: Callable[[str], Any]) -> None:
             MaxCapacity=0.0625,
             Timeout=60,
             ExecutionProperty={"MaxConcurrentRuns": 100},
+            Tags=SCOPE_TAG,
         )

@@ -1,5 +1,7 @@
 """examples/redshift_query.json: the provisioned cluster ``flyte-example`` (database ``dev``) and
-the role ``flyte-redshift-unload`` that UNLOAD writes to s3://flyte-examples/redshift/ with."""
+the role ``flyte-redshift-unload`` that UNLOAD writes to s3://flyte-examples/redshift/ with. Not
+tagged: a deployment names the cluster (RedshiftClusterArns) and the database user
+(RedshiftDbUsers), or redshift_query stays off."""
 
 from collections.abc import Callable
 from typing import Any

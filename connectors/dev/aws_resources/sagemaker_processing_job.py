@@ -17,4 +17,4 @@ def create(clients: Callable[[str], Any]) -> None:
         Key="sagemaker/code/preprocess.py",
         Body=b"import pandas as pd\nprint('preprocessing')\n",
     )
-    ensure_role(clients, ROLE, "sagemaker.amazonaws.com")
+    ensure_role(clients, ROLE, "sagemaker.amazonaws.com", scoped=True)

@@ -1,6 +1,7 @@
 """examples/sfn_execution.json: the state machine ``flyte-example`` (STANDARD), run by the role
 ``flyte-sfn-example``; its output object holds the example's declared outputs ``summary``,
-``rows`` and ``mode``.
+``rows`` and ``mode``. Not tagged: a deployment names it (StateMachineArns), or sfn_execution
+stays off.
 
 Two more, for showing how an execution can end (docs/aws-connectors.md, "Ending a job the ways
 AWS documents"): ``flyte-example-wait`` (STANDARD) waits an hour, so it runs until something

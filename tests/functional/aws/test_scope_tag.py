@@ -103,3 +103,38 @@ def test_the_scope_tag_counts_against_awss_tag_limit(aws_world, scoped):
     )
     assert error.code == Code.INVALID_ARGUMENT
     assert "50 tags" in error.message and "at most 49" in error.message and KEY in error.message
+
+
+def test_the_examples_resources_carry_the_scope_tag_as_a_deployments_must(aws_endpoint):
+    """``make serve``'s resources (connectors/dev/aws_resources) are set up as an operator sets up
+    theirs for a default deployment: each resource a connector may use unnamed carries the tag."""
+    from connectors.dev.aws_resources import ACCOUNT, REGION, SCOPE_TAG, client_factory
+    from connectors.dev.aws_resources import aws_batch_job as batch_resources
+    from connectors.dev.aws_resources import emr_serverless_job as emr_resources
+    from connectors.dev.aws_resources import glue_job as glue_resources
+    from connectors.dev.aws_resources import sagemaker_training_job as sagemaker_resources
+    from connectors.dev.aws_resources.athena_query import WORK_GROUP
+
+    aws = client_factory(aws_endpoint)
+
+    def pairs(tags: list[dict[str, str]]) -> dict[str, str]:
+        return {tag["Key"]: tag["Value"] for tag in tags}
+
+    work_group = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{WORK_GROUP}"
+    found = {
+        "athena work group": pairs(aws("athena").list_tags_for_resource(ResourceARN=work_group)["Tags"]),
+        "batch job queue": aws("batch").describe_job_queues(jobQueues=[batch_resources.QUEUE])["jobQueues"][0]["tags"],
+        "batch job definition": aws("batch").describe_job_definitions(
+            jobDefinitionName=batch_resources.JOB_DEFINITION, status="ACTIVE"
+        )["jobDefinitions"][0]["tags"],
+        "emr serverless application": aws("emr-serverless").get_application(applicationId=emr_resources.APPLICATION_ID)[
+            "application"
+        ]["tags"],
+        "glue job": aws("glue").get_tags(ResourceArn=f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{glue_resources.JOB_NAME}")[
+            "Tags"
+        ],
+        "sagemaker role": pairs(aws("iam").list_role_tags(RoleName=sagemaker_resources.ROLE)["Tags"]),
+        "emr serverless role": pairs(aws("iam").list_role_tags(RoleName=emr_resources.ROLE)["Tags"]),
+    }
+    for what, tags in found.items():
+        assert SCOPE_TAG.items() <= tags.items(), (what, tags)
