@@ -55,6 +55,10 @@ class LedgerWorld:
     def request(
         self, run: str, attempt: int = 0, *, custom: dict[str, Any] | None = None, **kwargs: Any
     ) -> pb.CreateTaskRequest:
+        """``custom["attempts"]`` ({attempt: {...}}) scripts one attempt's misbehaviour; send the
+        same to every attempt of a run (tests/remote_ledger.py)."""
+        if custom and "attempts" in custom:
+            custom = {**custom, "attempts": {str(n): script for n, script in custom["attempts"].items()}}
         return echo_request(task_type="ledger", run=run, attempt=attempt, custom=custom, **kwargs)
 
     def create(self, run: str, attempt: int = 0, **custom: Any) -> bytes:

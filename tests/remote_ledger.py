@@ -17,6 +17,9 @@ it from the file. A task's ``template.custom`` makes it misbehave on purpose:
 - ``chatty``: every ``get`` answers a new message (it counts the polls).
 - ``logs_hang``: ``get_logs`` streams one part, then hangs; ``not_implemented``: the calls
   (create, get, delete, get_logs) that raise NotImplementedError.
+- ``attempts``: ``{"N": {...}}``, any of the above for attempt N only. Every attempt of an action
+  sends the same template, as the executor does (CreateTask refuses a newer attempt whose template
+  differs), so a test that has one attempt misbehave scripts it up front, in every attempt's template.
 
 Tests move a job along with :meth:`Ledger.set_state` and queue per-call ``get`` delays with
 :meth:`Ledger.delay_next_get`.
@@ -130,6 +133,13 @@ class UnencodableMeta(LedgerMeta):
         raise ValueError("this metadata cannot be encoded")
 
 
+def for_attempt(custom: dict[str, Any], task_execution_metadata: Any) -> dict[str, Any]:
+    """``custom`` with the misbehaviour scripted for this attempt (``attempts``) in force."""
+    attempt = task_execution_metadata.task_execution_id.retry_attempt if task_execution_metadata else 0
+    scripted = custom.pop("attempts", None) or {}
+    return {**custom, **scripted.get(str(attempt), {})}
+
+
 class LedgerConnector(AsyncConnector[LedgerMeta]):
     name = "Ledger Connector"
     task_type_name = "ledger"
@@ -139,7 +149,7 @@ class LedgerConnector(AsyncConnector[LedgerMeta]):
         self.ledger = Ledger(path or os.environ["LEDGER_PATH"])
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-        custom = MessageToDict(task_template.custom)
+        custom = for_attempt(MessageToDict(task_template.custom), task_execution_metadata)
         if "create" in custom.get("not_implemented", []):
             raise NotImplementedError("create")
         job_id, first = await asyncio.to_thread(

@@ -106,10 +106,28 @@ def create_task_request() -> pb.CreateTaskRequest:
     )
 
 
+# The signer the events name: the executor's relay, in an assumed role (its session after the role).
+EXECUTOR_IAM: dict[str, Any] = {
+    "accessKey": "ASIAEXAMPLEKEY",
+    "accountId": "123456789012",
+    "callerId": "AROAEXAMPLE:flyte-executor",
+    "cognitoIdentity": None,
+    "principalOrgId": None,
+    "userArn": "arn:aws:sts::123456789012:assumed-role/flyte-executor/flyte-executor",
+    "userId": "AROAEXAMPLE:flyte-executor",
+}
+
+
 def http_api_event(
-    method: str, path: str, body: bytes | None = None, content_type: str = "application/proto", query: str = ""
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/proto",
+    query: str = "",
+    iam: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event, IAM-authorised, as Lambda receives it."""
+    """An API Gateway HTTP API (payload format 2.0) event, IAM-authorised, as Lambda receives it;
+    ``iam`` replaces keys of the signer's ``requestContext.authorizer.iam`` (EXECUTOR_IAM)."""
     route = f"{method} {path}"
     headers = {
         "accept": content_type if body is not None else "application/json",
@@ -131,17 +149,7 @@ def http_api_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": API_ID,
-            "authorizer": {
-                "iam": {
-                    "accessKey": "ASIAEXAMPLEKEY",
-                    "accountId": "123456789012",
-                    "callerId": "AROAEXAMPLE:flyte-executor",
-                    "cognitoIdentity": None,
-                    "principalOrgId": None,
-                    "userArn": "arn:aws:sts::123456789012:assumed-role/flyte-executor/flyte-executor",
-                    "userId": "AROAEXAMPLE:flyte-executor",
-                }
-            },
+            "authorizer": {"iam": {**EXECUTOR_IAM, **(iam or {})}},
             "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": API_ID,
             "http": {
