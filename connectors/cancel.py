@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from flyteidl2.connector import connector_pb2 as pb
+from flyteidl2.core import tasks_pb2
 from flyteidl2.core.execution_pb2 import TaskExecution
+from flyteidl2.task import common_pb2
 
 from . import literals
 from .connector import AsyncConnector
@@ -77,6 +80,34 @@ def request_digest(request: pb.CreateTaskRequest) -> bytes:
     the execution metadata, which names the task execution the record is keyed by)."""
     kept = pb.CreateTaskRequest(template=request.template, inputs=request.inputs, output_prefix=request.output_prefix)
     return hashlib.blake2b(kept.SerializeToString(deterministic=True), digest_size=16).digest()
+
+
+def task_digest(request: pb.CreateTaskRequest) -> bytes:
+    """What every attempt of one action shares, so that a newer attempt supersedes an older one
+    only when it runs the same task: the template and the inputs (by name: the executor builds
+    them from a map, in no set order). Not the output prefix, which the executor makes per attempt
+    (``<run output base>/<shard>/<action>/<attempt>``), nor where it renders that prefix into a
+    container task's args (its outputs, raw data and checkpoint paths, plugin.go's
+    ``template.Render``): there every path under the action's attempt directories is a placeholder."""
+    template = tasks_pb2.TaskTemplate()
+    template.CopyFrom(request.template)
+    if template.HasField("container") and request.output_prefix:
+        pattern = _attempt_paths(request.output_prefix)
+        args = [pattern.sub("{{attempt output prefix}}", arg) for arg in template.container.args]
+        del template.container.args[:]
+        template.container.args.extend(args)
+    inputs = sorted(request.inputs.literals, key=lambda named: named.name)
+    kept = pb.CreateTaskRequest(template=template, inputs=common_pb2.Inputs(literals=inputs))
+    return hashlib.blake2b(kept.SerializeToString(deterministic=True), digest_size=16, person=b"task").digest()
+
+
+def _attempt_paths(output_prefix: str) -> re.Pattern[str]:
+    """This attempt's output prefix, and any other attempt's of the same action when the prefix
+    ends in the attempt's number (the Flyte v2 executor's layout)."""
+    stem, _, last = output_prefix.rstrip("/").rpartition("/")
+    if stem and last.isdigit():
+        return re.compile(re.escape(stem) + r"/[0-9]+(?![0-9])")
+    return re.compile(re.escape(output_prefix))
 
 
 def unpack_create_request(blob: bytes) -> pb.CreateTaskRequest:
@@ -310,5 +341,6 @@ __all__ = [
     "pack_create_request",
     "replay_settle_seconds",
     "request_digest",
+    "task_digest",
     "unpack_create_request",
 ]

@@ -13,15 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 
-from . import literals
+from . import caller, literals
 from .answers import stored_resource
-from .cancel import REFUSED_CODES, Canceller, pack_create_request, replay_settle_seconds, request_digest
+from .cancel import (
+    REFUSED_CODES,
+    Canceller,
+    pack_create_request,
+    replay_settle_seconds,
+    request_digest,
+    task_digest,
+)
 from .connector import AsyncConnector
 from .connector_calls import ConnectorCalls, connection_kwargs, deadline_passed, request_deadline
 from .errors import (
@@ -31,6 +38,7 @@ from .errors import (
     failed_precondition,
     internal,
     invalid_argument,
+    permission_denied,
     unavailable,
     unimplemented,
 )
@@ -41,7 +49,17 @@ from .registry import ConnectorRegistry
 from .replay import past_replay_window, report_unreplayed, unreplayed_message
 from .secrets import SecretResolver
 from .settings import Settings
-from .store import ACTIVE, CLAIMED, RecordChanged, TaskExecutionKey, TaskHandle, TaskRecord, TaskStore, new_secret
+from .store import (
+    ACTIVE,
+    CLAIMED,
+    AttemptOwner,
+    RecordChanged,
+    TaskExecutionKey,
+    TaskHandle,
+    TaskRecord,
+    TaskStore,
+    new_secret,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +71,11 @@ T = TypeVar("T")
 OUTCOME_UNKNOWN = frozenset(
     {Code.DEADLINE_EXCEEDED, Code.UNAVAILABLE, Code.INTERNAL, Code.UNKNOWN, Code.ABORTED, Code.CANCELED, Code.DATA_LOSS}
 )
+# The highest retry attempt CreateTask accepts. The executor counts attempts from 0, one per retry
+# of the task (its retries + 1 in all, and each attempt is a remote job): no retry policy comes near
+# ten thousand. The proto allows up to 4294967295, and an attempt far above the real ones would be
+# "newer" than every attempt the executor will ever make (docs/security.md).
+MAX_RETRY_ATTEMPT = 9_999
 
 
 class ConnectorService:
@@ -81,6 +104,7 @@ class ConnectorService:
                 "it names the run, action and attempt this task starts once for"
             )
         logs.task_keys(execution=_execution_fields(key), attempt=key.attempt)
+        _check_attempt_number(key.attempt, request.task_execution_metadata.max_attempts)
         connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
         logs.add_keys(task_type=template.type)  # a task type the service serves: a bounded metric dimension
@@ -104,7 +128,12 @@ class ConnectorService:
             execution=_execution_fields(key),
             create_request=pack_create_request(request),
             request_digest=request_digest(request),
+            principal=caller.principal(),
+            task_digest=task_digest(request),
         )
+        # Another principal's action, or another task under this action's name: refused before
+        # anything is written, so that a refused request leaves nothing behind to block the real ones.
+        _check_other_attempts(record, await self.run_store(self.store.attempt_owners, record.action_id))
         # A connector whose look-up lags keeps its claim until a create killed mid-call has settled.
         settle = replay_settle_seconds(connector)
         lease = max(
@@ -176,7 +205,20 @@ class ConnectorService:
         """The action's attempts older than this one (one Query), for superseding once this one is
         created. A CreateTask of an attempt older than one that exists (late, or re-sent) starts
         nothing: no executor would watch its job."""
-        attempts = await self.run_store(self.store.attempts, record.action_id)
+        attempts = [
+            other for other in await self.run_store(self.store.attempts, record.action_id) if not other.withdrawn
+        ]
+        try:  # what the check before the claim saw may have changed since: a newer claim of another's
+            _check_other_attempts(record, [other for other in attempts if other.attempt != record.attempt])
+        except ConnectError as refused:
+            if took_over:  # an earlier try of this attempt may have started a job: leave it for a canceller
+                await self._release(record, refused.message)
+            else:  # connector.create was never called for this claim: it leaves nothing to block others
+                try:
+                    await self.run_store(self.store.withdraw_claim, record, refused.message)
+                except (ConnectError, RecordChanged) as error:  # its lease expires
+                    logger.warning("could not withdraw the claim on %s: %s", record.name, error)
+            raise
         newer = [other.attempt for other in attempts if other.attempt > record.attempt]
         if not newer:
             return [other for other in attempts if other.attempt < record.attempt]
@@ -251,6 +293,9 @@ class ConnectorService:
             logger.warning("could not release the claim on %s: %s", record.name, error.message)
 
     def _answer_duplicate_create(self, existing: TaskRecord, wanted: TaskRecord) -> pb.CreateTaskResponse:
+        _check_principal(existing, wanted.principal or "")
+        if existing.withdrawn:  # a refused claim, replaced by the next claim
+            raise unavailable("a CreateTask for this task execution was just refused; retry")
         if existing.category != wanted.category:
             raise failed_precondition(
                 f"this task execution was created as task type {existing.task_type} "
@@ -362,6 +407,7 @@ class ConnectorService:
         if not category.name:
             raise invalid_argument("task_category.name is required")
         record = await self.run_store(self.store.load, handle)
+        _check_principal(record, caller.principal())
         if record.category != (category.name, category.version):
             raise invalid_argument(
                 f"task_category {category.name} (version {category.version}) does not match this task's "
@@ -374,6 +420,47 @@ class ConnectorService:
     async def run_store(self, method: Callable[..., T], *args: Any) -> T:
         """Run a (blocking) store call off the event loop."""
         return await asyncio.to_thread(method, *args)
+
+
+def _check_attempt_number(attempt: int, max_attempts: int) -> None:
+    """``invalid_argument`` for an attempt no executor makes: past the attempts the request itself
+    allows (``max_attempts``, when sent), or past :data:`MAX_RETRY_ATTEMPT`."""
+    if max_attempts > 0 and attempt >= max_attempts:
+        raise invalid_argument(
+            f"retry_attempt {attempt} is beyond task_execution_metadata.max_attempts {max_attempts} "
+            f"(attempts count from 0)"
+        )
+    if attempt > MAX_RETRY_ATTEMPT:
+        raise invalid_argument(f"retry_attempt {attempt} is over {MAX_RETRY_ATTEMPT}, more than any retry policy makes")
+
+
+def _check_principal(record: TaskRecord | AttemptOwner, principal: str) -> None:
+    """``permission_denied`` unless ``principal`` created ``record`` (connectors/caller.py). A
+    record written before principals were kept (None) is open to any caller."""
+    if record.principal is not None and record.principal != principal:
+        raise permission_denied(
+            f"attempt {record.attempt} of this action was created by another principal: "
+            "only the principal that created a task may read it, delete it or start a newer attempt of it"
+        )
+
+
+def _check_other_attempts(record: TaskRecord, others: Sequence[TaskRecord | AttemptOwner]) -> None:
+    """Before a CreateTask claims ``record``'s attempt: every other attempt of its action (the same
+    attempt too, for its principal) is the caller's, ``permission_denied`` otherwise, and runs the
+    same task, ``failed_precondition`` otherwise (the same attempt's request is compared on the
+    claim). Withdrawn claims started nothing and are passed by; records written before principals
+    and task digests were kept are open."""
+    counted = [other for other in others if not other.withdrawn]
+    for other in counted:
+        _check_principal(other, record.principal or "")
+    for other in counted:
+        if other.attempt == record.attempt or other.task_digest is None or record.task_digest is None:
+            continue
+        if other.task_digest != record.task_digest:
+            raise failed_precondition(
+                f"attempt {other.attempt} of this action runs another task (its template or inputs differ): "
+                f"attempt {record.attempt} is not started, and no attempt is superseded by it"
+            )
 
 
 def _overrides(connector: AsyncConnector[Any], method: str) -> bool:

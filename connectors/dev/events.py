@@ -21,6 +21,7 @@ from flyteidl2.task import common_pb2
 from google.protobuf.message import Message
 
 from ..builtin.echo import EchoMetadata
+from ..caller import normalize
 from ..connect_envelope import encode
 from ..store import TaskExecutionKey, TaskRecord, TaskStore
 
@@ -43,6 +44,7 @@ def example_record() -> TaskRecord:
         task_version=0,
         output_prefix="s3://my-bucket/example-run/a0",
         execution={"org": "", "project": "flytesnacks", "domain": "development", "run": "example-run", "action": "a0"},
+        principal=normalize(EXECUTOR_IAM["userArn"]),  # the events' signer: only it may read the task
     )
 
 

@@ -2,8 +2,9 @@
 
 In Lambda (``AWS_LAMBDA_FUNCTION_NAME`` set) each line is one JSON object with Powertools' keys
 (level, location, message, timestamp, service, xray_trace_id) and the keys of this invocation
-(function_request_id, function_name, cold_start) and of this request (operation, task_type, run,
-action, attempt), set where the service learns them. ``LOG_FORMAT=text`` (or running outside
+(function_request_id, function_name, cold_start) and of this request (principal and caller_arn:
+who signed it, read from API Gateway's event by the transport; operation, task_type, run, action,
+attempt), set where the service learns them. ``LOG_FORMAT=text`` (or running outside
 Lambda, as ``make serve`` does) keeps the plain lines; ``LOG_FORMAT=json`` forces JSON.
 
 The keys live in context variables: each request (an asyncio task) and each store call (a
@@ -28,6 +29,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _NO_KEYS: Mapping[str, Any] = MappingProxyType({})
 _invocation_keys: ContextVar[Mapping[str, Any]] = ContextVar("log_invocation_keys", default=_NO_KEYS)
 _request_keys: ContextVar[Mapping[str, Any]] = ContextVar("log_request_keys", default=_NO_KEYS)
+# Who signed the request (connectors/caller.py): set by the transport before the service starts
+# the request's own keys, so every line of the request has them, an unexpected error's too.
+_caller_keys: ContextVar[Mapping[str, Any]] = ContextVar("log_caller_keys", default=_NO_KEYS)
 _cold_start = True
 
 
@@ -44,7 +48,7 @@ class _KeysFilter(logging.Filter):
     record's extra attributes as keys); a key the log call passed itself wins."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in {**_invocation_keys.get(), **_request_keys.get()}.items():
+        for key, value in {**_invocation_keys.get(), **_caller_keys.get(), **_request_keys.get()}.items():
             if key not in record.__dict__:
                 setattr(record, key, value)
         return True
@@ -123,6 +127,17 @@ def was_cold_start() -> bool:
     return bool(_invocation_keys.get().get("cold_start"))
 
 
+@contextlib.contextmanager
+def caller_keys(principal: str, caller_arn: str) -> Iterator[None]:
+    """The request's signer on every line logged within: ``principal`` as its record keeps it
+    (an assumed role without its session), ``caller_arn`` as API Gateway gave it."""
+    token = _caller_keys.set({k: v for k, v in (("principal", principal), ("caller_arn", caller_arn)) if v})
+    try:
+        yield
+    finally:
+        _caller_keys.reset(token)
+
+
 def start_request(operation: str) -> None:
     """A new request in this context: its operation, and none of an earlier request's keys."""
     _request_keys.set({"operation": operation})
@@ -149,4 +164,13 @@ def invocation_key(name: str) -> Any:
     return _invocation_keys.get().get(name)
 
 
-__all__ = ["add_keys", "configure", "invocation_keys", "json_lines", "request_key", "start_request", "task_keys"]
+__all__ = [
+    "add_keys",
+    "caller_keys",
+    "configure",
+    "invocation_keys",
+    "json_lines",
+    "request_key",
+    "start_request",
+    "task_keys",
+]

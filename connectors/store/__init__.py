@@ -1,7 +1,7 @@
 """The DynamoDB task store: records, handles, and the lifecycle's conditional writes."""
 
 from .budget import MAX_NOTES, check_fits
-from .dynamodb import ACTIVE_INDEX, RecordChanged, StaleTask, TaskTable, new_client
+from .dynamodb import ACTIVE_INDEX, AttemptOwner, RecordChanged, StaleTask, TaskTable, new_client
 from .handle import TaskHandle, new_secret
 from .lifecycle import ClaimResult, TaskStore
 from .record import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskExecutionKey, TaskRecord
@@ -13,6 +13,7 @@ __all__ = [
     "CLAIMED",
     "ENDED",
     "MAX_NOTES",
+    "AttemptOwner",
     "ClaimResult",
     "RecordChanged",
     "StaleTask",

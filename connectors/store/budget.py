@@ -24,7 +24,7 @@ MAX_NOTES = 20
 NUMBER_BYTES = 21
 # What transitions add besides the message and notes (names and values): state, lease_owner
 # (16 bytes), lease_expires_at, heartbeat_at, active_shard, updated_at, version, expires_at,
-# phase. Counted generously: each transition's attributes together stay well under this.
+# phase, withdrawn. Counted generously: each transition's attributes together stay well under this.
 TRANSITION_ATTRIBUTES_BYTES = 512
 _NOTES_BYTES = len("notes") + 3 + MAX_NOTES * (1 + NOTE_BYTES)
 # moto's server, while it replaces an attribute, counts its old value beside the new one (the

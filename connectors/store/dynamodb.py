@@ -68,6 +68,17 @@ class StaleTask:
     heartbeat_at: float
 
 
+@dataclass(frozen=True)
+class AttemptOwner:
+    """Who created one attempt of an action, and for which task: what a CreateTask checks of
+    the action's other attempts before it claims its own (TaskRecord has the same attributes)."""
+
+    attempt: int
+    principal: str | None
+    task_digest: bytes | None
+    withdrawn: bool | None
+
+
 def new_client(endpoint_url: str | None = None) -> Any:
     """A DynamoDB client; AWS_ENDPOINT_URL_DYNAMODB (a local server) is honoured by botocore."""
     return boto3.client("dynamodb", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
@@ -159,6 +170,37 @@ class TaskTable:
                 return records
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def attempt_owners(self, action_id: str) -> list[AttemptOwner]:
+        """Every attempt of one action, oldest first, with only its owner and task digest (one
+        strongly consistent Query that reads those attributes, not the records' requests)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "action_id = :a",
+            "ExpressionAttributeValues": {":a": {"S": action_id}},
+            "ProjectionExpression": "#attempt, #principal, #task, #withdrawn",
+            "ExpressionAttributeNames": {
+                "#attempt": "attempt",
+                "#principal": "principal",
+                "#task": "task_digest",
+                "#withdrawn": "withdrawn",
+            },
+            "ConsistentRead": True,
+        }
+        owners: list[AttemptOwner] = []
+        while True:
+            page = self._call("query", **kwargs)
+            owners += [
+                AttemptOwner(
+                    attempt=int(item["attempt"]["N"]),
+                    principal=item["principal"]["S"] if "principal" in item else None,
+                    task_digest=item["task_digest"]["B"] if "task_digest" in item else None,
+                    withdrawn=item["withdrawn"]["BOOL"] if "withdrawn" in item else None,
+                )
+                for item in page.get("Items", [])
+            ]
+            if "LastEvaluatedKey" not in page:
+                return owners
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def stale_tasks(self, cutoff: float, page_size: int = 100) -> Iterator[list[StaleTask]]:
         """Pages of tasks not ended whose heartbeat is older than ``cutoff``, oldest first in each
         shard (starting at a random shard), read lazily from the keys-only sparse index (one Query per page)."""
@@ -221,4 +263,4 @@ class TaskTable:
         )
 
 
-__all__ = ["ACTIVE_INDEX", "RecordChanged", "StaleTask", "TaskTable", "new_client"]
+__all__ = ["ACTIVE_INDEX", "AttemptOwner", "RecordChanged", "StaleTask", "TaskTable", "new_client"]

@@ -8,8 +8,8 @@ States (``record.state``)::
        │                  ▼ │
        ├──claim_cancel / reap_claim (lease expired)──▶ cancelling ──cancelled──▶ ended
        │                  active ──claim_cancel / reap_claim──▶ cancelling ──cancel_failed─┐
-       └──end_create──▶ ended                                      ▲ (lease expired)      │
-                                                                   └──────────────────────┘
+       ├──end_create──▶ ended                                      ▲ (lease expired)      │
+       └──withdraw_claim──▶ ended, withdrawn                       └──────────────────────┘
 
 Every transition is one conditional write, with its condition beside it below; a write that
 loses raises :class:`RecordChanged` carrying the current record, so the caller decides again on
@@ -24,6 +24,9 @@ what is really stored. The promises this keeps:
   the record ``cancelling`` and is told so.
 - Only an ``active`` record takes a poll's write, and a phase change only at the version read:
   nothing but a canceller's own ``cancelled`` ever writes a record after it left ``active``.
+- A claim refused before connector.create (another principal's or another task's attempt of the
+  action, connectors/service.py) is withdrawn (``withdraw_claim``): it started nothing, and the
+  next claim of the attempt replaces it, so a refused request blocks no real attempt.
 - A heartbeat (``heartbeat_at``, the reaper's clock, and the TTL pushed with it) is written at
   most once per ``heartbeat_seconds`` by a poll whose phase and message did not change.
 """
@@ -34,6 +37,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ..phase import ends_attempt
 from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
@@ -80,8 +85,8 @@ class TaskStore(StatusReads, TaskTable):
     # -- creating -------------------------------------------------------------------------
 
     def claim(self, record: TaskRecord, lease_seconds: float) -> ClaimResult:
-        """absent, or claimed with its lease expired, not superseded, for the same request  ──▶
-        claimed (ours).
+        """absent, or withdrawn, or claimed with its lease expired, not superseded, for the same
+        request by the same principal  ──▶  claimed (ours).
 
         A PutItem of the whole record (create_request included), so a takeover resumes with a
         clean record; the caller keeps the same idempotency token, derived from the key. A
@@ -103,11 +108,24 @@ class TaskStore(StatusReads, TaskTable):
                 raise
             if current.secret == record.secret:  # botocore retried this put after its answer was lost
                 return ClaimResult(record, claimed=True)
+        if current.withdrawn:  # a refused CreateTask's claim: it started nothing, and a claim replaces it
+            record.version = current.version + 1
+            try:
+                self._put(
+                    record,
+                    "attribute_exists(withdrawn) AND version = :version",
+                    {":version": {"N": str(current.version)}},
+                )
+            except RecordChanged as changed:
+                if changed.current is None or changed.current.secret != record.secret:
+                    return ClaimResult(changed.current or current, claimed=False)
+            return ClaimResult(record, claimed=True)
         if not (
             current.state == CLAIMED
             and current.lease_expired(now)
             and current.superseded_by is None
             and current.request_digest in (None, record.request_digest)
+            and current.principal in (None, record.principal)
         ):
             return ClaimResult(current, claimed=False)
         record.created_at = current.created_at or now
@@ -206,6 +224,23 @@ class TaskStore(StatusReads, TaskTable):
             "SET " + _ENDS + self._note_set(record, message) + " REMOVE " + _LEAVES_INDEX,
             _OWNS_CLAIM,
             {**self._ended_values(phase, message), ":owner": {"B": record.secret}, **self._note_values(message)},
+        )
+
+    def withdraw_claim(self, record: TaskRecord, message: str) -> TaskRecord:
+        """claimed (ours), connector.create never called  ──▶  ended, withdrawn: CreateTask refused
+        the attempt after claiming it (another principal's or another task's attempt of the action
+        appeared meanwhile). It started nothing, so it blocks nothing: checks pass it by and a
+        claim of the same attempt replaces it."""
+        return self._update(
+            record,
+            "SET " + _ENDS + ", withdrawn = :withdrawn" + self._note_set(record, message) + " REMOVE " + _LEAVES_INDEX,
+            _OWNS_CLAIM,
+            {
+                **self._ended_values(TaskExecution.ABORTED, message),
+                ":owner": {"B": record.secret},
+                ":withdrawn": {"BOOL": True},
+                **self._note_values(message),
+            },
         )
 
     # -- polling --------------------------------------------------------------------------

@@ -96,6 +96,16 @@ class TaskRecord:
     superseded_by: int | None = None  # a newer attempt marked this claim while its create ran
     create_error: str | None = None  # the code connector.create failed with, when it failed
     request_digest: bytes | None = None  # of the CreateTaskRequest less its connection: retries must match
+    # Who created it (connectors/caller.py): only that principal may read it, delete it or start a
+    # newer attempt of its action. "" for a caller without one (connectors serve); None (absent) in
+    # a record written before principals were kept, which stays open to any caller.
+    principal: str | None = None
+    # Of what every attempt of one action shares (the template and inputs, not the output prefix):
+    # an attempt whose task differs from another attempt's is refused (connectors/cancel.py).
+    task_digest: bytes | None = None
+    # A claim ended by a CreateTask refused before connector.create (another principal's or another
+    # task's attempt appeared meanwhile): it started nothing, blocks nothing, and a claim replaces it.
+    withdrawn: bool | None = None
     expires_at: int | None = None
     version: int = 1
     active_shard: str | None = None

@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from .. import caller
+from ..observability import logs
 from ..service import ConnectorService
 from .connect import connect_applications, procedure_paths
 from .rest import rest_router
@@ -76,6 +78,36 @@ class _BodyLimit:
         await self._app(scope, receive, send)
 
 
+class _Caller:
+    """This request's caller (connectors/caller.py), from the API Gateway event Mangum puts in the
+    scope, into the request's context and its log lines. Only API Gateway's own event is read,
+    never a header. A Lambda request whose event names no IAM signer is refused
+    ``unauthenticated``: every route requires IAM auth, so such an event comes from a route or an
+    invocation that bypassed it. Without an event (``connectors serve``) there is no caller."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "aws.event" not in scope:
+            await self._app(scope, receive, send)
+            return
+        signer = caller.from_event(scope["aws.event"])
+        if signer is None:
+            body = json.dumps({"code": "unauthenticated", "message": "this request names no IAM caller"})
+            await send(
+                {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": body.encode()})
+            return
+        token = caller.current.set(signer)
+        try:
+            with logs.caller_keys(signer.principal, signer.arn):
+                await self._app(scope, receive, send)
+        finally:
+            caller.current.reset(token)
+
+
 def create_app(service: ConnectorService, operations: Iterable[str] = ALL_OPERATIONS, *, health: bool = True) -> Any:
     """An ASGI app serving ``operations`` over Connect and REST (and ``GET /healthz`` if ``health``)."""
     operations = set(operations)
@@ -92,4 +124,4 @@ def create_app(service: ConnectorService, operations: Iterable[str] = ALL_OPERAT
         if any(path.startswith(connect_app.path + "/") for path in allowed):
             app.mount(connect_app.path, _OnlyProcedures(connect_app, allowed))
     app.include_router(rest_router(service, operations))
-    return _BodyLimit(app, service.settings.max_request_bytes)
+    return _Caller(_BodyLimit(app, service.settings.max_request_bytes))

@@ -48,6 +48,15 @@ def http_api_event(
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "abc123",
+            # Every route requires IAM auth: API Gateway names the signer (a Lambda event without one is refused).
+            "authorizer": {
+                "iam": {
+                    "accountId": "123456789012",
+                    "callerId": "AROAEXAMPLE:invoke",
+                    "userArn": "arn:aws:sts::123456789012:assumed-role/connectors-test/invoke",
+                    "userId": "AROAEXAMPLE:invoke",
+                }
+            },
             "domainName": host,
             "domainPrefix": "abc123",
             "http": {

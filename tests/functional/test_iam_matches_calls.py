@@ -38,6 +38,7 @@ from connectors.store import TaskHandle, new_client
 from connectors.transport import create_app
 from tests.conftest import ServedApp, make_service, make_table, scan_table
 from tests.flyte_requests import echo_request
+from tests.remote_ledger import for_attempt
 from tests.sample_connectors import BulkyConnector, CountingConnector, FailingConnector
 from tests.unit.test_template import dynamodb_grants
 from tests.unit.test_template_aws_connectors import FUNCTION_OPERATIONS
@@ -133,14 +134,15 @@ class TroubleMeta(ResourceMeta):
 
 class TroubleConnector(AsyncConnector[TroubleMeta]):
     """Trouble on demand from ``template.custom``: ``create_fails``, ``meta_bytes`` (metadata too
-    large to keep), ``delete_fails`` (the job cannot be stopped)."""
+    large to keep), ``delete_fails`` (the job cannot be stopped); under ``attempts`` ({"N": {...}})
+    for attempt N only (every attempt of an action sends the same template)."""
 
     name = "Trouble Connector"
     task_type_name = "trouble"
     metadata_type = TroubleMeta
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-        custom = json_format.MessageToDict(task_template.custom)
+        custom = for_attempt(json_format.MessageToDict(task_template.custom), task_execution_metadata)
         if custom.get("create_fails"):
             raise invalid_argument("the remote API refused the job")  # refused outright: it started nothing
         return TroubleMeta(
@@ -273,17 +275,17 @@ def test_create_task_calls_exactly_its_grants(dynamodb, dynamodb_client, table) 
         # (cancel failed), and a released claim (create replayed with its token, refused: ended).
         client.create_task(echo_request(task_type="counting", run="c6", attempt=0))
         client.create_task(echo_request(task_type="counting", run="c6", attempt=1))
-        client.create_task(echo_request(task_type="trouble", run="c7", attempt=0, custom={"delete_fails": True}))
-        client.create_task(echo_request(task_type="trouble", run="c7", attempt=1))
+        stuck_0 = {"attempts": {"0": {"delete_fails": True}}}
+        client.create_task(echo_request(task_type="trouble", run="c7", attempt=0, custom=stuck_0))
+        client.create_task(echo_request(task_type="trouble", run="c7", attempt=1, custom=stuck_0))
+        refused_0 = {"attempts": {"0": {"create_fails": True}}}
         assert (
             code_of(
-                lambda: client.create_task(
-                    echo_request(task_type="trouble", run="c8", attempt=0, custom={"create_fails": True})
-                )
+                lambda: client.create_task(echo_request(task_type="trouble", run="c8", attempt=0, custom=refused_0))
             )
             == Code.INVALID_ARGUMENT
         )
-        client.create_task(echo_request(task_type="trouble", run="c8", attempt=1))
+        client.create_task(echo_request(task_type="trouble", run="c8", attempt=1, custom=refused_0))
 
     assert_calls_are_grants("CreateTaskFunction", recorder)
     # Each path above really ran.
@@ -301,8 +303,9 @@ def test_create_task_calls_exactly_its_grants(dynamodb, dynamodb_client, table) 
 def test_get_task_calls_exactly_its_grants(dynamodb, table, seed) -> None:
     running = create(seed, task_type="counting", run="g1")
     done = create(seed, run="g2")  # echo: SUCCEEDED at the first poll
-    being_cancelled = create(seed, task_type="trouble", run="g3", attempt=0, custom={"delete_fails": True})
-    create(seed, task_type="trouble", run="g3", attempt=1)  # leaves attempt 0 cancelling
+    stuck_0 = {"attempts": {"0": {"delete_fails": True}}}
+    being_cancelled = create(seed, task_type="trouble", run="g3", attempt=0, custom=stuck_0)
+    create(seed, task_type="trouble", run="g3", attempt=1, custom=stuck_0)  # leaves attempt 0 cancelling
     real = TaskHandle.decode(running)
     forged = TaskHandle(action_digest=real.action_digest, attempt=real.attempt + 5, secret=real.secret).encode()
 

@@ -24,6 +24,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from connectors.dev.events import http_api_event
 from connectors.errors import Code
 from connectors.runtime import lambda_handler
+from connectors.service import MAX_RETRY_ATTEMPT
 from connectors.store import ENDED, TaskExecutionKey, TaskRecord, new_secret
 from tests.conftest import LambdaContext
 from tests.flyte_requests import int_literal
@@ -31,7 +32,6 @@ from tests.ledger_world import LEDGER, LedgerWorld
 from tests.remote_ledger import LedgerMeta
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
-MAX_RETRY_ATTEMPT = 9_999  # connectors/service.py: the highest retry attempt CreateTask accepts
 ACCOUNT = "123456789012"
 ANSWERS = {
     "CreateTask": pb.CreateTaskResponse,

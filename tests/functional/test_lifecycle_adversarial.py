@@ -101,10 +101,10 @@ def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
 
 
 def test_supersede_does_not_forget_a_job_when_the_replayed_create_meets_a_network_error(world):
-    assert world.error(world.create, "blip-run", 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
+    assert world.error(world.create, "blip-run", 0, attempts={0: {"create_seconds": 3}}).code == Code.DEADLINE_EXCEEDED
     assert world.jobs() == {"job-1": "running"}  # started; its answer was lost
     world.connector.replay_error = ConnectionError("connection reset by peer")  # one blip on the replay
-    world.create("blip-run", 1)  # the executor's next attempt supersedes attempt 0
+    world.create("blip-run", 1, attempts={0: {"create_seconds": 3}})  # the executor's next attempt supersedes attempt 0
     older = world.records("blip-run")[0]
     # Either job-1 is cancelled, or attempt 0's record still says there may be a job to find.
     assert world.jobs()["job-1"] == "cancelled" or older.state != ENDED, (
@@ -134,14 +134,16 @@ def test_an_older_attempts_create_in_flight_during_supersede_does_not_leave_its_
 
     def create_attempt_0() -> None:
         try:
-            older["handle"] = world.create("inflight-run", 0, create_seconds=1.2)
+            older["handle"] = world.create("inflight-run", 0, attempts={0: {"create_seconds": 1.2}})
         except ConnectError as error:  # whatever it answers: the executor has given up on it
             older["error"] = error
 
     thread = threading.Thread(target=create_attempt_0)
     thread.start()
     wait_for(lambda: "job-1" in world.jobs())  # attempt 0's job started; its CreateTask is still out
-    newer = world.create("inflight-run", 1)  # the executor's deadline passed: attempt 1
+    newer = world.create(
+        "inflight-run", 1, attempts={0: {"create_seconds": 1.2}}
+    )  # the executor's deadline passed: attempt 1
     thread.join(10)
     assert world.poll(newer).message == "job-2 running"
     assert world.jobs() == {"job-1": "cancelled", "job-2": "running"}, world.records("inflight-run")
@@ -301,11 +303,13 @@ def test_supersede_after_create_keeps_to_the_callers_deadline_and_leaves_the_res
     """The executor's 10 s: a newer attempt's CreateTask answers within the caller's deadline even
     when the older attempt's delete hangs; the older attempt goes back to the reaper, due within a
     minute (the first back-off)."""
-    world.create("slow-delete-run", 0, delete_seconds=30)
+    world.create("slow-delete-run", 0, attempts={0: {"delete_seconds": 30}})
     client = AsyncConnectorServiceClientSync(world.server.url, timeout_ms=2500)
     world.set(connector_timeout_seconds=8.0)
     started = time.monotonic()
-    handle = client.create_task(world.request("slow-delete-run", 1)).resource_meta
+    handle = client.create_task(
+        world.request("slow-delete-run", 1, custom={"attempts": {0: {"delete_seconds": 30}}})
+    ).resource_meta
     assert time.monotonic() - started < 2.5
     older = world.records("slow-delete-run")[0]
     window = world.settings.abandoned_after_minutes * 60

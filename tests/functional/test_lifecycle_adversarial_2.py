@@ -41,6 +41,7 @@ from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, MAX_NOTES, Task
 from tests.conftest import LambdaContext, scan_table
 from tests.functional.test_lifecycle_adversarial import SECRET, AdversarialLedger, wait_for
 from tests.ledger_world import LEDGER, LedgerWorld
+from tests.remote_ledger import for_attempt
 
 # An AWS-style secret key: '/' and '+' are what URL-quoting changes.
 SLASHED_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -52,7 +53,7 @@ class Ledger2(AdversarialLedger):
         self.delete_error: BaseException | None = None  # what delete raises, if set
 
     async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
-        custom = MessageToDict(task_template.custom)
+        custom = for_attempt(MessageToDict(task_template.custom), task_execution_metadata)
         if custom.get("needs_api_key") and "api_key" not in kwargs:
             # What a connector does first: check its credentials. It started nothing.
             raise invalid_argument("ledger: the connection secret api_key is required")
@@ -134,7 +135,7 @@ def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its
     run = f"mark-race-{older_ends_by}"
     # "finish": attempt 0's create answers after 2 s, within its 3 s; "release": its 2 s deadline passes.
     world.set(connector_timeout_seconds=3.0 if older_ends_by == "finish" else 2.0)
-    older_custom = {"create_seconds": 2.0 if older_ends_by == "finish" else 5}
+    older_custom = {"attempts": {0: {"create_seconds": 2.0 if older_ends_by == "finish" else 5}}}
     older: dict[str, Any] = {}
 
     def create_attempt_0() -> None:
@@ -158,7 +159,7 @@ def test_supersede_decides_again_when_the_older_attempts_create_ends_between_its
     thread = threading.Thread(target=create_attempt_0)
     thread.start()
     wait_for(lambda: "job-1" in world.jobs())  # attempt 0's job started; its CreateTask is still out
-    world.create(run, 1)  # the executor gave up on attempt 0: attempt 1
+    world.create(run, 1, **older_custom)  # the executor gave up on attempt 0: attempt 1
     thread.join(10)
     attempt_0 = world.records(run)[0]
     assert world.jobs()["job-1"] == "cancelled", (
@@ -198,14 +199,15 @@ def test_a_refused_late_create_never_gets_a_job_started_for_it(world):
 @pytest.mark.parametrize("canceller", ["reaper-without-secrets", "supersede-already-exists"])
 def test_a_replay_refused_for_a_reason_of_the_replay_does_not_forget_the_running_job(world, canceller):
     run = f"refused-replay-{canceller}"
-    request = world.request(run, 0, custom={"create_seconds": 3, "needs_api_key": True}, secrets={"api_key": SECRET})
+    custom = {"needs_api_key": True, "attempts": {0: {"create_seconds": 3}}}
+    request = world.request(run, 0, custom=custom, secrets={"api_key": SECRET})
     assert world.error(world.client.create_task, request).code == Code.DEADLINE_EXCEEDED
     assert world.jobs() == {"job-1": "running"}  # started with the secret; the answer was lost
     if canceller == "reaper-without-secrets":
         world.reap(now=time.time() + world.settings.abandoned_after_minutes * 60 + 60)
     else:
         world.connector.replay_error = invalid_argument("ValidationException: a job with this name already exists")
-        newer = world.request(run, 1, secrets={"api_key": SECRET})
+        newer = world.request(run, 1, custom=custom, secrets={"api_key": SECRET})
         world.client.create_task(newer)
     record = world.records(run)[0]
     assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, (
@@ -330,16 +332,17 @@ def test_a_superseded_claim_whose_owner_died_is_not_stuck_and_its_retry_starts_n
 
 def test_an_older_create_that_loses_to_the_mark_deletes_its_job_and_a_resend_starts_nothing(world):
     world.set(connector_timeout_seconds=3.0)
+    slow_0 = {0: {"create_seconds": 1.0}}
     older: dict[str, Any] = {}
     thread = threading.Thread(
-        target=lambda: older.update(error=world.error(world.create, "resend-run", 0, create_seconds=1.0))
+        target=lambda: older.update(error=world.error(world.create, "resend-run", 0, attempts=slow_0))
     )
     thread.start()
     wait_for(lambda: "job-1" in world.jobs())
-    world.create("resend-run", 1)
+    world.create("resend-run", 1, attempts=slow_0)
     thread.join(10)
     assert older["error"].code == Code.FAILED_PRECONDITION
-    assert world.error(world.create, "resend-run", 0).code == Code.FAILED_PRECONDITION
+    assert world.error(world.create, "resend-run", 0, attempts=slow_0).code == Code.FAILED_PRECONDITION
     assert world.jobs() == {"job-1": "cancelled", "job-2": "running"}
     assert world.records("resend-run")[0].state == ENDED
 

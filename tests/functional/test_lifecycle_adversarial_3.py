@@ -47,13 +47,17 @@ def token_of(world: World2, run: str, attempt: int) -> str:
 
 def test_a_retry_refused_after_a_try_that_timed_out_does_not_make_the_running_job_forgotten(world):
     run = "retry-refused-run"
-    assert world.error(world.create, run, 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
+    assert world.error(world.create, run, 0, attempts={0: {"create_seconds": 3}}).code == Code.DEADLINE_EXCEEDED
     assert world.jobs() == {"job-1": "running"}
     assert world.records(run)[0].create_error == "deadline_exceeded"  # held: not trusted as it is
     world.connector.replay_error = invalid_argument("ValidationException: a job with this name already exists")
-    assert world.error(world.create, run, 0, create_seconds=3).code == Code.INVALID_ARGUMENT  # the executor's retry
+    assert (
+        world.error(world.create, run, 0, attempts={0: {"create_seconds": 3}}).code == Code.INVALID_ARGUMENT
+    )  # the executor's retry
     assert world.records(run)[0].create_error == ""  # try 1's outcome is unknown, and stays unknown
-    world.create(run, 1)  # the next attempt supersedes attempt 0: its replay is refused too
+    world.create(
+        run, 1, attempts={0: {"create_seconds": 3}}
+    )  # the next attempt supersedes attempt 0: its replay is refused too
     record = world.records(run)[0]
     assert world.jobs()["job-1"] == "cancelled" or record.state != ENDED, (
         f"job-1 runs on; attempt 0 ended: {record.notes}"
@@ -167,12 +171,14 @@ def test_claim_reports_took_over_only_when_it_replaced_a_claim_and_a_lost_answer
 
 def test_a_takeover_with_another_request_is_refused_and_leaves_the_released_claim(world):
     run = "digest-takeover-run"
-    assert world.error(world.create, run, 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
+    assert world.error(world.create, run, 0, attempts={0: {"create_seconds": 3}}).code == Code.DEADLINE_EXCEEDED
     before = world.records(run)[0]
-    assert world.error(world.create, run, 0, create_seconds=3, other=1).code == Code.FAILED_PRECONDITION
+    assert (
+        world.error(world.create, run, 0, attempts={0: {"create_seconds": 3}}, other=1).code == Code.FAILED_PRECONDITION
+    )
     after = world.records(run)[0]
     assert (after.secret, after.version, after.create_request) == (before.secret, before.version, before.create_request)
-    world.create(run, 1)  # the released claim is still found and its job cancelled
+    world.create(run, 1, attempts={0: {"create_seconds": 3}})  # the released claim is still found and its job cancelled
     assert world.jobs()["job-1"] == "cancelled"
 
 
@@ -193,7 +199,7 @@ def test_supersede_decides_again_when_its_mark_loses_to_a_release(world):
     """_take_older's loop: the mark loses to the older create's release; it then claims the
     released record as a canceller and cancels its job (the second review's finding 1, held)."""
     run = "take-older-run"
-    assert world.error(world.create, run, 0, create_seconds=3).code == Code.DEADLINE_EXCEEDED
+    assert world.error(world.create, run, 0, attempts={0: {"create_seconds": 3}}).code == Code.DEADLINE_EXCEEDED
     released = world.records(run)[0]
     stale = TaskRecord(**{**released.__dict__, "version": released.version - 1, "lease_expires_at": time.time() + 60})
     store = world.service.store
@@ -202,7 +208,7 @@ def test_supersede_decides_again_when_its_mark_loses_to_a_release(world):
     try:
         with pytest.raises(RecordChanged):
             store.mark_superseded(stale, 1)
-        world.create(run, 1)
+        world.create(run, 1, attempts={0: {"create_seconds": 3}})
     finally:
         store.attempts = real_attempts
     assert world.jobs()["job-1"] == "cancelled" and world.records(run)[0].state == ENDED

@@ -55,6 +55,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"connector_timeout_seconds": 1.0, "create_claim_seconds": 2.0, "abandoned_after_minutes": 2 / 60}
 FAULTS = ["none", "none", "none", "deadline", "oversized", "unencodable", "dynamodb_cut", "duplicates", "killed"]
 TERMINAL = {TaskExecution.SUCCEEDED, TaskExecution.FAILED, TaskExecution.ABORTED}
+# How each fault misbehaves in the ledger connector, for the attempt it is scripted for.
+FAULT_CUSTOM: dict[str, dict[str, Any]] = {
+    "deadline": {"create_seconds": 3},
+    "oversized": {"meta_padding": 500_000},
+    "unencodable": {"unencodable_meta": True},
+    "dynamodb_cut": {"create_seconds": 0.4},
+    "killed": {"die_after_start": True},
+}
+SCRIPTED_ATTEMPTS = 12  # attempts past these have no fault
 
 
 @dataclass
@@ -67,6 +76,9 @@ class Action:
     done: bool = False  # the executor saw a terminal phase and stopped polling
     last_polled: float = 0.0  # time.monotonic() of its last answer that was not a cancel
     notes: list[str] = field(default_factory=list)
+    # Each attempt's fault, drawn when the action starts: every attempt of an action sends the same
+    # template (as the executor does; a newer attempt with another is refused), scripting them all.
+    faults: list[str] = field(default_factory=list)
 
 
 class Executor:
@@ -142,17 +154,11 @@ class Executor:
     def create(self, action: Action) -> None:
         action.attempt += 1
         action.handle = None
-        fault = self.rng.choice(FAULTS)
-        custom = {
-            "delete_seconds": 0.25,
-            **{
-                "deadline": {"create_seconds": 3},
-                "oversized": {"meta_padding": 500_000},
-                "unencodable": {"unencodable_meta": True},
-                "dynamodb_cut": {"create_seconds": 0.4},
-                "killed": {"die_after_start": True},
-            }.get(fault, {}),
-        }
+        if not action.faults:
+            action.faults = [self.rng.choice(FAULTS) for _ in range(SCRIPTED_ATTEMPTS)]
+        fault = action.faults[action.attempt] if action.attempt < SCRIPTED_ATTEMPTS else "none"
+        scripts = {n: FAULT_CUSTOM[f] for n, f in enumerate(action.faults) if f in FAULT_CUSTOM}
+        custom = {"delete_seconds": 0.25, "attempts": {str(n): script for n, script in scripts.items()}}
         request = echo_request(task_type="ledger", run=action.run, attempt=action.attempt, custom=custom)
         self.log.append(f"create {action.run}/{action.attempt} fault={fault}")
         try:

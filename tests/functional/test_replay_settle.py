@@ -40,8 +40,9 @@ def test_a_retry_of_the_same_attempt_waits_for_the_settle_time_then_resumes_with
 
 
 def test_a_newer_attempt_within_the_settle_time_leaves_the_older_job_to_the_reaper_which_cancels_it(world):
-    assert world.error(world.create, "newer-run", 0, create_seconds=5).code == Code.DEADLINE_EXCEEDED
-    world.create("newer-run", 1)
+    slow_0 = {0: {"create_seconds": 5}}  # every attempt sends the same template, as the executor does
+    assert world.error(world.create, "newer-run", 0, attempts=slow_0).code == Code.DEADLINE_EXCEEDED
+    world.create("newer-run", 1, attempts=slow_0)
     older = world.records("newer-run")[0]
     assert older.state == CLAIMED and older.superseded_by == 1  # marked, not replayed yet
     assert world.jobs() == {"job-1": "running", "job-2": "running"}

@@ -50,11 +50,11 @@ def job_states(world: World) -> dict[str, str]:
 
 
 def test_create_past_its_deadline_keeps_the_attempt_and_the_next_attempt_cancels_its_job(world):
-    error = world.error(world.create, "late-run", 0, create_seconds=5)
+    error = world.error(world.create, "late-run", 0, attempts={0: {"create_seconds": 5}})
     assert error.code == Code.DEADLINE_EXCEEDED
     claim = world.records("late-run")[0]
     assert claim.state == CLAIMED and claim.create_request and "deadline_exceeded" in claim.message
-    handle = world.create("late-run", 1)  # the executor's next attempt
+    handle = world.create("late-run", 1, attempts={0: {"create_seconds": 5}})  # the executor's next attempt
     assert job_states(world) == {"job-1": "cancelled", "job-2": "running"}
     records = world.records("late-run")
     assert records[0].state == ENDED and records[0].phase == TaskExecution.ABORTED
@@ -300,6 +300,7 @@ def test_the_reaper_keeps_to_its_concurrency_and_time_budget(world):
 def test_what_a_connector_that_ignores_the_token_gets(world):
     """The README's warning, shown: the replayed create of attempt 0 starts another job (job-3),
     which is cancelled; job-1, whose answer was lost, runs on with nobody tracking it."""
-    world.error(world.create, "careless-run", 0, create_seconds=5, ignore_token=True)
-    world.create("careless-run", 1)
+    slow_careless = {0: {"create_seconds": 5, "ignore_token": True}}
+    world.error(world.create, "careless-run", 0, attempts=slow_careless)
+    world.create("careless-run", 1, attempts=slow_careless)
     assert job_states(world) == {"job-1": "running", "job-2": "running", "job-3": "cancelled"}
