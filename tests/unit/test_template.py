@@ -110,6 +110,7 @@ PARAMETER_DEFAULTS = {
     "SecretsPrefix": "flyte-connectors",
     "DatabricksInstances": "",
     # Observability and cold start (tests/unit/test_template_observability.py).
+    "LogRetentionDays": 90,  # tests/unit/test_template_logs.py
     "Tracing": "Disabled",
     "LocalEndpointUrl": "",
     "SnapStart": "Disabled",
