@@ -29,7 +29,7 @@ from flyteidl2.core import tasks_pb2
 from flyteidl2.core.execution_pb2 import TaskExecution
 from flyteidl2.task import common_pb2
 
-from . import literals
+from . import literals, task_roles
 from .connector import AsyncConnector
 from .connector_calls import ConnectorCalls
 from .errors import Code, ConnectError
@@ -217,6 +217,8 @@ class Canceller:
         False when stopping failed: the lease is released and the reaper tries again."""
         hold = 0.0
         logs.task_keys(record.task_type, record.execution, record.attempt)  # each cancel runs in a task of its own
+        # As the cancelled task's own project role (task_roles.py), whoever cancels it.
+        task_roles.enter_record(self.settings.task_role_arn_pattern, record.execution, record.attempt)
         try:
             connector = self.registry.get_connector(record.task_type, record.task_version)
             if record.resource_meta is None and past_replay_window(

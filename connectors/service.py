@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 
-from . import caller, literals
+from . import caller, literals, task_roles
 from .answers import stored_resource
 from .cancel import (
     REFUSED_CODES,
@@ -105,6 +105,8 @@ class ConnectorService:
             )
         logs.task_keys(execution=_execution_fields(key), attempt=key.attempt)
         _check_attempt_number(key.attempt, request.task_execution_metadata.max_attempts)
+        # A role the task may not have is refused here, before any AWS call or record (task_roles.py).
+        task_roles.enter_create(self.settings.task_role_arn_pattern, _execution_fields(key), key.attempt, request)
         connection = connection_kwargs(request.connection)
         connector = self.registry.get_connector(template.type, template.task_type_version)
         logs.add_keys(task_type=template.type)  # a task type the service serves: a bounded metric dimension
@@ -415,6 +417,7 @@ class ConnectorService:
             )
         connector = self.registry.get_connector(record.task_type, record.task_version)
         logs.task_keys(record.task_type, record.execution, record.attempt)
+        task_roles.enter_record(self.settings.task_role_arn_pattern, record.execution, record.attempt)
         return record, connector
 
     async def run_store(self, method: Callable[..., T], *args: Any) -> T:

@@ -60,6 +60,15 @@ class Settings:
     # 180: the reaper's first pass comes at abandoned_after_minutes (60) plus one schedule period
     # (5), and its back-off retries (1, 2, 4... minutes) add about an hour more over six failures.
     replay_window_minutes: float = 180.0
+    # TaskRoleArnPattern: each task's AWS calls signed as its project's role (connectors/task_roles.py);
+    # empty: as the service's own role.
+    task_role_arn_pattern: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task_role_arn_pattern:  # a malformed pattern fails the function's cold start
+            from .task_roles import parse_pattern
+
+            parse_pattern(self.task_role_arn_pattern)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,4 +84,5 @@ class Settings:
             status_stale_after_minutes=_number("STATUS_STALE_AFTER_MINUTES", cls.status_stale_after_minutes),
             status_read_interval_seconds=_number("STATUS_READ_INTERVAL_SECONDS", DEFAULT_STATUS_READ_INTERVAL_SECONDS),
             replay_window_minutes=_number("REPLAY_WINDOW_MINUTES", cls.replay_window_minutes),
+            task_role_arn_pattern=os.environ.get("TASK_ROLE_ARN_PATTERN", "").strip(),
         )

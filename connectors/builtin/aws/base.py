@@ -33,6 +33,7 @@ from typing import Any, ClassVar, TypeVar
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.tasks_pb2 import TaskTemplate
 
+from ... import task_roles
 from ...connector import AsyncConnector, M
 from ...errors import Code, ConnectError, internal, invalid_argument
 from .fields import Fields, MapLimits, aws_shape
@@ -88,8 +89,11 @@ def _client_config() -> Any:
 def client(service: str, *, once: bool = False) -> Any:
     """The process's boto3 client for ``service``, built on first use. ``once``: a client that
     never resends a call, for start calls that carry no client token (a call resent after its
-    answer was lost would start a second job)."""
-    key = f"{service}/once" if once else service
+    answer was lost would start a second job). While the service acts for a task under
+    TaskRoleArnPattern, a client that signs each call as that task's project role
+    (connectors/task_roles.py)."""
+    as_task = task_roles.in_scope()
+    key = (f"{service}/once" if once else service) + ("/task-role" if as_task else "")
     found = _clients.get(key)
     if found is not None:
         return found
@@ -103,7 +107,12 @@ def client(service: str, *, once: bool = False) -> Any:
                 config = config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
             # The region the console links name too: AWS_REGION first (Lambda sets it; botocore
             # alone reads only AWS_DEFAULT_REGION and the profile).
-            _clients[key] = boto3.session.Session().client(service, region_name=region(), config=config)
+            session = (
+                boto3.session.Session(botocore_session=task_roles.botocore_session())
+                if as_task
+                else boto3.session.Session()
+            )
+            _clients[key] = session.client(service, region_name=region(), config=config)
         return _clients[key]
 
 
@@ -111,6 +120,7 @@ def reset_clients() -> None:
     """Forget every client built (after a SnapStart restore: their connections and credentials
     belong to the snapshot); the next call builds them again."""
     _profile_region.cache_clear()
+    task_roles.reset()
     with _clients_lock:
         _clients.clear()
 
