@@ -17,6 +17,9 @@ answers): ``POST /moto-api/fake-aws/faults`` or ``FAKE_AWS_FAULTS`` at start.
 carried (``[{"service": "athena", "operation": "StartQueryExecution", "key": "<token>", "count": 2}]``):
 a create replayed with the attempt's token is one more call even where it starts no second job.
 
+``callers.py`` notes who signed each call (the access key id of its SigV4 credential) and what
+each STS AssumeRole asked (tags, source identity): ``GET /moto-api/fake-aws/callers``.
+
 Not shipped to Lambda (connectors/dev/ is left out of the build).
 """
 
