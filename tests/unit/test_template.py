@@ -89,6 +89,8 @@ ENVIRONMENT = {
     "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
     "SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
     "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
+    # Per-project identity (tests/unit/test_template_task_roles.py).
+    "TASK_ROLE_ARN_PATTERN": {"Ref": "TaskRoleArnPattern"},
     # X-Ray: the Powertools tracer follows the Tracing parameter (tests/unit/test_template_observability.py).
     "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingEnabled", "false", "true"]},
     "AWS_ENDPOINT_URL_DYNAMODB": {"Fn::If": ["UseLocalEndpoint", {"Ref": "LocalEndpointUrl"}, {"Ref": "AWS::NoValue"}]},
@@ -116,6 +118,8 @@ PARAMETER_DEFAULTS = {
     "SnapStart": "Disabled",
     "AlarmTopicArn": "",
     "InternalErrorRatePercent": 5,
+    # Per-project identity (tests/unit/test_template_task_roles.py).
+    "TaskRoleArnPattern": "",
 }
 
 
