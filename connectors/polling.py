@@ -156,6 +156,9 @@ class Poller:
             logger.info("heartbeat of %s not written: %s", record.name, type(error).__name__)
 
     async def read(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> pb.Resource:
+        """The job's report, as it will be stored. The connector's secrets are completed from AWS
+        here, so that a throttled Secrets Manager is a failed status read like the remote's own."""
+        connection = await self.service.secrets.complete(connector, record.task_type, connection)
         meta = self.service.calls.decode_meta(connector, record)
         make: Callable[[dict[str, str]], Awaitable[Any]] = lambda kwargs: connector.get(resource_meta=meta, **kwargs)  # noqa: E731
         resource = await self.service.secrets.call(

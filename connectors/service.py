@@ -319,15 +319,15 @@ class ConnectorService:
     @observed("get")
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        connection = connection_kwargs(request.connection)  # completed from AWS only for a connector call
+        # Completed from AWS by the poller, only for a connector call: a transient failure of
+        # Secrets Manager is then ridden out as one of the remote's (polling.py).
+        connection = connection_kwargs(request.connection)
         fresh: pb.Resource | None = None
         if record.state == ACTIVE:
-            connection = await self.secrets.complete(connector, record.task_type, connection)
             record, fresh, answer = await self.poller.poll(connector, record, connection)
             if answer is not None:
                 return answer
         if record.phase == TaskExecution.SUCCEEDED and (fresh is None or fresh.phase != TaskExecution.SUCCEEDED):
-            connection = await self.secrets.complete(connector, record.task_type, connection)
             fresh = await self.poller.read_outputs(connector, record, connection)
         return pb.GetTaskResponse(resource=stored_resource(record, fresh))
 
