@@ -204,7 +204,15 @@ class Poller:
         """The stored phase, saying the status read failed and since when; the failure itself once
         none has succeeded for longer than the deployment allows."""
         now = self.store.clock()
-        if record.status_failing_since is None:
+        limit = self.service.settings.status_stale_after_minutes * 60
+        if record.status_failing_since is not None and 0 < limit < now - record.status_failing_since:
+            # Past the limit on the record loaded before this read, which may have taken long:
+            # another poll may have read the job meanwhile. The failure is decided on what is stored now.
+            try:
+                record = await self.service.run_store(self.store.load, record.handle)
+            except ConnectError as store_error:  # gone (answered below as ended), or the store is down
+                logger.warning("could not read %s again: %s", record.name, store_error.message)
+        if record.status_failing_since is None and record.state == ACTIVE:
             try:
                 record = await self.service.run_store(self.store.status_read_failed, record)
             except RecordChanged as changed:
@@ -217,7 +225,6 @@ class Poller:
             return record, None
         since = record.status_failing_since if record.status_failing_since is not None else now
         failing = max(0.0, now - since)
-        limit = self.service.settings.status_stale_after_minutes * 60
         # A limit of 0 (benchmarks/faults.py's baseline; the template's minimum is 1) answers every one.
         if record.state == ACTIVE and (failing > limit or limit == 0):
             logger.error("task %s: no status read has succeeded for %.0f s: %s", record.name, failing, error.message)
