@@ -24,12 +24,15 @@ Configuration: the environment variable ``FAKE_AWS_FAULTS`` (JSON, read when the
 counts). ``GET /moto-api/fake-aws/faults`` answers the configuration and, per
 ``service:Operation``, the calls seen, throttled, failed and slowed.
 ``services`` names the signing names faults apply to (default: the seven job services the AWS
-connectors start jobs with); the store's DynamoDB, Secrets Manager, SSM, S3 and STS are never
-faulted unless named. ``seed`` makes a run repeatable.
+connectors start jobs with); the store's DynamoDB (``dynamodb``), Secrets Manager
+(``secretsmanager``), SSM (``ssm``) and CloudWatch Logs (``logs``) are faulted only when named, and
+a name the fake cannot fault (S3, STS, a typo) is refused. ``seed`` makes a run repeatable. A
+configuration with a bad field is refused whole: nothing of it is applied.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -56,6 +59,10 @@ MODEL_NAMES = {
     "redshift-data": "redshift-data",
     "sagemaker": "sagemaker",
     "states": "stepfunctions",
+    # Not job services, faulted only when named: the task table and where connector secrets live.
+    "dynamodb": "dynamodb",
+    "secretsmanager": "secretsmanager",
+    "ssm": "ssm",
 }
 JOB_SERVICES = ("athena", "batch", "emr-serverless", "glue", "redshift-data", "sagemaker", "states")
 _THROTTLE_NAMES = ("ThrottlingException", "TooManyRequestsException", "ThrottledException")
@@ -81,6 +88,9 @@ class FaultSettings:
             if name == "services":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ValueError("services: a list of signing names, e.g. ['batch', 'athena']")
+                unknown_services = sorted(set(value) - set(MODEL_NAMES))
+                if unknown_services:
+                    raise ValueError(f"services: {unknown_services} cannot be faulted; known: {sorted(MODEL_NAMES)}")
                 self.services = value
             elif name == "seed":
                 self.seed = None if value is None else int(value)
@@ -112,9 +122,9 @@ class Faults:
 
     def configure(self, given: dict[str, Any]) -> None:
         with self._lock:
-            if given.get("reset"):
-                self.settings = FaultSettings()
-            self.settings.update(given)
+            settings = FaultSettings() if given.get("reset") else copy.deepcopy(self.settings)
+            settings.update(given)  # raises before anything is applied
+            self.settings = settings
             if "seed" in given:
                 self._random.seed(self.settings.seed)
             if given.get("reset_counts"):
