@@ -11,7 +11,8 @@ the remote does are not the job's doing, and never fail the task:
   longer than ``status_stale_after_minutes`` is the failure answered (the job may be gone, or
   the service may no longer reach it: someone must look).
 - **Another poll writing first** (two executors, a relay retry): the answer is the record it
-  lost to, decided again, never ``unavailable``.
+  lost to, decided again, never ``unavailable``. A write the table refuses (busy, after
+  botocore's retries) answers the record read, without the report it could not store.
 
 However many pollers ask (two executors in a rollout, a relay retry, an operator), the remote is
 read at most once per ``status_read_interval_seconds`` per task: a poll takes the turn with one
@@ -91,6 +92,9 @@ class Poller:
                 if changed.current is None:  # the record is gone (its TTL): nothing is stored to tell
                     raise _gone() from None
                 record = changed.current
+            except ConnectError as store_error:  # the table is busy: the record read is the answer
+                logger.warning("could not store the poll of %s: %s", record.name, store_error.message)
+                return record, None, pb.GetTaskResponse(resource=stored_resource(record, None))
         else:  # it kept changing under us: tell what is stored now, as any other poll would
             return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, None))
         return record, fresh, None
