@@ -74,9 +74,16 @@ def _calls_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dic
 def _fate_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
     out = {"Content-Type": "application/json"}
     if request.method == "POST":
-        size = int(headers.get("Content-Length") or 0)
-        body = json.loads(request.environ["wsgi.input"].read(size).decode("utf-8") or "{}")
-        key = (str(body["service"]), str(body["job"]))
+        try:
+            size = int(headers.get("Content-Length") or 0)
+            body = json.loads(request.environ["wsgi.input"].read(size).decode("utf-8") or "{}")
+            if not isinstance(body, dict) or not all(
+                isinstance(body.get(name), str) and body[name] for name in ("service", "job", "status")
+            ):
+                raise ValueError('a JSON object with the strings "service", "job" and "status" (and "reason")')
+        except ValueError as error:  # a fate stored half would break every describe of its job
+            return 400, out, json.dumps({"message": f"fate: {error}"}).encode("utf-8")
+        key = (body["service"], body["job"])
         fate = {
             name: value if isinstance(value, str) else json.dumps(value)
             for name, value in body.items()
