@@ -252,3 +252,31 @@ def test_a_refused_fault_configuration_changes_nothing(aws_world):
         assert settings["throttle_per_second"] == 0.0 and settings["error_share"] == 0.0, settings
     finally:
         world._post("/moto-api/fake-aws/faults", {"reset": True})
+
+
+# -- 7. A slow Secrets Manager answer outlasts the caller's deadline -----------------------------
+
+
+def test_a_slow_secrets_manager_answer_is_a_failed_status_read_within_the_callers_deadline(vault):
+    """Issue 17 names "a slow answer" beside throttles and 5xx. The secrets a status read needs
+    were read without a deadline (Powertools' client waits up to 60 s): a Secrets Manager answer
+    slower than the executor's GetTask deadline (10 s; 6 s here) made the executor's call fail,
+    a GetTask error, however the poll would have answered after it."""
+    from connectrpc.errors import ConnectError as WireError
+    from flyteidl2.connector import connector_pb2 as pb
+    from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
+
+    task = vault.connector.task_type_name
+    handle = vault.create(vault.request(task, {}))
+    assert vault.poll(handle, task).phase == TaskExecution.RUNNING
+    executor = AsyncConnectorServiceClientSync(vault.server.url, timeout_ms=6_000)
+    request = pb.GetTaskRequest(resource_meta=handle, task_category=pb.TaskCategory(name=task))
+    with vault.faults(services=["secretsmanager"], slow_share=1.0, slow_seconds=9.0):
+        vault.service.secrets.reset()  # a new container: its secrets are read again
+        started = time.monotonic()
+        try:
+            answer = executor.get_task(request).resource
+        except WireError as error:  # the executor's deadline passed: on 3621ddf
+            pytest.fail(f"GetTask failed after {time.monotonic() - started:.1f} s: {error.code} {error}")
+    assert answer.phase == TaskExecution.RUNNING and "status read failed" in answer.message
+    vault.service.secrets.reset()
