@@ -30,6 +30,7 @@ ABORTED, which the executor reads as the user's abort.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from flyteidl2.core.interface_pb2 import VariableMap
 
 from .answers import answer_resource, stored_resource
 from .connector import AsyncConnector, Resource
+from .connector_calls import seconds_left
 from .errors import Code, ConnectError, internal
 from .phase import phase_name
 from .store import ACTIVE, RecordChanged, TaskRecord, TaskStore
@@ -161,8 +163,18 @@ class Poller:
 
     async def read(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> pb.Resource:
         """The job's report, as it will be stored. The connector's secrets are completed from AWS
-        here, so that a throttled Secrets Manager is a failed status read like the remote's own."""
-        connection = await self.service.secrets.complete(connector, record.task_type, connection)
+        here, within the call's deadline, so that a throttled or slow Secrets Manager is a failed
+        status read like the remote's own."""
+        seconds = seconds_left(self.service.settings)
+        try:
+            connection = await asyncio.wait_for(
+                self.service.secrets.complete(connector, record.task_type, connection), timeout=seconds
+            )
+        except TimeoutError:
+            raise ConnectError(
+                Code.DEADLINE_EXCEEDED,
+                f"reading {record.task_type}'s secrets from AWS took longer than {seconds:.3g} s",
+            ) from None
         meta = self.service.calls.decode_meta(connector, record)
         make: Callable[[dict[str, str]], Awaitable[Any]] = lambda kwargs: connector.get(resource_meta=meta, **kwargs)  # noqa: E731
         resource = await self.service.secrets.call(
