@@ -280,3 +280,12 @@ def test_a_slow_secrets_manager_answer_is_a_failed_status_read_within_the_caller
             pytest.fail(f"GetTask failed after {time.monotonic() - started:.1f} s: {error.code} {error}")
     assert answer.phase == TaskExecution.RUNNING and "status read failed" in answer.message
     vault.service.secrets.reset()
+
+
+def test_a_fault_configuration_the_fake_cannot_read_is_a_400(aws_world):
+    """An infinite seed (JSON's Infinity, or 1e400) was an unhandled OverflowError: HTTP 500 from
+    moto instead of the endpoint's own 400 naming the field."""
+    world = aws_world(CountingConnector())
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        world._post("/moto-api/fake-aws/faults", {"seed": float("inf")})
+    assert caught.value.code == 400, caught.value.read()
