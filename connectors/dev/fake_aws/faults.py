@@ -93,6 +93,8 @@ class FaultSettings:
                     raise ValueError(f"services: {unknown_services} cannot be faulted; known: {sorted(MODEL_NAMES)}")
                 self.services = value
             elif name == "seed":
+                if value is not None and (isinstance(value, bool) or not float(value).is_integer()):
+                    raise ValueError(f"seed: {value!r} is not a whole number")
                 self.seed = None if value is None else int(value)
             elif name not in ("reset_counts", "reset"):
                 number = float(value)
@@ -254,8 +256,8 @@ def _dispatch(original: Any, self: DomainDispatcherApplication, environ: dict[st
 def _endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], bytes]:
     out = {"Content-Type": "application/json"}
     if request.method == "POST":
-        size = int(headers.get("Content-Length") or 0)
         try:
+            size = int(headers.get("Content-Length") or 0)
             given = json.loads(request.environ["wsgi.input"].read(size).decode("utf-8") or "{}")
             if not isinstance(given, dict):
                 raise ValueError("a JSON object of fault settings")
