@@ -289,3 +289,50 @@ def test_a_fault_configuration_the_fake_cannot_read_is_a_400(aws_world):
     with pytest.raises(urllib.error.HTTPError) as caught:
         world._post("/moto-api/fake-aws/faults", {"seed": float("inf")})
     assert caught.value.code == 400, caught.value.read()
+
+
+# -- 8. A losing poll wrote its older reading over the record it lost to --------------------------
+
+
+class SlowOldReading(CountingConnector):
+    """The first status read (poll A) is slow and tells what the job was when it was asked,
+    INITIALIZING; a read asked later (poll B) finds it RUNNING."""
+
+    name = "Slow Old Reading"
+    task_type_name = "review17_old"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_in = threading.Event()
+        self.release = threading.Event()
+
+    async def get(self, resource_meta: JobMeta, **kwargs: Any) -> Resource:
+        await super().get(resource_meta, **kwargs)
+        if self.calls["get"] == 1:
+            self.slow_in.set()
+            for _ in range(1500):
+                if self.release.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            return Resource(phase=TaskExecution.INITIALIZING, message="host starting")
+        return Resource(phase=TaskExecution.RUNNING, message="running")
+
+
+def test_a_losing_poll_answers_the_record_it_lost_to_and_never_moves_it_back(aws_world):
+    """Issue 17: "A losing poll write answers the record it lost to". A slow read (botocore retrying
+    a throttle; longer than StatusReadIntervalSeconds, or with it 0) lost its write to a poll that
+    read the job later; it then wrote its older reading over that one at the new version: the
+    stored and answered phase went back from RUNNING to INITIALIZING."""
+    connector = SlowOldReading()
+    world = aws_world(connector)
+    task = connector.task_type_name
+    handle = world.create(world.request(task, {}))
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(world.poll, handle, task)  # A
+        _wait(connector.slow_in, "the slow read")
+        assert world.poll(handle, task).phase == TaskExecution.RUNNING  # B, stored
+        connector.release.set()
+        answer = slow.result(timeout=30)
+    record = world.record(handle)
+    assert record.phase == TaskExecution.RUNNING, TaskExecution.Phase.Name(record.phase)  # INITIALIZING on 0ee689d
+    assert answer.phase == TaskExecution.RUNNING
