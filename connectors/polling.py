@@ -10,8 +10,10 @@ the remote does are not the job's doing, and never fail the task:
   and the record keeps ``status_failing_since``. Only when no status read has succeeded for
   longer than ``status_stale_after_minutes`` is the failure answered (the job may be gone, or
   the service may no longer reach it: someone must look).
-- **Another poll writing first** (two executors, a relay retry): the answer is the record it
-  lost to, decided again, never ``unavailable``. A write the table refuses (busy, after
+- **Another poll writing first** (two executors, a relay retry): the poll decides again on the
+  record it lost to, never answering ``unavailable``; a reading less far along than the one
+  stored (``_progress``: it was read earlier, while this read was slow) is not written over it,
+  and the record lost to is the answer. A write the table refuses (busy, after
   botocore's retries) answers the record read, without the report it could not store.
 
 However many pollers ask (two executors in a rollout, a relay retry, an operator), the remote is
@@ -44,7 +46,7 @@ from .answers import answer_resource, stored_resource
 from .connector import AsyncConnector, Resource
 from .connector_calls import seconds_left
 from .errors import Code, ConnectError, internal
-from .phase import phase_name
+from .phase import ends_attempt, phase_name
 from .store import ACTIVE, RecordChanged, TaskRecord, TaskStore
 
 logger = logging.getLogger(__name__)
@@ -90,10 +92,17 @@ class Poller:
             try:
                 record = await self.service.run_store(self._store_poll, record, fresh.phase, fresh.message)
                 return record, fresh, pb.GetTaskResponse(resource=fresh)
-            except RecordChanged as changed:  # another writer came first: decide again on what it wrote
+            except RecordChanged as changed:  # another writer came first
                 if changed.current is None:  # the record is gone (its TTL): nothing is stored to tell
                     raise _gone() from None
+                marked = changed.current.delete_requested_at is not None and record.delete_requested_at is None
+                moved = changed.current.version != record.version
                 record = changed.current
+                if record.state == ACTIVE and moved and not marked and _progress(fresh.phase) < _progress(record.phase):
+                    # Another poll stored a reading further along than this one (read later, while
+                    # this read was slow): that is the answer, never this older one written over
+                    # it. Lost to DeleteTask's mark, a poll decides again on the marked record.
+                    return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, fresh))
             except ConnectError as store_error:  # the table is busy: the record read is the answer
                 logger.warning("could not store the poll of %s: %s", record.name, store_error.message)
                 return record, None, pb.GetTaskResponse(resource=stored_resource(record, None))
@@ -256,6 +265,20 @@ class Poller:
         note = f"status read failed since {when} ({failing:.0f} s; {error.code.value}: {error.message})"
         stored.message = f"{record.message} [{note}]" if record.message else note
         return record, pb.GetTaskResponse(resource=stored)
+
+
+# How far along a job a phase is. Two polls' readings of one job differ only by when each was
+# read, so in a race the one further along is the later (a Batch retry going back to RUNNABLE is
+# stored by the next poll, which races no one).
+_PROGRESS = {
+    TaskExecution.WAITING_FOR_RESOURCES: 1,
+    TaskExecution.INITIALIZING: 1,
+    TaskExecution.RUNNING: 2,
+}
+
+
+def _progress(phase: int) -> int:
+    return 3 if ends_attempt(phase) else _PROGRESS.get(phase, 0)
 
 
 def _declares_outputs(record: TaskRecord) -> bool:
