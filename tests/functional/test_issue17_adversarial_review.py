@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import time
 import urllib.error
@@ -336,3 +337,46 @@ def test_a_losing_poll_answers_the_record_it_lost_to_and_never_moves_it_back(aws
     record = world.record(handle)
     assert record.phase == TaskExecution.RUNNING, TaskExecution.Phase.Name(record.phase)  # INITIALIZING on 0ee689d
     assert answer.phase == TaskExecution.RUNNING
+
+
+# -- 9. benchmarks/faults.py waited 30 s for a GetTask the executor gives 10 s --------------------
+
+
+class SlowBatchStatus(CountingConnector):
+    """Stands in for aws_batch_job (the benchmark's task type): its status read takes 11 s."""
+
+    name = "Slow Batch Status"
+    task_type_name = "aws_batch_job"
+
+    async def get(self, resource_meta: JobMeta, **kwargs: Any) -> Resource:
+        await super().get(resource_meta, **kwargs)
+        await asyncio.sleep(11.0)
+        return Resource(phase=TaskExecution.SUCCEEDED, message="done")
+
+
+def test_the_faults_benchmark_polls_with_the_executors_deadline(aws_world):
+    """The benchmark says it polls "as flyteplugins polls", but its GetTask carried a 30 s deadline
+    where the executor's is 10 s (defaultTimeout, ../shared/reference.md). The service bounds its
+    remote read by the caller's deadline, so the benchmark measured another service: one that
+    waited 11 s for a read (an answer the executor never gets: an error it counts) instead of
+    answering the stored phase within the executor's 10 s."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "faults_benchmark", Path(__file__).resolve().parents[2] / "benchmarks" / "faults.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    connector = SlowBatchStatus()
+    world = aws_world(connector)
+    task = bench.Task(world.create(world.request(connector.task_type_name, {})), time.time())
+    args = argparse.Namespace(max_seconds=1.0, executors=1, resync_seconds=0.01, executor_rate=30.0, workers=1)
+    started = time.monotonic()
+    bench.poll_as_executors(world.server.url, [task], args)  # one poll
+    took = time.monotonic() - started
+    assert task.seen_end == {} and took < 10.0, (took, task.seen_end)  # SUCCEEDED after 11 s on 574a285
+    assert sum(task.errors.values()) == 0  # the stored phase, within the deadline
