@@ -53,6 +53,9 @@ from connectors.dev.background_server import BackgroundServer  # noqa: E402
 from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
 
 MAX_SYSTEM_FAILURES = 5  # the executor's MaxSystemFailures: the 6th GetTask error fails the task
+# The executor's deadline for each call (plugins.connector-service defaultTimeout): an answer later
+# than this is an error it counts, however the call would have ended. Not scaled with the resync.
+EXECUTOR_DEADLINE_MS = 10_000
 TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
 
 
@@ -121,7 +124,7 @@ def poll_as_executors(url: str, tasks: list[Task], args: argparse.Namespace) -> 
         task.polls += 1
         request = pb.GetTaskRequest(resource_meta=task.handle, task_category=pb.TaskCategory(name="aws_batch_job"))
         try:
-            phase = TaskExecution.Phase.Name(client.get_task(request, timeout_ms=30_000).resource.phase)
+            phase = TaskExecution.Phase.Name(client.get_task(request, timeout_ms=EXECUTOR_DEADLINE_MS).resource.phase)
         except ConnectError as error:
             task.errors[executor] += 1
             task.error_codes[error.code.value] += 1
@@ -168,7 +171,7 @@ def create_all(url: str, args: argparse.Namespace, label: str) -> tuple[list[Tas
         request = example_request(f"{run}-{n}")
         for _ in range(MAX_SYSTEM_FAILURES + 1):
             try:
-                return Task(client.create_task(request, timeout_ms=30_000).resource_meta, time.time())
+                return Task(client.create_task(request, timeout_ms=EXECUTOR_DEADLINE_MS).resource_meta, time.time())
             except ConnectError:
                 errors += 1
                 time.sleep(1)
