@@ -380,3 +380,31 @@ def test_the_faults_benchmark_polls_with_the_executors_deadline(aws_world):
     took = time.monotonic() - started
     assert task.seen_end == {} and took < 10.0, (took, task.seen_end)  # SUCCEEDED after 11 s on 574a285
     assert sum(task.errors.values()) == 0  # the stored phase, within the deadline
+
+
+# -- 10. A store write refused for good was answered as a busy table ------------------------------
+
+
+@pytest.mark.parametrize("path", ["phase write", "failing mark", "turn"])
+def test_a_task_table_that_refuses_writes_for_good_is_an_error_not_a_stored_phase_forever(aws_world, path):
+    """The stored-phase answer is for the table's bad moments (busy, unreachable: ``unavailable``).
+    A write refused for good (the function's role lost dynamodb:UpdateItem: AccessDeniedException,
+    answered ``internal``) was answered as the stored phase too: on a good read (finding 5's first
+    fix) the job's end was never stored and never answered, and on a failed read the failing mark
+    was never written, so the staleness limit never came either; and with StatusReadIntervalSeconds
+    (5 by default) the turn's own write was refused first, so every poll answered the stored QUEUED
+    without reading the job at all. The task waited forever, where the error would have failed it
+    within five polls, naming the refusal."""
+    connector = SlowFailWhileAnotherSucceeds() if path == "failing mark" else NewsEachRead()
+    world = aws_world(connector, status_read_interval_seconds=5.0 if path == "turn" else 0.0)
+    task = connector.task_type_name
+    handle = world.create(world.request(task, {}))
+    with world.faults(
+        services=["dynamodb"],
+        operations=["UpdateItem"],
+        error_share=1.0,
+        error_after_share=0.0,
+        error_code="AccessDeniedException",
+    ):
+        error = world.error(world.poll, handle, task)
+    assert error.code == Code.INTERNAL and "AccessDeniedException" in error.message, error

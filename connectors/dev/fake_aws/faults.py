@@ -15,7 +15,10 @@ server, for the job services the connectors call, so that tests, ``make serve`` 
   error (e.g. Batch's ``ServerException``, Glue's ``InternalServiceException``) or ``InternalFailure``;
   ``error_after_share`` of those happen *after* moto handled the call (the job started, the answer
   was lost), the case an idempotency token is for;
-- **slow answers**: ``slow_share`` of the calls wait ``slow_seconds`` before they are handled.
+- **slow answers**: ``slow_share`` of the calls wait ``slow_seconds`` before they are handled;
+- ``operations`` limits the faults to those operations (``["UpdateItem"]``), and ``error_code``
+  makes the failing calls answer that error (HTTP 400, e.g. ``AccessDeniedException``) instead
+  of the service's 5xx: a refusal that is not AWS's bad moment.
 
 Configuration: the environment variable ``FAKE_AWS_FAULTS`` (JSON, read when the server starts:
 ``make serve FAKE_AWS_FAULTS='{"throttle_per_second": 5, "error_share": 0.01}'``), or at run time
@@ -77,6 +80,8 @@ class FaultSettings:
     slow_share: float = 0.0
     slow_seconds: float = 10.0
     services: list[str] = field(default_factory=lambda: list(JOB_SERVICES))
+    operations: list[str] = field(default_factory=list)  # empty: every operation of those services
+    error_code: str = ""  # a 4xx error code the failing calls answer instead of the service's 5xx
     seed: int | None = None
 
     def update(self, given: dict[str, Any]) -> None:
@@ -85,7 +90,13 @@ class FaultSettings:
         if unknown:
             raise ValueError(f"unknown fault settings {sorted(unknown)}; known: {sorted(known)}")
         for name, value in given.items():
-            if name == "services":
+            if name in ("operations", "error_code"):
+                if name == "error_code" and not isinstance(value, str):
+                    raise ValueError("error_code: an AWS error code, e.g. 'AccessDeniedException'")
+                if name == "operations" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                    raise ValueError("operations: a list of operation names, e.g. ['UpdateItem']")
+                setattr(self, name, value)
+            elif name == "services":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ValueError("services: a list of signing names, e.g. ['batch', 'athena']")
                 unknown_services = sorted(set(value) - set(MODEL_NAMES))
@@ -143,7 +154,7 @@ class Faults:
             counts = self.counts.setdefault(f"{service}:{operation}", Counter())
             counts["calls"] += 1
             chosen = self.settings
-            if service not in chosen.services:
+            if service not in chosen.services or (chosen.operations and operation not in chosen.operations):
                 return "pass"
             if chosen.throttle_per_second > 0 and not self._take_token(service, operation):
                 counts["throttled"] += 1
@@ -218,13 +229,16 @@ def _call_of(environ: dict[str, Any]) -> tuple[str, str] | None:
 
 def _error(start_response: Any, service: str, throttled: bool) -> list[bytes]:
     model = FAULTS.model(service)
-    code = model.throttle_code if throttled else model.server_code
+    refused = FAULTS.settings.error_code if not throttled else ""
+    code = model.throttle_code if throttled else refused or model.server_code
     message = "Rate exceeded" if throttled else "We encountered an internal error. Please try again."
+    if refused:
+        message = f"{refused} (fake AWS fault)"
     if model.protocol == "json":
-        status, headers = ("400 Bad Request" if throttled else "500 Internal Server Error"), []
-        body = {"__type": code, "message": message}
+        status = "400 Bad Request" if throttled or refused else "500 Internal Server Error"
+        headers, body = [], {"__type": code, "message": message}
     else:
-        status = "429 Too Many Requests" if throttled else "500 Internal Server Error"
+        status = "429 Too Many Requests" if throttled else "400 Bad Request" if refused else "500 Internal Server Error"
         headers, body = [("x-amzn-ErrorType", code)], {"message": message}
     data = json.dumps(body).encode("utf-8")
     content_type = "application/x-amz-json-1.1" if model.protocol == "json" else "application/json"
