@@ -104,6 +104,8 @@ class Poller:
                     # it. Lost to DeleteTask's mark, a poll decides again on the marked record.
                     return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, fresh))
             except ConnectError as store_error:  # the table is busy: the record read is the answer
+                if store_error.code not in TRANSIENT:  # refused for good (denied, a bug): someone must look
+                    raise
                 logger.warning("could not store the poll of %s: %s", record.name, store_error.message)
                 return record, None, pb.GetTaskResponse(resource=stored_resource(record, None))
         else:  # it kept changing under us: tell what is stored now, as any other poll would
@@ -140,6 +142,8 @@ class Poller:
                 self.store.take_status_read, record, now - wait, self._heartbeat_due(record)
             )
         except ConnectError as store_error:  # the table is busy: the record just read is the answer
+            if store_error.code not in TRANSIENT:  # refused for good (denied, a bug): someone must look
+                raise
             logger.warning("could not take the status read of %s: %s", record.name, store_error.message)
             return record, None, pb.GetTaskResponse(resource=stored_resource(record, None))
         except RecordChanged as changed:  # another poll took the turn, or the record moved on
@@ -235,7 +239,7 @@ class Poller:
             # another poll may have read the job meanwhile. The failure is decided on what is stored now.
             try:
                 record = await self.service.run_store(self.store.load, record.handle)
-            except ConnectError as store_error:  # gone (answered below as ended), or the store is down
+            except ConnectError as store_error:  # gone, or the store is down: decided on the record in hand
                 logger.warning("could not read %s again: %s", record.name, store_error.message)
         if record.status_failing_since is None and record.state == ACTIVE:
             try:
@@ -245,6 +249,8 @@ class Poller:
                     raise _gone() from None
                 record = changed.current
             except ConnectError as store_error:  # the store is down too: the stored phase is still known
+                if store_error.code not in TRANSIENT:  # refused for good: the staleness clock could never start
+                    raise
                 logger.warning("could not note the failed status read of %s: %s", record.name, store_error.message)
         if record.state != ACTIVE:  # another poll ended it meanwhile: answered as an ended record is
             return record, None
