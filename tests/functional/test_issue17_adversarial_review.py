@@ -408,3 +408,22 @@ def test_a_task_table_that_refuses_writes_for_good_is_an_error_not_a_stored_phas
     ):
         error = world.error(world.poll, handle, task)
     assert error.code == Code.INTERNAL and "AccessDeniedException" in error.message, error
+
+
+# -- 11. A secret AWS refuses for good rode the staleness clock as a throttle --------------------
+
+
+def test_a_secret_aws_refuses_for_good_is_answered_at_once(vault, monkeypatch):
+    """Every Secrets Manager error but not-found and denied was ``unavailable`` ("retry"), so once
+    the secrets were read inside the status read, a secret whose KMS key is gone
+    (DecryptionFailure) or that is scheduled for deletion (InvalidRequestException) answered the
+    stored phase for StatusStaleAfterMinutes, as if AWS were throttling, instead of the error that
+    names it."""
+    task = vault.connector.task_type_name
+    handle = vault.create(vault.request(task, {}))
+    refused = json.dumps({"__type": "DecryptionFailure", "message": "the KMS key is disabled"}).encode()
+    with scripted_endpoint(monkeypatch, "AWS_ENDPOINT_URL_SECRETS_MANAGER", 400, "application/x-amz-json-1.1", refused):
+        vault.service.secrets.reset()
+        error = vault.error(vault.poll, handle, task)
+    vault.service.secrets.reset()
+    assert error.code == Code.FAILED_PRECONDITION and "DecryptionFailure" in error.message, error
