@@ -13,7 +13,9 @@ neither is left out (the connector decides what that means), unless the connecto
 ``required_secrets``: then a call that needs the connector is ``unauthenticated`` before the
 connector runs, and the answer names the secret and the parameter to create. An empty value in
 the request counts as none. One the function may not read is
-``permission_denied``, and AWS failing is ``unavailable``. Values are cached for
+``permission_denied``, AWS failing in passing (throttled, a 5xx, the network) is ``unavailable``,
+and AWS refusing the read for good (DecryptionFailure, a secret scheduled for deletion) is
+``failed_precondition``. Values are cached for
 ``SECRETS_MAX_AGE_SECONDS`` (Powertools' parameters utility), never stored in a task record,
 never logged, and cut from every message like a request's own secrets.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +41,10 @@ DEFAULT_PREFIX = "flyte-connectors"
 DEFAULT_MAX_AGE_SECONDS = 300
 _NOT_FOUND = {"ResourceNotFoundException", "ParameterNotFound"}
 _DENIED = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "ExpiredTokenException"}
+# AWS's bad moments (throttled, failing, slow): worth a retry. Another code (DecryptionFailure,
+# InvalidRequestException for a secret scheduled for deletion, InvalidKeyId) refuses for good.
+# Not an AWS answer at all (the network, a timeout) is a bad moment too.
+_PASSING = re.compile(r"Throttl|TooManyRequests|RequestLimitExceeded|Internal|ServiceUnavailable|Unavailable|Timeout")
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,8 @@ class SecretResolver:
                 if code in _DENIED:
                     raise ConnectError(Code.PERMISSION_DENIED, f"this function may not read {where}: {code}") from None
                 logger.warning("could not read %s: %s", where, code or type(error).__name__)
+                if code and not _PASSING.search(code):  # refused for good: its KMS key, a deleted secret
+                    raise ConnectError(Code.FAILED_PRECONDITION, f"AWS refused to read {where}: {code}") from None
                 raise ConnectError(
                     Code.UNAVAILABLE, f"could not read {where} ({code or type(error).__name__}); retry"
                 ) from None
