@@ -427,3 +427,21 @@ def test_a_secret_aws_refuses_for_good_is_answered_at_once(vault, monkeypatch):
         error = vault.error(vault.poll, handle, task)
     vault.service.secrets.reset()
     assert error.code == Code.FAILED_PRECONDITION and "DecryptionFailure" in error.message, error
+
+
+# -- 12. A task table's 5xx with AWS's common error code was a refusal for good ----------------------
+
+
+def test_a_task_table_5xx_with_a_common_error_code_is_a_bad_moment(aws_world):
+    """Found by a chaos run (five pollers, a DeleteTask, 15% of DynamoDB calls failing): an HTTP 500
+    whose code is AWS's common ``InternalFailure`` (every service may answer it; the fake answers
+    it for DynamoDB) was ``internal`` ("the task store failed"), not ``unavailable``: a GetTask
+    error on the phase write after a good read, where a busy table answers the stored phase."""
+    connector = NewsEachRead()
+    world = aws_world(connector)
+    task = connector.task_type_name
+    handle = world.create(world.request(task, {}))
+    assert world.poll(handle, task).message == "step 1"
+    with world.faults(services=["dynamodb"], operations=["UpdateItem"], error_share=1.0, error_after_share=0.0):
+        answer = world.poll(handle, task)  # raised ConnectError(internal) on 36691d1
+    assert answer.phase == TaskExecution.RUNNING and answer.message == "step 1"
