@@ -101,7 +101,10 @@ class TaskTable:
             if code == "ConditionalCheckFailedException":
                 item = error.response.get("Item")
                 raise RecordChanged(TaskRecord.from_item(item) if item else None) from None
-            if code in _RETRYABLE_ERRORS:
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            # AWS's server errors whatever their code (its common InternalFailure, ServiceUnavailable):
+            # the table's bad moment, as botocore itself reads them when it retries.
+            if code in _RETRYABLE_ERRORS or status >= 500:
                 logger.warning("DynamoDB %s throttled or unavailable: %s", operation, code)
                 raise unavailable(f"the task store is busy ({code}); retry") from None
             if code == "ResourceNotFoundException":
