@@ -16,14 +16,16 @@ import json
 import types
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, ClassVar, Generic, TypeVar, Union
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse, GetTaskMetricsResponse, TaskExecutionMetadata
 from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from flyteidl2.core.tasks_pb2 import TaskTemplate
+
+from .job_events import JobEvents
 
 __all__ = ["AsyncConnector", "Resource", "ResourceMeta"]
 
@@ -128,6 +130,9 @@ class AsyncConnector(ABC, Generic[M]):
         """Where a person finds the job a create with this request and token would have started
         (a job name, a client token, a tag): said when such a create is not replayed."""
         return f"a job started with idempotency token {idempotency_token}"
+    # The state-change events its remote publishes (connectors/job_events.py); None: it has none,
+    # and every poll reads the job's status (at most once per StatusReadIntervalSeconds).
+    job_events: ClassVar[JobEvents | None] = None
 
     @abstractmethod
     async def create(
@@ -150,6 +155,15 @@ class AsyncConnector(ABC, Generic[M]):
     async def delete(self, resource_meta: M, **kwargs: Any) -> None:
         """Cancel the job. Must be idempotent; raise only when cancelling failed."""
         raise NotImplementedError
+
+    def job_key(self, resource_meta: M) -> str | None:
+        """With ``job_events``: the key its events carry for the job ``create`` started."""
+        return None
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: M) -> Resource | None:
+        """With ``job_events``: the phase and message an event's detail tells, as ``get`` would
+        report them (no outputs); None when it does not tell (the next poll reads the job)."""
+        return None
 
     async def get_metrics(self, resource_meta: M, **kwargs: Any) -> GetTaskMetricsResponse:
         """Optional: metrics of the job. The service answers ``unimplemented`` when absent."""

@@ -72,6 +72,8 @@ class Poller:
     ) -> tuple[TaskRecord, pb.Resource | None, pb.GetTaskResponse | None]:
         """The record after this poll, the connector's report (None when it could not be read),
         and the answer when it is already decided."""
+        if self._status_fresh(connector, record):
+            return record, None, await self._answer_stored(record)
         if self.service.settings.status_read_interval_seconds > 0:
             turn = await self._take_turn(record)
             if isinstance(turn, tuple):
@@ -88,7 +90,7 @@ class Poller:
         for _ in range(POLL_WRITE_TRIES):
             if record.state != ACTIVE:
                 break
-            fresh = self._as_told(record, reported)
+            fresh = as_told(record, reported)
             try:
                 record = await self.service.run_store(self._store_poll, record, fresh.phase, fresh.message)
                 return record, fresh, pb.GetTaskResponse(resource=fresh)
@@ -112,18 +114,14 @@ class Poller:
             return record, fresh, pb.GetTaskResponse(resource=stored_resource(record, None))
         return record, fresh, None
 
-    @staticmethod
-    def _as_told(record: TaskRecord, reported: pb.Resource) -> pb.Resource:
-        """A job reported cancelled while its record is active and not marked by DeleteTask was
-        not stopped by this service (the cancellers take the record first): AWS stopped it (an
-        execution time limit) or a person did. FAILED with the remote's reason, not ABORTED."""
-        if reported.phase != TaskExecution.ABORTED or record.delete_requested_at is not None:
-            return reported
-        told = pb.Resource()
-        told.CopyFrom(reported)
-        told.phase = TaskExecution.FAILED
-        told.message = f"the job was stopped, not by this service: {reported.message or 'no reason given'}"
-        return told
+    def _status_fresh(self, connector: AsyncConnector[Any], record: TaskRecord) -> bool:
+        """With events delivered, a job's stored status is current until the safety interval has
+        passed since an event or a read last told it (a lost event waits no longer than that)."""
+        minutes = self.service.settings.status_safety_read_minutes
+        if minutes <= 0 or connector.job_events is None or record.status_failing_since is not None:
+            return False
+        known = max(record.status_pushed_at or 0.0, record.status_read_at or 0.0)
+        return known > self.store.clock() - minutes * 60
 
     async def _take_turn(
         self, record: TaskRecord
@@ -285,6 +283,17 @@ _PROGRESS = {
 
 def _progress(phase: int) -> int:
     return 3 if ends_attempt(phase) else _PROGRESS.get(phase, 0)
+def as_told(record: TaskRecord, reported: pb.Resource) -> pb.Resource:
+    """A job reported cancelled while its record is active and not marked by DeleteTask was not
+    stopped by this service (the cancellers take the record first): AWS stopped it (an execution
+    time limit) or a person did. FAILED with the remote's reason, not ABORTED."""
+    if reported.phase != TaskExecution.ABORTED or record.delete_requested_at is not None:
+        return reported
+    told = pb.Resource()
+    told.CopyFrom(reported)
+    told.phase = TaskExecution.FAILED
+    told.message = f"the job was stopped, not by this service: {reported.message or 'no reason given'}"
+    return told
 
 
 def _declares_outputs(record: TaskRecord) -> bool:

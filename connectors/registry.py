@@ -163,6 +163,11 @@ class ConnectorRegistry:
                 self._connectors[key] = connector
             return self._connectors[key]
 
+    def connectors(self) -> list[AsyncConnector[Any]]:
+        """Every connector served, the lazy ones loaded (the status-events function needs each
+        one's ``job_events``)."""
+        return [self.get_connector(*key) for key in sorted(self._keys())]
+
     def _keys(self) -> set[tuple[str, int]]:
         return set(self._connectors) | set(self._lazy)
 

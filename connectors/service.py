@@ -42,6 +42,7 @@ from .errors import (
     unavailable,
     unimplemented,
 )
+from .job_events import job_key_of
 from .observability import logs, metrics, observed
 from .phase import phase_name
 from .polling import Poller
@@ -181,7 +182,9 @@ class ConnectorService:
             await self._cancel_unkept_job(connector, record, meta, connection, problem)
             raise
         try:
-            created = await self.run_store(self.store.finish_create, record, encoded, TaskExecution.QUEUED)
+            created = await self.run_store(
+                self.store.finish_create, record, encoded, TaskExecution.QUEUED, job_key_of(connector, meta)
+            )
         except RecordChanged as changed:
             current = changed.current
             if current is not None and current.lease_owner == record.secret and current.superseded_by is not None:

@@ -60,6 +60,12 @@ class Settings:
     # 180: the reaper's first pass comes at abandoned_after_minutes (60) plus one schedule period
     # (5), and its back-off retries (1, 2, 4... minutes) add about an hour more over six failures.
     replay_window_minutes: float = 180.0
+    # With state-change events delivered (template.yaml: the status-events queue and function;
+    # make serve: its consumer), a poll of a task whose connector has events answers the record
+    # while its status is younger than ``status_safety_read_minutes``: an event keeps it current,
+    # and a lost one is caught by the read that comes after this long (connectors/event_receiver.py).
+    # 0: no events are delivered, every poll reads as above.
+    status_safety_read_minutes: float = 0.0
     # TaskRoleArnPattern: each task's AWS calls signed as its project's role (connectors/task_roles.py);
     # empty: as the service's own role.
     task_role_arn_pattern: str = ""
@@ -85,4 +91,5 @@ class Settings:
             status_read_interval_seconds=_number("STATUS_READ_INTERVAL_SECONDS", DEFAULT_STATUS_READ_INTERVAL_SECONDS),
             replay_window_minutes=_number("REPLAY_WINDOW_MINUTES", cls.replay_window_minutes),
             task_role_arn_pattern=os.environ.get("TASK_ROLE_ARN_PATTERN", "").strip(),
+            status_safety_read_minutes=_number("STATUS_SAFETY_READ_MINUTES", cls.status_safety_read_minutes),
         )

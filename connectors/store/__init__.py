@@ -1,7 +1,7 @@
 """The DynamoDB task store: records, handles, and the lifecycle's conditional writes."""
 
 from .budget import MAX_NOTES, check_fits
-from .dynamodb import ACTIVE_INDEX, AttemptOwner, RecordChanged, StaleTask, TaskTable, new_client
+from .dynamodb import ACTIVE_INDEX, JOB_INDEX, AttemptOwner, RecordChanged, StaleTask, TaskTable, new_client
 from .handle import TaskHandle, new_secret
 from .lifecycle import ClaimResult, TaskStore
 from .record import ACTIVE, CANCELLING, CLAIMED, ENDED, TaskExecutionKey, TaskRecord
@@ -12,6 +12,7 @@ __all__ = [
     "CANCELLING",
     "CLAIMED",
     "ENDED",
+    "JOB_INDEX",
     "MAX_NOTES",
     "AttemptOwner",
     "ClaimResult",

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 # keys only: the reaper reads a task's key and heartbeat there, then claims it with a
 # conditional write that answers the whole record.
 ACTIVE_INDEX = "active-by-heartbeat"
+# Sparse, keys only: the tasks whose connector's remote publishes state-change events, by the
+# key those events carry (a job id, an ARN), so that an event leads to its task with one query.
+JOB_INDEX = "by-job-key"
 
 # Fail fast: the executor gives CreateTask 10 s in all, and an unreachable table should answer
 # `unavailable` well within that, after botocore's standard retries (which back off on throttling).
@@ -204,6 +207,24 @@ class TaskTable:
                 return owners
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def records_of_job(self, job_key: str, limit: int = 10) -> list[TaskRecord]:
+        """The records whose job an event with ``job_key`` is about (one index query, then each
+        record read strongly consistent): usually one; none for a job this service did not start."""
+        page = self._call(
+            "query",
+            IndexName=JOB_INDEX,
+            KeyConditionExpression="job_key = :k",
+            ExpressionAttributeValues={":k": {"S": job_key}},
+            Limit=limit,
+        )
+        records = []
+        for keys in page.get("Items", []):
+            key = self._key(keys["action_id"]["S"], int(keys["attempt"]["N"]))
+            item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
+            if item is not None:
+                records.append(TaskRecord.from_item(item))
+        return records
+
     def stale_tasks(self, cutoff: float, page_size: int = 100) -> Iterator[list[StaleTask]]:
         """Pages of tasks not ended whose heartbeat is older than ``cutoff``, oldest first in each
         shard (starting at a random shard), read lazily from the keys-only sparse index (one Query per page)."""
@@ -240,6 +261,7 @@ class TaskTable:
                     {"AttributeName": "attempt", "AttributeType": "N"},
                     {"AttributeName": "active_shard", "AttributeType": "S"},
                     {"AttributeName": "heartbeat_at", "AttributeType": "N"},
+                    {"AttributeName": "job_key", "AttributeType": "S"},
                 ],
                 KeySchema=[
                     {"AttributeName": "action_id", "KeyType": "HASH"},
@@ -253,7 +275,12 @@ class TaskTable:
                             {"AttributeName": "heartbeat_at", "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "KEYS_ONLY"},
-                    }
+                    },
+                    {
+                        "IndexName": JOB_INDEX,
+                        "KeySchema": [{"AttributeName": "job_key", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    },
                 ],
             )
         except ClientError as error:
@@ -266,4 +293,4 @@ class TaskTable:
         )
 
 
-__all__ = ["ACTIVE_INDEX", "AttemptOwner", "RecordChanged", "StaleTask", "TaskTable", "new_client"]
+__all__ = ["ACTIVE_INDEX", "JOB_INDEX", "AttemptOwner", "RecordChanged", "StaleTask", "TaskTable", "new_client"]

@@ -43,6 +43,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ..phase import ends_attempt
 from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
 from .dynamodb import RecordChanged, StaleTask, TaskTable
+from .pushed_status import PushedStatus
 from .record import ACTIVE, ACTIVE_SHARDS, CANCELLING, CLAIMED, ENDED, TaskRecord
 from .status_reads import StatusReads
 
@@ -55,7 +56,7 @@ _OWNS_CANCEL = "#state = :cancelling AND lease_owner = :owner"
 _IS_ACTIVE_AT_VERSION = "#state = :active AND version = :version"
 # Leaving the index and taking the long retention: what every move to `ended` also does.
 _ENDS = "#state = :ended, #phase = :phase, #message = :message, updated_at = :now, expires_at = :expires, version = version + :one"
-_LEAVES_INDEX = "active_shard, heartbeat_at, lease_owner, lease_expires_at, create_request"
+_LEAVES_INDEX = "active_shard, heartbeat_at, lease_owner, lease_expires_at, create_request, job_key"
 
 
 @dataclass
@@ -68,7 +69,10 @@ class ClaimResult:
     prior_create_error: str = ""
 
 
-class TaskStore(StatusReads, TaskTable):
+class TaskStore(StatusReads, PushedStatus, TaskTable):
+    ENDS = _ENDS
+    LEAVES_INDEX = _LEAVES_INDEX
+
     def __init__(
         self,
         table_name: str,
@@ -160,16 +164,20 @@ class TaskStore(StatusReads, TaskTable):
         item.pop("create_request", None)
         check_fits(item, {"resource_meta": resource_meta})
 
-    def finish_create(self, record: TaskRecord, resource_meta: bytes, phase: int) -> TaskRecord:
-        """claimed (ours), not superseded  ──▶  active, with the connector's metadata; the create
-        request goes. A claim a newer attempt marked meanwhile loses: its owner deletes the job."""
+    def finish_create(
+        self, record: TaskRecord, resource_meta: bytes, phase: int, job_key: str | None = None
+    ) -> TaskRecord:
+        """claimed (ours), not superseded  ──▶  active, with the connector's metadata (and the key
+        its job's events carry); the create request goes. A claim a newer attempt marked
+        meanwhile loses: its owner deletes the job."""
         now = self.clock()
         try:
             return self._update(
                 record,
                 # The claim's heartbeat stays: seconds old, and moving it would rewrite the index entry.
                 "SET #state = :active, resource_meta = :meta, #phase = :phase, updated_at = :now, "
-                "version = version + :one REMOVE lease_owner, lease_expires_at, create_request",
+                + ("job_key = :job, " if job_key else "")
+                + "version = version + :one REMOVE lease_owner, lease_expires_at, create_request",
                 _OWNS_CLAIM + " AND attribute_not_exists(superseded_by)",
                 {
                     **self._states(),
@@ -178,6 +186,7 @@ class TaskStore(StatusReads, TaskTable):
                     ":phase": {"N": str(phase)},
                     ":now": {"N": repr(now)},
                     ":one": {"N": "1"},
+                    **({":job": {"S": job_key}} if job_key else {}),
                 },
             )
         except RecordChanged as changed:

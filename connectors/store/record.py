@@ -118,6 +118,13 @@ class TaskRecord:
     # Set by DeleteTask before it stops the job: a poll that then reads the job cancelled knows
     # this service stopped it (ABORTED), not AWS or a person (FAILED, polling.py).
     delete_requested_at: float | None = None
+    # The key the job's state-change events carry (connectors/job_events.py), indexed (JOB_INDEX):
+    # set at create for a connector with events, so an event finds its task with one query.
+    job_key: str | None = None
+    # When an event last told this record the job's status (this service's clock), and the
+    # event's own time: an event older than the last one applied moves nothing.
+    status_pushed_at: float | None = None
+    status_event_at: float | None = None
 
     @property
     def handle(self) -> TaskHandle:
@@ -170,6 +177,8 @@ _FLOAT_FIELDS = {
     "lease_expires_at",
     "status_failing_since",
     "status_read_at",
+    "status_pushed_at",
+    "status_event_at",
 }
 
 

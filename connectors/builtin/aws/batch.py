@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -32,6 +32,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, not_found
+from ...job_events import JobEvents, detail_field
 from .base import (
     AwsConnector,
     IamActions,
@@ -95,6 +96,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     replay_settle_seconds = 60.0
     # The job is found by ListJobs, which lists a job at least 7 days after it ends.
     replay_window = timedelta(days=7)
+    job_events = JobEvents("aws.batch", "Batch Job State Change", detail_field("jobId"))
     iam_actions: ClassVar[IamActions] = {
         "create": ("batch:ListJobs", "batch:SubmitJob", "batch:TagResource"),
         "get": ("batch:DescribeJobs",),
@@ -188,7 +190,18 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         return jobs[0]
 
     async def get(self, resource_meta: AwsBatchJobMeta, **kwargs: Any) -> Resource:
-        job = await self._describe(resource_meta)
+        return self.job_resource(await self._describe(resource_meta), resource_meta)
+
+    def job_key(self, resource_meta: AwsBatchJobMeta) -> str:
+        return resource_meta.job_id
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: AwsBatchJobMeta) -> Resource:
+        # "The detail of a Batch Job State Change event is the job as DescribeJobs describes it"
+        # (AWS Batch user guide, EventBridge: job state change events).
+        return self.job_resource(detail, resource_meta)
+
+    def job_resource(self, job: Mapping[str, Any], resource_meta: AwsBatchJobMeta) -> Resource:
+        """The task's report from a job as DescribeJobs (or its state-change event) describes it."""
         status = job.get("status", "")
         phase = PHASES.phase(status)
         attempts = job.get("attempts") or []

@@ -1,0 +1,149 @@
+"""Jobs' state-change events into task records: status pushed by AWS, not polled.
+
+EventBridge rules (template.yaml; ``make serve``'s fake AWS alike) route each enabled
+connector's "... State Change" events through an SQS queue to the StatusEventsFunction, which
+hands each event here. An event is applied as a poll's reading would be, with the same rules:
+
+- it finds its task by the key it carries (``job_events.key``), indexed at create: one query;
+  an event about a job this service did not start (others share the account) finds none;
+- the connector reads the phase and message from the event's detail (``resource_from_event``),
+  sanitised as a poll's report is (``answer_resource``), a job stopped not by this service
+  told FAILED (``as_told``);
+- the write is conditional (store/pushed_status.py): only an active record at the version
+  read, never one ended or being cancelled, never after a later event; a phase never moves back
+  (a later rank only), so a duplicate, late or out-of-order event changes nothing;
+- a SUCCEEDED job, or an event the connector cannot read, makes the status due instead: the
+  next poll reads the job (its outputs come from that read).
+
+What the receiver answers per event is an outcome word for logs and metrics; a failure of the
+store raises, so the queue delivers the event again (and, past its tries, to the dead-letter
+queue, with an alarm).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flyteidl2.core.execution_pb2 import TaskExecution
+
+from .answers import answer_resource
+from .connector import AsyncConnector, Resource
+from .job_events import event_job_key
+from .phase import ends_attempt, phase_name
+from .polling import as_told
+from .store import ACTIVE, RecordChanged, TaskRecord
+
+logger = logging.getLogger(__name__)
+
+WRITE_TRIES = 4
+# How far a phase has come: an event never moves a task back (a poll may: it reads the job itself).
+_RANK = {
+    TaskExecution.UNDEFINED: 0,
+    TaskExecution.QUEUED: 1,
+    TaskExecution.WAITING_FOR_RESOURCES: 1,
+    TaskExecution.INITIALIZING: 2,
+    TaskExecution.RUNNING: 3,
+}
+_ENDED_RANK = 4
+
+
+def rank(phase: int) -> int:
+    return _ENDED_RANK if ends_attempt(phase) else _RANK.get(phase, 0)
+
+
+class EventReceiver:
+    """Applies state-change events to the records of the tasks whose jobs they are about."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service  # its registry, store, calls and run_store
+        self._by_event: dict[tuple[str, str], list[AsyncConnector[Any]]] = {}
+        for connector in service.registry.connectors():
+            events = connector.job_events
+            if events is not None:
+                self._by_event.setdefault((events.source, events.detail_type), []).append(connector)
+
+    def patterns(self) -> list[dict[str, Any]]:
+        """The EventBridge patterns of every registered connector with events."""
+        return [{"source": [source], "detail-type": [kind]} for source, kind in sorted(self._by_event)]
+
+    async def receive(self, event: Mapping[str, Any]) -> str:
+        """Apply one EventBridge event; what became of it: applied, due, unchanged, ended,
+        unknown job, not ours (no connector for it) or malformed."""
+        detail = event.get("detail")
+        source, kind = event.get("source"), event.get("detail-type")
+        if not isinstance(detail, Mapping) or not isinstance(source, str) or not isinstance(kind, str):
+            return "malformed"
+        connectors = self._by_event.get((source, kind))
+        if not connectors:
+            return "not ours"
+        at = event_time(event)
+        outcome = "unknown job"
+        for connector in connectors:
+            key = event_job_key(connector, detail)
+            if key is None:
+                continue
+            for record in await self.service.run_store(self.service.store.records_of_job, key):
+                outcome = await self._apply(connector, record, detail, at)
+        return outcome
+
+    async def _apply(
+        self, connector: AsyncConnector[Any], record: TaskRecord, detail: Mapping[str, Any], at: float
+    ) -> str:
+        store = self.service.store
+        try:
+            meta = self.service.calls.decode_meta(connector, record)
+            told = connector.resource_from_event(detail, meta)
+        except Exception:  # a connector's bug must not stop the queue: the next poll reads the job
+            logger.exception("task %s: %s could not read a state-change event", record.name, connector.name)
+            told = None
+        for _ in range(WRITE_TRIES):
+            if record.state != ACTIVE:
+                return "ended"
+            if record.status_event_at is not None and at < record.status_event_at:
+                return "unchanged"  # an older event than one applied: late, or out of order
+            try:
+                if told is None or told.phase == TaskExecution.SUCCEEDED:
+                    await self.service.run_store(store.status_due, record, at)
+                    return "due"
+                reported = as_told(record, answer_resource(record, _checked(told)))
+                if rank(reported.phase) < rank(record.phase) or (
+                    reported.phase == record.phase and reported.message == record.message
+                ):
+                    return "unchanged"
+                await self.service.run_store(store.push_status, record, reported.phase, reported.message, at)
+                logger.info(
+                    "task %s: %s -> %s (state-change event)",
+                    record.name,
+                    phase_name(record.phase),
+                    phase_name(reported.phase),
+                )
+                return "applied"
+            except RecordChanged as changed:  # a poll, a DeleteTask or another event came first
+                if changed.current is None:
+                    return "ended"
+                record = changed.current
+        return "unchanged"  # it kept changing: the polls are reading it
+
+
+def _checked(told: Resource) -> Resource:
+    if not isinstance(told, Resource):
+        raise TypeError(f"resource_from_event returned {type(told).__name__}, not a Resource")
+    return told
+
+
+def event_time(event: Mapping[str, Any]) -> float:
+    """The event's own time (EventBridge's ``time``, ISO 8601 to the second), as epoch seconds;
+    0 when absent or unreadable (such an event is ordered before every other)."""
+    raw = event.get("time")
+    if not isinstance(raw, str):
+        return 0.0
+    try:
+        return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+__all__ = ["EventReceiver", "event_time", "rank"]

@@ -1,0 +1,68 @@
+"""What a connector's remote publishes about its jobs: EventBridge state-change events.
+
+All eight AWS services the built-in connectors start jobs on put a "... State Change" event on
+the account's default event bus whenever a job's status changes, for free. A connector that
+declares :class:`JobEvents` (``job_events`` on the class) lets the service keep its tasks'
+records current from those events (connectors/event_receiver.py) instead of reading each job's
+status on every poll: a poll then reads the remote only when the record's status is older than
+``StatusSafetyReadMinutes`` (events can be lost), and once for a SUCCEEDED job's outputs.
+
+A connector with events implements, beside ``job_events``:
+
+- ``job_key(resource_meta)``: the key of the job a create started, as ``job_events.key`` reads
+  it from an event's detail (a job id, an ARN); stored with the task's record and indexed, so an
+  event leads to its task with one query;
+- ``resource_from_event(detail, resource_meta)``: the job's phase and message from an event's
+  detail, as ``get`` would report them; None when the event does not tell (the next poll reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JobEvents:
+    """The EventBridge events a remote publishes when one of its jobs changes status."""
+
+    source: str  # the event's "source": "aws.batch"
+    detail_type: str  # its "detail-type": "Batch Job State Change"
+    key: Callable[[Mapping[str, Any]], str | None]  # the job's key from the event's "detail"
+
+    def pattern(self) -> dict[str, Any]:
+        """The EventBridge rule pattern that matches these events (template.yaml and make serve)."""
+        return {"source": [self.source], "detail-type": [self.detail_type]}
+
+
+def detail_field(*names: str) -> Callable[[Mapping[str, Any]], str | None]:
+    """A ``key`` reading the first of ``names`` present in the detail as a string; joined with
+    '/' when several are named with ``+`` (``"applicationId+jobRunId"``)."""
+
+    def key(detail: Mapping[str, Any]) -> str | None:
+        for name in names:
+            parts = [detail.get(part) for part in name.split("+")]
+            if all(isinstance(part, str) and part for part in parts):
+                return "/".join(parts)  # type: ignore[arg-type]
+        return None
+
+    return key
+
+
+def job_key_of(connector: Any, resource_meta: Any) -> str | None:
+    """The indexed key of the job ``create`` started: the task type, then the connector's key
+    (two connectors on one event source, SageMaker's training and processing jobs, never meet)."""
+    if connector.job_events is None:
+        return None
+    key = connector.job_key(resource_meta)
+    return f"{connector.task_type_name}#{key}" if key else None
+
+
+def event_job_key(connector: Any, detail: Mapping[str, Any]) -> str | None:
+    """The indexed key an event's detail names for ``connector``'s jobs, as :func:`job_key_of`."""
+    key = connector.job_events.key(detail) if connector.job_events is not None else None
+    return f"{connector.task_type_name}#{key}" if key else None
+
+
+__all__ = ["JobEvents", "detail_field", "event_job_key", "job_key_of"]
