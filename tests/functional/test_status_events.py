@@ -94,7 +94,7 @@ def test_a_succeeded_event_makes_the_next_poll_read_the_job_once(events):
     assert events.poll() == ("RUNNING", 0)
     assert events.push("SUCCEEDED", 5) == "due"
     assert events.record().status_read_at is None and events.record().status_pushed_at is None
-    phase, reads = events.poll()
+    _, reads = events.poll()
     assert reads == 1  # its outputs and final answer come from the job itself
     assert events.poll()[1] == 0  # then the stored status is fresh again
 
