@@ -14,11 +14,15 @@ A connector with events implements, beside ``job_events``:
   event leads to its task with one query;
 - ``resource_from_event(detail, resource_meta)``: the job's phase and message from an event's
   detail, as ``get`` would report them; None when the event does not tell (the next poll reads).
+  The built-in AWS connectors map the detail through the very function ``get`` maps the describe
+  answer with (the detail as it is where AWS documents it as the describe shape, translated into
+  that shape where not), and answer None where the detail lacks what that mapping decides a
+  phase by (:func:`detail_status`): a phase is never guessed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +54,22 @@ def detail_field(*names: str) -> Callable[[Mapping[str, Any]], str | None]:
     return key
 
 
+def detail_status(
+    detail: Mapping[str, Any], field: str, known: Collection[str], needs: Mapping[str, str | None] | None = None
+) -> str | None:
+    """The status word at ``field`` of an event's detail, when it is one of ``known`` and the
+    detail holds what the connector's mapping decides that word's phase by: ``needs`` maps a word
+    to the field read for it (None: a field its events never carry). Else None: the poll reads
+    the job (a word the remote added since is read there too, and reported as a poll reports it)."""
+    word = detail.get(field)
+    if not isinstance(word, str) or word not in known:
+        return None
+    needs = needs or {}
+    if word in needs and (needs[word] is None or not detail.get(needs[word] or "")):
+        return None
+    return word
+
+
 def job_key_of(connector: Any, resource_meta: Any) -> str | None:
     """The indexed key of the job ``create`` started: the task type, then the connector's key
     (two connectors on one event source, SageMaker's training and processing jobs, never meet)."""
@@ -65,4 +85,4 @@ def event_job_key(connector: Any, detail: Mapping[str, Any]) -> str | None:
     return f"{connector.task_type_name}#{key}" if key else None
 
 
-__all__ = ["JobEvents", "detail_field", "event_job_key", "job_key_of"]
+__all__ = ["JobEvents", "detail_field", "detail_status", "event_job_key", "job_key_of"]

@@ -7,12 +7,15 @@
 | delete | StopQueryExecution (a finished query stays as it ended) |
 | outputs | the first declared DataFrame output refers to the result CSV in S3; FAILED when Athena gives no OutputLocation (a work group with managed query results) |
 | custom_info | query execution id, state, work group, statistics |
+| events | "Athena Query State Change" (aws.athena), keyed by ``queryExecutionId`` |
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,6 +24,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
+from ...job_events import JobEvents, detail_field, detail_status
 from .base import AwsConnector, IamActions, PhaseTable, console_url, is_dataframe, json_data, log_link, output_names
 from .fields import Limit
 
@@ -53,6 +57,7 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
     task_type_version = 0
     metadata_type = AthenaQueryMeta
     service = "athena"
+    job_events = JobEvents("aws.athena", "Athena Query State Change", detail_field("queryExecutionId"))
     # Athena also runs the query with the caller's rights on the result location (S3) and the
     # Glue Data Catalog: template.yaml grants those on the resources its parameters name.
     iam_actions: ClassVar[IamActions] = {
@@ -123,6 +128,32 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         found = (await self.aws("get_query_execution", QueryExecutionId=resource_meta.query_execution_id))[
             "QueryExecution"
         ]
+        return self.query_resource(found, resource_meta)
+
+    def job_key(self, resource_meta: AthenaQueryMeta) -> str:
+        return resource_meta.query_execution_id
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: AthenaQueryMeta) -> Resource | None:
+        """The detail, as the Athena user guide documents it ("Monitor Athena query events with
+        EventBridge"): versionId, currentState, previousState, statementType, queryExecutionId,
+        workgroupName, sequenceNumber; a FAILED one of newer events also ``athenaError``
+        {errorCategory, errorType, errorMessage, retryable}. Translated into GetQueryExecution's
+        shape and mapped as ``get`` maps it. None for FAILED without ``athenaError.retryable``
+        (older events: whether it may be retried is the poll's to read). It has no
+        StateChangeReason, so a FAILED message is the error's and a CANCELLED one "Athena query
+        cancelled"; SUCCEEDED is told without outputs (the poll it makes due reads them)."""
+        state = detail_status(detail, "currentState", PHASES.phases)
+        error = detail.get("athenaError")
+        status: dict[str, Any] = {"State": state}
+        if isinstance(error, Mapping) and isinstance(error.get("retryable"), bool):
+            status["AthenaError"] = {"Retryable": error["retryable"], "ErrorMessage": error.get("errorMessage")}
+        if state is None or (state == "FAILED" and "AthenaError" not in status):
+            return None
+        found = {"Status": status, "WorkGroup": detail.get("workgroupName")}
+        return self.query_resource(found, dataclasses.replace(resource_meta, dataframe_output=None))
+
+    def query_resource(self, found: Mapping[str, Any], resource_meta: AthenaQueryMeta) -> Resource:
+        """The task's report from a query as GetQueryExecution describes it."""
         status = found.get("Status", {})
         state = status.get("State", "")
         phase = PHASES.phase(state)
@@ -159,7 +190,7 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
                 raise
 
 
-def _no_location(meta: AthenaQueryMeta, found: dict[str, Any]) -> str:
+def _no_location(meta: AthenaQueryMeta, found: Mapping[str, Any]) -> str:
     """Why a query that succeeded gives its DataFrame output no result file, and what to do."""
     group = found.get("WorkGroup") or meta.work_group
     why = (

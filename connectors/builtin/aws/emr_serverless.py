@@ -7,11 +7,13 @@
 | delete | CancelJobRun (a run that has ended stays as it ended) |
 | log links | the EMR console's job run page; the CloudWatch log group when configuration_overrides.monitoringConfiguration.cloudWatchLoggingConfiguration is enabled |
 | custom_info | application id, job run id, state and its details, duration, billed resources |
+| events | "EMR Serverless Job Run State Change" (aws.emr-serverless), keyed by ``applicationId`` and ``jobRunId`` |
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +21,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
+from ...job_events import JobEvents, detail_field, detail_status
 from .base import (
     AwsConnector,
     IamActions,
@@ -76,6 +79,9 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
     task_type_version = 0
     metadata_type = EmrServerlessJobMeta
     service = "emr-serverless"
+    job_events = JobEvents(
+        "aws.emr-serverless", "EMR Serverless Job Run State Change", detail_field("applicationId+jobRunId")
+    )
     iam_actions: ClassVar[IamActions] = {
         "create": ("emr-serverless:StartJobRun", "emr-serverless:TagResource", "iam:PassRole"),
         "get": ("emr-serverless:GetJobRun",),
@@ -146,7 +152,24 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         )
 
     async def get(self, resource_meta: EmrServerlessJobMeta, **kwargs: Any) -> Resource:
-        run = await self._run(resource_meta)
+        return self.run_resource(await self._run(resource_meta), resource_meta)
+
+    def job_key(self, resource_meta: EmrServerlessJobMeta) -> str:
+        return f"{resource_meta.application_id}/{resource_meta.job_run_id}"
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: EmrServerlessJobMeta) -> Resource | None:
+        """The detail, as the EMR Serverless user guide documents it ("Automating EMR Serverless
+        with Amazon EventBridge", job run state change events): jobRunId, applicationId, arn,
+        releaseLabel, state, previousState, createdBy, createdAt, updatedAt; GetJobRun's names for
+        the fields it shares, so it is mapped as ``get`` maps the job run. None for FAILED without
+        ``stateDetails``: whether AWS's own trouble failed it (RETRYABLE_FAILED), and why, is the
+        poll's to read."""
+        if detail_status(detail, "state", PHASES.phases, {"FAILED": "stateDetails"}) is None:
+            return None
+        return self.run_resource(detail, resource_meta)
+
+    def run_resource(self, run: Mapping[str, Any], resource_meta: EmrServerlessJobMeta) -> Resource:
+        """The task's report from a job run as GetJobRun (or its state-change event) describes it."""
         state = run.get("state", "")
         phase = PHASES.phase(state)
         details = run.get("stateDetails") or ""
@@ -188,7 +211,7 @@ class EmrServerlessJobConnector(AwsConnector[EmrServerlessJobMeta]):
         return (await self.aws("get_job_run", applicationId=meta.application_id, jobRunId=meta.job_run_id))["jobRun"]
 
     @staticmethod
-    def _links(meta: EmrServerlessJobMeta, run: dict[str, Any]) -> list[Any]:
+    def _links(meta: EmrServerlessJobMeta, run: Mapping[str, Any]) -> list[Any]:
         page = console_url(
             f"emr/home?region={{region}}#/serverless/applications/{meta.application_id}/job-runs/{meta.job_run_id}"
         )

@@ -8,6 +8,7 @@
 | outputs | none; log links to the run in the Glue console and its CloudWatch output and error streams |
 | logs | GetTaskLogs from ``<LogGroupName>/output``, stream = the run id |
 | custom_info | job name, run id, state, attempt, execution time, DPU seconds, error message |
+| events | "Glue Job State Change" (aws.glue), keyed by ``jobRunId``: sent as a run ends (SUCCEEDED, FAILED, TIMEOUT, STOPPED) |
 
 Glue takes no client token, so the token rides in the run's Arguments and the job's runs are
 looked up before starting one. GetJobRuns answers the newest runs first, so the run an earlier
@@ -21,7 +22,7 @@ a lost answer, starting a second run); when its answer is lost, the runs are loo
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
+from ...job_events import JobEvents, detail_field, detail_status
 from .base import AwsConnector, IamActions, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link
 from .logs import cloudwatch_log_pages
 
@@ -76,6 +78,7 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
     task_type_version = 0
     metadata_type = GlueJobMeta
     service = "glue"
+    job_events = JobEvents("aws.glue", "Glue Job State Change", detail_field("jobRunId"))
     # GetJobRuns is eventually consistent: a create whose outcome is unknown is replayed (its job
     # looked up by the token) no sooner than this after it began (connectors/connector.py).
     replay_settle_seconds = 60.0
@@ -162,7 +165,26 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
         return (await self.aws("get_job_run", JobName=meta.job_name, RunId=meta.job_run_id))["JobRun"]
 
     async def get(self, resource_meta: GlueJobMeta, **kwargs: Any) -> Resource:
-        run = await self._run(resource_meta)
+        return self.run_resource(await self._run(resource_meta), resource_meta)
+
+    def job_key(self, resource_meta: GlueJobMeta) -> str:
+        return resource_meta.job_run_id
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: GlueJobMeta) -> Resource | None:
+        """The detail, as the Glue developer guide documents it ("Automating AWS Glue with
+        EventBridge"): jobName, severity, state, jobRunId, message; sent for SUCCEEDED, FAILED,
+        TIMEOUT and STOPPED only (RUNNING and the like come as "Glue Job Run Status", and only past
+        a job's notify-delay threshold). Translated into GetJobRun's shape, ``message`` for its
+        ErrorMessage (Glue's own text of how the run ended), and mapped as ``get`` maps the run.
+        None for FAILED (and ERROR): whether it may be retried is read from the run's ErrorMessage,
+        which ``message`` is documented to hold only by example (the poll reads it)."""
+        state = detail_status(detail, "state", PHASES.phases, {"FAILED": None, "ERROR": None})
+        if state is None:
+            return None
+        return self.run_resource({"JobRunState": state, "ErrorMessage": detail.get("message")}, resource_meta)
+
+    def run_resource(self, run: Mapping[str, Any], resource_meta: GlueJobMeta) -> Resource:
+        """The task's report from a job run as GetJobRun describes it."""
         state = run.get("JobRunState", "")
         phase = PHASES.phase(state)
         error = run.get("ErrorMessage") or ""

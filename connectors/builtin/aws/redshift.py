@@ -7,6 +7,7 @@
 | delete | CancelStatement (a statement that has ended stays as it ended) |
 | outputs | the DataFrame output refers to ``<unload_prefix>/<token>/`` as parquet |
 | custom_info | statement id, status, result rows, Redshift query id, duration |
+| events | "Redshift Data Statement Status Change" (aws.redshift-data), keyed by ``statementId``: sent because ExecuteStatement sets ``WithEvent`` |
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,6 +24,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
+from ...job_events import JobEvents, detail_field, detail_status
 from .base import AwsConnector, IamActions, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
 from .fields import Limit
 
@@ -58,6 +61,8 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
     task_type_version = 0
     metadata_type = RedshiftQueryMeta
     service = "redshift-data"
+    # Sent only for a statement run WithEvent (create sets it), once it has ended.
+    job_events = JobEvents("aws.redshift-data", "Redshift Data Statement Status Change", detail_field("statementId"))
     iam_actions: ClassVar[IamActions] = {
         # the Data API gets database credentials as the caller: one of the last four, by how the
         # template connects (db_user, IAM identity, serverless workgroup, secret_arn)
@@ -110,7 +115,9 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         self.refuse_unfilled_outputs(task_template, frames[:1])
         inputs = inputs or {}
         named = [name for name in inputs if name in _placeholders(query)]
-        params: dict[str, Any] = {"Database": database, "ClientToken": idempotency_token or None}
+        # WithEvent: the Data API puts a "Redshift Data Statement Status Change" event on the
+        # account's default bus as the statement ends (job_events); it sends none without it.
+        params: dict[str, Any] = {"Database": database, "ClientToken": idempotency_token or None, "WithEvent": True}
         params["ClusterIdentifier" if where == "cluster_identifier" else "WorkgroupName"] = target
         for key, name in (("DbUser", "db_user"), ("SecretArn", "secret_arn")):
             if fields.optional(name):
@@ -144,7 +151,28 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         )
 
     async def get(self, resource_meta: RedshiftQueryMeta, **kwargs: Any) -> Resource:
-        found = await self.aws("describe_statement", Id=resource_meta.statement_id)
+        return self.statement_resource(
+            await self.aws("describe_statement", Id=resource_meta.statement_id), resource_meta
+        )
+
+    def job_key(self, resource_meta: RedshiftQueryMeta) -> str:
+        return resource_meta.statement_id
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: RedshiftQueryMeta) -> Resource | None:
+        """The detail, as the Redshift management guide documents it ("Monitoring events for the
+        Amazon Redshift Data API in Amazon EventBridge"): principal, statementName, statementId,
+        redshiftQueryId, state (FINISHED, FAILED or ABORTED), rows, expireAt. Translated into
+        DescribeStatement's shape and mapped as ``get`` maps it. None for FAILED: the event carries
+        no ``Error``, which a failed task's message is (the poll reads it); an ABORTED one says
+        "Redshift statement aborted", as ``get`` does for a statement with no Error."""
+        state = detail_status(detail, "state", PHASES.phases, {"FAILED": None})
+        if state is None:
+            return None
+        found = {"Status": state, "ResultRows": detail.get("rows"), "RedshiftQueryId": detail.get("redshiftQueryId")}
+        return self.statement_resource(found, resource_meta)
+
+    def statement_resource(self, found: Mapping[str, Any], resource_meta: RedshiftQueryMeta) -> Resource:
+        """The task's report from a statement as DescribeStatement describes it."""
         status = found.get("Status", "")
         phase = PHASES.phase(status)
         message = found.get("Error") or f"Redshift statement {status.lower()}"

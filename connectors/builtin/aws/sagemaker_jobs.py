@@ -10,21 +10,26 @@
   Completed, Failed (RETRYABLE_FAILED when FailureReason says capacity or an internal error),
   Stopping, Stopped (ABORTED).
 - delete: Stop; a job that has ended (or is already stopping) stays as it is.
+- get: Describe, mapped by the kind's ``job_resource``; its state-change events ("SageMaker
+  Training Job State Change", "SageMaker Processing Job State Change", aws.sagemaker), keyed by
+  the job's name, are mapped by the same function.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from flyteidl2.connector.connector_pb2 import GetTaskLogsResponse
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ... import literals
-from ...connector import M
+from ...connector import M, Resource
 from ...errors import Code, ConnectError, failed_precondition, invalid_argument, not_found
+from ...job_events import detail_status
 from .base import (
     AwsConnector,
     Fields,
@@ -143,6 +148,9 @@ class SageMakerJobConnector(AwsConnector[M]):
     def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
         name = job_name(idempotency_token, task_execution_metadata)
         return f"the SageMaker {self.kind} job {name} (tagged {TOKEN_TAG}={idempotency_token})"
+    # A status word to the field of the job that ``status`` decides its phase by: what a
+    # state-change event must hold for ``resource_from_event`` to tell that phase.
+    phase_fields: ClassVar[Mapping[str, str]]
 
     @property
     def _noun(self) -> str:
@@ -186,7 +194,26 @@ class SageMakerJobConnector(AwsConnector[M]):
                     raise
         raise failed_precondition(f"{self.task_type_name}: SageMaker {self.kind} job {name!r} could not be created")
 
-    def status(self, found: dict[str, Any]) -> tuple[Any, str, str]:
+    async def get(self, resource_meta: M, **kwargs: Any) -> Resource:
+        return self.job_resource(await self.described(resource_meta.job_name), resource_meta)  # type: ignore[attr-defined]
+
+    @abstractmethod
+    def job_resource(self, found: Mapping[str, Any], resource_meta: M) -> Resource:
+        """The task's report from a job as Describe (or its state-change event) describes it."""
+
+    def job_key(self, resource_meta: M) -> str:
+        return resource_meta.job_name  # type: ignore[attr-defined]
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: M) -> Resource | None:
+        """The detail, as the SageMaker developer guide documents it ("Automating Amazon SageMaker
+        with Amazon EventBridge"): the job as Describe describes it (``<Kind>JobName``,
+        ``<Kind>JobArn``, ``<Kind>JobStatus``, FailureReason, ...), so it is mapped as ``get`` maps
+        the job. None where it lacks the field its status is decided by (``phase_fields``)."""
+        if detail_status(detail, f"{self._noun}Status", PHASES.phases, self.phase_fields) is None:
+            return None
+        return self.job_resource(detail, resource_meta)
+
+    def status(self, found: Mapping[str, Any]) -> tuple[Any, str, str]:
         """The phase, AWS's status word and a message for a described job."""
         status = found.get(f"{self._noun}Status", "")
         phase = PHASES.phase(status)

@@ -8,10 +8,12 @@
 | outputs | each declared directory output named like a processing output's OutputName = its S3Uri; any other declared output is invalid_argument at create |
 | logs | GetTaskLogs from /aws/sagemaker/ProcessingJobs, streams "<job name>/..." |
 | custom_info | job name and ARN, status, exit message, times |
+| events | "SageMaker Processing Job State Change" (aws.sagemaker), keyed by ``ProcessingJobName`` |
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,6 +22,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
+from ...job_events import JobEvents, detail_field
 from .base import IamActions, is_blob, output_names
 from .fields import Limit, MapLimits
 from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, tags_of, with_scalar_inputs
@@ -48,6 +51,9 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
     kind = "processing"
     console_path = "processing-jobs"
     log_group = "/aws/sagemaker/ProcessingJobs"
+    job_events = JobEvents("aws.sagemaker", "SageMaker Processing Job State Change", detail_field("ProcessingJobName"))
+    # Failed: retryable by FailureReason (a processing job has no SecondaryStatus).
+    phase_fields: ClassVar[Mapping[str, str]] = {"Failed": "FailureReason"}
     iam_actions: ClassVar[IamActions] = {
         "create": (
             "sagemaker:DescribeProcessingJob",
@@ -129,8 +135,7 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
         await self.start(name, idempotency_token, params)
         return SageMakerProcessingJobMeta(job_name=name, dir_outputs=declared)
 
-    async def get(self, resource_meta: SageMakerProcessingJobMeta, **kwargs: Any) -> Resource:
-        found = await self.described(resource_meta.job_name)
+    def job_resource(self, found: Mapping[str, Any], resource_meta: SageMakerProcessingJobMeta) -> Resource:
         phase, status, message = self.status(found)
         where = {
             item.get("OutputName"): (item.get("S3Output") or {}).get("S3Uri")

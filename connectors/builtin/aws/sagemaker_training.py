@@ -8,10 +8,12 @@
 | outputs | the first declared file output = ModelArtifacts.S3ModelArtifacts; with it, any other declared output is invalid_argument at create |
 | logs | GetTaskLogs from /aws/sagemaker/TrainingJobs, streams "<job name>/..." |
 | custom_info | job name and ARN, status, secondary status, times, final metrics |
+| events | "SageMaker Training Job State Change" (aws.sagemaker), keyed by ``TrainingJobName`` |
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,6 +22,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import invalid_argument
+from ...job_events import JobEvents, detail_field
 from .base import IamActions, is_blob, json_data, output_names
 from .fields import Limit, MapLimits
 from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, tags_of, with_scalar_inputs
@@ -54,6 +57,14 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
     kind = "training"
     console_path = "jobs"
     log_group = "/aws/sagemaker/TrainingJobs"
+    job_events = JobEvents("aws.sagemaker", "SageMaker Training Job State Change", detail_field("TrainingJobName"))
+    # Failed: retryable by FailureReason; InProgress: INITIALIZING or RUNNING, and Stopped: ABORTED or
+    # FAILED (its own time limit), by SecondaryStatus.
+    phase_fields: ClassVar[Mapping[str, str]] = {
+        "Failed": "FailureReason",
+        "InProgress": "SecondaryStatus",
+        "Stopped": "SecondaryStatus",
+    }
     iam_actions: ClassVar[IamActions] = {
         "create": (
             "sagemaker:DescribeTrainingJob",
@@ -128,8 +139,7 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
         await self.start(name, idempotency_token, params)
         return SageMakerTrainingJobMeta(job_name=name, model_output=files[0] if files else None)
 
-    async def get(self, resource_meta: SageMakerTrainingJobMeta, **kwargs: Any) -> Resource:
-        found = await self.described(resource_meta.job_name)
+    def job_resource(self, found: Mapping[str, Any], resource_meta: SageMakerTrainingJobMeta) -> Resource:
         phase, status, message = self.status(found)
         artifact = (found.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
         outputs = None

@@ -7,12 +7,14 @@
 | delete | StopExecution (an execution that has ended stays as it ended) |
 | outputs | each declared output is the key of that name of the execution's JSON output object (a missing key leaves the output out); with exactly one output declared and an output that is not an object holding it, the whole output |
 | custom_info | execution ARN, name, status, start and stop dates, redrive count |
+| events | "Step Functions Execution Status Change" (aws.states), keyed by ``executionArn`` (STANDARD workflows send them: the only kind it starts) |
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -21,6 +23,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
+from ...job_events import JobEvents, detail_field, detail_status
 from .base import (
     AwsConnector,
     IamActions,
@@ -62,6 +65,7 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
     task_type_version = 0
     metadata_type = SfnExecutionMeta
     service = "stepfunctions"
+    job_events = JobEvents("aws.states", "Step Functions Execution Status Change", detail_field("executionArn"))
     iam_actions: ClassVar[IamActions] = {
         "create": ("states:DescribeStateMachine", "states:StartExecution", "states:DescribeExecution"),
         "get": ("states:DescribeExecution",),
@@ -132,7 +136,25 @@ class SfnExecutionConnector(AwsConnector[SfnExecutionMeta]):
         return SfnExecutionMeta(execution_arn=started["executionArn"], outputs=declared)
 
     async def get(self, resource_meta: SfnExecutionMeta, **kwargs: Any) -> Resource:
-        found = await self.aws("describe_execution", executionArn=resource_meta.execution_arn)
+        return self.execution_resource(
+            await self.aws("describe_execution", executionArn=resource_meta.execution_arn), resource_meta
+        )
+
+    def job_key(self, resource_meta: SfnExecutionMeta) -> str:
+        return resource_meta.execution_arn
+
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: SfnExecutionMeta) -> Resource | None:
+        """The detail, as the Step Functions developer guide documents it ("Automating Step
+        Functions event delivery with EventBridge"): executionArn, stateMachineArn, name, status,
+        startDate, stopDate (epoch milliseconds), input, inputDetails, output, outputDetails,
+        error, cause (and the redrive fields): DescribeExecution's names and values, so it is
+        mapped as ``get`` maps the execution. None only for a status word it does not know."""
+        if detail_status(detail, "status", PHASES.phases) is None:
+            return None
+        return self.execution_resource(detail, resource_meta)
+
+    def execution_resource(self, found: Mapping[str, Any], resource_meta: SfnExecutionMeta) -> Resource:
+        """The task's report from an execution as DescribeExecution (or its event) describes it."""
         status = found.get("status", "")
         phase = PHASES.phase(status)
         reason = ": ".join(part for part in (found.get("error"), found.get("cause")) if part)
