@@ -139,7 +139,7 @@ clean:
 FLYTE_CONNECTORS ?=
 export FLYTE_CONNECTORS
 SAM_FUNCTIONS := CreateTaskFunction GetTaskFunction DeleteTaskFunction GetTaskMetricsFunction \
-	GetTaskLogsFunction ConnectorMetadataFunction AbandonedTaskReaperFunction
+	GetTaskLogsFunction ConnectorMetadataFunction AbandonedTaskReaperFunction StatusEventsFunction
 LAMBDA_PYTHON_VERSION := 3.12
 # A Python with pip for the build: the dev venv when present, else the one found above.
 BUILD_PY = $(firstword $(wildcard $(BIN)/python) $(PYTHON))

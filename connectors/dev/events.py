@@ -3,7 +3,9 @@
 ``python -m connectors.dev.events`` rewrites events/*.json: one HTTP API (payload 2.0) event
 per function, binary proto bodies base64-encoded as API Gateway sends them. GetTask, DeleteTask,
 GetTaskMetrics and GetTaskLogs name an example echo task whose record :func:`seed_example_task`
-writes (its handle is fixed here, so the events can name it).
+writes (its handle is fixed here, so the events can name it). Beside them, the reaper's
+scheduled event and the status-events queue's SQS batch (one Batch job state change: about a job
+no task of the local table has, it changes nothing).
 """
 
 from __future__ import annotations
@@ -200,6 +202,7 @@ def all_events() -> dict[str, dict[str, Any]]:
             "GET", f"/api/v1/connector/task/echo/0/{base64.urlsafe_b64encode(handle).decode().rstrip('=')}"
         ),
         "reap_abandoned": scheduled_event(),
+        "status_events": sqs_event([batch_job_state_change()]),
     }
 
 
@@ -218,6 +221,67 @@ def scheduled_event() -> dict[str, Any]:
     }
 
 
+def batch_job_state_change(
+    job_id: str = "4c7a7b6e-1b5f-4c1e-9d6b-3f0e8e2a9c41", status: str = "RUNNING"
+) -> dict[str, Any]:
+    """A "Batch Job State Change" event as EventBridge delivers it: its detail is the job as
+    DescribeJobs describes it (AWS Batch user guide, EventBridge)."""
+    job_arn = f"arn:aws:batch:us-east-1:123456789012:job/{job_id}"
+    return {
+        "version": "0",
+        "id": "c8f9c4b5-76e5-d76a-f980-7011e206042b",
+        "detail-type": "Batch Job State Change",
+        "source": "aws.batch",
+        "account": "123456789012",
+        "time": "2026-11-25T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [job_arn],
+        "detail": {
+            "jobArn": job_arn,
+            "jobName": "example-run-a0-0",
+            "jobId": job_id,
+            "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/flyte-example",
+            "status": status,
+            "attempts": [],
+            "createdAt": 1795600790000,
+            "retryStrategy": {"attempts": 1},
+            "dependsOn": [],
+            "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/flyte-example:1",
+            "parameters": {},
+            "container": {"image": "public.ecr.aws/docker/library/python:3.12", "vcpus": 1, "memory": 512},
+            "tags": {},
+            "platformCapabilities": ["EC2"],
+        },
+    }
+
+
+def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The SQS batch Lambda's event source mapping hands the StatusEventsFunction: each record's
+    body one EventBridge event, as the rule's target put it on the queue."""
+    records = []
+    for n, event in enumerate(events):
+        body = json.dumps(event, separators=(",", ":"))
+        records.append(
+            {
+                "messageId": f"059f36b4-87a3-44ab-83d2-66197158{n:04d}",
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795600800000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1795600800010",
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flyte-connectors-StatusEventsQueue-AbCdEf012345",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
+
+
 # The function each event is for (template.yaml logical ids).
 EVENT_FUNCTIONS = {
     "create_task": "CreateTaskFunction",
@@ -230,6 +294,7 @@ EVENT_FUNCTIONS = {
     "get_connector": "ConnectorMetadataFunction",
     "healthz": "ConnectorMetadataFunction",
     "reap_abandoned": "AbandonedTaskReaperFunction",
+    "status_events": "StatusEventsFunction",
 }
 
 

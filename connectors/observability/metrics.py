@@ -15,6 +15,10 @@ operations flyte's server does not count, get_metrics, get_logs, get_connector, 
 - ``flyte_connector_reaper_failures_total``, ``flyte_connector_reaper_skipped_total`` {} : per reaper pass
 - ``flyte_connector_suspected_orphans_total`` {task_type}: creates whose answer was lost, not
   replayed past their connector's replay window: their job, if it started, runs unobserved
+- ``flyte_connector_status_events_total`` {outcome}: the jobs' state-change events the
+  StatusEventsFunction received (connectors/event_queue.py), by what became of each: applied,
+  due (the next poll reads the job), unchanged, ended, unknown_job (not a job of this service),
+  not_ours, malformed, failed (delivered again), not_started (left for the next delivery)
 - ``ColdStart`` {function_name}: Powertools' own name
 
 Every document also carries the ``service`` dimension (POWERTOOLS_SERVICE_NAME) when set, and the
@@ -49,6 +53,7 @@ CANCEL_FAILURES = "flyte_connector_cancel_failures_total"
 REAPER_FAILURES = "flyte_connector_reaper_failures_total"
 REAPER_SKIPPED = "flyte_connector_reaper_skipped_total"
 SUSPECTED_ORPHANS = "flyte_connector_suspected_orphans_total"
+STATUS_EVENTS = "flyte_connector_status_events_total"
 COLD_START = "ColdStart"
 UNKNOWN = "unknown"
 
@@ -168,6 +173,11 @@ def reaper_pass(failed: int, skipped: int) -> None:
     add(REAPER_SKIPPED, "Count", skipped)
 
 
+def status_event(outcome: str) -> None:
+    """One state-change event's outcome (the receiver's word, spaces as underscores)."""
+    add(STATUS_EVENTS, "Count", 1, outcome=outcome.replace(" ", "_"))
+
+
 __all__ = [
     "NAMESPACE",
     "add",
@@ -177,6 +187,7 @@ __all__ = [
     "flush",
     "reaper_pass",
     "request",
+    "status_event",
     "suspected_orphan",
     "task_cancelled",
     "task_created",

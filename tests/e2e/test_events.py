@@ -24,6 +24,7 @@ HANDLER_MODULES = {
     "GetTaskLogsFunction": "handlers.get_task_logs",
     "ConnectorMetadataFunction": "handlers.connector_metadata",
     "AbandonedTaskReaperFunction": "handlers.reap_abandoned",
+    "StatusEventsFunction": "handlers.status_events",
 }
 RESPONSES = {
     "create_task": pb.CreateTaskResponse,
@@ -107,3 +108,8 @@ def test_handlers_work_after_an_asyncio_run_in_the_same_process(seeded):
 def test_the_scheduled_event_runs_the_reaper(seeded):
     report = invoke("reap_abandoned")
     assert report["cancelled"] == 0 and report["failed"] == 0  # the example task was polled just now
+
+
+def test_the_sqs_batch_runs_the_status_events_receiver(seeded):
+    # A Batch job no task of this table has: nothing to apply, nothing to deliver again.
+    assert invoke("status_events") == {"batchItemFailures": []}

@@ -233,3 +233,12 @@ def test_decode_body_reads_a_connect_stream() -> None:
     assert decoded == [{"header": {"token": "t1"}}, {}]
     assert decode_body({"statusCode": 200, "body": "{}", "isBase64Encoded": False}) is None
     assert invoke_module._output_type("/not/a/procedure") is None
+
+
+def test_the_status_events_function_s_config_resolves_its_conditions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """StatusEventsOn (And, Or, Condition) is evaluated on the parameters' defaults: events on."""
+    monkeypatch.delenv("STATUS_SAFETY_READ_MINUTES", raising=False)
+    config = function_config("StatusEventsFunction", TEMPLATE)
+    assert config["handler"] == "handlers.status_events.handler"
+    assert config["timeout"] == 30
+    assert config["environment"]["STATUS_SAFETY_READ_MINUTES"] == "5"

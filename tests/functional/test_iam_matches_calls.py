@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -30,6 +30,9 @@ from connectors import AsyncConnector, Resource, ResourceMeta
 from connectors.builtin import EchoConnector
 from connectors.dev.invoke import load_template
 from connectors.errors import Code, invalid_argument
+from connectors.event_queue import receive_records
+from connectors.event_receiver import EventReceiver
+from connectors.job_events import JobEvents, detail_field
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.service import ConnectorService
@@ -52,6 +55,7 @@ COUNTING = pb.TaskCategory(name="counting", version=0)
 TROUBLE = pb.TaskCategory(name="trouble", version=0)
 BULKY = pb.TaskCategory(name="bulky", version=0)
 ECHO = pb.TaskCategory(name="echo", version=0)
+EVENTED = pb.TaskCategory(name="evented", version=0)
 
 
 # -- what the template grants ---------------------------------------------------------------
@@ -159,9 +163,52 @@ class TroubleConnector(AsyncConnector[TroubleMeta]):
             raise RuntimeError("the remote API will not stop the job")
 
 
+@dataclass
+class EventedMeta(ResourceMeta):
+    job_id: str
+
+
+class EventedConnector(AsyncConnector[EventedMeta]):
+    """A connector whose remote publishes state-change events (as the AWS connectors' services do):
+    its tasks are indexed by job at create, and the StatusEventsFunction applies their events."""
+
+    name = "Evented Connector"
+    task_type_name = "evented"
+    metadata_type = EventedMeta
+    job_events = JobEvents("test.jobs", "Test Job State Change", detail_field("jobId"))
+    PHASES: ClassVar[dict[str, int]] = {
+        "RUNNING": TaskExecution.RUNNING,
+        "SUCCEEDED": TaskExecution.SUCCEEDED,
+        "FAILED": TaskExecution.FAILED,
+    }
+
+    async def create(self, task_template, output_prefix, inputs=None, task_execution_metadata=None, **kwargs):
+        return EventedMeta(job_id=f"job-{kwargs['idempotency_token']}")
+
+    async def get(self, resource_meta: EventedMeta, **kwargs) -> Resource:
+        return Resource(phase=TaskExecution.RUNNING, message="running")
+
+    async def delete(self, resource_meta: EventedMeta, **kwargs) -> None:
+        pass
+
+    def job_key(self, resource_meta: EventedMeta) -> str:
+        return resource_meta.job_id
+
+    def resource_from_event(self, detail, resource_meta: EventedMeta) -> Resource | None:
+        phase = self.PHASES.get(detail.get("status"))
+        return None if phase is None else Resource(phase=phase, message=f"job {detail['status'].lower()}")
+
+
 def registry() -> ConnectorRegistry:
     return ConnectorRegistry(
-        [CountingConnector(), FailingConnector(), TroubleConnector(), BulkyConnector(), EchoConnector()]
+        [
+            CountingConnector(),
+            FailingConnector(),
+            TroubleConnector(),
+            BulkyConnector(),
+            EchoConnector(),
+            EventedConnector(),
+        ]
     )
 
 
@@ -228,6 +275,7 @@ def test_every_function_is_checked_here() -> None:
         "get_task_logs",
         "connector_metadata",
         "reaper",
+        "status_events",
     }
     assert set(functions()) == {
         "CreateTaskFunction",
@@ -237,6 +285,7 @@ def test_every_function_is_checked_here() -> None:
         "GetTaskLogsFunction",
         "ConnectorMetadataFunction",
         "AbandonedTaskReaperFunction",
+        "StatusEventsFunction",
     }
 
 
@@ -419,3 +468,40 @@ def test_reaper_calls_exactly_its_grants(dynamodb, dynamodb_client, table, seed)
     assert not second.cancelled and len(second.failed) == 1, second.as_dict()
     states = sorted(item["state"]["S"] for item in scan_table(dynamodb_client, table))
     assert states == ["cancelling", "ended", "ended"]
+
+
+def test_status_events_calls_exactly_its_grants(dynamodb, dynamodb_client, table, seed) -> None:
+    jobs = {}
+    for run in ("e1", "e2", "e3"):
+        handle = TaskHandle.decode(create(seed, task_type="evented", run=run))
+        jobs[run] = seed.store.load(handle).job_key.split("#", 1)[1]
+
+    def message(run: str, status: str, second: int) -> dict[str, Any]:
+        event = {
+            "version": "0",
+            "id": f"{run}-{status}",
+            "detail-type": "Test Job State Change",
+            "source": "test.jobs",
+            "time": f"2026-12-07T03:00:{second:02d}Z",
+            "detail": {"jobId": jobs.get(run, run), "status": status},
+        }
+        return {"messageId": f"{run}-{status}-{second}", "body": json.dumps(event)}
+
+    service, recorder = function_service(dynamodb, table, status_safety_read_minutes=5.0)
+    batch = [
+        message("e1", "RUNNING", 1),  # applied
+        message("e1", "RUNNING", 1),  # delivered twice: unchanged
+        message("e2", "SUCCEEDED", 2),  # due: the next poll reads the job
+        message("e3", "FAILED", 3),  # ended: the record ends, and leaves the job index
+        message("e3", "RUNNING", 4),  # about an ended task: finds none
+        message("not-a-job-of-this-service", "RUNNING", 5),
+        {"messageId": "bad", "body": "not an event"},
+    ]
+    assert asyncio.run(receive_records(EventReceiver(service), batch)) == {"batchItemFailures": []}
+
+    assert_calls_are_grants("StatusEventsFunction", recorder)
+    # Each path above really ran.
+    by_run = {item["execution"]["M"]["run"]["S"]: item for item in scan_table(dynamodb_client, table)}
+    assert int(by_run["e1"]["phase"]["N"]) == TaskExecution.RUNNING and "status_pushed_at" in by_run["e1"]
+    assert by_run["e2"]["state"]["S"] == "active" and "status_read_at" not in by_run["e2"]
+    assert by_run["e3"]["state"]["S"] == "ended" and int(by_run["e3"]["phase"]["N"]) == TaskExecution.FAILED

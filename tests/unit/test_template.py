@@ -48,6 +48,7 @@ ROUTES = {
         ("GET", "/api/v1/connectors"),
     },
     "AbandonedTaskReaperFunction": set(),
+    "StatusEventsFunction": set(),  # the status-events queue's consumer (tests/unit/test_template_status_events.py)
 }
 
 HANDLERS = {
@@ -58,10 +59,12 @@ HANDLERS = {
     "GetTaskLogsFunction": "handlers.get_task_logs.handler",
     "ConnectorMetadataFunction": "handlers.connector_metadata.handler",
     "AbandonedTaskReaperFunction": "handlers.reap_abandoned.handler",
+    "StatusEventsFunction": "handlers.status_events.handler",
 }
 
 TABLE = {"Fn::GetAtt": ["TasksTable", "Arn"]}
 ACTIVE_INDEX = {"Fn::Sub": f"${{TasksTable.Arn}}/index/{store.ACTIVE_INDEX}"}
+JOB_INDEX = {"Fn::Sub": f"${{TasksTable.Arn}}/index/{store.JOB_INDEX}"}
 # (action, resource) pairs each function may use, and nothing else: exactly the calls its code
 # makes (tests/functional/test_iam_matches_calls.py records them).
 DYNAMODB_GRANTS = {
@@ -72,7 +75,16 @@ DYNAMODB_GRANTS = {
     "GetTaskLogsFunction": {("GetItem", json.dumps(TABLE))},
     "ConnectorMetadataFunction": set(),
     "AbandonedTaskReaperFunction": {("Query", json.dumps(ACTIVE_INDEX)), ("UpdateItem", json.dumps(TABLE))},
+    "StatusEventsFunction": {
+        ("Query", json.dumps(JOB_INDEX)),
+        ("GetItem", json.dumps(TABLE)),
+        ("UpdateItem", json.dumps(TABLE)),
+    },
 }
+# Beside DynamoDB, only the status-events queue's consumer reads (and deletes from) its queue: the
+# actions Lambda's event source needs, on that queue only (tests/unit/test_template_status_events.py).
+QUEUE_CONSUMER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+STATUS_EVENTS_QUEUE = {"Fn::GetAtt": ["StatusEventsQueue", "Arn"]}
 
 ENVIRONMENT = {
     "TASKS_TABLE": {"Ref": "TasksTable"},
@@ -85,6 +97,8 @@ ENVIRONMENT = {
     "STATUS_STALE_AFTER_MINUTES": {"Ref": "StatusStaleAfterMinutes"},
     "REPLAY_WINDOW_MINUTES": {"Ref": "ReplayWindowMinutes"},
     "STATUS_READ_INTERVAL_SECONDS": {"Ref": "StatusReadIntervalSeconds"},
+    # Only with the status-events resources deployed (tests/unit/test_template_status_events.py).
+    "STATUS_SAFETY_READ_MINUTES": {"Fn::If": ["StatusEventsOn", {"Ref": "StatusSafetyReadMinutes"}, "0"]},
     "MAX_REQUEST_BYTES": {"Ref": "MaxRequestBytes"},
     "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
     "SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
@@ -106,6 +120,9 @@ PARAMETER_DEFAULTS = {
     "StatusStaleAfterMinutes": 30,
     "ReplayWindowMinutes": 180,
     "StatusReadIntervalSeconds": 5,
+    # Status events (tests/unit/test_template_status_events.py).
+    "StatusEvents": "Enabled",
+    "StatusSafetyReadMinutes": 5,
     "MaxRequestBytes": 4194304,
     "MemorySize": 512,
     "ReaperSchedule": "rate(5 minutes)",
@@ -234,6 +251,9 @@ def dynamodb_grants(function: dict[str, Any]) -> set[tuple[str, str]]:
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             for action in actions:
                 service, _, verb = action.partition(":")
+                if service == "sqs":
+                    assert action in QUEUE_CONSUMER_ACTIONS and resources == [STATUS_EVENTS_QUEUE], statement
+                    continue
                 assert service == "dynamodb" and "*" not in verb, action
                 grants |= {(verb, json.dumps(r)) for r in resources}
     return grants
@@ -264,8 +284,8 @@ def test_table_keys_index_and_safety_settings(template: dict[str, Any]) -> None:
         {"AttributeName": "attempt", "KeyType": "RANGE"},
     ]
     attributes = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
-    assert attributes == {"action_id": "S", "attempt": "N", "active_shard": "S", "heartbeat_at": "N"}
-    (index,) = properties["GlobalSecondaryIndexes"]
+    assert attributes == {"action_id": "S", "attempt": "N", "active_shard": "S", "heartbeat_at": "N", "job_key": "S"}
+    index, job_index = properties["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "active-by-heartbeat" == store.ACTIVE_INDEX
     assert index["KeySchema"] == [
         {"AttributeName": "active_shard", "KeyType": "HASH"},
@@ -273,6 +293,13 @@ def test_table_keys_index_and_safety_settings(template: dict[str, Any]) -> None:
     ]
     # The reaper reads keys and the heartbeat only; a heartbeat write then touches a small index item.
     assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # A state-change event finds its task by the key it names the job by; KEYS_ONLY: the receiver
+    # reads the record itself (strongly consistent), and only create and the end write the index.
+    assert job_index == {
+        "IndexName": store.JOB_INDEX,
+        "KeySchema": [{"AttributeName": "job_key", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
 
 
 class _SchemaRecorder:
@@ -339,7 +366,7 @@ def test_runtime_environment_and_parameters(template: dict[str, Any]) -> None:
         assert "Environment" not in properties, f"{name} should take the environment from Globals"
         assert function["Metadata"]["BuildMethod"] == "makefile"
         timeout = properties.get("Timeout", globals_["Timeout"])
-        assert timeout == (300 if name == "AbandonedTaskReaperFunction" else 15), name
+        assert timeout == {"AbandonedTaskReaperFunction": 300, "StatusEventsFunction": 30}.get(name, 15), name
     reaper_events = template["Resources"]["AbandonedTaskReaperFunction"]["Properties"]["Events"]
     assert [e["Properties"]["Schedule"] for e in reaper_events.values() if e["Type"] == "Schedule"] == [
         {"Ref": "ReaperSchedule"}

@@ -51,6 +51,8 @@ FUNCTION_OPERATIONS: dict[str, frozenset[str]] = {
     "GetTaskLogsFunction": frozenset({"get_logs"}),
     "ConnectorMetadataFunction": frozenset(),
     "AbandonedTaskReaperFunction": frozenset({"create", "delete"}),
+    # Reads each event's detail with the connector's code, never its remote: no AWS-connector grant.
+    "StatusEventsFunction": frozenset(),
 }
 # An operation's key in a connector's iam_actions (an AWS connector serves no metrics).
 IAM_KEY = {"create": "create", "get": "get", "delete": "delete", "get_logs": "logs", "get_metrics": "metrics"}

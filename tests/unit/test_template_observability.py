@@ -25,7 +25,12 @@ CFN_LINT = ROOT / ".venv" / "bin" / "cfn-lint"
 TEMPLATE = load_template(TEMPLATE_PATH)
 RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = sorted(name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function")
-API_FUNCTIONS = [name for name in FUNCTIONS if name != "AbandonedTaskReaperFunction"]
+# The functions every stack has: the per-function widgets and alarms list them. The
+# StatusEventsFunction exists only with StatusEvents on: its own widget and alarms (the queue's
+# age and dead-letter queue, which its failures and throttles show in) are checked below.
+STATUS_EVENTS_FUNCTION = "StatusEventsFunction"
+ALWAYS_FUNCTIONS = [name for name in FUNCTIONS if "Condition" not in RESOURCES[name]]
+API_FUNCTIONS = [name for name in ALWAYS_FUNCTIONS if name != "AbandonedTaskReaperFunction"]
 # The values of the metrics' `operation` dimension (connectors/observability/metrics.py: flyte's
 # own, then the operations flyte's server does not count), each with a p99 latency series.
 OPERATIONS = ["create", "get", "delete", "get_metrics", "get_logs", "get_connector", "list_connectors"]
@@ -64,6 +69,12 @@ def evaluate(node: Any, params: dict[str, Any]) -> Any:
             return left == right
         if key == "Fn::Not":
             return not evaluate(value[0], params)
+        if key == "Fn::And":
+            return all(evaluate(item, params) for item in value)
+        if key == "Fn::Or":
+            return any(evaluate(item, params) for item in value)
+        if key == "Condition":
+            return condition(value, params)
         if key == "Fn::If":
             chosen = value[1] if condition(value[0], params) else value[2]
             return evaluate(chosen, params)
@@ -80,8 +91,15 @@ def condition(name: str, params: dict[str, Any]) -> bool:
 # -- the dashboard --------------------------------------------------------------------------------
 
 
+def dashboard_variables() -> dict[str, Any]:
+    """The body's own variables (the Status events resources, which a stack may not have)."""
+    sub = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return {} if isinstance(sub, str) else sub[1]
+
+
 def dashboard_body() -> tuple[str, dict[str, Any]]:
-    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    sub = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = sub if isinstance(sub, str) else sub[0]
     assert isinstance(body, str)
     variables = set(re.findall(r"\$\{([^}!]+)\}", body))
     substituted = re.sub(r"\$\{([^}!]+)\}", lambda m: f"SUB-{m.group(1).replace(':', '-')}", body)
@@ -91,7 +109,13 @@ def dashboard_body() -> tuple[str, dict[str, Any]]:
 def test_the_dashboard_body_is_json_once_substituted_and_names_only_known_variables() -> None:
     _, parsed = dashboard_body()
     for name in parsed["variables"]:
-        assert name in RESOURCES or name in ("AWS::Region", "AWS::StackName"), name
+        assert name in RESOURCES or name in ("AWS::Region", "AWS::StackName") or name in dashboard_variables(), name
+    for name, value in dashboard_variables().items():
+        # A resource that exists only with StatusEvents on, "none" (a widget without data) otherwise.
+        [switch, present, absent] = value["Fn::If"]
+        assert switch == "StatusEventsOn" and absent == "none", name
+        target = present.get("Ref") or present["Fn::GetAtt"][0]
+        assert RESOURCES[target]["Condition"] == switch, name
     widgets = parsed["json"]["widgets"]
     assert widgets and all({"type", "x", "y", "width", "height", "properties"} <= set(w) for w in widgets)
     for widget in widgets:
@@ -132,11 +156,11 @@ def test_the_dashboard_shows_tasks_throttles_lambda_errors_and_cold_starts() -> 
     assert all(m[:4] == ["AWS/DynamoDB", "ThrottledRequests", "TableName", "SUB-TasksTable"] for m in dynamodb)
     for title, metric in (("Lambda errors", "Errors"), ("Lambda throttles", "Throttles")):
         series = _widget(title)["metrics"]
-        assert {m[3] for m in series} == {f"SUB-{f}" for f in FUNCTIONS}
+        assert {m[3] for m in series} == {f"SUB-{f}" for f in ALWAYS_FUNCTIONS}
         assert all(m[:3] == ["AWS/Lambda", metric, "FunctionName"] for m in series)
     assert 'MetricName=\\"ColdStart\\"' in json.dumps(_widget("Cold starts (Powertools")["metrics"])
     logs = _widget("Cold starts per function")
-    for function in FUNCTIONS:
+    for function in ALWAYS_FUNCTIONS:
         assert f"SOURCE '/aws/lambda/SUB-{function}'" in logs["query"]
     assert "@initDuration" in logs["query"] and "Restore Duration" in logs["query"]
 
@@ -182,7 +206,7 @@ def test_the_throttling_alarms_sum_every_function_and_every_table_operation() ->
     by_id = _check_metric_math(lambda_alarm["Metrics"])
     stats = [m["MetricStat"] for m in by_id.values() if "MetricStat" in m]
     assert {s["Metric"]["MetricName"] for s in stats} == {"Throttles"}
-    assert {s["Metric"]["Dimensions"][0]["Value"]["Ref"] for s in stats} == set(FUNCTIONS)
+    assert {s["Metric"]["Dimensions"][0]["Value"]["Ref"] for s in stats} == set(ALWAYS_FUNCTIONS)
     assert (
         by_id["throttles"]["Expression"]
         == "SUM([" + ", ".join(sorted((i for i in by_id if "MetricStat" in by_id[i]), key=lambda i: int(i[1:]))) + "])"
@@ -225,6 +249,8 @@ def test_without_a_topic_the_alarms_have_no_actions_and_with_one_they_notify_it(
         "LambdaErrorsAlarm",
         "ReaperFailuresAlarm",
         "SuspectedOrphansAlarm",
+        "StatusEventsDeadLetterAlarm",
+        "StatusEventsQueueAgeAlarm",
     }
     topic = "arn:aws:sns:us-east-1:123456789012:on-call"
     for name, alarm in ALARMS.items():
@@ -331,8 +357,12 @@ def test_with_snapstart_enabled_the_api_and_the_schedule_call_each_function_s_al
         r["Properties"]["FunctionName"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
     ]
     assert permissions and all(p in [{"Ref": a} for a in aliases.values()] for p in permissions)
-    [rule] = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    [rule] = [
+        r for name, r in resources.items() if r["Type"] == "AWS::Events::Rule" and not name.endswith("StatusEventsRule")
+    ]
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Ref": aliases["AbandonedTaskReaperFunction"]}
+    [source] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert source["Properties"]["FunctionName"] == {"Ref": aliases[STATUS_EVENTS_FUNCTION]}
 
 
 @needs_sam
@@ -392,6 +422,7 @@ def test_the_dashboard_and_alarms_read_the_names_the_service_emits() -> None:
         "REAPER_FAILURES",
         "SUSPECTED_ORPHANS",
         "COLD_START",
+        "STATUS_EVENTS",
     ):
         assert getattr(metrics, name) in text, name
     documented = metrics.__doc__ or ""
