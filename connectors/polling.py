@@ -116,9 +116,16 @@ class Poller:
 
     def _status_fresh(self, connector: AsyncConnector[Any], record: TaskRecord) -> bool:
         """With events delivered, a job's stored status is current until the safety interval has
-        passed since an event or a read last told it (a lost event waits no longer than that)."""
+        passed since an event or a read last told it (a lost event waits no longer than that).
+        Only for a record indexed by its job's key: no event finds one without (a task created
+        before the stack delivered events, or one whose create named no key), so every poll reads."""
         minutes = self.service.settings.status_safety_read_minutes
-        if minutes <= 0 or connector.job_events is None or record.status_failing_since is not None:
+        if (
+            minutes <= 0
+            or connector.job_events is None
+            or record.job_key is None
+            or record.status_failing_since is not None
+        ):
             return False
         known = max(record.status_pushed_at or 0.0, record.status_read_at or 0.0)
         return known > self.store.clock() - minutes * 60
