@@ -5,8 +5,8 @@ Every fenced block is one of:
 - **run**: a ``sh``/``bash`` block runs in bash against ``make serve``; a ``python`` block runs as
   a script, with the environment docs/flyte-tasks.md documents for a local run;
 - **checked**: ``json`` and ``yaml`` are parsed;
-- **shown**: output, diagrams, SQL, PromQL and the like (``text``, ``promql``, ``sql``, no
-  language): nothing to run;
+- **shown**: output, diagrams, SQL, PromQL and the like (``text``, ``promql``, ``sql``,
+  ``mermaid``, no language): nothing to run;
 - **not run**: a ``sh``/``python`` block marked so in the Markdown, with the reason, on the line
   before its fence: ``<!-- docs-test: not run: needs an AWS account (sam deploy) -->``.
 
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUN_LANGUAGES = {"sh": "shell", "bash": "shell", "python": "python"}
 CHECKED_LANGUAGES = {"json", "yaml"}
-SHOWN_LANGUAGES = {"", "text", "promql", "sql"}
+SHOWN_LANGUAGES = {"", "text", "promql", "sql", "mermaid"}
 # CommonMark's fenced code: three or more backticks or tildes, an info string whose first word is
 # the language; closed by the same character, at least as many, and nothing else on the line.
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
