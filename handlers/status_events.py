@@ -15,6 +15,10 @@ def receiver() -> EventReceiver:
     return EventReceiver(default_service())
 
 
+receiver()  # at init, as the other handlers build their app: the connectors load before the first batch
+# (with SnapStart, into the snapshot)
+
+
 def handler(event, context):
     with invocation(context):
         return asyncio.run(receive_records(receiver(), event.get("Records") or []))
