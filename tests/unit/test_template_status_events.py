@@ -44,15 +44,6 @@ EXPECTED_EVENTS: dict[str, tuple[str, str]] = {
 # on this one). Their rules are checked against EXPECTED_EVENTS meanwhile; the test that each
 # class declares them is expected to fail for these, strictly: once a class declares its events
 # that test passes, strict xfail reports it, and its name must be taken out of this set.
-AWAITING_JOB_EVENTS = {
-    "AthenaQueryConnector",
-    "RedshiftQueryConnector",
-    "SfnExecutionConnector",
-    "EmrServerlessJobConnector",
-    "SageMakerTrainingJobConnector",
-    "SageMakerProcessingJobConnector",
-    "GlueJobConnector",
-}
 
 DEFAULTS = Stack()
 
@@ -114,20 +105,7 @@ def test_there_is_one_rule_per_aws_connector_for_the_events_its_service_publishe
         assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
 
 
-@pytest.mark.parametrize(
-    "switch",
-    [
-        pytest.param(
-            switch,
-            marks=pytest.mark.xfail(
-                strict=True, reason="its job_events come with the other branch of issue 19 (AWAITING_JOB_EVENTS)"
-            ),
-        )
-        if switch in AWAITING_JOB_EVENTS
-        else switch
-        for switch in sorted(EXPECTED_EVENTS)
-    ],
-)
+@pytest.mark.parametrize("switch", sorted(EXPECTED_EVENTS))
 def test_each_aws_connector_declares_the_events_its_rule_matches(switch: str) -> None:
     events = CLASSES[switch].job_events
     assert events is not None, f"{switch} declares no job_events: its rule feeds it nothing"
