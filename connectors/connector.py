@@ -130,6 +130,7 @@ class AsyncConnector(ABC, Generic[M]):
         """Where a person finds the job a create with this request and token would have started
         (a job name, a client token, a tag): said when such a create is not replayed."""
         return f"a job started with idempotency token {idempotency_token}"
+
     # The state-change events its remote publishes (connectors/job_events.py); None: it has none,
     # and every poll reads the job's status (at most once per StatusReadIntervalSeconds).
     job_events: ClassVar[JobEvents | None] = None

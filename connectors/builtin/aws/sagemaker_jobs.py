@@ -148,6 +148,7 @@ class SageMakerJobConnector(AwsConnector[M]):
     def replay_hint(self, task_template, idempotency_token, task_execution_metadata) -> str:
         name = job_name(idempotency_token, task_execution_metadata)
         return f"the SageMaker {self.kind} job {name} (tagged {TOKEN_TAG}={idempotency_token})"
+
     # A status word to the field of the job that ``status`` decides its phase by: what a
     # state-change event must hold for ``resource_from_event`` to tell that phase.
     phase_fields: ClassVar[Mapping[str, str]]
