@@ -444,6 +444,7 @@ def test_samconfig_makes_sam_deploy_need_no_flags() -> None:
 
 
 @pytest.mark.skipif(not SAM_PYTHON.exists(), reason="the SAM CLI venv (.tools/sam, `make lint-template`) is missing")
+@pytest.mark.timeout(360)  # eight functions and the layer: past 120 s on two loaded cores
 def test_sam_build_packages_only_the_runtime(tmp_path: Path) -> None:
     """`sam build` (about 10 s): each function holds connectors/ and handlers/, the layer the dependencies."""
     python = Path(
