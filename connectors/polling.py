@@ -290,6 +290,8 @@ _PROGRESS = {
 
 def _progress(phase: int) -> int:
     return 3 if ends_attempt(phase) else _PROGRESS.get(phase, 0)
+
+
 def as_told(record: TaskRecord, reported: pb.Resource) -> pb.Resource:
     """A job reported cancelled while its record is active and not marked by DeleteTask was not
     stopped by this service (the cancellers take the record first): AWS stopped it (an execution
