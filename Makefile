@@ -30,11 +30,13 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: help install serve test lint lint-github lint-template lock upgrade relay-requirements test-latest sam-build clean
+.PHONY: help install serve test lint lint-github lint-template lock upgrade relay-requirements test-latest sam-build clean \
+	docs docs-build chromium
 
 help:
 	@echo "make serve   run the service locally on an embedded DynamoDB (http://127.0.0.1:\$${PORT:-8080})"
 	@echo "make test    install into .venv and run every check and test"
+	@echo "make docs    serve the documentation site on http://$(DOCS_ADDR) (make docs-build: build it into $(SITE_DIR)/)"
 
 $(UV): tools/requirements-uv.txt
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -83,8 +85,8 @@ lint-github: $(STAMP)
 # not CPU. A test file stays on one worker (--dist loadfile), with its module's fixtures; each
 # worker starts its own moto server. PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 4
-test: $(STAMP) lint lint-template
-	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
+test: $(STAMP) lint lint-template docs-build chromium
+	DOCS_SITE=$(abspath $(SITE_DIR)) $(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # Refresh both locks to the newest releases (then run `make test` and commit them together).
 lock upgrade: | $(UV)
@@ -113,7 +115,48 @@ test-latest: | $(UV)
 	echo "make test-latest: passed in $$latest"
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam
+	rm -rf $(VENV) $(TOOLS) .aws-sam $(SITE_DIR)
+
+# ---------------------------------------------------------------------------------------------
+# The documentation site (mkdocs.yml: MkDocs with the Material theme, from docs/). The connector
+# tables, the parameters and the lifecycle diagram's check are made from the code at build time
+# (tools/docsite/hooks.py): nothing generated is committed. Material loads Mermaid from a CDN
+# unless the page already has it, so the build adds mermaid.min.js from mermaid's npm package,
+# fetched once with npm and checked against the integrity below (npm's sha512 of the tarball).
+# tests/e2e/test_docs_site.py opens the built site in Debian's Chromium (`make chromium` installs
+# it when missing: the machine is root and has apt; elsewhere the test says why it skips).
+# ---------------------------------------------------------------------------------------------
+DOCS_ADDR ?= 127.0.0.1:8001
+SITE_DIR ?= .site
+MERMAID_VERSION := 11.17.2
+MERMAID_INTEGRITY := sha512-V6K3C8EBdEsPFZXSKMJe6ppQOENxuHARr9GvHX4hh47lAbhMRD9qf4oEK7LoaRQxULMa80/qt5gHO73aCleBBg==
+MERMAID_JS := $(TOOLS)/mermaid/mermaid-$(MERMAID_VERSION).min.js
+export MERMAID_JS := $(CURDIR)/$(MERMAID_JS)
+export NO_MKDOCS_2_WARNING := 1
+
+$(CURDIR)/$(MERMAID_JS) $(MERMAID_JS):
+	mkdir -p $(TOOLS)/mermaid
+	cd $(TOOLS)/mermaid && npm pack --silent --no-fund --no-audit mermaid@$(MERMAID_VERSION) >/dev/null
+	$(PYTHON) -c 'import base64, hashlib, sys; data = open(sys.argv[1], "rb").read(); \
+	  got = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode(); \
+	  sys.exit(0 if got == sys.argv[2] else f"{sys.argv[1]}: integrity {got}, not {sys.argv[2]}")' \
+	  $(TOOLS)/mermaid/mermaid-$(MERMAID_VERSION).tgz $(MERMAID_INTEGRITY)
+	tar -xzf $(TOOLS)/mermaid/mermaid-$(MERMAID_VERSION).tgz -O package/dist/mermaid.min.js > $(MERMAID_JS).part
+	mv $(MERMAID_JS).part $(MERMAID_JS) && rm $(TOOLS)/mermaid/mermaid-$(MERMAID_VERSION).tgz
+
+docs-build: $(STAMP) $(MERMAID_JS)
+	$(BIN)/mkdocs build --strict --site-dir $(abspath $(SITE_DIR))
+
+docs: $(STAMP) $(MERMAID_JS)
+	$(BIN)/mkdocs serve --strict --dev-addr $(DOCS_ADDR)
+
+CHROMIUM ?= chromium
+chromium:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  echo "make chromium: installing Debian's chromium for tests/e2e/test_docs_site.py"; \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } || \
+	  echo "make chromium: could not install chromium (apt-get needs root and Debian's archive): the browser test will skip"; }
 
 # ---------------------------------------------------------------------------------------------
 # SAM build (template.yaml, BuildMethod: makefile). `sam build` calls build-<LogicalId> with

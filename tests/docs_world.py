@@ -155,7 +155,7 @@ class Docs:
     @contextlib.contextmanager
     def secrets_left_as_they_were(self) -> Iterator[None]:
         """What a block stores in Secrets Manager or SSM is deleted after it: the next block that
-        documents the same secret (README's and the Databricks page's) creates it as written."""
+        documents the same secret (docs/connectors/index.md's and the Databricks page's) creates it as written."""
         clients = self.moto_clients
 
         def stored() -> tuple[set[str], set[str]]:

@@ -87,7 +87,7 @@ def _block_with(path: str, text: str) -> Block:
 
 def test_the_documented_curl_pair_fails_when_the_api_refuses_the_task(docs: Docs) -> None:
     """A block must fail when its command fails: curl -f and jq -e make the pair do so."""
-    block = _block_with("README.md", "-d @examples/athena_query.json")
+    block = _block_with("docs/run-locally.md", "-d @examples/athena_query.json")
     broken = replace(block, text=block.text.replace("-d @examples/athena_query.json", "-d '{\"template\": {}}'"))
     assert broken.text != block.text
     with pytest.raises(AssertionError):
@@ -95,7 +95,7 @@ def test_the_documented_curl_pair_fails_when_the_api_refuses_the_task(docs: Docs
 
 
 def test_a_broken_tasks_command_block_fails(docs: Docs) -> None:
-    block = _block_with("docs/tasks-command.md", "connectors tasks show <handle>")
+    block = _block_with("docs/tasks-command.md", "connectors tasks list --json")
     broken = replace(block, text=block.text.replace("connectors tasks show <handle>", "connectors tasks show t1nope"))
     with pytest.raises(AssertionError):
         ran_well(broken, run_shell(docs, broken))

@@ -209,7 +209,7 @@ def test_show_a_claimed_task_names_its_lease(service: ConnectorService, table_na
 
 
 def test_show_takes_the_handle_as_a_json_answer_gives_it(world: dict[str, bytes], table_name: str) -> None:
-    """CreateTask over JSON (curl, the README) answers ``resourceMeta`` in base64, as proto3 JSON
+    """CreateTask over JSON (curl, docs/run-locally.md) answers ``resourceMeta`` in base64, as proto3 JSON
     writes bytes: that is the handle an operator has in hand, and show finds the task by it."""
     import base64
 

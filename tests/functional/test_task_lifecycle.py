@@ -298,7 +298,7 @@ def test_the_reaper_keeps_to_its_concurrency_and_time_budget(world):
 
 
 def test_what_a_connector_that_ignores_the_token_gets(world):
-    """The README's warning, shown: the replayed create of attempt 0 starts another job (job-3),
+    """The warning of docs/write-a-connector.md, shown: the replayed create of attempt 0 starts another job (job-3),
     which is cancelled; job-1, whose answer was lost, runs on with nobody tracking it."""
     slow_careless = {0: {"create_seconds": 5, "ignore_token": True}}
     world.error(world.create, "careless-run", 0, attempts=slow_careless)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..spec import ConnectorSpec
 
-# task type -> its connector, in the order the README lists them
+# task type -> its connector, in the order docs/connectors/index.md lists them
 AWS_CONNECTORS: dict[str, ConnectorSpec] = {
     "athena_query": ConnectorSpec("athena:AthenaQueryConnector", "Amazon Athena Connector"),
     "redshift_query": ConnectorSpec("redshift:RedshiftQueryConnector", "Amazon Redshift Connector"),
