@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import random
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 
 from ... import task_roles
 from ...connector import AsyncConnector, M
+from ...connector_calls import call_seconds_left
 from ...errors import Code, ConnectError, internal, invalid_argument
 from .fields import Fields, MapLimits, aws_shape
 
@@ -104,7 +106,8 @@ def client(service: str, *, once: bool = False) -> Any:
 
             config = _client_config()
             if once:
-                config = config.merge(Config(retries={"mode": "standard", "max_attempts": 1}))
+                # total_max_attempts: botocore reads "max_attempts" as retries (1 = two sends)
+                config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
             # The region the console links name too: AWS_REGION first (Lambda sets it; botocore
             # alone reads only AWS_DEFAULT_REGION and the profile).
             session = (
@@ -411,10 +414,18 @@ class AwsConnector(AsyncConnector[M]):
         """:meth:`aws` on another service's client (CloudWatch Logs, IAM...)."""
         method = getattr(client(service, once=_once), operation)
         what = f"{service} {_api_name(operation)}"
-        try:
-            return await asyncio.to_thread(functools.partial(method, **params))
-        except Exception as error:
-            raise aws_error(error, what) from None
+        for pause in ONCE_THROTTLE_PAUSES:
+            try:
+                return await asyncio.to_thread(functools.partial(method, **params))
+            except Exception as error:
+                failure = aws_error(error, what)
+            # A call sent once (no client token: botocore's retries could start a second job) may
+            # still be tried again when AWS throttled it: a throttled call is refused before it acts.
+            left = call_seconds_left()
+            if not _once or failure.code != Code.RESOURCE_EXHAUSTED or (left is not None and left < pause + 1):
+                raise failure
+            await asyncio.sleep(pause * (0.5 + random.random() / 2))  # noqa: S311 - jitter, nothing secret
+        raise failure
 
     def fields(self, template: TaskTemplate) -> Fields:
         return Fields(self.task_type_name, template)
@@ -429,6 +440,10 @@ class AwsConnector(AsyncConnector[M]):
                 f"{self.task_type_name} job does not give"
                 + (f" (it gives only {', '.join(map(repr, fillable))})" if fillable else " (declare none)")
             )
+
+
+# The pauses before each further try of a throttled call sent once (jittered by up to half).
+ONCE_THROTTLE_PAUSES = (0.25, 0.5, 1.0, 0.0)
 
 
 def _api_name(operation: str) -> str:

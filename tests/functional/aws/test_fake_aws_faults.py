@@ -3,6 +3,7 @@ blips, answered as botocore parses AWS's own, and a task through the served app 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries import standard
+from connectrpc.errors import ConnectError
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin.aws.batch import AwsBatchJobConnector
@@ -135,3 +137,42 @@ def test_a_throttled_account_slows_status_reads_without_failing_the_task(aws_wor
             assert world.poll(handle, TYPE).phase not in (TaskExecution.FAILED, TaskExecution.ABORTED)
         assert counts()["batch:DescribeJobs"].get("throttled", 0) >= 1
     assert TaskExecution.Phase.Name(world.wait(handle, TYPE).phase) == "SUCCEEDED"
+
+
+def test_a_throttled_submit_sent_once_is_tried_again_and_the_job_starts_once(aws_world):
+    """SubmitJob is sent once (botocore's own retries could start a second job: Batch takes no
+    client token), but a throttled call is refused before it acts: the connector tries it again.
+    Found by benchmarks/faults.py at 5 calls/s: tasks whose every CreateTask was throttled."""
+    world = aws_world(AwsBatchJobConnector())
+    with world.faults(throttle_per_second=1, services=["batch"], operations=["SubmitJob"]) as counts:
+        handles = [world.create(world.request(TYPE, CUSTOM, inputs={"day": (STR, f"d{n}")})) for n in range(3)]
+        seen = counts()["batch:SubmitJob"]
+    assert len(set(handles)) == 3 and seen["throttled"] >= 1  # each create met the throttle and went on
+    assert seen["calls"] - seen["throttled"] == 3  # three jobs: a throttled try started none
+
+
+def test_a_submit_throttled_on_every_try_is_refused_resource_exhausted(aws_world):
+    world = aws_world(AwsBatchJobConnector())
+    with world.faults(
+        error_share=1, error_code="TooManyRequestsException", services=["batch"], operations=["SubmitJob"]
+    ) as counts:
+        # in-process: an HTTP client may send a CreateTask answered 429 again, which would count twice
+        request = world.request(TYPE, CUSTOM, inputs={"day": (STR, "x")})
+        with pytest.raises(ConnectError) as caught:
+            asyncio.run(world.service.create_task(request))
+        assert counts()["batch:SubmitJob"]["calls"] == 4  # the first try and three more
+    assert caught.value.code.value == "resource_exhausted"
+
+
+def test_a_submit_whose_answer_is_lost_is_sent_once_and_its_job_found(aws_world):
+    """SubmitJob answered with a 5xx after Batch started the job: the client sent once never
+    resends it (botocore read the old ``max_attempts: 1`` as one retry: a second job); the
+    connector looks the job up by its name and keeps the one that started."""
+    world = aws_world(AwsBatchJobConnector())
+    request = world.request(TYPE, CUSTOM, inputs={"day": (STR, "lost")})
+    with world.faults(error_share=1, error_after_share=1, services=["batch"], operations=["SubmitJob"]) as counts:
+        handle = world.create(request)
+        assert counts()["batch:SubmitJob"]["calls"] == 1
+    name = world.record(handle).resource_meta
+    jobs = world.boto("batch").list_jobs(jobQueue="flyte-example", filters=[{"name": "JOB_NAME", "values": ["*"]}])
+    assert json.loads(name)["job_id"] in {j["jobId"] for j in jobs["jobSummaryList"]}
