@@ -93,3 +93,34 @@ class Settings:
             task_role_arn_pattern=os.environ.get("TASK_ROLE_ARN_PATTERN", "").strip(),
             status_safety_read_minutes=_number("STATUS_SAFETY_READ_MINUTES", cls.status_safety_read_minutes),
         )
+
+
+# -- what the deployment lets a task reach (docs/security.md) --------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentList:
+    """A comma-separated list the deployment sets: a template.yaml parameter, given to the
+    functions as an environment variable. Read at each use (one ``os.environ`` lookup), so that
+    what a connector allows is always the function's current configuration. Empty: nothing listed,
+    and what the list would allow is refused."""
+
+    parameter: str  # template.yaml's name for it
+    variable: str  # the environment variable the template sets from it
+
+    def values(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in os.environ.get(self.variable, "").split(",") if part.strip())
+
+    @property
+    def named(self) -> str:
+        """How a refusal names it: the parameter an operator sets, and the variable it becomes."""
+        return f"the {self.parameter} parameter ({self.variable})"
+
+
+# Run-level Glue arguments that choose the job's code, where it writes or its access controls,
+# which a task may set (connectors/builtin/aws/glue.py). Names, with or without their "--".
+GLUE_CODE_ARGUMENTS = DeploymentList("GlueAllowedCodeArguments", "GLUE_ALLOWED_CODE_ARGUMENTS")
+# What aws_batch_job's template may override beyond resources: "command", "environment" (any variable).
+BATCH_OVERRIDES = DeploymentList("BatchAllowedOverrides", "BATCH_ALLOWED_OVERRIDES")
+# The database users redshift_query's template may name as db_user.
+REDSHIFT_DB_USERS = DeploymentList("RedshiftDbUsers", "REDSHIFT_ALLOWED_DB_USERS")

@@ -105,6 +105,9 @@ ENVIRONMENT = {
     "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
     # Per-project identity (tests/unit/test_template_task_roles.py).
     "TASK_ROLE_ARN_PATTERN": {"Ref": "TaskRoleArnPattern"},
+    "GLUE_ALLOWED_CODE_ARGUMENTS": {"Ref": "GlueAllowedCodeArguments"},
+    "BATCH_ALLOWED_OVERRIDES": {"Ref": "BatchAllowedOverrides"},
+    "REDSHIFT_ALLOWED_DB_USERS": {"Fn::Join": [",", {"Ref": "RedshiftDbUsers"}]},
     # X-Ray: the Powertools tracer follows the Tracing parameter (tests/unit/test_template_observability.py).
     "POWERTOOLS_TRACE_DISABLED": {"Fn::If": ["TracingEnabled", "false", "true"]},
     "AWS_ENDPOINT_URL_DYNAMODB": {"Fn::If": ["UseLocalEndpoint", {"Ref": "LocalEndpointUrl"}, {"Ref": "AWS::NoValue"}]},
@@ -128,6 +131,9 @@ PARAMETER_DEFAULTS = {
     "ReaperSchedule": "rate(5 minutes)",
     "SecretsPrefix": "flyte-connectors",
     "DatabricksInstances": "",
+    "GlueAllowedCodeArguments": "",
+    "BatchAllowedOverrides": "",
+    "RedshiftDbUsers": "",
     # Observability and cold start (tests/unit/test_template_observability.py).
     "LogRetentionDays": 90,  # tests/unit/test_template_logs.py
     "Tracing": "Disabled",

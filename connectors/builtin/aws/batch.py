@@ -9,6 +9,12 @@
 | logs | GetTaskLogs from the job's stream (``container.logStreamName`` in the job's awslogs group, default ``/aws/batch/job``) |
 | custom_info | job id and name, queue, status, status reason, exit code, attempts, array status summary |
 
+A task may set resources (``vcpus``, ``memory``, ``instanceType``, ``resourceRequirements``) and
+environment variables; the command, and variables that make the container load other code
+(fields.CODE_VARIABLES), are the job definition's unless the deployment lists ``command`` or
+``environment`` in BatchAllowedOverrides (docs/security.md). Batch's ContainerOverrides has no
+image or role: those stay the job definition's.
+
 Batch takes no client token, so the job's name is derived from the attempt's idempotency token
 and looked up before submitting. ListJobs is eventually consistent: a job submitted a moment ago
 may not be listed yet. That is safe for a crashed create: its retry with the same token comes only
@@ -33,6 +39,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, not_found
 from ...job_events import JobEvents, detail_field
+from ...settings import BATCH_OVERRIDES
 from .base import (
     AwsConnector,
     IamActions,
@@ -45,7 +52,7 @@ from .base import (
     stem_of,
     token_name,
 )
-from .fields import Limit, MapLimits
+from .fields import Limit, MapLimits, loads_code, refuse_unless_listed
 from .logs import cloudwatch_log_pages
 
 PHASES = PhaseTable(
@@ -122,16 +129,35 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
         queue = fields.required("job_queue")
         params: dict[str, Any] = {"jobQueue": queue, "jobDefinition": fields.required("job_definition")}
         overrides = copy.deepcopy(fields.optional("container_overrides", dict, {}))
+        if "command" in overrides:
+            refuse_unless_listed(
+                self.task_type_name,
+                "template.custom.container_overrides.command",
+                "command",
+                "replaces the command of the job definition, which runs with the job definition's role",
+                BATCH_OVERRIDES,
+            )
         environment = fields.string_map("environment")
-        if environment:
-            given = overrides.get("environment", [])
-            if not isinstance(given, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("name"), str) for e in given
-            ):
-                raise invalid_argument(
-                    "aws_batch_job: template.custom.container_overrides.environment must be a list "
-                    "of {name, value} objects"
+        given = overrides.get("environment", [])
+        if not isinstance(given, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in given
+        ):
+            raise invalid_argument(
+                "aws_batch_job: template.custom.container_overrides.environment must be a list of {name, value} objects"
+            )
+        for where, names in (
+            ("template.custom.environment", list(environment)),
+            ("template.custom.container_overrides.environment", [entry["name"] for entry in given]),
+        ):
+            for name in filter(loads_code, names):
+                refuse_unless_listed(
+                    self.task_type_name,
+                    f"{where}.{name}",
+                    "environment",
+                    "makes the container's shell, loader or runtime load code it names",
+                    BATCH_OVERRIDES,
                 )
+        if environment:
             merged = {entry["name"]: entry.get("value", "") for entry in given} | environment
             overrides["environment"] = [{"name": key, "value": value} for key, value in merged.items()]
         if overrides:

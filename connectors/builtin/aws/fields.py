@@ -1,15 +1,16 @@
 """``template.custom`` of an AWS task type: :class:`Fields` reads it with errors that name the
-missing or bad field, and :func:`aws_shape` makes its numbers what boto3 takes. :class:`Limit`
-and :class:`MapLimits` hold the bounds botocore's service models state for what a connector sends,
-checked before AWS is called (AWS would refuse the call, and botocore's own validation checks only
-minimums, in its own words).
+missing or bad field, :func:`aws_shape` makes its numbers what boto3 takes, and
+:func:`refuse_unless_listed` refuses a field that is the deployment's to choose, not the task's
+(docs/security.md, "What a task may change"). :class:`Limit` and :class:`MapLimits` hold the
+bounds botocore's service models state for what a connector sends, checked before AWS is called
+(AWS would refuse the call, and botocore's own validation checks only minimums, in its own words).
 
 Imported from :mod:`connectors.builtin.aws.base`, as every AWS connector does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,8 +18,75 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf import json_format
 
 from ...errors import ConnectError, invalid_argument
+from ...settings import DeploymentList
 
-__all__ = ["Fields", "Limit", "MapLimits", "aws_shape"]
+__all__ = ["CODE_VARIABLES", "Fields", "Limit", "MapLimits", "aws_shape", "loads_code", "refuse_unless_listed"]
+
+
+def refuse_unless_listed(
+    task_type: str,
+    where: str,
+    entry: str,
+    why: str,
+    allowed_by: DeploymentList,
+    *,
+    same: Callable[[str], str] = str,
+) -> None:
+    """``invalid_argument`` naming ``where`` (as the template or the inputs name it), ``why`` it is
+    the deployment's, and the list that would allow it, unless the deployment lists ``entry``
+    (compared as ``same`` makes both). Said before any AWS call."""
+    if same(entry) not in {same(item) for item in allowed_by.values()}:
+        raise invalid_argument(
+            f"{task_type}: {where} {why}, which is the deployment's to choose, not a task's; a deployment "
+            f"that means its tasks to set it adds {entry!r} to {allowed_by.named}"
+        )
+
+
+# Environment variables that make a shell, the dynamic loader or a language runtime load or run
+# code their value names (BASH_ENV is even expanded by bash, command substitution included), so a
+# task that sets one can change what a registered job runs without touching its command. A list
+# of the known ones, not a proof: a job's own code may read others in ways that run code.
+CODE_VARIABLES = frozenset(
+    {
+        "BASH_ENV",
+        "BASHOPTS",
+        "CLASSPATH",
+        "ENV",
+        "GCONV_PATH",
+        "JAVA_TOOL_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "_JAVA_OPTIONS",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "LD_PRELOAD",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "PROMPT_COMMAND",
+        "PS4",
+        "PYSPARK_DRIVER_PYTHON",
+        "PYSPARK_PYTHON",
+        "PYTHONBREAKPOINT",
+        "PYTHONHOME",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONWARNINGS",
+        "RUBYLIB",
+        "RUBYOPT",
+        "SHELLOPTS",
+        "SPARK_SUBMIT_OPTS",
+    }
+)
+
+
+def loads_code(variable: str) -> bool:
+    """Whether an environment variable of that name can make the job load or run other code:
+    one of :data:`CODE_VARIABLES`, or an exported bash function (``BASH_FUNC_<name>%%``)."""
+    name = variable.strip()
+    return name.upper() in CODE_VARIABLES or name.upper().startswith("BASH_FUNC_")
 
 
 class Fields:

@@ -10,6 +10,13 @@
 | custom_info | job name, run id, state, attempt, execution time, DPU seconds, error message |
 | events | "Glue Job State Change" (aws.glue), keyed by ``jobRunId``: sent as a run ends (SUCCEEDED, FAILED, TIMEOUT, STOPPED) |
 
+Run arguments that choose the job's code, where it writes besides its outputs or its access
+controls (:data:`DEPLOYMENT_ARGUMENTS`, from Glue's "Using job parameters in AWS Glue jobs" and its
+Ray job parameters) are the job's, not the task's: one set in ``arguments``, or an input that
+would become one, is ``invalid_argument`` unless the deployment lists it in
+GlueAllowedCodeArguments (docs/security.md). Glue's own way to pin them is the job's
+NonOverridableArguments.
+
 Glue takes no client token, so the token rides in the run's Arguments and the job's runs are
 looked up before starting one. GetJobRuns answers the newest runs first, so the run an earlier
 try of this attempt started is on the first page unless more than 200 runs of the job started
@@ -32,7 +39,9 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from ...job_events import JobEvents, detail_field, detail_status
+from ...settings import GLUE_CODE_ARGUMENTS
 from .base import AwsConnector, IamActions, PhaseTable, aws_error, cloudwatch_log_url, console_url, input_text, log_link
+from .fields import refuse_unless_listed
 from .logs import cloudwatch_log_pages
 
 PHASES = PhaseTable(
@@ -63,6 +72,42 @@ TRANSIENT = re.compile(
 )
 STOPPED_ALREADY = frozenset({"STOPPING", *PHASES.terminal})
 LOOKUP_PAGES = 10
+
+
+def _argument(name: str) -> str:
+    """An argument's name as it is matched: any case, with its ``--`` or (in the deployment's list) without."""
+    return "--" + name.strip().lstrip("-").casefold()
+
+
+# Glue's special run arguments that are the job's (its registered script, libraries and role
+# belong together), each with why; matched whatever their case.
+_CODE = "chooses code the job runs"
+_WRITES = "chooses where the job writes besides its outputs"
+_ACCESS = "changes the job's access controls"
+DEPLOYMENT_ARGUMENTS = {
+    _argument(name): (name, why)
+    for name, why in (
+        ("--scriptLocation", f"{_CODE} (Glue runs it in place of the job's script)"),
+        ("--job-language", f"{_CODE} (the language its script is run as)"),
+        ("--class", f"{_CODE} (the Scala class run as the entry point)"),
+        ("--extra-py-files", f"{_CODE} (Python files put on its path)"),
+        ("--extra-jars", f"{_CODE} (jars put on its classpath)"),
+        ("--extra-files", f"{_CODE} (files copied to its working directory)"),
+        ("--user-jars-first", f"{_CODE} (its classpath order)"),
+        ("--additional-python-modules", f"{_CODE} (Python packages pip installs)"),
+        ("--python-modules-installer-option", f"{_CODE} (pip's options: its index, its sources)"),
+        ("--conf", f"{_CODE} (Spark configuration: JVM options, packages, classpath)"),
+        ("--customer-driver-env-vars", f"{_CODE} (the driver's environment)"),
+        ("--customer-executor-env-vars", f"{_CODE} (the executors' environment)"),
+        ("--pip-install", f"{_CODE} (Ray: packages pip installs)"),
+        ("--s3-py-modules", f"{_CODE} (Ray: Python modules from S3)"),
+        ("--working-dir", f"{_CODE} (Ray: its working directory from S3)"),
+        ("--TempDir", f"{_WRITES} (its temporary data)"),
+        ("--spark-event-logs-path", f"{_WRITES} (its Spark event logs)"),
+        ("--enable-lakeformation-fine-grained-access", _ACCESS),
+        ("--encryption-type", _ACCESS),
+    )
+}
 PAGE_SIZE = 200  # GetJobRuns' maximum
 
 
@@ -70,6 +115,14 @@ PAGE_SIZE = 200  # GetJobRuns' maximum
 class GlueJobMeta(ResourceMeta):
     job_name: str
     job_run_id: str
+
+
+def _refuse_unless_allowed(key: str, where: str) -> None:
+    """A run argument of :data:`DEPLOYMENT_ARGUMENTS` is refused unless GlueAllowedCodeArguments lists it."""
+    found = DEPLOYMENT_ARGUMENTS.get(_argument(key))
+    if found is not None:
+        name, why = found
+        refuse_unless_listed(GlueJobConnector.task_type_name, where, name, why, GLUE_CODE_ARGUMENTS, same=_argument)
 
 
 class GlueJobConnector(AwsConnector[GlueJobMeta]):
@@ -115,9 +168,12 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
                     f"glue_job: template.custom.arguments.{key} must be a key like '--day' "
                     f"(and not {TOKEN_ARGUMENT}, which the connector sets)"
                 )
+        for key in arguments:
+            _refuse_unless_allowed(key, f"template.custom.arguments.{key}")
         for name, value in (inputs or {}).items():
             if f"--{name}" in arguments:
                 raise invalid_argument(f"glue_job: template.custom.arguments.--{name} is also the input {name!r}")
+            _refuse_unless_allowed(f"--{name}", f"the input {name!r} (the run argument --{name})")
             arguments[f"--{name}"] = input_text(value)
         if idempotency_token:
             arguments[TOKEN_ARGUMENT] = idempotency_token

@@ -8,6 +8,10 @@
 | outputs | the DataFrame output refers to ``<unload_prefix>/<token>/`` as parquet |
 | custom_info | statement id, status, result rows, Redshift query id, duration |
 | events | "Redshift Data Statement Status Change" (aws.redshift-data), keyed by ``statementId``: sent because ExecuteStatement sets ``WithEvent`` |
+
+``db_user`` is the deployment's: a user it does not list in RedshiftDbUsers is ``invalid_argument``
+before any call (docs/security.md). Without it the statement runs as this service's IAM identity
+(a cluster) or with ``secret_arn`` (one of RedshiftSecretArns, which IAM enforces).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from ... import literals
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument
 from ...job_events import JobEvents, detail_field, detail_status
+from ...settings import REDSHIFT_DB_USERS
 from .base import AwsConnector, IamActions, PhaseTable, console_url, input_text, is_dataframe, log_link, output_names
-from .fields import Limit
+from .fields import Limit, refuse_unless_listed
 
 PHASES = PhaseTable(
     "redshift-data",
@@ -122,6 +127,15 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         for key, name in (("DbUser", "db_user"), ("SecretArn", "secret_arn")):
             if fields.optional(name):
                 params[key] = fields.optional(name)
+        if "DbUser" in params:
+            refuse_unless_listed(
+                self.task_type_name,
+                "template.custom.db_user",
+                params["DbUser"],
+                "chooses the database user this service gets credentials for (GetClusterCredentials "
+                "issues them for any user of the cluster, its superuser included)",
+                REDSHIFT_DB_USERS,
+            )
         unload_uri = None
         if frames and unload_prefix:  # a DataFrame output without unload_prefix is refused above
             unload_uri = f"{unload_prefix.rstrip('/')}/{idempotency_token or 'result'}/"

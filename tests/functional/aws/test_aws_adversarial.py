@@ -45,7 +45,6 @@ from connectors.dev.aws_resources.glue_job import JOB_NAME
 from connectors.dev.aws_resources.redshift_query import (
     CLUSTER,
     DATABASE,
-    DB_USER,
     UNLOAD_PREFIX,
     UNLOAD_ROLE_NAME,
 )
@@ -60,8 +59,8 @@ SM_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{SM_ROLE}"
 EMR_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{EMR_ROLE}"
 
 
-def redshift_custom(**extra):
-    return {"query": "select 1", "database": DATABASE, "cluster_identifier": CLUSTER, "db_user": DB_USER, **extra}
+def redshift_custom(**extra):  # the service's IAM identity: no db_user, which the deployment must list
+    return {"query": "select 1", "database": DATABASE, "cluster_identifier": CLUSTER, **extra}
 
 
 def training_custom(**extra):

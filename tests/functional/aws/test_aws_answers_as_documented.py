@@ -74,7 +74,7 @@ def test_a_glue_start_that_timed_out_is_an_unknown_outcome_not_a_refusal(aws_wor
 def test_redshift_datas_active_statement_quota_is_resource_exhausted(aws_world, endpoint):
     endpoint("AWS_ENDPOINT_URL_REDSHIFT_DATA", "ActiveStatementsExceededException")
     world = aws_world(RedshiftQueryConnector())
-    custom = {"query": "select 1", "database": "dev", "cluster_identifier": "flyte-example", "db_user": "flyte"}
+    custom = {"query": "select 1", "database": "dev", "cluster_identifier": "flyte-example"}
     error = world.error(world.create, task_request("redshift_query", custom))
     assert error.code == Code.RESOURCE_EXHAUSTED and "ActiveStatementsExceededException" in error.message
 

@@ -24,6 +24,12 @@ ROLE = f"arn:aws:iam::123456789012:role/{UNLOAD_ROLE_NAME}"
 EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "redshift_query.json"
 
 
+@pytest.fixture(autouse=True)
+def listed(monkeypatch) -> None:
+    """The deployment lists the example's database user (RedshiftDbUsers)."""
+    monkeypatch.setenv("REDSHIFT_ALLOWED_DB_USERS", DB_USER)
+
+
 def custom(**extra):
     return {"query": "select 1", "database": DATABASE, "cluster_identifier": CLUSTER, "db_user": DB_USER, **extra}
 
