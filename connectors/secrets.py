@@ -18,6 +18,14 @@ and AWS refusing the read for good (DecryptionFailure, a secret scheduled for de
 ``failed_precondition``. Values are cached for
 ``SECRETS_MAX_AGE_SECONDS`` (Powertools' parameters utility), never stored in a task record,
 never logged, and cut from every message like a request's own secrets.
+
+A credential goes only to a host the deployment lists (:func:`require_listed_host`, called by each
+connector before it connects, for every operation): with none listed, a call that would use one is
+``failed_precondition`` naming the parameter to set; a host not listed is ``permission_denied``.
+The rule holds whatever the credential's source (Secrets Manager, SSM, the function's environment
+or the request's connection): a connector cannot tell one from another, and a task must not be
+able to choose where the deployment's credential is sent (docs/security.md, "Third-party
+credentials").
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .connector_calls import add_redacted_values
-from .errors import Code, ConnectError
+from .errors import Code, ConnectError, failed_precondition, permission_denied
+from .settings import DeploymentList
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -250,4 +259,37 @@ def _aws_code(error: BaseException) -> str:
     return ""
 
 
-__all__ = ["SecretResolver", "SecretSource", "required_secret_names", "secret_names"]
+def require_listed_host(
+    task_type: str,
+    host: Any,
+    listed_by: DeploymentList,
+    *,
+    kind: str = "host",
+    credential: str = "credential",
+    shown: str | None = None,
+    also: Iterable[str] = (),
+) -> None:
+    """Refuse, before any connection, to send ``credential`` to ``host`` unless the deployment lists
+    it in ``listed_by`` (or ``also``: another setting of the deployment's that names its one host).
+    Compared without case or a trailing dot. None listed: ``failed_precondition`` naming the
+    parameter; another host: ``permission_denied``. ``shown``: the host as the message names it
+    (Snowflake's account, with the host it signs in at)."""
+
+    def same(name: Any) -> str:
+        return str(name).strip().rstrip(".").casefold()
+
+    allowed = sorted({*listed_by.values(), *(item.strip() for item in also if item and item.strip())})
+    where = shown or repr(host)
+    if not allowed:
+        raise failed_precondition(
+            f"{task_type}: this deployment lists no {kind} to send its {credential} to, so a task naming "
+            f"{where} is not run: set {listed_by.named} to the {kind}s its tasks may use"
+        )
+    if same(host) not in {same(item) for item in allowed}:
+        raise permission_denied(
+            f"{task_type}: {where} is not a {kind} this deployment sends its {credential} to; it sends it "
+            f"only to {', '.join(allowed)}, as {listed_by.named} lists"
+        )
+
+
+__all__ = ["SecretResolver", "SecretSource", "require_listed_host", "required_secret_names", "secret_names"]

@@ -19,8 +19,9 @@ The pieces, each as it runs outside a test:
   executor resolves none): every credential is in (moto's) Secrets Manager under
   ``<SECRETS_PREFIX>/<task type>/<name>``, and each remote is named by the deployment's environment
   (SSL_CERT_FILE trusting the fake Databricks' CA, FLYTE_DATABRICKS_ALLOWED_INSTANCES,
-  BIGQUERY_EMULATOR_HOST). The tasks name no secret either (Databricks' ``custom_config`` writes
-  ``databricks_token: null`` when none is named): a task whose template names one fails in the
+  FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS, FLYTE_SLURM_ALLOWED_HOSTS, BIGQUERY_EMULATOR_HOST). The tasks
+  name no secret either (Databricks' ``custom_config`` writes ``databricks_token: null`` when none
+  is named): a task whose template names one fails in the
   open-source executor before it reaches any connector service;
 - the remotes: moto for the eight AWS task types, tests/fake_databricks.py (loopback HTTPS),
   tests/fake_bigquery.py, tests/fake_slurm.py (loopback SSH; the test moves its job on) and
@@ -175,6 +176,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "SECRETS_PREFIX": PREFIX,
             "SSL_CERT_FILE": databricks.cafile,
             "FLYTE_DATABRICKS_ALLOWED_INSTANCES": databricks.instance,
+            "FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS": SNOWFLAKE["account"],
+            "FLYTE_SLURM_ALLOWED_HOSTS": HOST,
             "BIGQUERY_EMULATOR_HOST": bigquery.url,
         }
         served = children.start("serve", [sys.executable, "-m", "tests.e2e.serve_with_fake_snowflake"], env)

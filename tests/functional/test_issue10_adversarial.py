@@ -117,6 +117,7 @@ def test_a_token_with_a_trailing_newline_is_not_echoed(aws_world, monkeypatch, c
     token = "dapi-newline-secret-9f8e7d6c5b4a"
     with FakeDatabricks(token=token) as fake:
         monkeypatch.setenv("SSL_CERT_FILE", fake.cafile)
+        monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", fake.instance)
         world = _db_world(aws_world, monkeypatch, token + "\n")  # as `--secret-string file://token.txt` stores it
         caplog.set_level(logging.DEBUG)
         caplog.clear()
@@ -282,11 +283,12 @@ def test_a_fetched_secret_stays_out_of_the_stored_request_the_table_and_debug_lo
 # -- (b) Slurm: shell metacharacters from the template ---------------------------------------------
 
 
-def test_slurm_template_fields_with_shell_metacharacters_stay_single_arguments(aws_world):
+def test_slurm_template_fields_with_shell_metacharacters_stay_single_arguments(aws_world, monkeypatch):
     from connectors.builtin.flyteplugins.slurm import SlurmConnector
     from tests.fake_slurm import FakeSlurm
     from tests.functional.flyteplugins.test_slurm import request, template
 
+    monkeypatch.setenv("FLYTE_SLURM_ALLOWED_HOSTS", "127.0.0.1")
     with FakeSlurm() as fake:
         world = aws_world(SlurmConnector())
         tpl = template(fake, env={"X": "$(touch /tmp/pwned1); `id` 'a' \"b\" \n c"})
@@ -383,6 +385,7 @@ def test_a_build_without_the_extras_serves_none_of_them_and_does_not_crash():
 def test_a_rotated_token_is_refetched_when_the_remote_refuses_the_cached_one(aws_world, monkeypatch):
     with FakeDatabricks(token="dapi-old-token-1111") as fake:
         monkeypatch.setenv("SSL_CERT_FILE", fake.cafile)
+        monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", fake.instance)
         world = _db_world(aws_world, monkeypatch, fake.token)
         handle = world.create(_db_request(world, fake.instance))
         world.boto("secretsmanager").put_secret_value(

@@ -26,13 +26,14 @@ from connectors.builtin.flyteplugins import snowflake as port
 from connectors.errors import Code
 from connectors.store import ENDED
 from tests.fake_snowflake import FakeSnowflake
-from tests.functional.flyteplugins.test_snowflake import TYPE, request, rsa_pem
+from tests.functional.flyteplugins.test_snowflake import CUSTOM, TYPE, request, rsa_pem
 
 
 @pytest.fixture
 def fake(monkeypatch) -> Any:
     fake = FakeSnowflake()
     monkeypatch.setattr(port, "snowflake_connect", fake.connect)
+    monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", CUSTOM["account"])  # the deployment lists the account
     port._connections.clear()
     yield fake
     port._connections.clear()

@@ -105,6 +105,8 @@ ENVIRONMENT = {
     "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
     # Per-project identity (tests/unit/test_template_task_roles.py).
     "TASK_ROLE_ARN_PATTERN": {"Ref": "TaskRoleArnPattern"},
+    "FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS": {"Ref": "SnowflakeAccounts"},
+    "FLYTE_SLURM_ALLOWED_HOSTS": {"Ref": "SlurmHosts"},
     "GLUE_ALLOWED_CODE_ARGUMENTS": {"Ref": "GlueAllowedCodeArguments"},
     "BATCH_ALLOWED_OVERRIDES": {"Ref": "BatchAllowedOverrides"},
     "REDSHIFT_ALLOWED_DB_USERS": {"Fn::Join": [",", {"Ref": "RedshiftDbUsers"}]},
@@ -131,6 +133,8 @@ PARAMETER_DEFAULTS = {
     "ReaperSchedule": "rate(5 minutes)",
     "SecretsPrefix": "flyte-connectors",
     "DatabricksInstances": "",
+    "SnowflakeAccounts": "",
+    "SlurmHosts": "",
     "GlueAllowedCodeArguments": "",
     "BatchAllowedOverrides": "",
     "RedshiftDbUsers": "",

@@ -12,7 +12,8 @@ and its compiled dependencies are about 13 MB):
 
 The token is the ``databricks_token`` secret (a keyword argument, as with the flyte SDK), sent as
 ``Authorization: Bearer``. The instance is ``databricksInstance`` in the template, else the
-``FLYTE_DATABRICKS_INSTANCE`` environment variable.
+``FLYTE_DATABRICKS_INSTANCE`` environment variable; the token goes only to a workspace the
+deployment lists (DatabricksInstances, or FLYTE_DATABRICKS_INSTANCE's), for every call.
 """
 
 from __future__ import annotations
@@ -29,20 +30,28 @@ from flyteidl2.core.tasks_pb2 import TaskTemplate
 from google.protobuf.json_format import MessageToDict
 
 from ...connector import AsyncConnector, Resource, ResourceMeta
-from ...errors import Code, ConnectError, internal, invalid_argument, permission_denied
+from ...errors import Code, ConnectError, internal, invalid_argument
 from ...phase import convert_to_flyte_phase
+from ...secrets import require_listed_host
+from ...settings import DATABRICKS_INSTANCES
 
 DATABRICKS_API_ENDPOINT = "/api/2.1/jobs"
 DEFAULT_DATABRICKS_INSTANCE_ENV_KEY = "FLYTE_DATABRICKS_INSTANCE"
-# The workspaces a task may name (comma-separated); when unset, FLYTE_DATABRICKS_INSTANCE alone if
-# that is set, else any: a deployment whose token is in Secrets Manager should set one of them.
-ALLOWED_INSTANCES_ENV_KEY = "FLYTE_DATABRICKS_ALLOWED_INSTANCES"
 
 
-def allowed_instances() -> set[str]:
-    listed = {part.strip() for part in os.getenv(ALLOWED_INSTANCES_ENV_KEY, "").split(",") if part.strip()}
-    default = os.getenv(DEFAULT_DATABRICKS_INSTANCE_ENV_KEY, "").strip()
-    return listed or ({default} if default else set())
+def require_listed_instance(instance: str) -> None:
+    """The token goes only to a workspace the deployment lists: DatabricksInstances
+    (FLYTE_DATABRICKS_ALLOWED_INSTANCES), or the one FLYTE_DATABRICKS_INSTANCE names. Neither set:
+    ``failed_precondition``; another host: ``permission_denied``; both before any connection."""
+    require_listed_host(
+        "databricks",
+        instance,
+        DATABRICKS_INSTANCES,
+        kind="workspace",
+        credential="databricks_token",
+        shown=f"databricksInstance {instance!r}",
+        also=[os.getenv(DEFAULT_DATABRICKS_INSTANCE_ENV_KEY, "")],
+    )
 
 
 # flytetools' entrypoint, at the commit the flyte SDK pins: it runs the task's container args.
@@ -267,14 +276,7 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
             )
         if not isinstance(instance, str):
             raise invalid_argument(f"databricksInstance must be a host name, got {instance!r}")
-        allowed = allowed_instances()
-        if allowed and instance not in allowed:
-            # The token is the deployment's (Secrets Manager), not the task's: it goes only to the
-            # workspaces the deployment names.
-            raise permission_denied(
-                f"databricksInstance {instance!r} is not a workspace this service sends its "
-                f"token to ({', '.join(sorted(allowed))}; {ALLOWED_INSTANCES_ENV_KEY})"
-            )
+        require_listed_instance(instance)
         if idempotency_token:
             spec["idempotency_token"] = idempotency_token[:IDEMPOTENCY_TOKEN_LIMIT]
         answer = await _call(
@@ -292,6 +294,7 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
         self, resource_meta: DatabricksJobMetadata, databricks_token: str | None = None, **kwargs: Any
     ) -> Resource:
         instance, run_id = resource_meta.databricks_instance, resource_meta.run_id
+        require_listed_instance(instance)  # a record made before the deployment listed its workspaces
         answer = await _call(
             "GET",
             f"https://{instance}{DATABRICKS_API_ENDPOINT}/runs/get?run_id={run_id}",
@@ -310,6 +313,7 @@ class DatabricksConnector(AsyncConnector[DatabricksJobMetadata]):
         self, resource_meta: DatabricksJobMetadata, databricks_token: str | None = None, **kwargs: Any
     ) -> None:
         run_id = resource_meta.run_id
+        require_listed_instance(resource_meta.databricks_instance)
         try:  # Databricks answers 200 for a run that has ended already
             await _call(
                 "POST",

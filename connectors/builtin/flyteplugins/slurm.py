@@ -11,6 +11,10 @@ sbatch script written to the login node (``slurm_script`` writes it); the comman
 | delete | ``scancel`` (a finished or unknown job is not an error) |
 | get_logs | the last 500 lines of the job's stdout and stderr files (``tail``) |
 | secrets | ``ssh_private_key`` (or ``FLYTE_SLURM_SSH_PRIVATE_KEY``), ``known_hosts_data`` |
+
+The key goes only to a login node the deployment lists (SlurmHosts, or the one FLYTE_SLURM_HOST
+names), for every call: none listed is ``failed_precondition``, another host
+``permission_denied``, before any SSH connection (docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ...connector import AsyncConnector, Resource, ResourceMeta
 from ...errors import failed_precondition, internal, invalid_argument, not_found
+from ...secrets import require_listed_host
+from ...settings import SLURM_HOSTS
 from .slurm_script import render_container_job
 from .slurm_ssh import SlurmJobState, SSHTransport
 
@@ -174,6 +180,14 @@ class SlurmConnector(AsyncConnector[SlurmJobMetadata]):
     def _transport(
         self, meta: SlurmJobMetadata, ssh_private_key: str | None, known_hosts_data: str | None
     ) -> SSHTransport:
+        require_listed_host(  # before the key is used: the host is the deployment's to list, not the task's
+            "slurm",
+            meta.host,
+            SLURM_HOSTS,
+            kind="login node",
+            credential="SSH key",
+            also=[os.getenv(ENV_HOST, "")],
+        )
         key = ssh_private_key or os.getenv(ENV_SSH_PRIVATE_KEY)
         if not key:
             raise failed_precondition(

@@ -8,6 +8,10 @@
 | outputs | ``results``: a DataFrame ``snowflake://<user>/<account>/<warehouse>/<database>/<schema>/<query id>`` |
 | log link | ``Snowflake Dashboard``: ``https://app.snowflake.com/<org>/<account>/#/compute/history/queries/<id>/detail`` |
 
+The private key signs in only at an account the deployment lists (SnowflakeAccounts), for every
+call: none listed is ``failed_precondition``, another account ``permission_denied``, before any
+connection (docs/security.md).
+
 Only ``snowflake-connector-python`` (without its pandas extra) and ``cryptography`` are needed. The
 client is built by :func:`snowflake_connect`, the one function tests replace; the SQL is
 ``snowflake_sql``'s.
@@ -34,6 +38,8 @@ from ...connector import AsyncConnector, Resource, ResourceMeta
 from ...connector_calls import call_seconds_left
 from ...errors import Code, ConnectError, invalid_argument, permission_denied
 from ...literals import DataFrameRef
+from ...secrets import require_listed_host
+from ...settings import SNOWFLAKE_ACCOUNTS
 from .snowflake_sql import LOOKUP_SQL, expand_batch_query, query_link, query_phase, query_tag
 
 logger = logging.getLogger(__name__)
@@ -199,7 +205,16 @@ def connect_seconds() -> float:
 async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) -> Any:
     """``work(connection)`` in a worker thread; a Snowflake error becomes a Connect error (the
     connection is dropped from the cache when the error is about it, so the next call reconnects)."""
-    host, budget = snowflake_host(meta.account), connect_seconds()
+    host = snowflake_host(meta.account)
+    require_listed_host(  # the key is the deployment's: it signs in only at accounts the deployment lists
+        TASK_TYPE,
+        meta.account,
+        SNOWFLAKE_ACCOUNTS,
+        kind="account",
+        credential="snowflake_private_key",
+        shown=f"account {meta.account!r} ({host})",
+    )
+    budget = connect_seconds()
     key_text, passphrase = secrets.get("snowflake_private_key"), secrets.get("snowflake_private_key_passphrase")
     try:
         key, conn = await asyncio.wait_for(asyncio.to_thread(_connection, meta, key_text, passphrase, budget), budget)

@@ -93,6 +93,7 @@ NEW_CLUSTER = {
 def fake(monkeypatch) -> Iterator[FakeDatabricks]:
     with FakeDatabricks(token=TOKEN) as served:
         monkeypatch.setenv("SSL_CERT_FILE", served.cafile)
+        monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", served.instance)  # the deployment lists it
         yield served
 
 
@@ -294,12 +295,13 @@ def test_a_missing_token_is_unauthenticated_before_any_call(aws_world, fake, mon
     assert fake.requests == []
 
 
-def test_databricks_unreachable_is_unavailable(world, fake):
+def test_databricks_unreachable_is_unavailable(world, fake, monkeypatch):
     import socket
 
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
+    monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", f"127.0.0.1:{port}")
     error = world.error(world.create, request(world, template(databricks_custom(NEW_CLUSTER, f"127.0.0.1:{port}"))))
     assert error.code == Code.UNAVAILABLE and "Databricks did not answer" in error.message
 
@@ -464,6 +466,7 @@ def test_differential_the_same_requests_phases_messages_and_links_as_the_flyte_s
             original, theirs, template(databricks_custom(conf, theirs.instance, spark_conf), env=env), SCRIPT, message
         )
         monkeypatch.setenv("SSL_CERT_FILE", ours.cafile)
+        monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", ours.instance)
         world = databricks_world(aws_world, monkeypatch)
         our_seen, our_runs = through_port(
             world, ours, template(databricks_custom(conf, ours.instance, spark_conf), env=env), SCRIPT, message
@@ -509,6 +512,7 @@ def test_differential_terminal_phases(original, aws_world, monkeypatch, life, re
     with FakeDatabricks(token=TOKEN) as theirs, FakeDatabricks(token=TOKEN) as ours:
         their_seen, _ = through_original(original, theirs, tpl(theirs), script, "ended")
         monkeypatch.setenv("SSL_CERT_FILE", ours.cafile)
+        monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", ours.instance)
         our_seen, _ = through_port(databricks_world(aws_world, monkeypatch), ours, tpl(ours), script, "ended")
     assert our_seen == their_seen
     assert without_token(ours.requests) == without_token(theirs.requests)
@@ -521,6 +525,7 @@ def test_differential_cancel_of_an_active_run(original, aws_world, monkeypatch, 
     with FakeDatabricks(token=TOKEN) as theirs, FakeDatabricks(token=TOKEN) as ours:
         their_seen, _ = through_original(original, theirs, tpl(theirs), script, "busy", cancel=True)
         monkeypatch.setenv("SSL_CERT_FILE", ours.cafile)
+        monkeypatch.setenv("FLYTE_DATABRICKS_ALLOWED_INSTANCES", ours.instance)
         our_seen, _ = through_port(
             databricks_world(aws_world, monkeypatch), ours, tpl(ours), script, "busy", cancel=True
         )

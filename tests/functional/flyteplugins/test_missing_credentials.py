@@ -69,6 +69,7 @@ def test_slurm_with_its_key_in_the_environment_needs_no_secret(aws_world, prefix
 
     with FakeSlurm() as fake:
         monkeypatch.setenv(slurm_port.ENV_SSH_PRIVATE_KEY, fake.private_key)
+        monkeypatch.setenv("FLYTE_SLURM_ALLOWED_HOSTS", "127.0.0.1")
         world = aws_world(slurm_port.SlurmConnector())
         handle = world.create(request(world, fake, secret_values={"known_hosts_data": fake.known_hosts}))
         assert handle and fake.jobs

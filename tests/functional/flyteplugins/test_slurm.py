@@ -25,6 +25,12 @@ IMAGE = "ghcr.io/example/train:abc123"
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.fixture(autouse=True)
+def listed(monkeypatch) -> None:
+    """The deployment lists the login node every fake serves on (SlurmHosts)."""
+    monkeypatch.setenv("FLYTE_SLURM_ALLOWED_HOSTS", "127.0.0.1")
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeSlurm]:
     with FakeSlurm() as served:

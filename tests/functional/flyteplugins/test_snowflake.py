@@ -58,6 +58,7 @@ def rsa_pem(passphrase: str | None = None) -> str:
 def fake(monkeypatch) -> FakeSnowflake:
     fake = FakeSnowflake()
     monkeypatch.setattr(port, "snowflake_connect", fake.connect)
+    monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", CUSTOM["account"])  # the deployment lists the account
     port._connections.clear()
     yield fake
     port._connections.clear()
