@@ -240,12 +240,29 @@ def _last_poll(shown: dict[str, Any]) -> str:
     return f"{shown['heartbeat_at']} ({_age(shown['heartbeat_age_seconds'])} ago)"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SHOWN_ESCAPED = re.compile(r"[^ -~]|\\")  # what is not printable ASCII, and the backslash: looked at one by one
 
 
 def printable(text: str) -> str:
-    """``text`` safe for a terminal: control characters (escape sequences) shown as ``\\xNN``."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    """``text`` as a terminal may show it: every character that is not shown as itself is written
+    as a Python escape instead. That is every C0 and C1 control character (ESC starts the sequences
+    that write the clipboard (OSC 52), clear the screen, hide text or retitle the window; a newline
+    or carriage return would forge lines), DEL, bidi embeddings, overrides and isolates, zero-width
+    and other format characters, line and paragraph separators, non-ASCII spaces, surrogates,
+    private-use and unassigned code points: whatever ``str.isprintable`` refuses, as ``repr`` writes
+    it (``\\x1b``, ``\\u202e``). The backslash itself is doubled, so an escape shown is always this
+    function's, never one the text spelled out. Every stored string `tasks` prints goes through it
+    (a run name, an action name, a task type, a message: a task's caller chose them)."""
+    return _SHOWN_ESCAPED.sub(lambda found: _escaped(found.group()), text)
+
+
+def _escaped(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():  # a letter of another script, a symbol
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _clip(text: str, width: int) -> str:
@@ -259,7 +276,7 @@ def format_table(rows: Iterable[dict[str, Any]], *, handles: bool = False) -> st
         columns.append("HANDLE")
     lines = [columns]
     for row in rows:
-        line = [
+        cells = [
             row["run"] or "-",
             row["action"] or "-",
             str(row["attempt"]),
@@ -268,10 +285,10 @@ def format_table(rows: Iterable[dict[str, Any]], *, handles: bool = False) -> st
             row["state"],
             _last_poll(row),
             row["created_at"] or "-",
-            _clip(row["message"], 60) or "-",
         ]
+        line = [printable(cell) for cell in cells] + [_clip(row["message"], 60) or "-"]  # _clip escapes too
         if handles:
-            line.append(row["handle"])
+            line.append(printable(row["handle"]))
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
     return "\n".join(
@@ -333,10 +350,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except TasksError as error:
-        print(f"connectors tasks: {error}", file=sys.stderr)
+        print(f"connectors tasks: {printable(str(error))}", file=sys.stderr)
         return error.code
     except ConnectError as error:  # the store's reads answer Connect errors
-        print(f"connectors tasks: {error.message}", file=sys.stderr)
+        print(f"connectors tasks: {printable(error.message)}", file=sys.stderr)
         return 1
 
 
@@ -384,5 +401,6 @@ def _run(args: argparse.Namespace) -> int:
     elif rows:
         print(format_table(rows, handles=args.handles))
     else:
-        print(f"no {'active ' if args.active else ''}tasks{f' of run {args.run}' if args.run else ''} in the {where}")
+        of_run = f" of run {printable(args.run)}" if args.run else ""
+        print(f"no {'active ' if args.active else ''}tasks{of_run} in the {printable(where)}")
     return 0
