@@ -20,6 +20,10 @@ a create replayed with the attempt's token is one more call even where it starts
 ``callers.py`` notes who signed each call (the access key id of its SigV4 credential) and what
 each STS AssumeRole asked (tags, source identity): ``GET /moto-api/fake-aws/callers``.
 
+``state_events.py`` publishes each job's status changes as its service's EventBridge event, the
+jobs moving on with time as on AWS, when asked: ``POST /moto-api/fake-aws/events`` or
+``FAKE_AWS_EVENTS=1`` at start (``connectors serve`` asks).
+
 Not shipped to Lambda (connectors/dev/ is left out of the build).
 """
 

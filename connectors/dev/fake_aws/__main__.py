@@ -7,6 +7,9 @@ from . import apply_patches
 
 def main() -> None:
     apply_patches()
+    from .state_events import start_from_environment
+
+    start_from_environment()  # FAKE_AWS_EVENTS: jobs' state-change events on EventBridge
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:])

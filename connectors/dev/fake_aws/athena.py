@@ -67,10 +67,8 @@ def _known(backend: AthenaBackend, exec_id: str) -> None:
 def _get(original: Any, self: AthenaResponse) -> Any:
     exec_id = self._get_param("QueryExecutionId")
     _known(self.athena_backend, exec_id)
-    fate = fate_of("athena", exec_id)
     execution = self.athena_backend.executions[exec_id]
-    if fate and execution.status not in ("CANCELLED",):
-        execution.status = fate["status"]
+    fate = apply_fate(execution)
     answer = json.loads(original(self))
     configuration = getattr(execution.workgroup, "configuration", None) or {}
     managed = configuration.get("ManagedQueryResultsConfiguration") or {}
@@ -85,13 +83,26 @@ def _get(original: Any, self: AthenaResponse) -> Any:
         status["StateChangeReason"] = fate["reason"]
     if fate and status["State"] == fate["status"] == "FAILED":
         status["StateChangeReason"] = fate["reason"]
-        status["AthenaError"] = {
-            "ErrorCategory": 2,
-            "ErrorType": 1000,
-            "Retryable": fate.get("retryable") == "true",
-            "ErrorMessage": fate["reason"],
-        }
+        status["AthenaError"] = athena_error(fate)
     return json.dumps(answer)
+
+
+def apply_fate(execution: Any) -> dict[str, str] | None:
+    """Set the state a fate gives the query (as GetQueryExecution finds it); the fate, or None."""
+    fate = fate_of("athena", execution.id)
+    if fate and execution.status not in ("CANCELLED",):
+        execution.status = fate["status"]
+    return fate
+
+
+def athena_error(fate: dict[str, str]) -> dict[str, Any]:
+    """The AthenaError of a query a fate failed (GetQueryExecution's Status.AthenaError)."""
+    return {
+        "ErrorCategory": 2,
+        "ErrorType": 1000,
+        "Retryable": fate.get("retryable") == "true",
+        "ErrorMessage": fate["reason"],
+    }
 
 
 @wraps_method(AthenaBackend, "stop_query_execution")

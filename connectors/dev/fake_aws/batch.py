@@ -63,6 +63,7 @@ class _Seen:
 
 
 _JOBS: weakref.WeakKeyDictionary[Job, _Seen] = weakref.WeakKeyDictionary()
+_reading = threading.local()  # ``on`` while :func:`described` renders a job without moving it
 
 
 @wraps_method(BatchSimpleBackend, "_mark_job_as_finished")
@@ -75,9 +76,26 @@ def _registered(original: Any, self: BatchSimpleBackend, include_start_attempt: 
 
 @wraps_method(Job, "describe_short")
 def _describe_short(original: Any, self: Job) -> dict[str, Any]:
-    with _lock:
-        _settle(self)
+    if not getattr(_reading, "on", False):
+        with _lock:
+            _settle(self)
     return original(self)
+
+
+def settle(job: Job) -> None:
+    """Move ``job`` on as a DescribeJobs of it does (state_events.py drives jobs so with time)."""
+    with _lock:
+        _settle(job)
+
+
+def described(job: Job) -> dict[str, Any]:
+    """``job`` as DescribeJobs describes it, without moving it on (a state-change event's detail)."""
+    _reading.on = True
+    try:
+        with _lock:
+            return job.describe()
+    finally:
+        _reading.on = False
 
 
 @wraps_method(Job, "_container_details")

@@ -57,6 +57,7 @@ class _Kept:
     workgroup: str | None = None
     name: str | None = None
     error: str | None = None  # a fate's reason
+    with_event: bool = False  # WithEvent: an EventBridge event when it ends (state_events.py)
 
 
 _KEPT: weakref.WeakKeyDictionary[Statement, _Kept] = weakref.WeakKeyDictionary()
@@ -74,7 +75,12 @@ def _execute(original: Any, self: RedshiftDataAPIServiceResponse) -> Any:
     status, headers, body = original(self)
     statement = backend.statements[json.loads(body)["Id"]]
     statement.status = "SUBMITTED"
-    _KEPT[statement] = _Kept(_Progress(), self._get_param("WorkgroupName"), self._get_param("StatementName"))
+    _KEPT[statement] = _Kept(
+        _Progress(),
+        self._get_param("WorkgroupName"),
+        self._get_param("StatementName"),
+        with_event=self._get_param("WithEvent") is True,
+    )
     if token:
         tokens[token] = statement.id
     return status, headers, json.dumps(_started(statement))
