@@ -309,5 +309,8 @@ def write_events(folder: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in write_events(Path(__file__).resolve().parents[2] / "events"):
+    from .status_event_samples import write_samples
+
+    folder = Path(__file__).resolve().parents[2] / "events"
+    for path in [*write_events(folder), *write_samples(folder / "status")]:
         print(path)

@@ -14,7 +14,9 @@ handler at a local DynamoDB.
 
 ``main`` prints the response as JSON; when its body is base64 (a binary proto, as API Gateway
 carries it) it adds ``decodedBody``, the message decoded by the Connect procedure's response
-type. It exits 0 for a status below 400, 1 otherwise, 2 when the function cannot be invoked.
+type. It exits 0 for a status below 400, 1 otherwise, 2 when the function cannot be invoked. An
+SQS batch (events/status/: a state-change event for the status-events function) is answered with
+``batchItemFailures``: any there (a record the queue would deliver again) exits 1.
 """
 
 from __future__ import annotations
@@ -341,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="connectors invoke", description="Run an event through a function's handler, as `sam local invoke` does."
     )
     parser.add_argument("function", help="the function's logical id in template.yaml, e.g. CreateTaskFunction")
-    parser.add_argument("event", help="an API Gateway HTTP API (payload 2.0) event file")
+    parser.add_argument("event", help="an event file: API Gateway HTTP API (payload 2.0), scheduled, or SQS")
     parser.add_argument("--template", default="template.yaml")
     args = parser.parse_args(argv)
     try:
@@ -357,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         shown["decodedBody"] = decoded  # added for reading; not part of the Lambda response
     print(json.dumps(shown, indent=2, default=str))
     status = response.get("statusCode", 200) if isinstance(response, dict) else 200
-    return 0 if isinstance(status, int) and status < 400 else 1
+    failed_records = response.get("batchItemFailures") if isinstance(response, dict) else None
+    return 0 if isinstance(status, int) and status < 400 and not failed_records else 1
 
 
 if __name__ == "__main__":
