@@ -18,7 +18,7 @@ from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
 from moto.stepfunctions.models import stepfunctions_backends
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from . import athena, batch, emrserverless, fate_of, redshiftdata, sagemaker
+from . import athena, batch, emrserverless, fate_of, redshiftdata, sagemaker, stepfunctions
 from ._event_source import Job, Source, Where, always, backends, iso, millis, output_members
 
 # --- Batch ---------------------------------------------------------------------------------------
@@ -146,10 +146,10 @@ def _sfn_detail(execution: Any, previous: str | None, sequence: int, where: Wher
 SFN = Source(
     source="aws.states",
     detail_type="Step Functions Execution Status Change",
-    model=None,
+    model=None,  # moto's interpreter runs it; a fate ends it
     jobs=_sfn_jobs,
     key=_sfn_arn,
-    drive=lambda execution, advance: None,
+    drive=lambda execution, advance: stepfunctions.apply_fate(execution) if advance else None,
     state=_sfn_state,
     ended=frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}),
     publishes=always,

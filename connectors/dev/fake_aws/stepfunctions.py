@@ -42,11 +42,17 @@ _APPLIED: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictio
 @wraps_method(StepFunctionBackend, "describe_execution")
 def _describe(original: Any, self: StepFunctionBackend, execution_arn: str) -> Any:
     execution = original(self, execution_arn)
-    fate = fate_of("stepfunctions", execution_arn) or fate_of("stepfunctions", execution.name)
+    apply_fate(execution, execution_arn)
+    return execution
+
+
+def apply_fate(execution: Any, arn: str | None = None) -> None:
+    """End ``execution`` as a fate set for it says, once (as DescribeExecution finds it)."""
+    arn = str(arn or getattr(execution, "exec_arn", None) or getattr(execution, "execution_arn", ""))
+    fate = fate_of("stepfunctions", arn) or fate_of("stepfunctions", execution.name)
     if fate and _APPLIED.get(execution) != fate:
         _APPLIED[execution] = fate
         _end(execution, fate)
-    return execution
 
 
 def _end(execution: Any, fate: dict[str, str]) -> None:
