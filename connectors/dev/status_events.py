@@ -9,10 +9,11 @@ builds the same path:
   its jobs moving on with time (connectors/dev/fake_aws/state_events.py, turned on here);
 - one EventBridge rule per pattern of ``EventReceiver(service).patterns()`` targets the queue
   :data:`QUEUE`;
-- :func:`consume` runs beside the server for its life: ReceiveMessage (long poll), the
-  receiver on each body, DeleteMessage once it was applied. An event the receiver fails on (the
+- :func:`consume` runs beside the server for its life: ReceiveMessage (long poll), each batch
+  through the function's own code (connectors/event_queue.py: the receiver on each body),
+  DeleteMessage for each message it did not report failed. An event the receiver fails on (the
   table busy) stays in the queue and comes back after the queue's visibility timeout, as SQS
-  redelivers to the function; a body that is not JSON never will be, and is dropped;
+  redelivers to the function; a body that is not an event never will be one, and is dropped;
 - polls of a task whose connector has events then answer its record while its status is younger
   than ``STATUS_SAFETY_READ_MINUTES`` (5 here unless set), as a deployment with events does.
 
@@ -29,6 +30,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from ..event_queue import receive_records
 from ..event_receiver import EventReceiver
 from .aws_resources import client_factory
 
@@ -86,7 +88,9 @@ def deliver(endpoint: str, service: Any) -> Delivery | None:
 
 
 async def consume(delivery: Delivery) -> None:
-    """Apply the queue's events until cancelled (the server stops)."""
+    """Apply the queue's events until cancelled (the server stops), each batch as the
+    status-events function applies its batch (connectors/event_queue.py): the messages it does
+    not report failed are deleted, the others come back after the visibility timeout."""
     sqs, url = delivery.sqs, delivery.queue_url
     while True:
         try:
@@ -97,35 +101,16 @@ async def consume(delivery: Delivery) -> None:
             logger.warning("status events: ReceiveMessage failed: %s: %s", type(error).__name__, error)
             await asyncio.sleep(1)
             continue
-        for message in answer.get("Messages", []):
-            if await receive(delivery.receiver, message.get("Body", "")):
-                try:
-                    await asyncio.to_thread(sqs.delete_message, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                except Exception as error:  # it comes back, and is applied again: changing nothing
-                    logger.warning("status events: DeleteMessage failed: %s: %s", type(error).__name__, error)
-
-
-async def receive(receiver: EventReceiver, body: str) -> bool:
-    """Apply one message's event; whether it is done with (False: leave it for redelivery)."""
-    try:
-        event = json.loads(body)
-    except ValueError:
-        logger.warning("status events: a message that is not JSON, dropped: %.200s", body)
-        return True
-    try:
-        outcome = await receiver.receive(event if isinstance(event, dict) else {})
-    except Exception as error:  # the store failed: SQS delivers it again
-        logger.warning("status events: %s left for redelivery: %s: %s", _what(event), type(error).__name__, error)
-        return False
-    logger.debug("status events: %s: %s", _what(event), outcome)
-    return True
-
-
-def _what(event: Any) -> str:
-    if not isinstance(event, dict):
-        return "an event"
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        detail = {}
-    status = next((detail[k] for k in ("status", "state", "currentState", "TrainingJobStatus") if k in detail), "?")
-    return f"{event.get('detail-type', 'an event')} ({status})"
+        messages = answer.get("Messages", [])
+        if not messages:
+            continue
+        records = [{"messageId": m["MessageId"], "body": m.get("Body", "")} for m in messages]
+        failed = await receive_records(delivery.receiver, records)
+        again = {item["itemIdentifier"] for item in failed["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] in again:
+                continue
+            try:
+                await asyncio.to_thread(sqs.delete_message, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception as error:  # it comes back, and is applied again: changing nothing
+                logger.warning("status events: DeleteMessage failed: %s: %s", type(error).__name__, error)
