@@ -106,7 +106,10 @@ class EventReceiver:
                 return "unchanged"  # an older event than one applied: late, or out of order
             try:
                 if told is None or told.phase == TaskExecution.SUCCEEDED:
-                    await self.service.run_store(store.status_due, record, at)
+                    if record.status_read_at is not None or record.status_pushed_at is not None:
+                        await self.service.run_store(store.status_due, record, at)
+                    # else due already (no read or event since the last due one): no write; an
+                    # array job's children send many events between two polls
                     return "due"
                 reported = as_told(record, answer_resource(record, _checked(told)))
                 if rank(reported.phase) < rank(record.phase) or (

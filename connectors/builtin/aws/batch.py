@@ -8,6 +8,7 @@
 | outputs | none; log links to the job's console page and its CloudWatch stream |
 | logs | GetTaskLogs from the job's stream (``container.logStreamName`` in the job's awslogs group, default ``/aws/batch/job``) |
 | custom_info | job id and name, queue, status, status reason, exit code, attempts, array status summary |
+| events | "Batch Job State Change" (aws.batch), keyed by ``jobId``; an array child's (``<parent id>:<index>``) is its parent's task's, which the next poll then reads |
 
 A task may set resources (``vcpus``, ``memory``, ``instanceType``, ``resourceRequirements``) and
 environment variables; the command, and variables that make the container load other code
@@ -38,7 +39,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ...connector import Resource, ResourceMeta
 from ...errors import Code, ConnectError, invalid_argument, not_found
-from ...job_events import JobEvents, detail_field
+from ...job_events import JobEvents
 from ...settings import BATCH_OVERRIDES
 from .base import (
     AwsConnector,
@@ -92,6 +93,14 @@ class AwsBatchJobMeta(ResourceMeta):
     job_queue: str
 
 
+def _task_job_id(detail: Mapping[str, Any]) -> str | None:
+    """The job whose task an event is about: the job's own id, or for a child of an array job
+    (``<parent id>:<index>``) its parent's. The parent "remain[s] in PENDING status while child jobs
+    are running" and sends no event meanwhile: only its children's tell that the task runs."""
+    job_id = detail.get("jobId")
+    return job_id.split(":", 1)[0] if isinstance(job_id, str) and job_id else None
+
+
 class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     name = "AWS Batch Job Connector"
     task_type_name = "aws_batch_job"
@@ -103,7 +112,7 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     replay_settle_seconds = 60.0
     # The job is found by ListJobs, which lists a job at least 7 days after it ends.
     replay_window = timedelta(days=7)
-    job_events = JobEvents("aws.batch", "Batch Job State Change", detail_field("jobId"))
+    job_events = JobEvents("aws.batch", "Batch Job State Change", _task_job_id)
     iam_actions: ClassVar[IamActions] = {
         "create": ("batch:ListJobs", "batch:SubmitJob", "batch:TagResource"),
         "get": ("batch:DescribeJobs",),
@@ -221,9 +230,11 @@ class AwsBatchJobConnector(AwsConnector[AwsBatchJobMeta]):
     def job_key(self, resource_meta: AwsBatchJobMeta) -> str:
         return resource_meta.job_id
 
-    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: AwsBatchJobMeta) -> Resource:
+    def resource_from_event(self, detail: Mapping[str, Any], resource_meta: AwsBatchJobMeta) -> Resource | None:
         # "The detail of a Batch Job State Change event is the job as DescribeJobs describes it"
         # (AWS Batch user guide, EventBridge: job state change events).
+        if detail.get("jobId") != resource_meta.job_id:
+            return None  # a child's: the parent's DescribeJobs counts its children (the next poll reads it)
         return self.job_resource(detail, resource_meta)
 
     def job_resource(self, job: Mapping[str, Any], resource_meta: AwsBatchJobMeta) -> Resource:
