@@ -140,9 +140,10 @@ class AthenaQueryConnector(AwsConnector[AthenaQueryMeta]):
         {errorCategory, errorType, errorMessage, retryable}. Translated into GetQueryExecution's
         shape and mapped as ``get`` maps it. None for FAILED without ``athenaError.retryable``
         (older events: whether it may be retried is the poll's to read). It has no
-        StateChangeReason, so a FAILED message is the error's and a CANCELLED one "Athena query
-        cancelled"; SUCCEEDED is told without outputs (the poll it makes due reads them)."""
-        state = detail_status(detail, "currentState", PHASES.phases)
+        StateChangeReason, so a FAILED message is the error's; None for CANCELLED, whose reason
+        (who cancelled it, and why) only the StateChangeReason a poll reads tells; SUCCEEDED is
+        told without outputs (the poll it makes due reads them)."""
+        state = detail_status(detail, "currentState", PHASES.phases, {"CANCELLED": None})
         error = detail.get("athenaError")
         status: dict[str, Any] = {"State": state}
         if isinstance(error, Mapping) and isinstance(error.get("retryable"), bool):

@@ -176,10 +176,10 @@ class RedshiftQueryConnector(AwsConnector[RedshiftQueryMeta]):
         """The detail, as the Redshift management guide documents it ("Monitoring events for the
         Amazon Redshift Data API in Amazon EventBridge"): principal, statementName, statementId,
         redshiftQueryId, state (FINISHED, FAILED or ABORTED), rows, expireAt. Translated into
-        DescribeStatement's shape and mapped as ``get`` maps it. None for FAILED: the event carries
-        no ``Error``, which a failed task's message is (the poll reads it); an ABORTED one says
-        "Redshift statement aborted", as ``get`` does for a statement with no Error."""
-        state = detail_status(detail, "state", PHASES.phases, {"FAILED": None})
+        DescribeStatement's shape and mapped as ``get`` maps it. None for FAILED and ABORTED: the
+        event carries no ``Error``, which a failed or aborted task's message is (who stopped it,
+        and why: the poll reads it)."""
+        state = detail_status(detail, "state", PHASES.phases, {"FAILED": None, "ABORTED": None})
         if state is None:
             return None
         found = {"Status": state, "ResultRows": detail.get("rows"), "RedshiftQueryId": detail.get("redshiftQueryId")}

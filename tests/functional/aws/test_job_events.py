@@ -66,14 +66,15 @@ SCENARIOS: dict[str, tuple[str | None, list[list[Step]]]] = {
                 ),
             ],
             [applied("FAILED", "RETRYABLE_FAILED", "bucket", athenaError={**ATHENA_ERROR, "retryable": True})],
-            [applied("CANCELLED", "FAILED", NOT_BY_US)],
+            [due("CANCELLED")],  # no StateChangeReason: who cancelled it, and why, is the poll's to read
             [due("FAILED")],  # an older event, with no athenaError: retryable or not is the poll's to read
             [applied("RUNNING", "RUNNING"), due("SUCCEEDED")],
         ],
     ),
-    "redshift_query": (  # the Data API sends events as a statement ends only, and none with its Error
+    "redshift_query": (  # the Data API sends events as a statement ends only, and none with its Error:
+        # the poll reads why it failed or who aborted it
         "redshiftdata::statement",
-        [[applied("ABORTED", "FAILED", NOT_BY_US)], [due("FAILED")], [due("FINISHED")]],
+        [[due("ABORTED")], [due("FAILED")], [due("FINISHED")]],
     ),
     "sfn_execution": (
         None,
