@@ -213,7 +213,8 @@ def summary(record: TaskRecord, now: float, *, handle: bool = False) -> dict[str
 
 
 def details(record: TaskRecord, now: float) -> dict[str, Any]:
-    """What `show` prints: the summary, notes, lease, supersession, create error and the handle."""
+    """What `show` prints: the summary, notes, lease, supersession, create error, the job's key
+    (``<task type>#<job>``, what its state-change events name it by) and the handle."""
     shown = summary(record, now, handle=True)
     lease = None
     if record.lease_expires_at is not None:  # the owner is a secret (the create claim's is the handle's)
@@ -227,6 +228,7 @@ def details(record: TaskRecord, now: float) -> dict[str, Any]:
         lease=lease,
         superseded_by=record.superseded_by,
         create_error=record.create_error,
+        job_key=record.job_key,  # what its job's state-change events name it by, while it runs
         output_prefix=record.output_prefix,
         expires_at=_iso(record.expires_at),
         version=record.version,
@@ -319,6 +321,7 @@ def format_details(shown: dict[str, Any]) -> str:
         ("lease", lease_text),
         ("superseded by", "-" if shown["superseded_by"] is None else f"attempt {shown['superseded_by']}"),
         ("create error", shown["create_error"] or "-"),
+        ("job", shown["job_key"] or "-"),
         ("output prefix", shown["output_prefix"] or "-"),
         ("record expires", shown["expires_at"] or "-"),
         ("handle", shown["handle"]),
