@@ -15,7 +15,8 @@
   fate of ``InProgress`` keeps it running (``secondary_status`` in the fate, default Training)
   until it is stopped. ``model_artifacts`` in a fate sets ModelArtifacts.S3ModelArtifacts ("" for
   none: saving is "only a best effort case"); ``exit_message`` sets a processing job's ExitMessage
-  ("metadata from the processing container when the processing job exits").
+  ("metadata from the processing container when the processing job exits"), also when the fate
+  comes as the job is already stopping (its container exits as it stops).
 - A job is stopped by its StoppingCondition, as the model documents: "When the job reaches the
   time limit, SageMaker ends the job" (training: Stopping, then Stopped with SecondaryStatus
   ``MaxRuntimeExceeded`` - "The job stopped because it exceeded the maximum allowed runtime" - or,
@@ -79,6 +80,12 @@ def _set(job: Any, status: str, secondary: str = "") -> None:
         job.processing_job_status = status
 
 
+def _exit_message(job: Any) -> None:
+    fate = None if isinstance(job, FakeTrainingJob) else fate_of("sagemaker", job.processing_job_name)
+    if fate and fate.get("exit_message"):
+        job.exit_message = fate["exit_message"]
+
+
 def _refresh(job: Any, advance: bool) -> None:
     extra = _JOBS.get(job)
     if extra is None:
@@ -88,6 +95,7 @@ def _refresh(job: Any, advance: bool) -> None:
             extra["deleted"] += 1
         return
     if "stopped" in extra:  # a Stop call, or its StoppingCondition: Stopping once, then Stopped
+        _exit_message(job)  # its container's, set by a fate however late (it exits as it stops)
         if advance:
             extra["stopped"] += 1
             if extra["stopped"] > 1:
