@@ -21,6 +21,7 @@ from flyteidl2.connector import connector_pb2 as pb
 from google.protobuf import json_format
 from mangum import Mangum
 
+from connectors import caller
 from connectors.connect_envelope import END_STREAM, encode, end_stream_error, read_all
 from connectors.dev.events import http_api_event
 from connectors.registry import ConnectorRegistry
@@ -70,8 +71,13 @@ def tasks(bulky_service) -> dict[int, bytes]:
     """A bulky task per answer size: its handle."""
 
     async def create(size: int) -> bytes:
-        request = echo_request(task_type="bulky", custom={"answer_bytes": size})
-        return (await bulky_service.create_task(request)).resource_meta
+        # created by the principal the events below name: a task answers only its creator (issue 18)
+        token = caller.current.set(caller.from_event(http_api_event("POST", f"{ASYNC}/CreateTask", b"{}")))
+        try:
+            request = echo_request(task_type="bulky", custom={"answer_bytes": size})
+            return (await bulky_service.create_task(request)).resource_meta
+        finally:
+            caller.current.reset(token)
 
     return {size: asyncio.run(create(size)) for size in (SMALL, 5_000_000, OVER)}
 

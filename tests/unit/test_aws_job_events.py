@@ -73,7 +73,7 @@ def test_redshift_asks_for_the_event_its_connector_listens_to():
         return {"Id": "dd2e1ec9-2ee3-49a0-819f-905fa7d75a4a"}
 
     connector.aws = aws  # type: ignore[method-assign]
-    custom = {"query": "select 1", "database": "dev", "cluster_identifier": "flyte-example", "db_user": "flyte"}
+    custom = {"query": "select 1", "database": "dev", "cluster_identifier": "flyte-example"}
     request = task_request("redshift_query", custom)
     asyncio.run(connector.create(request.template, "s3://b/p", {}, None, idempotency_token="ab" * 16))
     assert sent == [("execute_statement", {**sent[0][1], "WithEvent": True})]

@@ -61,7 +61,10 @@ def test_every_limit_checked_is_the_one_the_locked_botocores_service_model_state
 # -- Redshift Data: a parameter's value is at least 1 character ---------------------------------
 
 
-def test_redshift_an_empty_input_bound_as_a_parameter_is_refused_naming_it_and_the_models_minimum(aws_world):
+def test_redshift_an_empty_input_bound_as_a_parameter_is_refused_naming_it_and_the_models_minimum(
+    aws_world, monkeypatch
+):
+    monkeypatch.setenv("REDSHIFT_ALLOWED_DB_USERS", redshift.DB_USER)  # the deployment lets tasks name it
     world = aws_world(RedshiftQueryConnector())
     before = redshift.statement_ids(world)
     request = world.request(

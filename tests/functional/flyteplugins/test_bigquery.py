@@ -321,9 +321,8 @@ def test_a_create_retried_after_its_answer_was_lost_adopts_the_job_it_started(aw
     assert meta_of(world, handle) == first
     assert wait(world, handle, request).phase == TaskExecution.SUCCEEDED
 
-    newer = request_for(
-        original, fake, run=request.task_execution_metadata.task_execution_id.node_execution_id.execution_id.name
-    )
+    newer = pb.CreateTaskRequest()
+    newer.CopyFrom(request)  # the same task: a newer attempt of another one is refused (issue 18)
     newer.task_execution_metadata.task_execution_id.retry_attempt = 1
     world.create(newer)  # a new attempt is a new job
     assert len(fake.jobs) == 2
