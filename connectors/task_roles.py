@@ -50,6 +50,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from .aws_calls import aws_error, client_config, region
 from .errors import Code, ConnectError
 
 logger = logging.getLogger(__name__)
@@ -338,15 +339,11 @@ class _Sessions:
             if self._sts is None:
                 import boto3
 
-                from .builtin.aws.base import _client_config, region
-
                 # The service's own credentials (the function's role): the one client that uses them.
-                self._sts = boto3.session.Session().client("sts", region_name=region(), config=_client_config())
+                self._sts = boto3.session.Session().client("sts", region_name=region(), config=client_config())
             return self._sts
 
     def _assume(self, scope: TaskScope) -> dict[str, str]:
-        from .builtin.aws.base import aws_error
-
         started = time.perf_counter()
         try:
             answer = self._client().assume_role(
