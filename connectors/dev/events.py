@@ -26,6 +26,7 @@ from ..builtin.echo import EchoMetadata
 from ..caller import normalize
 from ..connect_envelope import encode
 from ..store import TaskExecutionKey, TaskRecord, TaskStore
+from .status_event_samples import sqs_event
 
 API_ID = "a1b2c3d4e5"
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
@@ -253,33 +254,6 @@ def batch_job_state_change(
             "platformCapabilities": ["EC2"],
         },
     }
-
-
-def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """The SQS batch Lambda's event source mapping hands the StatusEventsFunction: each record's
-    body one EventBridge event, as the rule's target put it on the queue."""
-    records = []
-    for n, event in enumerate(events):
-        body = json.dumps(event, separators=(",", ":"))
-        records.append(
-            {
-                "messageId": f"059f36b4-87a3-44ab-83d2-66197158{n:04d}",
-                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1795600800000",
-                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-                    "ApproximateFirstReceiveTimestamp": "1795600800010",
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flyte-connectors-StatusEventsQueue-AbCdEf012345",
-                "awsRegion": "us-east-1",
-            }
-        )
-    return {"Records": records}
 
 
 # The function each event is for (template.yaml logical ids).

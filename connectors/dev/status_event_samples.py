@@ -1,6 +1,6 @@
 """events/status/<task type>.json: one state-change event per AWS service, as the status-events
 function receives it (an SQS batch of one record whose body is the EventBridge event:
-:func:`connectors.dev.events.sqs_event`).
+:func:`sqs_event`).
 
 Each event has its service's source, detail-type and detail as that service documents them (the
 fake AWS publishes the same shapes: connectors/dev/fake_aws/_event_sources.py). The jobs they
@@ -16,12 +16,37 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .events import sqs_event
-
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 TIME = "2026-11-25T10:00:00Z"
 MILLIS = 1795600790000  # 10 s before TIME
+
+
+def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The SQS batch Lambda's event source mapping hands the StatusEventsFunction: each record's
+    body one EventBridge event, as the rule's target put it on the queue."""
+    records = []
+    for n, event in enumerate(events):
+        body = json.dumps(event, separators=(",", ":"))
+        records.append(
+            {
+                "messageId": f"059f36b4-87a3-44ab-83d2-66197158{n:04d}",
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795600800000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1795600800010",
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flyte-connectors-StatusEventsQueue-AbCdEf012345",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
 
 
 def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
