@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         from .dev.invoke import main as invoke_main
 
         return invoke_main([args.function, args.event, "--template", args.template])
-    from .registry import load_default_connectors
+    from .runtime import load_default_connectors
 
     for connector in load_default_connectors().list_connectors():
         for category in connector.supported_task_categories:

@@ -1,21 +1,20 @@
-"""The static registry: which connector serves which task category.
+"""The static registry: which connector serves which task category, a plain look-up.
 
 Connectors register at import, as with the flyte SDK::
 
     ConnectorRegistry.register(MyConnector())
 
 Called on the class, ``register``/``get_connector``/``list_connectors`` act on the process-wide
-default registry, which :func:`load_default_connectors` fills once per process (cold start) with
-the built-in connectors and the modules named in ``CONNECTOR_MODULES``. Tests build their own
-``ConnectorRegistry()`` instances and call the same methods on them.
+default registry, which the runtime fills once per process (cold start) with the built-in
+connectors, the modules named in ``CONNECTOR_MODULES`` and the flyte SDK's connectors
+(:func:`connectors.runtime.load_default_connectors`). This module knows none of them: it imports
+no connector. Tests build their own ``ConnectorRegistry()`` instances and call the same methods
+on them.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,11 +26,7 @@ from flyteidl2.connector.connector_pb2 import TaskCategory
 from .connector import AsyncConnector
 from .errors import Code, ConnectError
 
-__all__ = ["ConnectorNotFound", "ConnectorRegistry", "LazyConnector", "load_default_connectors"]
-
-logger = logging.getLogger(__name__)
-
-CONNECTOR_MODULES_ENV = "CONNECTOR_MODULES"
+__all__ = ["ConnectorNotFound", "ConnectorRegistry", "LazyConnector"]
 
 
 class ConnectorNotFound(ConnectError):
@@ -182,38 +177,3 @@ class ConnectorRegistry:
 
     def __contains__(self, key: tuple[str, int]) -> bool:
         return key in self._connectors or key in self._lazy
-
-
-_load_lock = threading.Lock()
-_loaded = False
-
-
-def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
-    """Fill the default registry once per process: built-ins (less ``DISABLED_CONNECTORS``), then
-    ``CONNECTOR_MODULES``, then the flyte SDK's connectors where it is installed (connectors/flyte_sdk.py).
-
-    ``modules`` is a comma-separated list of importable module names (default: the environment
-    variable). Each module registers its connectors when imported. An import error or a
-    duplicate category fails here, at cold start, rather than on some later request.
-    """
-    global _loaded
-    with _load_lock:
-        registry = ConnectorRegistry.default()
-        if _loaded:
-            return registry
-        from .builtin import builtin_connectors
-
-        for connector in builtin_connectors():
-            if isinstance(connector, LazyConnector):
-                registry.register_lazy(connector)
-            else:
-                registry.register(connector)
-        names = modules if modules is not None else os.environ.get(CONNECTOR_MODULES_ENV, "")
-        for name in filter(None, (part.strip() for part in names.split(","))):
-            logger.info("loading connector module %s", name)
-            importlib.import_module(name)
-        from .flyte_sdk import load_flyte_sdk_connectors
-
-        load_flyte_sdk_connectors(registry)  # where the flyte SDK is installed (FLYTE_SDK_CONNECTORS)
-        _loaded = True
-        return registry

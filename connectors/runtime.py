@@ -1,7 +1,8 @@
 """Process-wide wiring, built once per process (a Lambda cold start, or `connectors serve`).
 
-Settings from the environment, the default registry (built-ins plus CONNECTOR_MODULES), one
-DynamoDB client, the task store and the service core. Handlers call :func:`lambda_handler`.
+Settings from the environment, the default registry (filled here: the built-ins, then
+CONNECTOR_MODULES, then the flyte SDK's connectors), one DynamoDB client, the task store and the
+service core. Handlers call :func:`lambda_handler`.
 """
 
 from __future__ import annotations
@@ -9,19 +10,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import snapstart
+from .builtin import builtin_connectors
 from .connector_calls import invocation_deadline, request_arrived_at
+from .flyte_sdk import load_flyte_sdk_connectors
 from .observability import logs, metrics, tracing
-from .registry import ConnectorRegistry, load_default_connectors
+from .registry import ConnectorRegistry, LazyConnector
 from .service import ConnectorService
 from .settings import Settings
 from .store import TaskStore, new_client
+
+logger = logging.getLogger(__name__)
+
+CONNECTOR_MODULES_ENV = "CONNECTOR_MODULES"
+
+_load_lock = threading.Lock()
+_loaded = False
+
+
+def load_default_connectors(modules: str | None = None) -> ConnectorRegistry:
+    """Fill the default registry once per process: built-ins (less ``DISABLED_CONNECTORS``), then
+    ``CONNECTOR_MODULES``, then the flyte SDK's connectors where it is installed (connectors/flyte_sdk.py).
+
+    ``modules`` is a comma-separated list of importable module names (default: the environment
+    variable). Each module registers its connectors when imported. An import error or a
+    duplicate category fails here, at cold start, rather than on some later request.
+    """
+    global _loaded
+    with _load_lock:
+        registry = ConnectorRegistry.default()
+        if _loaded:
+            return registry
+        for connector in builtin_connectors():
+            if isinstance(connector, LazyConnector):
+                registry.register_lazy(connector)
+            else:
+                registry.register(connector)
+        names = modules if modules is not None else os.environ.get(CONNECTOR_MODULES_ENV, "")
+        for name in filter(None, (part.strip() for part in names.split(","))):
+            logger.info("loading connector module %s", name)
+            importlib.import_module(name)
+        load_flyte_sdk_connectors(registry)  # where the flyte SDK is installed (FLYTE_SDK_CONNECTORS)
+        _loaded = True
+        return registry
 
 
 def configure_logging() -> None:

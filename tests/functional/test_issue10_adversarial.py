@@ -361,7 +361,7 @@ def test_a_build_without_the_extras_serves_none_of_them_and_does_not_crash():
         sys.meta_path.insert(0, Block())
         import os
         os.environ["FLYTE_SDK_CONNECTORS"] = "none"
-        from connectors.registry import load_default_connectors
+        from connectors.runtime import load_default_connectors
         registry = load_default_connectors("")
         served = sorted(t.name for c in registry.list_connectors() for t in c.supported_task_categories)
         print(",".join(served))

@@ -53,7 +53,7 @@ def test_aws_connectors_are_imported_only_when_a_request_needs_one():
 
     script = textwrap.dedent("""
         import sys
-        from connectors.registry import load_default_connectors
+        from connectors.runtime import load_default_connectors
         registry = load_default_connectors("")
         loaded = lambda: sorted(m for m in sys.modules if m.startswith(("connectors.builtin.aws.",
                                                                          "connectors.builtin.flyteplugins.")))
