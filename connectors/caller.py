@@ -25,7 +25,9 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from .errors import permission_denied
 
 _ASSUMED_ROLE = re.compile(r"^(arn:[^:]+:sts::[^:]*:assumed-role/[^/]+)/.+$")
 
@@ -47,6 +49,26 @@ def principal() -> str:
     """This request's principal, ``""`` when the request came without one."""
     caller = current.get()
     return caller.principal if caller is not None else ""
+
+
+class Owned(Protocol):
+    """A task's record, or what a read of an action's attempts tells of one (connectors/store/)."""
+
+    @property
+    def principal(self) -> str | None: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+def check_principal(record: Owned, principal: str) -> None:
+    """``permission_denied`` unless ``principal`` created ``record``. A record written before
+    principals were kept (None) is open to any caller."""
+    if record.principal is not None and record.principal != principal:
+        raise permission_denied(
+            f"attempt {record.attempt} of this action was created by another principal: "
+            "only the principal that created a task may read it, delete it or start a newer attempt of it"
+        )
 
 
 def normalize(user_arn: str, cognito_identity_id: str = "") -> str:
@@ -83,4 +105,4 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-__all__ = ["Caller", "current", "from_event", "normalize", "principal"]
+__all__ = ["Caller", "Owned", "check_principal", "current", "from_event", "normalize", "principal"]

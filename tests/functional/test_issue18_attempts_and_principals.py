@@ -21,10 +21,10 @@ from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core import tasks_pb2
 from flyteidl2.core.execution_pb2 import TaskExecution
 
+from connectors.create import MAX_RETRY_ATTEMPT
 from connectors.dev.events import http_api_event
 from connectors.errors import Code
 from connectors.runtime import lambda_handler
-from connectors.service import MAX_RETRY_ATTEMPT
 from connectors.store import ENDED, TaskExecutionKey, TaskRecord, new_secret
 from tests.conftest import LambdaContext
 from tests.flyte_requests import int_literal

@@ -33,10 +33,10 @@ from google.protobuf.json_format import MessageToDict
 
 from connectors import Resource
 from connectors.cancel import FIRST_RETRY_SECONDS, pack_create_request
+from connectors.create import _execution_fields
 from connectors.dev.events import http_api_event
 from connectors.errors import Code, invalid_argument
 from connectors.runtime import lambda_handler
-from connectors.service import _execution_fields
 from connectors.store import ACTIVE, CANCELLING, CLAIMED, ENDED, MAX_NOTES, TaskExecutionKey, TaskRecord, new_secret
 from tests.conftest import LambdaContext, scan_table
 from tests.functional.test_lifecycle_adversarial import SECRET, AdversarialLedger, wait_for

@@ -93,8 +93,10 @@ def test_the_import_graph_is_read() -> None:
     graph = import_graph()
     assert "connectors.registry" in graph["connectors.runtime"]
     assert "connectors.builtin" in graph["connectors.runtime"]
-    assert "connectors.literals" in graph["connectors.service"]  # `from . import literals`
+    assert "connectors.literals" in graph["connectors.create"]  # `from . import literals`
+    assert "connectors" not in graph["connectors.create"]
     assert "connectors.store" in graph["connectors.service"]  # `from .store import ...`
+    assert "connectors.runtime" in graph["connectors.cli"]  # a deferred import, inside a function
 
 
 def test_the_registry_imports_no_connector() -> None:
