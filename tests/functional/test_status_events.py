@@ -23,7 +23,6 @@ from tests.aws_world import STR
 
 TYPE = "aws_batch_job"
 CUSTOM = {"job_queue": "flyte-example", "job_definition": "flyte-example"}
-T0 = datetime.datetime(2026, 12, 7, 3, 0, 0, tzinfo=datetime.UTC)
 
 
 class EventWorld:
@@ -36,6 +35,9 @@ class EventWorld:
         self.handle = world.create(world.request(TYPE, CUSTOM, inputs={"day": (STR, "monday")}))
         self.job_id = self.record().job_key.split("#", 1)[1]
         self.job = world.boto("batch").describe_jobs(jobs=[self.job_id])["jobs"][0]
+        # The job's changes are stamped from a little after now: each happens after the polls
+        # before it (a read tells the job as it is then; an event older than it is a late one).
+        self.t0 = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=10)
 
     def record(self):
         return self.world.record(self.handle)
@@ -47,7 +49,7 @@ class EventWorld:
             "detail-type": "Batch Job State Change",
             "source": "aws.batch",
             "account": "123456789012",
-            "time": (T0 + datetime.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": (self.t0 + datetime.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": "us-east-1",
             "resources": [self.job["jobArn"]],
             "detail": {**self.job, "status": status, **detail},
