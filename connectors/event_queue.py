@@ -95,7 +95,7 @@ def _event(body: Any) -> dict[str, Any] | None:
         return None
     try:
         event = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return None
     return event if isinstance(event, dict) else None
 

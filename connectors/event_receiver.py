@@ -11,7 +11,12 @@ hands each event here. An event is applied as a poll's reading would be, with th
   told FAILED (``as_told``);
 - the write is conditional (store/pushed_status.py): only an active record at the version
   read, never one ended or being cancelled, never after a later event; a phase never moves back
-  (a later rank only), so a duplicate, late or out-of-order event changes nothing;
+  (a later rank only), so a duplicate, late or out-of-order event changes nothing; nor does a
+  late one from before a status read (the read told the job as it was after it), unless it ends
+  the job (an ending is final, whenever it is told);
+- only events from the deployment's region (where its connectors start jobs) and only the
+  connector of the record's own task version reads it: an event forwarded from another region
+  names another job, whatever its key;
 - a SUCCEEDED job, or an event the connector cannot read, makes the status due instead: the
   next poll reads the job (its outputs come from that read).
 
@@ -27,9 +32,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from .answers import answer_resource
+from .aws_calls import region
 from .connector import AsyncConnector, Resource
 from .job_events import event_job_key
 from .phase import ends_attempt, phase_name
@@ -39,6 +46,10 @@ from .store import ACTIVE, RecordChanged, TaskRecord
 logger = logging.getLogger(__name__)
 
 WRITE_TRIES = 4
+# An event this much older than a status read taken (EventBridge's time is to the second; the
+# clocks and a describe's own lag add a little) happened before the read: what it tells, the read
+# told as it was later.
+READ_SINCE_SECONDS = 5.0
 # How far a phase has come: an event never moves a task back (a poll may: it reads the job itself).
 _RANK = {
     TaskExecution.UNDEFINED: 0,
@@ -77,8 +88,8 @@ class EventReceiver:
         if not isinstance(detail, Mapping) or not isinstance(source, str) or not isinstance(kind, str):
             return "malformed"
         connectors = self._by_event.get((source, kind))
-        if not connectors:
-            return "not ours"
+        if not connectors or event.get("region", region()) != region():
+            return "not ours"  # no connector reads it, or a job of another region (forwarded here)
         at = event_time(event)
         outcome = "unknown job"
         for connector in connectors:
@@ -86,32 +97,40 @@ class EventReceiver:
             if key is None:
                 continue
             for record in await self.service.run_store(self.service.store.records_of_job, key):
-                outcome = await self._apply(connector, record, detail, at)
+                if (record.task_type, record.task_version) == (
+                    connector.task_type_name,
+                    int(connector.task_type_version),
+                ):
+                    outcome = await self._apply(connector, record, detail, at)
         return outcome
 
     async def _apply(
         self, connector: AsyncConnector[Any], record: TaskRecord, detail: Mapping[str, Any], at: float
     ) -> str:
         store = self.service.store
+        answered: pb.Resource | None = None  # the event's report as a poll's would be stored; None: the poll reads
         try:
             meta = self.service.calls.decode_meta(connector, record)
             told = connector.resource_from_event(detail, meta)
-        except Exception:  # a connector's bug must not stop the queue: the next poll reads the job
+            if told is not None and told.phase != TaskExecution.SUCCEEDED:
+                answered = answer_resource(record, _checked(told))
+        except Exception:  # a connector's bug or a detail no answer holds must not stop the queue
             logger.exception("task %s: %s could not read a state-change event", record.name, connector.name)
-            told = None
         for _ in range(WRITE_TRIES):
             if record.state != ACTIVE:
                 return "ended"
             if record.status_event_at is not None and at < record.status_event_at:
                 return "unchanged"  # an older event than one applied: late, or out of order
             try:
-                if told is None or told.phase == TaskExecution.SUCCEEDED:
+                if answered is None:
                     if record.status_read_at is not None or record.status_pushed_at is not None:
                         await self.service.run_store(store.status_due, record, at)
                     # else due already (no read or event since the last due one): no write; an
                     # array job's children send many events between two polls
                     return "due"
-                reported = as_told(record, answer_resource(record, _checked(told)))
+                reported = as_told(record, answered)
+                if not ends_attempt(reported.phase) and _read_since(record, at):
+                    return "unchanged"  # late: a read taken since told the job as it was later
                 if rank(reported.phase) < rank(record.phase) or (
                     reported.phase == record.phase and reported.message == record.message
                 ):
@@ -129,6 +148,12 @@ class EventReceiver:
                     return "ended"
                 record = changed.current
         return "unchanged"  # it kept changing: the polls are reading it
+
+
+def _read_since(record: TaskRecord, at: float) -> bool:
+    """A status read was taken (and has not failed) after the event at ``at`` happened."""
+    read = record.status_read_at
+    return read is not None and record.status_failing_since is None and at + READ_SINCE_SECONDS < read
 
 
 def _checked(told: Resource) -> Resource:
