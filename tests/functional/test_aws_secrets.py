@@ -8,10 +8,13 @@ table, a log line or an answer (a connector that echoes it in a message gets it 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -130,3 +133,55 @@ def test_a_connector_that_takes_no_secrets_never_reads_aws(vault):
 
     assert asyncio.run(resolver.complete(EchoConnector(), "echo", {"x": "1"})) == {"x": "1"}
     assert resolver._providers is None  # Powertools not even imported for it
+
+
+class SlowRunningThenSucceeded(VaultConnector):
+    """Its first status read (poll A) is slow and finds the job RUNNING; a read asked later finds
+    it SUCCEEDED. It takes one secret: each completion is one Secrets Manager read."""
+
+    secret_names = ("api_token",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_in = threading.Event()
+        self.release = threading.Event()
+
+    async def get(self, resource_meta: JobMeta, **kwargs) -> Resource:
+        await super().get(resource_meta, **kwargs)
+        if self.calls["get"] == 1:
+            self.slow_in.set()
+            await asyncio.to_thread(self.release.wait, 30)
+            return Resource(phase=TaskExecution.RUNNING, message="running")
+        return Resource(phase=TaskExecution.SUCCEEDED, message="done")
+
+
+def calls_counted(counts, operation: str) -> int:
+    return counts().get(f"secretsmanager:{operation}", {}).get("calls", 0)
+
+
+def test_a_get_task_reads_its_secrets_from_aws_once(aws_world, monkeypatch):
+    """A poll whose write lost to another poll that ended the record SUCCEEDED reads the job again
+    for its outputs: with the secrets it already completed, not read from AWS a second time (with
+    SECRETS_MAX_AGE_SECONDS 0, as after the cache's max age, each completion is a Secrets Manager
+    read)."""
+    prefix = f"flyte-once-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    monkeypatch.setenv("SECRETS_MAX_AGE_SECONDS", "0")
+    connector = SlowRunningThenSucceeded()
+    world = aws_world(connector)
+    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/api_token", SecretString="once")
+    handle = world.create(world.request(TYPE, {}))
+    with world.faults(services=[]) as counts, ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(world.poll, handle, TYPE)  # A
+        assert connector.slow_in.wait(15), "the slow read never started"
+        before_b = calls_counted(counts, "GetSecretValue")
+        assert world.poll(handle, TYPE).phase == TaskExecution.SUCCEEDED  # B ends the record
+        read_by_b = calls_counted(counts, "GetSecretValue") - before_b
+        connector.release.set()
+        assert slow.result(timeout=30).phase == TaskExecution.SUCCEEDED
+        read_by_a = calls_counted(counts, "GetSecretValue") - read_by_b
+    assert read_by_b == 1
+    gets = [kwargs for kwargs in connector.kwargs if kwargs["operation"] == "get"]
+    assert len(gets) == 3  # A, B, and A again for the outputs
+    assert all(kwargs["api_token"] == "once" for kwargs in gets)
+    assert read_by_a == 1, f"one GetTask read its secret {read_by_a} times"
