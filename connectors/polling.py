@@ -57,6 +57,16 @@ POLL_WRITE_TRIES = 4
 MAX_BACKOFF_SECONDS = 60.0
 
 
+class RequestConnection:
+    """A GetTask's connection: the request's own values (``given``), and those completed with the
+    connector's secrets from AWS (``completed``), at most once in the request: a poll whose write
+    lost to a record ended SUCCEEDED reads the job again for its outputs with the same."""
+
+    def __init__(self, given: dict[str, str]) -> None:
+        self.given = given
+        self.completed: dict[str, str] | None = None
+
+
 class Poller:
     """Reads an active task's status and moves its record; the service's GetTask uses it."""
 
@@ -68,7 +78,7 @@ class Poller:
         return self.service.store
 
     async def poll(
-        self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: RequestConnection
     ) -> tuple[TaskRecord, pb.Resource | None, pb.GetTaskResponse | None]:
         """The record after this poll, the connector's report (None when it could not be read),
         and the answer when it is already decided."""
@@ -179,31 +189,40 @@ class Poller:
         except (RecordChanged, ConnectError) as error:  # the next poll writes it; the answer stands
             logger.info("heartbeat of %s not written: %s", record.name, type(error).__name__)
 
-    async def read(self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]) -> pb.Resource:
+    async def read(
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: RequestConnection
+    ) -> pb.Resource:
         """The job's report, as it will be stored. The connector's secrets are completed from AWS
         here, within the call's deadline, so that a throttled or slow Secrets Manager is a failed
-        status read like the remote's own."""
+        status read like the remote's own; once per GetTask (:class:`RequestConnection`)."""
+        kwargs = await self._completed(connector, record, connection)
+        meta = self.service.calls.decode_meta(connector, record)
+        make: Callable[[dict[str, str]], Awaitable[Any]] = lambda kwargs: connector.get(resource_meta=meta, **kwargs)  # noqa: E731
+        resource = await self.service.secrets.call(self.service.calls, connector, record.task_type, "get", kwargs, make)
+        if not isinstance(resource, Resource):
+            raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
+        return answer_resource(record, resource)  # what is answered is what is stored
+
+    async def _completed(
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: RequestConnection
+    ) -> dict[str, str]:
+        if connection.completed is not None:
+            return connection.completed
         seconds = seconds_left(self.service.settings)
         try:
-            connection = await asyncio.wait_for(
-                self.service.secrets.complete(connector, record.task_type, connection), timeout=seconds
+            completed: dict[str, str] = await asyncio.wait_for(
+                self.service.secrets.complete(connector, record.task_type, connection.given), timeout=seconds
             )
         except TimeoutError:
             raise ConnectError(
                 Code.DEADLINE_EXCEEDED,
                 f"reading {record.task_type}'s secrets from AWS took longer than {seconds:.3g} s",
             ) from None
-        meta = self.service.calls.decode_meta(connector, record)
-        make: Callable[[dict[str, str]], Awaitable[Any]] = lambda kwargs: connector.get(resource_meta=meta, **kwargs)  # noqa: E731
-        resource = await self.service.secrets.call(
-            self.service.calls, connector, record.task_type, "get", connection, make
-        )
-        if not isinstance(resource, Resource):
-            raise internal(f"connector {connector.name} returned {type(resource).__name__} from get, not a Resource")
-        return answer_resource(record, resource)  # what is answered is what is stored
+        connection.completed = completed
+        return completed
 
     async def read_outputs(
-        self, connector: AsyncConnector[Any], record: TaskRecord, connection: dict[str, str]
+        self, connector: AsyncConnector[Any], record: TaskRecord, connection: RequestConnection
     ) -> pb.Resource | None:
         """A SUCCEEDED task's report again, for its outputs and links; None when a task that
         declares no outputs meets a transient failure (its stored SUCCEEDED is the whole answer:
@@ -317,4 +336,4 @@ def _clock_time(epoch: float) -> str:
     return time.strftime("%H:%M:%SZ", time.gmtime(epoch))
 
 
-__all__ = ["POLL_WRITE_TRIES", "TRANSIENT", "Poller"]
+__all__ = ["POLL_WRITE_TRIES", "TRANSIENT", "Poller", "RequestConnection"]

@@ -30,7 +30,7 @@ from .create import Creator, answer_existing
 from .errors import invalid_argument, unimplemented
 from .observability import logs, metrics, observed
 from .phase import phase_name
-from .polling import Poller
+from .polling import Poller, RequestConnection
 from .registry import ConnectorRegistry
 from .secrets import SecretResolver
 from .settings import Settings
@@ -73,9 +73,9 @@ class ConnectorService:
     @observed("get")
     async def get_task(self, request: pb.GetTaskRequest) -> pb.GetTaskResponse:
         record, connector = await self._find(request.resource_meta, request.task_category)
-        # Completed from AWS by the poller, only for a connector call: a transient failure of
-        # Secrets Manager is then ridden out as one of the remote's (polling.py).
-        connection = connection_kwargs(request.connection)
+        # Completed from AWS by the poller, only for a connector call and once in this request: a
+        # transient failure of Secrets Manager is then ridden out as one of the remote's (polling.py).
+        connection = RequestConnection(connection_kwargs(request.connection))
         fresh: pb.Resource | None = None
         if record.state == ACTIVE:
             record, fresh, answer = await self.poller.poll(connector, record, connection)
