@@ -1,7 +1,7 @@
 """Cancelling a task's remote job, for a newer attempt of its action and for the reaper.
 
 A canceller first takes the record's lease (``cancelling``, a conditional write in
-:mod:`.store.lifecycle`), then stops the job and ends the record ABORTED. A record that never
+:mod:`.store.cancel_lease`), then stops the job and ends the record ABORTED. A record that never
 got the connector's metadata (its create failed or its Lambda died) is found by replaying
 connector.create with the attempt's request and idempotency token: a remote that honours the
 token answers the job it already started, which is then deleted. A replayed create that the

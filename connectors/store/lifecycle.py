@@ -11,9 +11,11 @@ States (``record.state``)::
        ├──end_create──▶ ended                                      ▲ (lease expired)      │
        └──withdraw_claim──▶ ended, withdrawn                       └──────────────────────┘
 
-Every transition is one conditional write, with its condition beside it below; a write that
-loses raises :class:`RecordChanged` carrying the current record, so the caller decides again on
-what is really stored. The promises this keeps:
+Every transition is one conditional write, with its condition beside it; a write that loses
+raises :class:`RecordChanged` carrying the current record, so the caller decides again on what is
+really stored. They are all TaskStore's methods: a create's and a poll's here, a canceller's lease
+in cancel_lease.py, the status reads' marks in status_reads.py and the state-change events'
+writes in pushed_status.py. The promises this keeps:
 
 - Once connector.create may have been called for an attempt, its record stays until the job is
   known finished or cancelled: a failed create only ``release``\\ s its lease (the record keeps
@@ -42,7 +44,8 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from ..phase import ends_attempt
 from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
-from .dynamodb import RecordChanged, StaleTask, TaskTable
+from .cancel_lease import CancelLease
+from .dynamodb import RecordChanged, TaskTable
 from .pushed_status import PushedStatus
 from .record import ACTIVE, ACTIVE_SHARDS, CANCELLING, CLAIMED, ENDED, TaskRecord
 from .status_reads import StatusReads
@@ -52,7 +55,6 @@ logger = logging.getLogger(__name__)
 _DAY = 86400.0
 # Conditions that several transitions share.
 _OWNS_CLAIM = "#state = :claimed AND lease_owner = :owner"
-_OWNS_CANCEL = "#state = :cancelling AND lease_owner = :owner"
 _IS_ACTIVE_AT_VERSION = "#state = :active AND version = :version"
 # Leaving the index and taking the long retention: what every move to `ended` also does.
 _ENDS = "#state = :ended, #phase = :phase, #message = :message, updated_at = :now, expires_at = :expires, version = version + :one"
@@ -69,7 +71,7 @@ class ClaimResult:
     prior_create_error: str = ""
 
 
-class TaskStore(StatusReads, PushedStatus, TaskTable):
+class TaskStore(CancelLease, StatusReads, PushedStatus, TaskTable):
     ENDS = _ENDS
     LEAVES_INDEX = _LEAVES_INDEX
 
@@ -310,17 +312,7 @@ class TaskStore(StatusReads, PushedStatus, TaskTable):
             {**self._ended_values(phase, message), **self._note_values("deleted")},
         )
 
-    # -- cancelling -----------------------------------------------------------------------
-
-    def claim_cancel(self, record: TaskRecord, owner: bytes, lease_seconds: float, reason: str) -> TaskRecord:
-        """active, or claimed / cancelling with the lease expired (at the version read)  ──▶
-        cancelling (ours). A newer attempt's claim on an older one: no executor watches it."""
-        return self._update(
-            record,
-            self._cancelling_set(),
-            "version = :version AND (#state = :active OR (#state IN (:claimed, :cancelling) AND lease_expires_at < :now))",
-            {**self._cancelling_values(owner, lease_seconds, reason), ":version": {"N": str(record.version)}},
-        )
+    # -- superseding ----------------------------------------------------------------------
 
     def mark_superseded(self, record: TaskRecord, newer_attempt: int) -> TaskRecord:
         """claimed with a live lease (at the version read)  ──▶  claimed, marked superseded and its
@@ -338,56 +330,6 @@ class TaskStore(StatusReads, PushedStatus, TaskTable):
                 ":version": {"N": str(record.version)},
             },
         )
-
-    def reap_claim(self, stale: StaleTask, owner: bytes, lease_seconds: float, reason: str) -> TaskRecord:
-        """not ended, heartbeat still the stale one listed (no executor polled since), and no live
-        lease  ──▶  cancelling (ours). The reaper's claim: a poll that wrote first makes it lose."""
-        key = TaskRecord(action_id=stale.action_id, attempt=stale.attempt, secret=b"", task_type="", task_version=0)
-        return self._update(
-            key,
-            self._cancelling_set(),
-            "heartbeat_at = :heartbeat AND (#state = :active OR (#state IN (:claimed, :cancelling) AND lease_expires_at < :now))",
-            {**self._cancelling_values(owner, lease_seconds, reason), ":heartbeat": {"N": repr(stale.heartbeat_at)}},
-        )
-
-    def cancelled(self, record: TaskRecord, phase: int, message: str, note: str) -> TaskRecord:
-        """cancelling (ours)  ──▶  ended: the job is stopped (or was never started)."""
-        return self._update(
-            record,
-            "SET " + _ENDS + self._note_set(record, note) + " REMOVE " + _LEAVES_INDEX,
-            _OWNS_CANCEL,
-            {
-                **self._ended_values(phase, message),
-                ":owner": {"B": record.lease_owner or b""},
-                **self._note_values(note),
-            },
-        )
-
-    def cancel_failed(self, record: TaskRecord, note: str, retry_heartbeat: float, hold_seconds: float = 0.0) -> None:
-        """cancelling (ours)  ──▶  cancelling, lease expired (or in ``hold_seconds``, after a replayed
-        create whose outcome is unknown), heartbeat set so that the reaper tries again when it is
-        stale (the canceller backs off), TTL pushed on: the job may still run. The note says why
-        (notes stop at MAX_NOTES)."""
-        now = self.clock()
-        try:
-            self._update(
-                record,
-                "SET lease_expires_at = :lease, heartbeat_at = :retry, updated_at = :now, expires_at = :expires, "
-                "version = version + :one" + self._note_set(record, note),
-                _OWNS_CANCEL,
-                {
-                    **self._states(),
-                    ":owner": {"B": record.lease_owner or b""},
-                    ":now": {"N": repr(now)},
-                    ":lease": {"N": repr(now + max(0.0, hold_seconds))},
-                    ":retry": {"N": repr(retry_heartbeat)},
-                    ":one": {"N": "1"},
-                    **self._note_values(note),
-                    ":expires": {"N": str(int(now + self._active_retention))},
-                },
-            )
-        except RecordChanged:
-            logger.warning("cancel lease on %s was taken over before it could be released", record.name)
 
     # -- expression parts -----------------------------------------------------------------
 
@@ -409,24 +351,6 @@ class TaskStore(StatusReads, PushedStatus, TaskTable):
             ":now": {"N": repr(now)},
             ":one": {"N": "1"},
             ":expires": {"N": str(int(now + self._terminal_retention))},
-        }
-
-    @staticmethod
-    def _cancelling_set() -> str:
-        return (
-            "SET #state = :cancelling, lease_owner = :owner, lease_expires_at = :lease, #message = :message, "
-            "updated_at = :now, version = version + :one"
-        )
-
-    def _cancelling_values(self, owner: bytes, lease_seconds: float, reason: str) -> dict[str, Any]:
-        now = self.clock()
-        return {
-            **self._states(),
-            ":owner": {"B": owner},
-            ":lease": {"N": repr(now + lease_seconds)},
-            ":message": {"S": clip(f"being cancelled: {reason}", MESSAGE_BYTES)},
-            ":now": {"N": repr(now)},
-            ":one": {"N": "1"},
         }
 
     @staticmethod

@@ -1,5 +1,5 @@
 """The task record's states and transitions, read from connectors/store/lifecycle.py (and the
-status reads mixed into its TaskStore, status_reads.py), and the Mermaid state diagram of
+classes mixed into its TaskStore: cancel_lease.py, status_reads.py, pushed_status.py), and the Mermaid state diagram of
 docs/task-lifecycle.md that must show exactly them.
 
 Each transition is a method of the task store that makes one conditional write: ``self._update(
@@ -134,8 +134,8 @@ def _target(update: str) -> str | None:
 
 def transitions() -> set[Edge]:
     """Every (from, to, method) that the task store's conditional writes allow: TaskStore's
-    (lifecycle.py) and those of the classes mixed into it in connectors/store/ (status_reads.py,
-    pushed_status.py)."""
+    (lifecycle.py) and those of the classes mixed into it in connectors/store/ (cancel_lease.py,
+    status_reads.py, pushed_status.py)."""
     edges: set[Edge] = set()
     all_states = states()
     parsed = {path: ast.parse(path.read_text()) for path in sorted(STORE.glob("*.py"))}
