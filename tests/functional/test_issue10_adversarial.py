@@ -134,13 +134,14 @@ def test_a_token_with_a_trailing_newline_is_not_echoed(aws_world, monkeypatch, c
 # Was a break, now fixed: snowflake: template connection_kwargs (host=...) steer the deployment's Secrets Manager private key (a signed JWT) to a host the task chooses
 def test_snowflake_deployment_key_is_not_used_with_a_task_chosen_host(aws_world, monkeypatch):
     from connectors.builtin.flyteplugins import snowflake as port
+    from connectors.builtin.flyteplugins import snowflake_connections
     from tests.aws_world import task_request
     from tests.fake_snowflake import FakeSnowflake
     from tests.functional.flyteplugins.test_snowflake import CUSTOM, rsa_pem
 
     fake = FakeSnowflake()
-    monkeypatch.setattr(port, "snowflake_connect", fake.connect)
-    port._connections.clear()
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", fake.connect)
+    snowflake_connections._connections.clear()
     prefix = f"flyte-adv-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("SECRETS_PREFIX", prefix)
     world = aws_world(port.SnowflakeConnector())
@@ -152,7 +153,7 @@ def test_snowflake_deployment_key_is_not_used_with_a_task_chosen_host(aws_world,
     try:
         error = world.error(world.create, made)
     finally:
-        port._connections.clear()
+        snowflake_connections._connections.clear()
     assert error.code == Code.PERMISSION_DENIED and "host, jwt_timeout" in error.message
     steered = [c for c in fake.connects if c.get("host") == "collector.attacker.example" and c.get("private_key")]
     assert not steered, "connect() got the deployment's key together with the task's host"

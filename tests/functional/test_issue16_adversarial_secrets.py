@@ -23,6 +23,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from snowflake.connector import errors
 
 from connectors.builtin.flyteplugins import snowflake as port
+from connectors.builtin.flyteplugins import snowflake_connections
 from connectors.errors import Code
 from connectors.store import ENDED
 from tests.fake_snowflake import FakeSnowflake
@@ -32,11 +33,11 @@ from tests.functional.flyteplugins.test_snowflake import CUSTOM, TYPE, request, 
 @pytest.fixture
 def fake(monkeypatch) -> Any:
     fake = FakeSnowflake()
-    monkeypatch.setattr(port, "snowflake_connect", fake.connect)
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", fake.connect)
     monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", CUSTOM["account"])  # the deployment lists the account
-    port._connections.clear()
+    snowflake_connections._connections.clear()
     yield fake
-    port._connections.clear()
+    snowflake_connections._connections.clear()
 
 
 @pytest.fixture

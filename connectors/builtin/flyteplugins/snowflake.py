@@ -13,20 +13,15 @@ call: none listed is ``failed_precondition``, another account ``permission_denie
 connection (docs/security.md).
 
 Only ``snowflake-connector-python`` (without its pandas extra) and ``cryptography`` are needed. The
-client is built by :func:`snowflake_connect`, the one function tests replace; the SQL is
-``snowflake_sql``'s.
+connections are ``snowflake_connections``' (its ``snowflake_connect``, the one function tests
+replace, makes each); the SQL is ``snowflake_sql``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
-import os
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,24 +30,16 @@ from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from google.protobuf import json_format
 
 from ...connector import AsyncConnector, Resource, ResourceMeta
-from ...connector_calls import call_seconds_left
 from ...errors import Code, ConnectError, invalid_argument, permission_denied
 from ...literals import DataFrameRef
 from ...secrets import require_listed_host
 from ...settings import SNOWFLAKE_ACCOUNTS
+from .snowflake_connections import cached_connection, connect_seconds, forget_connection, snowflake_host
 from .snowflake_sql import LOOKUP_SQL, expand_batch_query, query_link, query_phase, query_tag
 
 logger = logging.getLogger(__name__)
 
 TASK_TYPE = "snowflake"
-_CACHE_SIZE = 16
-
-
-def snowflake_connect(**params: Any) -> Any:
-    """A new Snowflake connection (``snowflake.connector.connect``): the client factory."""
-    import snowflake.connector
-
-    return snowflake.connector.connect(**params)
 
 
 @dataclass
@@ -101,107 +88,6 @@ ENDPOINT_KEYS = frozenset(
 )
 
 
-def private_key_der(private_key_content: str, private_key_passphrase: str | None = None) -> bytes:
-    """A PEM private key (encrypted with the passphrase, if any) as unencrypted PKCS#8 DER bytes."""
-    from cryptography.hazmat.primitives import serialization
-
-    password = private_key_passphrase.encode() if private_key_passphrase else None
-    try:
-        key = serialization.load_pem_private_key(private_key_content.strip().encode(), password=password)
-    except (ValueError, TypeError) as error:
-        raise invalid_argument(f"snowflake_private_key cannot be read: {error}") from None
-    return key.private_bytes(
-        encoding=serialization.Encoding.DER,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
-
-
-# -- connections: one per (account, user, database, schema, warehouse, key, kwargs), reused ---
-
-_connections: OrderedDict[str, Any] = OrderedDict()
-_connections_lock = threading.Lock()
-
-
-def _connection_params(
-    meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None, login_seconds: float = 0.0
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "account": meta.account,
-        "user": meta.user,
-        "database": meta.database,
-        "schema": meta.schema,
-        "warehouse": meta.warehouse,
-        **(meta.connection_kwargs or {}),
-    }
-    if private_key:
-        params["private_key"] = private_key_der(private_key, passphrase)
-    if login_seconds:  # the driver's default is 120 s; a task may ask for less, not more
-        asked = params.get("login_timeout")
-        limit = max(1, int(login_seconds))
-        params["login_timeout"] = min(asked, limit) if isinstance(asked, (int, float)) and asked > 0 else limit
-    return params
-
-
-def _connection(
-    meta: SnowflakeJobMetadata, private_key: str | None, passphrase: str | None, login_seconds: float = 0.0
-) -> tuple[str, Any]:
-    """The cached connection for these parameters (blocking: connects on a miss)."""
-    key = json.dumps(
-        [
-            meta.account,
-            meta.user,
-            meta.database,
-            meta.schema,
-            meta.warehouse,
-            private_key,
-            passphrase,
-            meta.connection_kwargs or {},
-        ],
-        sort_keys=True,
-        default=str,
-    )
-    with _connections_lock:
-        conn = _connections.get(key)
-        if conn is not None and not _closed(conn):
-            _connections.move_to_end(key)
-            return key, conn
-    conn = snowflake_connect(**_connection_params(meta, private_key, passphrase, login_seconds))
-    with _connections_lock:
-        _connections[key] = conn
-        while len(_connections) > _CACHE_SIZE:
-            _connections.popitem(last=False)
-    return key, conn
-
-
-def _closed(conn: Any) -> bool:
-    is_closed = getattr(conn, "is_closed", None)
-    return bool(is_closed()) if callable(is_closed) else False
-
-
-def _forget(key: str) -> None:
-    with _connections_lock:
-        _connections.pop(key, None)
-
-
-def snowflake_host(account: str) -> str:
-    """The host the driver signs in at for an account identifier (``<account>.snowflakecomputing.com``)."""
-    return f"{account}.snowflakecomputing.com"
-
-
-def connect_seconds() -> float:
-    """How long a sign-in may take: three quarters of what is left of the call's deadline (the
-    caller's, the Lambda's, else ``CONNECTOR_TIMEOUT_SECONDS``), so that a host the function
-    cannot reach is told as that host, not as a deadline."""
-    left = call_seconds_left()
-    if left is None:
-        try:
-            left = float(os.environ.get("CONNECTOR_TIMEOUT_SECONDS", "") or 8.0)
-        except ValueError:
-            left = 8.0
-    return max(0.05, 0.75 * left) if math.isfinite(left) else 6.0
-
-
 async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) -> Any:
     """``work(connection)`` in a worker thread; a Snowflake error becomes a Connect error (the
     connection is dropped from the cache when the error is about it, so the next call reconnects)."""
@@ -217,7 +103,9 @@ async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) 
     budget = connect_seconds()
     key_text, passphrase = secrets.get("snowflake_private_key"), secrets.get("snowflake_private_key_passphrase")
     try:
-        key, conn = await asyncio.wait_for(asyncio.to_thread(_connection, meta, key_text, passphrase, budget), budget)
+        key, conn = await asyncio.wait_for(
+            asyncio.to_thread(cached_connection, meta, key_text, passphrase, budget), budget
+        )
     except TimeoutError:  # the sign-in thread ends on the driver's own login_timeout
         raise ConnectError(
             Code.UNAVAILABLE,
@@ -240,7 +128,7 @@ async def _call(meta: SnowflakeJobMetadata, secrets: dict[str, Any], work: Any) 
         except Exception as error:  # every client error is mapped
             mapped = snowflake_error(error)
             if mapped.code in (Code.UNAVAILABLE, Code.UNAUTHENTICATED):
-                _forget(key)
+                forget_connection(key)
             raise mapped from None
 
     return await asyncio.to_thread(run)

@@ -15,7 +15,7 @@ import pytest
 from connectrpc.errors import ConnectError as ClientConnectError
 from flyteidl2.connector.service_connect import AsyncConnectorServiceClientSync
 
-from connectors.builtin.flyteplugins import snowflake as port
+from connectors.builtin.flyteplugins import snowflake_connections
 from connectors.errors import Code
 from tests.functional.flyteplugins.test_snowflake import deployment_key, fake, request, world  # noqa: F401 - fixtures
 
@@ -32,7 +32,7 @@ def test_a_caller_deadline_shorter_than_the_budget_still_names_the_host(world, m
         released.wait(30)
         raise RuntimeError("released")
 
-    monkeypatch.setattr(port, "snowflake_connect", blackholed)
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", blackholed)
     client = AsyncConnectorServiceClientSync(world.server.url, timeout_ms=2500)
     try:
         with pytest.raises(ClientConnectError) as caught:

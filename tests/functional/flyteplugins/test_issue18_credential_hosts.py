@@ -124,11 +124,12 @@ def test_a_databricks_task_whose_workspace_is_no_longer_listed_is_neither_polled
 
 def test_snowflake_with_no_account_listed_signs_in_nowhere(aws_world, monkeypatch):
     from connectors.builtin.flyteplugins import snowflake as port
+    from connectors.builtin.flyteplugins import snowflake_connections
     from tests.fake_snowflake import FakeSnowflake
 
     fake = FakeSnowflake()
-    monkeypatch.setattr(port, "snowflake_connect", fake.connect)
-    port._connections.clear()
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", fake.connect)
+    snowflake_connections._connections.clear()
     no_list(monkeypatch, "FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS")
     world = secrets_world(
         aws_world, monkeypatch, port.SnowflakeConnector(), "snowflake", {"snowflake_private_key": snowflake.rsa_pem()}
@@ -143,7 +144,7 @@ def test_snowflake_with_no_account_listed_signs_in_nowhere(aws_world, monkeypatc
     monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", "otherorg-account, MYORG-MYACCOUNT")  # any case
     world.create(snowflake.request())
     assert [connect["account"] for connect in fake.connects] == ["myorg-myaccount"]
-    port._connections.clear()
+    snowflake_connections._connections.clear()
 
 
 # -- slurm -----------------------------------------------------------------------------------------

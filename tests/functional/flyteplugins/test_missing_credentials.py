@@ -14,6 +14,7 @@ import pytest
 from connectors.builtin.flyteplugins import databricks as databricks_port
 from connectors.builtin.flyteplugins import slurm as slurm_port
 from connectors.builtin.flyteplugins import snowflake as snowflake_port
+from connectors.builtin.flyteplugins import snowflake_connections
 from connectors.errors import Code
 from tests.fake_databricks import FakeDatabricks
 from tests.fake_slurm import FakeSlurm
@@ -42,8 +43,8 @@ def test_snowflake_without_its_key_names_the_secret_and_never_connects(aws_world
     from tests.functional.flyteplugins.test_snowflake import request
 
     fake = FakeSnowflake()
-    monkeypatch.setattr(snowflake_port, "snowflake_connect", fake.connect)
-    snowflake_port._connections.clear()
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", fake.connect)
+    snowflake_connections._connections.clear()
     world = aws_world(snowflake_port.SnowflakeConnector())
     error = world.error(world.create, request())
     assert_names_where_to_put_it(error, prefix, "snowflake", "snowflake_private_key")
@@ -91,7 +92,7 @@ def test_without_a_secret_prefix_the_answer_says_the_deployment_reads_none(aws_w
 
     monkeypatch.setenv("SECRETS_PREFIX", "")
     fake = FakeSnowflake()
-    monkeypatch.setattr(snowflake_port, "snowflake_connect", fake.connect)
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", fake.connect)
     world = aws_world(snowflake_port.SnowflakeConnector())
     error = world.error(world.create, request())
     assert error.code == Code.UNAUTHENTICATED

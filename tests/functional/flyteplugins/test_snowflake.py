@@ -22,6 +22,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution, TaskLog
 from snowflake.connector import errors
 
 from connectors.builtin.flyteplugins import snowflake as port
+from connectors.builtin.flyteplugins import snowflake_connections
 from connectors.errors import Code
 from connectors.literals import DataFrameRef
 from tests.aws_world import CALL_SECONDS, DATAFRAME, INT, STR
@@ -32,7 +33,7 @@ from tests.oracle_wheels import oracle_wheel
 TYPE = "snowflake"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 WHEELS = ROOT / ".venv" / "wheels"
-REAL_CONNECT = port.snowflake_connect  # before any fixture replaces it
+REAL_CONNECT = snowflake_connections.snowflake_connect  # before any fixture replaces it
 LOGIN_BOUND = math.ceil(0.75 * CALL_SECONDS)  # the sign-in's share of a call's deadline
 CUSTOM = {
     "account": "myorg-myaccount",
@@ -57,11 +58,11 @@ def rsa_pem(passphrase: str | None = None) -> str:
 @pytest.fixture
 def fake(monkeypatch) -> FakeSnowflake:
     fake = FakeSnowflake()
-    monkeypatch.setattr(port, "snowflake_connect", fake.connect)
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", fake.connect)
     monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", CUSTOM["account"])  # the deployment lists the account
-    port._connections.clear()
+    snowflake_connections._connections.clear()
     yield fake
-    port._connections.clear()
+    snowflake_connections._connections.clear()
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +108,7 @@ def test_a_query_is_submitted_tagged_polled_to_success_and_gives_its_dataframe(w
     assert {k: v for k, v in connect.items() if k not in ("private_key", "login_timeout")} == CUSTOM
     # 3/4 of the call's deadline (the world's 15 s; the driver's own default: 120 s)
     assert 1 <= connect["login_timeout"] <= LOGIN_BOUND
-    assert connect["private_key"] == port.private_key_der(pem, "s3cret")
+    assert connect["private_key"] == snowflake_connections.private_key_der(pem, "s3cret")
     lookup, submitted = fake.statements
     token = world.token(made)
     assert (
@@ -511,7 +512,7 @@ def test_a_snowflake_that_never_answers_is_unavailable_naming_its_host_before_th
         released.wait(30)
         raise RuntimeError("released")
 
-    monkeypatch.setattr(port, "snowflake_connect", blackholed)
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", blackholed)
     try:
         error = world.error(world.create, request())
     finally:
@@ -523,7 +524,7 @@ def test_a_snowflake_that_never_answers_is_unavailable_naming_its_host_before_th
 def test_the_real_driver_that_cannot_resolve_the_account_names_its_host(world, monkeypatch):
     """The real snowflake-connector-python (no fake): the account's host does not resolve on this
     machine (no internet), and the driver gives up within the service's deadline."""
-    monkeypatch.setattr(port, "snowflake_connect", REAL_CONNECT)
+    monkeypatch.setattr(snowflake_connections, "snowflake_connect", REAL_CONNECT)
     monkeypatch.setenv("CONNECTOR_TIMEOUT_SECONDS", "4")
     error = world.error(world.create, request())
     assert error.code == Code.UNAVAILABLE, error
@@ -532,6 +533,6 @@ def test_the_real_driver_that_cannot_resolve_the_account_names_its_host(world, m
 
 def test_a_task_may_shorten_the_sign_in_but_not_lengthen_it():
     meta = port.SnowflakeJobMetadata(**CUSTOM, query_id="", has_output=False, connection_kwargs={"login_timeout": 600})
-    assert port._connection_params(meta, None, None, 6.0)["login_timeout"] == 6
+    assert snowflake_connections._connection_params(meta, None, None, 6.0)["login_timeout"] == 6
     meta.connection_kwargs = {"login_timeout": 2}
-    assert port._connection_params(meta, None, None, 6.0)["login_timeout"] == 2
+    assert snowflake_connections._connection_params(meta, None, None, 6.0)["login_timeout"] == 2
