@@ -34,6 +34,7 @@ import asyncio
 import logging
 import os
 import re
+import string
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -259,6 +260,9 @@ def _aws_code(error: BaseException) -> str:
     return ""
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def require_listed_host(
     task_type: str,
     host: Any,
@@ -271,12 +275,14 @@ def require_listed_host(
 ) -> None:
     """Refuse, before any connection, to send ``credential`` to ``host`` unless the deployment lists
     it in ``listed_by`` (or ``also``: another setting of the deployment's that names its one host).
-    Compared without case or a trailing dot. None listed: ``failed_precondition`` naming the
+    Compared without ASCII case or a trailing dot. None listed: ``failed_precondition`` naming the
     parameter; another host: ``permission_denied``. ``shown``: the host as the message names it
     (Snowflake's account, with the host it signs in at)."""
 
     def same(name: Any) -> str:
-        return str(name).strip().rstrip(".").casefold()
+        # ASCII letters folded only: Unicode folding maps other hosts onto listed ones ("ß" folds
+        # to "ss", yet an HTTP client sends "maßive.example" as its own IDNA label, xn--...).
+        return str(name).strip().rstrip(".").translate(_ASCII_LOWER)
 
     allowed = sorted({*listed_by.values(), *(item.strip() for item in also if item and item.strip())})
     where = shown or repr(host)

@@ -131,17 +131,21 @@ def scope_tag() -> tuple[str, str] | None:
 
 def scoped_tags(fields: Fields, limits: MapLimits) -> dict[str, str]:
     """``template.custom.tags`` (a string map within ``limits``) with :func:`scope_tag` added; a
-    template may not set that key itself."""
+    template may not set that key itself, in any case."""
     tags = fields.string_map("tags")
     scope = scope_tag()
     if scope is None:
         limits.check(fields.task_type, "template.custom.tags", list(tags.items()))
         return tags
     key, value = scope
-    if key in tags:
+    # In any case: IAM reads a condition key's name (aws:RequestTag/<key>, aws:ResourceTag/<key>)
+    # without regard to case, where Batch and EMR Serverless keep "Flyte-Connectors" beside
+    # "flyte-connectors": a job would carry two values of the one tag IAM scopes the service by.
+    taken = [given for given in tags if given.casefold() == key.casefold()]
+    if taken:
         raise invalid_argument(
-            f"{fields.task_type}: template.custom.tags may not set {key!r}, which the connector sets "
-            f"(the tag this service's IAM grants are scoped by)"
+            f"{fields.task_type}: template.custom.tags may not set {key!r} (in any case, as {taken[0]!r}), "
+            f"which the connector sets (the tag this service's IAM grants are scoped by)"
         )
     limits.check(
         fields.task_type, "template.custom.tags", list(tags.items()), own=(1, f"{key}, the tag IAM scopes it by")

@@ -20,7 +20,16 @@ from google.protobuf import json_format
 from ...errors import ConnectError, invalid_argument
 from ...settings import DeploymentList
 
-__all__ = ["CODE_VARIABLES", "Fields", "Limit", "MapLimits", "aws_shape", "loads_code", "refuse_unless_listed"]
+__all__ = [
+    "CODE_VARIABLES",
+    "CODE_VARIABLE_PREFIXES",
+    "Fields",
+    "Limit",
+    "MapLimits",
+    "aws_shape",
+    "loads_code",
+    "refuse_unless_listed",
+]
 
 
 def refuse_unless_listed(
@@ -78,15 +87,50 @@ CODE_VARIABLES = frozenset(
         "RUBYOPT",
         "SHELLOPTS",
         "SPARK_SUBMIT_OPTS",
+        # Commands git runs, and where pip, uv and the AWS SDKs and CLI fetch what the job then
+        # runs (a package's build, a script the job downloads from S3).
+        "GIT_ASKPASS",
+        "GIT_EDITOR",
+        "GIT_EXEC_PATH",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_PAGER",
+        "GIT_PROXY_COMMAND",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "LESSCLOSE",
+        "LESSOPEN",
+        "OPENSSL_CONF",
+        "OPENSSL_ENGINES",
+        "PIP_CONFIG_FILE",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_FIND_LINKS",
+        "PIP_INDEX_URL",
+        "R_ENVIRON",
+        "R_ENVIRON_USER",
+        "R_PROFILE",
+        "R_PROFILE_USER",
+        "SSH_ASKPASS",
+        "UV_DEFAULT_INDEX",
+        "UV_EXTRA_INDEX_URL",
+        "UV_FIND_LINKS",
+        "UV_INDEX",
+        "UV_INDEX_URL",
     }
 )
+# Families of them: exported bash functions (BASH_FUNC_<name>%%), git's configuration by
+# environment (GIT_CONFIG_COUNT, _KEY_<n>, _VALUE_<n>, _PARAMETERS: core.sshCommand, core.fsmonitor
+# and aliases run commands), Lua's LUA_INIT[_5_x] (code itself), npm's configuration
+# (npm_config_script_shell, _registry...), and AWS_ENDPOINT_URL[_<SERVICE>].
+CODE_VARIABLE_PREFIXES = ("BASH_FUNC_", "GIT_CONFIG", "LUA_INIT", "NPM_CONFIG_", "AWS_ENDPOINT_URL")
 
 
 def loads_code(variable: str) -> bool:
     """Whether an environment variable of that name can make the job load or run other code:
-    one of :data:`CODE_VARIABLES`, or an exported bash function (``BASH_FUNC_<name>%%``)."""
-    name = variable.strip()
-    return name.upper() in CODE_VARIABLES or name.upper().startswith("BASH_FUNC_")
+    one of :data:`CODE_VARIABLES` or of a family of :data:`CODE_VARIABLE_PREFIXES`. Only its
+    name up to an ``=`` counts: a container's environment is ``NAME=VALUE`` text, so a name
+    ``BASH_ENV=$(...)#`` would set ``BASH_ENV``."""
+    name = variable.split("=", 1)[0].strip().upper()
+    return name in CODE_VARIABLES or name.startswith(CODE_VARIABLE_PREFIXES)
 
 
 class Fields:

@@ -75,8 +75,10 @@ LOOKUP_PAGES = 10
 
 
 def _argument(name: str) -> str:
-    """An argument's name as it is matched: any case, with its ``--`` or (in the deployment's list) without."""
-    return "--" + name.strip().lstrip("-").casefold()
+    """An argument's name as it is matched: any case, with its ``--`` or (in the deployment's list)
+    without, and only up to an ``=`` (``--scriptLocation=s3://x`` is the option-parser spelling of
+    ``--scriptLocation s3://x``)."""
+    return "--" + name.strip().lstrip("-").split("=", 1)[0].strip().casefold()
 
 
 # Glue's special run arguments that are the job's (its registered script, libraries and role

@@ -102,10 +102,10 @@ def tags_of(fields: Fields, token: str) -> list[dict[str, str]]:
     if scope is not None:
         ours.append({"Key": scope[0], "Value": scope[1]})
         uses.append(f"{scope[0]}, the tag IAM scopes it by")
-    for key in (tag["Key"] for tag in ours):
-        if any(tag["Key"] == key for tag in tags):
+    for key in (tag["Key"] for tag in ours):  # in any case, as IAM reads a tag key (base.scoped_tags)
+        if any(tag["Key"].casefold() == key.casefold() for tag in tags):
             raise invalid_argument(
-                f"{fields.task_type}: template.custom.tags may not set {key}, which the connector sets"
+                f"{fields.task_type}: template.custom.tags may not set {key} (in any case), which the connector sets"
             )
     pairs = [(tag["Key"], tag["Value"]) for tag in tags]
     TAGS.check(fields.task_type, "template.custom.tags", pairs, own=(len(ours), "; ".join(uses)))
