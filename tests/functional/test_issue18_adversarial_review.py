@@ -180,3 +180,44 @@ def test_a_batch_variable_that_makes_the_job_fetch_or_run_other_code_is_refused(
     error = world.error(world.create, world.request(batch.TYPE, {**batch.BASE, "environment": {name: value}}, run=run))
     assert error.code == Code.INVALID_ARGUMENT and "BatchAllowedOverrides" in error.message, error.message
     assert batch_jobs_of(world, run) == []
+
+
+# -- 5. Snowflake: connect() arguments that read the function's own files -----------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"token_file_path": "/proc/self/environ"},
+        {"connections_file_path": "/tmp/connections.toml", "connection_name": "prod"},
+    ],
+    ids=["token-file", "connections-file"],
+)
+def test_snowflake_connection_kwargs_may_not_name_the_functions_files(aws_world, monkeypatch, kwargs):
+    """Before: ``token_file_path``, ``connection_name`` and ``connections_file_path`` were not
+    among the refused connect() arguments, so they reached the driver, which reads the token
+    file whole (``/dev/zero`` never ends; ``/proc/self/environ`` holds the function's AWS
+    credentials) and takes a connections.toml's host and credentials. The client factory was
+    asked to connect with them; now the task is ``permission_denied`` before any connection."""
+    from connectors.builtin.flyteplugins import snowflake as port
+    from tests.fake_snowflake import FakeSnowflake
+    from tests.functional.flyteplugins import test_snowflake as snowflake
+
+    fake = FakeSnowflake()
+    monkeypatch.setattr(port, "snowflake_connect", fake.connect)
+    monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", snowflake.CUSTOM["account"])
+    port._connections.clear()
+    try:
+        world = secrets_world(
+            aws_world,
+            monkeypatch,
+            port.SnowflakeConnector(),
+            "snowflake",
+            {"snowflake_private_key": snowflake.rsa_pem()},
+        )
+        error = world.error(world.create, snowflake.request({"connection_kwargs": kwargs}))
+        assert error.code == Code.PERMISSION_DENIED, error.message
+        assert all(name in error.message for name in kwargs)
+        assert fake.connects == [], "the client was asked to connect"
+    finally:
+        port._connections.clear()
