@@ -56,9 +56,13 @@ class SnowflakeJobMetadata(ResourceMeta):
     connection_kwargs: dict[str, Any] | None = None
 
 
-# connect() arguments that choose the endpoint or the login: a task may not set them.
+# connect() arguments that choose the endpoint or the login (a task may not set them), those that
+# read the function's files among them: a connections.toml's host, a token file read whole (/dev/zero).
 ENDPOINT_KEYS = frozenset(
     {
+        "connection_name",
+        "connections_file_path",
+        "token_file_path",
         "host",
         "port",
         "protocol",
