@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from ..builtin.echo import EchoMetadata
 from ..caller import normalize
 from ..connect_envelope import encode
 from ..store import TaskExecutionKey, TaskRecord, TaskStore
-from .status_event_samples import sqs_event
+from .status_event_samples import eventbridge_event, sqs_event, write_events_to
 
 API_ID = "a1b2c3d4e5"
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
@@ -209,17 +208,10 @@ def all_events() -> dict[str, dict[str, Any]]:
 
 def scheduled_event() -> dict[str, Any]:
     """The EventBridge Scheduler event the reaper receives on ReaperSchedule."""
-    return {
-        "version": "0",
-        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-11-25T10:00:00Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/flyte-connectors-AbandonedTaskReaper"],
-        "detail": {},
-    }
+    rule = "arn:aws:events:us-east-1:123456789012:rule/flyte-connectors-AbandonedTaskReaper"
+    return eventbridge_event(
+        "aws.events", "Scheduled Event", {}, [rule], event_id="53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa"
+    )
 
 
 def batch_job_state_change(
@@ -228,32 +220,25 @@ def batch_job_state_change(
     """A "Batch Job State Change" event as EventBridge delivers it: its detail is the job as
     DescribeJobs describes it (AWS Batch user guide, EventBridge)."""
     job_arn = f"arn:aws:batch:us-east-1:123456789012:job/{job_id}"
-    return {
-        "version": "0",
-        "id": "c8f9c4b5-76e5-d76a-f980-7011e206042b",
-        "detail-type": "Batch Job State Change",
-        "source": "aws.batch",
-        "account": "123456789012",
-        "time": "2026-11-25T10:00:00Z",
-        "region": "us-east-1",
-        "resources": [job_arn],
-        "detail": {
-            "jobArn": job_arn,
-            "jobName": "example-run-a0-0",
-            "jobId": job_id,
-            "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/flyte-example",
-            "status": status,
-            "attempts": [],
-            "createdAt": 1795600790000,
-            "retryStrategy": {"attempts": 1},
-            "dependsOn": [],
-            "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/flyte-example:1",
-            "parameters": {},
-            "container": {"image": "public.ecr.aws/docker/library/python:3.12", "vcpus": 1, "memory": 512},
-            "tags": {},
-            "platformCapabilities": ["EC2"],
-        },
+    detail = {
+        "jobArn": job_arn,
+        "jobName": "example-run-a0-0",
+        "jobId": job_id,
+        "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/flyte-example",
+        "status": status,
+        "attempts": [],
+        "createdAt": 1795600790000,
+        "retryStrategy": {"attempts": 1},
+        "dependsOn": [],
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/flyte-example:1",
+        "parameters": {},
+        "container": {"image": "public.ecr.aws/docker/library/python:3.12", "vcpus": 1, "memory": 512},
+        "tags": {},
+        "platformCapabilities": ["EC2"],
     }
+    return eventbridge_event(
+        "aws.batch", "Batch Job State Change", detail, [job_arn], event_id="c8f9c4b5-76e5-d76a-f980-7011e206042b"
+    )
 
 
 # The function each event is for (template.yaml logical ids).
@@ -273,13 +258,7 @@ EVENT_FUNCTIONS = {
 
 
 def write_events(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, event in all_events().items():
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(event, indent=2) + "\n")
-        written.append(path)
-    return written
+    return write_events_to(folder, all_events())
 
 
 if __name__ == "__main__":

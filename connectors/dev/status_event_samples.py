@@ -3,7 +3,7 @@ function receives it (an SQS batch of one record whose body is the EventBridge e
 :func:`sqs_event`).
 
 Each event has its service's source, detail-type and detail as that service documents them (the
-fake AWS publishes the same shapes: connectors/dev/fake_aws/_event_sources.py). The jobs they
+details built as the fake AWS builds the ones it publishes: job_event_details.py). The jobs they
 name are no task's, so invoking one changes nothing; put a task's job id (``job_key`` in
 ``connectors tasks show``) in its detail to move that task. ``python -m connectors.dev.events``
 writes them with the other events.
@@ -16,48 +16,69 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .job_event_details import (
+    athena_detail,
+    emr_serverless_detail,
+    glue_detail,
+    redshift_data_detail,
+    step_functions_detail,
+)
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 TIME = "2026-11-25T10:00:00Z"
 MILLIS = 1795600790000  # 10 s before TIME
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:flyte-connectors-StatusEventsQueue-AbCdEf012345"
+
+
+def sqs_record(body: str, message_id: str) -> dict[str, Any]:
+    """One record of the SQS batch, as Lambda's event source mapping delivers it."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795600800000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1795600800010",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": REGION,
+    }
 
 
 def sqs_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The SQS batch Lambda's event source mapping hands the StatusEventsFunction: each record's
     body one EventBridge event, as the rule's target put it on the queue."""
-    records = []
-    for n, event in enumerate(events):
-        body = json.dumps(event, separators=(",", ":"))
-        records.append(
-            {
-                "messageId": f"059f36b4-87a3-44ab-83d2-66197158{n:04d}",
-                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1795600800000",
-                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-                    "ApproximateFirstReceiveTimestamp": "1795600800010",
-                },
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:flyte-connectors-StatusEventsQueue-AbCdEf012345",
-                "awsRegion": "us-east-1",
-            }
-        )
+    records = [
+        sqs_record(json.dumps(event, separators=(",", ":")), f"059f36b4-87a3-44ab-83d2-66197158{n:04d}")
+        for n, event in enumerate(events)
+    ]
     return {"Records": records}
 
 
-def eventbridge_event(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
-    """An AWS service's event as EventBridge delivers it to a rule's target."""
+def eventbridge_event(
+    source: str,
+    detail_type: str,
+    detail: dict[str, Any],
+    resources: list[str],
+    *,
+    event_id: str | None = None,
+    time: str = TIME,
+) -> dict[str, Any]:
+    """An AWS service's event as EventBridge delivers it to a rule's target (its id, unless given,
+    one of its detail-type's)."""
     return {
         "version": "0",
-        "id": _uuid(detail_type),
+        "id": event_id or _uuid(detail_type),
         "detail-type": detail_type,
         "source": source,
         "account": ACCOUNT,
-        "time": TIME,
+        "time": time,
         "region": REGION,
         "resources": resources,
         "detail": detail,
@@ -92,34 +113,33 @@ def _batch() -> dict[str, Any]:
 
 
 def _athena() -> dict[str, Any]:
-    detail = {
-        "versionId": "0",
-        "currentState": "RUNNING",
-        "previousState": "QUEUED",
-        "statementType": "DML",
-        "queryExecutionId": "01234567-0123-0123-0123-012345678901",
-        "workgroupName": "flyte",
-        "sequenceNumber": "2",
-    }
+    detail = athena_detail(
+        state="RUNNING",
+        previous="QUEUED",
+        statement_type="DML",
+        query_execution_id="01234567-0123-0123-0123-012345678901",
+        workgroup="flyte",
+        sequence=2,
+    )
     return eventbridge_event("aws.athena", "Athena Query State Change", detail, [])
 
 
 def _sfn() -> dict[str, Any]:
     arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:flyte-example:example-sfn-run-a0-0"
-    detail = {
-        "executionArn": arn,
-        "stateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:flyte-example",
-        "name": "example-sfn-run-a0-0",
-        "status": "RUNNING",
-        "startDate": MILLIS,
-        "stopDate": None,
-        "input": '{"mode":"full"}',
-        "inputDetails": {"included": True},
-        "output": None,
-        "outputDetails": None,
-        "error": None,
-        "cause": None,
-    }
+    detail = step_functions_detail(
+        execution_arn=arn,
+        state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:flyte-example",
+        name="example-sfn-run-a0-0",
+        status="RUNNING",
+        start_date=MILLIS,
+        stop_date=None,
+        execution_input='{"mode":"full"}',
+        input_details={"included": True},
+        output=None,
+        output_details=None,
+        error=None,
+        cause=None,
+    )
     return eventbridge_event("aws.states", "Step Functions Execution Status Change", detail, [arn])
 
 
@@ -166,42 +186,40 @@ def _sagemaker_processing() -> dict[str, Any]:
 
 def _emr_serverless() -> dict[str, Any]:
     application, run = "00flyteexample00", "00f1cbsc6anuij25"
-    detail = {
-        "jobRunId": run,
-        "jobRunName": "wordcount",
-        "applicationId": application,
-        "arn": f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{application}/jobruns/{run}",
-        "releaseLabel": "emr-7.0.0",
-        "state": "RUNNING",
-        "previousState": "SCHEDULED",
-        "createdBy": f"arn:aws:sts::{ACCOUNT}:assumed-role/flyte-connectors/create-task",
-        "updatedAt": "2026-11-25T10:00:00.000000Z",
-        "createdAt": "2026-11-25T09:59:50.000000Z",
-    }
+    detail = emr_serverless_detail(
+        job_run_id=run,
+        job_run_name="wordcount",
+        application_id=application,
+        arn=f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{application}/jobruns/{run}",
+        release_label="emr-7.0.0",
+        state="RUNNING",
+        previous_state="SCHEDULED",
+        created_by=f"arn:aws:sts::{ACCOUNT}:assumed-role/flyte-connectors/create-task",
+        updated_at="2026-11-25T10:00:00.000000Z",
+        created_at="2026-11-25T09:59:50.000000Z",
+    )
     return eventbridge_event("aws.emr-serverless", "EMR Serverless Job Run State Change", detail, [])
 
 
 def _glue() -> dict[str, Any]:
-    detail = {  # sent as a run ends: SUCCEEDED, FAILED, TIMEOUT or STOPPED
-        "jobName": "flyte-example",
-        "severity": "INFO",
-        "state": "SUCCEEDED",
-        "jobRunId": "jr_3c9b3a0f6e1d4c5b8a7f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
-        "message": "Job run succeeded",
-    }
+    detail = glue_detail(  # sent as a run ends: SUCCEEDED, FAILED, TIMEOUT or STOPPED
+        job_name="flyte-example",
+        state="SUCCEEDED",
+        job_run_id="jr_3c9b3a0f6e1d4c5b8a7f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b",
+    )
     return eventbridge_event("aws.glue", "Glue Job State Change", detail, [])
 
 
 def _redshift() -> dict[str, Any]:
-    detail = {  # sent as a statement run WithEvent ends: FINISHED, FAILED or ABORTED
-        "principal": f"arn:aws:iam::{ACCOUNT}:user/flyte",
-        "statementName": "example-redshift-run-a0-0",
-        "statementId": "dd2e1ec9-2ee3-49a0-819f-905fa7d75a4a",
-        "redshiftQueryId": 12345,
-        "state": "FINISHED",
-        "rows": 3,
-        "expireAt": MILLIS // 1000 + 24 * 3600,
-    }
+    detail = redshift_data_detail(  # sent as a statement run WithEvent ends: FINISHED, FAILED or ABORTED
+        principal=f"arn:aws:iam::{ACCOUNT}:user/flyte",
+        statement_name="example-redshift-run-a0-0",
+        statement_id="dd2e1ec9-2ee3-49a0-819f-905fa7d75a4a",
+        redshift_query_id=12345,
+        state="FINISHED",
+        rows=3,
+        expire_at=MILLIS // 1000 + 24 * 3600,
+    )
     cluster = f"arn:aws:redshift:{REGION}:{ACCOUNT}:cluster:flyte-example"
     return eventbridge_event("aws.redshift-data", "Redshift Data Statement Status Change", detail, [cluster])
 
@@ -225,9 +243,14 @@ def all_samples() -> dict[str, dict[str, Any]]:
 
 
 def write_samples(folder: Path) -> list[Path]:
+    return write_events_to(folder, all_samples())
+
+
+def write_events_to(folder: Path, events: dict[str, dict[str, Any]]) -> list[Path]:
+    """Each event as ``<name>.json`` in ``folder``, indented, as events/ holds them."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, event in all_samples().items():
+    for name, event in events.items():
         path = folder / f"{name}.json"
         path.write_text(json.dumps(event, indent=2) + "\n")
         written.append(path)

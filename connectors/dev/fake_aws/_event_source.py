@@ -60,6 +60,27 @@ def backends(made: Any) -> Iterator[tuple[str, str, Any]]:
             yield account, region, backend
 
 
+def jobs_in(made: Any, members: Callable[[Any], Iterable[Any]]) -> Callable[[], Iterator[Job]]:
+    """A :attr:`Source.jobs`: the jobs ``members`` lists of each backend moto made."""
+
+    def jobs() -> Iterator[Job]:
+        for account, region, backend in backends(made):
+            for job in list(members(backend)):
+                yield account, region, job
+
+    return jobs
+
+
+def when_advanced(step: Callable[[Any], Any]) -> Callable[[Any, bool], None]:
+    """A :attr:`Source.drive` that only moves the job on (``step``), not merely looking at it."""
+
+    def drive(job: Any, advance: bool) -> None:
+        if advance:
+            step(job)
+
+    return drive
+
+
 def always(job: Any, state: str) -> bool:
     return True
 

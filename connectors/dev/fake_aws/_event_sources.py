@@ -18,16 +18,18 @@ from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
 from moto.stepfunctions.models import stepfunctions_backends
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from ..job_event_details import (
+    GLUE_EVENTS,
+    athena_detail,
+    emr_serverless_detail,
+    glue_detail,
+    redshift_data_detail,
+    step_functions_detail,
+)
 from . import athena, batch, emrserverless, fate_of, redshiftdata, sagemaker, stepfunctions
-from ._event_source import Job, Source, Where, always, backends, iso, millis, output_members
+from ._event_source import Job, Source, Where, always, iso, jobs_in, millis, output_members, when_advanced
 
 # --- Batch ---------------------------------------------------------------------------------------
-
-
-def _batch_jobs() -> Iterator[Job]:
-    for account, region, backend in backends(batch_backends):
-        for job in list(backend._jobs.values()):
-            yield account, region, job
 
 
 def _batch_drive(job: Any, advance: bool) -> None:
@@ -39,7 +41,7 @@ BATCH = Source(
     source="aws.batch",
     detail_type="Batch Job State Change",
     model="batch::job",
-    jobs=_batch_jobs,
+    jobs=jobs_in(batch_backends, lambda backend: backend._jobs.values()),
     key=lambda job: job.job_id,
     drive=_batch_drive,
     state=lambda job: str(job.status),
@@ -53,49 +55,36 @@ BATCH = Source(
 # --- Athena --------------------------------------------------------------------------------------
 
 
-def _athena_jobs() -> Iterator[Job]:
-    for account, region, backend in backends(athena_backends):
-        for execution in list(backend.executions.values()):
-            yield account, region, execution
-
-
-def _athena_drive(execution: Any, advance: bool) -> None:
-    if advance:
-        athena.apply_fate(execution)
-
-
 def _athena_detail(execution: Any, previous: str | None, sequence: int, where: Where) -> dict[str, Any]:
     ddl = ("ALTER", "CREATE", "DESCRIBE", "DROP", "MSCK", "SHOW")  # as moto's GetQueryExecution decides
-    detail: dict[str, Any] = {
-        "versionId": "0",
-        "currentState": execution.status,
-        "previousState": previous,
-        "statementType": "DDL" if (execution.query or "").upper().startswith(ddl) else "DML",
-        "queryExecutionId": execution.id,
-        "workgroupName": execution.workgroup.name if execution.workgroup is not None else "primary",
-        "sequenceNumber": str(sequence),
-    }
-    if previous is None:
-        del detail["previousState"]
     fate = fate_of("athena", execution.id)
+    athena_error = None
     if execution.status == "FAILED" and fate:
         error = athena.athena_error(fate)
-        detail["athenaError"] = {
+        athena_error = {
             "errorCategory": float(error["ErrorCategory"]),
             "errorType": float(error["ErrorType"]),
             "errorMessage": error["ErrorMessage"],
             "retryable": error["Retryable"],
         }
-    return detail
+    return athena_detail(
+        state=execution.status,
+        previous=previous,
+        statement_type="DDL" if (execution.query or "").upper().startswith(ddl) else "DML",
+        query_execution_id=execution.id,
+        workgroup=execution.workgroup.name if execution.workgroup is not None else "primary",
+        sequence=sequence,
+        athena_error=athena_error,
+    )
 
 
 ATHENA = Source(
     source="aws.athena",
     detail_type="Athena Query State Change",
     model="athena::execution",
-    jobs=_athena_jobs,
+    jobs=jobs_in(athena_backends, lambda backend: backend.executions.values()),
     key=lambda execution: execution.id,
-    drive=_athena_drive,
+    drive=when_advanced(athena.apply_fate),
     state=lambda execution: str(execution.status),
     ended=frozenset({"SUCCEEDED", "FAILED", "CANCELLED"}),
     publishes=always,
@@ -106,13 +95,15 @@ ATHENA = Source(
 # --- Step Functions ------------------------------------------------------------------------------
 
 
+def _executions(backend: Any) -> Iterator[Any]:
+    for machine in list(backend.state_machines):
+        yield from list(machine.executions)
+
+
 def _sfn_jobs() -> Iterator[Job]:
     # moto runs state machines (execute_state_machine, as make serve sets) in its parser's backends
     for made in (stepfunctions_backends, stepfunctions_parser_backends):
-        for account, region, backend in backends(made):
-            for machine in list(backend.state_machines):
-                for execution in list(machine.executions):
-                    yield account, region, execution
+        yield from jobs_in(made, _executions)()
 
 
 def _sfn_state(execution: Any) -> str:
@@ -126,20 +117,20 @@ def _sfn_arn(execution: Any) -> str:
 
 def _sfn_detail(execution: Any, previous: str | None, sequence: int, where: Where) -> dict[str, Any]:
     told = execution.to_describe_output() if hasattr(execution, "to_describe_output") else {}
-    detail = {
-        "executionArn": _sfn_arn(execution),
-        "stateMachineArn": told.get("stateMachineArn", getattr(execution, "state_machine_arn", None)),
-        "name": execution.name,
-        "status": _sfn_state(execution),
-        "startDate": told.get("startDate", getattr(execution, "start_date", None)),
-        "stopDate": told.get("stopDate", getattr(execution, "stop_date", None)),
-        "input": told.get("input", getattr(execution, "execution_input", None)),
-        "inputDetails": told.get("inputDetails") or {"included": True},
-        "output": told.get("output", getattr(execution, "output", None)),
-        "outputDetails": told.get("outputDetails"),
-        "error": told.get("error", getattr(execution, "error", None)),
-        "cause": told.get("cause", getattr(execution, "cause", None)),
-    }
+    detail = step_functions_detail(
+        execution_arn=_sfn_arn(execution),
+        state_machine_arn=told.get("stateMachineArn", getattr(execution, "state_machine_arn", None)),
+        name=execution.name,
+        status=_sfn_state(execution),
+        start_date=told.get("startDate", getattr(execution, "start_date", None)),
+        stop_date=told.get("stopDate", getattr(execution, "stop_date", None)),
+        execution_input=told.get("input", getattr(execution, "execution_input", None)),
+        input_details=told.get("inputDetails") or {"included": True},
+        output=told.get("output", getattr(execution, "output", None)),
+        output_details=told.get("outputDetails"),
+        error=told.get("error", getattr(execution, "error", None)),
+        cause=told.get("cause", getattr(execution, "cause", None)),
+    )
     return dict(millis(detail))
 
 
@@ -149,7 +140,7 @@ SFN = Source(
     model=None,  # moto's interpreter runs it; a fate ends it
     jobs=_sfn_jobs,
     key=_sfn_arn,
-    drive=lambda execution, advance: stepfunctions.apply_fate(execution) if advance else None,
+    drive=when_advanced(stepfunctions.apply_fate),
     state=_sfn_state,
     ended=frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}),
     publishes=always,
@@ -159,15 +150,6 @@ SFN = Source(
 
 
 # --- SageMaker -----------------------------------------------------------------------------------
-
-
-def _sagemaker_jobs(attribute: str) -> Callable[[], Iterator[Job]]:
-    def jobs() -> Iterator[Job]:
-        for account, region, backend in backends(sagemaker_backends):
-            for job in list(getattr(backend, attribute).values()):
-                yield account, region, job
-
-    return jobs
 
 
 def _sagemaker_state(job: Any) -> str:
@@ -192,7 +174,7 @@ def _sagemaker_source(kind: str, attribute: str, model: str, operation: str, end
         source="aws.sagemaker",
         detail_type=f"SageMaker {kind} Job State Change",
         model=model,
-        jobs=_sagemaker_jobs(attribute),
+        jobs=jobs_in(sagemaker_backends, lambda backend: getattr(backend, attribute).values()),
         key=lambda job: job.arn,
         drive=lambda job, advance: sagemaker._refresh(job, advance=advance),
         state=_sagemaker_state,
@@ -219,35 +201,32 @@ PROCESSING = _sagemaker_source(
 # --- EMR Serverless ------------------------------------------------------------------------------
 
 
-def _emr_jobs() -> Iterator[Job]:
-    for account, region, backend in backends(emrserverless_backends):
-        for runs in list(backend.job_runs.values()):
-            for run in list(runs):
-                yield account, region, run
+def _job_runs(backend: Any) -> Iterator[Any]:
+    for runs in list(backend.job_runs.values()):
+        yield from list(runs)
 
 
 def _emr_detail(run: Any, previous: str | None, sequence: int, where: Where) -> dict[str, Any]:
-    detail = {
-        "jobRunId": run.id,
-        "jobRunName": run.name,
-        "applicationId": run.application_id,
-        "arn": run.arn,
-        "releaseLabel": run.release_label,
-        "state": run.state,
-        "previousState": previous,
-        "createdBy": run.created_by or f"arn:aws:sts::{where[0]}:assumed-role/flyte-connectors/local",
-        "updatedAt": iso(datetime.datetime.now(datetime.UTC)),
-        "createdAt": iso(run.created_at),
-        "stateDetails": run.state_details,
-    }
-    return {key: value for key, value in detail.items() if value is not None}
+    return emr_serverless_detail(
+        job_run_id=run.id,
+        job_run_name=run.name,
+        application_id=run.application_id,
+        arn=run.arn,
+        release_label=run.release_label,
+        state=run.state,
+        previous_state=previous,
+        created_by=run.created_by or f"arn:aws:sts::{where[0]}:assumed-role/flyte-connectors/local",
+        updated_at=iso(datetime.datetime.now(datetime.UTC)),
+        created_at=iso(run.created_at),
+        state_details=run.state_details,
+    )
 
 
 EMR_SERVERLESS = Source(
     source="aws.emr-serverless",
     detail_type="EMR Serverless Job Run State Change",
     model=emrserverless.MODEL,
-    jobs=_emr_jobs,
+    jobs=jobs_in(emrserverless_backends, _job_runs),
     key=lambda run: run.id,
     drive=lambda run, advance: emrserverless._refresh(run, advance=advance),
     state=lambda run: str(run.state),
@@ -259,47 +238,27 @@ EMR_SERVERLESS = Source(
 
 # --- Glue ----------------------------------------------------------------------------------------
 
-GLUE_EVENTS = {  # state -> (severity, message); "Glue Job State Change" only for these
-    "SUCCEEDED": ("INFO", "Job run succeeded"),
-    "FAILED": ("ERROR", "Job run failed"),
-    "TIMEOUT": ("WARN", "Job run timed out"),
-    "STOPPED": ("INFO", "Job run stopped"),
-}
 
-
-def _glue_jobs() -> Iterator[Job]:
-    for account, region, backend in backends(glue_backends):
-        for job in list(backend.jobs.values()):
-            for run in list(job.job_runs):
-                yield account, region, run
-
-
-def _glue_drive(run: Any, advance: bool) -> None:
-    if advance:
-        run.as_dict()  # GetJobRun's view of it: a stop completes, a fate applies
+def _glue_runs(backend: Any) -> Iterator[Any]:
+    for job in list(backend.jobs.values()):
+        yield from list(job.job_runs)
 
 
 def _glue_detail(run: Any, previous: str | None, sequence: int, where: Where) -> dict[str, Any]:
-    severity, message = GLUE_EVENTS[run.status]
     fate = fate_of("glue", run.job_run_id)
+    message = None
     if fate and fate.get("reason") and run.status == fate["status"]:
         message = fate["reason"]  # the run's ErrorMessage
-    return {
-        "jobName": run.job_name,
-        "severity": severity,
-        "state": run.status,
-        "jobRunId": run.job_run_id,
-        "message": message,
-    }
+    return glue_detail(job_name=run.job_name, state=run.status, job_run_id=run.job_run_id, message=message)
 
 
 GLUE = Source(
     source="aws.glue",
     detail_type="Glue Job State Change",
     model="glue::job_run",
-    jobs=_glue_jobs,
+    jobs=jobs_in(glue_backends, _glue_runs),
     key=lambda run: run.job_run_id,
-    drive=_glue_drive,
+    drive=when_advanced(lambda run: run.as_dict()),  # GetJobRun's view of it: a stop completes, a fate applies
     state=lambda run: str(run.status),
     ended=frozenset({"STOPPED", "SUCCEEDED", "FAILED", "ERROR", "TIMEOUT", "EXPIRED"}),
     publishes=lambda run, state: state in GLUE_EVENTS,
@@ -310,17 +269,6 @@ GLUE = Source(
 # --- Redshift Data -------------------------------------------------------------------------------
 
 
-def _redshift_jobs() -> Iterator[Job]:
-    for account, region, backend in backends(redshiftdata_backends):
-        for statement in list(backend.statements.values()):
-            yield account, region, statement
-
-
-def _redshift_drive(statement: Any, advance: bool) -> None:
-    if advance:
-        redshiftdata._advance(statement)
-
-
 def _redshift_publishes(statement: Any, state: str) -> bool:
     kept = redshiftdata._KEPT.get(statement)
     return kept is not None and kept.with_event and state in ("FINISHED", "FAILED", "ABORTED")
@@ -329,16 +277,15 @@ def _redshift_publishes(statement: Any, state: str) -> bool:
 def _redshift_detail(statement: Any, previous: str | None, sequence: int, where: Where) -> dict[str, Any]:
     kept = redshiftdata._KEPT.get(statement)
     finished = statement.status == "FINISHED"
-    detail = {
-        "principal": f"arn:aws:iam::{where[0]}:user/{statement.db_user or 'flyte-connectors'}",
-        "statementName": kept.name if kept is not None else None,
-        "statementId": statement.id,
-        "redshiftQueryId": statement.redshift_query_id if finished else -1,
-        "state": statement.status,
-        "rows": statement.result_rows if finished else -1,
-        "expireAt": int(time.time()) + 24 * 3600,  # "the query results are kept for 24 hours"
-    }
-    return {key: value for key, value in detail.items() if value is not None}
+    return redshift_data_detail(
+        principal=f"arn:aws:iam::{where[0]}:user/{statement.db_user or 'flyte-connectors'}",
+        statement_name=kept.name if kept is not None else None,
+        statement_id=statement.id,
+        redshift_query_id=statement.redshift_query_id if finished else -1,
+        state=statement.status,
+        rows=statement.result_rows if finished else -1,
+        expire_at=int(time.time()) + 24 * 3600,  # "the query results are kept for 24 hours"
+    )
 
 
 def _redshift_resources(statement: Any, where: Where) -> list[str]:
@@ -355,9 +302,9 @@ REDSHIFT_DATA = Source(
     source="aws.redshift-data",
     detail_type="Redshift Data Statement Status Change",
     model=redshiftdata.MODEL,
-    jobs=_redshift_jobs,
+    jobs=jobs_in(redshiftdata_backends, lambda backend: backend.statements.values()),
     key=lambda statement: statement.id,
-    drive=_redshift_drive,
+    drive=when_advanced(redshiftdata._advance),
     state=lambda statement: str(statement.status),
     ended=frozenset({"FINISHED", "FAILED", "ABORTED"}),
     publishes=_redshift_publishes,
