@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin.aws.batch import CANCEL_REASON, AwsBatchJobConnector
 from connectors.event_receiver import EventReceiver
+from tests.aws_job_events import batch_event
 from tests.aws_world import STR
 
 TYPE = "aws_batch_job"
@@ -43,17 +43,7 @@ class EventWorld:
         return self.world.record(self.handle)
 
     def event(self, status: str, second: int, **detail: Any) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Batch Job State Change",
-            "source": "aws.batch",
-            "account": "123456789012",
-            "time": (self.t0 + datetime.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": "us-east-1",
-            "resources": [self.job["jobArn"]],
-            "detail": {**self.job, "status": status, **detail},
-        }
+        return batch_event(self.job, second, t0=self.t0, status=status, **detail)
 
     def push(self, status: str, second: int, **detail: Any) -> str:
         return asyncio.run(self.receiver.receive(self.event(status, second, **detail)))

@@ -10,32 +10,16 @@ write once.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import uuid
 from typing import Any
 
 from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin.aws.batch import AwsBatchJobConnector
 from connectors.event_receiver import EventReceiver
+from tests.aws_job_events import batch_event
 from tests.aws_world import STR
 
 TYPE = "aws_batch_job"
-T0 = datetime.datetime(2026, 12, 7, 3, 0, 0, tzinfo=datetime.UTC)
-
-
-def event(job: dict[str, Any], second: int, **detail: Any) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Batch Job State Change",
-        "source": "aws.batch",
-        "account": "123456789012",
-        "time": (T0 + datetime.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": [job["jobArn"]],
-        "detail": {**job, **detail},
-    }
 
 
 def test_a_childs_event_makes_the_parents_task_read_once(aws_world: Any) -> None:
@@ -59,7 +43,7 @@ def test_a_childs_event_makes_the_parents_task_read_once(aws_world: Any) -> None
 
         def push(**detail: Any) -> str:
             second = detail.pop("second")
-            return asyncio.run(receiver.receive(event(job, second, **detail)))
+            return asyncio.run(receiver.receive(batch_event(job, second, **detail)))
 
         assert poll() == 1 and poll() == 0  # read once, then the record is current
         child = {"jobArn": f"{job['jobArn']}:0", "arrayProperties": {"index": 0}}

@@ -11,8 +11,6 @@ counts once in ``flyte_connector_status_events_total`` by outcome.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import hashlib
 import importlib
 import json
 import uuid
@@ -24,6 +22,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 
 from connectors.builtin import builtin_connectors
 from connectors.builtin.aws.batch import AwsBatchJobMeta
+from connectors.dev import status_event_samples as samples
 from connectors.errors import unavailable
 from connectors.event_queue import receive_records
 from connectors.event_receiver import EventReceiver
@@ -31,60 +30,33 @@ from connectors.registry import ConnectorRegistry, LazyConnector
 from connectors.runtime import build_service
 from connectors.settings import Settings
 from connectors.store import TaskExecutionKey, TaskRecord, TaskStore
+from tests import aws_job_events
 from tests.conftest import NAMESPACE, LambdaContext
-
-QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:flyte-connectors-StatusEventsQueue-AbCdEf012345"
 
 
 def sqs_record(body: str, message_id: str | None = None) -> dict[str, Any]:
     """One record of an SQS event as Lambda's event source mapping delivers it."""
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a...",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1795600800000",
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": "1795600800010",
-        },
-        "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": "us-east-1",
-    }
+    return samples.sqs_record(body, message_id or str(uuid.uuid4()))
 
 
 def batch_event(job_id: str, status: str, second: int = 0, **detail: Any) -> dict[str, Any]:
     """A "Batch Job State Change" event as EventBridge puts it on the queue (its detail is the job
     as DescribeJobs describes it)."""
-    at = datetime.datetime(2026, 12, 7, 3, 0, second, tzinfo=datetime.UTC)
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Batch Job State Change",
-        "source": "aws.batch",
-        "account": "123456789012",
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": [f"arn:aws:batch:us-east-1:123456789012:job/{job_id}"],
-        "detail": {
-            "jobArn": f"arn:aws:batch:us-east-1:123456789012:job/{job_id}",
-            "jobName": "flyte-job",
-            "jobId": job_id,
-            "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/flyte",
-            "status": status,
-            "attempts": [],
-            "createdAt": 1795600790000,
-            "retryStrategy": {"attempts": 1},
-            "dependsOn": [],
-            "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/flyte:1",
-            "parameters": {},
-            "container": {"image": "python:3.12", "command": ["python"], "vcpus": 1, "memory": 512},
-            **detail,
-        },
+    job = {
+        "jobArn": f"arn:aws:batch:us-east-1:123456789012:job/{job_id}",
+        "jobName": "flyte-job",
+        "jobId": job_id,
+        "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/flyte",
+        "status": status,
+        "attempts": [],
+        "createdAt": 1795600790000,
+        "retryStrategy": {"attempts": 1},
+        "dependsOn": [],
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/flyte:1",
+        "parameters": {},
+        "container": {"image": "python:3.12", "command": ["python"], "vcpus": 1, "memory": 512},
     }
+    return aws_job_events.batch_event(job, second, **detail)
 
 
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
