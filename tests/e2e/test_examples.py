@@ -4,10 +4,6 @@ curl sends it, then polled over the same JSON API until it SUCCEEDED against the
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +12,7 @@ import httpx
 import pytest
 
 from connectors.builtin.aws import AWS_CONNECTORS
-from connectors.dev.local_dynamodb import HOST, free_port
+from tests.connectors_serve import connectors_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
@@ -26,37 +22,9 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    port, dynamodb_port = free_port(), free_port()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "TASKS_TABLE")
-    }
-    env |= {"PORT": str(port), "DYNAMODB_PORT": str(dynamodb_port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                httpx.post(
-                    f"{base}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", content=b"{}", headers=JSON
-                )
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "connectors serve did not listen within 60 s"
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=20)
-        assert "Traceback" not in output, output
+    with connectors_serve() as serving:
+        yield serving.api
+    assert "Traceback" not in serving.output, serving.output
 
 
 def test_every_aws_connector_has_an_example():

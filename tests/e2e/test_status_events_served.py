@@ -12,10 +12,6 @@ answer come from the job itself).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.dev.local_dynamodb import HOST, free_port
+from tests.connectors_serve import TEST_ENVIRONMENT, Serving, connectors_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "flyteidl2.connector.AsyncConnectorService"
@@ -46,8 +42,8 @@ READS = {
 
 
 class Served:
-    def __init__(self, api: str, aws: str, process: subprocess.Popen[str]) -> None:
-        self.api, self.aws, self.process = api, aws, process
+    def __init__(self, serving: Serving) -> None:
+        self.api, self.aws = serving.api, serving.aws
 
     def reads(self, task_type: str = "aws_batch_job") -> int:
         counts = httpx.get(f"{self.aws}/moto-api/fake-aws/faults", timeout=10).json()["counts"]
@@ -89,39 +85,17 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    port, aws_port = free_port(), free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "TASKS_TABLE", "STATUS_SAFETY_READ_MINUTES")
-    }
-    env |= {"PORT": str(port), "DYNAMODB_PORT": str(aws_port), "FLYTE_SDK_CONNECTORS": "none"}  # as make serve
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    api = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 120  # two cores beside other test workers start it slowly
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                httpx.post(f"{api}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", json={})
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "connectors serve did not listen within 120 s"
-                time.sleep(0.2)
-        yield Served(api, f"http://{HOST}:{aws_port}", process)
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
-        assert "Traceback" not in output, output[-4000:]
-        assert "State-change events: the embedded AWS's EventBridge -> SQS queue" in output
-        assert "-> RUNNING (state-change event)" in output  # the receiver's line, as make serve shows it
+    with connectors_serve(
+        without=(*TEST_ENVIRONMENT, "STATUS_SAFETY_READ_MINUTES"),
+        env={"FLYTE_SDK_CONNECTORS": "none"},  # as make serve
+        listen_seconds=120,  # two cores beside other test workers start it slowly
+        stop_seconds=30,
+    ) as serving:
+        yield Served(serving)
+    output = serving.output
+    assert "Traceback" not in output, output[-4000:]
+    assert "State-change events: the embedded AWS's EventBridge -> SQS queue" in output
+    assert "-> RUNNING (state-change event)" in output  # the receiver's line, as make serve shows it
 
 
 def test_a_batch_tasks_phases_reach_its_record_with_no_describe_between_polls(served: Served) -> None:
