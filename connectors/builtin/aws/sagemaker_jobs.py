@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -119,6 +119,30 @@ def s3_ref(task_type: str, name: str, value: Any) -> str:
             f"{task_type}: input {name!r} is at {value.uri!r}, which SageMaker cannot read (it reads s3:// URIs only)"
         )
     return value.uri
+
+
+def with_ref_inputs(
+    fields: Fields,
+    name: str,
+    key: str,
+    inputs: dict[str, Any] | None,
+    clash: str,
+    entry: Callable[[str, str], dict[str, Any]],
+) -> list[Any]:
+    """The objects of template.custom.``name`` (each named by its ``key``), then one per file,
+    directory or DataFrame input: ``entry(input's name, its S3 URI)``. An input with the name of one
+    of those objects is invalid_argument: ``clash`` (``{name}``: the input's name) says which."""
+    items = fields.named_objects(name, key)
+    taken = {item.get(key) for item in items if isinstance(item, dict)}
+    for input_name, value in (inputs or {}).items():
+        if not isinstance(value, REFS):
+            continue
+        if input_name in taken:
+            raise invalid_argument(
+                f"{fields.task_type}: template.custom.{name} already has {clash.format(name=repr(input_name))}"
+            )
+        items = [*items, entry(input_name, s3_ref(fields.task_type, input_name, value))]
+    return items
 
 
 def scalar_inputs(inputs: dict[str, Any] | None) -> dict[str, str]:

@@ -25,7 +25,7 @@ from ...errors import invalid_argument
 from ...job_events import JobEvents, detail_field
 from .base import IamActions, is_blob, output_names
 from .fields import Limit, MapLimits
-from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, tags_of, with_scalar_inputs
+from .sagemaker_jobs import SageMakerJobConnector, job_name, tags_of, with_ref_inputs, with_scalar_inputs
 
 INPUT_ROOT = "/opt/ml/processing/input"
 # botocore's sagemaker model: CreateProcessingJob's Environment is a ProcessingEnvironmentMap (max
@@ -99,28 +99,22 @@ class SageMakerProcessingJobConnector(SageMakerJobConnector[SageMakerProcessingJ
                     f"an S3 output's OutputName in template.custom.processing_outputs "
                     f"({', '.join(sorted(map(str, produced))) or 'none given'})"
                 )
-        processing_inputs = fields.named_objects("processing_inputs", "InputName")
-        taken = {item.get("InputName") for item in processing_inputs if isinstance(item, dict)}
-        for name, value in (inputs or {}).items():
-            if not isinstance(value, REFS):
-                continue
-            if name in taken:
-                raise invalid_argument(
-                    f"sagemaker_processing_job: template.custom.processing_inputs already has an "
-                    f"input named {name!r}, which is also a task input's"
-                )
-            processing_inputs = [
-                *processing_inputs,
-                {
-                    "InputName": name,
-                    "S3Input": {
-                        "S3Uri": s3_ref(self.task_type_name, name, value),
-                        "LocalPath": f"{INPUT_ROOT}/{name}",
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                    },
+        processing_inputs = with_ref_inputs(
+            fields,
+            "processing_inputs",
+            "InputName",
+            inputs,
+            "an input named {name}, which is also a task input's",
+            lambda name, uri: {
+                "InputName": name,
+                "S3Input": {
+                    "S3Uri": uri,
+                    "LocalPath": f"{INPUT_ROOT}/{name}",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
                 },
-            ]
+            },
+        )
         if processing_inputs:
             params["ProcessingInputs"] = processing_inputs
         environment = with_scalar_inputs(fields, "environment", inputs, ENVIRONMENT)

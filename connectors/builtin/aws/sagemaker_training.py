@@ -25,7 +25,7 @@ from ...errors import invalid_argument
 from ...job_events import JobEvents, detail_field
 from .base import IamActions, is_blob, json_data, output_names
 from .fields import Limit, MapLimits
-from .sagemaker_jobs import REFS, SageMakerJobConnector, job_name, s3_ref, tags_of, with_scalar_inputs
+from .sagemaker_jobs import SageMakerJobConnector, job_name, tags_of, with_ref_inputs, with_scalar_inputs
 
 DEFAULT_STOPPING = {"MaxRuntimeInSeconds": 86400}
 # botocore's sagemaker model, CreateTrainingJob: HyperParameters (max 100 entries) of
@@ -98,29 +98,23 @@ class SageMakerTrainingJobConnector(SageMakerJobConnector[SageMakerTrainingJobMe
         hyperparameters = with_scalar_inputs(fields, "hyperparameters", inputs, HYPERPARAMETERS)
         if hyperparameters:
             params["HyperParameters"] = hyperparameters
-        channels = fields.named_objects("input_data_config", "ChannelName")
-        taken = {channel.get("ChannelName") for channel in channels if isinstance(channel, dict)}
-        for name, value in (inputs or {}).items():
-            if not isinstance(value, REFS):
-                continue
-            if name in taken:
-                raise invalid_argument(
-                    f"sagemaker_training_job: template.custom.input_data_config already has a "
-                    f"channel named {name!r}, which is also an input's channel"
-                )
-            channels = [
-                *channels,
-                {
-                    "ChannelName": name,
-                    "DataSource": {
-                        "S3DataSource": {
-                            "S3DataType": "S3Prefix",
-                            "S3Uri": s3_ref(self.task_type_name, name, value),
-                            "S3DataDistributionType": "FullyReplicated",
-                        }
-                    },
+        channels = with_ref_inputs(
+            fields,
+            "input_data_config",
+            "ChannelName",
+            inputs,
+            "a channel named {name}, which is also an input's channel",
+            lambda name, uri: {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
                 },
-            ]
+            },
+        )
         if channels:
             params["InputDataConfig"] = channels
         environment = fields.string_map("environment", ENVIRONMENT)
