@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import percentile
 from warm import (
     READ_UNIT_BYTES,
     WRITE_UNIT_BYTES,
@@ -51,7 +52,6 @@ from warm import (
     DdbCall,
     Usage,
     clock_ahead,
-    percentile,
     print_table,
     print_units_note,
     read_units,

@@ -30,13 +30,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import math
 import os
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 import warnings
 from collections import Counter
@@ -47,10 +45,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 warnings.simplefilter("ignore", DeprecationWarning)
 
+from harness import fake_aws, local_aws  # noqa: E402
+
 from connectors.dev.background_server import BackgroundServer  # noqa: E402
-from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
 
 MAX_SYSTEM_FAILURES = 5  # the executor's MaxSystemFailures: the 6th GetTask error fails the task
 # The executor's deadline for each call (plugins.connector-service defaultTimeout): an answer later
@@ -91,13 +91,6 @@ class RateLimiter:
                     self.tokens -= 1
                     return
             time.sleep(1 / self.rate)
-
-
-def fake_aws(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{endpoint}{path}", data=data, method="POST" if data else "GET")  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the loopback fake AWS
-        return json.loads(answer.read() or b"null")
 
 
 def example_request(run: str) -> Any:
@@ -313,10 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.CRITICAL)
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    with LocalDynamoDB() as server:
+    with local_aws() as server:
         endpoint = server.endpoint_url
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL_DYNAMODB": endpoint})
         from connectors.dev.aws_resources import create_example_resources

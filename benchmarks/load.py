@@ -45,10 +45,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 warnings.simplefilter("ignore", DeprecationWarning)
 
+from harness import local_aws, percentile  # noqa: E402
+
 from connectors.dev.background_server import BackgroundServer  # noqa: E402
-from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
+from connectors.dev.local_dynamodb import LocalDynamoDB  # noqa: E402
 
 MIX = (("CreateTask", 40), ("GetTask", 30), ("DeleteTask", 10), ("ListConnectors", 20))
 RETRYABLE = {"unavailable", "aborted"}
@@ -205,11 +208,6 @@ def client_loop(url: str, workload: Workload, timeout_ms: int) -> list[Outcome]:
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))] if ordered else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10_000)
@@ -219,11 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.ERROR)
     logging.getLogger("connectors").setLevel(logging.CRITICAL)  # expected conflicts log warnings
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    with LocalDynamoDB() as server:
+    with local_aws(logging.ERROR) as server:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.endpoint_url
         return run(args, server)
 

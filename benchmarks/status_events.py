@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
-import logging
-import os
 import random
 import sys
 import time
@@ -39,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 warnings.simplefilter("ignore", DeprecationWarning)
 
-from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
+from harness import local_aws  # noqa: E402
 
 RESYNC_SECONDS = 30.0
 RUNNING_AFTER = 120.0
@@ -251,10 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicated", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=19)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.CRITICAL)
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    with LocalDynamoDB() as server:
+    with local_aws() as server:
         rows = [
             simulate(server.endpoint_url, args, 0.0, "polling (today)"),
             simulate(

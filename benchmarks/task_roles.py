@@ -30,12 +30,10 @@ Lambda in the region) to every AssumeRole, which this cannot measure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -43,20 +41,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 warnings.simplefilter("ignore", DeprecationWarning)
 
+from harness import fake_aws, local_aws  # noqa: E402
+
 from connectors.dev.background_server import BackgroundServer  # noqa: E402
-from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
 
 PATTERN = "arn:aws:iam::123456789012:role/flyte-{project}-{domain}"
 TYPE = "athena_query"
-
-
-def fake_aws(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{endpoint}{path}", data=data, method="POST" if data else "GET")  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the loopback fake AWS
-        return json.loads(answer.read() or b"null")
 
 
 def assume_roles(endpoint: str) -> int:
@@ -153,9 +146,7 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=4, help="projects the tasks are spread over (roles)")
     args = parser.parse_args()
 
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    with LocalDynamoDB() as server:
+    with local_aws(log_level=None) as server:
         endpoint = server.endpoint_url
         os.environ.update(
             {"AWS_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_REGION": "us-east-1"}

@@ -58,10 +58,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 warnings.simplefilter("ignore", DeprecationWarning)  # Mangum asks for an event loop on 3.12
 
+from harness import local_aws, percentile  # noqa: E402
+
 from connectors.connect_envelope import encode  # noqa: E402
-from connectors.dev.local_dynamodb import LOCAL_ENV, LocalDynamoDB  # noqa: E402
 
 ASYNC = "/flyteidl2.connector.AsyncConnectorService"
 METADATA = "/flyteidl2.connector.ConnectorMetadataService"
@@ -423,11 +425,6 @@ class Context:
         return 15000
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=300, help="timed calls per operation")
@@ -439,9 +436,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def with_local_table(prefix: str, body: Callable[[], int]) -> int:
     """Run ``body`` with the handlers' environment pointing at a new table on a local moto server."""
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    with LocalDynamoDB() as server:
+    with local_aws(log_level=None) as server:
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL_DYNAMODB": server.endpoint_url,
