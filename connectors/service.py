@@ -112,12 +112,7 @@ class ConnectorService:
 
     @observed("get_metrics")
     async def get_task_metrics(self, request: pb.GetTaskMetricsRequest) -> pb.GetTaskMetricsResponse:
-        record, connector = await self._find(request.resource_meta, request.task_category)
-        if not _overrides(connector, "get_metrics"):
-            raise unimplemented(f"connector {connector.name} does not serve metrics")
-        meta = self.calls.decode_meta(connector, record)
-        secrets = await self.secrets.complete(connector, record.task_type, {})
-        self.secrets.require(connector, record.task_type, secrets)
+        connector, meta, secrets = await self._served(request, "get_metrics", "metrics")
         kwargs = {
             **secrets,
             "queries": list(request.queries),
@@ -129,12 +124,7 @@ class ConnectorService:
 
     @observed("get_logs")
     async def get_task_logs(self, request: pb.GetTaskLogsRequest) -> AsyncIterator[pb.GetTaskLogsResponse]:
-        record, connector = await self._find(request.resource_meta, request.task_category)
-        if not _overrides(connector, "get_logs"):
-            raise unimplemented(f"connector {connector.name} does not serve logs")
-        meta = self.calls.decode_meta(connector, record)
-        secrets = await self.secrets.complete(connector, record.task_type, {})
-        self.secrets.require(connector, record.task_type, secrets)
+        connector, meta, secrets = await self._served(request, "get_logs", "logs")
         try:
             result = connector.get_logs(resource_meta=meta, token=request.token, lines=request.lines, **secrets)
         except NotImplementedError:
@@ -157,6 +147,20 @@ class ConnectorService:
         return pb.ListConnectorsResponse(connectors=self.registry.list_connectors())
 
     # -- helpers -------------------------------------------------------------------------------
+
+    async def _served(
+        self, request: pb.GetTaskMetricsRequest | pb.GetTaskLogsRequest, method: str, what: str
+    ) -> tuple[AsyncConnector[Any], Any, dict[str, Any]]:
+        """For a call the connector may not serve (its ``method``, giving ``what``): the task's
+        connector, its job's metadata and the secrets the call needs; unimplemented if the
+        connector does not override ``method``."""
+        record, connector = await self._find(request.resource_meta, request.task_category)
+        if not _overrides(connector, method):
+            raise unimplemented(f"connector {connector.name} does not serve {what}")
+        meta = self.calls.decode_meta(connector, record)
+        secrets = await self.secrets.complete(connector, record.task_type, {})
+        self.secrets.require(connector, record.task_type, secrets)
+        return connector, meta, secrets
 
     async def _find(self, resource_meta: bytes, category: pb.TaskCategory) -> tuple[TaskRecord, AsyncConnector[Any]]:
         handle = TaskHandle.decode(resource_meta)
