@@ -13,10 +13,11 @@ Each hook is one call from the service, the cancellers, the reaper, the store or
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import logs, metrics
@@ -29,6 +30,21 @@ def _code(error: BaseException) -> str:
     return "internal" if isinstance(error, Exception) else "canceled"  # as the transports answer them
 
 
+@contextlib.contextmanager
+def _request(operation: str) -> Iterator[None]:
+    """One request: its log lines carry ``operation``; its outcome, Connect code and latency are
+    counted as it ends, however it ends."""
+    logs.start_request(operation)
+    started, code = time.perf_counter(), None
+    try:
+        yield
+    except BaseException as error:
+        code = _code(error)
+        raise
+    finally:
+        metrics.request(operation, code, time.perf_counter() - started)
+
+
 def observed(operation: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A service method as one request: its log lines carry ``operation`` (and the task keys the
     method adds), and its outcome, Connect code and latency are counted. Takes coroutine
@@ -39,34 +55,17 @@ def observed(operation: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
             @functools.wraps(method)
             async def stream(*args: Any, **kwargs: Any) -> Any:
-                logs.start_request(operation)
-                started, code = time.perf_counter(), None
-                try:
+                with _request(operation):
                     async for message in method(*args, **kwargs):
                         yield message
-                except BaseException as error:
-                    code = _code(error)
-                    raise
-                finally:
-                    metrics.request(operation, code, time.perf_counter() - started)
 
             return stream
 
         @functools.wraps(method)
         async def unary(*args: Any, **kwargs: Any) -> Any:
-            logs.start_request(operation)
-            started, code = time.perf_counter(), None
-            try:
+            with _request(operation):
                 return await method(*args, **kwargs)
-            except BaseException as error:
-                code = _code(error)
-                raise
-            finally:
-                metrics.request(operation, code, time.perf_counter() - started)
 
         return unary
 
     return decorate
-
-
-__all__ = ["logs", "metrics", "observed"]
