@@ -66,13 +66,13 @@ class Settings:
     # and a lost one is caught by the read that comes after this long (connectors/event_receiver.py).
     # 0: no events are delivered, every poll reads as above.
     status_safety_read_minutes: float = 0.0
-    # TaskRoleArnPattern: each task's AWS calls signed as its project's role (connectors/task_roles.py);
-    # empty: as the service's own role.
+    # TaskRoleArnPattern: each task's AWS calls signed as its project's role (connectors/task_roles.py;
+    # the pattern itself: connectors/task_role_pattern.py); empty: as the service's own role.
     task_role_arn_pattern: str = ""
 
     def __post_init__(self) -> None:
         if self.task_role_arn_pattern:  # a malformed pattern fails the function's cold start
-            from .task_roles import parse_pattern
+            from .task_role_pattern import parse_pattern
 
             parse_pattern(self.task_role_arn_pattern)
 

@@ -2,7 +2,8 @@
 
 With ``TASK_ROLE_ARN_PATTERN`` set (say ``arn:aws:iam::123456789012:role/flyte-{project}-{domain}``),
 every AWS call an AWS connector makes for a task is signed with credentials of the role the pattern
-names for the task's project and domain: the service assumes it (STS AssumeRole) with session tags
+names for the task's project and domain (:mod:`connectors.task_role_pattern`: what the pattern is,
+and the role it names): the service assumes it (STS AssumeRole) with session tags
 naming the task (``flyte-project``, ``flyte-domain``, ``flyte-run``, ``flyte-action``) and a
 RoleSessionName and SourceIdentity naming it too, so a task never has more rights than its project's
 role, and CloudTrail names the task in every call it made. The service's own role keeps DynamoDB,
@@ -52,18 +53,12 @@ from typing import Any
 
 from .aws_calls import aws_error, client_config, region
 from .errors import Code, ConnectError
+from .task_role_pattern import PLACEHOLDERS, RolePattern, parse_pattern
 
 logger = logging.getLogger(__name__)
 
-PLACEHOLDERS = ("org", "project", "domain")
-# A role's path and name (IAM): letters, digits and _+=,.@- ; "/" separates the path.
-_ROLE_CHARS = r"A-Za-z0-9_+=,.@\-"
-_PATTERN = re.compile(r"arn:(aws[a-z-]*):iam::([0-9]{12}):role/(.+)")
-_VALUE = re.compile(rf"[{_ROLE_CHARS}]+")
-_NAME_UNSAFE = re.compile(rf"[^{_ROLE_CHARS}]")
-ROLE_NAME_LIMIT = 64
-ROLE_PATH_LIMIT = 512
 # STS: RoleSessionName and SourceIdentity are 2-64 characters of [\w+=,.@-].
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_+=,.@\-]")
 SESSION_NAME_LIMIT = 64
 # STS: a session tag's key up to 128 characters, its value up to 256, both of letters, spaces,
 # numbers and _.:/=+-@ (Unicode).
@@ -72,84 +67,6 @@ TAG_KEYS = {"project": "flyte-project", "domain": "flyte-domain", "run": "flyte-
 # A role assumed with a role's credentials (a Lambda's) lasts at most one hour (role chaining).
 SESSION_SECONDS = 3600
 CACHE_LIMIT = 2048  # sessions kept per process, the least recently used dropped first
-
-PATTERN_ENV = "TASK_ROLE_ARN_PATTERN"
-
-
-# -- the pattern --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RolePattern:
-    """``TaskRoleArnPattern``: a role ARN with ``{project}``, ``{domain}`` (and ``{org}``) in its path or name."""
-
-    text: str
-
-    @property
-    def used(self) -> tuple[str, ...]:
-        return tuple(name for name in PLACEHOLDERS if f"{{{name}}}" in self.text)
-
-    def iam_resource(self) -> str:
-        """The ARN with each placeholder as ``*``: what the service's role may assume (template.yaml does the same)."""
-        text = self.text
-        for name in PLACEHOLDERS:
-            text = text.replace(f"{{{name}}}", "*")
-        return text
-
-    def role_for(self, org: str, project: str, domain: str) -> str:
-        """The role of a project and domain; ``permission_denied`` when their names cannot make one."""
-        values = {"org": org, "project": project, "domain": domain}
-        arn = self.text
-        for name in self.used:
-            value = values[name]
-            if not value:
-                raise ConnectError(
-                    Code.PERMISSION_DENIED,
-                    f"the task names no {name}, so TaskRoleArnPattern {self.text} gives it no role to run as",
-                )
-            if not _VALUE.fullmatch(value):
-                raise ConnectError(
-                    Code.PERMISSION_DENIED,
-                    f"the task's {name} {value!r} has characters an IAM role name cannot hold "
-                    f"(letters, digits and _+=,.@- only), so TaskRoleArnPattern {self.text} gives it no role",
-                )
-            arn = arn.replace(f"{{{name}}}", value)
-        name = arn.rsplit("/", 1)[-1]
-        if len(name) > ROLE_NAME_LIMIT:
-            raise ConnectError(
-                Code.PERMISSION_DENIED,
-                f"TaskRoleArnPattern {self.text} makes the role name {name!r} for this task, longer than "
-                f"IAM's {ROLE_NAME_LIMIT} characters",
-            )
-        return arn
-
-
-@functools.lru_cache(maxsize=8)
-def parse_pattern(text: str) -> RolePattern | None:
-    """The pattern, or None when ``text`` is empty; ``ValueError`` naming what is wrong with it."""
-    text = text.strip()
-    if not text:
-        return None
-    found = _PATTERN.fullmatch(text)
-    if found is None:
-        raise ValueError(
-            f"{PATTERN_ENV} must be an IAM role ARN such as arn:aws:iam::123456789012:role/flyte-{{project}}-{{domain}}, "
-            f"got {text!r}"
-        )
-    rest = found.group(3)
-    bare = rest
-    for name in PLACEHOLDERS:
-        bare = bare.replace(f"{{{name}}}", "x")
-    if "{" in bare or "}" in bare:
-        raise ValueError(f"{PATTERN_ENV}: only {{org}}, {{project}} and {{domain}} may be placeholders, got {text!r}")
-    if not re.fullmatch(rf"[{_ROLE_CHARS}/]+", bare) or bare.startswith("/") or "//" in bare:
-        raise ValueError(
-            f"{PATTERN_ENV}: a role's path and name hold letters, digits and _+=,.@- (and / in the path), "
-            f"got {text!r} (no wildcards: the pattern names one role per project and domain)"
-        )
-    if len(rest) > ROLE_PATH_LIMIT:
-        raise ValueError(f"{PATTERN_ENV} is longer than a role's path and name may be: {text!r}")
-    return RolePattern(text)
 
 
 # -- a task's scope -----------------------------------------------------------------------------
@@ -451,9 +368,7 @@ def botocore_session() -> Any:
 
 
 __all__ = [
-    "PATTERN_ENV",
     "SESSIONS",
-    "RolePattern",
     "TaskScope",
     "botocore_session",
     "current",
@@ -461,7 +376,6 @@ __all__ = [
     "enter_create",
     "enter_record",
     "in_scope",
-    "parse_pattern",
     "reset",
     "tag_value",
 ]

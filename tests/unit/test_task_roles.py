@@ -1,5 +1,6 @@
-"""connectors/task_roles.py without AWS: the pattern, the names and tags a session is assumed with,
-the declared-role rules, and a client's credentials chosen per task at signing time."""
+"""connectors/task_roles.py without AWS: the pattern (connectors/task_role_pattern.py), the names
+and tags a session is assumed with, the declared-role rules, and a client's credentials chosen per
+task at signing time."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from flyteidl2.connector import connector_pb2 as pb
 from flyteidl2.core import security_pb2, tasks_pb2
 
-from connectors import task_roles
+from connectors import task_role_pattern, task_roles
 from connectors.errors import Code, ConnectError
 from connectors.settings import Settings
 
@@ -39,7 +40,7 @@ def scope(**changes: Any) -> task_roles.TaskScope:
     ],
 )
 def test_a_role_arn_with_known_placeholders_is_a_pattern(text: str) -> None:
-    assert task_roles.parse_pattern(text) == task_roles.RolePattern(text)
+    assert task_role_pattern.parse_pattern(text) == task_role_pattern.RolePattern(text)
     assert Settings(task_role_arn_pattern=text).task_role_arn_pattern == text
 
 
@@ -60,17 +61,17 @@ def test_anything_else_fails_the_cold_start_naming_why(text: str, needle: str) -
 
 
 def test_the_iam_resource_is_the_pattern_with_stars() -> None:
-    assert task_roles.RolePattern(PATTERN).iam_resource() == "arn:aws:iam::123456789012:role/flyte-*-*"
+    assert task_role_pattern.RolePattern(PATTERN).iam_resource() == "arn:aws:iam::123456789012:role/flyte-*-*"
 
 
 def test_a_project_and_domain_name_their_role() -> None:
-    pattern = task_roles.RolePattern(PATTERN)
+    pattern = task_role_pattern.RolePattern(PATTERN)
     assert (
         pattern.role_for("", "flytesnacks", "development")
         == "arn:aws:iam::123456789012:role/flyte-flytesnacks-development"
     )
     # a placeholder the pattern does not use needs no value
-    assert task_roles.RolePattern("arn:aws:iam::123456789012:role/p-{project}").role_for("", "a", "") == (
+    assert task_role_pattern.RolePattern("arn:aws:iam::123456789012:role/p-{project}").role_for("", "a", "") == (
         "arn:aws:iam::123456789012:role/p-a"
     )
 
@@ -88,7 +89,7 @@ def test_a_project_and_domain_name_their_role() -> None:
 )
 def test_a_project_that_cannot_name_a_role_is_permission_denied(project: str, domain: str, needle: str) -> None:
     with pytest.raises(ConnectError) as caught:
-        task_roles.RolePattern(PATTERN).role_for("", project, domain)
+        task_role_pattern.RolePattern(PATTERN).role_for("", project, domain)
     assert caught.value.code == Code.PERMISSION_DENIED and needle in caught.value.message
 
 

@@ -3,7 +3,7 @@ project roles get, and the trust those roles need.
 
 Evaluated as CloudFormation would (tests/unit/test_template_aws_connectors.py's Stack): with the
 pattern set, the functions may assume only roles matching it (its placeholders as ``*``, as
-connectors/task_roles.py computes it too) and an explicit Deny takes every other action from them
+connectors/task_role_pattern.py computes it too) and an explicit Deny takes every other action from them
 but DynamoDB, their own secrets and Lambda's own needs, the AWS connectors' grants included. Each
 connector has a managed policy for project roles granting exactly what its function policies grant,
 existing while the connector is Enabled, and an output naming it; the trust policy output names the
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from connectors.task_roles import RolePattern, parse_pattern
+from connectors.task_role_pattern import RolePattern, parse_pattern
 from tests.unit.test_template_aws_connectors import (
     DEFAULTS,
     FULL,
