@@ -251,16 +251,31 @@ def calls_diagram(task_type: str) -> str:
         f"    participant A as {service}",
     ]
     steps = {
-        "create": ("CreateTask", "claim the attempt (conditional put)", "keep the job's id (conditional update)"),
-        "get": ("GetTask", "read the record", "store a new phase (only when it moved)"),
-        "delete": ("DeleteTask", "read the record", "record ABORTED"),
-        "logs": ("GetTaskLogs", "read the record", ""),
-        "metrics": ("GetTaskMetrics", "read the record", ""),
+        "create": ("CreateTask", ["claim the attempt (conditional put)"], "keep the job's id (conditional update)"),
+        "get": ("GetTask", ["read the record"], "store a new phase (only when it moved)"),
+        "delete": (
+            "DeleteTask",
+            ["read the record", "mark it: delete requested (conditional update)"],
+            "record ABORTED",
+        ),
+        "logs": ("GetTaskLogs", ["read the record"], ""),
+        "metrics": ("GetTaskMetrics", ["read the record"], ""),
     }
     for operation, granted in actions.items():
-        rpc, before, after = steps.get(operation, (operation, "read the record", ""))
+        rpc, before, after = steps.get(operation, (operation, ["read the record"], ""))
         lines.append(f"    E->>S: {rpc}")
-        lines.append(f"    S->>T: {before}")
+        lines.extend(f"    S->>T: {step}" for step in before)
+        if operation == "get":  # connectors/polling.py: a read is taken only when the stored status may be old
+            told = "an event told the status" if getattr(cls, "job_events", None) is not None else ""
+            lines.append(f"    alt {told + ', or ' if told else ''}the job was read less than the read interval ago")
+            lines.append("        S-->>E: the stored phase")
+            lines.append("    else")
+            lines.append("        S->>T: take the turn to read (conditional update)")
+            lines.append(f"        S->>A: {', '.join(granted)}")
+            lines.append(f"        S->>T: {after}")
+            lines.append(f"        S-->>E: {_answer(rpc)}")
+            lines.append("    end")
+            continue
         lines.append(f"    S->>A: {', '.join(granted)}")
         if after:
             lines.append(f"    S->>T: {after}")
