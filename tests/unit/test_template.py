@@ -103,6 +103,7 @@ ENVIRONMENT = {
     "IDEMPOTENCY_TOKEN_SALT": {"Ref": "AWS::StackName"},
     "SECRETS_PREFIX": {"Ref": "SecretsPrefix"},
     "FLYTE_DATABRICKS_ALLOWED_INSTANCES": {"Ref": "DatabricksInstances"},
+    "DATABRICKS_ALLOWED_SUBMIT_FIELDS": {"Ref": "DatabricksAllowedSubmitFields"},
     # Per-project identity (tests/unit/test_template_task_roles.py).
     "TASK_ROLE_ARN_PATTERN": {"Ref": "TaskRoleArnPattern"},
     "FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS": {"Ref": "SnowflakeAccounts"},
@@ -133,6 +134,7 @@ PARAMETER_DEFAULTS = {
     "ReaperSchedule": "rate(5 minutes)",
     "SecretsPrefix": "flyte-connectors",
     "DatabricksInstances": "",
+    "DatabricksAllowedSubmitFields": "",
     "SnowflakeAccounts": "",
     "SlurmHosts": "",
     "GlueAllowedCodeArguments": "",
