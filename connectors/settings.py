@@ -124,6 +124,10 @@ GLUE_CODE_ARGUMENTS = DeploymentList("GlueAllowedCodeArguments", "GLUE_ALLOWED_C
 BATCH_OVERRIDES = DeploymentList("BatchAllowedOverrides", "BATCH_ALLOWED_OVERRIDES")
 # The database users redshift_query's template may name as db_user.
 REDSHIFT_DB_USERS = DeploymentList("RedshiftDbUsers", "REDSHIFT_ALLOWED_DB_USERS")
+# The runs/submit fields the databricks connector's databricksConf may set though the deployment
+# keeps them: run_as, access_control_list, notifications, budget policies, tasks
+# (connectors/builtin/flyteplugins/databricks_submit_fields.py).
+DATABRICKS_SUBMIT_FIELDS = DeploymentList("DatabricksAllowedSubmitFields", "DATABRICKS_ALLOWED_SUBMIT_FIELDS")
 # The hosts each of Flyte's own connectors may send a credential to (connectors/secrets.py).
 DATABRICKS_INSTANCES = DeploymentList("DatabricksInstances", "FLYTE_DATABRICKS_ALLOWED_INSTANCES")
 SNOWFLAKE_ACCOUNTS = DeploymentList("SnowflakeAccounts", "FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS")

@@ -14,6 +14,10 @@ The token is the ``databricks_token`` secret (a keyword argument, as with the fl
 ``Authorization: Bearer``. The instance is ``databricksInstance`` in the template, else the
 ``FLYTE_DATABRICKS_INSTANCE`` environment variable; the token goes only to a workspace the
 deployment lists (DatabricksInstances, or FLYTE_DATABRICKS_INSTANCE's), for every call.
+``databricksConf`` may not set what changes who the run acts as, who may manage it, where its
+details are sent, whom it bills or what it runs (``run_as``, ``access_control_list``,
+notifications, ``tasks``...) unless DatabricksAllowedSubmitFields lists it
+(:mod:`.databricks_submit_fields`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ...errors import Code, ConnectError, internal, invalid_argument
 from ...phase import convert_to_flyte_phase
 from ...secrets import require_listed_host
 from ...settings import DATABRICKS_INSTANCES
+from .databricks_submit_fields import refuse_deployment_fields
 
 DATABRICKS_API_ENDPOINT = "/api/2.1/jobs"
 DEFAULT_DATABRICKS_INSTANCE_ENV_KEY = "FLYTE_DATABRICKS_INSTANCE"
@@ -94,6 +99,7 @@ def databricks_job_spec(task_template: TaskTemplate) -> dict[str, Any]:
         raise invalid_argument("Missing Databricks job configuration in task template.")
     if not isinstance(job, dict):
         raise invalid_argument(f"databricksConf must be an object, got {job!r}")
+    refuse_deployment_fields(job)  # run_as, access_control_list, notifications...: the deployment's
     if job.get("existing_cluster_id") is None:
         cluster = job.get("new_cluster")
         if cluster is None:
