@@ -200,13 +200,14 @@ def test_snowflake_connection_kwargs_may_not_name_the_functions_files(aws_world,
     credentials) and takes a connections.toml's host and credentials. The client factory was
     asked to connect with them; now the task is ``permission_denied`` before any connection."""
     from connectors.builtin.flyteplugins import snowflake as port
+    from connectors.builtin.flyteplugins import snowflake_connections as connections
     from tests.fake_snowflake import FakeSnowflake
     from tests.functional.flyteplugins import test_snowflake as snowflake
 
     fake = FakeSnowflake()
-    monkeypatch.setattr(port, "snowflake_connect", fake.connect)
+    monkeypatch.setattr(connections, "snowflake_connect", fake.connect)
     monkeypatch.setenv("FLYTE_SNOWFLAKE_ALLOWED_ACCOUNTS", snowflake.CUSTOM["account"])
-    port._connections.clear()
+    connections._connections.clear()
     try:
         world = secrets_world(
             aws_world,
@@ -220,7 +221,7 @@ def test_snowflake_connection_kwargs_may_not_name_the_functions_files(aws_world,
         assert all(name in error.message for name in kwargs)
         assert fake.connects == [], "the client was asked to connect"
     finally:
-        port._connections.clear()
+        connections._connections.clear()
 
 
 # -- 6. principals: the routes the earlier tests did not cover ----------------------------------------
