@@ -11,7 +11,7 @@ arrive, ``--duplicated`` arrive twice), as the StatusEventsFunction delivers the
 Counted per task: remote status reads (the connector's ``get``: DescribeJobs on AWS), DynamoDB
 calls and request units (botocore's own events on the store's client, as benchmarks/warm.py
 counts them), Lambda invocations (each GetTask; the events function's batches of 10), and from
-AWS list prices (benchmarks/cost.py) the cost of a task-hour. Goal: remote reads per task at most
+AWS list prices (benchmarks/pricing.py) the cost of a task-hour. Goal: remote reads per task at most
 2 + hours x 60 / StatusSafetyReadMinutes whatever the resync, cost per task-hour not above polling's.
 
     .venv/bin/python benchmarks/status_events.py [--tasks 20] [--hours 1] [--executors 2]
@@ -110,9 +110,9 @@ def create_request(run: str) -> Any:
 
 
 def simulate(endpoint: str, args: argparse.Namespace, safety_minutes: float, label: str) -> dict[str, Any]:
-    from cost import PRICES, lambda_dollars, measured_units  # benchmarks/cost.py
     from flyteidl2.connector import connector_pb2 as pb
     from flyteidl2.core.execution_pb2 import TaskExecution
+    from pricing import PRICES, lambda_dollars, measured_units  # benchmarks/pricing.py
     from warm import DynamoMeter  # benchmarks/warm.py
 
     from connectors.event_receiver import EventReceiver
@@ -185,7 +185,7 @@ def simulate(endpoint: str, args: argparse.Namespace, safety_minutes: float, lab
     invocations = calls["GetTask"] + calls["CreateTask"] + calls["events function invocations"]
     requests, duration = lambda_dollars(invocations, LAMBDA_MS, LAMBDA_MB)
     apigw = (calls["GetTask"] + calls["CreateTask"]) * PRICES["apigw_http_request"]
-    sqs = calls["events delivered"] * 3 * 0.40 / 1e6  # send, receive, delete: $0.40 per million requests
+    sqs = calls["events delivered"] * 3 * PRICES["sqs_request"]  # send, receive, delete: one request each
     return {
         "label": label,
         "reads": type(connector).reads / args.tasks,
@@ -234,7 +234,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     if any(r["unfinished"] for r in rows):
         print("unfinished tasks: " + ", ".join(f"{r['label']}: {r['unfinished']}" for r in rows))
     print(
-        "\nµ$: millionths of a dollar, AWS list prices (benchmarks/cost.py): DynamoDB, API Gateway, Lambda "
+        "\nµ$: millionths of a dollar, AWS list prices (benchmarks/pricing.py): DynamoDB, API Gateway, Lambda "
         f"({LAMBDA_MS} ms at {LAMBDA_MB} MB each), SQS for events (EventBridge's AWS service events are free)."
     )
 

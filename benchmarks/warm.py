@@ -434,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     return with_local_table("warm-benchmark", lambda: run(args))
 
 
-def with_local_table(prefix: str, body: Callable[[], int]) -> int:
-    """Run ``body`` with the handlers' environment pointing at a new table on a local moto server."""
+def with_local_table(prefix: str, body: Callable[[], int], environment: dict[str, str] | None = None) -> int:
+    """Run ``body`` with the handlers' environment pointing at a new table on a local moto server
+    (and ``environment`` besides: CONNECTOR_MODULES, the functions' settings)."""
     with local_aws(log_level=None) as server:
         os.environ.update(
             {
@@ -443,6 +444,7 @@ def with_local_table(prefix: str, body: Callable[[], int]) -> int:
                 "TASKS_TABLE": f"{prefix}-{uuid.uuid4().hex[:6]}",
                 "LOG_LEVEL": "WARNING",
                 "CONNECTOR_MODULES": "",
+                **(environment or {}),
             }
         )
         return body()
@@ -486,38 +488,41 @@ class Bench:
             raise RuntimeError(f"{event['rawPath']} answered {response['statusCode']}: {body!r}")
         return response
 
-    def create_event(self, custom: dict[str, Any] | None = None, run: str | None = None) -> dict[str, Any]:
+    def create_event(
+        self, custom: dict[str, Any] | None = None, run: str | None = None, task_type: str = "echo"
+    ) -> dict[str, Any]:
         from connectors.dev.events import http_api_event
         from tests.flyte_requests import echo_request
 
-        request = echo_request(custom={"delay_seconds": 3600} if custom is None else custom, run=run)
+        custom = {"delay_seconds": 3600} if custom is None else custom
+        request = echo_request(custom=custom, run=run, task_type=task_type)
         return http_api_event("POST", f"{ASYNC}/CreateTask", request.SerializeToString())
 
-    def create(self, custom: dict[str, Any] | None = None, run: str | None = None) -> bytes:
-        response = self.call(self.handlers["create_task"], self.create_event(custom, run))
+    def create(self, custom: dict[str, Any] | None = None, run: str | None = None, task_type: str = "echo") -> bytes:
+        response = self.call(self.handlers["create_task"], self.create_event(custom, run, task_type))
         return self.pb.CreateTaskResponse.FromString(base64.b64decode(response["body"])).resource_meta
 
-    def get_event(self, resource_meta: bytes) -> dict[str, Any]:
+    def get_event(self, resource_meta: bytes, task_type: str = "echo") -> dict[str, Any]:
         from connectors.dev.events import http_api_event
-        from tests.flyte_requests import ECHO
 
-        request = self.pb.GetTaskRequest(resource_meta=resource_meta, task_category=ECHO)
+        category = self.pb.TaskCategory(name=task_type, version=0)
+        request = self.pb.GetTaskRequest(resource_meta=resource_meta, task_category=category)
         return http_api_event("POST", f"{ASYNC}/GetTask", request.SerializeToString())
 
-    def get(self, resource_meta: bytes) -> int:
+    def get(self, resource_meta: bytes, task_type: str = "echo") -> int:
         """GetTask; the phase answered."""
-        response = self.call(self.handlers["get_task"], self.get_event(resource_meta))
+        response = self.call(self.handlers["get_task"], self.get_event(resource_meta, task_type))
         return self.pb.GetTaskResponse.FromString(base64.b64decode(response["body"])).resource.phase
 
-    def delete_event(self, resource_meta: bytes) -> dict[str, Any]:
+    def delete_event(self, resource_meta: bytes, task_type: str = "echo") -> dict[str, Any]:
         from connectors.dev.events import http_api_event
-        from tests.flyte_requests import ECHO
 
-        request = self.pb.DeleteTaskRequest(resource_meta=resource_meta, task_category=ECHO)
+        category = self.pb.TaskCategory(name=task_type, version=0)
+        request = self.pb.DeleteTaskRequest(resource_meta=resource_meta, task_category=category)
         return http_api_event("POST", f"{ASYNC}/DeleteTask", request.SerializeToString())
 
-    def delete(self, resource_meta: bytes) -> None:
-        self.call(self.handlers["delete_task"], self.delete_event(resource_meta))
+    def delete(self, resource_meta: bytes, task_type: str = "echo") -> None:
+        self.call(self.handlers["delete_task"], self.delete_event(resource_meta, task_type))
 
     def polls(self, resource_meta: bytes, count: int) -> Usage:
         with self.meter.measure() as usage:
