@@ -7,8 +7,10 @@ base64): a warm-up, then ``--calls`` timed calls per operation. Each call must a
 
 - CreateTask: a new echo task each call (its own task execution id): claim, connector, finish.
 - CreateTask (repeat): the same task execution id again: answered from the record.
-- GetTask: a running echo task whose phase and message do not change: connector.get, no write.
-- DeleteTask: a distinct running task each call: connector.delete and the ABORTED write.
+- GetTask: a running echo task, polled back to back: each answers the record within
+  StatusReadIntervalSeconds of the last read (no connector.get, no write), as a second poller's
+  polls do; the executor's, 30 s apart, read the job and take the turn (benchmarks/cost.py).
+- DeleteTask: a distinct running task each call: the mark, connector.delete and the ABORTED write.
 - GetTaskMetrics, GetTaskLogs (a Connect server stream), ListConnectors.
 
 Per operation it prints the DynamoDB calls by API name and the read and write request units
