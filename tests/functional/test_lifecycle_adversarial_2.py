@@ -252,6 +252,9 @@ def test_a_secret_in_a_reports_custom_info_or_log_links_is_not_answered(world, w
     answer = world.poll_with(handle, {"api_key": SECRET})
     assert SECRET not in answer.message  # held: the message is cut
     assert SECRET not in json_format.MessageToJson(answer), f"the secret is answered in {where}"
+    assert SECRET not in stored_text(world), f"the secret is stored from {where}"  # links are kept in the record
+    if where == "log_links":
+        assert [link.uri for link in answer.log_links] == ["https://console.example.com/jobs/1?token=***"]
 
 
 # == Finding 6: a CreateTask whose caller's deadline had passed before the handler ran still calls create ====

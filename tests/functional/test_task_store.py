@@ -186,6 +186,60 @@ def test_the_size_budget_holds_at_its_boundary(store):
     assert ended.state == ENDED and len(ended.notes) == MAX_NOTES and len(ended.message) == MESSAGE_BYTES
 
 
+def test_a_record_at_the_budget_takes_the_most_log_links_too(store):
+    """A record accepted at the budget takes, over its active life, the largest message with the
+    most log links the record keeps, then every note of its cancellation: links past the cap are
+    dropped before the write (answers.py keeps the first that fit), never a write refused."""
+    from flyteidl2.core.execution_pb2 import TaskLog
+
+    from connectors.store.budget import LOG_LINKS_BYTES
+    from connectors.store.log_links import decode_links, encode_links
+
+    record = new_record("ea")
+    record.output_prefix = ""
+    record.output_prefix = "p" * (MAX_ITEM_BYTES - LATER_GROWTH_BYTES - item_bytes(_claimed_item(store, record)))
+    assert store.claim(record, lease_seconds=60).claimed
+    record = store.finish_create(record, b"{}", TaskExecution.QUEUED)
+    many = [TaskLog(name=f"link {n}", uri=f"https://console.example.com/{n}/" + "u" * 300) for n in range(100)]
+    encoded = encode_links(many)
+    assert encoded is not None and LOG_LINKS_BYTES - 400 < len(encoded) <= LOG_LINKS_BYTES
+    kept = decode_links(encoded)
+    assert 0 < len(kept) < len(many) and kept == many[: len(kept)]
+    big = "m" * (MESSAGE_BYTES * 2)
+    record = store.record_phase(record, TaskExecution.RUNNING, big, log_links=encoded)
+    assert record.log_links == encoded and len(record.message) == MESSAGE_BYTES
+    for n in range(MAX_NOTES):
+        store.clock = lambda n=n: T0 + 100 + n
+        record = store.reap_claim(StaleTask(record.action_id, 0, record.heartbeat_at), bytes([n]) * 16, 0, big)
+        store.cancel_failed(record, "n" * (NOTE_BYTES * 2), 0.0)
+        record = store.attempts(record.action_id)[0]
+    store.clock = lambda: T0 + 200
+    ended = store.cancelled(
+        store.reap_claim(StaleTask(record.action_id, 0, 0), b"z" * 16, 0, big),
+        TaskExecution.ABORTED,
+        big,
+        "n" * NOTE_BYTES,
+    )
+    assert ended.state == ENDED and len(ended.notes) == MAX_NOTES and ended.log_links == encoded
+
+
+def test_a_phase_write_keeps_replaces_or_removes_the_log_links(store):
+    from flyteidl2.core.execution_pb2 import TaskLog
+
+    from connectors.store.log_links import decode_links, encode_links
+
+    record = created(store, "eb")
+    console = encode_links([TaskLog(name="console", uri="https://console.example.com/1")])
+    record = store.record_phase(record, TaskExecution.RUNNING, "running", log_links=console)
+    assert store.attempts(record.action_id)[0].log_links == console
+    both = encode_links([TaskLog(name="console", uri="https://console.example.com/1"), TaskLog(name="logs", uri="l")])
+    record = store.record_phase(record, TaskExecution.RUNNING, "running", log_links=both)
+    assert [link.name for link in decode_links(store.attempts(record.action_id)[0].log_links)] == ["console", "logs"]
+    ended = store.record_phase(record, TaskExecution.FAILED, "failed", log_links=None)
+    assert ended.state == ENDED and ended.log_links is None  # the last read reported none
+    assert encode_links([]) is None and decode_links(None) == []
+
+
 def _claimed_item(store: TaskStore, record: TaskRecord) -> dict:
     """The item a claim writes for ``record`` (the claim fills in its lease, heartbeat and shard)."""
     probe = TaskRecord(**{**record.__dict__, "notes": []})
