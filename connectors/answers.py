@@ -24,6 +24,7 @@ from .connector import Resource
 from .connector_calls import redact, redact_data
 from .store import TaskRecord
 from .store.budget import MESSAGE_BYTES, clip
+from .store.log_links import decode_links
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ def _failed(answer: pb.Resource, message: str) -> pb.Resource:
 
 
 def stored_resource(record: TaskRecord, fresh: pb.Resource | None) -> pb.Resource:
-    """The answer for a record no poll may move: its stored phase and message, with the outputs
-    (and links) of this poll's report when both say SUCCEEDED."""
+    """The answer from a record (no poll may move it, or this poll did not read the job): its
+    stored phase and message, with the outputs, custom_info and links of this poll's report when
+    both tell the same phase, else with the links the record keeps from the last read."""
     answer = pb.Resource(phase=record.phase, message=record.message)
     if fresh is not None and fresh.phase == record.phase:
         answer.log_links.extend(fresh.log_links)
@@ -106,6 +108,8 @@ def stored_resource(record: TaskRecord, fresh: pb.Resource | None) -> pb.Resourc
             answer.outputs.CopyFrom(fresh.outputs)
         if fresh.HasField("custom_info"):
             answer.custom_info.CopyFrom(fresh.custom_info)
+    else:
+        answer.log_links.extend(decode_links(record.log_links))
     return answer
 
 

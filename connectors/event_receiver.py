@@ -8,7 +8,8 @@ hands each event here. An event is applied as a poll's reading would be, with th
   an event about a job this service did not start (others share the account) finds none;
 - the connector reads the phase and message from the event's detail (``resource_from_event``),
   sanitised as a poll's report is (``answer_resource``), a job stopped not by this service
-  told FAILED (``as_told``);
+  told FAILED (``as_told``); its log links update those the record keeps for answers without a
+  read, by name (store/log_links.py: a Batch job's log stream link comes with its RUNNING event);
 - the write is conditional (store/pushed_status.py): only an active record at the version
   read, never one ended or being cancelled, never after a later event; a phase never moves back
   (a later rank only), so a duplicate, late or out-of-order event changes nothing; nor does a
@@ -42,6 +43,7 @@ from .job_events import event_job_key
 from .phase import ends_attempt, phase_name
 from .polling import as_told
 from .store import ACTIVE, RecordChanged, TaskRecord
+from .store.log_links import merge_links
 
 logger = logging.getLogger(__name__)
 
@@ -131,11 +133,12 @@ class EventReceiver:
                 reported = as_told(record, answered)
                 if not ends_attempt(reported.phase) and _read_since(record, at):
                     return "unchanged"  # late: a read taken since told the job as it was later
+                links = merge_links(record.log_links, reported.log_links)
                 if rank(reported.phase) < rank(record.phase) or (
-                    reported.phase == record.phase and reported.message == record.message
+                    reported.phase == record.phase and reported.message == record.message and links == record.log_links
                 ):
                     return "unchanged"
-                await self.service.run_store(store.push_status, record, reported.phase, reported.message, at)
+                await self.service.run_store(store.push_status, record, reported.phase, reported.message, at, links)
                 logger.info(
                     "task %s: %s -> %s (state-change event)",
                     record.name,

@@ -16,6 +16,10 @@ the remote does are not the job's doing, and never fail the task:
   and the record lost to is the answer. A write the table refuses (busy, after
   botocore's retries) answers the record read, without the report it could not store.
 
+Every answer without a read (the turn not this poll's, a failed read, a busy table, a status an
+event keeps current) carries the log links the record keeps from the last read: a poll writes
+them with its phase, or alone when only they changed (a log stream's link appearing).
+
 However many pollers ask (two executors in a rollout, a relay retry, an operator), the remote is
 read at most once per ``status_read_interval_seconds`` per task: a poll takes the turn with one
 conditional write (``status_read_at``), and polls in between answer the stored phase from the
@@ -48,6 +52,7 @@ from .connector_calls import seconds_left
 from .errors import Code, ConnectError, internal
 from .phase import ends_attempt, phase_name
 from .store import ACTIVE, RecordChanged, TaskRecord, TaskStore
+from .store.log_links import encode_links
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +107,9 @@ class Poller:
                 break
             fresh = as_told(record, reported)
             try:
-                record = await self.service.run_store(self._store_poll, record, fresh.phase, fresh.message)
+                record = await self.service.run_store(
+                    self._store_poll, record, fresh.phase, fresh.message, encode_links(fresh.log_links)
+                )
                 return record, fresh, pb.GetTaskResponse(resource=fresh)
             except RecordChanged as changed:  # another writer came first
                 if changed.current is None:  # the record is gone (its TTL): nothing is stored to tell
@@ -238,17 +245,18 @@ class Poller:
             )
             return None
 
-    def _store_poll(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
-        """The write a poll needs: none when nothing changed and the heartbeat is recent; a
-        heartbeat (which moves the index entry) at most once per quarter of the reaper's window;
-        the mark of failing status reads cleared once one succeeds."""
+    def _store_poll(self, record: TaskRecord, phase: int, message: str, log_links: bytes | None) -> TaskRecord:
+        """The write a poll needs: none when nothing changed (phase, message, the links the record
+        keeps for answers without a read) and the heartbeat is recent; a heartbeat (which moves
+        the index entry) at most once per quarter of the reaper's window; the mark of failing
+        status reads cleared once one succeeds."""
         due = self._heartbeat_due(record)
         if record.status_failing_since is not None:
             record = self.store.status_read_succeeded(record)
-        if phase != record.phase or message != record.message:
+        if phase != record.phase or message != record.message or log_links != record.log_links:
             if phase != record.phase:
                 logger.info("task %s: %s -> %s", record.name, phase_name(record.phase), phase_name(phase))
-            return self.store.record_phase(record, phase, message, heartbeat=due)
+            return self.store.record_phase(record, phase, message, heartbeat=due, log_links=log_links)
         return self.store.heartbeat(record) if due else record
 
     async def _through_failure(

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..phase import phase_name
 from ..store import TaskRecord
+from ..store.log_links import decode_links
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -63,7 +64,8 @@ def summary(record: TaskRecord, now: float, *, handle: bool = False) -> dict[str
 
 def details(record: TaskRecord, now: float) -> dict[str, Any]:
     """What `show` prints: the summary, notes, lease, supersession, create error, the job's key
-    (``<task type>#<job>``, what its state-change events name it by) and the handle."""
+    (``<task type>#<job>``, what its state-change events name it by), the log links the last
+    status read reported (what GetTask answers them with) and the handle."""
     shown = summary(record, now, handle=True)
     lease = None
     if record.lease_expires_at is not None:  # the owner is a secret (the create claim's is the handle's)
@@ -78,6 +80,7 @@ def details(record: TaskRecord, now: float) -> dict[str, Any]:
         superseded_by=record.superseded_by,
         create_error=record.create_error,
         job_key=record.job_key,  # what its job's state-change events name it by, while it runs
+        log_links=[{"name": link.name, "uri": link.uri} for link in decode_links(record.log_links)],
         output_prefix=record.output_prefix,
         expires_at=_iso(record.expires_at),
         version=record.version,
@@ -177,6 +180,8 @@ def format_details(shown: dict[str, Any]) -> str:
     ]
     width = max(len(name) for name, _ in fields) + 2
     lines = [f"{name + ':':<{width}}{printable(str(value))}" for name, value in fields]
+    lines.append((f"{'log links:':<{width}}" + ("" if shown["log_links"] else "-")).rstrip())
+    lines += [f"  - {printable(link['name'])}: {printable(link['uri'])}" for link in shown["log_links"]]
     lines.append((f"{'notes:':<{width}}" + ("" if shown["notes"] else "-")).rstrip())
     lines += [f"  - {printable(note)}" for note in shown["notes"]]
     return "\n".join(lines)

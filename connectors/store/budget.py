@@ -3,9 +3,10 @@
 DynamoDB refuses an item over 400 KB, and a refused write in the middle of a task's life would
 leave a record that cannot move (answered ``internal`` on every poll). So a record is measured
 before its first write (the claim) and again before connector metadata joins it (the finish),
-with room kept for the most that later writes can add: a message, the notes, and the small
-attributes the transitions set (lease, heartbeat, shard, timestamps, a longer state name).
-Messages and notes are cut to their sizes when stored (answers keep them whole).
+with room kept for the most that later writes can add: a message, the notes, the log links a
+read reported, and the small attributes the transitions set (lease, heartbeat, shard,
+timestamps, a longer state name). Messages and notes are cut to their sizes when stored, and
+links past theirs are dropped (store/log_links.py; answers keep them whole).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ MAX_ITEM_BYTES = 400_000
 MESSAGE_BYTES = 16 * 1024
 NOTE_BYTES = 1024
 MAX_NOTES = 20
+# The log links a record keeps (serialized TaskLogs): a console link and a log stream's are a few
+# hundred bytes each. moto's server counts a binary value by its base64 length (4/3 of this).
+LOG_LINKS_BYTES = 4 * 1024
 # DynamoDB stores a number in at most 21 bytes; an attribute costs its name's length too.
 NUMBER_BYTES = 21
 # What transitions add besides the message and notes (names and values): state, lease_owner
@@ -31,7 +35,10 @@ _NOTES_BYTES = len("notes") + 3 + MAX_NOTES * (1 + NOTE_BYTES)
 # notes list is the largest attribute replaced): that room is kept too, so that the boundary
 # shown against it holds on DynamoDB with 21 KB to spare.
 _REPLACEMENT_BYTES = _NOTES_BYTES
-LATER_GROWTH_BYTES = len("message") + MESSAGE_BYTES + _NOTES_BYTES + TRANSITION_ATTRIBUTES_BYTES + _REPLACEMENT_BYTES
+_LOG_LINKS_ROOM = len("log_links") + LOG_LINKS_BYTES
+LATER_GROWTH_BYTES = (
+    len("message") + MESSAGE_BYTES + _NOTES_BYTES + _LOG_LINKS_ROOM + TRANSITION_ATTRIBUTES_BYTES + _REPLACEMENT_BYTES
+)
 
 
 def clip(text: str, limit: int) -> str:
@@ -73,13 +80,14 @@ def check_fits(item: dict[str, Any], extra: dict[str, bytes] | None = None) -> i
         largest = ", ".join(f"{name} {n} bytes" for name, n in sorted(parts.items(), key=lambda p: -p[1])[:3])
         raise resource_exhausted(
             f"this task's record would need {size} bytes ({largest}, and {LATER_GROWTH_BYTES} kept for later "
-            f"messages and notes); the task store holds {MAX_ITEM_BYTES} bytes per task"
+            f"messages, notes and log links); the task store holds {MAX_ITEM_BYTES} bytes per task"
         )
     return size
 
 
 __all__ = [
     "LATER_GROWTH_BYTES",
+    "LOG_LINKS_BYTES",
     "MAX_ITEM_BYTES",
     "MAX_NOTES",
     "MESSAGE_BYTES",

@@ -30,7 +30,7 @@ writes in pushed_status.py. The promises this keeps:
   action, connectors/service.py) is withdrawn (``withdraw_claim``): it started nothing, and the
   next claim of the attempt replaces it, so a refused request blocks no real attempt.
 - A heartbeat (``heartbeat_at``, the reaper's clock, and the TTL pushed with it) is written at
-  most once per ``heartbeat_seconds`` by a poll whose phase and message did not change.
+  most once per ``heartbeat_seconds`` by a poll whose phase, message and log links did not change.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from ..phase import ends_attempt
 from .budget import MAX_NOTES, MESSAGE_BYTES, NOTE_BYTES, check_fits, clip
 from .cancel_lease import CancelLease
 from .dynamodb import RecordChanged, TaskTable
+from .log_links import links_removed, links_set, links_values
 from .pushed_status import PushedStatus
 from .record import ACTIVE, ACTIVE_SHARDS, CANCELLING, CLAIMED, ENDED, TaskRecord
 from .status_reads import StatusReads
@@ -271,16 +272,23 @@ class TaskStore(CancelLease, StatusReads, PushedStatus, TaskTable):
             },
         )
 
-    def record_phase(self, record: TaskRecord, phase: int, message: str, heartbeat: bool = False) -> TaskRecord:
-        """active (at the version read)  ──▶  active with a new phase or message (and a heartbeat
-        when one is due: it moves the index entry); or ──▶ ended when the phase ends the attempt."""
+    def record_phase(
+        self, record: TaskRecord, phase: int, message: str, heartbeat: bool = False, log_links: bytes | None = None
+    ) -> TaskRecord:
+        """active (at the version read)  ──▶  active with a new phase, message or log links (what
+        the record keeps after the write, the read's: store/log_links.py; None for none; written
+        only when they changed), and a heartbeat when one is due (it moves the index entry); or
+        ──▶ ended when the phase ends the attempt."""
         if ends_attempt(phase):
-            return self.end_phase(record, phase, message)
+            return self.end_phase(record, phase, message, log_links)
         now = self.clock()
+        removed = links_removed(record.log_links, log_links)
         return self._update(
             record,
             "SET #phase = :phase, #message = :message, updated_at = :now, version = version + :one"
-            + (", heartbeat_at = :now, expires_at = :expires" if heartbeat else ""),
+            + (", heartbeat_at = :now, expires_at = :expires" if heartbeat else "")
+            + links_set(record.log_links, log_links)
+            + (f" REMOVE {removed}" if removed else ""),
             _IS_ACTIVE_AT_VERSION,
             {
                 **self._states(),
@@ -290,16 +298,28 @@ class TaskStore(CancelLease, StatusReads, PushedStatus, TaskTable):
                 ":now": {"N": repr(now)},
                 ":one": {"N": "1"},
                 ":expires": {"N": str(int(now + self._active_retention))},
+                **links_values(record.log_links, log_links),
             },
         )
 
-    def end_phase(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:
-        """active (at the version read)  ──▶  ended: the connector reported a terminal phase."""
+    def end_phase(self, record: TaskRecord, phase: int, message: str, log_links: bytes | None = None) -> TaskRecord:
+        """active (at the version read)  ──▶  ended: the connector reported a terminal phase (and
+        the links its read reported, which the ended record keeps for every GetTask after)."""
+        removed = links_removed(record.log_links, log_links)
         return self._update(
             record,
-            "SET " + _ENDS + " REMOVE " + _LEAVES_INDEX,
+            "SET "
+            + _ENDS
+            + links_set(record.log_links, log_links)
+            + " REMOVE "
+            + _LEAVES_INDEX
+            + (f", {removed}" if removed else ""),
             _IS_ACTIVE_AT_VERSION,
-            {**self._ended_values(phase, message), ":version": {"N": str(record.version)}},
+            {
+                **self._ended_values(phase, message),
+                ":version": {"N": str(record.version)},
+                **links_values(record.log_links, log_links),
+            },
         )
 
     def delete_task(self, record: TaskRecord, phase: int, message: str) -> TaskRecord:

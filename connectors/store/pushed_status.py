@@ -13,6 +13,7 @@ from typing import Any
 
 from ..phase import ends_attempt
 from .budget import MESSAGE_BYTES, clip
+from .log_links import links_removed, links_set, links_values
 from .record import ACTIVE, TaskRecord
 
 _ACTIVE_AND_NOT_OLDER = (
@@ -31,16 +32,24 @@ class PushedStatus:
     ENDS: str
     LEAVES_INDEX: str
 
-    def push_status(self, record: TaskRecord, phase: int, message: str, event_at: float) -> TaskRecord:
+    def push_status(
+        self, record: TaskRecord, phase: int, message: str, event_at: float, log_links: bytes | None
+    ) -> TaskRecord:
         """active (at the version read), no later event applied  ──▶  active with the event's
-        phase and message, the status known now; or ──▶ ended when the phase ends the attempt."""
+        phase and message, and ``log_links`` (what the record keeps after the write: the stored
+        ones merged with the event's, store/log_links.py; written only when they changed), the
+        status known now; or ──▶ ended when the phase ends the attempt."""
         now = self.clock()
-        marks = "status_pushed_at = :now, status_event_at = :at"
+        marks = f"status_pushed_at = :now, status_event_at = :at{links_set(record.log_links, log_links)}"
+        removed = links_removed(record.log_links, log_links)
         if ends_attempt(phase):
-            update = f"SET {self.ENDS}, {marks} REMOVE {self.LEAVES_INDEX}"
+            update = f"SET {self.ENDS}, {marks} REMOVE {self.LEAVES_INDEX}" + (f", {removed}" if removed else "")
             values = self._ended_values(phase, message)
         else:
-            update = f"SET #phase = :phase, #message = :message, updated_at = :now, {marks}, version = version + :one"
+            update = (
+                f"SET #phase = :phase, #message = :message, updated_at = :now, {marks}, version = version + :one"
+                + (f" REMOVE {removed}" if removed else "")
+            )
             values = {
                 **self._states(),
                 ":phase": {"N": str(phase)},
@@ -48,6 +57,7 @@ class PushedStatus:
                 ":one": {"N": "1"},
             }
         values.update({":version": {"N": str(record.version)}, ":now": {"N": repr(now)}, ":at": {"N": repr(event_at)}})
+        values.update(links_values(record.log_links, log_links))
         return self._update(record, update, _ACTIVE_AND_NOT_OLDER, values)
 
     def status_due(self, record: TaskRecord, event_at: float) -> TaskRecord:

@@ -125,6 +125,9 @@ class TaskRecord:
     # event's own time: an event older than the last one applied moves nothing.
     status_pushed_at: float | None = None
     status_event_at: float | None = None
+    # The log links the last status read reported (an event updates them), so that an answer from
+    # the record carries them too: serialized TaskLogs, at most LOG_LINKS_BYTES (log_links.py).
+    log_links: bytes | None = None
 
     @property
     def handle(self) -> TaskHandle:

@@ -67,7 +67,12 @@ def test_with_events_the_answers_carry_the_console_and_log_stream_links(aws_worl
         assert [name for name, _ in links(running)] == ["AWS Batch job", "CloudWatch logs"]
         assert "flyte-example$252Fdefault$252F" in links(running)[1][1]  # the stream, as the console escapes it
         assert links(world.poll(events.handle, TYPE)) == links(running)  # and on every poll after
-        assert events.push("FAILED", 9, container=container, statusReason="Essential container in task exited") == (
+        assert events.push("RUNNING", 2, container=container) == "unchanged"  # the same links: no write
+        retried = {**container, "logStreamName": f"{stream}-2"}  # the job's next try logs to a new stream
+        assert events.push("RUNNING", 3, container=retried) == "applied"
+        running = world.poll(events.handle, TYPE)
+        assert links(running)[1][1].endswith("-2") and events.describes() == before
+        assert events.push("FAILED", 9, container=retried, statusReason="Essential container in task exited") == (
             "applied"
         )
         ended = world.poll(events.handle, TYPE)  # ended by the event: answered from the record
@@ -186,3 +191,18 @@ def test_the_record_is_answered_with_its_links_after_the_status_read_interval_tu
     time.sleep(0.05)
     stored = world.poll(handle, "linked")
     assert connector.calls["get"] == reads and links(stored) == links(read)
+
+
+def test_tasks_show_lists_the_stored_links_escaped(linked, capsys):
+    from connectors.cli import main
+    from connectors.dev.tasks_output import printable
+
+    name, uri = "console\x1b]52;c;eA==\x07", "https://console.example.com/jobs/1\n  - forged: line"
+    linked.connector.links = [TaskLog(name=name, uri=uri)]
+    linked.poll(linked.handle, "linked")
+    assert main(["tasks", "show", linked.handle.decode(), "--table", linked.settings.tasks_table]) == 0
+    out = capsys.readouterr().out
+    assert f"  - {printable(name)}: {printable(uri)}" in out.splitlines()
+    assert "\x1b" not in out and "forged: line" not in [line.strip("- ") for line in out.splitlines()]
+    assert main(["tasks", "show", linked.handle.decode(), "--table", linked.settings.tasks_table, "--json"]) == 0
+    assert f'"uri": "{uri}"'.replace("\n", "\\n") in capsys.readouterr().out

@@ -47,7 +47,8 @@ class _Expressions:
     """Evaluates the string expressions of connectors/store/: literals, module constants and class
     attributes (``self.ENDS``, from any store module), ``+`` and f-strings, a method's local
     variables (every value assigned to one: an ``if`` gives alternatives), and calls of the
-    store's helpers that return a string (``self._cancelling_set()``); a note appended
+    store's helpers that return a string (``self._cancelling_set()``, and the store modules' own
+    functions: ``links_set(...)``); a note appended
     (``self._note_set(...)``) adds nothing a transition depends on. Each expression evaluates to
     its possible values."""
 
@@ -55,8 +56,11 @@ class _Expressions:
         self.constants: dict[str, list[str]] = {}
         self.attributes: dict[str, ast.expr] = {}
         self.helpers: dict[str, ast.FunctionDef] = {}
+        self.functions: dict[str, ast.FunctionDef] = {}
         for tree in trees:
             for node in tree.body:
+                if isinstance(node, ast.FunctionDef):  # a module's function: called by its name
+                    self.functions[node.name] = node
                 if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                     with contextlib.suppress(ValueError):
                         self.constants[node.targets[0].id] = self.values(node.value, None)
@@ -107,10 +111,13 @@ class _Expressions:
                     options = self.values(part, method)  # type: ignore[arg-type]
                 texts = [text + option for text in texts for option in options]
             return texts
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in self.helpers:
-            if node.func.attr == "_note_set":
+        called = node.func if isinstance(node, ast.Call) else None
+        if (isinstance(called, ast.Attribute) and called.attr in self.helpers) or (
+            isinstance(called, ast.Name) and called.id in self.functions
+        ):
+            if isinstance(called, ast.Attribute) and called.attr == "_note_set":
                 return [""]
-            helper = self.helpers[node.func.attr]
+            helper = self.helpers[called.attr] if isinstance(called, ast.Attribute) else self.functions[called.id]
             returned = [n for n in ast.walk(helper) if isinstance(n, ast.Return) and n.value is not None]
             if len(returned) == 1:
                 return self.values(returned[0].value, helper)  # type: ignore[arg-type]

@@ -235,11 +235,15 @@ class GlueJobConnector(AwsConnector[GlueJobMeta]):
         a job's notify-delay threshold). Translated into GetJobRun's shape, ``message`` for its
         ErrorMessage (Glue's own text of how the run ended), and mapped as ``get`` maps the run.
         None for FAILED (and ERROR): whether it may be retried is read from the run's ErrorMessage,
-        which ``message`` is documented to hold only by example (the poll reads it)."""
+        which ``message`` is documented to hold only by example (the poll reads it). Only the
+        console link: the event does not name the run's log group (GetJobRun's LogGroupName), so
+        the CloudWatch links the record keeps from a read stay as read."""
         state = detail_status(detail, "state", PHASES.phases, {"FAILED": None, "ERROR": None})
         if state is None:
             return None
-        return self.run_resource({"JobRunState": state, "ErrorMessage": detail.get("message")}, resource_meta)
+        told = self.run_resource({"JobRunState": state, "ErrorMessage": detail.get("message")}, resource_meta)
+        told.log_links = (told.log_links or [])[:1]
+        return told
 
     def run_resource(self, run: Mapping[str, Any], resource_meta: GlueJobMeta) -> Resource:
         """The task's report from a job run as GetJobRun describes it."""
