@@ -268,7 +268,7 @@ def calls_diagram(task_type: str) -> str:
         if operation == "get":  # connectors/polling.py: a read is taken only when the stored status may be old
             told = "an event told the status" if getattr(cls, "job_events", None) is not None else ""
             lines.append(f"    alt {told + ', or ' if told else ''}the job was read less than the read interval ago")
-            lines.append("        S-->>E: the stored phase")
+            lines.append("        S-->>E: the stored phase and log links")
             lines.append("    else")
             lines.append("        S->>T: take the turn to read (conditional update)")
             lines.append(f"        S->>A: {', '.join(granted)}")
