@@ -65,12 +65,16 @@ def connectors_serve(
         deadline = time.monotonic() + listen_seconds
         while True:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                httpx.post(f"{serving.api}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", json={})
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"connectors serve did not listen within {listen_seconds:g} s"
-                time.sleep(0.2)
+            try:  # its own answer: another worker's server may hold the free port a moment
+                listed = httpx.post(
+                    f"{serving.api}/flyteidl2.connector.ConnectorMetadataService/ListConnectors", json={}
+                )
+                if listed.status_code == 200 and "connectors" in listed.json():
+                    break
+            except (httpx.TransportError, ValueError):
+                pass
+            assert time.monotonic() < deadline, f"connectors serve did not listen within {listen_seconds:g} s"
+            time.sleep(0.2)
         yield serving
     finally:
         process.send_signal(signal.SIGINT)
