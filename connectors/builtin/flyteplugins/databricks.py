@@ -38,7 +38,7 @@ from ...errors import Code, ConnectError, internal, invalid_argument
 from ...phase import convert_to_flyte_phase
 from ...secrets import require_listed_host
 from ...settings import DATABRICKS_INSTANCES
-from .databricks_submit_fields import refuse_deployment_fields
+from .databricks_submit_fields import drop_connector_fields, refuse_deployment_fields
 
 DATABRICKS_API_ENDPOINT = "/api/2.1/jobs"
 DEFAULT_DATABRICKS_INSTANCE_ENV_KEY = "FLYTE_DATABRICKS_INSTANCE"
@@ -100,6 +100,7 @@ def databricks_job_spec(task_template: TaskTemplate) -> dict[str, Any]:
     if not isinstance(job, dict):
         raise invalid_argument(f"databricksConf must be an object, got {job!r}")
     refuse_deployment_fields(job)  # run_as, access_control_list, notifications...: the deployment's
+    drop_connector_fields(job)  # spark_python_task, git_source, idempotency_token: set below, in any spelling
     if job.get("existing_cluster_id") is None:
         cluster = job.get("new_cluster")
         if cluster is None:
