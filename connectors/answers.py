@@ -41,8 +41,8 @@ def answer_resource(record: TaskRecord, resource: Resource) -> pb.Resource:
     surrogate replaced), without the request's secrets, cut to what the record keeps."""
     phase = int(resource.phase)
     answer = pb.Resource(phase=phase, message=_text(resource.message or ""), log_links=resource.log_links or [])
-    for link in answer.log_links:  # a console link may carry a token
-        link.uri, link.name = redact(link.uri), redact(link.name)
+    for link in answer.log_links:  # a console link (or its icon's) may carry a token: every text it has
+        link.uri, link.name, link.icon_uri = redact(link.uri), redact(link.name), redact(link.icon_uri)
     if resource.custom_info:
         try:
             data = json.loads(json.dumps(resource.custom_info, default=str))  # JSON-safe, then cut secrets
