@@ -8,18 +8,28 @@ concurrent claims had two winners on an idle machine; under load the failing
 atomically on the item's latest version ("Condition expressions", DynamoDB developer guide), and
 the task store's claim relies on it. One lock serialises the handler calls that read or write
 items; each holds it a few milliseconds.
+
+A Query on a table (not an index) reads its candidates from the partition it names. moto 5.2.6's
+``Table.query`` sorted every item of the table (``Table.all_items``) and then kept the partition's:
+under the lock above, each Query cost time in proportion to the table, and a CreateTask makes two
+(benchmarks/load.py: 21 calls/s at 10,000 calls, docs/measured.md). The partition's items, sorted
+the same way, are exactly what moto kept, so its answer (order, ``Limit``, ``LastEvaluatedKey``,
+filters, projections: tests/functional/aws/test_fake_aws_dynamodb_query.py) is unchanged.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
 from ._support import wraps_method
 
 _lock = threading.RLock()
+_querying = threading.local()  # .partition: (table, hash key) of the table Query this thread runs
 
 ITEM_OPERATIONS = (
     "put_item",
@@ -46,3 +56,33 @@ def _one_at_a_time(original: Any, self: DynamoHandler, *args: Any, **kwargs: Any
 for _name in ITEM_OPERATIONS:
     if hasattr(DynamoHandler, _name):
         wraps_method(DynamoHandler, _name)(_one_at_a_time)
+
+
+_QUERY_PARAMETERS = inspect.signature(Table.query)
+
+
+def _partition_query(original: Any, self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    index_name = _QUERY_PARAMETERS.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
+    if index_name or hash_key is None:
+        return original(self, hash_key, *args, **kwargs)
+    _querying.partition = (self, hash_key)
+    try:
+        return original(self, hash_key, *args, **kwargs)
+    finally:
+        _querying.partition = None
+
+
+def _partition_items(original: Any, self: Table) -> Any:
+    """During a table Query, only its partition's items, in moto's order (hash key, range key)."""
+    partition = getattr(_querying, "partition", None)
+    if partition is None or partition[0] is not self:
+        return original(self)
+    found = self.items.get(partition[1])  # .get: asking for a partition must not create it
+    if found is None:
+        return []
+    items = list(found.values()) if self.range_key_attr else [found]
+    return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+
+wraps_method(Table, "query")(_partition_query)
+wraps_method(Table, "all_items")(_partition_items)
