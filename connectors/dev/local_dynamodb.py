@@ -60,6 +60,8 @@ class LocalDynamoDB:
         # 2-core machine running four test workers.
         out = subprocess.DEVNULL if self._quiet else None
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in LOCAL_ENV.items()}}
+        if self._quiet:  # its output is discarded: no line per request to format and write
+            env.setdefault("FAKE_AWS_REQUEST_LOG", "0")
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed module and a port number
             [sys.executable, "-m", "connectors.dev.fake_aws", "-H", HOST, "-p", str(self.port)],
             stdout=out,
