@@ -10,7 +10,12 @@ import re
 import pytest
 
 from tests.doc_blocks import ROOT
-from tools.docsite import connectors, hooks, lifecycle, parameters
+from tools.docsite import hooks, lifecycle, parameters
+from tools.docsite.connector_classes import aws_task_types, connector_class
+from tools.docsite.errors import DocsError
+from tools.docsite.field_reads import template_fields
+from tools.docsite.iam import OPERATIONS
+from tools.docsite.phases import phase_table
 
 DOCS = ROOT / "docs"
 MERMAID = re.compile(r"```mermaid\n(.*?)```", re.DOTALL)
@@ -51,13 +56,13 @@ def test_a_diagram_that_drops_or_invents_an_arrow_fails() -> None:
     page = (DOCS / "task-lifecycle.md").read_text()
     hooks.check_lifecycle_diagram(page)
     dropped = page.replace("    cancelling --> ended: cancelled\n", "")
-    with pytest.raises(connectors.DocsError, match="does not draw"):
+    with pytest.raises(DocsError, match="does not draw"):
         hooks.check_lifecycle_diagram(dropped)
     invented = page.replace(
         "    cancelling --> ended: cancelled\n",
         "    cancelling --> ended: cancelled\n    ended --> active: finish_create\n",
     )
-    with pytest.raises(connectors.DocsError, match="does not make"):
+    with pytest.raises(DocsError, match="does not make"):
         hooks.check_lifecycle_diagram(invented)
 
 
@@ -91,17 +96,17 @@ def test_the_readme_is_a_front_door() -> None:
     assert linked and all((ROOT / path).is_file() for path in linked), linked
 
 
-@pytest.mark.parametrize("task_type", connectors.aws_task_types())
+@pytest.mark.parametrize("task_type", aws_task_types())
 def test_each_aws_connector_page_gets_its_tables_from_its_class(task_type: str) -> None:
-    cls = connectors.connector_class(task_type)
+    cls = connector_class(task_type)
     page = hooks.render((DOCS / "connectors" / f"{task_type}.md").read_text(), task_type)
     assert "<!-- generated" not in page
     for operation, actions in cls.iam_actions.items():
-        assert f"{operation} ({connectors.OPERATIONS[operation]})" in page
+        assert f"{operation} ({OPERATIONS[operation]})" in page
         assert all(f"`{action}`" in page for action in actions)
-    for word in connectors.phase_table(task_type).phases:
+    for word in phase_table(task_type).phases:
         assert f"`{word}`" in page or word in page
-    for name in connectors.template_fields(task_type):
+    for name in template_fields(task_type):
         assert f"`{name}`" in page
     assert "```mermaid\nsequenceDiagram" in page
 
@@ -109,21 +114,21 @@ def test_each_aws_connector_page_gets_its_tables_from_its_class(task_type: str) 
 def test_a_field_the_code_reads_and_the_page_does_not_explain_fails_the_build() -> None:
     page = (DOCS / "connectors" / "athena_query.md").read_text()
     row = next(line for line in page.splitlines() if line.startswith("| `query` |"))
-    with pytest.raises(connectors.DocsError, match="the code reads query"):
+    with pytest.raises(DocsError, match="the code reads query"):
         hooks.render(page.replace(row + "\n", ""), "athena_query")
-    with pytest.raises(connectors.DocsError, match="the page names nonsense"):
+    with pytest.raises(DocsError, match="the page names nonsense"):
         hooks.render(page.replace(row, row + "\n| `nonsense` | not read |"), "athena_query")
 
 
 def test_the_fields_are_read_from_the_code() -> None:
     """Required-ness and types as the connector's code checks them, loops and helpers followed."""
-    redshift = connectors.template_fields("redshift_query")
+    redshift = template_fields("redshift_query")
     assert redshift["query"].required == "yes"
     assert redshift["cluster_identifier"].required.startswith("one of")
     assert redshift["unload_iam_role"].required == "no"  # required only with unload_prefix
-    glue = connectors.template_fields("glue_job")
+    glue = template_fields("glue_job")
     assert glue["number_of_workers"].kinds == ["whole number"] and glue["max_capacity"].kinds == ["number"]
-    training = connectors.template_fields("sagemaker_training_job")
+    training = template_fields("sagemaker_training_job")
     assert {"hyperparameters", "environment", "tags", "output_path"} <= set(training)  # through helpers
     assert training["output_path"].required == "yes"
 

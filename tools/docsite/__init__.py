@@ -1,7 +1,13 @@
 """The documentation site's generated parts, where the code is the source.
 
-- :mod:`tools.docsite.connectors`: each built-in connector's facts, template fields, phases and
-  IAM actions, read from its class and module;
+- each built-in connector's page, where its class and module are the source:
+  :mod:`tools.docsite.connector_classes` (which connectors, the class of a task type),
+  :mod:`tools.docsite.facts` (task type, class, secrets, replay window),
+  :mod:`tools.docsite.field_reads` (the ``TaskTemplate.custom`` fields its code reads, by ast),
+  :mod:`tools.docsite.field_tables` (those fields beside the page's meanings, and the overview),
+  :mod:`tools.docsite.phases` (its PhaseTable), :mod:`tools.docsite.iam` (its ``iam_actions``),
+  :mod:`tools.docsite.calls_diagram` (the Mermaid sequence diagram of its AWS calls), written with
+  :mod:`tools.docsite.markdown_tables` and failing with :class:`tools.docsite.errors.DocsError`;
 - :mod:`tools.docsite.parameters`: the stack's parameters, read from template.yaml;
 - :mod:`tools.docsite.lifecycle`: the task record's states and transitions, read from
   connectors/store/ (lifecycle.py and the writes mixed into its TaskStore), and the Mermaid

@@ -33,7 +33,14 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # mkdocs loads this file by path
     sys.path.insert(0, str(ROOT))
 
-from tools.docsite import connectors, lifecycle, parameters  # noqa: E402
+from tools.docsite import lifecycle, parameters  # noqa: E402
+from tools.docsite.calls_diagram import calls_diagram  # noqa: E402
+from tools.docsite.connector_classes import aws_task_types  # noqa: E402
+from tools.docsite.errors import DocsError  # noqa: E402
+from tools.docsite.facts import facts_table  # noqa: E402
+from tools.docsite.field_tables import fields_table, overview_table  # noqa: E402
+from tools.docsite.iam import iam_table  # noqa: E402
+from tools.docsite.phases import phases_table  # noqa: E402
 
 MARKER = re.compile(r"^<!--\s*generated:\s*(?P<what>[a-z]+)(?:\s+(?P<arg>[a-z0-9_]+))?\s*-->\s*$")
 MERMAID_JS = Path(os.environ.get("MERMAID_JS", ROOT / ".tools" / "mermaid" / "mermaid.min.js"))
@@ -61,23 +68,23 @@ def render(markdown: str, where: str = "") -> str:
                 table.append(lines[index])
                 index += 1
             if what == "fields":
-                out.append(connectors.fields_table(arg, table))
+                out.append(fields_table(arg, table))
             elif what == "overview":
-                out.append(connectors.overview_table(table))
+                out.append(overview_table(table))
             elif what == "facts":
-                out.append(connectors.facts_table(arg))
+                out.append(facts_table(arg))
             elif what == "phases":
-                out.append(connectors.phases_table(arg, table))
+                out.append(phases_table(arg, table))
             elif what == "iam":
-                out.append(connectors.iam_table(arg, table))
+                out.append(iam_table(arg, table))
             elif what == "calls":
-                out.append(connectors.calls_diagram(arg))
+                out.append(calls_diagram(arg))
             elif what == "parameters":
                 out.append(parameters.parameters_table())
             else:
-                raise connectors.DocsError(f"unknown generated part {what!r}")
-        except connectors.DocsError as error:
-            raise connectors.DocsError(f"{where}: {error}") from None
+                raise DocsError(f"unknown generated part {what!r}")
+        except DocsError as error:
+            raise DocsError(f"{where}: {error}") from None
         _rendered.add((what, arg))
     return "\n".join(out)
 
@@ -88,7 +95,7 @@ def check_lifecycle_diagram(markdown: str) -> None:
     drawn = lifecycle.diagram_edges(lifecycle.state_diagram(markdown), {edge[2] for edge in code})
     missing, extra = sorted(code - drawn), sorted(drawn - code)
     if missing or extra:
-        raise connectors.DocsError(
+        raise DocsError(
             "docs/task-lifecycle.md: the state diagram and connectors/store/ differ: "
             + (f"the code makes {missing}, which the diagram does not draw; " if missing else "")
             + (f"the diagram draws {extra}, which the code does not make" if extra else "")
@@ -123,14 +130,14 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs
         if page.file.src_uri == "task-lifecycle.md":
             check_lifecycle_diagram(markdown)
         return render(markdown, where)
-    except connectors.DocsError as error:
+    except DocsError as error:
         raise PluginError(str(error)) from None
     except ValueError as error:
         raise PluginError(f"{where}: {error}") from None
 
 
 def on_post_build(config: Any, **kwargs: Any) -> None:
-    wanted = {(what, task_type) for task_type in connectors.aws_task_types() for what in ("fields", "phases", "iam")}
+    wanted = {(what, task_type) for task_type in aws_task_types() for what in ("fields", "phases", "iam")}
     missing = sorted(wanted - _rendered)
     if missing:
         from mkdocs.exceptions import PluginError
