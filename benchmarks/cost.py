@@ -4,7 +4,7 @@ Disabled and Enabled, beside the replaced design and what API Gateway and Lambda
 Starts moto's server on loopback (``connectors.dev.local_dynamodb``) and drives the real Lambda
 handlers in-process (CreateTask, GetTask, DeleteTask and the StatusEventsFunction's), as
 ``warm.py`` does, counting every DynamoDB call of the handlers' client and its capacity units
-(``warm.DynamoMeter``: computed from the items as DynamoDB charges them, since moto's
+(``dynamodb_meter.DynamoMeter``: computed from the items as DynamoDB charges them, since moto's
 ConsumedCapacity answers are constants). The tasks are ``evented_echo`` tasks
 (benchmarks/evented_echo.py: the echo connector with state-change events declared, as the AWS
 connectors declare theirs). The store's clock is virtual (benchmarks/polls.py): the executor polls
@@ -47,11 +47,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from capacity_units import READ_UNIT_BYTES, WRITE_UNIT_BYTES
 from cost_report import print_cost, print_operations, print_polls, targets
+from dynamodb_meter import Usage, print_units_note
+from handler_bench import Bench, with_local_table
 from harness import percentile
 from polls import Deployment, Timeline, VirtualClock, run_deployment
 from pricing import PRICES, lambda_dollars, measured_units, money
-from warm import READ_UNIT_BYTES, WRITE_UNIT_BYTES, Bench, Usage, print_units_note, with_local_table
 
 
 def main(argv: list[str] | None = None) -> int:

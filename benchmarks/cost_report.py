@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterable
 
+from dynamodb_meter import Usage, units_text
 from polls import KINDS, Poll, Timeline
 from pricing import PRICES, Units, before_poll, count, lambda_dollars, measured_units, money
-from warm import Usage, print_table, units_text
+from text_table import print_table
 
 READS = ("GetItem", "Query", "Scan")
 

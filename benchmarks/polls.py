@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from warm import Bench, Context, DynamoMeter, Usage
+from dynamodb_meter import DynamoMeter, Usage
+from handler_bench import Bench, LambdaContext
 
 TASK_TYPE = "evented_echo"  # benchmarks/evented_echo.py
 RUNNING_MESSAGE = "echo: waiting for the delay to pass"  # what the echo connector's get reports while it runs
@@ -126,7 +127,7 @@ class Poll:
 
 
 class VirtualClock:
-    """The task store's clock, moved by hand as ``warm.clock_ahead`` moves it: an hour of polls
+    """The task store's clock, moved by hand as ``handler_bench.clock_ahead`` moves it: an hour of polls
     30 s apart in a few seconds. Whole seconds, so the design's comparisons (a heartbeat due at
     exactly 15 min, a read at exactly 5) are exact."""
 
@@ -231,7 +232,7 @@ class Timeline:
         }
         records = [{"messageId": str(uuid.uuid4()), "body": json.dumps(event)}]
         with self.meter.measure() as usage:
-            answer = self.events_handler({"Records": records}, Context())
+            answer = self.events_handler({"Records": records}, LambdaContext())
         if answer.get("batchItemFailures"):
             raise RuntimeError(f"the status events handler failed {label}: {answer}")
         self.operations.append((label, usage))

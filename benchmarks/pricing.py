@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from warm import DdbCall, Usage, read_units, write_units
+from capacity_units import read_units, write_units
+from dynamodb_meter import DdbCall, Usage
 
 # AWS list prices, US East (N. Virginia), in force since 1 November 2024 (DynamoDB's on-demand
 # price cut, which halved them from $1.25 and $0.25 per million), as the pricing pages list them;

@@ -9,7 +9,7 @@ resync). With events, each status change is delivered as an event (``--lost`` of
 arrive, ``--duplicated`` arrive twice), as the StatusEventsFunction delivers them.
 
 Counted per task: remote status reads (the connector's ``get``: DescribeJobs on AWS), DynamoDB
-calls and request units (botocore's own events on the store's client, as benchmarks/warm.py
+calls and request units (botocore's own events on the store's client, as benchmarks/dynamodb_meter.py
 counts them), Lambda invocations (each GetTask; the events function's batches of 10), and from
 AWS list prices (benchmarks/pricing.py) the cost of a task-hour. Goal: remote reads per task at most
 2 + hours x 60 / StatusSafetyReadMinutes whatever the resync, cost per task-hour not above polling's.
@@ -110,10 +110,10 @@ def create_request(run: str) -> Any:
 
 
 def simulate(endpoint: str, args: argparse.Namespace, safety_minutes: float, label: str) -> dict[str, Any]:
+    from dynamodb_meter import DynamoMeter  # benchmarks/dynamodb_meter.py
     from flyteidl2.connector import connector_pb2 as pb
     from flyteidl2.core.execution_pb2 import TaskExecution
     from pricing import PRICES, lambda_dollars, measured_units  # benchmarks/pricing.py
-    from warm import DynamoMeter  # benchmarks/warm.py
 
     from connectors.event_receiver import EventReceiver
     from connectors.registry import ConnectorRegistry
