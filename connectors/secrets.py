@@ -36,6 +36,7 @@ import os
 import re
 import string
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -112,11 +113,15 @@ class SecretResolver:
         self.source = source or SecretSource.from_env()
         self._providers: tuple[Any, Any] | None = None
         self._lock = threading.Lock()  # secrets are read in worker threads, several at once
+        # Secrets Manager ids not found there while SSM had the value, until when (monotonic): the
+        # providers cache only what they find, so each read of an SSM-kept secret asked again.
+        self._kept_in_ssm: dict[str, float] = {}
 
     def reset(self) -> None:
         """Forget the providers, their clients and cached values (after a SnapStart restore)."""
         with self._lock:
             self._providers = None
+            self._kept_in_ssm.clear()
 
     async def complete(self, connector: Any, task_type: str, connection: dict[str, str]) -> dict[str, str]:
         """``connection`` with each secret the connector takes and the request lacks, from AWS."""
@@ -197,10 +202,13 @@ class SecretResolver:
 
     def _read(self, task_type: str, name: str, force: bool = False) -> str | None:
         secrets, ssm = self._provider_pair()
+        secret_id = self.source.secret_id(task_type, name)
         for provider, key, extra in (
-            (secrets, self.source.secret_id(task_type, name), {}),
+            (secrets, secret_id, {}),
             (ssm, self.source.parameter_name(task_type, name), {"decrypt": True}),
         ):
+            if provider is secrets and not force and self._kept_in_ssm.get(key, 0.0) > time.monotonic():
+                continue  # found in SSM, not here, less than the values' max age ago
             try:
                 value = provider.get(key, max_age=self.source.max_age_seconds, force_fetch=force, **extra)
             except Exception as error:  # Powertools' GetParameterError, the ClientError as its cause
@@ -217,6 +225,9 @@ class SecretResolver:
                     Code.UNAVAILABLE, f"could not read {where} ({code or type(error).__name__}); retry"
                 ) from None
             if value is not None:
+                if provider is ssm:  # a miss remembered only with a value found: a secret created
+                    # after a "no credential" answer is used at the next call
+                    self._kept_in_ssm[secret_id] = time.monotonic() + self.source.max_age_seconds
                 # A secret stored from a file (--secret-string file://token.txt) ends with a
                 # newline, which no token, header or key needs.
                 return (value if isinstance(value, str) else value.decode("utf-8")).strip()

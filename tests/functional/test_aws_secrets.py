@@ -185,3 +185,27 @@ def test_a_get_task_reads_its_secrets_from_aws_once(aws_world, monkeypatch):
     assert len(gets) == 3  # A, B, and A again for the outputs
     assert all(kwargs["api_token"] == "once" for kwargs in gets)
     assert read_by_a == 1, f"one GetTask read its secret {read_by_a} times"
+
+
+def test_a_secret_kept_in_ssm_is_not_looked_for_in_secrets_manager_at_every_poll(aws_world, monkeypatch):
+    """Powertools caches only values it found: a secret kept in SSM cost a Secrets Manager
+    GetSecretValue (not found) at every GetTask that read the job. Secrets Manager's miss is now
+    remembered as long as the SSM value found instead is; a secret found nowhere is looked for
+    again at the next call, so one created after the "create the secret" error is used at once."""
+    prefix = f"flyte-ssm-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("SECRETS_PREFIX", prefix)
+    connector = VaultConnector()
+    world = aws_world(connector, status_read_interval_seconds=0.0)
+    world.boto("ssm").put_parameter(Name=f"/{prefix}/{TYPE}/api_token", Value="from-ssm", Type="SecureString")
+    handle = world.create(world.request(TYPE, {}))
+    with world.faults(services=[]) as counts:
+        for _ in range(5):
+            assert world.poll(handle, TYPE).phase == TaskExecution.RUNNING
+        misses = calls_counted(counts, "GetSecretValue")
+    gets = [kwargs for kwargs in connector.kwargs if kwargs["operation"] == "get"]
+    assert len(gets) == 5 and all(kwargs["api_token"] == "from-ssm" for kwargs in gets)
+    # api_password is found nowhere: looked for at each of the 5 polls; api_token's miss, remembered
+    assert misses == 5, f"{misses} Secrets Manager reads in 5 polls"
+    world.boto("secretsmanager").create_secret(Name=f"{prefix}/{TYPE}/api_password", SecretString="made-now")
+    world.poll(handle, TYPE)
+    assert connector.kwargs[-1]["api_password"] == "made-now"  # created after a miss: used at once
