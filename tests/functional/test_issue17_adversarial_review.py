@@ -379,8 +379,12 @@ def test_the_faults_benchmark_polls_with_the_executors_deadline(aws_world):
     started = time.monotonic()
     bench.poll_as_executors(world.server.url, [task], args)  # one poll
     took = time.monotonic() - started
-    assert task.seen_end == {} and took < 10.0, (took, task.seen_end)  # SUCCEEDED after 11 s on 574a285
-    assert sum(task.errors.values()) == 0  # the stored phase, within the deadline
+    # On 574a285 the poll waited 11 s for the slow read and saw SUCCEEDED. Now the client's own 10 s
+    # deadline (EXECUTOR_DEADLINE_MS) is the bound: an answer after it is an error it counts. The
+    # whole call is not timed: on two loaded cores its own overhead passed 10 s once (10.4 s).
+    assert task.seen_end == {}, (took, task.seen_end)
+    assert sum(task.errors.values()) == 0, (took, task.errors)  # the stored phase, within the deadline
+    assert bench.EXECUTOR_DEADLINE_MS == 10_000
 
 
 # -- 10. A store write refused for good was answered as a busy table ------------------------------
