@@ -22,9 +22,16 @@ A connector with events implements, beside ``job_events``:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# DynamoDB's limit on a partition key value, an index's as the table's ("Service, account, and
+# table quotas"): a write whose ``job_key`` is longer is refused whole.
+INDEX_KEY_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -72,17 +79,45 @@ def detail_status(
 
 def job_key_of(connector: Any, resource_meta: Any) -> str | None:
     """The indexed key of the job ``create`` started: the task type, then the connector's key
-    (two connectors on one event source, SageMaker's training and processing jobs, never meet)."""
+    (two connectors on one event source, SageMaker's training and processing jobs, never meet).
+    None, with a warning, when the connector's ``job_key`` fails or its key is one DynamoDB cannot
+    index: the job is started by now and its task is kept without the key (its polls read the
+    job, as a connector's without events do), never lost to a refused write."""
     if connector.job_events is None:
         return None
-    key = connector.job_key(resource_meta)
-    return f"{connector.task_type_name}#{key}" if key else None
+    try:
+        key = connector.job_key(resource_meta)
+    except Exception:
+        logger.exception("%s: job_key failed; the task is kept, not indexed for events", connector.name)
+        return None
+    indexed = _indexed(connector, key)
+    if key and indexed is None:
+        logger.warning(
+            "%s: a job key of %d characters is no DynamoDB index key (over %d bytes, or not UTF-8); "
+            "the task is kept, not indexed for events (its polls read the job)",
+            connector.name,
+            len(str(key)),
+            INDEX_KEY_BYTES,
+        )
+    return indexed
 
 
 def event_job_key(connector: Any, detail: Mapping[str, Any]) -> str | None:
-    """The indexed key an event's detail names for ``connector``'s jobs, as :func:`job_key_of`."""
+    """The indexed key an event's detail names for ``connector``'s jobs, as :func:`job_key_of`
+    (None for a key no task can be indexed by: no query is made for it)."""
     key = connector.job_events.key(detail) if connector.job_events is not None else None
-    return f"{connector.task_type_name}#{key}" if key else None
+    return _indexed(connector, key)
+
+
+def _indexed(connector: Any, key: Any) -> str | None:
+    if not key:
+        return None
+    indexed = f"{connector.task_type_name}#{key}"
+    try:
+        size = len(indexed.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 string DynamoDB would hold
+        return None
+    return indexed if size <= INDEX_KEY_BYTES else None
 
 
 __all__ = ["JobEvents", "detail_field", "detail_status", "event_job_key", "job_key_of"]

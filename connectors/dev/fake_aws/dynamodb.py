@@ -15,14 +15,23 @@ under the lock above, each Query cost time in proportion to the table, and a Cre
 (benchmarks/load.py: 21 calls/s at 10,000 calls, docs/measured.md). The partition's items, sorted
 the same way, are exactly what moto kept, so its answer (order, ``Limit``, ``LastEvaluatedKey``,
 filters, projections: tests/functional/aws/test_fake_aws_dynamodb_query.py) is unchanged.
+
+An UpdateItem that leaves a key attribute of the table or of one of its indexes over DynamoDB's
+key limits (2,048 bytes for a partition key value, 1,024 for a sort key: "Service, account, and
+table quotas") is refused with a ValidationException and changes nothing, as DynamoDB refuses it.
+moto 5.2.6 checks the sizes on PutItem only, so an update wrote an item DynamoDB would not hold
+(tests/functional/test_long_job_keys.py).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import threading
 from typing import Any
 
+from moto.dynamodb.exceptions import HashKeyTooLong, RangeKeyTooLong
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
@@ -86,3 +95,25 @@ def _partition_items(original: Any, self: Table) -> Any:
 
 wraps_method(Table, "query")(_partition_query)
 wraps_method(Table, "all_items")(_partition_items)
+
+
+def _key_sizes_after_update(
+    original: Any, self: DynamoDBBackend, table_name: str, key: Any, *args: Any, **kwargs: Any
+) -> Any:
+    """UpdateItem, refused (the item left as it was) when a table or index key ends up too long."""
+    table = self.get_table(table_name)
+    hash_value, range_value = self.get_keys_value(table, key)
+    before = copy.deepcopy(table.get_item(hash_value, range_value))
+    item = original(self, table_name, key, *args, **kwargs)
+    try:
+        table._validate_key_sizes({name: value.to_json() for name, value in item.attrs.items()})
+    except (HashKeyTooLong, RangeKeyTooLong):
+        if before is None:
+            table.delete_item(hash_value, range_value)
+        else:
+            item.attrs = before.attrs
+        raise
+    return item
+
+
+wraps_method(DynamoDBBackend, "update_item")(_key_sizes_after_update)
