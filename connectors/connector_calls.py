@@ -255,6 +255,14 @@ class ConnectorCalls:
             raise internal(f"connector {connector.name} cannot read this task's stored metadata: {error}") from None
 
 
+def log_connector_failure(
+    connector: AsyncConnector[Any], operation: str, error: BaseException, after: str = ""
+) -> None:
+    """An ERROR line with the connector's failure and its trace, this request's secrets cut."""
+    trace = redact("".join(traceback.format_exception(error)))
+    logger.error("connector %s %s failed%s:\n%s", connector.name, operation, after, trace.rstrip())
+
+
 def _as_connect_error(
     connector: AsyncConnector[Any], operation: str, error: BaseException, timeout: float
 ) -> BaseException:
@@ -269,8 +277,7 @@ def _as_connect_error(
     if isinstance(error, NotImplementedError):
         return unimplemented(f"connector {connector.name} does not implement {operation}")
     if isinstance(error, Exception):
-        trace = redact("".join(traceback.format_exception(error)))
-        logger.error("connector %s %s failed:\n%s", connector.name, operation, trace.rstrip())
+        log_connector_failure(connector, operation, error)
         return internal(redact(readable(redact(f"connector {connector.name} failed to {operation}: {error}"))))
     return error  # CancelledError, KeyboardInterrupt, SystemExit: not the connector's answer
 
@@ -282,6 +289,7 @@ __all__ = [
     "connection_kwargs",
     "invocation_deadline",
     "invocation_seconds_left",
+    "log_connector_failure",
     "redact",
     "request_arrived_at",
     "request_deadline",

@@ -30,7 +30,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from . import caller, literals, task_roles
 from .cancel import REFUSED_CODES, pack_create_request, replay_settle_seconds, request_digest, task_digest
 from .connector import AsyncConnector
-from .connector_calls import connection_kwargs, deadline_passed
+from .connector_calls import connection_kwargs, deadline_passed, log_connector_failure, redact
 from .errors import Code, ConnectError, deadline_exceeded, failed_precondition, internal, invalid_argument, unavailable
 from .job_events import job_key_of
 from .observability import logs
@@ -243,7 +243,7 @@ class Creator:
                 task.record,
                 encoded,
                 TaskExecution.QUEUED,
-                job_key_of(task.connector, meta),  # what the job's state-change events are matched by
+                _job_key(task.connector, meta),  # what the job's state-change events are matched by
             )
         except RecordChanged as changed:
             current = changed.current
@@ -262,8 +262,10 @@ class Creator:
         try:
             encoded = meta.encode()
         except Exception as error:
-            logger.exception("connector %s metadata does not encode", connector.name)
-            raise internal(f"connector {connector.name} returned metadata that does not encode: {error}") from None
+            log_connector_failure(connector, "metadata encode", error)
+            raise internal(
+                redact(f"connector {connector.name} returned metadata that does not encode: {error}")
+            ) from None
         if not isinstance(encoded, bytes):
             raise internal(f"connector {connector.name} encoded its metadata as {type(encoded).__name__}, not bytes")
         self.store.check_metadata_fits(record, encoded)
@@ -387,6 +389,15 @@ def _check_other_attempts(record: TaskRecord, others: Sequence[TaskRecord | Atte
 
 def _execution_fields(key: TaskExecutionKey) -> dict[str, str]:
     return {"org": key.org, "project": key.project, "domain": key.domain, "run": key.run, "action": key.action}
+
+
+def _job_key(connector: AsyncConnector[Any], meta: Any) -> str | None:
+    """The job's indexed key; None when ``job_key`` fails: the job started, so the task is kept."""
+    try:
+        return job_key_of(connector, meta)
+    except Exception as error:
+        log_connector_failure(connector, "job_key", error, after="; the task is kept, not indexed for events")
+        return None
 
 
 __all__ = ["MAX_RETRY_ATTEMPT", "OUTCOME_UNKNOWN", "Creator", "NewTask", "answer_existing"]

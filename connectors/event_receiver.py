@@ -39,6 +39,7 @@ from flyteidl2.core.execution_pb2 import TaskExecution
 from .answers import answer_resource
 from .aws_calls import region
 from .connector import AsyncConnector, Resource
+from .connector_calls import log_connector_failure
 from .job_events import event_job_key
 from .phase import ends_attempt, phase_name
 from .polling import as_told
@@ -95,7 +96,11 @@ class EventReceiver:
         at = event_time(event)
         outcome = "unknown job"
         for connector in connectors:
-            key = event_job_key(connector, detail)
+            try:
+                key = event_job_key(connector, detail)
+            except Exception as error:  # its key function and another remote's job: not this one's event
+                log_connector_failure(connector, "read an event's job key", error)
+                continue
             if key is None:
                 continue
             for record in await self.service.run_store(self.service.store.records_of_job, key):

@@ -80,16 +80,12 @@ def detail_status(
 def job_key_of(connector: Any, resource_meta: Any) -> str | None:
     """The indexed key of the job ``create`` started: the task type, then the connector's key
     (two connectors on one event source, SageMaker's training and processing jobs, never meet).
-    None, with a warning, when the connector's ``job_key`` fails or its key is one DynamoDB cannot
-    index: the job is started by now and its task is kept without the key (its polls read the
-    job, as a connector's without events do), never lost to a refused write."""
+    None, with a warning, for a key DynamoDB cannot index: the job is started by now, and its task
+    is kept without the key (its polls read the job, as a connector's without events do) rather
+    than lost to a refused write. Raises what the connector's ``job_key`` raises."""
     if connector.job_events is None:
         return None
-    try:
-        key = connector.job_key(resource_meta)
-    except Exception:
-        logger.exception("%s: job_key failed; the task is kept, not indexed for events", connector.name)
-        return None
+    key = connector.job_key(resource_meta)
     indexed = _indexed(connector, key)
     if key and indexed is None:
         logger.warning(
@@ -104,7 +100,8 @@ def job_key_of(connector: Any, resource_meta: Any) -> str | None:
 
 def event_job_key(connector: Any, detail: Mapping[str, Any]) -> str | None:
     """The indexed key an event's detail names for ``connector``'s jobs, as :func:`job_key_of`
-    (None for a key no task can be indexed by: no query is made for it)."""
+    (None for a key no task can be indexed by: no query is made for it). Raises what the
+    connector's ``job_events.key`` raises."""
     key = connector.job_events.key(detail) if connector.job_events is not None else None
     return _indexed(connector, key)
 

@@ -30,8 +30,10 @@ import inspect
 import threading
 from typing import Any
 
-from moto.dynamodb.exceptions import HashKeyTooLong, RangeKeyTooLong
+from moto.dynamodb.exceptions import HashKeyTooLong, MockValidationException
+from moto.dynamodb.limits import HASH_KEY_MAX_LENGTH, RANGE_KEY_MAX_LENGTH
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
@@ -100,20 +102,51 @@ wraps_method(Table, "all_items")(_partition_items)
 def _key_sizes_after_update(
     original: Any, self: DynamoDBBackend, table_name: str, key: Any, *args: Any, **kwargs: Any
 ) -> Any:
-    """UpdateItem, refused (the item left as it was) when a table or index key ends up too long."""
+    """UpdateItem, refused (the item left as it was) when a table or index key ends up too long.
+    moto makes a new item before it applies the update; a refused update of one leaves none."""
     table = self.get_table(table_name)
     hash_value, range_value = self.get_keys_value(table, key)
     before = copy.deepcopy(table.get_item(hash_value, range_value))
-    item = original(self, table_name, key, *args, **kwargs)
     try:
-        table._validate_key_sizes({name: value.to_json() for name, value in item.attrs.items()})
-    except (HashKeyTooLong, RangeKeyTooLong):
-        if before is None:
+        item = original(self, table_name, key, *args, **kwargs)
+        _check_key_sizes(table, item.attrs)
+    except Exception:
+        made = table.get_item(hash_value, range_value)
+        if made is not None and before is None:
             table.delete_item(hash_value, range_value)
-        else:
-            item.attrs = before.attrs
+        elif made is not None and before is not None:
+            made.attrs = before.attrs
         raise
     return item
 
 
+def _check_key_sizes(table: Table, attrs: dict[str, Any]) -> None:
+    """DynamoDB's answers: the table's keys as moto words them; an index's as DynamoDB does."""
+    table._validate_key_sizes({name: attrs[name].to_json() for name in table.table_key_attrs if name in attrs})
+    for index in table.global_indexes + table.indexes:
+        for part in index.schema:
+            name, limit = (
+                part["AttributeName"],
+                HASH_KEY_MAX_LENGTH if part["KeyType"] == "HASH" else RANGE_KEY_MAX_LENGTH,
+            )
+            value = attrs.get(name)
+            if value is not None and value.size() > limit:
+                raise MockValidationException(
+                    "One or more parameter values were invalid: Size limit exceeded for Index Key "
+                    f"{name} Actual Size: {value.size()} bytes Max Size: {limit} bytes IndexName: {index.name}"
+                )
+
+
+_BACKEND_QUERY = inspect.signature(DynamoDBBackend.query)
+
+
+def _query_key_size(original: Any, self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+    """Query, refused as DynamoDB refuses it when its partition key value is over the limit."""
+    hash_key = _BACKEND_QUERY.bind(self, *args, **kwargs).arguments.get("hash_key_dict")
+    if hash_key and DynamoType(hash_key).size() > HASH_KEY_MAX_LENGTH:
+        raise HashKeyTooLong
+    return original(self, *args, **kwargs)
+
+
 wraps_method(DynamoDBBackend, "update_item")(_key_sizes_after_update)
+wraps_method(DynamoDBBackend, "query")(_query_key_size)
