@@ -27,7 +27,7 @@ from connectors.observability import metrics
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.relay.errors import error_from_response
-from connectors.relay.metrics import MAX_TASK_TYPES, RelayMetrics
+from connectors.relay.metrics import MAX_REFUSED_TASK_TYPES, MAX_TASK_TYPES, RelayMetrics
 from connectors.relay.retry import RetryPolicy, retry_reason
 from connectors.settings import Settings
 from connectors.store import TaskHandle
@@ -170,21 +170,24 @@ def _table(client) -> str:
 # -- 4. the relay's task-type cap can be filled by refused task types --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left open (low): RelayMetrics admits any task type to its 200 label slots, even ones the API refused (not_found): 200 junk CreateTasks push every real task type into 'other'",
-)
 def test_task_types_the_api_refused_do_not_take_the_label_slots_of_real_ones():
     relay = RelayMetrics()
     for i in range(MAX_TASK_TYPES):
         relay.answered("create", f"junk-{i}", grpc.StatusCode.NOT_FOUND, 0.01)
     relay.answered("create", "echo", None, 0.02)
-    assert (
-        relay.registry.get_sample_value(
-            "flyte_connector_requests_success_total", {"task_type": "echo", "operation": "create"}
-        )
-        == 1
-    )
+    relay.answered("get", "athena_query", grpc.StatusCode.UNAVAILABLE, 0.02)  # a real one failing: its own label
+    sample = relay.registry.get_sample_value
+    assert sample("flyte_connector_requests_success_total", {"task_type": "echo", "operation": "create"}) == 1
+    failure = {"task_type": "athena_query", "operation": "get", "error_code": "unavailable"}
+    assert sample("flyte_connector_requests_failure_total", failure) == 1
+    # the first refused ones keep labels of their own (a task type the executor routes here by
+    # mistake is seen by name); past MAX_REFUSED_TASK_TYPES they are "other"
+    refused = {"operation": "create", "error_code": "not_found"}
+    assert sample("flyte_connector_requests_failure_total", {**refused, "task_type": "junk-0"}) == 1
+    other = sample("flyte_connector_requests_failure_total", {**refused, "task_type": "other"})
+    assert other == MAX_TASK_TYPES - MAX_REFUSED_TASK_TYPES
+    relay.answered("create", "junk-0", None, 0.02)  # deployed since: answered, under its own name still
+    assert sample("flyte_connector_requests_success_total", {"task_type": "junk-0", "operation": "create"}) == 1
 
 
 def test_relay_task_type_labels_stay_bounded():
