@@ -41,13 +41,13 @@ OPERATIONS = {
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 # Anyone who can reach the relay's port chooses the task type it names: past this many distinct
-# ones, further ones are counted as "other", so a caller cannot grow the relay's memory. A task type
-# the API only refused (the codes below: no connector serves it, or the request was not one) takes
-# a slot of a smaller pool of its own, so made-up task types cannot crowd out the real ones.
+# ones, further ones are counted as "other", so a caller cannot grow the relay's memory. Only a
+# task type the API has answered successfully takes one of these slots; one that has only failed
+# so far (refused as no connector's, or failing while the API is throttled or down) takes a slot
+# of a smaller pool of its own: made-up task types never crowd out the real ones.
 MAX_TASK_TYPES = 200
-MAX_REFUSED_TASK_TYPES = 20
+MAX_UNCONFIRMED_TASK_TYPES = 50
 MAX_TASK_TYPE_LENGTH = 100
-REFUSALS = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED})
 
 
 def operation_of(procedure: str) -> str:
@@ -84,8 +84,8 @@ class RelayMetrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
-        self._task_types: set[str] = set()  # answered by the API at least once
-        self._refused: set[str] = set()  # only refused so far
+        self._task_types: set[str] = set()  # answered successfully at least once
+        self._unconfirmed: set[str] = set()  # only failed so far
         self._lock = threading.Lock()
         self.success = Counter(
             f"{PREFIX}requests_success_total",
@@ -120,14 +120,16 @@ class RelayMetrics:
             registry=self.registry,
         )
 
-    def task_type(self, name: str, refused: bool = False) -> str:
-        """``name`` as a label value, or "other" past :data:`MAX_TASK_TYPES` distinct ones (past
-        :data:`MAX_REFUSED_TASK_TYPES` for one the API has only ``refused`` so far)."""
+    def task_type(self, name: str, succeeded: bool = True) -> str:
+        """``name`` as a label value, or "other" past :data:`MAX_TASK_TYPES` distinct ones that
+        ``succeeded`` (past :data:`MAX_UNCONFIRMED_TASK_TYPES` for those that have only failed)."""
         name = name[:MAX_TASK_TYPE_LENGTH]
         with self._lock:
             if name in self._task_types:
                 return name
-            pool, limit = (self._refused, MAX_REFUSED_TASK_TYPES) if refused else (self._task_types, MAX_TASK_TYPES)
+            pool, limit = (
+                (self._task_types, MAX_TASK_TYPES) if succeeded else (self._unconfirmed, MAX_UNCONFIRMED_TASK_TYPES)
+            )
             if name not in pool and len(pool) >= limit:
                 return "other"
             pool.add(name)
@@ -135,7 +137,7 @@ class RelayMetrics:
 
     def answered(self, operation: str, task_type: str, code: grpc.StatusCode | None, seconds: float) -> None:
         """A call answered after ``seconds``: ``code`` None for success, else the gRPC status sent."""
-        task_type = self.task_type(task_type, refused=code in REFUSALS)
+        task_type = self.task_type(task_type, succeeded=code is None)
         self.latency.labels(task_type=task_type, operation=operation).observe(seconds)
         if code is None:
             self.success.labels(task_type=task_type, operation=operation).inc()

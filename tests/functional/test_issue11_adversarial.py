@@ -27,7 +27,7 @@ from connectors.observability import metrics
 from connectors.reaper import reap_abandoned
 from connectors.registry import ConnectorRegistry
 from connectors.relay.errors import error_from_response
-from connectors.relay.metrics import MAX_REFUSED_TASK_TYPES, MAX_TASK_TYPES, RelayMetrics
+from connectors.relay.metrics import MAX_TASK_TYPES, MAX_UNCONFIRMED_TASK_TYPES, RelayMetrics
 from connectors.relay.retry import RetryPolicy, retry_reason
 from connectors.settings import Settings
 from connectors.store import TaskHandle
@@ -172,22 +172,29 @@ def _table(client) -> str:
 
 def test_task_types_the_api_refused_do_not_take_the_label_slots_of_real_ones():
     relay = RelayMetrics()
+    relay.answered("get", "athena_query", grpc.StatusCode.UNAVAILABLE, 0.02)  # real, failing: its own label
     for i in range(MAX_TASK_TYPES):
-        relay.answered("create", f"junk-{i}", grpc.StatusCode.NOT_FOUND, 0.01)
+        code = grpc.StatusCode.NOT_FOUND if i % 2 else grpc.StatusCode.RESOURCE_EXHAUSTED  # refused, or throttled
+        relay.answered("create", f"junk-{i}", code, 0.01)
     relay.answered("create", "echo", None, 0.02)
-    relay.answered("get", "athena_query", grpc.StatusCode.UNAVAILABLE, 0.02)  # a real one failing: its own label
     sample = relay.registry.get_sample_value
     assert sample("flyte_connector_requests_success_total", {"task_type": "echo", "operation": "create"}) == 1
     failure = {"task_type": "athena_query", "operation": "get", "error_code": "unavailable"}
     assert sample("flyte_connector_requests_failure_total", failure) == 1
-    # the first refused ones keep labels of their own (a task type the executor routes here by
-    # mistake is seen by name); past MAX_REFUSED_TASK_TYPES they are "other"
+    # the first ones that only failed keep labels of their own (a task type an executor routes here
+    # by mistake is seen by name); past MAX_UNCONFIRMED_TASK_TYPES they are "other"
     refused = {"operation": "create", "error_code": "not_found"}
-    assert sample("flyte_connector_requests_failure_total", {**refused, "task_type": "junk-0"}) == 1
-    other = sample("flyte_connector_requests_failure_total", {**refused, "task_type": "other"})
-    assert other == MAX_TASK_TYPES - MAX_REFUSED_TASK_TYPES
-    relay.answered("create", "junk-0", None, 0.02)  # deployed since: answered, under its own name still
-    assert sample("flyte_connector_requests_success_total", {"task_type": "junk-0", "operation": "create"}) == 1
+    assert sample("flyte_connector_requests_failure_total", {**refused, "task_type": "junk-1"}) == 1
+    others = sum(
+        sample("flyte_connector_requests_failure_total", {**refused, "error_code": code, "task_type": "other"}) or 0
+        for code in ("not_found", "resource_exhausted")
+    )
+    assert others == MAX_TASK_TYPES - (MAX_UNCONFIRMED_TASK_TYPES - 1)
+    relay.answered("create", "junk-1", None, 0.02)  # deployed since: answered, under its own name still
+    assert sample("flyte_connector_requests_success_total", {"task_type": "junk-1", "operation": "create"}) == 1
+    for i in range(MAX_TASK_TYPES - 2):  # real ones, answered: the slots are theirs
+        relay.answered("get", f"real-{i}", None, 0.01)
+    assert sample("flyte_connector_requests_success_total", {"task_type": f"real-{i}", "operation": "get"}) == 1
 
 
 def test_relay_task_type_labels_stay_bounded():

@@ -382,8 +382,8 @@ def test_a_caller_cannot_grow_the_metrics_without_bound(gateway, api):
             )
         families = {f.name: f for f in text_string_to_metric_families(relay.scrape())}
         task_types = {s.labels["task_type"] for s in families["flyte_connector_requests_failure"].samples}
-        # the API refused every one (no connector serves them): they share the refused pool
-        assert len(task_types) == relay_metrics.MAX_REFUSED_TASK_TYPES + 1 and "other" in task_types
+        # the API refused every one (no connector serves them): they share the pool of the unconfirmed
+        assert len(task_types) == relay_metrics.MAX_UNCONFIRMED_TASK_TYPES + 1 and "other" in task_types
 
 
 def test_the_backoff_is_full_jitter_within_the_deadline():
