@@ -47,6 +47,27 @@ def make_table(client: Any, prefix: str = "tasks") -> str:
     return name
 
 
+def make_indexed_table(client: Any, prefix: str, index_key: str, sort_key: str | None = None) -> str:
+    """A table keyed ``pk`` (string; and ``sort_key``, a number, when named) with a keys-only
+    global index ``by-<index_key>`` on the string ``index_key``."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    keys = [("pk", "S", "HASH")] + ([(sort_key, "N", "RANGE")] if sort_key else [])
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t, _ in [*keys, (index_key, "S", "")]],
+        KeySchema=[{"AttributeName": a, "KeyType": k} for a, _, k in keys],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": f"by-{index_key}",
+                "KeySchema": [{"AttributeName": index_key, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    return name
+
+
 @pytest.fixture(scope="module")
 def table_name(dynamodb_client: Any) -> str:
     return make_table(dynamodb_client)

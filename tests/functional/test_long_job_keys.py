@@ -29,6 +29,7 @@ from connectors.aws_calls import region
 from connectors.event_queue import receive_records
 from connectors.event_receiver import EventReceiver
 from connectors.job_events import INDEX_KEY_BYTES, JobEvents, event_job_key, job_key_of
+from tests.conftest import make_indexed_table
 from tests.functional.test_iam_matches_calls import EventedConnector, EventedMeta
 
 LONG = "j" * 3000
@@ -39,24 +40,7 @@ LONG = "j" * 3000
 
 @pytest.fixture(scope="module")
 def indexed(dynamodb_client: Any) -> str:
-    name = f"keys-{uuid.uuid4().hex[:8]}"
-    dynamodb_client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "job", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-job",
-                "KeySchema": [{"AttributeName": "job", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-    )
-    return name
+    return make_indexed_table(dynamodb_client, "keys", "job")
 
 
 @pytest.mark.parametrize("exists", [True, False], ids=["existing item", "new item"])

@@ -12,32 +12,16 @@ reads the index.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
+from tests.conftest import make_indexed_table
+
 
 @pytest.fixture(scope="module")
 def table(dynamodb_client: Any) -> str:
-    name = f"query-{uuid.uuid4().hex[:8]}"
-    dynamodb_client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-            {"AttributeName": "colour", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-colour",
-                "KeySchema": [{"AttributeName": "colour", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-    )
+    name = make_indexed_table(dynamodb_client, "query", "colour", sort_key="sk")
     for p in range(12):
         for s in (3, 1, 2, 10):  # stored out of order
             item = {"pk": {"S": f"p{p}"}, "sk": {"N": str(s)}, "n": {"N": str(p * 100 + s)}}
